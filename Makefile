@@ -1,0 +1,57 @@
+# Kestrel: eBPF host sensor for GPU inference nodes.
+# Every target documents itself: `make help`.
+
+GO        ?= go
+BIN       := bin/sensor
+CONFIG    ?= deploy/sensor.yaml
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+GOTEST    ?= $(GO) test
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build bin/sensor (needs no clang: BPF objects are committed).
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sensor
+
+.PHONY: run
+run: build ## Run the sensor in the foreground with --tail and the default config (needs root).
+	@if [ "$$(id -u)" != 0 ]; then echo "make run needs root (eBPF): try 'sudo make run'"; exit 1; fi
+	./$(BIN) --tail --config $(CONFIG)
+
+.PHONY: test
+test: ## Run every test; eBPF and scenario tests run for real as root.
+	$(GOTEST) -count=1 -timeout 30m ./...
+
+.PHONY: bench
+bench: build ## Run the overhead storms (none / empty programs / sensor) and the pipeline benchmarks.
+	$(GOTEST) -run '^$$' -bench . -benchmem -count 1 ./internal/...
+	$(GO) run ./cmd/sensorbench
+
+.PHONY: generate
+generate: ## Rebuild generated code: bpf2go objects and bindings, vmlinux.h, protobuf (needs clang, bpftool, protoc).
+	$(GO) generate ./...
+
+.PHONY: check-generated
+check-generated: ## Fail if generated code is not what `make generate` produces.
+	@$(MAKE) --no-print-directory generate
+	@git diff --exit-code --stat -- bpf proto internal || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- bpf proto internal)" || { git status --porcelain -- bpf proto internal; echo "generate left untracked files"; exit 1; }
+
+.PHONY: lint
+lint: ## gofmt, go vet and staticcheck.
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "run gofmt -w"; exit 1; }
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./... 2>/dev/null || $(GO) run honnef.co/go/tools/cmd/staticcheck@2026.1 ./...
+
+.PHONY: fuzz
+fuzz: ## Fuzz the parsers for FUZZTIME each (default 30s).
+	$(GO) test ./internal/runtime/... -run '^$$' -fuzz FuzzCgroupPath -fuzztime $${FUZZTIME:-30s}
+
+.PHONY: clean
+clean: ## Remove build outputs.
+	rm -rf bin

@@ -1,0 +1,124 @@
+// Package config parses and validates the sensor's YAML configuration.
+//
+// Parsing is pure: it needs no root and touches no kernel state, so every
+// knob can be tested on its own. Unknown keys and bad values are errors that
+// name the key, never silently ignored.
+//
+// Each section lives in its own file (capture.go, context.go, gpu.go,
+// detect.go, export.go) with its defaults and its validation.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole sensor configuration.
+type Config struct {
+	// LogLevel is debug, info, warn or error.
+	LogLevel string        `yaml:"log_level"`
+	Capture  CaptureConfig `yaml:"capture"`
+	Context  ContextConfig `yaml:"context"`
+	GPU      GPUConfig     `yaml:"gpu"`
+	Detect   DetectConfig  `yaml:"detect"`
+	Export   ExportConfig  `yaml:"export"`
+}
+
+// Default returns the built-in configuration. It is what the sensor runs
+// with when no --config is given, and the base a config file overrides.
+func Default() *Config {
+	return &Config{
+		LogLevel: "info",
+		Capture:  defaultCapture(),
+		Context:  defaultContext(),
+		GPU:      defaultGPU(),
+		Detect:   defaultDetect(),
+		Export:   defaultExport(),
+	}
+}
+
+// Load reads and validates the file at path, on top of Default.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open config: %w", err)
+	}
+	defer f.Close()
+	cfg, err := Parse(f)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes YAML from r on top of Default and validates the result.
+// Unknown keys are rejected.
+func Parse(r io.Reader) (*Config, error) {
+	data, err := io.ReadAll(io.LimitReader(r, 4<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	cfg := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// Validate checks every section and returns the first problem, naming the key.
+func (c *Config) Validate() error {
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log_level: %q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	for _, s := range []struct {
+		name string
+		fn   func() error
+	}{
+		{"capture", c.Capture.validate},
+		{"context", c.Context.validate},
+		{"gpu", c.GPU.validate},
+		{"detect", c.Detect.validate},
+		{"export", c.Export.validate},
+	} {
+		if err := s.fn(); err != nil {
+			return fmt.Errorf("%s.%w", s.name, err)
+		}
+	}
+	return nil
+}
+
+// Duration is a time.Duration that reads "5m" or "1.5s" from YAML.
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("line %d: want a duration like \"5s\"", n.Line)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (want e.g. \"500ms\", \"5m\")", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration as a string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }

@@ -1,0 +1,365 @@
+// Package event is the one vocabulary every stage of the sensor speaks: the
+// typed events decoded from the kernel, the context joined onto them, and the
+// findings produced by rules.
+//
+// It imports nothing of ours, so that runtime, gpu, detect and export can all
+// depend on it without depending on each other.
+//
+// Ownership: a *Process and a *Container hung off an Event are immutable
+// snapshots shared between events; stages must not modify them. Copy first.
+package event
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Kind says which payload of an Event is meaningful.
+type Kind uint8
+
+// Event kinds. The string forms (see Kind.String) are the "kind" field of the
+// JSON contract in DESIGN.md §6 and must not change.
+const (
+	KindInvalid Kind = iota
+	KindExec
+	KindFork
+	KindExit
+	KindOpen
+	KindConnect
+	KindEgress
+	KindSyscall // mount, setns, unshare, ptrace, module load, bpf, memfd, rename, unlink, dup onto stdio ...
+	KindGPU
+	KindFinding
+	KindLost
+	KindStatus
+	kindMax
+)
+
+var kindNames = [...]string{
+	KindInvalid: "invalid",
+	KindExec:    "exec",
+	KindFork:    "fork",
+	KindExit:    "exit",
+	KindOpen:    "open",
+	KindConnect: "connect",
+	KindEgress:  "egress",
+	KindSyscall: "syscall",
+	KindGPU:     "gpu",
+	KindFinding: "finding",
+	KindLost:    "lost",
+	KindStatus:  "status",
+}
+
+// String returns the contract name of k.
+func (k Kind) String() string {
+	if k >= kindMax {
+		return "invalid"
+	}
+	return kindNames[k]
+}
+
+// ParseKind returns the Kind named s, or false.
+func ParseKind(s string) (Kind, bool) {
+	for k, n := range kindNames {
+		if n == s && Kind(k) != KindInvalid {
+			return Kind(k), true
+		}
+	}
+	return KindInvalid, false
+}
+
+// Event is one thing the sensor saw or concluded. Exactly one of the payload
+// fields matching Kind is set; the others are nil.
+type Event struct {
+	Kind Kind
+	Time time.Time
+	// Seq is assigned by the export ring; zero before that.
+	Seq uint64
+
+	// Process is the acting process, enriched with lineage; never nil after
+	// enrichment (an unknown process has only PID and Comm filled).
+	Process *Process
+	// Container is nil for host processes.
+	Container *Container
+
+	File    *File
+	Net     *Net
+	Sys     *Syscall
+	GPU     *GPU
+	Exit    *Exit
+	Finding *Finding
+	Lost    *Lost
+	Status  *Status
+}
+
+// Namespaces holds namespace inode numbers.
+type Namespaces struct {
+	Mnt, PID, Net, User, UTS, IPC, Cgroup uint32
+}
+
+// Ancestor is one step of a process lineage.
+type Ancestor struct {
+	PID uint32 `json:"pid"`
+	Exe string `json:"exe"`
+}
+
+// EnvVar is one captured environment variable. Only names on the capture
+// allowlist are kept; Value is truncated, and replaced by "sha256:<hex>" where
+// the name looks like a secret (tokens, keys, passwords).
+type EnvVar struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Process describes the acting process at the time of the event.
+type Process struct {
+	PID  uint32 // tgid
+	TID  uint32
+	PPID uint32 // current parent tgid
+	// ForkParent is the tgid that forked this process: it survives
+	// re-parenting, which is why rules use it for lineage.
+	ForkParent uint32
+	UID, EUID  uint32
+	Comm       string
+	Exe        string
+	Args       []string
+	Cwd        string
+	Env        []EnvVar
+	// StartTime is when the process (tgid) started.
+	StartTime time.Time
+	// ExecTime is when the current image was exec'd.
+	ExecTime  time.Time
+	CgroupID  uint64
+	NS        Namespaces
+	CapEff    uint64
+	CapPrm    uint64
+	TTY       bool
+	Ancestors []Ancestor
+	// GPUOwner is true once NVML has listed this process as using a GPU.
+	GPUOwner bool
+	// ExeMemfd is true when the executable is a memfd (fileless execution).
+	ExeMemfd bool
+}
+
+// Container is the runtime context of a process that is not on the host.
+type Container struct {
+	ID         string // full id; "unknown" if the layout matched but no id was found
+	Runtime    string // containerd, cri-o, docker, podman, or "unknown"
+	CgroupPath string
+	PodUID     string
+	Pod        string
+	Namespace  string
+	Name       string
+	Image      string
+	Labels     map[string]string
+	// GPUs holds the GPU UUIDs assigned to this container (kubelet PodResources).
+	GPUs []string
+	// StartTime is when the sensor first saw a process of this container.
+	StartTime time.Time
+}
+
+// Unknown is what context fields say when they cannot be resolved. It is never
+// the empty string, so consumers can tell "not resolved" from "not set".
+const Unknown = "unknown"
+
+// PathSource tells where an absolute path came from.
+type PathSource uint8
+
+const (
+	// PathAsPassed means the raw path was already absolute.
+	PathAsPassed PathSource = iota
+	// PathKernel means the kernel resolved it (cwd or dirfd walk in BPF).
+	PathKernel
+	// PathUser means user space joined the raw path to a cwd or dirfd it read
+	// from /proc.
+	PathUser
+	// PathUnresolved means the relative path could not be resolved.
+	PathUnresolved
+)
+
+func (s PathSource) String() string {
+	switch s {
+	case PathAsPassed:
+		return "as_passed"
+	case PathKernel:
+		return "kernel"
+	case PathUser:
+		return "user"
+	}
+	return "unresolved"
+}
+
+// File is the payload of an open (or of a file-related syscall).
+type File struct {
+	Path       string // absolute
+	RawPath    string // as passed to the syscall
+	PathSource PathSource
+	Flags      uint32
+	Mode       uint32
+	// Result is the fd on success or -errno on failure.
+	Result int32
+	Size   int64 // -1 when unknown
+	Inode  uint64
+	Dev    uint64
+	// Syscall names the call: open, openat, openat2, creat.
+	Syscall string
+}
+
+// Open flag bits (asm-generic, as on x86-64 and arm64).
+const (
+	OAccMode  = 0x3
+	ORdonly   = 0x0
+	OWronly   = 0x1
+	ORdwr     = 0x2
+	OCreat    = 0x40
+	OTrunc    = 0x200
+	OAppend   = 0x400
+	ODirectry = 0x10000
+)
+
+// IsWrite reports whether flags open for writing, creating or truncating.
+func (f *File) IsWrite() bool {
+	return f.Flags&OAccMode != ORdonly || f.Flags&(OCreat|OTrunc|OAppend) != 0
+}
+
+// IsRead reports whether flags open for reading.
+func (f *File) IsRead() bool {
+	m := f.Flags & OAccMode
+	return m == ORdonly || m == ORdwr
+}
+
+// Net class values.
+const (
+	ClassLoopback = "loopback"
+	ClassNode     = "node"
+	ClassPod      = "pod"
+	ClassMetadata = "metadata"
+	ClassExternal = "external"
+	ClassUnix     = "unix"
+)
+
+// Net is the payload of connect and egress events.
+type Net struct {
+	Protocol string // tcp, udp, unix
+	SAddr    netip.Addr
+	SPort    uint16
+	DAddr    netip.Addr
+	DPort    uint16
+	// UnixPath is the sun_path of an AF_UNIX connect ("@name" for abstract).
+	UnixPath string
+	Class    string
+	Cookie   uint64
+	// BytesSent is cumulative for the socket (egress events).
+	BytesSent uint64
+	// Closed is set on the final egress report of a socket.
+	Closed bool
+	// Result is 0 or -errno for connects whose outcome is known.
+	Result int32
+	// Fd is the socket's descriptor in the caller, or -1.
+	Fd int32
+}
+
+// Syscall is the payload of the escape-primitive syscalls.
+type Syscall struct {
+	Name   string // mount, umount, setns, unshare, ptrace, process_vm_readv, init_module, finit_module, bpf, memfd_create, rename, unlink, link, symlink, dup, pivot_root, chroot, mknod, kill
+	Ret    int64
+	Flags  uint64 // clone flags, mount flags, nstype, ptrace request, bpf cmd ...
+	Target uint32 // target pid for ptrace, process_vm_*, kill; 0 if none
+	// Path and Path2 are the path arguments (mount source/target, old/new name).
+	Path, Path2 string
+	// Arg is a short string argument: fs type, memfd name, module params.
+	Arg string
+	// Fd and Fd2 are descriptor arguments (setns fd, dup old/new).
+	Fd, Fd2 int32
+	// NSInode is the namespace inode behind a setns fd, when known.
+	NSInode uint32
+	// FdIsSocket is set for dup onto stdio when the old fd is a socket.
+	FdIsSocket bool
+}
+
+// Exit is the payload of exit events.
+type Exit struct {
+	Code   int32
+	Signal int32
+}
+
+// GPU change values.
+const (
+	GPUStart  = "start"
+	GPUStop   = "stop"
+	GPUUpdate = "update"
+)
+
+// GPU is the payload of gpu events: a change in which process holds memory on
+// which GPU.
+type GPU struct {
+	Change    string
+	UUID      string
+	Index     int
+	MIG       string // MIG instance UUID or "" when MIG is off
+	Name      string
+	PID       uint32 // host tgid
+	UsedBytes uint64
+}
+
+// Severity orders findings. Higher is worse.
+type Severity uint8
+
+const (
+	SevInfo Severity = iota + 1
+	SevLow
+	SevMedium
+	SevHigh
+	SevCritical
+)
+
+var sevNames = [...]string{"", "info", "low", "medium", "high", "critical"}
+
+func (s Severity) String() string {
+	if int(s) < len(sevNames) && s > 0 {
+		return sevNames[s]
+	}
+	return "invalid"
+}
+
+// ParseSeverity parses "info" .. "critical".
+func ParseSeverity(s string) (Severity, bool) {
+	for i, n := range sevNames {
+		if n != "" && n == s {
+			return Severity(i), true
+		}
+	}
+	return 0, false
+}
+
+// Finding is what a rule concluded. Process and Container on the enclosing
+// Event are the actor's.
+type Finding struct {
+	Rule        string
+	Title       string
+	Severity    Severity
+	MITRE       []string
+	Description string
+	// Explanation is one sentence naming the concrete thing seen.
+	Explanation string
+	// Count is how many occurrences this finding stands for (aggregated bursts).
+	Count int
+	// Evidence holds the triggering events (immutable snapshots).
+	Evidence []*Event
+	// Attrs carries rule-specific facts (model files, bytes, destination).
+	Attrs map[string]string
+}
+
+// Lost reports events dropped somewhere on the way.
+type Lost struct {
+	Source string // e.g. "kernel_ringbuf", "decoder", "queue", "ring_overwrite", "subscriber"
+	Count  uint64
+}
+
+// Status reports sensor state (the first line of --tail, periodic health).
+type Status struct {
+	Ready    bool
+	Message  string
+	Programs []string
+	Fields   map[string]string
+}

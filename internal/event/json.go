@@ -1,0 +1,250 @@
+package event
+
+import (
+	"encoding/json"
+	"strconv"
+)
+
+// The JSON contract of DESIGN.md §6. These mirror types keep the wire names in
+// one place; Event itself carries no tags so the hot path stays free of them.
+
+type jsonProcess struct {
+	PID       uint32     `json:"pid"`
+	PPID      uint32     `json:"ppid"`
+	TID       uint32     `json:"tid,omitempty"`
+	Comm      string     `json:"comm"`
+	Exe       string     `json:"exe"`
+	Args      []string   `json:"args"`
+	UID       uint32     `json:"uid"`
+	EUID      uint32     `json:"euid"`
+	Cwd       string     `json:"cwd,omitempty"`
+	StartTime string     `json:"start_time,omitempty"`
+	CgroupID  uint64     `json:"cgroup_id,omitempty"`
+	CapEff    string     `json:"cap_eff,omitempty"`
+	TTY       bool       `json:"tty,omitempty"`
+	GPUOwner  bool       `json:"gpu_owner,omitempty"`
+	Env       []EnvVar   `json:"env,omitempty"`
+	Ancestors []Ancestor `json:"ancestors"`
+}
+
+type jsonContainer struct {
+	ID         string            `json:"id"`
+	Runtime    string            `json:"runtime"`
+	Pod        string            `json:"pod"`
+	Namespace  string            `json:"namespace"`
+	PodUID     string            `json:"pod_uid"`
+	Name       string            `json:"name,omitempty"`
+	Image      string            `json:"image,omitempty"`
+	CgroupPath string            `json:"cgroup_path,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	GPUs       []string          `json:"gpus,omitempty"`
+}
+
+type jsonFile struct {
+	Path       string `json:"path"`
+	RawPath    string `json:"raw_path"`
+	PathSource string `json:"path_source"`
+	Flags      uint32 `json:"flags"`
+	FlagNames  string `json:"flag_names"`
+	Mode       uint32 `json:"mode,omitempty"`
+	Result     int32  `json:"result"`
+	Syscall    string `json:"syscall,omitempty"`
+	Size       *int64 `json:"size,omitempty"`
+}
+
+type jsonNet struct {
+	Protocol  string `json:"protocol"`
+	SAddr     string `json:"saddr,omitempty"`
+	SPort     uint16 `json:"sport"`
+	DAddr     string `json:"daddr,omitempty"`
+	DPort     uint16 `json:"dport"`
+	UnixPath  string `json:"unix_path,omitempty"`
+	Class     string `json:"class"`
+	Cookie    uint64 `json:"cookie,omitempty"`
+	BytesSent uint64 `json:"bytes_sent"`
+	Closed    bool   `json:"closed,omitempty"`
+	Result    int32  `json:"result,omitempty"`
+}
+
+type jsonSys struct {
+	Name       string `json:"name"`
+	Ret        int64  `json:"ret"`
+	Flags      uint64 `json:"flags,omitempty"`
+	Target     uint32 `json:"target,omitempty"`
+	Path       string `json:"path,omitempty"`
+	Path2      string `json:"path2,omitempty"`
+	Arg        string `json:"arg,omitempty"`
+	Fd         int32  `json:"fd"`
+	Fd2        int32  `json:"fd2,omitempty"`
+	NSInode    uint32 `json:"ns_inode,omitempty"`
+	FdIsSocket bool   `json:"fd_is_socket,omitempty"`
+}
+
+type jsonGPU struct {
+	Change    string `json:"change"`
+	UUID      string `json:"uuid"`
+	Index     int    `json:"index"`
+	MIG       string `json:"mig,omitempty"`
+	Name      string `json:"name,omitempty"`
+	PID       uint32 `json:"pid"`
+	UsedBytes uint64 `json:"used_bytes"`
+}
+
+type jsonEvent struct {
+	Kind      string         `json:"kind"`
+	Time      string         `json:"time"`
+	Seq       uint64         `json:"seq,omitempty"`
+	Process   *jsonProcess   `json:"process"`
+	Container *jsonContainer `json:"container"`
+	File      *jsonFile      `json:"file,omitempty"`
+	Net       *jsonNet       `json:"net,omitempty"`
+	Sys       *jsonSys       `json:"syscall,omitempty"`
+	GPU       *jsonGPU       `json:"gpu,omitempty"`
+	Exit      *Exit          `json:"exit,omitempty"`
+	// Finding fields are flattened onto the line, as the contract says.
+	Rule        string            `json:"rule,omitempty"`
+	Severity    string            `json:"severity,omitempty"`
+	Title       string            `json:"title,omitempty"`
+	MITRE       []string          `json:"mitre,omitempty"`
+	Explanation string            `json:"explanation,omitempty"`
+	Description string            `json:"description,omitempty"`
+	Count       int               `json:"count,omitempty"`
+	Attrs       map[string]string `json:"attrs,omitempty"`
+	Evidence    []*jsonEvent      `json:"evidence,omitempty"`
+	// Lost and status.
+	Source   string            `json:"source,omitempty"`
+	Lost     uint64            `json:"count_lost,omitempty"`
+	Ready    *bool             `json:"ready,omitempty"`
+	Message  string            `json:"message,omitempty"`
+	Programs []string          `json:"programs,omitempty"`
+	Fields   map[string]string `json:"fields,omitempty"`
+}
+
+// TimeFormat is RFC 3339 with nanoseconds, as the contract requires.
+const TimeFormat = "2006-01-02T15:04:05.000000000Z07:00"
+
+// MarshalJSON renders e in the --tail -o json contract (DESIGN.md §6).
+func (e *Event) MarshalJSON() ([]byte, error) {
+	return json.Marshal(toJSON(e, 0))
+}
+
+func toJSON(e *Event, depth int) *jsonEvent {
+	j := &jsonEvent{
+		Kind: e.Kind.String(),
+		Time: e.Time.UTC().Format(TimeFormat),
+		Seq:  e.Seq,
+	}
+	if p := e.Process; p != nil {
+		jp := &jsonProcess{
+			PID: p.PID, PPID: p.PPID, Comm: p.Comm, Exe: p.Exe, Args: p.Args,
+			UID: p.UID, EUID: p.EUID, Cwd: p.Cwd, CgroupID: p.CgroupID, TTY: p.TTY,
+			GPUOwner: p.GPUOwner, Env: p.Env, Ancestors: p.Ancestors,
+		}
+		if p.TID != p.PID {
+			jp.TID = p.TID
+		}
+		if !p.StartTime.IsZero() {
+			jp.StartTime = p.StartTime.UTC().Format(TimeFormat)
+		}
+		if p.CapEff != 0 {
+			jp.CapEff = "0x" + strconv.FormatUint(p.CapEff, 16)
+		}
+		if jp.Args == nil {
+			jp.Args = []string{}
+		}
+		if jp.Ancestors == nil {
+			jp.Ancestors = []Ancestor{}
+		}
+		j.Process = jp
+	}
+	if c := e.Container; c != nil {
+		j.Container = &jsonContainer{
+			ID: c.ID, Runtime: c.Runtime, Pod: orUnknown(c.Pod), Namespace: orUnknown(c.Namespace),
+			PodUID: orUnknown(c.PodUID), Name: c.Name, Image: c.Image, CgroupPath: c.CgroupPath,
+			Labels: c.Labels, GPUs: c.GPUs,
+		}
+	}
+	if f := e.File; f != nil {
+		jf := &jsonFile{Path: f.Path, RawPath: f.RawPath, PathSource: f.PathSource.String(), Flags: f.Flags,
+			FlagNames: OpenFlagString(f.Flags), Mode: f.Mode, Result: f.Result, Syscall: f.Syscall}
+		if f.Size >= 0 {
+			sz := f.Size
+			jf.Size = &sz
+		}
+		j.File = jf
+	}
+	if n := e.Net; n != nil {
+		jn := &jsonNet{Protocol: n.Protocol, SPort: n.SPort, DPort: n.DPort, UnixPath: n.UnixPath,
+			Class: n.Class, Cookie: n.Cookie, BytesSent: n.BytesSent, Closed: n.Closed, Result: n.Result}
+		if n.SAddr.IsValid() {
+			jn.SAddr = n.SAddr.String()
+		}
+		if n.DAddr.IsValid() {
+			jn.DAddr = n.DAddr.String()
+		}
+		j.Net = jn
+	}
+	if s := e.Sys; s != nil {
+		j.Sys = &jsonSys{Name: s.Name, Ret: s.Ret, Flags: s.Flags, Target: s.Target, Path: s.Path, Path2: s.Path2,
+			Arg: s.Arg, Fd: s.Fd, Fd2: s.Fd2, NSInode: s.NSInode, FdIsSocket: s.FdIsSocket}
+	}
+	if g := e.GPU; g != nil {
+		j.GPU = &jsonGPU{Change: g.Change, UUID: g.UUID, Index: g.Index, MIG: g.MIG, Name: g.Name, PID: g.PID, UsedBytes: g.UsedBytes}
+	}
+	j.Exit = e.Exit
+	if f := e.Finding; f != nil {
+		j.Rule, j.Severity, j.Title, j.MITRE = f.Rule, f.Severity.String(), f.Title, f.MITRE
+		j.Explanation, j.Description, j.Count, j.Attrs = f.Explanation, f.Description, f.Count, f.Attrs
+		if depth == 0 {
+			for _, ev := range f.Evidence {
+				j.Evidence = append(j.Evidence, toJSON(ev, depth+1))
+			}
+		}
+	}
+	if l := e.Lost; l != nil {
+		j.Source, j.Lost = l.Source, l.Count
+	}
+	if s := e.Status; s != nil {
+		r := s.Ready
+		j.Ready, j.Message, j.Programs, j.Fields = &r, s.Message, s.Programs, s.Fields
+	}
+	return j
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return Unknown
+	}
+	return s
+}
+
+var openFlagNames = []struct {
+	bit  uint32
+	name string
+}{
+	{OCreat, "O_CREAT"}, {0x80, "O_EXCL"}, {0x100, "O_NOCTTY"}, {OTrunc, "O_TRUNC"}, {OAppend, "O_APPEND"},
+	{0x800, "O_NONBLOCK"}, {0x1000, "O_DSYNC"}, {0x4000, "O_DIRECT"}, {ODirectry, "O_DIRECTORY"},
+	{0x20000, "O_NOFOLLOW"}, {0x40000, "O_NOATIME"}, {0x80000, "O_CLOEXEC"}, {0x200000, "O_PATH"}, {0x400000, "O_TMPFILE"},
+}
+
+// OpenFlagString renders open(2) flags as "O_RDONLY|O_CLOEXEC".
+func OpenFlagString(flags uint32) string {
+	var b []byte
+	switch flags & OAccMode {
+	case ORdonly:
+		b = append(b, "O_RDONLY"...)
+	case OWronly:
+		b = append(b, "O_WRONLY"...)
+	case ORdwr:
+		b = append(b, "O_RDWR"...)
+	default:
+		b = append(b, "O_ACCMODE"...)
+	}
+	for _, f := range openFlagNames {
+		if flags&f.bit == f.bit {
+			b = append(b, '|')
+			b = append(b, f.name...)
+		}
+	}
+	return string(b)
+}
