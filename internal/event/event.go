@@ -362,4 +362,57 @@ type Status struct {
 	Message  string
 	Programs []string
 	Fields   map[string]string
+	// Counters holds named counters: events and drops per source, ring fill.
+	Counters map[string]uint64
+}
+
+// Inventory is the runtime AI bill of materials of one node: which GPU is
+// owned by which process, container and pod, which model files those loaded,
+// and which egress peers they talked to.
+type Inventory struct {
+	Node string
+	Time time.Time
+	GPUs []InventoryGPU
+	// Unowned lists model files loaded by processes that own no GPU.
+	Unowned []InventoryOwner
+}
+
+// InventoryGPU is one GPU (or MIG instance) and its owners.
+type InventoryGPU struct {
+	UUID   string
+	Index  int
+	Name   string
+	MIG    string
+	Owners []InventoryOwner
+}
+
+// InventoryOwner is one process holding GPU memory, with what it loaded and
+// where it sent bytes.
+type InventoryOwner struct {
+	Process   *Process
+	Container *Container
+	UsedBytes uint64
+	Models    []ModelFile
+	Peers     []Peer
+}
+
+// ModelFile is a model artifact known to the model registry.
+type ModelFile struct {
+	Path  string
+	Size  int64
+	Inode uint64
+	Dev   uint64
+	// SHA256 is hex, or "" while the background hash is pending.
+	SHA256      string
+	FirstLoader uint32
+	FirstSeen   time.Time
+}
+
+// Peer is an egress destination and the bytes sent to it.
+type Peer struct {
+	Addr      netip.Addr
+	Port      uint16
+	Protocol  string
+	Class     string
+	BytesSent uint64
 }
