@@ -1,0 +1,144 @@
+package pipeline
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kestrel-sec/kestrel/internal/event"
+)
+
+type tagEnricher struct{}
+
+func (tagEnricher) Enrich(ev *event.Event) {
+	if ev.Process == nil {
+		ev.Process = &event.Process{Comm: "enriched"}
+	}
+}
+
+// openDetector turns every open into a finding.
+type openDetector struct{ flushed int }
+
+func (d *openDetector) Process(ev *event.Event, emit func(*event.Event)) {
+	if ev.Kind == event.KindOpen {
+		emit(&event.Event{Kind: event.KindFinding, Time: ev.Time, Process: ev.Process,
+			Finding: &event.Finding{Rule: "T-1", Evidence: []*event.Event{ev}}})
+	}
+}
+func (d *openDetector) Flush(time.Time, func(*event.Event)) { d.flushed++ }
+
+type collector struct {
+	mu  sync.Mutex
+	evs []*event.Event
+}
+
+func (c *collector) sink(ev *event.Event) {
+	c.mu.Lock()
+	c.evs = append(c.evs, ev)
+	c.mu.Unlock()
+}
+
+func (c *collector) kinds() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, e := range c.evs {
+		out = append(out, e.Kind.String())
+	}
+	return out
+}
+
+func TestPipelineOrderEnrichAndFindings(t *testing.T) {
+	src := SourceFunc(func(ctx context.Context, emit func(*event.Event)) error {
+		emit(&event.Event{Kind: event.KindExec})
+		emit(&event.Event{Kind: event.KindOpen, File: &event.File{Path: "/m.safetensors"}})
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	var c collector
+	det := &openDetector{}
+	p := New([]Source{src}, tagEnricher{}, det, []Sink{c.sink}, &Options{FlushInterval: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- p.Run(ctx) }()
+	waitFor(t, func() bool { return len(c.kinds()) >= 3 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	got := c.kinds()
+	want := []string{"exec", "open", "finding"}
+	if len(got) != len(want) {
+		t.Fatalf("got %v; want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("got %v; want %v", got, want)
+		}
+	}
+	if c.evs[0].Process == nil || c.evs[0].Process.Comm != "enriched" {
+		t.Fatalf("event was not enriched before the sink saw it")
+	}
+	if det.flushed == 0 {
+		t.Fatalf("detector was not flushed on stop")
+	}
+}
+
+func TestPipelineCountsAndReportsDrops(t *testing.T) {
+	var c collector
+	p := New(nil, nil, nil, []Sink{c.sink}, &Options{QueueSize: 4, FlushInterval: time.Hour})
+	// Nothing drains the queue yet: 4 fit, 6 are dropped.
+	for i := 0; i < 10; i++ {
+		p.Emit(&event.Event{Kind: event.KindOpen})
+	}
+	if got := p.Counters()["lost_queue"]; got != 6 {
+		t.Fatalf("lost_queue = %d; want 6", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.Run(ctx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	var lost *event.Lost
+	opens := 0
+	for _, e := range c.evs {
+		switch e.Kind {
+		case event.KindLost:
+			lost = e.Lost
+		case event.KindOpen:
+			opens++
+		}
+	}
+	if opens != 4 {
+		t.Fatalf("delivered %d queued events; want 4", opens)
+	}
+	if lost == nil || lost.Count != 6 || lost.Source != "queue" {
+		t.Fatalf("lost report = %+v; want 6 from queue", lost)
+	}
+}
+
+func TestPipelineReturnsSourceError(t *testing.T) {
+	boom := SourceFunc(func(context.Context, func(*event.Event)) error { return errTest })
+	p := New([]Source{boom}, nil, nil, nil, nil)
+	if err := p.Run(context.Background()); err != errTest {
+		t.Fatalf("Run = %v; want %v", err, errTest)
+	}
+}
+
+type testErr struct{}
+
+func (testErr) Error() string { return "boom" }
+
+var errTest error = testErr{}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
