@@ -1,8 +1,154 @@
 package config
 
-// ExportConfig drives the event ring, gRPC listeners and file exporters.
-type ExportConfig struct{}
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+)
 
-func defaultExport() ExportConfig { return ExportConfig{} }
+// ExportConfig drives the event ring, the gRPC listeners and the file
+// exporter (DESIGN.md §6, internal/export).
+type ExportConfig struct {
+	// RingSize is how many events the in-memory export ring keeps for
+	// subscribers, replay and resume.
+	RingSize int `yaml:"ring_size"`
+	// UnixSocket is the path of the gRPC unix socket (mode 0600). Empty
+	// disables the unix listener.
+	UnixSocket string `yaml:"unix_socket"`
+	// TCPListen is an optional host:port for a TCP listener. It is served
+	// only with mutual TLS (see TLS); setting it without TLS is an error.
+	TCPListen string `yaml:"tcp_listen"`
+	// TLS holds the certificates of the TCP listener.
+	TLS TLSConfig `yaml:"tls"`
+	// SubscriberDeadline is how long one stream send may stay blocked before
+	// the subscriber is closed with RESOURCE_EXHAUSTED.
+	SubscriberDeadline Duration `yaml:"subscriber_deadline"`
+	// HeartbeatInterval is how often an idle subscriber gets a heartbeat.
+	HeartbeatInterval Duration `yaml:"heartbeat_interval"`
+	// MaxSubscribers bounds concurrent Subscribe streams.
+	MaxSubscribers int `yaml:"max_subscribers"`
+	// File is the optional JSON-lines file exporter.
+	File FileExport `yaml:"file"`
+}
 
-func (c *ExportConfig) validate() error { return nil }
+// TLSConfig names the PEM files of the mutual-TLS TCP listener. The files
+// are re-read when they change on disk, so a rotated Secret takes effect
+// without a restart.
+type TLSConfig struct {
+	Cert     string `yaml:"cert"`
+	Key      string `yaml:"key"`
+	ClientCA string `yaml:"client_ca"`
+	// ClientNames, when set, restricts clients to certificates whose common
+	// name or a DNS/URI SAN is in the list.
+	ClientNames []string `yaml:"client_names"`
+}
+
+// Enabled reports whether any TLS file is configured.
+func (t TLSConfig) Enabled() bool { return t.Cert != "" || t.Key != "" || t.ClientCA != "" }
+
+// File export formats.
+const (
+	FormatJSON = "json"
+	FormatOCSF = "ocsf"
+)
+
+// FileExport is the JSON-lines file exporter with size-based rotation.
+type FileExport struct {
+	// Path of the live file; empty disables the exporter. Rotated files are
+	// Path.1 (newest) .. Path.Keep (oldest).
+	Path string `yaml:"path"`
+	// Format is json (the --tail -o json contract) or ocsf.
+	Format string `yaml:"format"`
+	// MaxBytes is the size at which the file is rotated.
+	MaxBytes int64 `yaml:"max_bytes"`
+	// Keep is how many rotated files are kept.
+	Keep int `yaml:"keep"`
+}
+
+// Bounds of the export section.
+const (
+	MinRingSize = 16
+	MaxRingSize = 1 << 22
+	minFileSize = 4096
+	maxKeep     = 100
+)
+
+func defaultExport() ExportConfig {
+	return ExportConfig{
+		RingSize:           65536,
+		UnixSocket:         "/run/kestrel/sensor.sock",
+		SubscriberDeadline: Duration(5e9),
+		HeartbeatInterval:  Duration(10e9),
+		MaxSubscribers:     32,
+		File: FileExport{
+			Format:   FormatJSON,
+			MaxBytes: 100 << 20,
+			Keep:     5,
+		},
+	}
+}
+
+func (c *ExportConfig) validate() error {
+	if c.RingSize < MinRingSize || c.RingSize > MaxRingSize {
+		return fmt.Errorf("ring_size: %d is outside [%d, %d]", c.RingSize, MinRingSize, MaxRingSize)
+	}
+	if c.UnixSocket != "" && !filepath.IsAbs(c.UnixSocket) {
+		return fmt.Errorf("unix_socket: %q is not an absolute path", c.UnixSocket)
+	}
+	if len(c.UnixSocket) > 107 {
+		return fmt.Errorf("unix_socket: %q is longer than the 107 bytes a socket path may have", c.UnixSocket)
+	}
+	if c.UnixSocket == "" && c.TCPListen == "" {
+		return fmt.Errorf("unix_socket: empty and no tcp_listen: the sensor would have no gRPC listener")
+	}
+	if c.TCPListen != "" {
+		if _, _, err := net.SplitHostPort(c.TCPListen); err != nil {
+			return fmt.Errorf("tcp_listen: %q is not host:port: %v", c.TCPListen, err)
+		}
+		if c.TLS.Cert == "" || c.TLS.Key == "" || c.TLS.ClientCA == "" {
+			return fmt.Errorf("tcp_listen: TCP is served only with mutual TLS: set export.tls.cert, export.tls.key and export.tls.client_ca")
+		}
+	}
+	for name, p := range map[string]string{"cert": c.TLS.Cert, "key": c.TLS.Key, "client_ca": c.TLS.ClientCA} {
+		if p != "" && !filepath.IsAbs(p) {
+			return fmt.Errorf("tls.%s: %q is not an absolute path", name, p)
+		}
+	}
+	for i, n := range c.TLS.ClientNames {
+		if strings.TrimSpace(n) == "" {
+			return fmt.Errorf("tls.client_names[%d]: empty name", i)
+		}
+	}
+	if c.SubscriberDeadline.D() <= 0 {
+		return fmt.Errorf("subscriber_deadline: must be positive")
+	}
+	if c.HeartbeatInterval.D() <= 0 {
+		return fmt.Errorf("heartbeat_interval: must be positive")
+	}
+	if c.MaxSubscribers < 1 || c.MaxSubscribers > 1024 {
+		return fmt.Errorf("max_subscribers: %d is outside [1, 1024]", c.MaxSubscribers)
+	}
+	return c.File.validate()
+}
+
+func (f *FileExport) validate() error {
+	switch f.Format {
+	case FormatJSON, FormatOCSF:
+	default:
+		return fmt.Errorf("file.format: %q is not one of json, ocsf", f.Format)
+	}
+	if f.Path == "" {
+		return nil
+	}
+	if !filepath.IsAbs(f.Path) {
+		return fmt.Errorf("file.path: %q is not an absolute path", f.Path)
+	}
+	if f.MaxBytes < minFileSize {
+		return fmt.Errorf("file.max_bytes: %d is below the minimum of %d", f.MaxBytes, minFileSize)
+	}
+	if f.Keep < 1 || f.Keep > maxKeep {
+		return fmt.Errorf("file.keep: %d is outside [1, %d]", f.Keep, maxKeep)
+	}
+	return nil
+}
