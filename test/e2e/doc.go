@@ -1,0 +1,10 @@
+// Package e2e replays the attack and benign scenarios of the detection
+// catalog (../shared/detections.md §5–§7) against the real sensor binary, as
+// root, without Kubernetes: containers are unshare'd process trees in cgroup
+// v2 directories, remote hosts are network namespaces behind veths, GPU
+// ownership comes from the replay file that the harness rewrites.
+//
+// The test checks, per scenario, the rules that must fire, those that may, and
+// that benign scenarios fire nothing above low. It always runs the harness's
+// cleanup and restores core_pattern, even when it fails.
+package e2e
