@@ -101,6 +101,9 @@ type Namespaces struct {
 type Ancestor struct {
 	PID uint32 `json:"pid"`
 	Exe string `json:"exe"`
+	// Comm is the ancestor's comm; it names kernel threads (kthreadd,
+	// kworker/*), which have no Exe.
+	Comm string `json:"comm,omitempty"`
 }
 
 // EnvVar is one captured environment variable. Only names on the capture
