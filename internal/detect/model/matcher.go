@@ -93,8 +93,41 @@ type rootSet struct {
 
 type globRoot struct {
 	pattern string
-	prefix  string // literal part before the first glob character
-	comps   int    // number of '/'-separated components
+	prefix  string   // literal part before the first glob character
+	parts   []string // components after the leading '/'
+	meta    []bool   // whether parts[i] holds glob characters
+}
+
+// matchPrefix reports whether the first len(g.parts) components of p match
+// the pattern, one component at a time (a lone "*" needs no path.Match).
+func (g *globRoot) matchPrefix(p string) bool {
+	rest := p[1:]
+	for i, part := range g.parts {
+		if rest == "" && i < len(g.parts) {
+			return false
+		}
+		comp := rest
+		if j := strings.IndexByte(rest, '/'); j >= 0 {
+			comp, rest = rest[:j], rest[j+1:]
+		} else {
+			rest = ""
+		}
+		switch {
+		case !g.meta[i]:
+			if comp != part {
+				return false
+			}
+		case part == "*":
+			if comp == "" {
+				return false
+			}
+		default:
+			if ok, _ := path.Match(part, comp); !ok {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // NewMatcher returns a Matcher for the given model roots (absolute paths; a
@@ -162,8 +195,11 @@ func (rs *rootSet) add(r string) error {
 		rs.literal = append(rs.literal, c)
 		return nil
 	}
-	i := strings.IndexAny(c, "*?[\\")
-	rs.globs = append(rs.globs, globRoot{pattern: c, prefix: c[:i], comps: strings.Count(c, "/")})
+	g := globRoot{pattern: c, prefix: c[:strings.IndexAny(c, "*?[\\")], parts: strings.Split(c[1:], "/")}
+	for _, part := range g.parts {
+		g.meta = append(g.meta, strings.ContainsAny(part, "*?[\\"))
+	}
+	rs.globs = append(rs.globs, g)
 	return nil
 }
 
@@ -225,24 +261,7 @@ func (m *Matcher) UnderRoot(p string) bool {
 	}
 	for i := range rs.globs {
 		g := &rs.globs[i]
-		if !strings.HasPrefix(p, g.prefix) {
-			continue
-		}
-		// Cut p after g.comps components and match the pattern against that.
-		end, n := len(p), 0
-		for j := 0; j < len(p); j++ {
-			if p[j] == '/' {
-				n++
-				if n > g.comps {
-					end = j
-					break
-				}
-			}
-		}
-		if n < g.comps {
-			continue
-		}
-		if ok, _ := path.Match(g.pattern, p[:end]); ok {
+		if strings.HasPrefix(p, g.prefix) && g.matchPrefix(p) {
 			return true
 		}
 	}
@@ -271,10 +290,10 @@ func (m *Matcher) IsModel(rawPath, path string, size int64) (bool, string) {
 	}
 	reason := ""
 	if rawPath != "" {
-		if snapshotVeto(rawPath, path) {
+		reason = m.match(rawPath)
+		if reason == "" && snapshotVeto(rawPath, path) {
 			return false, ReasonSnapshotName
 		}
-		reason = m.match(rawPath)
 	}
 	if reason == "" && path != "" {
 		reason = m.match(path)
@@ -390,13 +409,18 @@ func suffixReason(base string) string {
 		return ""
 	}
 	var buf [maxSuffix]byte
-	n := copy(buf[:], base[i:])
+	return suffixTable[string(lower(buf[:], base[i:]))] // the conversion in a map index does not allocate
+}
+
+// lower copies s into buf in ASCII lower case and returns the filled part.
+func lower(buf []byte, s string) []byte {
+	n := copy(buf, s)
 	for j := 0; j < n; j++ {
 		if c := buf[j]; 'A' <= c && c <= 'Z' {
 			buf[j] = c + 'a' - 'A'
 		}
 	}
-	return suffixTable[string(buf[:n])] // the conversion in a map index does not allocate
+	return buf[:n]
 }
 
 var binPrefixes = []string{"pytorch_model", "model", "adapter_model", "consolidated", "diffusion_pytorch_model",
@@ -432,7 +456,7 @@ func isTriton(p, base, parent string) bool {
 		equalFoldAny(base[len("model."):], "plan", "onnx", "pt", "graphdef", "netdef", "bin") {
 		return true
 	}
-	i := strings.Index(p, "/model.savedmodel/")
+	i := indexDir(p, "model.savedmodel/")
 	if i <= 0 {
 		return false
 	}
@@ -445,10 +469,16 @@ func isTriton(p, base, parent string) bool {
 var (
 	metadataPrefixes = []string{"tokenizer", "vocab", "merges", "special_tokens", "readme", "license",
 		"notice", "use_policy", "token", "stored_tokens", "."}
-	metadataSuffixes = []string{".json", ".jinja", ".txt", ".md", ".py", ".pyc", ".yaml", ".yml", ".pbtxt",
-		".lock", ".incomplete", ".model", ".tiktoken", ".log", ".html", ".csv", ".sh", ".cfg", ".ini",
-		".toml", ".xml", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".pdf", ".tmp"}
-	metadataDirs = []string{"/refs/", "/.locks/", "/manifests/", "/.no_exist/"}
+	metadataSuffixes = func() map[string]struct{} {
+		m := make(map[string]struct{})
+		for _, s := range []string{".json", ".jinja", ".txt", ".md", ".py", ".pyc", ".yaml", ".yml", ".pbtxt",
+			".lock", ".incomplete", ".model", ".tiktoken", ".log", ".html", ".csv", ".sh", ".cfg", ".ini",
+			".toml", ".xml", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".pdf", ".tmp"} {
+			m[s] = struct{}{}
+		}
+		return m
+	}()
+	metadataDirs = []string{"refs/", ".locks/", "manifests/", ".no_exist/"}
 )
 
 // metadataUnderRoot reports whether a file under a model root is plainly not
@@ -462,8 +492,9 @@ func metadataUnderRoot(p, base string) bool {
 			return true
 		}
 	}
-	if i := strings.LastIndexByte(base, '.'); i >= 0 {
-		if equalFoldAny(base[i:], metadataSuffixes...) {
+	if i := strings.LastIndexByte(base, '.'); i >= 0 && len(base)-i <= maxSuffix {
+		var buf [maxSuffix]byte
+		if _, ok := metadataSuffixes[string(lower(buf[:], base[i:]))]; ok {
 			return true
 		}
 	}
@@ -471,7 +502,7 @@ func metadataUnderRoot(p, base string) bool {
 		return true // Ollama download in progress
 	}
 	for _, d := range metadataDirs {
-		if strings.Contains(p, d) {
+		if indexDir(p, d) >= 0 {
 			return true
 		}
 	}
@@ -481,8 +512,8 @@ func metadataUnderRoot(p, base string) bool {
 // snapshotVeto reports whether raw is a Hugging Face snapshot name of
 // metadata that resolved to a blob of the same repository.
 func snapshotVeto(raw, resolved string) bool {
-	i := strings.Index(raw, "/snapshots/")
-	j := strings.Index(resolved, "/blobs/")
+	i := indexDir(raw, "snapshots/")
+	j := indexDir(resolved, "blobs/")
 	if i <= 0 || j <= 0 || raw[:i] != resolved[:j] {
 		return false
 	}
@@ -492,8 +523,25 @@ func snapshotVeto(raw, resolved string) bool {
 
 // inHFRepo reports whether p lies in a Hugging Face hub cache repository.
 func inHFRepo(p string) bool {
-	i := strings.Index(p, "/models--")
-	return i >= 0 && strings.Contains(p[i:], "/snapshots/")
+	i := indexDir(p, "models--")
+	return i >= 0 && indexDir(p[i:], "snapshots/") >= 0
+}
+
+// indexDir returns the index of the '/' that starts the first component of p
+// beginning with name, or -1. Searching for name rather than "/"+name keeps
+// strings.Index off the many slashes of a path.
+func indexDir(p, name string) int {
+	for off := 0; ; {
+		i := strings.Index(p[off:], name)
+		if i < 0 {
+			return -1
+		}
+		i += off
+		if i > 0 && p[i-1] == '/' {
+			return i - 1
+		}
+		off = i + 1
+	}
 }
 
 // splitTail returns the last three components of p, and whether the third

@@ -256,6 +256,7 @@ func BenchmarkMatcher(b *testing.B) {
 		{"suffix", "", "/tmp/x/model-00001-of-00004.safetensors"},
 		{"hf_blob", "", "/root/.cache/huggingface/hub/models--meta-llama--Llama-3.1-8B/blobs/0123456789abcdef0123456789abcdef01234567"},
 		{"hf_snapshot_pair", "/root/.cache/huggingface/hub/models--a--b/snapshots/r/model.safetensors", "/root/.cache/huggingface/hub/models--a--b/blobs/0123456789abcdef0123456789abcdef01234567"},
+		{"hf_snapshot_tokenizer_veto", "/root/.cache/huggingface/hub/models--a--b/snapshots/r/tokenizer.json", "/root/.cache/huggingface/hub/models--a--b/blobs/0123456789abcdef0123456789abcdef01234567"},
 		{"glob_root", "", "/home/alice/.cache/huggingface/xet/chunk-cache/ab/cdef"},
 		{"miss", "", "/usr/lib/x86_64-linux-gnu/libcuda.so.1"},
 	} {
