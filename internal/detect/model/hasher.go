@@ -28,13 +28,63 @@ func (r *Registry) Run(ctx context.Context) error {
 	}
 	p := newPacer(float64(r.opts.HashRate), defaultChunkSize)
 	buf := make([]byte, defaultChunkSize)
+	var tick <-chan time.Time
+	if r.opts.RevalidateEvery > 0 {
+		t := time.NewTicker(r.opts.RevalidateEvery)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case k := <-r.queue:
 			r.hashOne(ctx, k, p, buf)
+		case <-tick:
+			r.revalidate(ctx)
 		}
+	}
+}
+
+// revalidate stats every hashed file and queues those whose size or mtime
+// moved since they were hashed.
+func (r *Registry) revalidate(ctx context.Context) {
+	type check struct {
+		k   Key
+		job hashJob
+		sz  int64
+		mt  time.Time
+	}
+	var checks []check
+	r.mu.Lock()
+	for e := r.head; e != nil; e = e.next {
+		if e.state == hashDone {
+			checks = append(checks, check{k: e.Key, sz: e.hashedSize, mt: e.hashedMtime, job: hashJob{e: e, gen: e.gen,
+				paths: slices.Clone(e.Paths), loaders: slices.Clone(e.Loaders), dev: e.Dev, inode: e.Inode}})
+		}
+	}
+	r.mu.Unlock()
+	for _, c := range checks {
+		if ctx.Err() != nil {
+			return
+		}
+		f, fi, err := r.open(c.job)
+		if err != nil {
+			continue // gone or unreachable: keep the last hash
+		}
+		f.Close()
+		if fi.Size() == c.sz && fi.ModTime().Equal(c.mt) {
+			continue
+		}
+		r.mu.Lock()
+		if e := r.files[c.k]; e == c.job.e && e.gen == c.job.gen && e.state == hashDone {
+			r.c.revalidated.Add(1)
+			r.invalidate(e)
+			if !e.queued {
+				r.enqueue(e)
+			}
+		}
+		r.mu.Unlock()
 	}
 }
 
@@ -63,14 +113,14 @@ func (r *Registry) hashOne(ctx context.Context, k Key, p *pacer, buf []byte) {
 		dev: e.Dev, inode: e.Inode}
 	r.mu.Unlock()
 
-	sum, size, err := r.hashFile(ctx, j, p, buf)
+	sum, fi, err := r.hashFile(ctx, j, p, buf)
 	if ctx.Err() != nil {
 		return // stays pending; the next open queues it again
 	}
-	r.finish(k, j, sum, size, err)
+	r.finish(k, j, sum, fi, err)
 }
 
-func (r *Registry) finish(k Key, j hashJob, sum string, size int64, err error) {
+func (r *Registry) finish(k Key, j hashJob, sum string, fi os.FileInfo, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e := r.files[k]
@@ -101,14 +151,15 @@ func (r *Registry) finish(k Key, j hashJob, sum string, size int64, err error) {
 	}
 	r.c.hashed.Add(1)
 	e.state = hashDone
-	e.SHA256, e.HashedAt, e.HashError, e.Size, e.attempts = sum, time.Now(), "", size, 0
+	e.SHA256, e.HashedAt, e.HashError, e.Size, e.attempts = sum, time.Now(), "", fi.Size(), 0
+	e.hashedSize, e.hashedMtime = fi.Size(), fi.ModTime()
 }
 
-// hashFile opens the job's file and returns its sha256 and size.
-func (r *Registry) hashFile(ctx context.Context, j hashJob, p *pacer, buf []byte) (string, int64, error) {
+// hashFile opens the job's file and returns its sha256 and its stat.
+func (r *Registry) hashFile(ctx context.Context, j hashJob, p *pacer, buf []byte) (string, os.FileInfo, error) {
 	f, before, err := r.open(j)
 	if err != nil {
-		return "", 0, err
+		return "", nil, err
 	}
 	defer f.Close()
 	h := sha256.New()
@@ -120,24 +171,24 @@ func (r *Registry) hashFile(ctx context.Context, j hashJob, p *pacer, buf []byte
 			n += int64(m)
 			r.c.hashedBytes.Add(uint64(m))
 			if err := p.wait(ctx, m); err != nil {
-				return "", 0, err
+				return "", nil, err
 			}
 		}
 		if rerr == io.EOF {
 			break
 		}
 		if rerr != nil {
-			return "", 0, fmt.Errorf("read %s: %w", f.Name(), rerr)
+			return "", nil, fmt.Errorf("read %s: %w", f.Name(), rerr)
 		}
 	}
 	after, err := f.Stat()
 	if err != nil {
-		return "", 0, fmt.Errorf("stat %s: %w", f.Name(), err)
+		return "", nil, fmt.Errorf("stat %s: %w", f.Name(), err)
 	}
 	if after.Size() != before.Size() || !after.ModTime().Equal(before.ModTime()) || n != after.Size() {
-		return "", 0, fmt.Errorf("%s: %w", f.Name(), ErrChanged)
+		return "", nil, fmt.Errorf("%s: %w", f.Name(), ErrChanged)
 	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
+	return hex.EncodeToString(h.Sum(nil)), after, nil
 }
 
 // open tries the job's paths through the roots of its loaders (newest

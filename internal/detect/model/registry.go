@@ -16,13 +16,14 @@ import (
 
 // Registry defaults.
 const (
-	DefaultMaxFiles  = 4096
-	DefaultQueueLen  = 256
-	DefaultHashRate  = 64 << 20 // bytes per second
-	DefaultMaxPaths  = 4
-	DefaultMaxUsers  = 8
-	maxHashAttempts  = 3
-	defaultChunkSize = 256 << 10
+	DefaultMaxFiles   = 4096
+	DefaultQueueLen   = 256
+	DefaultHashRate   = 64 << 20 // bytes per second
+	DefaultMaxPaths   = 4
+	DefaultMaxUsers   = 8
+	DefaultRevalidate = 10 * time.Minute
+	maxHashAttempts   = 3
+	defaultChunkSize  = 256 << 10
 )
 
 // Key identifies a model file: by device and inode when the kernel reported
@@ -149,6 +150,11 @@ type RegistryOptions struct {
 	MaxPaths, MaxUsers int
 	// NoHash disables hashing: Run returns at once.
 	NoHash bool
+	// RevalidateEvery is how often the hasher stats the files it hashed, to
+	// catch changes it did not see opened for writing (a writer that opened
+	// the file before the sensor started, say). Zero selects
+	// DefaultRevalidate; a negative value turns revalidation off.
+	RevalidateEvery time.Duration
 	// ProcRoot is where procfs is mounted (default /proc); the hasher opens
 	// container files through <ProcRoot>/<pid>/root.
 	ProcRoot string
@@ -164,6 +170,7 @@ type Counters struct {
 	HashQueued   uint64 // hash jobs enqueued
 	HashDropped  uint64 // hash jobs dropped because the queue was full
 	HashStale    uint64 // hash jobs whose file was evicted or changed before hashing
+	Revalidated  uint64 // hashed files found changed by revalidation
 	Hashed       uint64 // hashes completed
 	HashErrors   uint64 // hash attempts that failed
 	HashedBytes  uint64 // bytes read by the hasher
@@ -176,7 +183,8 @@ func (c Counters) Map() map[string]uint64 {
 	return map[string]uint64{
 		"model_observed": c.Observed, "model_added": c.Added, "model_evicted": c.Evicted,
 		"model_hash_queued": c.HashQueued, "model_hash_dropped": c.HashDropped, "model_hash_stale": c.HashStale,
-		"model_hashed": c.Hashed, "model_hash_errors": c.HashErrors, "model_hashed_bytes": c.HashedBytes,
+		"model_revalidated": c.Revalidated,
+		"model_hashed":      c.Hashed, "model_hash_errors": c.HashErrors, "model_hashed_bytes": c.HashedBytes,
 		"model_paths_dropped": c.PathsDropped, "model_users_dropped": c.UsersDropped,
 	}
 }
@@ -198,6 +206,9 @@ type entry struct {
 	queued     bool
 	gen        uint64 // bumped whenever the content may have changed
 	attempts   int
+	// hashedSize and hashedMtime are the file's stat when it was hashed.
+	hashedSize  int64
+	hashedMtime time.Time
 }
 
 // Registry keeps the model files this node has seen opened.
@@ -217,7 +228,7 @@ type Registry struct {
 	head, tail *entry
 
 	c struct {
-		observed, added, evicted, hashQueued, hashDropped, hashStale, hashed, hashErrors, hashedBytes,
+		observed, added, evicted, hashQueued, hashDropped, hashStale, revalidated, hashed, hashErrors, hashedBytes,
 		pathsDropped, usersDropped atomic.Uint64
 	}
 }
@@ -250,6 +261,9 @@ func NewRegistry(opts *RegistryOptions) (*Registry, error) {
 	def(&o.MaxUsers, DefaultMaxUsers)
 	if o.HashRate == 0 {
 		o.HashRate = DefaultHashRate
+	}
+	if o.RevalidateEvery == 0 {
+		o.RevalidateEvery = DefaultRevalidate
 	}
 	if o.ProcRoot == "" {
 		o.ProcRoot = "/proc"
@@ -534,7 +548,8 @@ func (r *Registry) Counters() Counters {
 	return Counters{
 		Observed: r.c.observed.Load(), Added: r.c.added.Load(), Evicted: r.c.evicted.Load(),
 		HashQueued: r.c.hashQueued.Load(), HashDropped: r.c.hashDropped.Load(), HashStale: r.c.hashStale.Load(),
-		Hashed: r.c.hashed.Load(), HashErrors: r.c.hashErrors.Load(), HashedBytes: r.c.hashedBytes.Load(),
+		Revalidated: r.c.revalidated.Load(),
+		Hashed:      r.c.hashed.Load(), HashErrors: r.c.hashErrors.Load(), HashedBytes: r.c.hashedBytes.Load(),
 		PathsDropped: r.c.pathsDropped.Load(), UsersDropped: r.c.usersDropped.Load(),
 	}
 }

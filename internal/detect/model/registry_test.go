@@ -506,3 +506,38 @@ func BenchmarkObserve(b *testing.B) {
 		}
 	})
 }
+
+// TestRegistryRevalidate changes a hashed file behind the registry's back
+// (no write open observed) and expects the periodic stat to re-hash it.
+func TestRegistryRevalidate(t *testing.T) {
+	dir := t.TempDir()
+	r := newTestRegistry(t, &RegistryOptions{HashRate: 1 << 30, RevalidateEvery: 20 * time.Millisecond})
+	runHasher(t, r)
+	p, o, first := writeModel(t, dir, "m.onnx", 1<<20)
+	r.Observe(o)
+	k := KeyOf(o.Dev, o.Inode, o.Path)
+	waitHash(t, r, k, func(e Entry) bool { return e.SHA256 == first })
+
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("tampered"), 4096); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(p, later, later); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	second := hex.EncodeToString(sum[:])
+	waitHash(t, r, k, func(e Entry) bool { return e.SHA256 == second })
+	if c := r.Counters(); c.Revalidated != 1 || c.Hashed != 2 {
+		t.Errorf("Revalidated %d, Hashed %d; want 1, 2", c.Revalidated, c.Hashed)
+	}
+}
