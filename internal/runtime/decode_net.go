@@ -1,0 +1,203 @@
+package runtime
+
+// Decoding of the network records of bpf/net.bpf.h (record types 10-19).
+//
+// The layouts below mirror struct conn_rec and struct egress_val; every
+// offset is checked against the record length before it is read, and a
+// record whose size or fields are out of range is rejected with an error
+// naming the problem.
+
+import (
+	"net/netip"
+	"strings"
+
+	"github.com/kestrel-sec/kestrel/internal/event"
+)
+
+// Record types of bpf/common.h owned by the network programs.
+const (
+	recConnect   = 10
+	recSockStats = 11
+)
+
+// netEvent returns an event of kind k carrying a copy of h's process.
+func netEvent(h recHeader, k event.Kind) *event.Event {
+	p := h.Process
+	return &event.Event{Kind: k, Time: h.Time, Process: &p}
+}
+
+// Sizes and offsets of struct conn_rec and struct egress_val (bpf/net.bpf.h),
+// counted from the start of the record, header included.
+const (
+	connRecSize   = 224
+	connCookie    = 56
+	connFamily    = 64
+	connProto     = 65
+	connFlags     = 66
+	connPathLen   = 67
+	connResult    = 68
+	connFd        = 72
+	connSport     = 76
+	connDport     = 78
+	connSaddr     = 80
+	connDaddr     = 96
+	connPath      = 112
+	unixPathMax   = 108
+	egressValSize = 120
+	egCookie      = 56
+	egBytes       = 64
+	egSends       = 72
+	egFamily      = 80
+	egProto       = 81
+	egFlags       = 82
+	egSport       = 84
+	egDport       = 86
+	egSaddr       = 88
+	egDaddr       = 104
+)
+
+// conn_rec.flags and egress_val.flags bits (CONN_F_* in bpf/net.bpf.h).
+const (
+	connFResult = 0x01
+	connFFd     = 0x02
+	connFSrc    = 0x04
+	connFDst    = 0x08
+	connFUPath  = 0x10
+	connFClosed = 0x20
+)
+
+// Address families and protocols as the kernel numbers them.
+const (
+	afUnix  = 1
+	afInet  = 2
+	afInet6 = 10
+
+	ipprotoTCP = 6
+	ipprotoUDP = 17
+)
+
+// decodeNet decodes a REC_CONNECT or REC_SOCK_STATS record. h is the already
+// validated common header of b (b is the whole record, header included).
+func decodeNet(h recHeader, b []byte) (*event.Event, error) {
+	switch h.Type {
+	case recConnect:
+		return decodeConnect(h, b)
+	case recSockStats:
+		return decodeSockStats(h, b)
+	}
+	return nil, malformed("unknown network record type %d", h.Type)
+}
+
+func decodeConnect(h recHeader, b []byte) (*event.Event, error) {
+	if len(b) != connRecSize {
+		return nil, malformed("connect record is %d bytes, want %d", len(b), connRecSize)
+	}
+	family := b[connFamily]
+	flags := b[connFlags]
+	n := &event.Net{
+		Cookie: le.Uint64(b[connCookie:]),
+		Fd:     -1,
+	}
+	if flags&connFResult != 0 {
+		n.Result = int32(le.Uint32(b[connResult:]))
+	}
+	if flags&connFFd != 0 {
+		n.Fd = int32(le.Uint32(b[connFd:]))
+	}
+	switch family {
+	case afInet, afInet6:
+		proto, err := inetProto(b[connProto])
+		if err != nil {
+			return nil, err
+		}
+		n.Protocol = proto
+		if flags&connFDst != 0 {
+			n.DAddr = inetAddr(family, b[connDaddr:connDaddr+16])
+			n.DPort = le.Uint16(b[connDport:])
+		}
+		if flags&connFSrc != 0 {
+			n.SAddr = inetAddr(family, b[connSaddr:connSaddr+16])
+			n.SPort = le.Uint16(b[connSport:])
+		}
+	case afUnix:
+		pl := int(b[connPathLen])
+		if pl > unixPathMax {
+			return nil, malformed("unix path length %d exceeds %d", pl, unixPathMax)
+		}
+		n.Protocol = "unix"
+		n.UnixPath = unixPath(b[connPath : connPath+pl])
+	default:
+		return nil, malformed("connect address family %d", family)
+	}
+	e := netEvent(h, event.KindConnect)
+	e.Net = n
+	return e, nil
+}
+
+// decodeSockStats decodes struct egress_val, which is both the REC_SOCK_STATS
+// record and the value of the egress_socks map.
+func decodeSockStats(h recHeader, b []byte) (*event.Event, error) {
+	if len(b) != egressValSize {
+		return nil, malformed("socket stats record is %d bytes, want %d", len(b), egressValSize)
+	}
+	family := b[egFamily]
+	if family != afInet && family != afInet6 {
+		return nil, malformed("socket stats address family %d", family)
+	}
+	proto, err := inetProto(b[egProto])
+	if err != nil {
+		return nil, err
+	}
+	flags := b[egFlags]
+	n := &event.Net{
+		Protocol:  proto,
+		Cookie:    le.Uint64(b[egCookie:]),
+		BytesSent: le.Uint64(b[egBytes:]),
+		DAddr:     inetAddr(family, b[egDaddr:egDaddr+16]),
+		DPort:     le.Uint16(b[egDport:]),
+		Closed:    flags&connFClosed != 0,
+		Fd:        -1,
+	}
+	if flags&connFSrc != 0 {
+		n.SAddr = inetAddr(family, b[egSaddr:egSaddr+16])
+		n.SPort = le.Uint16(b[egSport:])
+	}
+	e := netEvent(h, event.KindEgress)
+	e.Net = n
+	return e, nil
+}
+
+func inetProto(p uint8) (string, error) {
+	switch p {
+	case ipprotoTCP:
+		return "tcp", nil
+	case ipprotoUDP:
+		return "udp", nil
+	}
+	return "", malformed("inet protocol %d", p)
+}
+
+// inetAddr reads an address stored in network byte order, IPv4 in the first
+// four bytes. IPv4-mapped IPv6 addresses are unmapped so that classification
+// sees one form of each IPv4 address.
+func inetAddr(family uint8, b []byte) netip.Addr {
+	if family == afInet {
+		return netip.AddrFrom4([4]byte(b[:4]))
+	}
+	return netip.AddrFrom16([16]byte(b[:16])).Unmap()
+}
+
+// unixPath renders a sun_path: a pathname up to its NUL, or an abstract name
+// (leading NUL) as "@name" with inner NULs shown as '@', as ss(8) does.
+func unixPath(p []byte) string {
+	if len(p) == 0 {
+		return ""
+	}
+	if p[0] == 0 {
+		return "@" + strings.ReplaceAll(string(p[1:]), "\x00", "@")
+	}
+	if i := strings.IndexByte(string(p), 0); i >= 0 {
+		p = p[:i]
+	}
+	return string(p)
+}

@@ -1,0 +1,238 @@
+package runtime
+
+// Periodic egress reports: the kernel sums the bytes sent on every socket
+// that called connect() into the egress_socks map (bpf/net.bpf.h) and
+// reports each socket once more, closed, when it is released. Between those,
+// user space walks the map every capture.egress_report_interval and emits a
+// KindEgress event for each socket whose count grew since its last report.
+//
+// For A1 (sensor.go): nothing to call. The reporter registers itself as a
+// tick hook from init, keeps its state per *Sensor, and egressCounters adds
+// its counters to a map (merge it into Counters when convenient).
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+	"weak"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/kestrel-sec/kestrel/internal/event"
+)
+
+// net_stats indexes (enum net_stat in bpf/net.bpf.h).
+const (
+	netSockTracked    = 0
+	netSockReleased   = 1
+	netSockInsertFail = 2
+	netPendingFull    = 3
+	netRingbufFull    = 4
+	netStatCount      = 5
+)
+
+var netStatNames = [netStatCount]string{
+	"egress_sockets_tracked", "egress_sockets_released", "egress_insert_failed",
+	"connect_pending_full", "net_ringbuf_full",
+}
+
+// Lost sources reported by the egress reporter.
+const (
+	lostEgressEvicted  = "egress_evicted"   // sockets pushed out of the LRU map before release
+	lostEgressUntraced = "egress_untracked" // sockets the kernel could not start accounting
+	lostConnectPending = "connect_pending"  // connects lost because the pending map was full
+)
+
+func init() {
+	tickHooks = append(tickHooks, egressTick)
+}
+
+// egressReporter is the per-sensor state of the periodic report. Only the
+// reader goroutine (Sensor.Run) uses it.
+type egressReporter struct {
+	next time.Time
+	// last holds the byte count last reported per socket cookie; it is
+	// pruned to the sockets still in the map at every walk, so it is bounded
+	// by the map's size.
+	last map[uint64]uint64
+	seen map[uint64]struct{}
+
+	mu       sync.Mutex // guards the fields below (read by egressCounters)
+	stats    [netStatCount]uint64
+	live     uint64
+	evicted  uint64
+	reported [netStatCount]uint64 // totals already emitted as Lost, by stat
+	errors   uint64
+}
+
+var (
+	reportersMu sync.Mutex
+	reporters   = map[weak.Pointer[Sensor]]*egressReporter{}
+)
+
+// reporterFor returns s's reporter, creating it on first use. The entry is
+// dropped when s is garbage collected.
+func reporterFor(s *Sensor) *egressReporter {
+	wp := weak.Make(s)
+	reportersMu.Lock()
+	defer reportersMu.Unlock()
+	r, ok := reporters[wp]
+	if !ok {
+		r = &egressReporter{last: map[uint64]uint64{}, seen: map[uint64]struct{}{}}
+		reporters[wp] = r
+		runtime.AddCleanup(s, func(wp weak.Pointer[Sensor]) {
+			reportersMu.Lock()
+			delete(reporters, wp)
+			reportersMu.Unlock()
+		}, wp)
+	}
+	return r
+}
+
+// egressTick is the tick hook: it reports at most once per
+// EgressReportInterval.
+func egressTick(s *Sensor, now time.Time, emit func(*event.Event)) {
+	if s.coll == nil {
+		return
+	}
+	socks, stats := s.coll.Maps["egress_socks"], s.coll.Maps["net_stats"]
+	if socks == nil || stats == nil {
+		return
+	}
+	r := reporterFor(s)
+	if now.Before(r.next) {
+		return
+	}
+	r.next = now.Add(s.cfg.EgressReportInterval.D())
+	if err := r.report(&s.dec, socks, stats, now, emit); err != nil {
+		r.mu.Lock()
+		r.errors++
+		n := r.errors
+		r.mu.Unlock()
+		if n <= 10 {
+			s.log.Warn("egress report", "error", err)
+		}
+	}
+}
+
+// report emits one KindEgress event per socket whose byte count grew since
+// its last report, and Lost events for sockets the kernel lost track of.
+func (r *egressReporter) report(dec *decoder, socks, stats *ebpf.Map, now time.Time, emit func(*event.Event)) error {
+	// Read the counters before the walk: a socket tracked during the walk
+	// can then only make evictions look smaller, never invent one.
+	var st [netStatCount]uint64
+	if err := readNetStats(stats, st[:]); err != nil {
+		return err
+	}
+	clear(r.seen)
+	var (
+		cookie uint64
+		val    []byte
+		bad    error
+	)
+	it := socks.Iterate()
+	for it.Next(&cookie, &val) {
+		if _, dup := r.seen[cookie]; dup {
+			continue // the iterator restarts when a key is deleted under it
+		}
+		r.seen[cookie] = struct{}{}
+		ev, err := dec.decode(val)
+		if err != nil {
+			bad = fmt.Errorf("decode egress_socks[%d]: %w", cookie, err)
+			continue
+		}
+		if ev.Net.BytesSent <= r.last[cookie] {
+			continue
+		}
+		r.last[cookie] = ev.Net.BytesSent
+		ev.Time = now
+		emit(ev)
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("walk egress_socks: %w", err)
+	}
+	for c := range r.last {
+		if _, ok := r.seen[c]; !ok {
+			delete(r.last, c)
+		}
+	}
+	var released [1]uint64
+	if err := readNetStatsFrom(stats, netSockReleased, released[:]); err != nil {
+		return err
+	}
+	st[netSockReleased] = released[0]
+
+	live := uint64(len(r.seen))
+	var evicted uint64
+	if st[netSockTracked] > st[netSockReleased]+live {
+		evicted = st[netSockTracked] - st[netSockReleased] - live
+	}
+	r.mu.Lock()
+	r.stats = st
+	r.live = live
+	if evicted > r.evicted {
+		r.evicted = evicted
+	}
+	lost := []struct {
+		source string
+		total  uint64
+		idx    int
+	}{
+		{lostEgressEvicted, r.evicted, netSockTracked},
+		{lostEgressUntraced, st[netSockInsertFail], netSockInsertFail},
+		{lostConnectPending, st[netPendingFull], netPendingFull},
+	}
+	var out []*event.Event
+	for _, l := range lost {
+		if l.total > r.reported[l.idx] {
+			out = append(out, &event.Event{Kind: event.KindLost, Time: now, Process: &event.Process{},
+				Lost: &event.Lost{Source: l.source, Count: l.total - r.reported[l.idx]}})
+			r.reported[l.idx] = l.total
+		}
+	}
+	r.mu.Unlock()
+	for _, e := range out {
+		emit(e)
+	}
+	return bad
+}
+
+// egressCounters adds the network counters of s to m: the kernel's net_stats
+// (as of the last report), live accounted sockets, evictions and report
+// errors. It is safe to call from any goroutine.
+func egressCounters(s *Sensor, m map[string]uint64) {
+	r := reporterFor(s)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, n := range netStatNames {
+		m[n] = r.stats[i]
+	}
+	m["egress_sockets_live"] = r.live
+	m["egress_sockets_evicted"] = r.evicted
+	m["egress_report_errors"] = r.errors
+}
+
+// readNetStats sums the per-CPU net_stats counters into total.
+func readNetStats(m *ebpf.Map, total []uint64) error {
+	return readNetStatsFrom(m, 0, total)
+}
+
+func readNetStatsFrom(m *ebpf.Map, first int, total []uint64) error {
+	if m == nil {
+		return errors.New("no net_stats map")
+	}
+	var per []uint64
+	for i := range total {
+		if err := m.Lookup(uint32(first+i), &per); err != nil {
+			return fmt.Errorf("lookup net_stats[%d]: %w", first+i, err)
+		}
+		var sum uint64
+		for _, v := range per {
+			sum += v
+		}
+		total[i] = sum
+	}
+	return nil
+}

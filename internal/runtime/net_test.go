@@ -1,0 +1,580 @@
+package runtime
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kestrel-sec/kestrel/internal/config"
+	"github.com/kestrel-sec/kestrel/internal/event"
+)
+
+// ---- decoding, no kernel needed ----
+
+// connRec builds a REC_CONNECT record as bpf/net.bpf.h lays it out.
+type connRec struct {
+	cookie              uint64
+	family, proto       uint8
+	flags               uint8
+	result, fd          int32
+	sport, dport        uint16
+	saddr, daddr        [16]byte
+	path                []byte
+	pathLen             int // -1: len(path)
+	size                int // 0: connRecSize
+	tgid, tid, uid, eid uint32
+}
+
+func (c connRec) bytes() []byte {
+	size := c.size
+	if size == 0 {
+		size = connRecSize
+	}
+	b := make([]byte, max(size, connRecSize))
+	putHdr(b, recConnect, size, c.tgid, c.tid, c.uid, c.eid)
+	le := binary.LittleEndian
+	le.PutUint64(b[connCookie:], c.cookie)
+	b[connFamily], b[connProto], b[connFlags] = c.family, c.proto, c.flags
+	pl := c.pathLen
+	if pl < 0 {
+		pl = len(c.path)
+	}
+	b[connPathLen] = uint8(pl)
+	le.PutUint32(b[connResult:], uint32(c.result))
+	le.PutUint32(b[connFd:], uint32(c.fd))
+	le.PutUint16(b[connSport:], c.sport)
+	le.PutUint16(b[connDport:], c.dport)
+	copy(b[connSaddr:], c.saddr[:])
+	copy(b[connDaddr:], c.daddr[:])
+	copy(b[connPath:connPath+unixPathMax], c.path)
+	return b[:size]
+}
+
+func putHdr(b []byte, typ, size int, tgid, tid, uid, euid uint32) {
+	le := binary.LittleEndian
+	le.PutUint16(b[hdrType:], uint16(typ))
+	le.PutUint16(b[hdrSizeOff:], uint16(size))
+	le.PutUint32(b[hdrTGID:], tgid)
+	le.PutUint32(b[hdrTID:], tid)
+	le.PutUint32(b[hdrUID:], uid)
+	le.PutUint32(b[hdrEUID:], euid)
+	le.PutUint64(b[hdrTS:], 5e9)
+	le.PutUint64(b[hdrCgroupID:], 77)
+	copy(b[hdrComm:hdrComm+commLen], "curl\x00")
+}
+
+// statsRec builds a REC_SOCK_STATS record (struct egress_val).
+func statsRec(cookie, bytes uint64, family, proto, flags uint8, sport, dport uint16, saddr, daddr [16]byte, size int) []byte {
+	if size == 0 {
+		size = egressValSize
+	}
+	b := make([]byte, max(size, egressValSize))
+	putHdr(b, recSockStats, size, 42, 43, 1000, 0)
+	le := binary.LittleEndian
+	le.PutUint64(b[egCookie:], cookie)
+	le.PutUint64(b[egBytes:], bytes)
+	le.PutUint64(b[egSends:], 3)
+	b[egFamily], b[egProto], b[egFlags] = family, proto, flags
+	le.PutUint16(b[egSport:], sport)
+	le.PutUint16(b[egDport:], dport)
+	copy(b[egSaddr:], saddr[:])
+	copy(b[egDaddr:], daddr[:])
+	return b[:size]
+}
+
+func a16(s string) [16]byte {
+	var out [16]byte
+	a := netip.MustParseAddr(s)
+	if a.Is4() {
+		v := a.As4()
+		copy(out[:], v[:])
+		return out
+	}
+	return a.As16()
+}
+
+func TestDecodeNet(t *testing.T) {
+	all := connFResult | connFFd | connFSrc | connFDst
+	tests := []struct {
+		name string
+		rec  []byte
+		want event.Net
+		kind event.Kind
+	}{
+		{
+			name: "tcp4 connect",
+			rec: connRec{cookie: 9, family: afInet, proto: ipprotoTCP, flags: uint8(all), result: 0, fd: 5,
+				sport: 40000, dport: 8080, saddr: a16("127.0.0.1"), daddr: a16("127.0.0.2"), pathLen: -1, tgid: 42}.bytes(),
+			want: event.Net{Protocol: "tcp", SAddr: netip.MustParseAddr("127.0.0.1"), SPort: 40000,
+				DAddr: netip.MustParseAddr("127.0.0.2"), DPort: 8080, Cookie: 9, Fd: 5},
+			kind: event.KindConnect,
+		},
+		{
+			name: "tcp6 non-blocking connect in progress",
+			rec: connRec{cookie: 10, family: afInet6, proto: ipprotoTCP, flags: uint8(all), result: -115, fd: 7,
+				sport: 1, dport: 443, saddr: a16("fe80::1"), daddr: a16("2001:db8::5"), pathLen: -1}.bytes(),
+			want: event.Net{Protocol: "tcp", SAddr: netip.MustParseAddr("fe80::1"), SPort: 1,
+				DAddr: netip.MustParseAddr("2001:db8::5"), DPort: 443, Cookie: 10, Result: -115, Fd: 7},
+			kind: event.KindConnect,
+		},
+		{
+			name: "udp6 to a v4-mapped address is unmapped",
+			rec: connRec{cookie: 11, family: afInet6, proto: ipprotoUDP, flags: uint8(all), fd: 3,
+				sport: 5353, dport: 53, saddr: a16("::ffff:10.0.0.1"), daddr: a16("::ffff:10.0.0.53"), pathLen: -1}.bytes(),
+			want: event.Net{Protocol: "udp", SAddr: netip.MustParseAddr("10.0.0.1"), SPort: 5353,
+				DAddr: netip.MustParseAddr("10.0.0.53"), DPort: 53, Cookie: 11, Fd: 3},
+			kind: event.KindConnect,
+		},
+		{
+			name: "io_uring connect: no fd, no result, no source",
+			rec: connRec{cookie: 12, family: afInet, proto: ipprotoTCP, flags: connFDst, result: 99, fd: 99,
+				sport: 9, dport: 22, saddr: a16("1.1.1.1"), daddr: a16("192.0.2.1"), pathLen: -1}.bytes(),
+			want: event.Net{Protocol: "tcp", DAddr: netip.MustParseAddr("192.0.2.1"), DPort: 22, Cookie: 12, Fd: -1},
+			kind: event.KindConnect,
+		},
+		{
+			name: "unix pathname",
+			rec: connRec{cookie: 13, family: afUnix, proto: 1, flags: connFResult | connFFd | connFDst, result: -2, fd: 4,
+				path: []byte("/run/containerd/containerd.sock\x00"), pathLen: -1}.bytes(),
+			want: event.Net{Protocol: "unix", UnixPath: "/run/containerd/containerd.sock", Cookie: 13, Result: -2, Fd: 4},
+			kind: event.KindConnect,
+		},
+		{
+			name: "unix abstract",
+			rec: connRec{cookie: 14, family: afUnix, proto: 1, flags: connFResult | connFFd | connFUPath, fd: 4,
+				path: []byte("\x00docker\x00x"), pathLen: -1}.bytes(),
+			want: event.Net{Protocol: "unix", UnixPath: "@docker@x", Cookie: 14, Fd: 4},
+			kind: event.KindConnect,
+		},
+		{
+			name: "unix full-length path without NUL",
+			rec: connRec{family: afUnix, flags: connFDst, path: []byte(strings.Repeat("p", unixPathMax)), pathLen: -1}.bytes(),
+			want: event.Net{Protocol: "unix", UnixPath: strings.Repeat("p", unixPathMax), Fd: -1},
+			kind: event.KindConnect,
+		},
+		{
+			name: "socket stats, closed",
+			rec: statsRec(15, 3<<20, afInet, ipprotoTCP, connFSrc|connFClosed, 40001, 9000,
+				a16("127.0.0.1"), a16("127.0.0.1"), 0),
+			want: event.Net{Protocol: "tcp", SAddr: netip.MustParseAddr("127.0.0.1"), SPort: 40001,
+				DAddr: netip.MustParseAddr("127.0.0.1"), DPort: 9000, Cookie: 15, BytesSent: 3 << 20, Closed: true, Fd: -1},
+			kind: event.KindEgress,
+		},
+		{
+			name: "socket stats, open, source unknown",
+			rec:  statsRec(16, 10, afInet6, ipprotoUDP, 0, 7, 53, a16("::1"), a16("::2"), 0),
+			want: event.Net{Protocol: "udp", DAddr: netip.MustParseAddr("::2"), DPort: 53, Cookie: 16, BytesSent: 10, Fd: -1},
+			kind: event.KindEgress,
+		},
+	}
+	d := decoder{bootEpoch: time.Unix(1000, 0)}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := d.decode(tt.rec)
+			if err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			if e.Kind != tt.kind {
+				t.Errorf("kind = %v; want %v", e.Kind, tt.kind)
+			}
+			if *e.Net != tt.want {
+				t.Errorf("net = %+v\nwant  %+v", *e.Net, tt.want)
+			}
+			if e.Process == nil || e.Process.Comm != "curl" || e.Process.CgroupID != 77 {
+				t.Errorf("process = %+v", e.Process)
+			}
+			if want := time.Unix(1005, 0); !e.Time.Equal(want) {
+				t.Errorf("time = %v; want %v", e.Time, want)
+			}
+		})
+	}
+}
+
+func TestDecodeNetMalformed(t *testing.T) {
+	tests := []struct {
+		name string
+		rec  []byte
+		want string
+	}{
+		{"connect short", connRec{family: afInet, proto: ipprotoTCP, size: connRecSize - 4, pathLen: -1}.bytes(), "connect record is 220 bytes"},
+		{"connect long", connRec{family: afInet, proto: ipprotoTCP, size: connRecSize + 8, pathLen: -1}.bytes(), "connect record is 232 bytes"},
+		{"connect family", connRec{family: 17, proto: ipprotoTCP, pathLen: -1}.bytes(), "connect address family 17"},
+		{"connect proto", connRec{family: afInet, proto: 132, pathLen: -1}.bytes(), "inet protocol 132"},
+		{"unix path length", connRec{family: afUnix, pathLen: 200}.bytes(), "unix path length 200 exceeds 108"},
+		{"stats short", statsRec(1, 1, afInet, ipprotoTCP, 0, 1, 1, a16("::"), a16("::"), egressValSize-1), "socket stats record is 119 bytes"},
+		{"stats family", statsRec(1, 1, afUnix, ipprotoTCP, 0, 1, 1, a16("::"), a16("::"), 0), "socket stats address family 1"},
+		{"stats proto", statsRec(1, 1, afInet, 0, 0, 1, 1, a16("::"), a16("::"), 0), "inet protocol 0"},
+		{"unknown net type", func() []byte {
+			b := connRec{family: afInet, proto: ipprotoTCP, pathLen: -1}.bytes()
+			binary.LittleEndian.PutUint16(b[hdrType:], 19)
+			return b
+		}(), "unknown network record type 19"},
+	}
+	var d decoder
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := d.decode(tt.rec)
+			if err == nil {
+				t.Fatalf("decode succeeded: %+v", e.Net)
+			}
+			if !errors.Is(err, errMalformed) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error = %v; want errMalformed mentioning %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// ---- real programs, as root ----
+
+// netHelperEnv selects a network action in a child process; the sensor
+// ignores its own process, so all traffic comes from children.
+const netHelperEnv = "KESTREL_NET_HELPER"
+
+func init() {
+	if a := os.Getenv(netHelperEnv); a != "" {
+		if err := netHelper(a, os.Getenv("KESTREL_NET_ARGS")); err != nil {
+			fmt.Fprintln(os.Stderr, "net helper:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+}
+
+// netHelper performs one network action and prints "local=<addr>" lines.
+func netHelper(action, args string) error {
+	f := strings.Fields(args)
+	switch action {
+	case "tcp": // tcp <network> <addr> <bytes> <hold>: connect, send, hold, close
+		n, _ := strconv.Atoi(f[2])
+		hold, _ := time.ParseDuration(f[3])
+		c, err := net.Dial(f[0], f[1])
+		if err != nil {
+			return err
+		}
+		fmt.Println("local=" + c.LocalAddr().String())
+		buf := make([]byte, 64<<10)
+		for sent := 0; sent < n; {
+			k, err := c.Write(buf[:min(len(buf), n-sent)])
+			if err != nil {
+				return err
+			}
+			sent += k
+		}
+		time.Sleep(hold)
+		return c.Close()
+	case "udp": // udp <addr> <bytes>
+		n, _ := strconv.Atoi(f[1])
+		c, err := net.Dial("udp4", f[0])
+		if err != nil {
+			return err
+		}
+		fmt.Println("local=" + c.LocalAddr().String())
+		if _, err := c.Write(make([]byte, n)); err != nil {
+			return err
+		}
+		return c.Close()
+	case "unix": // unix <path>
+		c, err := net.Dial("unix", f[0])
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	case "accept": // accept <server bytes> <client bytes>: both ends in this process
+		sb, _ := strconv.Atoi(f[0])
+		cb, _ := strconv.Atoi(f[1])
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		c, err := net.Dial("tcp4", ln.Addr().String())
+		if err != nil {
+			return err
+		}
+		s, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		fmt.Println("listen=" + ln.Addr().String())
+		fmt.Println("local=" + c.LocalAddr().String())
+		done := make(chan error, 1)
+		go func() { _, err := io.CopyN(io.Discard, c, int64(sb)); done <- err }()
+		if _, err := s.Write(make([]byte, sb)); err != nil {
+			return err
+		}
+		if err := <-done; err != nil {
+			return err
+		}
+		if _, err := c.Write(make([]byte, cb)); err != nil {
+			return err
+		}
+		if _, err := io.CopyN(io.Discard, s, int64(cb)); err != nil {
+			return err
+		}
+		s.Close()
+		c.Close()
+		return ln.Close()
+	}
+	return fmt.Errorf("unknown action %q", action)
+}
+
+// runNetHelper runs action in a child and returns its pid and the addresses
+// it printed (key=addr).
+func runNetHelper(t *testing.T, action string, args ...string) (uint32, map[string]string) {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, "-test.run=^$")
+	cmd.Env = append(os.Environ(), netHelperEnv+"="+action, "KESTREL_NET_ARGS="+strings.Join(args, " "))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("net helper %s %v: %v: %s", action, args, err, out)
+	}
+	kv := map[string]string{}
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), "="); ok {
+			kv[k] = v
+		}
+	}
+	return uint32(cmd.Process.Pid), kv
+}
+
+func netConfig() config.CaptureConfig {
+	cfg := testConfig()
+	cfg.EgressReportInterval = config.Duration(100 * time.Millisecond)
+	return cfg
+}
+
+func connectBy(pid uint32) func(*event.Event) bool {
+	return func(e *event.Event) bool { return e.Kind == event.KindConnect && e.Process.PID == pid }
+}
+
+func addrPort(t *testing.T, s string) netip.AddrPort {
+	t.Helper()
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		t.Fatalf("parse %q: %v", s, err)
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// TestTCPConnectAndEgress: a TCP connect to a loopback listener is reported
+// with its 4-tuple and pid, and the bytes sent on it are reported while it is
+// open (periodically) and exactly once more at close.
+func TestTCPConnectAndEgress(t *testing.T) {
+	for _, tt := range []struct{ name, network, listen string }{
+		{"ipv4", "tcp4", "127.0.0.1:0"},
+		{"ipv6", "tcp6", "[::1]:0"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, c := startSensor(t, netConfig())
+			ln, err := net.Listen(tt.network, tt.listen)
+			if err != nil {
+				t.Skipf("no %s loopback: %v", tt.network, err)
+			}
+			defer ln.Close()
+			go func() {
+				for {
+					s, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					go func() { io.Copy(io.Discard, s); s.Close() }()
+				}
+			}()
+			const sent = 3 << 20
+			dst := addrPort(t, ln.Addr().String())
+			pid, kv := runNetHelper(t, "tcp", tt.network, ln.Addr().String(), strconv.Itoa(sent), "400ms")
+			src := addrPort(t, kv["local"])
+
+			e := c.wait(t, "connect", connectBy(pid))
+			n := e.Net
+			if n.Protocol != "tcp" || n.DAddr != dst.Addr() || n.DPort != dst.Port() {
+				t.Errorf("destination %s %v:%d; want tcp %v", n.Protocol, n.DAddr, n.DPort, dst)
+			}
+			if n.SAddr != src.Addr() || n.SPort != src.Port() {
+				t.Errorf("source %v:%d; want %v", n.SAddr, n.SPort, src)
+			}
+			if n.Result != 0 || n.Fd < 3 || n.Cookie == 0 {
+				t.Errorf("result %d fd %d cookie %d; want 0, an fd, a cookie", n.Result, n.Fd, n.Cookie)
+			}
+			if e.Process.Comm == "" || e.Process.TID == 0 {
+				t.Errorf("process = %+v", e.Process)
+			}
+
+			fin := c.wait(t, "final egress", func(x *event.Event) bool {
+				return x.Kind == event.KindEgress && x.Net.Cookie == n.Cookie && x.Net.Closed
+			})
+			if got := fin.Net.BytesSent; got < sent*9/10 || got > sent*11/10 {
+				t.Errorf("bytes sent at close = %d; want %d ±10%%", got, sent)
+			}
+			if fin.Process.PID != pid || fin.Net.SPort != src.Port() || fin.Net.DPort != dst.Port() {
+				t.Errorf("final egress: pid %d %v:%d -> %v:%d", fin.Process.PID, fin.Net.SAddr, fin.Net.SPort, fin.Net.DAddr, fin.Net.DPort)
+			}
+			// The helper held the socket open for 400ms after sending: the
+			// periodic report (every 100ms) saw the bytes before the close.
+			per := c.find(func(x *event.Event) bool {
+				return x.Kind == event.KindEgress && x.Net.Cookie == n.Cookie && !x.Net.Closed
+			})
+			if per == nil {
+				t.Errorf("no periodic egress report while the socket was open")
+			} else if per.Net.BytesSent == 0 || per.Net.BytesSent > fin.Net.BytesSent || per.Process.PID != pid {
+				t.Errorf("periodic report: %d bytes by %d; final %d", per.Net.BytesSent, per.Process.PID, fin.Net.BytesSent)
+			}
+			// One final report per socket, nothing after it.
+			time.Sleep(300 * time.Millisecond)
+			c.mu.Lock()
+			finals, after := 0, 0
+			for _, x := range c.evs {
+				if x.Kind == event.KindEgress && x.Net.Cookie == n.Cookie {
+					if x.Net.Closed {
+						finals++
+					} else if finals > 0 {
+						after++
+					}
+				}
+			}
+			c.mu.Unlock()
+			if finals != 1 || after != 0 {
+				t.Errorf("%d final reports and %d reports after close; want 1 and 0", finals, after)
+			}
+		})
+	}
+}
+
+// TestTCPConnectRefused: a non-blocking connect returns -EINPROGRESS; the
+// event carries the handshake's real outcome.
+func TestTCPConnectRefused(t *testing.T) {
+	_, c := startSensor(t, netConfig())
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	self, _ := os.Executable()
+	cmd := exec.Command(self, "-test.run=^$")
+	cmd.Env = append(os.Environ(), netHelperEnv+"=tcp", "KESTREL_NET_ARGS=tcp4 "+addr+" 0 0s")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "refused") {
+		t.Fatalf("connect to a closed port: %v %s; want connection refused", err, out)
+	}
+	e := c.wait(t, "connect", connectBy(uint32(cmd.Process.Pid)))
+	if e.Net.Result != -111 || e.Net.DPort != addrPort(t, addr).Port() || e.Net.Protocol != "tcp" {
+		t.Errorf("connect %s :%d result %d; want tcp :%s -111 (ECONNREFUSED)", e.Net.Protocol, e.Net.DPort, e.Net.Result, addr)
+	}
+}
+
+func TestUDPConnect(t *testing.T) {
+	_, c := startSensor(t, netConfig())
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	dst := addrPort(t, pc.LocalAddr().String())
+	pid, kv := runNetHelper(t, "udp", pc.LocalAddr().String(), "1200")
+	src := addrPort(t, kv["local"])
+	e := c.wait(t, "connect", connectBy(pid))
+	n := e.Net
+	if n.Protocol != "udp" || n.DAddr != dst.Addr() || n.DPort != dst.Port() || n.Result != 0 {
+		t.Errorf("connect %s %v:%d result %d; want udp %v, 0", n.Protocol, n.DAddr, n.DPort, n.Result, dst)
+	}
+	if n.SAddr != src.Addr() || n.SPort != src.Port() {
+		t.Errorf("source %v:%d; want %v", n.SAddr, n.SPort, src)
+	}
+	fin := c.wait(t, "final egress", func(x *event.Event) bool {
+		return x.Kind == event.KindEgress && x.Net.Cookie == n.Cookie && x.Net.Closed
+	})
+	if fin.Net.BytesSent != 1200 || fin.Net.Protocol != "udp" {
+		t.Errorf("final egress %s %d bytes; want udp 1200", fin.Net.Protocol, fin.Net.BytesSent)
+	}
+}
+
+func TestUnixConnect(t *testing.T) {
+	_, c := startSensor(t, netConfig())
+	dir := t.TempDir()
+	path := filepath.Join(dir, "docker.sock")
+	abstract := fmt.Sprintf("@kestrel-test-%d", os.Getpid())
+	for _, name := range []string{path, abstract} {
+		ln, err := net.Listen("unix", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+	}
+	tests := []struct {
+		name, addr string
+		fails      bool
+	}{
+		{"pathname", path, false},
+		{"abstract", abstract, false},
+		{"missing", filepath.Join(dir, "containerd.sock"), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			self, _ := os.Executable()
+			cmd := exec.Command(self, "-test.run=^$")
+			cmd.Env = append(os.Environ(), netHelperEnv+"=unix", "KESTREL_NET_ARGS="+tt.addr)
+			err := cmd.Run()
+			if (err != nil) != tt.fails {
+				t.Fatalf("helper: %v; want failure %v", err, tt.fails)
+			}
+			pid := uint32(cmd.Process.Pid)
+			e := c.wait(t, "unix connect", connectBy(pid))
+			n := e.Net
+			if n.Protocol != "unix" || n.UnixPath != tt.addr || n.Fd < 3 {
+				t.Errorf("connect %s %q fd %d; want unix %q", n.Protocol, n.UnixPath, n.Fd, tt.addr)
+			}
+			if tt.fails && n.Result != -2 || !tt.fails && n.Result != 0 {
+				t.Errorf("result = %d (child error %v)", n.Result, err)
+			}
+		})
+	}
+}
+
+// TestNoEgressForAcceptedSockets: bytes sent on an accepted socket are never
+// accounted; those sent on the connected end of the same connection are.
+func TestNoEgressForAcceptedSockets(t *testing.T) {
+	_, c := startSensor(t, netConfig())
+	const serverBytes, clientBytes = 1 << 20, 5000
+	pid, kv := runNetHelper(t, "accept", strconv.Itoa(serverBytes), strconv.Itoa(clientBytes))
+	lport := addrPort(t, kv["listen"]).Port()
+	cport := addrPort(t, kv["local"]).Port()
+	fin := c.wait(t, "client egress", func(x *event.Event) bool {
+		return x.Kind == event.KindEgress && x.Process.PID == pid && x.Net.Closed
+	})
+	if fin.Net.SPort != cport || fin.Net.DPort != lport || fin.Net.BytesSent != clientBytes {
+		t.Errorf("client egress %d -> %d: %d bytes; want %d -> %d: %d", fin.Net.SPort, fin.Net.DPort,
+			fin.Net.BytesSent, cport, lport, clientBytes)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if e := c.find(func(x *event.Event) bool {
+		return x.Kind == event.KindEgress && x.Process.PID == pid && (x.Net.SPort == lport || x.Net.BytesSent >= serverBytes)
+	}); e != nil {
+		t.Errorf("egress reported for the accepted socket: %+v", e.Net)
+	}
+	conns := 0
+	c.mu.Lock()
+	for _, x := range c.evs {
+		if x.Kind == event.KindConnect && x.Process.PID == pid {
+			conns++
+		}
+	}
+	c.mu.Unlock()
+	if conns != 1 {
+		t.Errorf("%d connect events; want 1", conns)
+	}
+}
