@@ -159,7 +159,7 @@ func TestDecodeNet(t *testing.T) {
 		},
 		{
 			name: "unix full-length path without NUL",
-			rec: connRec{family: afUnix, flags: connFDst, path: []byte(strings.Repeat("p", unixPathMax)), pathLen: -1}.bytes(),
+			rec:  connRec{family: afUnix, flags: connFDst, path: []byte(strings.Repeat("p", unixPathMax)), pathLen: -1}.bytes(),
 			want: event.Net{Protocol: "unix", UnixPath: strings.Repeat("p", unixPathMax), Fd: -1},
 			kind: event.KindConnect,
 		},
