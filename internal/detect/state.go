@@ -1,5 +1,228 @@
 package detect
 
-// State is the engine-maintained state shared by rules. The detect engine
-// owner extends it.
-type State struct{}
+import (
+	"time"
+
+	"github.com/kestrel-sec/kestrel/internal/event"
+)
+
+// State is the engine-maintained state shared by rules. Every table is an
+// LRU bounded by detect.state_size; evictions are counted in Counters.
+//
+// The engine updates it before the rules see an event, so a rule sees the
+// state including the current event (a container's first exec has already
+// set its entrypoint). Rules only read it unless a field says otherwise.
+//
+// Extension point for issue 6 (model registry, taint, per-destination
+// egress bytes): add fields here, initialise them in newState, and keep
+// them bounded the same way.
+type State struct {
+	hostNS     event.Namespaces
+	containers *LRU[string, ContainerState]
+	procs      *LRU[uint32, procState]
+	gpuOwners  *LRU[uint32, OwnerState]
+	written    *LRU[writtenKey, time.Time]
+}
+
+// ContainerState is what the engine knows about one container.
+type ContainerState struct {
+	// FirstSeen is the time of the first event seen from the container.
+	FirstSeen time.Time
+	// Entrypoint is the pid of the first exec seen in the container, and
+	// EntrypointExe its exe.
+	Entrypoint    uint32
+	EntrypointExe string
+	// BaseNS are the namespaces of that first exec.
+	BaseNS event.Namespaces
+	// FirstGPUOwner is when a process of the container first owned GPU memory.
+	FirstGPUOwner time.Time
+	// CgroupMount is when the container last mounted a cgroup filesystem
+	// (set by ESC-007, read by ESC-001).
+	CgroupMount time.Time
+	// Execs counts execs seen in the container.
+	Execs uint64
+	// PostureReported is set by ESC-010 once it has looked at the container.
+	PostureReported bool
+}
+
+// OwnerState is a GPU-owning process.
+type OwnerState struct {
+	Since     time.Time
+	Container string
+}
+
+type procState struct {
+	container string
+	exe       string
+}
+
+type writtenKey struct {
+	container string
+	path      string
+}
+
+func newState(size int, hostNS event.Namespaces) *State {
+	return &State{
+		hostNS:     hostNS,
+		containers: NewLRU[string, ContainerState](size, nil),
+		procs:      NewLRU[uint32, procState](size, nil),
+		gpuOwners:  NewLRU[uint32, OwnerState](size, nil),
+		written:    NewLRU[writtenKey, time.Time](size, nil),
+	}
+}
+
+// HostNS returns the initial namespaces.
+func (s *State) HostNS() event.Namespaces { return s.hostNS }
+
+// Container returns the state of container id, or nil. The pointer is valid
+// until the next event.
+func (s *State) Container(id string) *ContainerState { return s.containers.Ptr(id) }
+
+// IsGPUOwner reports whether the host tgid pid owns GPU memory.
+func (s *State) IsGPUOwner(pid uint32) bool {
+	_, ok := s.gpuOwners.Peek(pid)
+	return ok
+}
+
+// GPUOwner returns the ownership record of pid.
+func (s *State) GPUOwner(pid uint32) (OwnerState, bool) { return s.gpuOwners.Peek(pid) }
+
+// ProcessContainer returns the container id of a live host tgid as last
+// seen ("" for the host) and whether the pid is known at all.
+func (s *State) ProcessContainer(pid uint32) (string, bool) {
+	p, ok := s.procs.Peek(pid)
+	return p.container, ok
+}
+
+// WasWritten reports when path was opened for writing inside container
+// (zero if not seen).
+func (s *State) WasWritten(container, path string) time.Time {
+	t, _ := s.written.Peek(writtenKey{container, path})
+	return t
+}
+
+// IsGPUContainer reports gpu_container(c): the container was allocated GPUs
+// or one of its processes owned GPU memory.
+func (s *State) IsGPUContainer(c *event.Container) bool {
+	if c == nil {
+		return false
+	}
+	if len(c.GPUs) > 0 {
+		return true
+	}
+	cs, ok := s.containers.Peek(c.ID)
+	return ok && !cs.FirstGPUOwner.IsZero()
+}
+
+// StartedAt returns when container c started: its StartTime when the
+// enricher knows it, else the first event the engine saw from it.
+func (s *State) StartedAt(c *event.Container) time.Time {
+	if c == nil {
+		return time.Time{}
+	}
+	if !c.StartTime.IsZero() {
+		return c.StartTime
+	}
+	cs, _ := s.containers.Peek(c.ID)
+	return cs.FirstSeen
+}
+
+// InStartupGrace reports whether now is within grace of the start of c, or
+// before c's first GPU owner appeared (whichever ends later), as
+// startup_grace_s of the catalog says.
+func (s *State) InStartupGrace(c *event.Container, now time.Time, grace time.Duration) bool {
+	start := s.StartedAt(c)
+	if start.IsZero() {
+		return false
+	}
+	if now.Sub(start) < grace {
+		return true
+	}
+	cs, ok := s.containers.Peek(c.ID)
+	if ok && cs.FirstGPUOwner.IsZero() && s.IsGPUContainer(c) {
+		return true // allocated GPUs but no owner yet: still starting
+	}
+	return false
+}
+
+// observe updates the state with ev before the rules see it.
+func (s *State) observe(ev *event.Event) {
+	p := ev.Process
+	c := ev.Container
+	var cs *ContainerState
+	if c != nil && c.ID != "" {
+		cs = s.containers.Ptr(c.ID)
+		if cs == nil {
+			cs = s.containers.Put(c.ID, ContainerState{FirstSeen: ev.Time})
+		}
+	}
+	switch ev.Kind {
+	case event.KindExec, event.KindFork:
+		if p == nil {
+			break
+		}
+		var cid string
+		if c != nil {
+			cid = c.ID
+		}
+		if ps := s.procs.Ptr(p.PID); ps != nil {
+			ps.container, ps.exe = cid, p.Exe
+		} else {
+			s.procs.Put(p.PID, procState{container: cid, exe: p.Exe})
+		}
+		if cs != nil && ev.Kind == event.KindExec {
+			if cs.Execs == 0 {
+				cs.Entrypoint, cs.EntrypointExe, cs.BaseNS = p.PID, p.Exe, p.NS
+			}
+			cs.Execs++
+		}
+	case event.KindExit:
+		if p != nil && p.TID == p.PID || p != nil && p.TID == 0 {
+			s.procs.Delete(p.PID)
+			s.gpuOwners.Delete(p.PID)
+		}
+	case event.KindGPU:
+		g := ev.GPU
+		if g == nil {
+			break
+		}
+		switch g.Change {
+		case event.GPUStop:
+			s.gpuOwners.Delete(g.PID)
+		default:
+			s.addOwner(g.PID, ev.Time, c)
+		}
+	case event.KindOpen:
+		if c != nil && ev.File != nil && ev.File.Result >= 0 && ev.File.IsWrite() && ev.File.Path != "" {
+			s.written.Put(writtenKey{c.ID, ev.File.Path}, ev.Time)
+		}
+	}
+	if p != nil && p.GPUOwner {
+		if _, ok := s.gpuOwners.Peek(p.PID); !ok {
+			s.addOwner(p.PID, ev.Time, c)
+		}
+	}
+}
+
+func (s *State) addOwner(pid uint32, t time.Time, c *event.Container) {
+	if _, ok := s.gpuOwners.Peek(pid); ok {
+		return
+	}
+	cid := ""
+	if c != nil {
+		cid = c.ID
+	} else if ps, ok := s.procs.Peek(pid); ok {
+		cid = ps.container
+	}
+	s.gpuOwners.Put(pid, OwnerState{Since: t, Container: cid})
+	if cid != "" {
+		if cs := s.containers.Ptr(cid); cs != nil && cs.FirstGPUOwner.IsZero() {
+			cs.FirstGPUOwner = t
+		}
+	}
+}
+
+// evictions sums the evictions of every table.
+func (s *State) evictions() uint64 {
+	return s.containers.Evictions() + s.procs.Evictions() + s.gpuOwners.Evictions() + s.written.Evictions()
+}

@@ -1,0 +1,99 @@
+package detect
+
+import (
+	"strings"
+
+	"github.com/kestrel-sec/kestrel/internal/event"
+)
+
+// revShellMarkers are argv substrings of reverse-shell one-liners.
+var revShellMarkers = []string{"/dev/tcp/", "/dev/udp/", "pty.spawn", "socket.socket", "IO::Socket", "fsockopen"}
+
+type c2001 struct{ baseRule }
+
+func newC2001(*Settings) Rule {
+	return &c2001{baseRule{Meta{
+		ID:       "C2-001",
+		Title:    "Reverse shell / stdio over a socket",
+		MITRE:    []string{"T1059.004", "AML.T0072"},
+		Severity: event.SevHigh,
+		Description: "A socket is duplicated onto fd 0, 1 or 2 (dup2/dup3 syscall events with the old fd a " +
+			"socket), a connect is made on fd 0-2, or (core fallback) a shell or interpreter runs a reverse-shell " +
+			"one-liner: /dev/tcp/, /dev/udp/, '-i >&', nc/ncat -e, socat exec:, mkfifo in /tmp, pty.spawn, " +
+			"socket.socket, IO::Socket, fsockopen. Critical in inference containers and under NVIDIA hooks.",
+		Knobs: []string{"inference_selector"},
+		Kinds: kinds(event.KindExec, event.KindSyscall, event.KindConnect),
+	}}}
+}
+
+// revShellArg returns the reverse-shell marker found in argv, or "".
+func revShellArg(p *event.Process) string {
+	b := argv0Base(p)
+	if in(b, "nc", "ncat", "netcat") && hasArg(p.Args, "-e", "-c", "--exec", "--sh-exec") {
+		return b + " -e"
+	}
+	if b == "socat" {
+		for i := 1; i < len(p.Args); i++ {
+			if l := strings.ToLower(p.Args[i]); strings.Contains(l, "exec:") || strings.Contains(l, "system:") {
+				return "socat exec:"
+			}
+		}
+	}
+	if !isShell(b) && !isInterpreter(b) && !isShell(exeBase(p)) && !isInterpreter(exeBase(p)) {
+		return ""
+	}
+	for i := 1; i < len(p.Args); i++ {
+		a := p.Args[i]
+		for _, m := range revShellMarkers {
+			if strings.Contains(a, m) {
+				return m
+			}
+		}
+		if containsAfter(a, "-i", ">&") || containsAfter(a, "mkfifo", "/tmp") ||
+			containsAfter(a, "nc ", " -e ") || containsAfter(a, "ncat ", " -e ") || containsAfter(a, "socat ", "exec:") {
+			return a
+		}
+	}
+	return ""
+}
+
+func (r *c2001) Eval(ctx *Context, ev *event.Event) {
+	p := ev.Process
+	if p == nil {
+		return
+	}
+	var what, key string
+	switch ev.Kind {
+	case event.KindExec:
+		m := revShellArg(p)
+		if m == "" {
+			return
+		}
+		what, key = "ran a reverse-shell command line ("+cmdline(p)+")", "exec:"+itoa(uint64(p.PID))
+	case event.KindSyscall:
+		s := ev.Sys
+		if s == nil || !strings.HasPrefix(s.Name, "dup") || !s.FdIsSocket || s.Fd2 < 0 || s.Fd2 > 2 {
+			return
+		}
+		what, key = "duplicated socket fd "+itoaSigned(int64(s.Fd))+" onto fd "+itoaSigned(int64(s.Fd2)), "dup:"+itoa(uint64(p.PID))
+	case event.KindConnect:
+		n := ev.Net
+		if n == nil || n.UnixPath != "" || n.Fd < 0 || n.Fd > 2 || !n.DAddr.IsValid() {
+			return
+		}
+		what, key = "connected fd "+itoaSigned(int64(n.Fd))+" (stdio) to "+n.DAddr.String()+":"+itoa(uint64(n.DPort)), "conn:"+itoa(uint64(p.PID))
+	default:
+		return
+	}
+	sev := event.Severity(0)
+	if _, _, hook := hookLineage(ctx.Settings, p, true); hook ||
+		inContainer(ev) && (ctx.Settings.MatchesInferenceSelector(ev.Container) || ctx.State.IsGPUContainer(ev.Container)) {
+		sev = event.SevCritical
+	}
+	ctx.Emit(ev, Report{
+		Key:         key,
+		Severity:    sev,
+		Explanation: who(ev) + " " + what + " in " + where(ev) + ".",
+		Attrs:       map[string]string{"condition": strings.SplitN(key, ":", 2)[0]},
+	})
+}

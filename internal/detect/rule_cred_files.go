@@ -1,0 +1,110 @@
+package detect
+
+import (
+	"strings"
+
+	"github.com/kestrel-sec/kestrel/internal/event"
+)
+
+// credSuffixes are credential files matched at the end of a path.
+var credSuffixes = []string{
+	"/.cache/huggingface/token", "/.huggingface/token", "/.aws/credentials", "/.aws/config",
+	"/.docker/config.json", "/.netrc", "/.git-credentials", "/.kube/config",
+	"/var/lib/kubelet/kubeconfig", "/etc/kubernetes/kubelet.conf", "/etc/kubernetes/admin.conf",
+}
+
+// credDirs are credential directories matched anywhere in a path.
+var credDirs = []string{"/etc/kubernetes/pki/", "/var/lib/kubelet/pki/", "/.azure/"}
+
+// credentialFile names the credential p is, or "".
+func credentialFile(p string) string {
+	for _, s := range credSuffixes {
+		if strings.HasSuffix(p, s) {
+			return s[1:]
+		}
+	}
+	for _, d := range credDirs {
+		if strings.Contains(p, d) {
+			return strings.Trim(d, "/")
+		}
+	}
+	if i := strings.Index(p, "/.config/gcloud/"); i >= 0 && strings.Contains(baseName(p), "credentials") {
+		return ".config/gcloud"
+	}
+	return ""
+}
+
+type cred003 struct{ baseRule }
+
+func newCRED003(*Settings) Rule {
+	return &cred003{baseRule{Meta{
+		ID:       "CRED-003",
+		Title:    "Model-hub / cloud / kubelet credentials or /proc/*/environ read",
+		MITRE:    []string{"T1552.001", "T1003.007", "AML.T0055"},
+		Severity: event.SevHigh,
+		Description: "A container process other than the credential's consumer (the container's main process or " +
+			"a GPU owner) reads a Hugging Face token, AWS/GCP/Azure credentials, docker config, .netrc, " +
+			".git-credentials, a kubeconfig or Kubernetes/kubelet PKI (raw or resolved path, so /proc/1/root/... " +
+			"and /host/... count); or any process reads /proc/<pid>/environ of a GPU owner, or a container process " +
+			"reads it for a process outside its container (tokens such as HF_TOKEN live in the server env).",
+		Knobs: []string{"rules.CRED-003.allow_exe"},
+		Kinds: kinds(event.KindOpen),
+	}}}
+}
+
+func (r *cred003) Eval(ctx *Context, ev *event.Event) {
+	p := ev.Process
+	f := ev.File
+	if p == nil || f == nil || !f.IsRead() {
+		return
+	}
+	if pid, rest, ok := procPath(f.RawPath); ok && rest == "environ" && pid != "self" && pid != "thread-self" {
+		t := atoiPID(pid)
+		if t == 0 || t == p.PID {
+			return
+		}
+		host := ctx.Settings.HostNS
+		if inContainer(ev) && host.PID != 0 && p.NS.PID != 0 && p.NS.PID != host.PID {
+			return // the pid is local to the container's own PID namespace
+		}
+		why := ""
+		if ctx.State.IsGPUOwner(t) {
+			why = "GPU owner"
+		} else if inContainer(ev) {
+			if cid, known := ctx.State.ProcessContainer(t); known && cid != ev.Container.ID {
+				why = "process outside the container"
+				if cid == "" {
+					why = "host process"
+				}
+			}
+		}
+		if why == "" {
+			return
+		}
+		ctx.Emit(ev, Report{
+			Key:         "environ:" + pid,
+			Explanation: who(ev) + " read the environment of " + why + " pid " + pid + " (" + f.RawPath + ")" + resultNote(int64(f.Result)) + " from " + where(ev) + ".",
+			Attrs:       map[string]string{"condition": "proc_environ", "target_pid": pid},
+		})
+		return
+	}
+	if !inContainer(ev) {
+		return
+	}
+	cred := credentialFile(f.Path)
+	path := f.Path
+	if cred == "" {
+		if cred = credentialFile(f.RawPath); cred == "" {
+			return
+		}
+		path = f.RawPath
+	}
+	if isMainProcess(ctx, ev) {
+		return
+	}
+	ctx.Emit(ev, Report{
+		Key:         "cred:" + cred,
+		Explanation: who(ev) + " read credential file " + path + resultNote(int64(f.Result)) + " in " + where(ev) + ".",
+		Attrs:       map[string]string{"condition": "credential_file", "path": path, "credential": cred},
+	})
+}

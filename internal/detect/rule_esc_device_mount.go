@@ -1,0 +1,134 @@
+package detect
+
+import (
+	"strings"
+
+	"github.com/kestrel-sec/kestrel/internal/event"
+)
+
+// rawDevicePrefixes are block devices and kernel memory of ESC-007.
+var rawDevicePrefixes = []string{"/dev/sd", "/dev/nvme", "/dev/vd", "/dev/xvd", "/dev/dm-", "/dev/hd", "/dev/md", "/dev/mapper/", "/dev/loop"}
+
+// kernelMemory are exact paths of kernel memory interfaces.
+var kernelMemory = []string{"/dev/mem", "/dev/kmem", "/dev/port", "/proc/kcore"}
+
+// escapeFSTypes are filesystem types whose mount from a container exposes
+// host kernel state.
+var escapeFSTypes = []string{"cgroup", "cgroup2", "proc", "sysfs", "debugfs", "tracefs", "bpf", "securityfs", "configfs"}
+
+// diskTools are raw-disk utilities of ESC-007.
+var diskTools = []string{"debugfs", "fdisk", "sfdisk", "losetup"}
+
+type esc007 struct{ baseRule }
+
+func newESC007(*Settings) Rule {
+	return &esc007{baseRule{Meta{
+		ID:       "ESC-007",
+		Title:    "Raw device, kernel memory or filesystem mount from a container",
+		MITRE:    []string{"T1611", "T1006"},
+		Severity: event.SevCritical,
+		Description: "A container process (1) runs mount with a block-device source (/dev/sd*, nvme*, vd*, xvd*, " +
+			"dm-*, md*, loop*, mapper/*) or a kernel filesystem type (cgroup, cgroup2, proc, sysfs, debugfs, " +
+			"tracefs, bpf, securityfs, configfs), or runs debugfs/fdisk/sfdisk/losetup; (2) opens a block device " +
+			"or /dev/mem, /dev/kmem, /dev/port, /proc/kcore; (3) calls mount(2) with such a source or type " +
+			"(syscall tracepoint). A cgroup mount is remembered for ESC-001's context.",
+		Knobs: []string{"container_image_allowlist", "rules.ESC-007.allow_cgroup"},
+		Kinds: kinds(event.KindExec, event.KindOpen, event.KindSyscall),
+	}}}
+}
+
+func isRawDevice(p string) bool {
+	if in(p, kernelMemory...) {
+		return true
+	}
+	for _, d := range rawDevicePrefixes {
+		if strings.HasPrefix(p, d) && len(p) > len(d) {
+			if d == "/dev/loop" && strings.HasPrefix(p, "/dev/loop-control") {
+				return false
+			}
+			return true
+		}
+	}
+	return false
+}
+
+func (r *esc007) Eval(ctx *Context, ev *event.Event) {
+	p := ev.Process
+	if !inContainer(ev) || p == nil {
+		return
+	}
+	switch ev.Kind {
+	case event.KindExec:
+		b := exeBase(p)
+		if in(b, diskTools...) {
+			ctx.Emit(ev, Report{
+				Key:         "exec:" + b,
+				Explanation: who(ev) + " ran disk tool " + cmdline(p) + " in " + where(ev) + ".",
+				Attrs:       map[string]string{"condition": "disk_tool"},
+			})
+			return
+		}
+		if b != "mount" && argv0Base(p) != "mount" {
+			return
+		}
+		fstype, _ := argValue(p.Args, "-t", "--types")
+		var src string
+		for i := 1; i < len(p.Args); i++ {
+			if isRawDevice(p.Args[i]) {
+				src = p.Args[i]
+				break
+			}
+		}
+		if src == "" && !in(fstype, escapeFSTypes...) {
+			return
+		}
+		if strings.HasPrefix(fstype, "cgroup") {
+			if cs := ctx.State.Container(ev.Container.ID); cs != nil {
+				cs.CgroupMount = ctx.Now
+			}
+		}
+		what := "a " + fstype + " filesystem"
+		if src != "" {
+			what = "device " + src
+		}
+		ctx.Emit(ev, Report{
+			Key:         "mount:" + fstype + src,
+			Explanation: who(ev) + " mounted " + what + " (" + cmdline(p) + ") in " + where(ev) + ".",
+			Attrs:       map[string]string{"condition": "mount_exec", "fstype": fstype, "source": src},
+		})
+	case event.KindOpen:
+		f := ev.File
+		if f == nil || !isRawDevice(f.Path) {
+			return
+		}
+		ctx.Emit(ev, Report{
+			Key:         "dev:" + f.Path,
+			Explanation: who(ev) + " opened raw device " + f.Path + resultNote(int64(f.Result)) + " in " + where(ev) + ".",
+			Attrs:       map[string]string{"condition": "device_open", "path": f.Path},
+		})
+	case event.KindSyscall:
+		s := ev.Sys
+		if s == nil || s.Name != "mount" {
+			return
+		}
+		fstype := s.Arg
+		src := ""
+		if strings.HasPrefix(s.Path, "/dev/") && !in(s.Path, "/dev/null", "/dev/zero") {
+			src = s.Path
+		}
+		if src == "" && !in(fstype, escapeFSTypes...) {
+			return
+		}
+		if strings.HasPrefix(fstype, "cgroup") {
+			if cs := ctx.State.Container(ev.Container.ID); cs != nil {
+				cs.CgroupMount = ctx.Now
+			}
+		}
+		ctx.Emit(ev, Report{
+			Key: "mount:" + fstype + src,
+			Explanation: who(ev) + " called mount(" + s.Path + ", " + s.Path2 + ", " + fstype + ")" + resultNote(s.Ret) +
+				" in " + where(ev) + ".",
+			Attrs: map[string]string{"condition": "mount_syscall", "fstype": fstype, "source": s.Path, "target": s.Path2},
+		})
+	}
+}

@@ -1,0 +1,155 @@
+package detect
+
+import (
+	"strings"
+
+	"github.com/kestrel-sec/kestrel/internal/event"
+)
+
+// runtimeSockets are sun_path suffixes of container-runtime and kubelet APIs.
+var runtimeSockets = []string{
+	"docker.sock", "containerd.sock", "containerd.sock.ttrpc", "crio.sock", "podman.sock", "cri-dockerd.sock",
+	"dockershim.sock", "kubelet/pod-resources/kubelet.sock",
+}
+
+// runtimeClients are the runtime and cluster clients of ESC-006 condition 3.
+var runtimeClients = []string{"docker", "ctr", "crictl", "nerdctl", "podman", "kubectl", "runc"}
+
+// runtimeAPIPorts are kubelet and Docker TCP API ports.
+var runtimeAPIPorts = []uint16{10250, 10255, 2375, 2376}
+
+// runtimeSocket classifies a unix socket path: "" when it is no runtime API,
+// with an info severity for the nvidia-persistenced socket.
+func runtimeSocket(p string) (string, event.Severity) {
+	if strings.HasPrefix(p, "@/containerd-shim/") {
+		return "containerd-shim", 0
+	}
+	for _, s := range runtimeSockets {
+		if strings.HasSuffix(p, s) {
+			return s, 0
+		}
+	}
+	if strings.HasSuffix(p, "nvidia-persistenced/socket") {
+		return "nvidia-persistenced", event.SevInfo
+	}
+	return "", 0
+}
+
+type esc006 struct{ baseRule }
+
+func newESC006(*Settings) Rule {
+	return &esc006{baseRule{Meta{
+		ID:       "ESC-006",
+		Title:    "Container-runtime / kubelet API socket used from a container",
+		MITRE:    []string{"T1609", "T1610", "T1552.007", "T1611"},
+		Severity: event.SevCritical,
+		Description: "A container process (1) connects to a runtime or kubelet unix socket (docker.sock, " +
+			"containerd.sock[.ttrpc], crio.sock, podman.sock, cri-dockerd.sock, dockershim.sock, kubelet " +
+			"pod-resources, abstract @/containerd-shim/; nvidia-persistenced at info), (2) opens one for writing, " +
+			"(3) runs a runtime client (docker, ctr, crictl, nerdctl, podman, kubectl, runc) or passes " +
+			"--unix-socket/unix:// with a runtime socket, or (4) connects to a node address on 10250/10255 " +
+			"(kubelet) or 2375/2376 (Docker TCP). Whoever drives the runtime API owns the node.",
+		Knobs: []string{"container_image_allowlist", "rules.ESC-006.allow_cgroup"},
+		Kinds: kinds(event.KindConnect, event.KindOpen, event.KindExec),
+	}}}
+}
+
+func (r *esc006) Eval(ctx *Context, ev *event.Event) {
+	if !inContainer(ev) || ev.Process == nil {
+		return
+	}
+	switch ev.Kind {
+	case event.KindConnect:
+		n := ev.Net
+		if n == nil {
+			return
+		}
+		if n.UnixPath != "" {
+			name, sev := runtimeSocket(n.UnixPath)
+			if name == "" {
+				return
+			}
+			ctx.Emit(ev, Report{
+				Key:         "sock:" + n.UnixPath,
+				Severity:    sev,
+				Explanation: who(ev) + " connected to runtime socket " + n.UnixPath + resultNote(int64(n.Result)) + " from " + where(ev) + ".",
+				Attrs:       map[string]string{"condition": "unix_connect", "socket": n.UnixPath, "api": name},
+			})
+			return
+		}
+		if !n.DAddr.IsValid() {
+			return
+		}
+		port := n.DPort
+		isAPIPort := false
+		for _, p := range runtimeAPIPorts {
+			if port == p {
+				isAPIPort = true
+			}
+		}
+		if !isAPIPort {
+			return
+		}
+		hostNet := ctx.Settings.HostNS.Net != 0 && ev.Process.NS.Net == ctx.Settings.HostNS.Net
+		if n.Class != event.ClassNode && !(n.Class == event.ClassLoopback && hostNet) {
+			return
+		}
+		dst := n.DAddr.String() + ":" + itoa(uint64(port))
+		ctx.Emit(ev, Report{
+			Key:         "tcp:" + dst,
+			Explanation: who(ev) + " connected to the node's runtime/kubelet API port " + dst + resultNote(int64(n.Result)) + " from " + where(ev) + ".",
+			Attrs:       map[string]string{"condition": "api_port", "destination": dst},
+		})
+	case event.KindOpen:
+		f := ev.File
+		if f == nil || !f.IsWrite() {
+			return
+		}
+		name, sev := runtimeSocket(f.Path)
+		if name == "" {
+			return
+		}
+		ctx.Emit(ev, Report{
+			Key:         "sock:" + f.Path,
+			Severity:    sev,
+			Explanation: who(ev) + " opened runtime socket " + f.Path + " for writing from " + where(ev) + ".",
+			Attrs:       map[string]string{"condition": "socket_open", "socket": f.Path, "api": name},
+		})
+	case event.KindExec:
+		p := ev.Process
+		b := exeBase(p)
+		a0 := argv0Base(p)
+		for _, c := range runtimeClients {
+			if (b == c || a0 == c) && !(c == "runc" && hasArg(p.Args, "init")) {
+				ctx.Emit(ev, Report{
+					Key:         "exec:" + c,
+					Explanation: who(ev) + " ran runtime client " + c + " (" + cmdline(p) + ") from " + where(ev) + ".",
+					Attrs:       map[string]string{"condition": "client_exec", "client": c},
+				})
+				return
+			}
+		}
+		for i := 1; i < len(p.Args); i++ {
+			a := p.Args[i]
+			var sock string
+			switch {
+			case a == "--unix-socket" && i+1 < len(p.Args):
+				sock = p.Args[i+1]
+			case strings.HasPrefix(a, "--unix-socket="):
+				sock = a[len("--unix-socket="):]
+			case strings.Contains(a, "unix://"):
+				sock = a[strings.Index(a, "unix://")+len("unix://"):]
+			default:
+				continue
+			}
+			if name, _ := runtimeSocket(sock); name != "" {
+				ctx.Emit(ev, Report{
+					Key:         "exec-sock:" + sock,
+					Explanation: who(ev) + " was started with runtime socket " + sock + " (" + cmdline(p) + ") from " + where(ev) + ".",
+					Attrs:       map[string]string{"condition": "socket_arg", "socket": sock},
+				})
+				return
+			}
+		}
+	}
+}
