@@ -1,0 +1,381 @@
+package export
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/kestrel-sec/kestrel/internal/event"
+	sensorv1 "github.com/kestrel-sec/kestrel/proto/sensor/v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+var kindPairs = [...]struct {
+	e event.Kind
+	p sensorv1.EventKind
+}{
+	{event.KindExec, sensorv1.EventKind_EVENT_KIND_EXEC},
+	{event.KindFork, sensorv1.EventKind_EVENT_KIND_FORK},
+	{event.KindExit, sensorv1.EventKind_EVENT_KIND_EXIT},
+	{event.KindOpen, sensorv1.EventKind_EVENT_KIND_OPEN},
+	{event.KindConnect, sensorv1.EventKind_EVENT_KIND_CONNECT},
+	{event.KindEgress, sensorv1.EventKind_EVENT_KIND_EGRESS},
+	{event.KindSyscall, sensorv1.EventKind_EVENT_KIND_SYSCALL},
+	{event.KindGPU, sensorv1.EventKind_EVENT_KIND_GPU},
+	{event.KindFinding, sensorv1.EventKind_EVENT_KIND_FINDING},
+	{event.KindLost, sensorv1.EventKind_EVENT_KIND_LOST},
+	{event.KindStatus, sensorv1.EventKind_EVENT_KIND_STATUS},
+}
+
+func kindToProto(k event.Kind) sensorv1.EventKind {
+	for _, p := range kindPairs {
+		if p.e == k {
+			return p.p
+		}
+	}
+	return sensorv1.EventKind_EVENT_KIND_UNSPECIFIED
+}
+
+func kindFromProto(k sensorv1.EventKind) (event.Kind, bool) {
+	for _, p := range kindPairs {
+		if p.p == k {
+			return p.e, true
+		}
+	}
+	return event.KindInvalid, false
+}
+
+func ts(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+func fromTS(t *timestamppb.Timestamp) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.AsTime()
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// EventToProto converts ev to its wire form. Evidence events of a finding are
+// converted one level deep.
+func EventToProto(ev *event.Event) *sensorv1.Event {
+	return eventToProto(ev, 0)
+}
+
+func eventToProto(ev *event.Event, depth int) *sensorv1.Event {
+	if ev == nil {
+		return nil
+	}
+	p := &sensorv1.Event{
+		Kind:      kindToProto(ev.Kind),
+		Time:      ts(ev.Time),
+		Seq:       ev.Seq,
+		Process:   processToProto(ev.Process),
+		Container: containerToProto(ev.Container),
+	}
+	switch {
+	case ev.File != nil:
+		f := ev.File
+		p.Payload = &sensorv1.Event_File{File: &sensorv1.File{
+			Path: f.Path, RawPath: f.RawPath, PathSource: sensorv1.PathSource(f.PathSource + 1), Flags: f.Flags,
+			Mode: f.Mode, Result: f.Result, Size: f.Size, Inode: f.Inode, Dev: f.Dev, Syscall: f.Syscall,
+		}}
+	case ev.Net != nil:
+		n := ev.Net
+		p.Payload = &sensorv1.Event_Net{Net: &sensorv1.Net{
+			Protocol: n.Protocol, Saddr: addrString(n.SAddr), Sport: uint32(n.SPort), Daddr: addrString(n.DAddr),
+			Dport: uint32(n.DPort), UnixPath: n.UnixPath, Class: n.Class, Cookie: n.Cookie, BytesSent: n.BytesSent,
+			Closed: n.Closed, Result: n.Result, Fd: n.Fd,
+		}}
+	case ev.Sys != nil:
+		s := ev.Sys
+		p.Payload = &sensorv1.Event_Syscall{Syscall: &sensorv1.Syscall{
+			Name: s.Name, Ret: s.Ret, Flags: s.Flags, Target: s.Target, Path: s.Path, Path2: s.Path2, Arg: s.Arg,
+			Fd: s.Fd, Fd2: s.Fd2, NsInode: s.NSInode, FdIsSocket: s.FdIsSocket,
+		}}
+	case ev.GPU != nil:
+		g := ev.GPU
+		p.Payload = &sensorv1.Event_Gpu{Gpu: &sensorv1.Gpu{
+			Change: g.Change, Uuid: g.UUID, Index: int32(g.Index), Mig: g.MIG, Name: g.Name, Pid: g.PID, UsedBytes: g.UsedBytes,
+		}}
+	case ev.Exit != nil:
+		p.Payload = &sensorv1.Event_Exit{Exit: &sensorv1.Exit{Code: ev.Exit.Code, Signal: ev.Exit.Signal}}
+	case ev.Finding != nil:
+		f := ev.Finding
+		pf := &sensorv1.Finding{
+			Rule: f.Rule, Title: f.Title, Severity: sensorv1.Severity(f.Severity), Mitre: f.MITRE,
+			Description: f.Description, Explanation: f.Explanation, Count: uint32(max(f.Count, 0)), Attrs: f.Attrs,
+		}
+		if depth == 0 {
+			for _, e := range f.Evidence {
+				if e != nil {
+					pf.Evidence = append(pf.Evidence, eventToProto(e, depth+1))
+				}
+			}
+		}
+		p.Payload = &sensorv1.Event_Finding{Finding: pf}
+	case ev.Lost != nil:
+		p.Payload = &sensorv1.Event_Lost{Lost: &sensorv1.Lost{Source: ev.Lost.Source, Count: ev.Lost.Count}}
+	case ev.Status != nil:
+		s := ev.Status
+		p.Payload = &sensorv1.Event_Status{Status: &sensorv1.Status{
+			Ready: s.Ready, Message: s.Message, Programs: s.Programs, Fields: s.Fields, Counters: s.Counters,
+		}}
+	}
+	return p
+}
+
+func processToProto(pr *event.Process) *sensorv1.Process {
+	if pr == nil {
+		return nil
+	}
+	p := &sensorv1.Process{
+		Pid: pr.PID, Tid: pr.TID, Ppid: pr.PPID, ForkParent: pr.ForkParent, Uid: pr.UID, Euid: pr.EUID,
+		Comm: pr.Comm, Exe: pr.Exe, Args: pr.Args, Cwd: pr.Cwd, StartTime: ts(pr.StartTime), ExecTime: ts(pr.ExecTime),
+		CgroupId: pr.CgroupID, CapEff: pr.CapEff, CapPrm: pr.CapPrm, Tty: pr.TTY, GpuOwner: pr.GPUOwner, ExeMemfd: pr.ExeMemfd,
+	}
+	if pr.NS != (event.Namespaces{}) {
+		n := pr.NS
+		p.Ns = &sensorv1.Namespaces{Mnt: n.Mnt, Pid: n.PID, Net: n.Net, User: n.User, Uts: n.UTS, Ipc: n.IPC, Cgroup: n.Cgroup}
+	}
+	for _, e := range pr.Env {
+		p.Env = append(p.Env, &sensorv1.EnvVar{Name: e.Name, Value: e.Value})
+	}
+	for _, a := range pr.Ancestors {
+		p.Ancestors = append(p.Ancestors, &sensorv1.Ancestor{Pid: a.PID, Exe: a.Exe})
+	}
+	return p
+}
+
+func containerToProto(c *event.Container) *sensorv1.Container {
+	if c == nil {
+		return nil
+	}
+	return &sensorv1.Container{
+		Id: c.ID, Runtime: c.Runtime, CgroupPath: c.CgroupPath, PodUid: c.PodUID, Pod: c.Pod, Namespace: c.Namespace,
+		Name: c.Name, Image: c.Image, Labels: c.Labels, Gpus: c.GPUs, StartTime: ts(c.StartTime),
+	}
+}
+
+// EventFromProto converts a wire event back into the sensor's vocabulary. It
+// rejects what the sensor could never have sent: an unknown kind, an
+// unparsable address, a port out of range.
+func EventFromProto(p *sensorv1.Event) (*event.Event, error) {
+	return eventFromProto(p, 0)
+}
+
+func eventFromProto(p *sensorv1.Event, depth int) (*event.Event, error) {
+	if p == nil {
+		return nil, fmt.Errorf("nil event")
+	}
+	k, ok := kindFromProto(p.GetKind())
+	if !ok {
+		return nil, fmt.Errorf("kind: unknown event kind %d", int32(p.GetKind()))
+	}
+	ev := &event.Event{Kind: k, Time: fromTS(p.GetTime()), Seq: p.GetSeq(),
+		Process: processFromProto(p.GetProcess()), Container: containerFromProto(p.GetContainer())}
+	switch pl := p.GetPayload().(type) {
+	case *sensorv1.Event_File:
+		f := pl.File
+		src := event.PathUnresolved
+		if ps := f.GetPathSource(); ps >= sensorv1.PathSource_PATH_SOURCE_AS_PASSED && ps <= sensorv1.PathSource_PATH_SOURCE_UNRESOLVED {
+			src = event.PathSource(ps - 1)
+		}
+		ev.File = &event.File{Path: f.GetPath(), RawPath: f.GetRawPath(), PathSource: src, Flags: f.GetFlags(),
+			Mode: f.GetMode(), Result: f.GetResult(), Size: f.GetSize(), Inode: f.GetInode(), Dev: f.GetDev(), Syscall: f.GetSyscall()}
+	case *sensorv1.Event_Net:
+		n := pl.Net
+		if n.GetSport() > 65535 || n.GetDport() > 65535 {
+			return nil, fmt.Errorf("net: port out of range (%d, %d)", n.GetSport(), n.GetDport())
+		}
+		en := &event.Net{Protocol: n.GetProtocol(), SPort: uint16(n.GetSport()), DPort: uint16(n.GetDport()),
+			UnixPath: n.GetUnixPath(), Class: n.GetClass(), Cookie: n.GetCookie(), BytesSent: n.GetBytesSent(),
+			Closed: n.GetClosed(), Result: n.GetResult(), Fd: n.GetFd()}
+		var err error
+		if en.SAddr, err = parseAddr(n.GetSaddr()); err != nil {
+			return nil, fmt.Errorf("net.saddr: %w", err)
+		}
+		if en.DAddr, err = parseAddr(n.GetDaddr()); err != nil {
+			return nil, fmt.Errorf("net.daddr: %w", err)
+		}
+		ev.Net = en
+	case *sensorv1.Event_Syscall:
+		s := pl.Syscall
+		ev.Sys = &event.Syscall{Name: s.GetName(), Ret: s.GetRet(), Flags: s.GetFlags(), Target: s.GetTarget(),
+			Path: s.GetPath(), Path2: s.GetPath2(), Arg: s.GetArg(), Fd: s.GetFd(), Fd2: s.GetFd2(),
+			NSInode: s.GetNsInode(), FdIsSocket: s.GetFdIsSocket()}
+	case *sensorv1.Event_Gpu:
+		g := pl.Gpu
+		ev.GPU = &event.GPU{Change: g.GetChange(), UUID: g.GetUuid(), Index: int(g.GetIndex()), MIG: g.GetMig(),
+			Name: g.GetName(), PID: g.GetPid(), UsedBytes: g.GetUsedBytes()}
+	case *sensorv1.Event_Exit:
+		ev.Exit = &event.Exit{Code: pl.Exit.GetCode(), Signal: pl.Exit.GetSignal()}
+	case *sensorv1.Event_Finding:
+		f := pl.Finding
+		sev := event.Severity(f.GetSeverity())
+		if sev.String() == "invalid" {
+			return nil, fmt.Errorf("finding.severity: unknown severity %d", int32(f.GetSeverity()))
+		}
+		ef := &event.Finding{Rule: f.GetRule(), Title: f.GetTitle(), Severity: sev, MITRE: f.GetMitre(),
+			Description: f.GetDescription(), Explanation: f.GetExplanation(), Count: int(f.GetCount()), Attrs: f.GetAttrs()}
+		if depth == 0 {
+			for i, e := range f.GetEvidence() {
+				ee, err := eventFromProto(e, depth+1)
+				if err != nil {
+					return nil, fmt.Errorf("finding.evidence[%d]: %w", i, err)
+				}
+				ef.Evidence = append(ef.Evidence, ee)
+			}
+		}
+		ev.Finding = ef
+	case *sensorv1.Event_Lost:
+		ev.Lost = &event.Lost{Source: pl.Lost.GetSource(), Count: pl.Lost.GetCount()}
+	case *sensorv1.Event_Status:
+		s := pl.Status
+		ev.Status = &event.Status{Ready: s.GetReady(), Message: s.GetMessage(), Programs: s.GetPrograms(),
+			Fields: s.GetFields(), Counters: s.GetCounters()}
+	}
+	return ev, nil
+}
+
+func parseAddr(s string) (netip.Addr, error) {
+	if s == "" {
+		return netip.Addr{}, nil
+	}
+	return netip.ParseAddr(s)
+}
+
+func processFromProto(p *sensorv1.Process) *event.Process {
+	if p == nil {
+		return nil
+	}
+	pr := &event.Process{
+		PID: p.GetPid(), TID: p.GetTid(), PPID: p.GetPpid(), ForkParent: p.GetForkParent(), UID: p.GetUid(), EUID: p.GetEuid(),
+		Comm: p.GetComm(), Exe: p.GetExe(), Args: p.GetArgs(), Cwd: p.GetCwd(), StartTime: fromTS(p.GetStartTime()),
+		ExecTime: fromTS(p.GetExecTime()), CgroupID: p.GetCgroupId(), CapEff: p.GetCapEff(), CapPrm: p.GetCapPrm(),
+		TTY: p.GetTty(), GPUOwner: p.GetGpuOwner(), ExeMemfd: p.GetExeMemfd(),
+	}
+	if n := p.GetNs(); n != nil {
+		pr.NS = event.Namespaces{Mnt: n.GetMnt(), PID: n.GetPid(), Net: n.GetNet(), User: n.GetUser(), UTS: n.GetUts(), IPC: n.GetIpc(), Cgroup: n.GetCgroup()}
+	}
+	for _, e := range p.GetEnv() {
+		pr.Env = append(pr.Env, event.EnvVar{Name: e.GetName(), Value: e.GetValue()})
+	}
+	for _, a := range p.GetAncestors() {
+		pr.Ancestors = append(pr.Ancestors, event.Ancestor{PID: a.GetPid(), Exe: a.GetExe()})
+	}
+	return pr
+}
+
+func containerFromProto(c *sensorv1.Container) *event.Container {
+	if c == nil {
+		return nil
+	}
+	return &event.Container{
+		ID: c.GetId(), Runtime: c.GetRuntime(), CgroupPath: c.GetCgroupPath(), PodUID: c.GetPodUid(), Pod: c.GetPod(),
+		Namespace: c.GetNamespace(), Name: c.GetName(), Image: c.GetImage(), Labels: c.GetLabels(), GPUs: c.GetGpus(),
+		StartTime: fromTS(c.GetStartTime()),
+	}
+}
+
+// InventoryToProto converts the AI bill of materials to its wire form.
+func InventoryToProto(inv *event.Inventory) *sensorv1.Inventory {
+	if inv == nil {
+		return nil
+	}
+	p := &sensorv1.Inventory{Node: inv.Node, Time: ts(inv.Time)}
+	for _, g := range inv.GPUs {
+		pg := &sensorv1.InventoryGpu{Uuid: g.UUID, Index: int32(g.Index), Name: g.Name, Mig: g.MIG}
+		for _, o := range g.Owners {
+			pg.Owners = append(pg.Owners, ownerToProto(o))
+		}
+		p.Gpus = append(p.Gpus, pg)
+	}
+	for _, o := range inv.Unowned {
+		p.Unowned = append(p.Unowned, ownerToProto(o))
+	}
+	return p
+}
+
+func ownerToProto(o event.InventoryOwner) *sensorv1.InventoryOwner {
+	p := &sensorv1.InventoryOwner{Process: processToProto(o.Process), Container: containerToProto(o.Container), UsedBytes: o.UsedBytes}
+	for _, m := range o.Models {
+		p.Models = append(p.Models, &sensorv1.ModelFile{Path: m.Path, Size: m.Size, Inode: m.Inode, Dev: m.Dev,
+			Sha256: m.SHA256, FirstLoader: m.FirstLoader, FirstSeen: ts(m.FirstSeen)})
+	}
+	for _, pe := range o.Peers {
+		p.Peers = append(p.Peers, &sensorv1.Peer{Addr: addrString(pe.Addr), Port: uint32(pe.Port), Protocol: pe.Protocol,
+			Class: pe.Class, BytesSent: pe.BytesSent})
+	}
+	return p
+}
+
+// InventoryFromProto converts a wire inventory back. Unparsable peer
+// addresses are an error.
+func InventoryFromProto(p *sensorv1.Inventory) (*event.Inventory, error) {
+	if p == nil {
+		return nil, fmt.Errorf("nil inventory")
+	}
+	inv := &event.Inventory{Node: p.GetNode(), Time: fromTS(p.GetTime())}
+	for i, g := range p.GetGpus() {
+		eg := event.InventoryGPU{UUID: g.GetUuid(), Index: int(g.GetIndex()), Name: g.GetName(), MIG: g.GetMig()}
+		for j, o := range g.GetOwners() {
+			eo, err := ownerFromProto(o)
+			if err != nil {
+				return nil, fmt.Errorf("gpus[%d].owners[%d]: %w", i, j, err)
+			}
+			eg.Owners = append(eg.Owners, eo)
+		}
+		inv.GPUs = append(inv.GPUs, eg)
+	}
+	for j, o := range p.GetUnowned() {
+		eo, err := ownerFromProto(o)
+		if err != nil {
+			return nil, fmt.Errorf("unowned[%d]: %w", j, err)
+		}
+		inv.Unowned = append(inv.Unowned, eo)
+	}
+	return inv, nil
+}
+
+func ownerFromProto(p *sensorv1.InventoryOwner) (event.InventoryOwner, error) {
+	o := event.InventoryOwner{Process: processFromProto(p.GetProcess()), Container: containerFromProto(p.GetContainer()), UsedBytes: p.GetUsedBytes()}
+	for _, m := range p.GetModels() {
+		o.Models = append(o.Models, event.ModelFile{Path: m.GetPath(), Size: m.GetSize(), Inode: m.GetInode(), Dev: m.GetDev(),
+			SHA256: m.GetSha256(), FirstLoader: m.GetFirstLoader(), FirstSeen: fromTS(m.GetFirstSeen())})
+	}
+	for i, pe := range p.GetPeers() {
+		a, err := parseAddr(pe.GetAddr())
+		if err != nil {
+			return o, fmt.Errorf("peers[%d].addr: %w", i, err)
+		}
+		if pe.GetPort() > 65535 {
+			return o, fmt.Errorf("peers[%d].port: %d out of range", i, pe.GetPort())
+		}
+		o.Peers = append(o.Peers, event.Peer{Addr: a, Port: uint16(pe.GetPort()), Protocol: pe.GetProtocol(),
+			Class: pe.GetClass(), BytesSent: pe.GetBytesSent()})
+	}
+	return o, nil
+}
+
+// statusToProto converts a pipeline status; maps are cloned so the wire
+// message does not alias the caller's.
+func statusToProto(s *event.Status) *sensorv1.Status {
+	if s == nil {
+		return nil
+	}
+	return &sensorv1.Status{Ready: s.Ready, Message: s.Message, Programs: slices.Clone(s.Programs),
+		Fields: maps.Clone(s.Fields), Counters: maps.Clone(s.Counters)}
+}
