@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/ringbuf"
+
 	"github.com/kestrel-sec/kestrel/internal/config"
 	"github.com/kestrel-sec/kestrel/internal/event"
 )
@@ -576,5 +579,78 @@ func TestNoEgressForAcceptedSockets(t *testing.T) {
 	c.mu.Unlock()
 	if conns != 1 {
 		t.Errorf("%d connect events; want 1", conns)
+	}
+}
+
+// TestUnixConnectFallback: on kernels without cgroup/connect_unix (< 6.7) the
+// loader leaves that optional program out, and the sun_path read by
+// sys_enter_connect from user memory is reported instead.
+func TestUnixConnectFallback(t *testing.T) {
+	requireKernel(t)
+	spec, err := loadSensor()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := configureSpec(spec, netConfig()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := spec.Programs["net_connect_unix_optional"]; !ok {
+		t.Fatal("no net_connect_unix_optional program in the object")
+	}
+	for name := range spec.Programs {
+		if name != "net_enter_connect" && name != "net_exit_connect" {
+			delete(spec.Programs, name)
+		}
+	}
+	if err := ensureTracefs(); err != nil {
+		t.Fatal(err)
+	}
+	coll, err := ebpf.NewCollection(spec)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	defer coll.Close()
+	for name, prog := range coll.Programs {
+		l, err := attachOne(prog, spec.Programs[name], "")
+		if err != nil {
+			t.Fatalf("attach %s: %v", name, err)
+		}
+		defer l.Close()
+	}
+	rd, err := ringbuf.NewReader(coll.Maps["events"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+
+	path := filepath.Join(t.TempDir(), "containerd.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	pid, _ := runNetHelper(t, "unix", path)
+
+	d := decoder{}
+	rd.SetDeadline(time.Now().Add(5 * time.Second))
+	for {
+		rec, err := rd.Read()
+		if err != nil {
+			t.Fatalf("no connect record from pid %d: %v", pid, err)
+		}
+		e, err := d.decode(rec.RawSample)
+		if err != nil {
+			t.Fatalf("decode: %v", err)
+		}
+		if e.Kind != event.KindConnect || e.Process.PID != pid {
+			continue
+		}
+		if e.Net.Protocol != "unix" || e.Net.UnixPath != path || e.Net.Result != 0 || e.Net.Fd < 3 {
+			t.Errorf("connect %s %q result %d fd %d; want unix %q 0", e.Net.Protocol, e.Net.UnixPath, e.Net.Result, e.Net.Fd, path)
+		}
+		if b := rec.RawSample; b[connFlags]&connFUPath == 0 || b[connFlags]&connFDst != 0 {
+			t.Errorf("flags %#x; want the user-memory path (CONN_F_UPATH) and no cgroup hook", b[connFlags])
+		}
+		return
 	}
 }
