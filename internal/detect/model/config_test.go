@@ -8,12 +8,6 @@ import (
 	"github.com/kestrel-sec/kestrel/internal/event"
 )
 
-func TestDefaultRootsMatchConfig(t *testing.T) {
-	if got, want := DefaultRoots(), config.DefaultModelRoots; !slices.Equal(got, want) {
-		t.Fatalf("DefaultRoots() = %q; config.DefaultModelRoots = %q", got, want)
-	}
-}
-
 func TestNewMatcherFromConfig(t *testing.T) {
 	c := config.Default().Detect
 	m, err := NewMatcherFromConfig(&c)

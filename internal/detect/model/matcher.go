@@ -19,9 +19,12 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/kestrel-sec/kestrel/internal/config"
 )
 
 // DefaultMinBytes is the default size gate: files known to be smaller are
@@ -55,13 +58,10 @@ const (
 )
 
 // DefaultRoots returns the catalog's default model roots (detections.md
-// §1.4). A "*" matches one path component.
+// §1.4), as the detect config section defines them. A "*" matches one path
+// component.
 func DefaultRoots() []string {
-	return []string{
-		"/models", "/mnt/models", "/opt/ml/model", "/data/models", "/workspace/models", "/opt/nim/.cache",
-		"/root/.cache/huggingface", "/home/*/.cache/huggingface", "/usr/share/ollama/.ollama/models",
-		"/root/.ollama/models",
-	}
+	return slices.Clone(config.DefaultModelRoots)
 }
 
 // RootEnvNames are the environment variables whose values name model roots

@@ -268,3 +268,28 @@ func BenchmarkMatcher(b *testing.B) {
 		})
 	}
 }
+
+// FuzzIsModel feeds hostile paths to the matcher: it must not panic, must be
+// deterministic, and a positive verdict always carries a reason.
+func FuzzIsModel(f *testing.F) {
+	f.Add("", "/models/a.gguf", int64(-1))
+	f.Add("/x/models--a/snapshots/r/tokenizer.json", "/x/models--a/blobs/0123456789abcdef0123456789abcdef01234567", int64(1<<30))
+	f.Add("rank7.engine", "/repo/m/1/model.savedmodel/x", int64(5))
+	f.Add("/home/u/.cache/huggingface/../../etc", "//", int64(0))
+	m, err := NewMatcher(testRoots(), nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, raw, p string, size int64) {
+		ok, reason := m.IsModel(raw, p, size)
+		ok2, reason2 := m.IsModel(raw, p, size)
+		if ok != ok2 || reason != reason2 {
+			t.Fatalf("not deterministic: %t %q then %t %q", ok, reason, ok2, reason2)
+		}
+		if ok && reason == "" {
+			t.Fatal("positive verdict without a reason")
+		}
+		m.IsModelConfig(p)
+		m.UnderRoot(p)
+	})
+}

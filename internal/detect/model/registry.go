@@ -304,7 +304,10 @@ func (r *Registry) Observe(o Observation) {
 		r.addPath(e, o.RawPath)
 	}
 	u := User{PID: o.PID, Exe: o.Exe, ContainerID: o.ContainerID, Time: o.Time}
-	r.addUser(&e.Loaders, u)
+	if r.addUser(&e.Loaders, u) && e.state == hashFailed {
+		// A new opener is a new way in (its /proc/<pid>/root): try again.
+		e.state, e.attempts = hashPending, 0
+	}
 	if o.GPUOwner {
 		r.addUser(&e.Owners, u)
 	}
@@ -374,12 +377,12 @@ func (r *Registry) addPath(e *entry, p string) {
 	e.Paths = append(e.Paths, p)
 }
 
-// addUser adds u to list unless the same (pid, container) is there; the
-// oldest is pushed out beyond MaxUsers.
-func (r *Registry) addUser(list *[]User, u User) {
+// addUser adds u to list unless the same (pid, container) is there, and
+// reports whether it did; the oldest is pushed out beyond MaxUsers.
+func (r *Registry) addUser(list *[]User, u User) bool {
 	for _, v := range *list {
 		if v.PID == u.PID && v.ContainerID == u.ContainerID {
-			return
+			return false
 		}
 	}
 	if len(*list) >= r.opts.MaxUsers {
@@ -388,6 +391,7 @@ func (r *Registry) addUser(list *[]User, u User) {
 		r.c.usersDropped.Add(1)
 	}
 	*list = append(*list, u)
+	return true
 }
 
 func (r *Registry) pushFront(e *entry) {

@@ -541,3 +541,28 @@ func TestRegistryRevalidate(t *testing.T) {
 		t.Errorf("Revalidated %d, Hashed %d; want 1, 2", c.Revalidated, c.Hashed)
 	}
 }
+
+// TestRegistryRetryWithNewLoader: the only loader exited before the hash, so
+// its /proc/<pid>/root is gone; a later opener gives the hasher a way in.
+func TestRegistryRetryWithNewLoader(t *testing.T) {
+	dir := t.TempDir()
+	r := newTestRegistry(t, &RegistryOptions{HashRate: 1 << 30})
+	runHasher(t, r)
+	_, o, want := writeModel(t, dir, "w.safetensors", 1<<20)
+	o.ContainerID, o.PID = "c", 1<<22+12345 // above pid_max: no such process
+	r.Observe(o)
+	k := KeyOf(o.Dev, o.Inode, o.Path)
+	e := waitHash(t, r, k, hashed)
+	if e.SHA256 != "" || !strings.Contains(e.HashError, "no such file") {
+		t.Fatalf("got %q, error %q; want a failure to open through the dead loader", e.SHA256, e.HashError)
+	}
+	r.Observe(o) // the same loader again: no retry
+	if c := r.Counters(); c.HashQueued != 1 {
+		t.Errorf("HashQueued = %d; want 1 (no retry for a known loader)", c.HashQueued)
+	}
+	o.PID = uint32(os.Getpid())
+	r.Observe(o)
+	if e := waitHash(t, r, k, func(e Entry) bool { return e.SHA256 != "" }); e.SHA256 != want || e.HashError != "" {
+		t.Fatalf("got %q, error %q; want %s", e.SHA256, e.HashError, want)
+	}
+}
