@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
@@ -652,5 +653,93 @@ func TestUnixConnectFallback(t *testing.T) {
 			t.Errorf("flags %#x; want the user-memory path (CONN_F_UPATH) and no cgroup hook", b[connFlags])
 		}
 		return
+	}
+}
+
+// TestEgressReporter drives the periodic report over maps shaped like the
+// kernel's: only sockets whose count grew are reported, state is pruned when
+// a socket leaves the map, and sockets the LRU map lost are reported as Lost.
+func TestEgressReporter(t *testing.T) {
+	requireKernel(t)
+	socks, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Hash, KeySize: 8, ValueSize: egressValSize, MaxEntries: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer socks.Close()
+	stats, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stats.Close()
+	setStat := func(i int, v uint64) {
+		per := make([]uint64, ebpf.MustPossibleCPU())
+		per[0] = v
+		if err := stats.Put(uint32(i), per); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put := func(cookie, bytes uint64) {
+		v := statsRec(cookie, bytes, afInet, ipprotoTCP, connFSrc, 40000+uint16(cookie), 443, a16("10.0.0.1"), a16("192.0.2.9"), 0)
+		if err := socks.Put(cookie, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := &egressReporter{last: map[uint64]uint64{}, seen: map[uint64]struct{}{}}
+	d := decoder{bootEpoch: time.Unix(0, 0)}
+	var got []*event.Event
+	emit := func(e *event.Event) { got = append(got, e) }
+	step := func(want map[uint64]uint64, lost map[string]uint64) {
+		t.Helper()
+		got = got[:0]
+		now := time.Unix(2000, 0)
+		if err := r.report(&d, socks, stats, now, emit); err != nil {
+			t.Fatalf("report: %v", err)
+		}
+		gotB, gotL := map[uint64]uint64{}, map[string]uint64{}
+		for _, e := range got {
+			switch e.Kind {
+			case event.KindEgress:
+				if e.Net.Closed || !e.Time.Equal(now) || e.Process.PID != 42 {
+					t.Errorf("periodic report %+v at %v by %d", e.Net, e.Time, e.Process.PID)
+				}
+				gotB[e.Net.Cookie] = e.Net.BytesSent
+			case event.KindLost:
+				gotL[e.Lost.Source] += e.Lost.Count
+			default:
+				t.Errorf("unexpected %v event", e.Kind)
+			}
+		}
+		if fmt.Sprint(gotB) != fmt.Sprint(want) || fmt.Sprint(gotL) != fmt.Sprint(lost) {
+			t.Errorf("reported %v lost %v; want %v lost %v", gotB, gotL, want, lost)
+		}
+	}
+	put(1, 100)
+	put(2, 0)
+	setStat(netSockTracked, 2)
+	step(map[uint64]uint64{1: 100}, map[string]uint64{})
+	step(map[uint64]uint64{}, map[string]uint64{}) // nothing grew
+	put(1, 150)
+	put(2, 7)
+	step(map[uint64]uint64{1: 150, 2: 7}, map[string]uint64{})
+	// Socket 1 released by the kernel; socket 3 appears; two sockets were
+	// tracked and pushed out of the LRU map before anyone saw them.
+	if err := socks.Delete(uint64(1)); err != nil {
+		t.Fatal(err)
+	}
+	put(3, 9)
+	setStat(netSockTracked, 5)
+	setStat(netSockReleased, 1)
+	setStat(netPendingFull, 1)
+	step(map[uint64]uint64{3: 9}, map[string]uint64{lostEgressEvicted: 2, lostConnectPending: 1})
+	if _, ok := r.last[1]; ok || len(r.last) != 2 {
+		t.Errorf("reporter state %v; want socket 1 pruned", r.last)
+	}
+	step(map[uint64]uint64{}, map[string]uint64{}) // losses are reported once
+	m := map[string]uint64{}
+	s := &Sensor{}
+	reporters[weak.Make(s)] = r
+	egressCounters(s, m)
+	if m["egress_sockets_evicted"] != 2 || m["egress_sockets_live"] != 2 || m["egress_sockets_tracked"] != 5 {
+		t.Errorf("counters %v", m)
 	}
 }
