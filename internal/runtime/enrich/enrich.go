@@ -1,0 +1,690 @@
+// Package enrich joins "who did it" onto events: the acting process with its
+// lineage, its container and pod, and the class of a network destination.
+//
+// The Enricher owns the process table (seeded from /proc, kept current by
+// exec, fork and exit events), resolves cgroup ids to containers through
+// the cgroup v2 hierarchy and the cgroup layouts of the container runtimes,
+// asks the CRI runtime for pod metadata in the background, and classifies
+// destinations with netlink's view of the node.
+//
+// Snapshots handed to events are immutable and shared: an event of a known
+// process costs a map lookup and allocates nothing.
+package enrich
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kestrel-sec/kestrel/internal/config"
+	"github.com/kestrel-sec/kestrel/internal/event"
+	"github.com/kestrel-sec/kestrel/internal/runtime/cgroup"
+	"github.com/kestrel-sec/kestrel/internal/runtime/cri"
+	"github.com/kestrel-sec/kestrel/internal/runtime/netclass"
+	"github.com/kestrel-sec/kestrel/internal/runtime/proc"
+)
+
+// GPUAssigner says which GPUs (UUIDs) the kubelet assigned to a container.
+// internal/gpu implements it; cmd/sensor wires it in.
+type GPUAssigner interface {
+	GPUsFor(podUID, containerName string) []string
+}
+
+// Options configure an Enricher. Zero values get defaults.
+type Options struct {
+	Logger *slog.Logger
+	// GPUAssignments may be nil.
+	GPUAssignments GPUAssigner
+	// ProcRoot is the procfs mount (default /proc).
+	ProcRoot string
+	// CgroupRoot is the cgroup v2 mount; "" finds it in mountinfo.
+	CgroupRoot string
+	// HostNSPID is the process whose namespaces are the host's (default 2,
+	// kthreadd: PID 1 may be unreadable).
+	HostNSPID uint32
+	// NoNetlink disables the netlink view (tests, or hosts without it):
+	// only configured node addresses are "node".
+	NoNetlink bool
+	// Now is the clock (tests).
+	Now func() time.Time
+}
+
+// maxContainers bounds the cgroup-id and container caches.
+const maxContainers = 16384
+
+// Enricher fills ev.Process, ev.Container and ev.Net.Class.
+//
+// Enrich must be called from one goroutine; Lookup and Counters may be
+// called concurrently with it.
+type Enricher struct {
+	cfg  config.ContextConfig
+	opts Options
+	log  *slog.Logger
+
+	fs       *proc.FS
+	parser   *cgroup.Parser
+	resolver *cgroup.Resolver
+	classes  *netclass.Classifier
+	cri      *cri.Client
+	hostNS   event.Namespaces
+
+	// mu guards everything below; Enrich holds it for one event.
+	mu    sync.Mutex
+	table *proc.Table
+	// byCgroup caches the container of a cgroup id (nil: the host).
+	byCgroup map[uint64]*containerRef
+	// byID holds the container of each id ("mntns:<ino>" for containers
+	// found only by their namespaces).
+	byID map[string]*containerRef
+	// lastExpire is when the table last dropped expired entries.
+	lastExpire time.Time
+
+	started atomic.Bool
+
+	events, unknownPIDs, procReadFailures, cgroupChanges, gpuOwners,
+	containerResets, containersSeen, criUpdates uint64
+}
+
+// containerRef is the current snapshot of one container. CRI answers
+// replace cur; processes and cgroups point at the ref.
+type containerRef struct {
+	cur *event.Container
+	// complete is set once the runtime answered (or will never answer).
+	complete bool
+	// lastAsk rate-limits CRI requests for an incomplete container.
+	lastAsk time.Time
+}
+
+// entryData is what the Enricher keeps on each process table entry.
+type entryData struct {
+	ref *containerRef
+	// resolvedCgroup is the cgroup id ref was resolved for.
+	resolvedCgroup uint64
+}
+
+// New builds an Enricher from the context section. It reads nothing yet:
+// Start does.
+func New(cfg config.ContextConfig, opts *Options) (*Enricher, error) {
+	e := &Enricher{cfg: cfg, byCgroup: map[uint64]*containerRef{}, byID: map[string]*containerRef{}}
+	if opts != nil {
+		e.opts = *opts
+	}
+	if e.opts.Logger == nil {
+		e.opts.Logger = slog.Default()
+	}
+	e.log = e.opts.Logger
+	if e.opts.ProcRoot == "" {
+		e.opts.ProcRoot = "/proc"
+	}
+	if e.opts.HostNSPID == 0 {
+		e.opts.HostNSPID = 2
+	}
+	if e.opts.Now == nil {
+		e.opts.Now = time.Now
+	}
+	var err error
+	if e.parser, err = cgroup.NewParser(cfg.ContainerCgroupRegex); err != nil {
+		return nil, fmt.Errorf("create enricher: %w", err)
+	}
+	if e.classes, err = netclass.New(netclass.FromContext(cfg), &netclass.Options{Logger: e.log}); err != nil {
+		return nil, fmt.Errorf("create enricher: %w", err)
+	}
+	e.table = proc.NewTable(&proc.TableOptions{MaxEntries: cfg.ProcessTableSize, Retention: cfg.ProcessRetention.D()})
+	return e, nil
+}
+
+// Start reads the host namespaces and every process in /proc, then starts
+// the netlink and CRI background work, which stops when ctx is done. The
+// event path never waits on them.
+func (e *Enricher) Start(ctx context.Context) error {
+	if !e.started.CompareAndSwap(false, true) {
+		return errors.New("start enricher: already started")
+	}
+	fs, err := proc.NewFS(e.opts.ProcRoot)
+	if err != nil {
+		return fmt.Errorf("start enricher: %w", err)
+	}
+	root := e.opts.CgroupRoot
+	if root == "" {
+		if root, err = fs.CgroupV2Mount(); err != nil {
+			// A v1-only host: cgroup ids cannot be resolved, but paths
+			// from /proc/<pid>/cgroup still name containers.
+			e.log.Warn("no cgroup v2 hierarchy: containers are found from /proc/<pid>/cgroup only", "err", err)
+		}
+	}
+	if root != "" {
+		fs.SetCgroupV2Root(root)
+		e.resolver = cgroup.NewResolver(root, nil)
+	}
+	e.fs = fs
+	if e.hostNS, err = fs.Namespaces(e.opts.HostNSPID); err != nil {
+		e.log.Warn("cannot read the host namespaces; namespace-based container detection is off",
+			"pid", e.opts.HostNSPID, "err", err)
+		e.hostNS = event.Namespaces{}
+	}
+	if err := e.seed(); err != nil {
+		return fmt.Errorf("start enricher: %w", err)
+	}
+	if !e.opts.NoNetlink {
+		if err := e.classes.Refresh(); err != nil {
+			e.log.Warn("netlink unavailable: only configured node_ips classify as node", "err", err)
+		} else {
+			go func() { _ = e.classes.Run(ctx) }()
+		}
+	}
+	e.startCRI(ctx)
+	return nil
+}
+
+func (e *Enricher) startCRI(ctx context.Context) {
+	sock := e.cfg.CRISocket
+	if sock == config.CRIOff {
+		return
+	}
+	if sock == "" {
+		if sock = cri.DetectSocket(config.DefaultCRISockets); sock == "" {
+			e.log.Info("no CRI runtime socket found; pod names stay unknown (set context.cri_socket if the runtime is elsewhere)",
+				"tried", config.DefaultCRISockets)
+			return
+		}
+	}
+	c, err := cri.New(&cri.Options{
+		Socket: sock, Timeout: e.cfg.CRITimeout.D(), TTL: e.cfg.CRICacheTTL.D(),
+		OnUpdate: e.onCRI, Logger: e.log, Now: e.opts.Now,
+	})
+	if err != nil {
+		e.log.Warn("CRI client disabled", "err", err)
+		return
+	}
+	e.mu.Lock()
+	e.cri = c
+	e.mu.Unlock()
+	c.Start(ctx)
+	go func() {
+		<-ctx.Done()
+		_ = c.Close()
+	}()
+	e.log.Info("CRI client started", "socket", sock)
+}
+
+// seed reads every process in /proc into the table.
+func (e *Enricher) seed() error {
+	pids, err := e.fs.PIDs()
+	if err != nil {
+		return err
+	}
+	procs := make([]*proc.Proc, 0, len(pids))
+	for _, pid := range pids {
+		p, err := e.fs.Process(pid)
+		if err != nil {
+			e.procReadFailures++ // raced with an exit
+			continue
+		}
+		procs = append(procs, p)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	entries := e.table.Seed(procs)
+	for i, en := range entries {
+		if en != nil {
+			e.attach(en, procs[i])
+		}
+	}
+	e.log.Info("process table seeded from /proc", "processes", len(procs))
+	return nil
+}
+
+// Enrich fills ev.Process (the snapshot with lineage), ev.Container and
+// ev.Net.Class. Call it from one goroutine.
+func (e *Enricher) Enrich(ev *event.Event) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.events++
+	now := e.opts.Now()
+	if now.Sub(e.lastExpire) >= time.Second {
+		e.table.Expire(now)
+		e.lastExpire = now
+	}
+	if n := ev.Net; n != nil && n.Class == "" {
+		if n.Protocol == "unix" {
+			n.Class = event.ClassUnix
+		} else {
+			n.Class = e.classes.Classify(n.DAddr)
+		}
+	}
+	var en *proc.Entry
+	switch ev.Kind {
+	case event.KindExec:
+		en = e.onExec(ev, now)
+	case event.KindFork:
+		en = e.onFork(ev, now)
+	case event.KindExit:
+		if ev.Process == nil {
+			return
+		}
+		en = e.entryFor(ev.Process.PID, ev.Process)
+		// Retention runs on the sensor's clock, not the event's.
+		e.table.Exit(ev.Process.PID, now)
+	case event.KindGPU:
+		if ev.GPU == nil || ev.GPU.PID == 0 {
+			return
+		}
+		en = e.entryFor(ev.GPU.PID, ev.Process)
+		if en != nil && !en.Snap.GPUOwner {
+			s := *en.Snap
+			s.GPUOwner = true
+			en.Snap, en.Thread = &s, nil
+			e.gpuOwners++
+		}
+	default:
+		if ev.Process == nil {
+			return
+		}
+		en = e.entryFor(ev.Process.PID, ev.Process)
+	}
+	if en == nil {
+		return
+	}
+	ev.Process = e.snapshotFor(en, ev.Process)
+	ev.Container = e.containerOf(en, now)
+}
+
+// entryFor returns the table entry of pid, reading /proc once for a pid the
+// table does not know, and re-resolving the container when the event's
+// cgroup id differs from the snapshot's.
+func (e *Enricher) entryFor(pid uint32, p *event.Process) *proc.Entry {
+	en := e.table.Get(pid)
+	if en == nil {
+		en = e.unknown(pid, p)
+	}
+	if p != nil && p.CgroupID != 0 && p.CgroupID != en.Snap.CgroupID {
+		// A process moved cgroup: a probe joining a container after
+		// setns, or a runtime placing its child.
+		e.cgroupChanges++
+		s := *en.Snap
+		s.CgroupID = p.CgroupID
+		if e.fs != nil {
+			if ns, err := e.fs.Namespaces(pid); err == nil {
+				s.NS = ns
+			}
+		}
+		en.Snap, en.Thread = &s, nil
+	}
+	return en
+}
+
+// unknown builds an entry for a pid first seen in an event: from /proc
+// when it is still there, else from the event's partial data.
+func (e *Enricher) unknown(pid uint32, p *event.Process) *proc.Entry {
+	e.unknownPIDs++
+	if e.fs != nil {
+		if pr, err := e.fs.Process(pid); err == nil {
+			s := pr.Snapshot()
+			s.Ancestors = e.table.Lineage(s.PPID)
+			en := e.table.Put(s)
+			e.attach(en, pr)
+			return en
+		}
+		e.procReadFailures++
+	}
+	var s event.Process
+	if p != nil {
+		s = *p
+	}
+	s.PID, s.TID = pid, pid
+	if s.ForkParent == 0 {
+		s.ForkParent = s.PPID
+	}
+	s.Ancestors = e.table.Lineage(s.PPID)
+	en := e.table.Put(&s)
+	en.Partial = true
+	return en
+}
+
+// onExec replaces the image of the process: exe, args and the rest come
+// from the event; fork parent, start time and lineage stay.
+func (e *Enricher) onExec(ev *event.Event, now time.Time) *proc.Entry {
+	p := ev.Process
+	if p == nil {
+		return nil
+	}
+	old := e.table.Get(p.PID)
+	s := *p
+	s.TID = p.PID
+	s.ExecTime = ev.Time
+	if old != nil && !old.Exited() && (old.Snap.StartTime.IsZero() || p.StartTime.IsZero() || old.Snap.StartTime.Equal(p.StartTime)) {
+		o := old.Snap
+		s.ForkParent = o.ForkParent
+		if s.StartTime.IsZero() {
+			s.StartTime = o.StartTime
+		}
+		s.Ancestors = o.Ancestors
+		s.GPUOwner = o.GPUOwner
+		if s.PPID == 0 {
+			s.PPID = o.PPID
+		}
+		if s.CgroupID == 0 {
+			s.CgroupID = o.CgroupID
+		}
+		if s.NS == (event.Namespaces{}) {
+			s.NS = o.NS
+		}
+		if old.Partial {
+			s.Ancestors = e.table.Lineage(s.PPID)
+		}
+		old.Snap, old.Thread, old.Partial = &s, nil, false
+		return old
+	}
+	if s.ForkParent == 0 {
+		s.ForkParent = s.PPID
+	}
+	s.Ancestors = e.table.Lineage(s.ForkParent)
+	return e.table.Put(&s)
+}
+
+// onFork installs the child as a copy of its parent.
+func (e *Enricher) onFork(ev *event.Event, now time.Time) *proc.Entry {
+	c := ev.Process
+	if c == nil {
+		return nil
+	}
+	parentPID := c.ForkParent
+	if parentPID == 0 {
+		parentPID = c.PPID
+	}
+	if c.PID == parentPID {
+		return e.entryFor(c.PID, c) // a thread
+	}
+	if cur := e.table.Get(c.PID); cur != nil && !cur.Exited() &&
+		(c.StartTime.IsZero() || cur.Snap.StartTime.Equal(c.StartTime)) {
+		return cur // already known (seeded after the fork)
+	}
+	var s event.Process
+	var parent *proc.Entry
+	if parentPID != 0 {
+		parent = e.entryFor(parentPID, nil)
+	}
+	if parent != nil {
+		s = *parent.Snap
+		s.GPUOwner = false
+	} else {
+		s = *c
+	}
+	s.PID, s.TID, s.PPID, s.ForkParent = c.PID, c.PID, parentPID, parentPID
+	if !c.StartTime.IsZero() {
+		s.StartTime = c.StartTime
+	} else {
+		s.StartTime = ev.Time
+	}
+	if c.UID != 0 || c.EUID != 0 || parent == nil {
+		s.UID, s.EUID = c.UID, c.EUID
+	}
+	if c.Comm != "" {
+		s.Comm = c.Comm
+	}
+	if c.CgroupID != 0 {
+		s.CgroupID = c.CgroupID
+	}
+	s.Ancestors = e.table.Lineage(parentPID)
+	en := e.table.Put(&s)
+	if parent != nil {
+		if pd, ok := parent.Data.(*entryData); ok && pd.resolvedCgroup == s.CgroupID {
+			en.Data = &entryData{ref: pd.ref, resolvedCgroup: pd.resolvedCgroup}
+		}
+	}
+	return en
+}
+
+// snapshotFor returns the snapshot to hang on an event: the process's own,
+// or a cached variant for the thread or the changed comm or ids the event
+// reports.
+func (e *Enricher) snapshotFor(en *proc.Entry, p *event.Process) *event.Process {
+	s := en.Snap
+	if p == nil || p == s {
+		return s
+	}
+	tid := p.TID
+	if tid == 0 {
+		tid = s.PID
+	}
+	comm := p.Comm
+	if comm == "" {
+		comm = s.Comm
+	}
+	if tid == s.TID && comm == s.Comm && p.UID == s.UID && p.EUID == s.EUID {
+		return s
+	}
+	if tid == s.PID {
+		// The main thread renamed itself or changed ids: that is the
+		// process's new state.
+		n := *s
+		n.Comm, n.UID, n.EUID = comm, p.UID, p.EUID
+		en.Snap, en.Thread = &n, nil
+		return en.Snap
+	}
+	if t := en.Thread; t != nil && t.TID == tid && t.Comm == comm && t.UID == p.UID && t.EUID == p.EUID &&
+		t.CgroupID == s.CgroupID && t.GPUOwner == s.GPUOwner {
+		return t
+	}
+	n := *s
+	n.TID, n.Comm, n.UID, n.EUID = tid, comm, p.UID, p.EUID
+	en.Thread = &n
+	return en.Thread
+}
+
+// attach resolves the container of a process read from /proc.
+func (e *Enricher) attach(en *proc.Entry, p *proc.Proc) {
+	ref := e.resolve(en.Snap.CgroupID, p.CgroupPath, p.Cgroups, en.Snap.NS)
+	en.Data = &entryData{ref: ref, resolvedCgroup: en.Snap.CgroupID}
+}
+
+// containerOf returns the current container snapshot of en's process.
+func (e *Enricher) containerOf(en *proc.Entry, now time.Time) *event.Container {
+	d, _ := en.Data.(*entryData)
+	if d == nil || d.resolvedCgroup != en.Snap.CgroupID {
+		path, cgs := "", proc.Cgroups(nil)
+		if e.fs != nil && !en.Exited() {
+			if pr, err := e.fs.Process(en.Snap.PID); err == nil && (en.Snap.CgroupID == 0 || pr.CgroupID == en.Snap.CgroupID) {
+				path, cgs = pr.CgroupPath, pr.Cgroups
+			}
+		}
+		d = &entryData{ref: e.resolve(en.Snap.CgroupID, path, cgs, en.Snap.NS), resolvedCgroup: en.Snap.CgroupID}
+		en.Data = d
+	}
+	if d.ref == nil {
+		return nil
+	}
+	if !d.ref.complete {
+		e.askCRI(d.ref, now)
+	}
+	return d.ref.cur
+}
+
+// resolve finds the container of a cgroup: by its path (the v2 path from
+// /proc, or the resolver's walk, or a v1 path), else by namespaces. It
+// returns nil for the host.
+func (e *Enricher) resolve(id uint64, v2path string, cgs proc.Cgroups, ns event.Namespaces) *containerRef {
+	if id != 0 {
+		if ref, ok := e.byCgroup[id]; ok && ref != nil {
+			return ref
+		}
+	}
+	path := v2path
+	if path != "" && id != 0 && e.resolver != nil {
+		e.resolver.Learn(id, path)
+	}
+	if path == "" && id != 0 && e.resolver != nil {
+		path, _ = e.resolver.Path(id)
+	}
+	info := e.parser.Parse(path)
+	if !info.Container {
+		// cgroup v1 hierarchies (v1-only hosts, or runtimes that place
+		// only v1 cgroups) name containers too.
+		for _, c := range cgs {
+			if c.Hierarchy == 0 {
+				continue
+			}
+			if i := e.parser.Parse(c.Path); i.Container {
+				info, path = i, c.Path
+				break
+			}
+		}
+	}
+	var ref *containerRef
+	switch {
+	case info.Container:
+		ref = e.containerRef(info.ID, func() *event.Container {
+			return &event.Container{ID: info.ID, Runtime: info.Runtime, CgroupPath: path, PodUID: info.PodUID}
+		})
+		if id != 0 {
+			if len(e.byCgroup) >= maxContainers {
+				clear(e.byCgroup)
+				e.containerResets++
+			}
+			e.byCgroup[id] = ref
+		}
+	case e.hostNS.Mnt != 0 && ns.Mnt != 0 && ns.PID != 0 && ns.Mnt != e.hostNS.Mnt && ns.PID != e.hostNS.PID:
+		// No container layout, but both the mount and the pid
+		// namespace differ from the host's: a container of an unknown
+		// runtime. (A mount namespace alone is not enough: systemd
+		// units with PrivateTmp have one.)
+		key := "mntns:" + strconv.FormatUint(uint64(ns.Mnt), 10)
+		ref = e.containerRef(key, func() *event.Container {
+			return &event.Container{ID: event.Unknown, Runtime: event.Unknown, CgroupPath: path}
+		})
+		ref.complete = true
+	}
+	return ref
+}
+
+func (e *Enricher) containerRef(key string, mk func() *event.Container) *containerRef {
+	if ref := e.byID[key]; ref != nil {
+		return ref
+	}
+	if len(e.byID) >= maxContainers {
+		clear(e.byID)
+		e.containerResets++
+	}
+	c := mk()
+	c.StartTime = e.opts.Now()
+	if c.PodUID != "" && e.opts.GPUAssignments != nil {
+		c.GPUs = e.opts.GPUAssignments.GPUsFor(c.PodUID, "")
+	}
+	ref := &containerRef{cur: c, complete: c.ID == event.Unknown}
+	e.byID[key] = ref
+	e.containersSeen++
+	return ref
+}
+
+// askCRI requests pod metadata for an incomplete container, at most once a
+// second; the answer arrives in onCRI.
+func (e *Enricher) askCRI(ref *containerRef, now time.Time) {
+	if e.cri == nil || now.Sub(ref.lastAsk) < time.Second {
+		return
+	}
+	ref.lastAsk = now
+	if m, ok := e.cri.Get(ref.cur.ID); ok {
+		e.applyCRILocked(ref, m)
+	}
+}
+
+// onCRI runs on the CRI client's goroutine.
+func (e *Enricher) onCRI(m cri.Meta) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if ref := e.byID[m.ID]; ref != nil {
+		e.applyCRILocked(ref, m)
+	}
+}
+
+func (e *Enricher) applyCRILocked(ref *containerRef, m cri.Meta) {
+	if !m.Found {
+		return
+	}
+	e.criUpdates++
+	c := *ref.cur
+	c.Name, c.Image, c.Pod, c.Namespace = m.Name, m.Image, m.PodName, m.PodNamespace
+	if m.PodUID != "" {
+		c.PodUID = m.PodUID
+	}
+	if len(m.Labels) > 0 {
+		c.Labels = m.Labels
+	}
+	if c.Runtime == event.Unknown && e.cri != nil {
+		if rt := e.cri.RuntimeName(); rt != "" {
+			c.Runtime = rt
+		}
+	}
+	if e.opts.GPUAssignments != nil && c.PodUID != "" {
+		c.GPUs = e.opts.GPUAssignments.GPUsFor(c.PodUID, c.Name)
+	}
+	ref.cur = &c
+	ref.complete = true
+}
+
+// Lookup returns the current process and container snapshots of pid,
+// reading /proc if the table does not know it. The container is nil for a
+// host process; both are nil for a pid that is gone and unknown.
+func (e *Enricher) Lookup(pid uint32) (*event.Process, *event.Container) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	en := e.table.Peek(pid)
+	if en == nil {
+		if e.fs == nil {
+			return nil, nil
+		}
+		pr, err := e.fs.Process(pid)
+		if err != nil {
+			return nil, nil
+		}
+		s := pr.Snapshot()
+		s.Ancestors = e.table.Lineage(s.PPID)
+		en = e.table.Put(s)
+		e.attach(en, pr)
+	}
+	return en.Snap, e.containerOf(en, e.opts.Now())
+}
+
+// Classify returns the class of destination address a (see netclass).
+func (e *Enricher) Classify(ev *event.Net) string {
+	if ev.Protocol == "unix" {
+		return event.ClassUnix
+	}
+	return e.classes.Classify(ev.DAddr)
+}
+
+// Counters returns the enricher's counters: events, table size and
+// evictions, /proc reads, containers and the CRI and netlink clients'.
+func (e *Enricher) Counters() map[string]uint64 {
+	e.mu.Lock()
+	m := map[string]uint64{
+		"enrich_events":             e.events,
+		"enrich_unknown_pids":       e.unknownPIDs,
+		"enrich_proc_read_failures": e.procReadFailures,
+		"enrich_cgroup_changes":     e.cgroupChanges,
+		"enrich_gpu_owners":         e.gpuOwners,
+		"enrich_containers_seen":    e.containersSeen,
+		"enrich_container_resets":   e.containerResets,
+		"enrich_cri_updates":        e.criUpdates,
+		"proc_table_size":           uint64(e.table.Len()),
+		"proc_table_evicted":        e.table.Evicted(),
+		"proc_table_expired":        e.table.Expired(),
+	}
+	c := e.cri
+	e.mu.Unlock()
+	if e.resolver != nil {
+		w, miss, tr := e.resolver.Counters()
+		m["cgroup_walks"], m["cgroup_misses"], m["cgroup_truncated"] = w, miss, tr
+	}
+	maps.Copy(m, e.classes.Counters())
+	if c != nil {
+		maps.Copy(m, c.Counters())
+	}
+	return m
+}
