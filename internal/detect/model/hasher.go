@@ -59,7 +59,7 @@ func (r *Registry) revalidate(ctx context.Context) {
 	r.mu.Lock()
 	for e := r.head; e != nil; e = e.next {
 		if e.state == hashDone {
-			checks = append(checks, check{k: e.Key, sz: e.hashedSize, mt: e.hashedMtime, job: hashJob{e: e, gen: e.gen,
+			checks = append(checks, check{k: e.Key, sz: e.hashedSize, mt: e.hashedMtime, job: hashJob{k: e.Key, e: e, gen: e.gen,
 				paths: slices.Clone(e.Paths), loaders: slices.Clone(e.Loaders), dev: e.Dev, inode: e.Inode}})
 		}
 	}
@@ -89,6 +89,7 @@ func (r *Registry) revalidate(ctx context.Context) {
 }
 
 type hashJob struct {
+	k          Key
 	e          *entry
 	gen        uint64
 	paths      []string
@@ -109,7 +110,7 @@ func (r *Registry) hashOne(ctx context.Context, k Key, p *pacer, buf []byte) {
 		r.mu.Unlock()
 		return
 	}
-	j := hashJob{e: e, gen: e.gen, paths: slices.Clone(e.Paths), loaders: slices.Clone(e.Loaders),
+	j := hashJob{k: k, e: e, gen: e.gen, paths: slices.Clone(e.Paths), loaders: slices.Clone(e.Loaders),
 		dev: e.Dev, inode: e.Inode}
 	r.mu.Unlock()
 
@@ -155,6 +156,20 @@ func (r *Registry) finish(k Key, j hashJob, sum string, fi os.FileInfo, err erro
 	e.hashedSize, e.hashedMtime = fi.Size(), fi.ModTime()
 }
 
+// errSuperseded stops a hash whose file changed or left the registry.
+var errSuperseded = errors.New("superseded")
+
+// supersedeCheck is how many chunks the hasher reads between checks that
+// its job is still current.
+const supersedeCheck = 4
+
+// current reports whether j's entry is still registered and unchanged.
+func (r *Registry) current(j hashJob) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.files[j.k] == j.e && j.e.gen == j.gen
+}
+
 // hashFile opens the job's file and returns its sha256 and its stat.
 func (r *Registry) hashFile(ctx context.Context, j hashJob, p *pacer, buf []byte) (string, os.FileInfo, error) {
 	f, before, err := r.open(j)
@@ -164,7 +179,12 @@ func (r *Registry) hashFile(ctx context.Context, j hashJob, p *pacer, buf []byte
 	defer f.Close()
 	h := sha256.New()
 	var n int64
-	for {
+	for chunk := 1; ; chunk++ {
+		// A multi-gigabyte file takes minutes: stop early when it was
+		// written to or evicted meanwhile (finish then sorts it out).
+		if chunk%supersedeCheck == 0 && !r.current(j) {
+			return "", nil, errSuperseded
+		}
 		m, rerr := f.Read(buf)
 		if m > 0 {
 			h.Write(buf[:m])

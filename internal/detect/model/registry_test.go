@@ -566,3 +566,47 @@ func TestRegistryRetryWithNewLoader(t *testing.T) {
 		t.Fatalf("got %q, error %q; want %s", e.SHA256, e.HashError, want)
 	}
 }
+
+// TestRegistryWriteDuringHash: a write open observed while a slow hash runs
+// stops that hash early, and the file is hashed again with its new content.
+func TestRegistryWriteDuringHash(t *testing.T) {
+	dir := t.TempDir()
+	const size, rate = 4 << 20, 8 << 20
+	r := newTestRegistry(t, &RegistryOptions{HashRate: rate})
+	p, o, _ := writeModel(t, dir, "big.gguf", size)
+	r.Observe(o)
+	runHasher(t, r)
+	for deadline := time.Now().Add(10 * time.Second); r.Counters().HashedBytes == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("hasher did not start")
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	data := make([]byte, size)
+	if _, err := rand.Read(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	want := hex.EncodeToString(sum[:])
+	w := o
+	w.Write = true
+	r.Observe(w)
+	waitHash(t, r, KeyOf(o.Dev, o.Inode, o.Path), func(e Entry) bool { return e.SHA256 != "" })
+	e, _ := r.Get(KeyOf(o.Dev, o.Inode, o.Path))
+	if e.SHA256 != want {
+		t.Fatalf("got %s; want the new content's %s", e.SHA256, want)
+	}
+	c := r.Counters()
+	if c.HashStale != 1 || c.Hashed != 1 {
+		t.Errorf("HashStale %d, Hashed %d; want 1, 1", c.HashStale, c.Hashed)
+	}
+	// Without the early stop the hasher would read the file twice.
+	if c.HashedBytes >= 2*size-(1<<20) {
+		t.Errorf("hasher read %d bytes; want the first pass cut short (< %d)", c.HashedBytes, 2*size-(1<<20))
+	}
+	t.Logf("read %d bytes for a %d-byte file written during its hash", c.HashedBytes, size)
+}
