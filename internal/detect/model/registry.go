@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -300,7 +301,9 @@ func (r *Registry) Observe(o Observation) {
 		e.LastSeen = o.Time
 	}
 	r.addPath(e, o.Path)
-	if len(o.RawPath) > 0 && o.RawPath[0] == '/' {
+	// A raw path names the file too (a Hugging Face snapshot name, say),
+	// unless it is relative or a /proc alias of some process's fd or root.
+	if len(o.RawPath) > 0 && o.RawPath[0] == '/' && !strings.HasPrefix(o.RawPath, "/proc/") {
 		r.addPath(e, o.RawPath)
 	}
 	u := User{PID: o.PID, Exe: o.Exe, ContainerID: o.ContainerID, Time: o.Time}

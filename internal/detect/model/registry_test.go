@@ -370,6 +370,10 @@ func TestRegistryPaths(t *testing.T) {
 	if strings.Join(e.Paths, ",") != strings.Join(want, ",") {
 		t.Errorf("paths %q; want %q", e.Paths, want)
 	}
+	if c := r.Counters(); c.PathsDropped != 0 {
+		t.Errorf("PathsDropped = %d; want 0", c.PathsDropped)
+	}
+	r.Observe(Observation{Time: t0, Path: blob, RawPath: "/elsewhere/link", Size: 2 << 20, Dev: 1, Inode: 7})
 	if c := r.Counters(); c.PathsDropped != 1 {
 		t.Errorf("PathsDropped = %d; want 1", c.PathsDropped)
 	}
