@@ -326,7 +326,7 @@ func (e *Enricher) unknown(pid uint32, p *event.Process) *proc.Entry {
 	if e.fs != nil {
 		if pr, err := e.fs.Process(pid); err == nil {
 			s := pr.Snapshot()
-			s.Ancestors = e.table.Lineage(s.PPID)
+			s.Ancestors = e.lineage(s.PPID)
 			en := e.table.Put(s)
 			e.attach(en, pr)
 			return en
@@ -341,10 +341,36 @@ func (e *Enricher) unknown(pid uint32, p *event.Process) *proc.Entry {
 	if s.ForkParent == 0 {
 		s.ForkParent = s.PPID
 	}
-	s.Ancestors = e.table.Lineage(s.PPID)
+	s.Ancestors = e.lineage(s.PPID)
 	en := e.table.Put(&s)
 	en.Partial = true
 	return en
+}
+
+// lineage returns the ancestors of a child of ppid, first loading ppid and
+// its own ancestors from /proc when the table lacks them (processes that
+// started before the sensor and were evicted, or events that outran the
+// fork that made them).
+func (e *Enricher) lineage(ppid uint32) []event.Ancestor {
+	e.ensure(ppid, proc.MaxLineage)
+	return e.table.Lineage(ppid)
+}
+
+func (e *Enricher) ensure(pid uint32, budget int) {
+	if pid == 0 || budget <= 0 || e.fs == nil || e.table.Peek(pid) != nil {
+		return
+	}
+	pr, err := e.fs.Process(pid)
+	if err != nil {
+		e.procReadFailures++
+		return
+	}
+	e.unknownPIDs++
+	e.ensure(pr.PPID, budget-1)
+	s := pr.Snapshot()
+	s.Ancestors = e.table.Lineage(s.PPID)
+	en := e.table.Put(s)
+	e.attach(en, pr)
 }
 
 // onExec replaces the image of the process: exe, args and the rest come
@@ -376,7 +402,7 @@ func (e *Enricher) onExec(ev *event.Event, now time.Time) *proc.Entry {
 			s.NS = o.NS
 		}
 		if old.Partial {
-			s.Ancestors = e.table.Lineage(s.PPID)
+			s.Ancestors = e.lineage(s.PPID)
 		}
 		old.Snap, old.Thread, old.Partial = &s, nil, false
 		return old
@@ -384,7 +410,7 @@ func (e *Enricher) onExec(ev *event.Event, now time.Time) *proc.Entry {
 	if s.ForkParent == 0 {
 		s.ForkParent = s.PPID
 	}
-	s.Ancestors = e.table.Lineage(s.ForkParent)
+	s.Ancestors = e.lineage(s.ForkParent)
 	return e.table.Put(&s)
 }
 
@@ -431,7 +457,7 @@ func (e *Enricher) onFork(ev *event.Event, now time.Time) *proc.Entry {
 	if c.CgroupID != 0 {
 		s.CgroupID = c.CgroupID
 	}
-	s.Ancestors = e.table.Lineage(parentPID)
+	s.Ancestors = e.lineage(parentPID)
 	en := e.table.Put(&s)
 	if parent != nil {
 		if pd, ok := parent.Data.(*entryData); ok && pd.resolvedCgroup == s.CgroupID {
@@ -644,7 +670,7 @@ func (e *Enricher) Lookup(pid uint32) (*event.Process, *event.Container) {
 			return nil, nil
 		}
 		s := pr.Snapshot()
-		s.Ancestors = e.table.Lineage(s.PPID)
+		s.Ancestors = e.lineage(s.PPID)
 		en = e.table.Put(s)
 		e.attach(en, pr)
 	}

@@ -155,7 +155,7 @@ func TestSeededLineageAndContainer(t *testing.T) {
 	if p.Exe != "/usr/bin/python3.11" || !reflect.DeepEqual(p.Args, []string{"python3", "-m", "vllm"}) || p.PPID != 100 {
 		t.Errorf("process %+v", p)
 	}
-	wantAnc := []event.Ancestor{{PID: 100, Exe: "/usr/bin/containerd-shim-runc-v2"}, {PID: 1, Exe: "[init]"}}
+	wantAnc := []event.Ancestor{{PID: 100, Exe: "/usr/bin/containerd-shim-runc-v2", Comm: "containerd-shim"}, {PID: 1, Comm: "init"}}
 	if !reflect.DeepEqual(p.Ancestors, wantAnc) {
 		t.Errorf("ancestors %+v; want %+v", p.Ancestors, wantAnc)
 	}
@@ -218,7 +218,7 @@ func TestForkExecExitLineage(t *testing.T) {
 	conn := &event.Event{Kind: event.KindConnect, Process: &event.Process{PID: 300, TID: 300, PPID: 1, Comm: "curl"},
 		Net: &event.Net{Protocol: "tcp", DAddr: netip.MustParseAddr("10.200.2.2"), DPort: 443}}
 	e.Enrich(conn)
-	want := []event.Ancestor{{PID: 200, Exe: "/bin/sh"}, {PID: 100, Exe: "/usr/bin/python3"}, {PID: 1, Exe: "[init]"}}
+	want := []event.Ancestor{{PID: 200, Exe: "/bin/sh", Comm: "sh"}, {PID: 100, Exe: "/usr/bin/python3", Comm: "python3"}, {PID: 1, Comm: "init"}}
 	if !reflect.DeepEqual(conn.Process.Ancestors, want) {
 		t.Errorf("re-parented child ancestors %+v; want %+v", conn.Process.Ancestors, want)
 	}

@@ -159,7 +159,7 @@ func (t *Table) Expire(now time.Time) {
 // Lineage returns the ancestors of a process whose parent is ppid: the
 // parent first, then the parent's own lineage, at most MaxLineage long. It
 // allocates one slice. An unknown parent ends the lineage with its pid and
-// an empty exe.
+// an empty exe and comm.
 func (t *Table) Lineage(ppid uint32) []event.Ancestor {
 	if ppid == 0 {
 		return nil
@@ -173,7 +173,7 @@ func (t *Table) Lineage(ppid uint32) []event.Ancestor {
 		up = up[:MaxLineage-1]
 	}
 	out := make([]event.Ancestor, 0, 1+len(up))
-	out = append(out, event.Ancestor{PID: ppid, Exe: AncestorExe(p.Snap)})
+	out = append(out, AncestorOf(p.Snap))
 	for _, a := range up {
 		if a.PID == ppid {
 			break // a cycle from pid reuse
@@ -183,16 +183,11 @@ func (t *Table) Lineage(ppid uint32) []event.Ancestor {
 	return out
 }
 
-// AncestorExe is the exe shown for p in a lineage: its exe, or "[comm]" for
-// kernel threads and processes whose exe is unreadable.
-func AncestorExe(p *event.Process) string {
-	if p.Exe != "" {
-		return p.Exe
-	}
-	if p.Comm != "" {
-		return "[" + p.Comm + "]"
-	}
-	return ""
+// AncestorOf returns p as a lineage step. Kernel threads, and processes
+// whose exe is unreadable (a restricted PID 1), have an empty Exe; their
+// Comm still names them.
+func AncestorOf(p *event.Process) event.Ancestor {
+	return event.Ancestor{PID: p.PID, Exe: p.Exe, Comm: p.Comm}
 }
 
 // Range calls fn for every entry until fn returns false.
@@ -260,7 +255,7 @@ func (t *Table) Seed(procs []*Proc) []*Entry {
 				up = up[:MaxLineage-1]
 			}
 			a := make([]event.Ancestor, 0, 1+len(up))
-			a = append(a, event.Ancestor{PID: pp, Exe: AncestorExe(snaps[j])})
+			a = append(a, AncestorOf(snaps[j]))
 			snaps[i].Ancestors = append(a, up...)
 		default:
 			snaps[i].Ancestors = t.Lineage(pp)

@@ -51,7 +51,7 @@ func TestTableRetentionAndLineage(t *testing.T) {
 	c := snap(200, 100, "/bin/sh")
 	c.Ancestors = tb.Lineage(100)
 	tb.Put(c)
-	want := []event.Ancestor{{PID: 100, Exe: "/usr/bin/python3"}, {PID: 1, Exe: "[init]"}}
+	want := []event.Ancestor{{PID: 100, Exe: "/usr/bin/python3"}, {PID: 1, Comm: "init"}}
 	if !reflect.DeepEqual(c.Ancestors, want) {
 		t.Fatalf("lineage %+v; want %+v", c.Ancestors, want)
 	}
@@ -108,7 +108,7 @@ func TestTableSeedOrder(t *testing.T) {
 	tb := NewTable(nil)
 	es := tb.Seed(procs)
 	got := es[0].Snap.Ancestors
-	want := []event.Ancestor{{PID: 20, Exe: "/bin/b"}, {PID: 10, Exe: "/bin/a"}, {PID: 1, Exe: "[init]"}}
+	want := []event.Ancestor{{PID: 20, Exe: "/bin/b"}, {PID: 10, Exe: "/bin/a"}, {PID: 1, Comm: "init"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("seeded lineage %+v; want %+v", got, want)
 	}
