@@ -68,14 +68,17 @@ func proc(pid uint32, exe string, args ...string) pb {
 		NS: ctrNS, CapEff: allCaps, CapPrm: allCaps}}
 }
 
-func (b pb) ns(n event.Namespaces) pb     { b.p.NS = n; return b }
-func (b pb) caps(c uint64) pb             { b.p.CapEff, b.p.CapPrm = c, c; return b }
-func (b pb) uid(u uint32) pb              { b.p.UID, b.p.EUID = u, u; return b }
-func (b pb) tty() pb                      { b.p.TTY = true; return b }
-func (b pb) owner() pb                    { b.p.GPUOwner = true; return b }
-func (b pb) cwd(c string) pb              { b.p.Cwd = c; return b }
-func (b pb) memfd() pb                    { b.p.ExeMemfd = true; return b }
-func (b pb) env(name, value string) pb    { b.p.Env = append(b.p.Env, event.EnvVar{Name: name, Value: value}); return b }
+func (b pb) ns(n event.Namespaces) pb { b.p.NS = n; return b }
+func (b pb) caps(c uint64) pb         { b.p.CapEff, b.p.CapPrm = c, c; return b }
+func (b pb) uid(u uint32) pb          { b.p.UID, b.p.EUID = u, u; return b }
+func (b pb) tty() pb                  { b.p.TTY = true; return b }
+func (b pb) owner() pb                { b.p.GPUOwner = true; return b }
+func (b pb) cwd(c string) pb          { b.p.Cwd = c; return b }
+func (b pb) memfd() pb                { b.p.ExeMemfd = true; return b }
+func (b pb) env(name, value string) pb {
+	b.p.Env = append(b.p.Env, event.EnvVar{Name: name, Value: value})
+	return b
+}
 func (b pb) anc(a ...event.Ancestor) pb { // nearest first; the first is the fork parent
 	b.p.Ancestors = a
 	if len(a) > 0 {
