@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Record layouts for exec, fork, exit and open. Every record starts with
+ * struct rec_hdr (common.h); the layout here is a contract with
+ * internal/runtime/decode.go, which checks every length before it trusts it.
+ *
+ * Variable-length records (exec, open) put their strings in fixed-size slots
+ * and send only up to the end of the last one in use, so an open costs the
+ * ring buffer the bytes of its path and not a page. */
+#pragma once
+
+#include "common.h"
+
+#define PATH_SLOT 1024 /* resolved paths (exe, cwd, open path) */
+#define RAW_SLOT 512   /* path as passed to the syscall */
+#define ARGS_SLOT 1024 /* argv block, NUL-separated */
+#define ENV_SLOT 4096  /* environment block, NUL-separated */
+
+/* Flags of an exec record. */
+#define EXEC_F_TTY (1 << 0)
+#define EXEC_F_ARGS_TRUNC (1 << 1)
+#define EXEC_F_ENV_TRUNC (1 << 2)
+#define EXEC_F_EXE_TRUNC (1 << 3)
+#define EXEC_F_CWD_TRUNC (1 << 4)
+
+/* Namespace slots, in event.Namespaces order. */
+enum ns_slot { NS_MNT, NS_PID, NS_NET, NS_USER, NS_UTS, NS_IPC, NS_CGROUP, NS_MAX };
+
+struct exec_rec {
+	struct rec_hdr h;
+	__u32 ppid;        /* real_parent tgid */
+	__u32 flags;       /* EXEC_F_* */
+	__u64 cap_eff;
+	__u64 cap_prm;
+	__u64 start_ns;    /* group leader start, boot ns */
+	__u32 ns[NS_MAX];
+	__u16 exe_len;     /* bytes in exe, without the NUL */
+	__u16 cwd_len;
+	__u16 args_len;    /* bytes of the argv block */
+	__u16 env_len;     /* bytes of the env block (last slot) */
+	char exe[PATH_SLOT];
+	char cwd[PATH_SLOT];
+	char args[ARGS_SLOT];
+	char env[ENV_SLOT];
+};
+
+struct fork_rec {
+	struct rec_hdr h; /* the parent (current task) */
+	__u32 child_tgid;
+	__u32 parent_tgid;
+	__u64 child_start_ns;
+};
+
+struct exit_rec {
+	struct rec_hdr h;
+	__u32 exit_code; /* wait status: code << 8 | signal */
+	__u32 _pad;
+	__u64 start_ns;
+};
+
+/* Open record flags. */
+#define OPEN_F_RAW_TRUNC (1 << 0)
+#define OPEN_F_PATH_TRUNC (1 << 1)
+#define OPEN_F_PATH_KERNEL (1 << 2)   /* path resolved from the opened file */
+#define OPEN_F_PATH_BASE (1 << 3)     /* path is the base dir (cwd/dirfd); join raw */
+
+/* Syscall ids of an open record. */
+enum open_call { CALL_OPEN = 0, CALL_OPENAT = 1, CALL_OPENAT2 = 2, CALL_CREAT = 3 };
+
+struct open_rec {
+	struct rec_hdr h;
+	__s32 result;   /* fd or -errno */
+	__u32 flags;    /* open flags */
+	__u32 mode;
+	__s32 dirfd;
+	__u64 ino;
+	__u64 size;     /* i_size, valid with OPEN_F_PATH_KERNEL */
+	__u32 dev;
+	__u16 call;     /* enum open_call */
+	__u16 rflags;   /* OPEN_F_* */
+	__u16 raw_len;
+	__u16 path_len; /* path slot is last: the record is sent up to its end */
+	__u32 _pad;
+	char raw[RAW_SLOT];
+	char path[PATH_SLOT];
+};

@@ -1,0 +1,13 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* The Kestrel sensor: one translation unit, so that every program shares the
+ * one ring buffer, drop counters and self filter of common.h. The loader
+ * (internal/runtime) attaches each program from its section name. */
+#include "common.h"
+#include "records.h"
+#include "process.bpf.h"
+#include "open.bpf.h"
+#ifndef KESTREL_NO_NET /* lets a capture-only object be built for debugging */
+#include "net.bpf.h"
+#endif
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,218 @@
+package runtime
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+)
+
+// attachAll attaches every loaded program from its ELF section name, in
+// name order, so that programs added to bpf/ (net.bpf.h, ...) need no loader
+// change. A non-optional program that does not attach fails the load.
+func (s *Sensor) attachAll(spec *ebpf.CollectionSpec) error {
+	names := make([]string, 0, len(s.coll.Programs))
+	for name := range s.coll.Programs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var cgroupRoot string
+	for _, name := range names {
+		ps := spec.Programs[name]
+		if ps == nil {
+			return fmt.Errorf("attach %s: no program spec", name)
+		}
+		if isCgroupType(ps.Type) && cgroupRoot == "" {
+			root, err := cgroupV2Root("/proc/self/mountinfo")
+			if err != nil {
+				return fmt.Errorf("attach %s: %w", name, err)
+			}
+			cgroupRoot = root
+		}
+		l, err := attachOne(s.coll.Programs[name], ps, cgroupRoot)
+		if err != nil {
+			if strings.HasSuffix(name, optionalSuffix) {
+				s.log.Warn("optional BPF program not attached", "program", name, "error", err)
+				continue
+			}
+			return fmt.Errorf("attach %s (%s): %w", name, ps.SectionName, err)
+		}
+		s.links = append(s.links, l)
+		s.progs = append(s.progs, name)
+		if testHookAttached != nil {
+			if err := testHookAttached(name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func isCgroupType(t ebpf.ProgramType) bool {
+	switch t {
+	case ebpf.CGroupSKB, ebpf.CGroupSock, ebpf.CGroupSockAddr, ebpf.CGroupSockopt, ebpf.CGroupDevice,
+		ebpf.CGroupSysctl, ebpf.SockOps:
+		return true
+	}
+	return false
+}
+
+// attachOne attaches prog according to its section name.
+func attachOne(prog *ebpf.Program, ps *ebpf.ProgramSpec, cgroupRoot string) (link.Link, error) {
+	sec := ps.SectionName
+	prefix, rest, _ := strings.Cut(sec, "/")
+	switch {
+	case prefix == "tp_btf" || prefix == "fentry" || prefix == "fexit":
+		return link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ps.AttachType})
+	case prefix == "raw_tp" || prefix == "raw_tracepoint":
+		return link.AttachRawTracepoint(link.RawTracepointOptions{Name: rest, Program: prog})
+	case prefix == "tracepoint" || prefix == "tp":
+		group, name, ok := strings.Cut(rest, "/")
+		if !ok {
+			return nil, fmt.Errorf("section %q: want tracepoint/<group>/<name>", sec)
+		}
+		return link.Tracepoint(group, name, prog, nil)
+	case isCgroupType(ps.Type):
+		return link.AttachCgroup(link.CgroupOptions{Path: cgroupRoot, Attach: ps.AttachType, Program: prog})
+	}
+	return nil, fmt.Errorf("section %q: no attach rule for this kind of program", sec)
+}
+
+// emptyPrograms replaces every program body with an immediate return, so the
+// floor runs on exactly the sensor's hooks. Cgroup programs return 1 (allow).
+func emptyPrograms(spec *ebpf.CollectionSpec) {
+	for _, ps := range spec.Programs {
+		var ret int64
+		if isCgroupType(ps.Type) {
+			ret = 1
+		}
+		ps.Instructions = asm.Instructions{asm.Mov.Imm(asm.R0, int32(ret)), asm.Return()}
+	}
+}
+
+func needsTracefs(spec *ebpf.CollectionSpec) bool {
+	for _, ps := range spec.Programs {
+		if strings.HasPrefix(ps.SectionName, "tracepoint/") || strings.HasPrefix(ps.SectionName, "tp/") {
+			return true
+		}
+	}
+	return false
+}
+
+const tracefsPath = "/sys/kernel/tracing"
+
+// ensureTracefs mounts tracefs at /sys/kernel/tracing when it is absent:
+// classic tracepoints are looked up there by id. The mount is left in place
+// (as systemd would have made it); it holds no sensor state.
+func ensureTracefs() error {
+	if _, err := os.Stat(tracefsPath + "/events"); err == nil {
+		return nil
+	}
+	if _, err := os.Stat("/sys/kernel/debug/tracing/events"); err == nil {
+		return nil
+	}
+	if err := unix.Mount("tracefs", tracefsPath, "tracefs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mount tracefs at %s (needed for syscall tracepoints): %w", tracefsPath, err)
+	}
+	return nil
+}
+
+// cgroupV2Root returns the mount point of the cgroup v2 hierarchy listed in
+// the given mountinfo file (/sys/fs/cgroup, or /sys/fs/cgroup/unified on a
+// hybrid host).
+func cgroupV2Root(mountinfo string) (string, error) {
+	f, err := os.Open(mountinfo)
+	if err != nil {
+		return "", fmt.Errorf("find cgroup v2 root: %w", err)
+	}
+	defer f.Close()
+	return parseCgroupV2Root(bufio.NewScanner(f))
+}
+
+func parseCgroupV2Root(sc *bufio.Scanner) (string, error) {
+	for sc.Scan() {
+		// id parent major:minor root mountpoint options [optional...] - fstype source superopts
+		line := sc.Text()
+		pre, post, ok := strings.Cut(line, " - ")
+		if !ok {
+			continue
+		}
+		fstype, _, _ := strings.Cut(post, " ")
+		if fstype != "cgroup2" {
+			continue
+		}
+		fields := strings.Fields(pre)
+		if len(fields) < 5 {
+			continue
+		}
+		return unescapeMountinfo(fields[4]), nil
+	}
+	if err := sc.Err(); err != nil {
+		return "", fmt.Errorf("read mountinfo: %w", err)
+	}
+	return "", errors.New("no cgroup2 mount in mountinfo: cgroup programs need the cgroup v2 hierarchy mounted")
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for space) of mountinfo.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) && isOctal(s[i+1]) && isOctal(s[i+2]) && isOctal(s[i+3]) {
+			b.WriteByte((s[i+1]-'0')<<6 | (s[i+2]-'0')<<3 | (s[i+3] - '0'))
+			i += 3
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func isOctal(c byte) bool { return c >= '0' && c <= '7' }
+
+// CheckPrivileges reports what the sensor lacks to load its programs: root
+// or the capabilities CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN, the kernel's
+// BTF, and a BPF-capable kernel. The error lists every missing piece.
+func CheckPrivileges() error {
+	var missing []string
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		missing = append(missing, fmt.Sprintf("cannot read capabilities: %v", err))
+	} else {
+		eff := uint64(data[0].Effective) | uint64(data[1].Effective)<<32
+		for _, c := range []struct {
+			bit  uint
+			name string
+			why  string
+		}{
+			{unix.CAP_BPF, "CAP_BPF", "load programs and create maps"},
+			{unix.CAP_PERFMON, "CAP_PERFMON", "attach tracing programs and read kernel memory"},
+			{unix.CAP_SYS_ADMIN, "CAP_SYS_ADMIN", "attach cgroup programs and mount tracefs"},
+		} {
+			if eff&(1<<c.bit) == 0 {
+				missing = append(missing, fmt.Sprintf("%s (to %s)", c.name, c.why))
+			}
+		}
+	}
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		missing = append(missing, "kernel BTF at /sys/kernel/btf/vmlinux (needs CONFIG_DEBUG_INFO_BTF=y): "+err.Error())
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	msg := "the sensor cannot load its eBPF programs; missing: " + strings.Join(missing, "; ")
+	if os.Geteuid() != 0 {
+		msg += " (run as root, e.g. with sudo)"
+	}
+	return errors.New(msg)
+}

@@ -1,0 +1,352 @@
+package runtime
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"path"
+	"time"
+
+	"github.com/kestrel-sec/kestrel/internal/event"
+)
+
+// Record types (enum record_type in bpf/common.h).
+const (
+	recExec    = 1
+	recFork    = 2
+	recExit    = 3
+	recOpen    = 4
+	recNetMin  = 10
+	recNetMax  = 19
+	recSyscall = 20
+)
+
+// Record layouts (bpf/common.h, bpf/records.h). layout_test.go checks every
+// offset here against the BTF of the committed object.
+const (
+	hdrSize = 56
+
+	hdrType     = 0
+	hdrSizeOff  = 2
+	hdrTGID     = 4
+	hdrTID      = 8
+	hdrUID      = 12
+	hdrEUID     = 16
+	hdrTS       = 24
+	hdrCgroupID = 32
+	hdrComm     = 40
+	commLen     = 16
+
+	execPPID     = 56
+	execFlags    = 60
+	execCapEff   = 64
+	execCapPrm   = 72
+	execStart    = 80
+	execNS       = 88
+	execExeLen   = 116
+	execCwdLen   = 118
+	execArgsLen  = 120
+	execEnvLen   = 122
+	execExe      = 124
+	execCwd      = 1148
+	execArgs     = 2172
+	execEnv      = 3196
+	pathSlot     = 1024
+	argsSlot     = 1024
+	envSlot      = 4096
+	execFTTY     = 1 << 0
+	execFEnvTr   = 1 << 2
+	forkSize     = 72
+	forkChild    = 56
+	forkParent   = 60
+	forkStart    = 64
+	exitSize     = 72
+	exitCode     = 56
+	exitStart    = 64
+	openResult   = 56
+	openFlags    = 60
+	openMode     = 64
+	openDirfd    = 68
+	openIno      = 72
+	openSize     = 80
+	openDev      = 88
+	openCall     = 92
+	openRFlags   = 94
+	openRawLen   = 96
+	openPathLen  = 98
+	openRaw      = 104
+	openPath     = 616
+	rawSlot      = 512
+	openFKernel  = 1 << 2
+	openFBase    = 1 << 3
+	openCallMax  = 3
+	maxArgsKept  = 64
+	maxEnvValLen = 256
+)
+
+var openCallNames = [...]string{"open", "openat", "openat2", "creat"}
+
+// errMalformed is wrapped by every decode error, so callers can count them
+// apart from I/O errors.
+var errMalformed = errors.New("malformed record")
+
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errMalformed, fmt.Sprintf(format, args...))
+}
+
+// recHeader is the decoded common header of every record. Process has PID
+// (tgid), TID, UID, EUID, Comm and CgroupID filled; decoders copy it.
+type recHeader struct {
+	Type    uint16
+	Size    uint16
+	Time    time.Time
+	Process event.Process
+}
+
+// decoder turns ring-buffer records into events. It is not safe for
+// concurrent use: the reader goroutine owns it.
+type decoder struct {
+	// bootEpoch is the wall-clock time of boot: ts_ns (CLOCK_BOOTTIME) plus
+	// bootEpoch is the event's wall time.
+	bootEpoch time.Time
+}
+
+func (d *decoder) wall(bootNS uint64) time.Time {
+	return d.bootEpoch.Add(time.Duration(bootNS))
+}
+
+var le = binary.LittleEndian
+
+// cstring returns the NUL-terminated string at the start of b.
+func cstring(b []byte, what string) (string, error) {
+	i := bytes.IndexByte(b, 0)
+	if i < 0 {
+		return "", malformed("%s is not NUL-terminated", what)
+	}
+	return string(b[:i]), nil
+}
+
+// slotString returns the string of length n stored in slot, which must be
+// followed by its NUL.
+func slotString(b []byte, off, n, slot int, what string) (string, error) {
+	if n >= slot {
+		return "", malformed("%s length %d exceeds its slot of %d", what, n, slot)
+	}
+	if off+n >= len(b) {
+		return "", malformed("%s of %d bytes runs past the record", what, n)
+	}
+	if b[off+n] != 0 {
+		return "", malformed("%s is not NUL-terminated", what)
+	}
+	s := b[off : off+n]
+	if bytes.IndexByte(s, 0) >= 0 {
+		return "", malformed("%s has an embedded NUL", what)
+	}
+	return string(s), nil
+}
+
+// header decodes and checks the common header.
+func (d *decoder) header(b []byte, h *recHeader) error {
+	if len(b) < hdrSize {
+		return malformed("%d bytes, shorter than the %d-byte header", len(b), hdrSize)
+	}
+	h.Type = le.Uint16(b[hdrType:])
+	h.Size = le.Uint16(b[hdrSizeOff:])
+	if int(h.Size) != len(b) {
+		return malformed("type %d: header says %d bytes, record has %d", h.Type, h.Size, len(b))
+	}
+	comm, err := cstring(b[hdrComm:hdrComm+commLen], "comm")
+	if err != nil {
+		return err
+	}
+	h.Time = d.wall(le.Uint64(b[hdrTS:]))
+	tgid := le.Uint32(b[hdrTGID:])
+	h.Process = event.Process{
+		PID:      tgid,
+		TID:      le.Uint32(b[hdrTID:]),
+		UID:      le.Uint32(b[hdrUID:]),
+		EUID:     le.Uint32(b[hdrEUID:]),
+		Comm:     comm,
+		CgroupID: le.Uint64(b[hdrCgroupID:]),
+	}
+	return nil
+}
+
+// decode turns one record into an event. A malformed record returns an
+// error wrapping errMalformed; decode never panics on any input.
+func (d *decoder) decode(b []byte) (*event.Event, error) {
+	var h recHeader
+	if err := d.header(b, &h); err != nil {
+		return nil, err
+	}
+	switch {
+	case h.Type == recExec:
+		return d.decodeExec(&h, b)
+	case h.Type == recFork:
+		return d.decodeFork(&h, b)
+	case h.Type == recExit:
+		return d.decodeExit(&h, b)
+	case h.Type == recOpen:
+		return d.decodeOpen(&h, b)
+	case h.Type >= recNetMin && h.Type <= recNetMax:
+		return decodeNet(h, b)
+	case h.Type == recSyscall:
+		return d.decodeSyscall(&h, b)
+	}
+	return nil, malformed("unknown record type %d", h.Type)
+}
+
+func (d *decoder) decodeExec(h *recHeader, b []byte) (*event.Event, error) {
+	if len(b) < execEnv {
+		return nil, malformed("exec record of %d bytes, want at least %d", len(b), execEnv)
+	}
+	envLen := int(le.Uint16(b[execEnvLen:]))
+	if envLen > envSlot || execEnv+envLen != len(b) {
+		return nil, malformed("exec env length %d does not match record size %d", envLen, len(b))
+	}
+	exe, err := slotString(b, execExe, int(le.Uint16(b[execExeLen:])), pathSlot, "exe")
+	if err != nil {
+		return nil, err
+	}
+	cwd, err := slotString(b, execCwd, int(le.Uint16(b[execCwdLen:])), pathSlot, "cwd")
+	if err != nil {
+		return nil, err
+	}
+	argsLen := int(le.Uint16(b[execArgsLen:]))
+	if argsLen > argsSlot {
+		return nil, malformed("exec args length %d exceeds %d", argsLen, argsSlot)
+	}
+	flags := le.Uint32(b[execFlags:])
+	p := h.Process
+	p.PPID = le.Uint32(b[execPPID:])
+	p.ForkParent = p.PPID
+	p.Exe = exe
+	p.Cwd = cwd
+	p.Args = splitNUL(b[execArgs:execArgs+argsLen], maxArgsKept)
+	p.Env = filterEnv(b[execEnv:execEnv+envLen], flags&execFEnvTr != 0)
+	p.CapEff = le.Uint64(b[execCapEff:])
+	p.CapPrm = le.Uint64(b[execCapPrm:])
+	p.StartTime = d.wall(le.Uint64(b[execStart:]))
+	p.ExecTime = h.Time
+	p.TTY = flags&execFTTY != 0
+	p.ExeMemfd = isMemfdPath(exe)
+	ns := b[execNS:]
+	p.NS = event.Namespaces{
+		Mnt: le.Uint32(ns[0:]), PID: le.Uint32(ns[4:]), Net: le.Uint32(ns[8:]), User: le.Uint32(ns[12:]),
+		UTS: le.Uint32(ns[16:]), IPC: le.Uint32(ns[20:]), Cgroup: le.Uint32(ns[24:]),
+	}
+	return &event.Event{Kind: event.KindExec, Time: h.Time, Process: &p}, nil
+}
+
+// isMemfdPath reports whether a resolved exe path names a memfd: memfd
+// files have no path, only the name "memfd:<name>" (plus " (deleted)").
+func isMemfdPath(p string) bool {
+	return len(p) >= 6 && p[:6] == "memfd:"
+}
+
+// splitNUL splits a NUL-separated block. A truncated block keeps its last,
+// partial element. At most limit elements are kept.
+func splitNUL(b []byte, limit int) []string {
+	if len(b) == 0 {
+		return nil
+	}
+	n := bytes.Count(b, []byte{0})
+	if b[len(b)-1] != 0 {
+		n++
+	}
+	if n > limit {
+		n = limit
+	}
+	out := make([]string, 0, n)
+	for len(b) > 0 && len(out) < limit {
+		i := bytes.IndexByte(b, 0)
+		if i < 0 {
+			out = append(out, string(b))
+			break
+		}
+		out = append(out, string(b[:i]))
+		b = b[i+1:]
+	}
+	return out
+}
+
+func (d *decoder) decodeFork(h *recHeader, b []byte) (*event.Event, error) {
+	if len(b) != forkSize {
+		return nil, malformed("fork record of %d bytes, want %d", len(b), forkSize)
+	}
+	p := h.Process
+	p.PID = le.Uint32(b[forkChild:])
+	p.TID = p.PID
+	p.PPID = le.Uint32(b[forkParent:])
+	p.ForkParent = p.PPID
+	p.StartTime = d.wall(le.Uint64(b[forkStart:]))
+	return &event.Event{Kind: event.KindFork, Time: h.Time, Process: &p}, nil
+}
+
+func (d *decoder) decodeExit(h *recHeader, b []byte) (*event.Event, error) {
+	if len(b) != exitSize {
+		return nil, malformed("exit record of %d bytes, want %d", len(b), exitSize)
+	}
+	p := h.Process
+	p.StartTime = d.wall(le.Uint64(b[exitStart:]))
+	code := le.Uint32(b[exitCode:])
+	return &event.Event{
+		Kind: event.KindExit, Time: h.Time, Process: &p,
+		Exit: &event.Exit{Code: int32(code>>8) & 0xff, Signal: int32(code & 0x7f)},
+	}, nil
+}
+
+func (d *decoder) decodeOpen(h *recHeader, b []byte) (*event.Event, error) {
+	if len(b) < openPath+1 {
+		return nil, malformed("open record of %d bytes, want at least %d", len(b), openPath+1)
+	}
+	pathLen := int(le.Uint16(b[openPathLen:]))
+	if openPath+pathLen+1 != len(b) {
+		return nil, malformed("open path length %d does not match record size %d", pathLen, len(b))
+	}
+	raw, err := slotString(b, openRaw, int(le.Uint16(b[openRawLen:])), rawSlot, "raw path")
+	if err != nil {
+		return nil, err
+	}
+	kpath, err := slotString(b, openPath, pathLen, pathSlot, "path")
+	if err != nil {
+		return nil, err
+	}
+	call := le.Uint16(b[openCall:])
+	if call > openCallMax {
+		return nil, malformed("open call id %d unknown", call)
+	}
+	rflags := le.Uint16(b[openRFlags:])
+	f := &event.File{
+		RawPath: raw,
+		Flags:   le.Uint32(b[openFlags:]),
+		Mode:    le.Uint32(b[openMode:]),
+		Result:  int32(le.Uint32(b[openResult:])),
+		Size:    -1,
+		Syscall: openCallNames[call],
+	}
+	switch {
+	case rflags&openFKernel != 0 && kpath != "":
+		f.Path, f.PathSource = kpath, event.PathKernel
+		f.Size = int64(le.Uint64(b[openSize:]))
+		f.Inode = le.Uint64(b[openIno:])
+		f.Dev = kernelDevToUser(le.Uint32(b[openDev:]))
+	case raw != "" && raw[0] == '/':
+		f.Path, f.PathSource = raw, event.PathAsPassed
+	case rflags&openFBase != 0 && kpath != "" && kpath[0] == '/':
+		f.Path, f.PathSource = path.Join(kpath, raw), event.PathKernel
+	default:
+		f.Path, f.PathSource = raw, event.PathUnresolved
+	}
+	p := h.Process
+	return &event.Event{Kind: event.KindOpen, Time: h.Time, Process: &p, File: f}, nil
+}
+
+// kernelDevToUser converts the kernel's internal dev_t (major << 20 | minor)
+// to the encoding stat(2) returns.
+func kernelDevToUser(d uint32) uint64 {
+	major := uint64(d >> 20)
+	minor := uint64(d & (1<<20 - 1))
+	return (major&0xfffff000)<<32 | (major&0xfff)<<8 | (minor&0xffffff00)<<12 | minor&0xff
+}

@@ -1,0 +1,406 @@
+// Package runtime is the kernel side of the sensor in user space: it loads
+// and attaches the BPF programs of bpf/, reads their ring buffer, and decodes
+// records into typed events (internal/event).
+//
+// Loading is all or nothing: Load either attaches every program or leaves
+// nothing of its own in the kernel. Decoding is pure and needs no root.
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
+
+	"github.com/kestrel-sec/kestrel/internal/config"
+	"github.com/kestrel-sec/kestrel/internal/event"
+)
+
+// Options are the optional settings of Load. A nil *Options is valid.
+type Options struct {
+	// Logger receives load and attach progress; nil discards.
+	Logger *slog.Logger
+}
+
+// optionalSuffix marks a program that may fail to load or attach on this
+// kernel without failing the sensor (e.g. cgroup/connect_unix before 6.7).
+const optionalSuffix = "_optional"
+
+// Sensor is the loaded and attached set of BPF programs and the reader of
+// their ring buffer.
+//
+// Run must be called from one goroutine at a time; Programs, Counters and
+// Close are safe to call from any goroutine.
+type Sensor struct {
+	log   *slog.Logger
+	cfg   config.CaptureConfig
+	floor bool
+
+	coll  *ebpf.Collection
+	links []link.Link
+	progs []string
+	// ids are the kernel ids of our programs and maps, for leak checks.
+	progIDs []ebpf.ProgramID
+	mapIDs  []ebpf.MapID
+
+	rd  *ringbuf.Reader
+	dec decoder
+
+	closeOnce sync.Once
+	closeErr  error
+
+	events       atomic.Uint64
+	decodeErrors atomic.Uint64
+	// drops holds the last totals read from the kernel drop counters.
+	drops       [dropSources]atomic.Uint64
+	lostDecoder uint64 // decode errors already reported as Lost (reader goroutine)
+}
+
+// Kernel drop sources (enum drop_source in bpf/common.h).
+const (
+	dropRingbuf  = 0
+	dropPathLong = 1
+	dropStash    = 2
+	dropSources  = 3
+)
+
+var dropNames = [dropSources]string{"kernel_ringbuf", "path_truncated", "open_stash_full"}
+
+// Load loads the sensor's BPF programs with cfg's filter tables, attaches
+// every program and opens the ring buffer reader. On any error nothing of
+// ours stays in the kernel.
+func Load(cfg config.CaptureConfig, opts *Options) (*Sensor, error) {
+	return load(cfg, opts, false)
+}
+
+// LoadFloor loads the "floor" for benchmarks: the same programs on the same
+// hooks as Load, each replaced by an empty body that returns at once. It is
+// the price of hooking those events at all; Run on a floor returns when ctx
+// is done and emits nothing.
+func LoadFloor(cfg config.CaptureConfig, opts *Options) (*Sensor, error) {
+	return load(cfg, opts, true)
+}
+
+func load(cfg config.CaptureConfig, opts *Options, floor bool) (_ *Sensor, err error) {
+	if err := CheckPrivileges(); err != nil {
+		return nil, err
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if opts != nil && opts.Logger != nil {
+		log = opts.Logger
+	}
+	s := &Sensor{log: log, cfg: cfg, floor: floor}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	epoch, err := bootEpoch()
+	if err != nil {
+		return nil, err
+	}
+	s.dec.bootEpoch = epoch
+
+	spec, err := loadSensor()
+	if err != nil {
+		return nil, fmt.Errorf("load BPF spec: %w", err)
+	}
+	if err := configureSpec(spec, cfg); err != nil {
+		return nil, err
+	}
+	if floor {
+		emptyPrograms(spec)
+	}
+	if needsTracefs(spec) {
+		if err := ensureTracefs(); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.loadCollection(spec); err != nil {
+		return nil, err
+	}
+	s.recordIDs()
+	if testHookLoaded != nil {
+		testHookLoaded(s)
+	}
+	if !floor {
+		if err := fillFilters(s.coll, cfg); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.attachAll(spec); err != nil {
+		return nil, err
+	}
+	if !floor {
+		s.rd, err = ringbuf.NewReader(s.coll.Maps["events"])
+		if err != nil {
+			return nil, fmt.Errorf("open ring buffer reader: %w", err)
+		}
+	}
+	log.Info("sensor attached", "programs", len(s.progs), "floor", floor)
+	return s, nil
+}
+
+// configureSpec sizes the ring buffer and sets the load-time constants.
+func configureSpec(spec *ebpf.CollectionSpec, cfg config.CaptureConfig) error {
+	rb, ok := spec.Maps["events"]
+	if !ok {
+		return errors.New("BPF spec has no events ring buffer")
+	}
+	rb.MaxEntries = uint32(cfg.RingBufferBytes)
+	for name, v := range map[string]any{
+		"self_tgid":    uint32(os.Getpid()),
+		"wakeup_bytes": uint64(cfg.WakeupBytes),
+	} {
+		vs, ok := spec.Variables[name]
+		if !ok {
+			return fmt.Errorf("BPF spec has no variable %s", name)
+		}
+		if err := vs.Set(v); err != nil {
+			return fmt.Errorf("set %s: %w", name, err)
+		}
+	}
+	// Without Variables in the spec the loader maps no data section into
+	// our memory: such a mapping keeps its map alive until the Go GC runs,
+	// and Close must free everything at once.
+	for name := range spec.Variables {
+		delete(spec.Variables, name)
+	}
+	return nil
+}
+
+// loadCollection loads spec; if that fails and optional programs exist, it
+// retries without them and logs which were left out.
+func (s *Sensor) loadCollection(spec *ebpf.CollectionSpec) error {
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{})
+	if err == nil {
+		s.coll = coll
+		return nil
+	}
+	var dropped []string
+	for name := range spec.Programs {
+		if strings.HasSuffix(name, optionalSuffix) {
+			delete(spec.Programs, name)
+			dropped = append(dropped, name)
+		}
+	}
+	if len(dropped) == 0 {
+		return fmt.Errorf("load BPF programs: %w", err)
+	}
+	coll, err2 := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{})
+	if err2 != nil {
+		return fmt.Errorf("load BPF programs: %w", err2)
+	}
+	sort.Strings(dropped)
+	s.log.Warn("optional BPF programs left out: they do not load on this kernel",
+		"programs", dropped, "error", err)
+	s.coll = coll
+	return nil
+}
+
+func (s *Sensor) recordIDs() {
+	for _, p := range s.coll.Programs {
+		if info, err := p.Info(); err == nil {
+			if id, ok := info.ID(); ok {
+				s.progIDs = append(s.progIDs, id)
+			}
+		}
+	}
+	for _, m := range s.coll.Maps {
+		if info, err := m.Info(); err == nil {
+			if id, ok := info.ID(); ok {
+				s.mapIDs = append(s.mapIDs, id)
+			}
+		}
+	}
+}
+
+// Test hooks; nil outside tests.
+var (
+	// testHookLoaded runs once the collection is in the kernel.
+	testHookLoaded func(*Sensor)
+	// testHookAttached runs after each program is attached; an error fails
+	// the load there, half-way through attaching.
+	testHookAttached func(name string) error
+)
+
+// Programs returns the names of the attached programs, sorted.
+func (s *Sensor) Programs() []string {
+	return append([]string(nil), s.progs...)
+}
+
+// Counters returns events decoded, decode errors and the kernel drop
+// counters by source (as of the last poll).
+func (s *Sensor) Counters() map[string]uint64 {
+	m := map[string]uint64{
+		"events_decoded": s.events.Load(),
+		"decode_errors":  s.decodeErrors.Load(),
+	}
+	for i, n := range dropNames {
+		m["drops_"+n] = s.drops[i].Load()
+	}
+	return m
+}
+
+// ObjectIDs returns the kernel ids of the sensor's programs and maps, taken
+// right after load; tests use them to prove Close leaves nothing behind.
+func (s *Sensor) ObjectIDs() ([]ebpf.ProgramID, []ebpf.MapID) {
+	return append([]ebpf.ProgramID(nil), s.progIDs...), append([]ebpf.MapID(nil), s.mapIDs...)
+}
+
+// Close detaches every program and frees every map. It is safe after a
+// failed Load and when called more than once.
+func (s *Sensor) Close() error {
+	if s == nil {
+		return nil
+	}
+	s.closeOnce.Do(func() {
+		var errs []error
+		if s.rd != nil {
+			errs = append(errs, s.rd.Close())
+		}
+		for i := len(s.links) - 1; i >= 0; i-- {
+			errs = append(errs, s.links[i].Close())
+		}
+		s.links = nil
+		if s.coll != nil {
+			s.coll.Close()
+		}
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
+
+// bootEpoch returns the wall-clock time at which CLOCK_BOOTTIME was zero,
+// to turn bpf_ktime_get_boot_ns() stamps into wall time.
+func bootEpoch() (time.Time, error) {
+	var ts unix.Timespec
+	now := time.Now()
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return time.Time{}, fmt.Errorf("read CLOCK_BOOTTIME: %w", err)
+	}
+	return now.Add(-time.Duration(ts.Nano())), nil
+}
+
+// Run reads the ring buffer until ctx is done and calls emit for every
+// event, from the calling goroutine only. Records are submitted without a
+// wakeup, so Run drains the ring every PollInterval (or earlier, when the
+// kernel wakes it because the ring is filling). Kernel drops and decode
+// errors are reported in-band as event.KindLost events.
+func (s *Sensor) Run(ctx context.Context, emit func(*event.Event)) error {
+	if s.floor {
+		<-ctx.Done()
+		return nil
+	}
+	if s.rd == nil {
+		return errors.New("run sensor: not loaded")
+	}
+	poll := s.cfg.PollInterval.D()
+	var rec ringbuf.Record
+	next := time.Now().Add(poll)
+	s.rd.SetDeadline(next)
+	n := 0
+	for {
+		err := s.rd.ReadInto(&rec)
+		switch {
+		case err == nil:
+			s.handle(rec.RawSample, emit)
+			// Under a sustained stream the ring never runs dry; still look at
+			// the clock now and then so that ticks and ctx are not starved.
+			if n++; n&255 == 0 && time.Now().After(next) {
+				s.tick(time.Now(), emit)
+				if ctx.Err() != nil {
+					return nil
+				}
+				next = time.Now().Add(poll)
+				s.rd.SetDeadline(next)
+			}
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			now := time.Now()
+			s.tick(now, emit)
+			if ctx.Err() != nil {
+				return nil
+			}
+			next = now.Add(poll)
+			s.rd.SetDeadline(next)
+		case errors.Is(err, ringbuf.ErrClosed), errors.Is(err, os.ErrClosed):
+			return nil
+		default:
+			return fmt.Errorf("read ring buffer: %w", err)
+		}
+	}
+}
+
+func (s *Sensor) handle(b []byte, emit func(*event.Event)) {
+	ev, err := s.dec.decode(b)
+	if err != nil {
+		if s.decodeErrors.Add(1) <= 10 {
+			s.log.Warn("dropped a malformed record", "error", err)
+		}
+		return
+	}
+	s.events.Add(1)
+	emit(ev)
+}
+
+// tickHooks run on the reader goroutine after each drain of the ring buffer,
+// in registration order. Other files of this package register them from
+// init (the egress reporter walks its socket map this way).
+var tickHooks []func(s *Sensor, now time.Time, emit func(*event.Event))
+
+// tick reads the kernel drop counters, reports growth as Lost events, and
+// runs the tick hooks.
+func (s *Sensor) tick(now time.Time, emit func(*event.Event)) {
+	var total [dropSources]uint64
+	if err := readDrops(s.coll.Maps["drops"], total[:]); err != nil {
+		s.log.Warn("read drop counters", "error", err)
+	}
+	if prev := s.drops[dropRingbuf].Load(); total[dropRingbuf] > prev {
+		emit(&event.Event{Kind: event.KindLost, Time: now, Process: &event.Process{},
+			Lost: &event.Lost{Source: dropNames[dropRingbuf], Count: total[dropRingbuf] - prev}})
+	}
+	for i := range total {
+		if total[i] > s.drops[i].Load() {
+			s.drops[i].Store(total[i])
+		}
+	}
+	if de := s.decodeErrors.Load(); de > s.lostDecoder {
+		emit(&event.Event{Kind: event.KindLost, Time: now, Process: &event.Process{},
+			Lost: &event.Lost{Source: "decoder", Count: de - s.lostDecoder}})
+		s.lostDecoder = de
+	}
+	for _, h := range tickHooks {
+		h(s, now, emit)
+	}
+}
+
+// readDrops sums the per-CPU drop counters into total.
+func readDrops(m *ebpf.Map, total []uint64) error {
+	if m == nil {
+		return errors.New("no drops map")
+	}
+	var per []uint64
+	for i := range total {
+		if err := m.Lookup(uint32(i), &per); err != nil {
+			return fmt.Errorf("lookup drops[%d]: %w", i, err)
+		}
+		var sum uint64
+		for _, v := range per {
+			sum += v
+		}
+		total[i] = sum
+	}
+	return nil
+}

@@ -1,0 +1,448 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/kestrel-sec/kestrel/internal/config"
+	"github.com/kestrel-sec/kestrel/internal/event"
+)
+
+// The sensor filters out its own process, so the tests act through child
+// processes: the test binary re-executed with KESTREL_TEST_HELPER set.
+const helperEnv = "KESTREL_TEST_HELPER"
+
+func TestMain(m *testing.M) {
+	if h := os.Getenv(helperEnv); h != "" {
+		os.Exit(runHelper(h, os.Args[len(os.Args)-2:]))
+	}
+	os.Exit(m.Run())
+}
+
+// runHelper performs one action in the child and prints the syscall result.
+func runHelper(action string, args []string) int {
+	switch action {
+	case "open": // open(args[1]) relative to the cwd or absolute
+		fd, err := unix.Open(args[1], unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		fmt.Println(fd, err)
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	case "openat": // openat(open(args[0]), args[1])
+		dfd, err := unix.Open(args[0], unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		fd, err := unix.Openat(dfd, args[1], unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		fmt.Println(fd, err)
+	case "openat2": // openat2(AT_FDCWD, args[1])
+		fd, err := unix.Openat2(unix.AT_FDCWD, args[1], &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_CLOEXEC})
+		fmt.Println(fd, err)
+	case "creat": // creat(args[1], 0600) via the creat syscall
+		p, _ := unix.BytePtrFromString(args[1])
+		r, _, e := unix.Syscall(unix.SYS_CREAT, uintptr(unsafe.Pointer(p)), 0o600, 0)
+		fmt.Println(int(r), e)
+	default:
+		fmt.Fprintln(os.Stderr, "unknown helper", action)
+		return 2
+	}
+	return 0
+}
+
+func requireKernel(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to load eBPF programs")
+	}
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		t.Skip("kernel has no BTF (/sys/kernel/btf/vmlinux): CO-RE programs cannot load")
+	}
+}
+
+// collector gathers events emitted by Run.
+type collector struct {
+	mu  sync.Mutex
+	evs []*event.Event
+}
+
+func (c *collector) emit(e *event.Event) {
+	c.mu.Lock()
+	c.evs = append(c.evs, e)
+	c.mu.Unlock()
+}
+
+// wait returns the first event matching pred, or fails after timeout.
+func (c *collector) wait(t *testing.T, what string, pred func(*event.Event) bool) *event.Event {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		for _, e := range c.evs {
+			if pred(e) {
+				c.mu.Unlock()
+				return e
+			}
+		}
+		c.mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no %s event within 5s", what)
+	return nil
+}
+
+func (c *collector) find(pred func(*event.Event) bool) *event.Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.evs {
+		if pred(e) {
+			return e
+		}
+	}
+	return nil
+}
+
+// startSensor loads the sensor with cfg and runs it until the test ends.
+func startSensor(t *testing.T, cfg config.CaptureConfig) (*Sensor, *collector) {
+	t.Helper()
+	requireKernel(t)
+	s, err := Load(cfg, nil)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	c := &collector{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, c.emit) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s, c
+}
+
+func testConfig() config.CaptureConfig {
+	cfg := config.Default().Capture
+	cfg.PollInterval = config.Duration(10 * time.Millisecond)
+	return cfg
+}
+
+// helper runs the test binary as a child performing action; it returns the
+// child's pid and output.
+func helper(t *testing.T, dir, action string, args ...string) (int, string) {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, append([]string{"-test.run=^$"}, args...)...)
+	cmd.Env = append(os.Environ(), helperEnv+"="+action)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helper %s %v: %v: %s", action, args, err, out)
+	}
+	return cmd.Process.Pid, strings.TrimSpace(string(out))
+}
+
+func openBy(pid int, raw string) func(*event.Event) bool {
+	return func(e *event.Event) bool {
+		return e.Kind == event.KindOpen && e.Process.PID == uint32(pid) && e.File.RawPath == raw
+	}
+}
+
+func TestExecSeenWithArgv(t *testing.T) {
+	_, c := startSensor(t, testConfig())
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "kestrel-exec-test")
+	data, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--first", "two words", "-x"}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.Env = []string{"LD_PRELOAD=/tmp/x.so", "AWS_SECRET_ACCESS_KEY=hunter2", "PLAIN=dropped", "CUDA_VISIBLE_DEVICES=0"}
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	pid := uint32(cmd.Process.Pid)
+	e := c.wait(t, "exec", func(e *event.Event) bool { return e.Kind == event.KindExec && e.Process.PID == pid })
+	p := e.Process
+	if p.Exe != bin {
+		t.Errorf("exe = %q; want %q", p.Exe, bin)
+	}
+	if want := append([]string{bin}, args...); !slices.Equal(p.Args, want) {
+		t.Errorf("args = %q; want %q", p.Args, want)
+	}
+	if p.PPID != uint32(os.Getpid()) || p.ForkParent != p.PPID {
+		t.Errorf("ppid = %d, fork parent %d; want %d", p.PPID, p.ForkParent, os.Getpid())
+	}
+	if p.Cwd != dir {
+		t.Errorf("cwd = %q; want %q", p.Cwd, dir)
+	}
+	if p.Comm != "kestrel-exec-te" {
+		t.Errorf("comm = %q", p.Comm)
+	}
+	if p.NS.Mnt == 0 || p.NS.PID == 0 || p.NS.Net == 0 || p.NS.User == 0 || p.NS.Cgroup == 0 {
+		t.Errorf("namespaces not all filled: %+v", p.NS)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/mnt", &st); err == nil && uint64(p.NS.Mnt) != st.Ino {
+		t.Errorf("mnt ns = %d; want %d", p.NS.Mnt, st.Ino)
+	}
+	if p.CapEff == 0 {
+		t.Errorf("root child has no effective capabilities")
+	}
+	if p.ExeMemfd {
+		t.Errorf("exe flagged as memfd")
+	}
+	wantEnv := []event.EnvVar{
+		{Name: "LD_PRELOAD", Value: "/tmp/x.so"},
+		{Name: "AWS_SECRET_ACCESS_KEY", Value: "sha256:f52fbd32b2b3b86ff88ef6c490628285f482af15ddcb29541f94bcf526a3f6c7"},
+		{Name: "CUDA_VISIBLE_DEVICES", Value: "0"},
+	}
+	if !slices.Equal(p.Env, wantEnv) {
+		t.Errorf("env = %v; want %v", p.Env, wantEnv)
+	}
+	c.wait(t, "fork", func(e *event.Event) bool {
+		return e.Kind == event.KindFork && e.Process.PID == pid && e.Process.ForkParent == uint32(os.Getpid())
+	})
+	ex := c.wait(t, "exit", func(e *event.Event) bool { return e.Kind == event.KindExit && e.Process.PID == pid })
+	if ex.Exit.Code != 0 || ex.Exit.Signal != 0 {
+		t.Errorf("exit = %+v; want 0", ex.Exit)
+	}
+}
+
+func TestOpenModelFile(t *testing.T) {
+	_, c := startSensor(t, testConfig())
+	dir := t.TempDir()
+	model := filepath.Join(dir, "x.safetensors")
+	if err := os.WriteFile(model, []byte("weights"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(model, &st); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		dir    string
+		action string
+		args   []string
+		raw    string
+		call   string
+	}{
+		{"absolute", "/", "open", []string{"-", model}, model, "openat"},
+		{"relative to cwd", dir, "open", []string{"-", "x.safetensors"}, "x.safetensors", "openat"},
+		{"relative to dirfd", "/", "openat", []string{dir, "x.safetensors"}, "x.safetensors", "openat"},
+		{"openat2", dir, "openat2", []string{"-", "./X.SafeTensors"}, "./X.SafeTensors", "openat2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.action == "openat2" {
+				// case-insensitive suffix match; the file itself does not exist
+				pid, out := helper(t, tt.dir, tt.action, tt.args...)
+				e := c.wait(t, "open", openBy(pid, tt.raw))
+				if e.File.Result != -int32(unix.ENOENT) || e.File.Path != filepath.Join(dir, "X.SafeTensors") ||
+					e.File.Syscall != "openat2" {
+					t.Errorf("file = %+v (child said %s)", e.File, out)
+				}
+				return
+			}
+			pid, out := helper(t, tt.dir, tt.action, tt.args...)
+			e := c.wait(t, "open", openBy(pid, tt.raw))
+			f := e.File
+			if f.Path != model || f.PathSource != event.PathKernel {
+				t.Errorf("path = %q (%v); want %q from the kernel", f.Path, f.PathSource, model)
+			}
+			if f.Result < 0 || !strings.HasPrefix(out, fmt.Sprint(f.Result)+" ") {
+				t.Errorf("result = %d; child said %q", f.Result, out)
+			}
+			if f.Syscall != tt.call || f.Flags&unix.O_ACCMODE != unix.O_RDONLY {
+				t.Errorf("syscall %q flags %#x", f.Syscall, f.Flags)
+			}
+			if f.Size != 7 || f.Inode != st.Ino || f.Dev != st.Dev {
+				t.Errorf("size %d inode %d dev %d; want 7 %d %d", f.Size, f.Inode, f.Dev, st.Ino, st.Dev)
+			}
+		})
+	}
+}
+
+func TestOpenFailedWatchedPathReported(t *testing.T) {
+	_, c := startSensor(t, testConfig())
+	// /proc/1/ns/net is unreadable here (restricted init); on a host where
+	// it opens, the result is an fd and the path the nsfs name.
+	pid, out := helper(t, "/", "open", "-", "/proc/1/ns/net")
+	e := c.wait(t, "open", openBy(pid, "/proc/1/ns/net"))
+	if strings.Contains(out, "permission denied") {
+		if e.File.Result != -int32(unix.EACCES) {
+			t.Errorf("result = %d; want -13", e.File.Result)
+		}
+		if e.File.Path != "/proc/1/ns/net" || e.File.PathSource != event.PathAsPassed {
+			t.Errorf("path = %q (%v)", e.File.Path, e.File.PathSource)
+		}
+	} else if e.File.Result < 0 || !strings.HasPrefix(e.File.Path, "net:[") {
+		t.Errorf("opened: result %d path %q; want an fd and net:[inode]", e.File.Result, e.File.Path)
+	}
+	// A failed relative open is joined to the cwd.
+	pid, _ = helper(t, "/tmp", "open", "-", "missing-dir/y.gguf")
+	e = c.wait(t, "open", openBy(pid, "missing-dir/y.gguf"))
+	if e.File.Result != -int32(unix.ENOENT) || e.File.Path != "/tmp/missing-dir/y.gguf" || e.File.PathSource != event.PathKernel {
+		t.Errorf("file = %+v", e.File)
+	}
+}
+
+func TestOpenUninterestingNotReported(t *testing.T) {
+	_, c := startSensor(t, testConfig())
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "notes.txt")
+	marker := filepath.Join(dir, "marker.gguf")
+	for _, p := range []string{plain, marker} {
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	helper(t, "/", "open", "-", plain)
+	pid2, _ := helper(t, "/", "open", "-", marker)
+	// The marker was opened after the plain file: once it arrived, any event
+	// for the plain file would have arrived too.
+	c.wait(t, "marker open", openBy(pid2, marker))
+	if e := c.find(func(e *event.Event) bool {
+		return e.Kind == event.KindOpen && (e.File.RawPath == plain || e.File.Path == plain)
+	}); e != nil {
+		t.Errorf("uninteresting open reported: %+v", e.File)
+	}
+}
+
+func TestCreatReported(t *testing.T) {
+	_, c := startSensor(t, testConfig())
+	dir := t.TempDir()
+	p := filepath.Join(dir, "new.pt")
+	pid, _ := helper(t, "/", "creat", "-", p)
+	e := c.wait(t, "creat", openBy(pid, p))
+	if e.File.Syscall != "creat" || !e.File.IsWrite() || e.File.Result < 0 || e.File.Path != p {
+		t.Errorf("file = %+v", e.File)
+	}
+}
+
+// TestCloseLeavesNothing walks the kernel's program and map ids: after Close,
+// and after a Load that fails halfway, none of ours remain.
+func TestCloseLeavesNothing(t *testing.T) {
+	requireKernel(t)
+	s, err := Load(testConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	progs, maps := s.ObjectIDs()
+	if len(progs) < 10 || len(maps) < 5 {
+		t.Fatalf("ids: %d programs, %d maps; want the whole collection", len(progs), len(maps))
+	}
+	for _, want := range []string{"kestrel_exec", "kestrel_fork", "kestrel_exit", "kestrel_openat", "kestrel_openat_x"} {
+		if !slices.Contains(s.Programs(), want) {
+			t.Errorf("program %s not attached; attached: %v", want, s.Programs())
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	assertGone(t, progs, maps)
+
+	// A load that fails half-way through attaching leaves nothing either.
+	var failedProgs []ebpf.ProgramID
+	var failedMaps []ebpf.MapID
+	testHookLoaded = func(s *Sensor) { failedProgs, failedMaps = s.ObjectIDs() }
+	attached := 0
+	testHookAttached = func(name string) error {
+		if attached++; attached == 5 {
+			return errors.New("injected attach failure")
+		}
+		return nil
+	}
+	defer func() { testHookLoaded, testHookAttached = nil, nil }()
+	if s, err := Load(testConfig(), nil); err == nil {
+		s.Close()
+		t.Fatal("Load succeeded despite the injected attach failure")
+	} else if !strings.Contains(err.Error(), "injected attach failure") {
+		t.Fatalf("Load: %v; want the injected failure", err)
+	}
+	if len(failedProgs) == 0 {
+		t.Fatal("test hook saw no programs")
+	}
+	assertGone(t, failedProgs, failedMaps)
+
+	// A bad filter table fails after the collection was loaded.
+	bad := testConfig()
+	bad.WatchPrefixes = []string{"relative/prefix"}
+	failedProgs = nil
+	testHookAttached = nil
+	if s, err := Load(bad, nil); err == nil {
+		s.Close()
+		t.Fatal("Load with a relative watch prefix succeeded")
+	}
+	if len(failedProgs) == 0 {
+		t.Fatal("test hook saw no programs")
+	}
+	assertGone(t, failedProgs, failedMaps)
+}
+
+func assertGone(t *testing.T, progs []ebpf.ProgramID, maps []ebpf.MapID) {
+	t.Helper()
+	// Programs and maps are freed after an RCU grace period.
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		var left []string
+		for _, id := range progs {
+			if p, err := ebpf.NewProgramFromID(id); err == nil {
+				p.Close()
+				left = append(left, fmt.Sprint("prog ", id))
+			} else if !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("prog %d: %v", id, err)
+			}
+		}
+		for _, id := range maps {
+			if m, err := ebpf.NewMapFromID(id); err == nil {
+				info, _ := m.Info()
+				m.Close()
+				name := ""
+				if info != nil {
+					name = info.Name
+				}
+				left = append(left, fmt.Sprint("map ", id, " ", name))
+			} else if !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("map %d: %v", id, err)
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("left in the kernel after Close: %v", left)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
