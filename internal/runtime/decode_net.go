@@ -20,10 +20,19 @@ const (
 	recSockStats = 11
 )
 
-// netEvent returns an event of kind k carrying a copy of h's process.
+// netEventAlloc holds an event and its payloads in one allocation.
+type netEventAlloc struct {
+	e event.Event
+	p event.Process
+	n event.Net
+}
+
+// netEvent returns an event of kind k carrying a copy of h's process and an
+// empty Net payload (Fd -1), allocated together.
 func netEvent(h recHeader, k event.Kind) *event.Event {
-	p := h.Process
-	return &event.Event{Kind: k, Time: h.Time, Process: &p}
+	a := &netEventAlloc{p: h.Process, n: event.Net{Fd: -1}}
+	a.e = event.Event{Kind: k, Time: h.Time, Process: &a.p, Net: &a.n}
+	return &a.e
 }
 
 // Sizes and offsets of struct conn_rec and struct egress_val (bpf/net.bpf.h),
@@ -94,10 +103,9 @@ func decodeConnect(h recHeader, b []byte) (*event.Event, error) {
 	}
 	family := b[connFamily]
 	flags := b[connFlags]
-	n := &event.Net{
-		Cookie: le.Uint64(b[connCookie:]),
-		Fd:     -1,
-	}
+	e := netEvent(h, event.KindConnect)
+	n := e.Net
+	n.Cookie = le.Uint64(b[connCookie:])
 	if flags&connFResult != 0 {
 		n.Result = int32(le.Uint32(b[connResult:]))
 	}
@@ -129,8 +137,6 @@ func decodeConnect(h recHeader, b []byte) (*event.Event, error) {
 	default:
 		return nil, malformed("connect address family %d", family)
 	}
-	e := netEvent(h, event.KindConnect)
-	e.Net = n
 	return e, nil
 }
 
@@ -149,21 +155,18 @@ func decodeSockStats(h recHeader, b []byte) (*event.Event, error) {
 		return nil, err
 	}
 	flags := b[egFlags]
-	n := &event.Net{
-		Protocol:  proto,
-		Cookie:    le.Uint64(b[egCookie:]),
-		BytesSent: le.Uint64(b[egBytes:]),
-		DAddr:     inetAddr(family, b[egDaddr:egDaddr+16]),
-		DPort:     le.Uint16(b[egDport:]),
-		Closed:    flags&connFClosed != 0,
-		Fd:        -1,
-	}
+	e := netEvent(h, event.KindEgress)
+	n := e.Net
+	n.Protocol = proto
+	n.Cookie = le.Uint64(b[egCookie:])
+	n.BytesSent = le.Uint64(b[egBytes:])
+	n.DAddr = inetAddr(family, b[egDaddr:egDaddr+16])
+	n.DPort = le.Uint16(b[egDport:])
+	n.Closed = flags&connFClosed != 0
 	if flags&connFSrc != 0 {
 		n.SAddr = inetAddr(family, b[egSaddr:egSaddr+16])
 		n.SPort = le.Uint16(b[egSport:])
 	}
-	e := netEvent(h, event.KindEgress)
-	e.Net = n
 	return e, nil
 }
 

@@ -743,3 +743,25 @@ func TestEgressReporter(t *testing.T) {
 		t.Errorf("counters %v", m)
 	}
 }
+
+func BenchmarkDecodeNet(b *testing.B) {
+	recs := map[string][]byte{
+		"connect": connRec{cookie: 9, family: afInet, proto: ipprotoTCP, flags: connFResult | connFFd | connFSrc | connFDst,
+			fd: 5, sport: 40000, dport: 8080, saddr: a16("127.0.0.1"), daddr: a16("10.1.2.3"), pathLen: -1}.bytes(),
+		"connect_unix": connRec{family: afUnix, proto: 1, flags: connFResult | connFFd | connFDst, fd: 4,
+			path: []byte("/run/containerd/containerd.sock\x00"), pathLen: -1}.bytes(),
+		"sock_stats": statsRec(15, 3<<20, afInet6, ipprotoTCP, connFSrc|connFClosed, 40001, 443,
+			a16("2001:db8::1"), a16("2001:db8::2"), 0),
+	}
+	for name, rec := range recs {
+		b.Run(name, func(b *testing.B) {
+			d := decoder{bootEpoch: time.Unix(1000, 0)}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := d.decode(rec); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
