@@ -34,8 +34,10 @@ type ContainerState struct {
 	EntrypointExe string
 	// BaseNS are the namespaces of that first exec.
 	BaseNS event.Namespaces
-	// FirstGPUOwner is when a process of the container first owned GPU memory.
+	// FirstGPUOwner is when a process of the container first owned GPU
+	// memory; HadGPUOwner is set at the same moment.
 	FirstGPUOwner time.Time
+	HadGPUOwner   bool
 	// CgroupMount is when the container last mounted a cgroup filesystem
 	// (set by ESC-007, read by ESC-001).
 	CgroupMount time.Time
@@ -111,7 +113,7 @@ func (s *State) IsGPUContainer(c *event.Container) bool {
 		return true
 	}
 	cs, ok := s.containers.Peek(c.ID)
-	return ok && !cs.FirstGPUOwner.IsZero()
+	return ok && cs.HadGPUOwner
 }
 
 // StartedAt returns when container c started: its StartTime when the
@@ -139,7 +141,7 @@ func (s *State) InStartupGrace(c *event.Container, now time.Time, grace time.Dur
 		return true
 	}
 	cs, ok := s.containers.Peek(c.ID)
-	if ok && cs.FirstGPUOwner.IsZero() && s.IsGPUContainer(c) {
+	if ok && !cs.HadGPUOwner && s.IsGPUContainer(c) {
 		return true // allocated GPUs but no owner yet: still starting
 	}
 	return false
@@ -216,8 +218,8 @@ func (s *State) addOwner(pid uint32, t time.Time, c *event.Container) {
 	}
 	s.gpuOwners.Put(pid, OwnerState{Since: t, Container: cid})
 	if cid != "" {
-		if cs := s.containers.Ptr(cid); cs != nil && cs.FirstGPUOwner.IsZero() {
-			cs.FirstGPUOwner = t
+		if cs := s.containers.Ptr(cid); cs != nil && !cs.HadGPUOwner {
+			cs.FirstGPUOwner, cs.HadGPUOwner = t, true
 		}
 	}
 }
