@@ -277,6 +277,22 @@ func netHelper(action, args string) error {
 		}
 		time.Sleep(hold)
 		return c.Close()
+	case "sendfile": // sendfile <addr> <file>: connect, sendfile(2) the file, close
+		c, err := net.Dial("tcp4", f[0])
+		if err != nil {
+			return err
+		}
+		fmt.Println("local=" + c.LocalAddr().String())
+		src, err := os.Open(f[1])
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		// *net.TCPConn.ReadFrom(*os.File) uses sendfile(2) on Linux.
+		if _, err := c.(*net.TCPConn).ReadFrom(src); err != nil {
+			return err
+		}
+		return c.Close()
 	case "udp": // udp <addr> <bytes>
 		n, _ := strconv.Atoi(f[1])
 		c, err := net.Dial("udp4", f[0])
@@ -456,6 +472,38 @@ func TestTCPConnectAndEgress(t *testing.T) {
 				t.Errorf("%d final reports and %d reports after close; want 1 and 0", finals, after)
 			}
 		})
+	}
+}
+
+// TestEgressSendfile: bytes sent with sendfile(2) (the way servers and
+// copy tools ship files) are counted like write(2).
+func TestEgressSendfile(t *testing.T) {
+	_, c := startSensor(t, netConfig())
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			s, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(io.Discard, s); s.Close() }()
+		}
+	}()
+	const size = 2 << 20
+	file := filepath.Join(t.TempDir(), "weights.safetensors")
+	if err := os.WriteFile(file, make([]byte, size), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := runNetHelper(t, "sendfile", ln.Addr().String(), file)
+	fin := c.wait(t, "final egress", func(x *event.Event) bool {
+		return x.Kind == event.KindEgress && x.Process.PID == pid && x.Net.Closed
+	})
+	if got := fin.Net.BytesSent; got < size*9/10 || got > size*11/10 {
+		t.Errorf("bytes sent = %d; want %d ±10%%", got, size)
 	}
 }
 
