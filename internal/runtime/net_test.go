@@ -19,6 +19,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
 
 	"github.com/kestrel-sec/kestrel/internal/config"
 	"github.com/kestrel-sec/kestrel/internal/event"
@@ -293,6 +294,14 @@ func netHelper(action, args string) error {
 			return err
 		}
 		return c.Close()
+	case "dialtimeout": // dialtimeout <addr> <timeout>: a connect the caller gives up on
+		d, _ := time.ParseDuration(f[1])
+		c, err := net.DialTimeout("tcp4", f[0], d)
+		if err == nil {
+			return c.Close()
+		}
+		fmt.Println("error=" + err.Error())
+		return nil
 	case "udp": // udp <addr> <bytes>
 		n, _ := strconv.Atoi(f[1])
 		c, err := net.Dial("udp4", f[0])
@@ -505,6 +514,79 @@ func TestEgressSendfile(t *testing.T) {
 	if got := fin.Net.BytesSent; got < size*9/10 || got > size*11/10 {
 		t.Errorf("bytes sent = %d; want %d ±10%%", got, size)
 	}
+}
+
+// TestTCPConnectHandshakeAfterReturn: when the handshake is still running as
+// a non-blocking connect() returns, the connect is reported once it ends,
+// with its real outcome. A listener whose accept queue is full drops SYNs,
+// which holds the handshake until the client retransmits.
+func TestTCPConnectHandshakeAfterReturn(t *testing.T) {
+	_, c := startSensor(t, netConfig())
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil { // room for one queued connection
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*unix.SockaddrInet4).Port)
+	start := func(action string, args ...string) *exec.Cmd {
+		self, _ := os.Executable()
+		cmd := exec.Command(self, "-test.run=^$")
+		cmd.Env = append(os.Environ(), netHelperEnv+"="+action, "KESTREL_NET_ARGS="+strings.Join(args, " "))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	// A fills the accept queue.
+	a := start("tcp", "tcp4", addr, "0", "3s")
+	defer a.Wait()
+	if e := c.wait(t, "first connect", connectBy(uint32(a.Process.Pid))); e.Net.Result != 0 {
+		t.Fatalf("first connect result %d", e.Net.Result)
+	}
+
+	t.Run("caller gives up", func(t *testing.T) {
+		g := start("dialtimeout", addr, "300ms")
+		if err := g.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		e := c.wait(t, "abandoned connect", connectBy(uint32(g.Process.Pid)))
+		if e.Net.Result != -int32(unix.ECONNABORTED) || e.Net.SPort == 0 {
+			t.Errorf("result %d sport %d; want -ECONNABORTED and the bound port", e.Net.Result, e.Net.SPort)
+		}
+	})
+	t.Run("completes after retransmit", func(t *testing.T) {
+		b := start("tcp", "tcp4", addr, "100", "0s")
+		time.Sleep(300 * time.Millisecond)
+		if c.find(connectBy(uint32(b.Process.Pid))) != nil {
+			t.Fatal("connect reported while its handshake was still running")
+		}
+		freed := time.Now()
+		nfd, _, err := unix.Accept(fd) // frees the queue; B's SYN retransmit gets in
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.Close(nfd)
+		if err := b.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		e := c.wait(t, "late connect", connectBy(uint32(b.Process.Pid)))
+		if e.Net.Result != 0 || e.Net.SPort == 0 || e.Net.Fd < 3 {
+			t.Errorf("result %d sport %d fd %d; want 0, the port, the fd", e.Net.Result, e.Net.SPort, e.Net.Fd)
+		}
+		if !e.Time.Before(freed) {
+			t.Errorf("event time %v is not the connect() time (before %v)", e.Time, freed)
+		}
+	})
 }
 
 // TestTCPConnectRefused: a non-blocking connect returns -EINPROGRESS; the
