@@ -59,7 +59,14 @@ func isInterpreter(b string) bool {
 	for _, p := range []string{"python", "perl", "ruby", "php", "node", "lua"} {
 		if strings.HasPrefix(b, p) {
 			rest := b[len(p):]
-			if rest == "" || strings.Trim(rest, "0123456789.") == "" {
+			ok := true
+			for i := 0; i < len(rest); i++ {
+				if (rest[i] < '0' || rest[i] > '9') && rest[i] != '.' {
+					ok = false
+					break
+				}
+			}
+			if ok {
 				return true
 			}
 		}
