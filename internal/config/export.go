@@ -132,6 +132,10 @@ func (c *ExportConfig) validate() error {
 	return c.File.validate()
 }
 
+// Validate checks the file exporter settings on their own (the exporter
+// calls it when built outside a full Config).
+func (f *FileExport) Validate() error { return f.validate() }
+
 func (f *FileExport) validate() error {
 	switch f.Format {
 	case FormatJSON, FormatOCSF:

@@ -1,0 +1,242 @@
+package export
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/kestrel-sec/kestrel/internal/config"
+	"github.com/kestrel-sec/kestrel/internal/event"
+)
+
+// FileOptions are the optional settings of a FileExporter; nil is valid.
+type FileOptions struct {
+	// Filters select what is written; empty writes everything.
+	Filters Filters
+	// OCSF configures the encoder in the ocsf format.
+	OCSF *OCSFOptions
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// FileStats are a FileExporter's counters.
+type FileStats struct {
+	Written   uint64 // lines written
+	Skipped   uint64 // events with no OCSF class (ocsf format)
+	Filtered  uint64 // events the filters excluded
+	Lost      uint64 // events that fell out of the ring before being written
+	Errors    uint64 // encode or write failures (each event counted once)
+	Rotations uint64
+	Bytes     int64 // size of the live file
+}
+
+// FileExporter writes events as JSON lines, in the native --tail -o json
+// format or as OCSF, to a file rotated by size: path, path.1 (newest) ..
+// path.<keep> (oldest).
+//
+// It is safe for concurrent use.
+type FileExporter struct {
+	cfg   config.FileExport
+	ocsf  *OCSFEncoder
+	match *Matcher
+	log   *slog.Logger
+
+	mu    sync.Mutex
+	f     *os.File
+	stats FileStats
+}
+
+// NewFileExporter opens (or creates) cfg.Path for appending.
+func NewFileExporter(cfg config.FileExport, opts *FileOptions) (*FileExporter, error) {
+	if opts == nil {
+		opts = &FileOptions{}
+	}
+	if cfg.Path == "" {
+		return nil, errors.New("create file exporter: export.file.path is empty")
+	}
+	if err := (&cfg).Validate(); err != nil {
+		return nil, fmt.Errorf("create file exporter: %w", err)
+	}
+	m, err := Compile(opts.Filters)
+	if err != nil {
+		return nil, fmt.Errorf("create file exporter: filter %w", err)
+	}
+	x := &FileExporter{cfg: cfg, match: m, log: opts.Logger}
+	if x.log == nil {
+		x.log = slog.Default()
+	}
+	if cfg.Format == config.FormatOCSF {
+		x.ocsf = NewOCSFEncoder(opts.OCSF)
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o750); err != nil {
+		return nil, fmt.Errorf("create export directory: %w", err)
+	}
+	if err := x.open(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+func (x *FileExporter) open() error {
+	f, err := os.OpenFile(x.cfg.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return fmt.Errorf("open export file: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("stat export file: %w", err)
+	}
+	x.f, x.stats.Bytes = f, fi.Size()
+	return nil
+}
+
+// encode renders one line (with its newline) or reports why not.
+func (x *FileExporter) encode(ev *event.Event) ([]byte, error) {
+	var b []byte
+	var err error
+	if x.ocsf != nil {
+		b, err = x.ocsf.Encode(ev)
+	} else {
+		b, err = ev.MarshalJSON()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// Write filters, encodes and appends ev, rotating first when the line would
+// take the file past max_bytes. Events without an OCSF class are counted as
+// skipped in the ocsf format and are not an error.
+func (x *FileExporter) Write(ev *event.Event) error {
+	if ev == nil {
+		return nil
+	}
+	if !x.match.Match(ev) && ev.Kind != event.KindLost {
+		x.mu.Lock()
+		x.stats.Filtered++
+		x.mu.Unlock()
+		return nil
+	}
+	line, err := x.encode(ev)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if errors.Is(err, ErrNoOCSFClass) {
+		x.stats.Skipped++
+		return nil
+	}
+	if err != nil {
+		x.stats.Errors++
+		return fmt.Errorf("encode event %d: %w", ev.Seq, err)
+	}
+	if x.f == nil {
+		x.stats.Errors++
+		return errors.New("write export file: exporter is closed")
+	}
+	if x.stats.Bytes > 0 && x.stats.Bytes+int64(len(line)) > x.cfg.MaxBytes {
+		if err := x.rotateLocked(); err != nil {
+			x.stats.Errors++
+			return err
+		}
+	}
+	n, err := x.f.Write(line)
+	x.stats.Bytes += int64(n)
+	if err != nil {
+		x.stats.Errors++
+		return fmt.Errorf("write export file: %w", err)
+	}
+	x.stats.Written++
+	return nil
+}
+
+// rotateLocked shifts path.i to path.i+1 (dropping the oldest), moves the
+// live file to path.1 and opens a fresh one.
+func (x *FileExporter) rotateLocked() error {
+	if err := x.f.Close(); err != nil {
+		x.log.Warn("close export file before rotation", "err", err)
+	}
+	x.f = nil
+	p := x.cfg.Path
+	for i := x.cfg.Keep - 1; i >= 1; i-- {
+		from, to := p+"."+strconv.Itoa(i), p+"."+strconv.Itoa(i+1)
+		if err := os.Rename(from, to); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("rotate %s: %w", from, err)
+		}
+	}
+	if err := os.Rename(p, p+".1"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("rotate %s: %w", p, err)
+	}
+	x.stats.Rotations++
+	return x.open()
+}
+
+// Stats returns a snapshot of the counters.
+func (x *FileExporter) Stats() FileStats {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.stats
+}
+
+// Close flushes and closes the file. It is safe to call more than once.
+func (x *FileExporter) Close() error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.f == nil {
+		return nil
+	}
+	err := x.f.Close()
+	x.f = nil
+	if err != nil {
+		return fmt.Errorf("close export file: %w", err)
+	}
+	return nil
+}
+
+// Run follows ring from its next event until ctx is done, writing every
+// event; events it falls too far behind to read are counted in Lost and, in
+// the json format, written as a {"kind":"lost","source":"subscriber"} line.
+// Write errors are logged (once per second at most) and counted; Run only
+// returns when ctx ends.
+func (x *FileExporter) Run(ctx context.Context, ring *Ring) error {
+	w := ring.NewWaiter()
+	defer w.Close()
+	next := ring.Head() + 1
+	buf := make([]*event.Event, batchSize)
+	var lastLog time.Time
+	for {
+		n, lost := ring.Read(next, buf)
+		if lost > 0 {
+			next += lost
+			x.mu.Lock()
+			x.stats.Lost += lost
+			x.mu.Unlock()
+			if x.ocsf == nil {
+				x.Write(&event.Event{Kind: event.KindLost, Time: time.Now(), Lost: &event.Lost{Source: LostSubscriber, Count: lost}})
+			}
+		}
+		for i := 0; i < n; i++ {
+			ev := buf[i]
+			buf[i] = nil
+			next = ev.Seq + 1
+			if err := x.Write(ev); err != nil && time.Since(lastLog) > time.Second {
+				lastLog = time.Now()
+				x.log.Warn("file exporter could not write an event", "path", x.cfg.Path, "err", err)
+			}
+		}
+		if n > 0 || lost > 0 {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-w.C:
+		}
+	}
+}
