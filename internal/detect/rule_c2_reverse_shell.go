@@ -2,12 +2,17 @@ package detect
 
 import (
 	"strings"
+	"time"
 
 	"github.com/kestrel-sec/kestrel/internal/event"
 )
 
 // revShellMarkers are argv substrings of reverse-shell one-liners.
 var revShellMarkers = []string{"/dev/tcp/", "/dev/udp/", "pty.spawn", "socket.socket", "IO::Socket", "fsockopen"}
+
+// shellAfterConnect is how soon after an outbound connect a shell started
+// by the connecting process (or its child) counts as a reverse shell.
+const shellAfterConnect = 5 * time.Second
 
 type c2001 struct{ baseRule }
 
@@ -20,7 +25,8 @@ func newC2001(*Settings) Rule {
 		Description: "A socket is duplicated onto fd 0, 1 or 2 (dup2/dup3 syscall events with the old fd a " +
 			"socket), a connect is made on fd 0-2, or (core fallback) a shell or interpreter runs a reverse-shell " +
 			"one-liner: /dev/tcp/, /dev/udp/, '-i >&', nc/ncat -e, socat exec:, mkfifo in /tmp, pty.spawn, " +
-			"socket.socket, IO::Socket, fsockopen. Critical in inference containers and under NVIDIA hooks.",
+			"socket.socket, IO::Socket, fsockopen; or a shell exec'd within 5 s of an outbound connect by the same " +
+			"process or its fork parent (the shape of stdio over a socket when dup2 is not captured). Critical in inference containers and under NVIDIA hooks.",
 		Knobs: []string{"inference_selector"},
 		Kinds: kinds(event.KindExec, event.KindSyscall, event.KindConnect),
 	}}}
@@ -65,11 +71,27 @@ func (r *c2001) Eval(ctx *Context, ev *event.Event) {
 	var what, key string
 	switch ev.Kind {
 	case event.KindExec:
-		m := revShellArg(p)
-		if m == "" {
+		if m := revShellArg(p); m != "" {
+			what, key = "ran a reverse-shell command line ("+cmdline(p)+")", "exec:"+itoa(uint64(p.PID))
+			break
+		}
+		if !isShell(exeBase(p)) && !isShell(argv0Base(p)) {
 			return
 		}
-		what, key = "ran a reverse-shell command line ("+cmdline(p)+")", "exec:"+itoa(uint64(p.PID))
+		// A shell started by a process that dialled out just before: the
+		// stdio-over-socket shape when dup2 is not captured.
+		var ci Connect
+		ok := false
+		for _, pid := range [2]uint32{p.PID, p.ForkParent} {
+			if c, found := ctx.State.LastConnect(pid); found && pid != 0 && ctx.Now.Sub(c.Time) <= shellAfterConnect && !ctx.Now.Before(c.Time) {
+				ci, ok = c, true
+				break
+			}
+		}
+		if !ok {
+			return
+		}
+		what, key = "was started right after its parent connected to "+ci.Dst.String()+" ("+cmdline(p)+")", "shell:"+itoa(uint64(p.PID))
 	case event.KindSyscall:
 		s := ev.Sys
 		if s == nil || !strings.HasPrefix(s.Name, "dup") || !s.FdIsSocket || s.Fd2 < 0 || s.Fd2 > 2 {

@@ -56,8 +56,8 @@ func (r *esc003) Eval(ctx *Context, ev *event.Event) {
 		return
 	}
 	s := ctx.Settings
-	if s.IsUMHAllowed(p.Exe) {
-		return
+	if s.IsUMHAllowed(p.Exe) || len(p.Args) > 0 && strings.HasPrefix(p.Args[0], "/") && s.IsUMHAllowed(p.Args[0]) {
+		return // argv[0] keeps the name the kernel ran (/sbin/modprobe -> kmod)
 	}
 	prog := p.Exe
 	if b := baseName(p.Exe); (isShell(b) || isInterpreter(b)) && len(p.Args) > 1 && strings.HasPrefix(p.Args[1], "/") {

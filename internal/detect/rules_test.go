@@ -543,6 +543,22 @@ func TestRules(t *testing.T) {
 			e.Net.Fd = 1
 			return evs(e)
 		}, true, event.SevHigh},
+		{"A6 shell right after the hook dialled out", "C2-001", func() []*event.Event {
+			return evs(connEv(nvctk(), infer("a6"), "10.200.2.2", 4444, event.ClassExternal),
+				execEv(proc(501, "/usr/bin/dash", "/bin/sh", "-c", "id; cat /etc/hostname").ns(hookNS).anc(an(500, "/tmp/h/bin/nvidia-ctk"), runcA), infer("a6")))
+		}, true, event.SevCritical},
+		{"shell long after a connect", "C2-001", func() []*event.Event {
+			c := infer("x")
+			k := connEv(proc(170, "/usr/bin/python3"), c, "10.200.1.1", 8080, event.ClassNode)
+			x := execEv(proc(171, "/bin/sh", "sh", "-c", "nvidia-smi -L").anc(an(170, "/usr/bin/python3")), c)
+			x.Time = t0.Add(time.Minute)
+			return evs(k, x)
+		}, false, 0},
+		{"shell after a loopback connect", "C2-001", func() []*event.Event {
+			c := infer("x")
+			return evs(connEv(proc(170, "/usr/bin/python3"), c, "127.0.0.1", 8080, event.ClassLoopback),
+				execEv(proc(171, "/bin/sh", "sh", "-c", "true").anc(an(170, "/usr/bin/python3")), c))
+		}, false, 0},
 		{"B3 probe command", "C2-001", func() []*event.Event {
 			return evs(execEv(proc(163, "/bin/sh", "sh", "-c", "curl -fsS -m 2 http://127.0.0.1:8000/health > /dev/null"), infer("b1")))
 		}, false, 0},

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/kestrel-sec/kestrel/internal/event"
@@ -22,6 +23,13 @@ type State struct {
 	procs      *LRU[uint32, procState]
 	gpuOwners  *LRU[uint32, OwnerState]
 	written    *LRU[writtenKey, time.Time]
+	connects   *LRU[uint32, Connect]
+}
+
+// Connect is the last outbound (non-loopback inet) connect of a process.
+type Connect struct {
+	Time time.Time
+	Dst  netip.AddrPort
 }
 
 // ContainerState is what the engine knows about one container.
@@ -70,6 +78,7 @@ func newState(size int, hostNS event.Namespaces) *State {
 		procs:      NewLRU[uint32, procState](size, nil),
 		gpuOwners:  NewLRU[uint32, OwnerState](size, nil),
 		written:    NewLRU[writtenKey, time.Time](size, nil),
+		connects:   NewLRU[uint32, Connect](size, nil),
 	}
 }
 
@@ -182,6 +191,7 @@ func (s *State) observe(ev *event.Event) {
 		if p != nil && p.TID == p.PID || p != nil && p.TID == 0 {
 			s.procs.Delete(p.PID)
 			s.gpuOwners.Delete(p.PID)
+			s.connects.Delete(p.PID)
 		}
 	case event.KindGPU:
 		g := ev.GPU
@@ -193,6 +203,17 @@ func (s *State) observe(ev *event.Event) {
 			s.gpuOwners.Delete(g.PID)
 		default:
 			s.addOwner(g.PID, ev.Time, c)
+		}
+	case event.KindConnect:
+		n := ev.Net
+		if p != nil && n != nil && n.UnixPath == "" && n.DAddr.IsValid() && !n.DAddr.IsLoopback() &&
+			n.Class != event.ClassLoopback && (n.Result == 0 || n.Result == -115) {
+			ci := Connect{Time: ev.Time, Dst: netip.AddrPortFrom(n.DAddr, n.DPort)}
+			if cp := s.connects.Ptr(p.PID); cp != nil {
+				*cp = ci
+			} else {
+				s.connects.Put(p.PID, ci)
+			}
 		}
 	case event.KindOpen:
 		if c != nil && ev.File != nil && ev.File.Result >= 0 && ev.File.IsWrite() && ev.File.Path != "" {
@@ -224,7 +245,10 @@ func (s *State) addOwner(pid uint32, t time.Time, c *event.Container) {
 	}
 }
 
+// LastConnect returns the last outbound connect of pid.
+func (s *State) LastConnect(pid uint32) (Connect, bool) { return s.connects.Peek(pid) }
+
 // evictions sums the evictions of every table.
 func (s *State) evictions() uint64 {
-	return s.containers.Evictions() + s.procs.Evictions() + s.gpuOwners.Evictions() + s.written.Evictions()
+	return s.containers.Evictions() + s.procs.Evictions() + s.gpuOwners.Evictions() + s.written.Evictions() + s.connects.Evictions()
 }
