@@ -74,6 +74,7 @@ type Assigner struct {
 
 	mu          sync.RWMutex
 	byContainer map[containerKey][]string
+	byPod       map[podRef][]string // union over the pod's containers
 	uids        map[string]podRef
 	stats       AssignerStats
 }
@@ -101,6 +102,7 @@ func NewAssigner(cfg config.GPUConfig, opts *AssignerOptions) (*Assigner, error)
 		refresh:     cfg.PodResourcesRefresh.D(),
 		podName:     opts.PodName,
 		byContainer: make(map[containerKey][]string),
+		byPod:       make(map[podRef][]string),
 		uids:        make(map[string]podRef),
 	}
 	if a.log == nil {
@@ -143,14 +145,20 @@ func (a *Assigner) StaticAlloc(cgroupPath string) (gpus []int, ok bool) {
 }
 
 // GPUsForPod returns the GPU and MIG UUIDs the kubelet assigned to a
-// container, or nil. The slice is the caller's.
+// container, or nil. An empty container name means the whole pod: the union
+// over its containers. The slice is the caller's.
 func (a *Assigner) GPUsForPod(namespace, pod, container string) []string {
 	if a == nil {
 		return nil
 	}
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	ids := a.byContainer[containerKey{namespace, pod, container}]
+	var ids []string
+	if container == "" {
+		ids = a.byPod[podRef{namespace, pod}]
+	} else {
+		ids = a.byContainer[containerKey{namespace, pod, container}]
+	}
 	if len(ids) == 0 {
 		return nil
 	}
@@ -158,7 +166,7 @@ func (a *Assigner) GPUsForPod(namespace, pod, container string) []string {
 }
 
 // GPUsFor returns the GPU and MIG UUIDs assigned to a container of the pod
-// with the given UID, or nil. PodResources does not carry UIDs, so the pod's
+// with the given UID (the whole pod when containerName is ""), or nil. PodResources does not carry UIDs, so the pod's
 // namespace and name come from RememberPod or AssignerOptions.PodName; when
 // neither knows the UID, GPUsFor returns nil.
 func (a *Assigner) GPUsFor(podUID, containerName string) []string {
@@ -260,9 +268,9 @@ func (a *Assigner) Refresh(ctx context.Context) error {
 		a.mu.Unlock()
 		return err
 	}
-	m := assignments(resp)
+	m, pods := assignments(resp)
 	a.mu.Lock()
-	a.byContainer = m
+	a.byContainer, a.byPod = m, pods
 	a.stats.Refreshes++
 	a.stats.Containers = len(m)
 	a.stats.LastError = ""
@@ -310,10 +318,13 @@ func (a *Assigner) Close() error {
 	return err
 }
 
-// assignments maps each container holding GPUs to its device IDs.
-func assignments(resp *podresourcesv1.ListPodResourcesResponse) map[containerKey][]string {
+// assignments maps each container holding GPUs to its device IDs, and each
+// pod to the union of its containers' IDs.
+func assignments(resp *podresourcesv1.ListPodResourcesResponse) (map[containerKey][]string, map[podRef][]string) {
 	m := make(map[containerKey][]string)
+	pods := make(map[podRef][]string)
 	for _, p := range resp.GetPodResources() {
+		pk := podRef{p.GetNamespace(), p.GetName()}
 		for _, c := range p.GetContainers() {
 			var ids []string
 			for _, d := range c.GetDevices() {
@@ -328,10 +339,15 @@ func assignments(resp *podresourcesv1.ListPodResourcesResponse) map[containerKey
 			}
 			if len(ids) > 0 {
 				m[containerKey{p.GetNamespace(), p.GetName(), c.GetName()}] = ids
+				for _, id := range ids {
+					if !contains(pods[pk], id) {
+						pods[pk] = append(pods[pk], id)
+					}
+				}
 			}
 		}
 	}
-	return m
+	return m, pods
 }
 
 // isGPUResource reports whether a device-plugin resource is an NVIDIA GPU:

@@ -78,6 +78,7 @@ func TestPodResourcesAssignments(t *testing.T) {
 				devs("nvidia.com/gpu", "GPU-aaaa", "GPU-bbbb"),
 				devs("example.com/fpga", "fpga-0")),
 			ctr("sidecar"),
+			ctr("warmup", devs("nvidia.com/gpu", "GPU-bbbb", "GPU-dddd")),
 		),
 		pod("ml", "mig-pod",
 			ctr("worker", devs("nvidia.com/mig-1g.10gb", "MIG-1111"), devs("nvidia.com/mig-2g.20gb", "MIG-2222"))),
@@ -108,6 +109,8 @@ func TestPodResourcesAssignments(t *testing.T) {
 	}{
 		{"whole GPUs", a.GPUsForPod("ml", "llama-0", "infer"), []string{"GPU-aaaa", "GPU-bbbb"}},
 		{"container without GPUs", a.GPUsForPod("ml", "llama-0", "sidecar"), nil},
+		{"whole pod: union over containers", a.GPUsForPod("ml", "llama-0", ""), []string{"GPU-aaaa", "GPU-bbbb", "GPU-dddd"}},
+		{"whole pod by UID", a.GPUsFor("uid-llama", ""), []string{"GPU-aaaa", "GPU-bbbb", "GPU-dddd"}},
 		{"MIG slices of two profiles", a.GPUsForPod("ml", "mig-pod", "worker"), []string{"MIG-1111", "MIG-2222"}},
 		{"time-sliced replicas collapse to one UUID", a.GPUsForPod("shared", "ts-pod", "a"), []string{"GPU-cccc"}},
 		{"non-GPU devices ignored", a.GPUsForPod("other", "cpu-only", "main"), nil},
@@ -122,8 +125,8 @@ func TestPodResourcesAssignments(t *testing.T) {
 			t.Errorf("%s: got %q; want %q", tt.name, tt.got, tt.want)
 		}
 	}
-	if st := a.Stats(); st.Refreshes != 1 || st.Errors != 0 || st.Containers != 3 {
-		t.Errorf("Stats: got %+v; want 1 refresh, 0 errors, 3 containers", st)
+	if st := a.Stats(); st.Refreshes != 1 || st.Errors != 0 || st.Containers != 4 {
+		t.Errorf("Stats: got %+v; want 1 refresh, 0 errors, 4 containers", st)
 	}
 
 	// The caller owns the returned slice.

@@ -24,6 +24,9 @@
 // PodResources API (nvidia.com/gpu and nvidia.com/mig-* resources), or from
 // gpu.static_alloc where there is no kubelet.
 //
-// The package uses cgo, because go-nvml does; the library itself is loaded at
-// run time, so the binary runs on hosts without it.
+// The NVML source needs cgo, because go-nvml does; the library itself is
+// loaded at run time, so the binary runs on hosts without it. Built with
+// CGO_ENABLED=0, the package still compiles: NewSampler then answers
+// ErrNoDriver for gpu.source nvml, and the replay source and the Assigner
+// work as usual.
 package gpu

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package gpu
 
 import (
@@ -30,6 +32,30 @@ type nvmlSource struct {
 	noUtil map[string]bool
 }
 
+// Library is the NVML API the sampler uses: go-nvml's nvml.Interface, which
+// both the real library and go-nvml's mock implement.
+type Library = nvml.Interface
+
+// noDriverState completes "disabled: " in Sampler.State without a driver.
+const noDriverState = "no NVIDIA driver found"
+
+// newNVMLSource opens NVML: lib, or the real library at libraryPath ("" for
+// libnvidia-ml.so.1 from the loader's search path).
+func newNVMLSource(libraryPath string, lib Library) (source, error) {
+	if lib == nil {
+		var lo []nvml.LibraryOption
+		if libraryPath != "" {
+			lo = append(lo, nvml.WithLibraryPath(libraryPath))
+		}
+		lib = nvml.New(lo...)
+	}
+	s, err := openNVML(lib)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // openNVML initialises lib and reads the driver version. Library absence maps
 // to ErrNoDriver, any other failure to *InitError.
 func openNVML(lib nvml.Interface) (*nvmlSource, error) {
@@ -40,7 +66,7 @@ func openNVML(lib nvml.Interface) (*nvmlSource, error) {
 		// the C side; do not call it.
 		return nil, ErrNoDriver
 	default:
-		return nil, &InitError{Ret: ret}
+		return nil, &InitError{Code: int(ret), Reason: ret.Error()}
 	}
 	s := &nvmlSource{
 		lib:         lib,

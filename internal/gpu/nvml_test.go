@@ -1,3 +1,5 @@
+//go:build cgo
+
 package gpu
 
 import (
@@ -17,11 +19,6 @@ import (
 
 	"github.com/kestrel-sec/kestrel/internal/config"
 	"github.com/kestrel-sec/kestrel/internal/event"
-)
-
-const (
-	mib = 1 << 20
-	gib = 1 << 30
 )
 
 // fakeNode is a dgxh100 mock whose processes and utilisation each test sets.
@@ -102,12 +99,6 @@ func (f *fakeNode) setComputeRet(i int, ret nvml.Return) {
 	f.computeRet[i] = ret
 }
 
-func testConfig() config.GPUConfig {
-	c := config.Default().GPU
-	c.PodResourcesSocket = ""
-	return c
-}
-
 func newMockSampler(t *testing.T, f *fakeNode) *Sampler {
 	t.Helper()
 	s, err := NewSampler(testConfig(), &Options{Lib: f.srv})
@@ -144,18 +135,6 @@ func collect(t *testing.T, s *Sampler) []string {
 		t.Fatalf("Poll: %v", err)
 	}
 	return got
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestNVMLOwnershipLifecycle(t *testing.T) {
@@ -494,7 +473,7 @@ func TestNewSamplerInitFailure(t *testing.T) {
 	lib := &mock.Interface{InitFunc: func() nvml.Return { return nvml.ERROR_NO_PERMISSION }}
 	s, err := NewSampler(testConfig(), &Options{Lib: lib})
 	var ie *InitError
-	if !errors.As(err, &ie) || ie.Ret != nvml.ERROR_NO_PERMISSION {
+	if !errors.As(err, &ie) || ie.Code != int(nvml.ERROR_NO_PERMISSION) {
 		t.Fatalf("got %v; want an *InitError with ERROR_NO_PERMISSION", err)
 	}
 	if errors.Is(err, ErrNoDriver) {

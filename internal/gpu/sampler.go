@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/NVIDIA/go-nvml/pkg/nvml"
-
 	"github.com/kestrel-sec/kestrel/internal/config"
 	"github.com/kestrel-sec/kestrel/internal/event"
 )
@@ -24,12 +22,14 @@ var ErrNoDriver = errors.New("no NVIDIA driver found; GPU ownership disabled")
 // nvmlInit failed for another reason (permissions, a GPU fallen off the bus,
 // a driver/library mismatch).
 type InitError struct {
-	// Ret is NVML's return code.
-	Ret nvml.Return
+	// Code is NVML's return code (nvmlReturn_t).
+	Code int
+	// Reason is NVML's string for Code.
+	Reason string
 }
 
 func (e *InitError) Error() string {
-	return fmt.Sprintf("initialize NVML: %s; GPU ownership disabled", e.Ret.Error())
+	return fmt.Sprintf("initialize NVML: %s; GPU ownership disabled", e.Reason)
 }
 
 // Options are the optional arguments of NewSampler. A nil *Options is valid.
@@ -39,7 +39,7 @@ type Options struct {
 	// Lib is the NVML implementation; nil means the real library, loaded
 	// from config.GPUConfig.LibraryPath or libnvidia-ml.so.1. Tests pass
 	// go-nvml's mock.
-	Lib nvml.Interface
+	Lib Library
 }
 
 // Stats counts what a Sampler did.
@@ -131,18 +131,10 @@ func NewSampler(cfg config.GPUConfig, opts *Options) (*Sampler, error) {
 		}
 		s.src = newReplaySource(cfg.ReplayFile)
 	case config.GPUSourceNVML, "":
-		lib := opts.Lib
-		if lib == nil {
-			var lo []nvml.LibraryOption
-			if cfg.LibraryPath != "" {
-				lo = append(lo, nvml.WithLibraryPath(cfg.LibraryPath))
-			}
-			lib = nvml.New(lo...)
-		}
-		src, err := openNVML(lib)
+		src, err := newNVMLSource(cfg.LibraryPath, opts.Lib)
 		if err != nil {
 			if errors.Is(err, ErrNoDriver) {
-				s.disable("disabled: no NVIDIA driver found")
+				s.disable("disabled: " + noDriverState)
 			} else {
 				s.disable("disabled: " + err.Error())
 			}
