@@ -21,6 +21,10 @@ type ExportConfig struct {
 	TCPListen string `yaml:"tcp_listen"`
 	// TLS holds the certificates of the TCP listener.
 	TLS TLSConfig `yaml:"tls"`
+	// HealthListen is an optional host:port serving only the plain-text
+	// grpc.health.v1 service, for kubelet gRPC probes (which cannot present
+	// client certificates). Nothing else is served there.
+	HealthListen string `yaml:"health_listen"`
 	// SubscriberDeadline is how long one stream send may stay blocked before
 	// the subscriber is closed with RESOURCE_EXHAUSTED.
 	SubscriberDeadline Duration `yaml:"subscriber_deadline"`
@@ -108,6 +112,14 @@ func (c *ExportConfig) validate() error {
 		}
 		if c.TLS.Cert == "" || c.TLS.Key == "" || c.TLS.ClientCA == "" {
 			return fmt.Errorf("tcp_listen: TCP is served only with mutual TLS: set export.tls.cert, export.tls.key and export.tls.client_ca")
+		}
+	}
+	if c.HealthListen != "" {
+		if _, _, err := net.SplitHostPort(c.HealthListen); err != nil {
+			return fmt.Errorf("health_listen: %q is not host:port: %v", c.HealthListen, err)
+		}
+		if c.HealthListen == c.TCPListen {
+			return fmt.Errorf("health_listen: %q is also tcp_listen; use another port", c.HealthListen)
 		}
 	}
 	for name, p := range map[string]string{"cert": c.TLS.Cert, "key": c.TLS.Key, "client_ca": c.TLS.ClientCA} {

@@ -39,6 +39,7 @@ export:
   ring_size: 1024
   unix_socket: /tmp/k/s.sock
   tcp_listen: ":8443"
+  health_listen: ":9876"
   tls: {cert: /etc/k/tls.crt, key: /etc/k/tls.key, client_ca: /etc/k/ca.crt, client_names: [siem]}
   subscriber_deadline: 2s
   heartbeat_interval: 1s
@@ -46,7 +47,7 @@ export:
   file: {path: /var/log/k/events.jsonl, format: ocsf, max_bytes: 1048576, keep: 3}
 `,
 			check: func(t *testing.T, c ExportConfig) {
-				if c.RingSize != 1024 || c.TCPListen != ":8443" || c.TLS.ClientCA != "/etc/k/ca.crt" {
+				if c.RingSize != 1024 || c.TCPListen != ":8443" || c.HealthListen != ":9876" || c.TLS.ClientCA != "/etc/k/ca.crt" {
 					t.Errorf("got %+v", c)
 				}
 				if c.SubscriberDeadline.D() != 2*time.Second || c.HeartbeatInterval.D() != time.Second {
@@ -63,6 +64,8 @@ export:
 		{name: "tcp without tls", yaml: "export: {tcp_listen: ':8443'}", wantErr: "export.tcp_listen: TCP is served only with mutual TLS"},
 		{name: "tcp with cert but no client ca", yaml: "export: {tcp_listen: ':8443', tls: {cert: /a, key: /b}}", wantErr: "mutual TLS"},
 		{name: "tcp not host:port", yaml: "export: {tcp_listen: '8443', tls: {cert: /a, key: /b, client_ca: /c}}", wantErr: "export.tcp_listen: \"8443\" is not host:port"},
+		{name: "health not host:port", yaml: "export: {health_listen: '9876'}", wantErr: "export.health_listen"},
+		{name: "health on the mTLS port", yaml: "export: {health_listen: ':8443', tcp_listen: ':8443', tls: {cert: /a, key: /b, client_ca: /c}}", wantErr: "also tcp_listen"},
 		{name: "relative cert", yaml: "export: {tls: {cert: a.crt}}", wantErr: "export.tls.cert"},
 		{name: "ring too small", yaml: "export: {ring_size: 3}", wantErr: "export.ring_size: 3"},
 		{name: "ring too big", yaml: "export: {ring_size: 100000000}", wantErr: "export.ring_size"},

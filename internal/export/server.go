@@ -76,14 +76,16 @@ type Server struct {
 	deadline  time.Duration
 	heartbeat time.Duration
 
-	health *health.Server
-	unix   *grpc.Server
-	tcp    *grpc.Server
-	certs  *certLoader
+	health   *health.Server
+	unix     *grpc.Server
+	tcp      *grpc.Server
+	healthGS *grpc.Server // plain-text, health service only
+	certs    *certLoader
 
-	lnMu   sync.Mutex
-	unixLn *net.UnixListener
-	tcpLn  net.Listener
+	lnMu     sync.Mutex
+	unixLn   *net.UnixListener
+	tcpLn    net.Listener
+	healthLn net.Listener
 
 	subsMu sync.Mutex
 	subs   map[uint64]*subscriber
@@ -155,6 +157,10 @@ func NewServer(cfg config.ExportConfig, ring *Ring, src Sources, opts *Options) 
 	if s.certs != nil {
 		s.tcp = s.newGRPC(grpc.Creds(credentials.NewTLS(s.certs.serverTLSConfig())))
 	}
+	if cfg.HealthListen != "" {
+		s.healthGS = grpc.NewServer(grpc.MaxConcurrentStreams(8))
+		healthpb.RegisterHealthServer(s.healthGS, s.health)
+	}
 	return s, nil
 }
 
@@ -191,6 +197,14 @@ func (s *Server) Listen() error {
 		}
 		s.tcpLn = l
 	}
+	if s.healthGS != nil && s.healthLn == nil {
+		l, err := net.Listen("tcp", s.cfg.HealthListen)
+		if err != nil {
+			s.closeListenersLocked()
+			return fmt.Errorf("listen on %s for health probes: %w", s.cfg.HealthListen, err)
+		}
+		s.healthLn = l
+	}
 	return nil
 }
 
@@ -204,6 +218,10 @@ func (s *Server) closeListenersLocked() {
 		s.tcpLn.Close()
 		s.tcpLn = nil
 	}
+	if s.healthLn != nil {
+		s.healthLn.Close()
+		s.healthLn = nil
+	}
 }
 
 // removeSocket removes the socket file if it is still the one we created.
@@ -212,6 +230,16 @@ func (s *Server) removeSocket() {
 	if err == nil && fi.Mode().Type() == os.ModeSocket {
 		os.Remove(s.cfg.UnixSocket)
 	}
+}
+
+// HealthAddr returns the health listener's address after Listen, or nil.
+func (s *Server) HealthAddr() net.Addr {
+	s.lnMu.Lock()
+	defer s.lnMu.Unlock()
+	if s.healthLn == nil {
+		return nil
+	}
+	return s.healthLn.Addr()
 }
 
 // TCPAddr returns the TCP listener's address after Listen, or nil.
@@ -232,10 +260,10 @@ func (s *Server) Serve(ctx context.Context) error {
 		return err
 	}
 	s.lnMu.Lock()
-	unixLn, tcpLn := s.unixLn, s.tcpLn
+	unixLn, tcpLn, healthLn := s.unixLn, s.tcpLn, s.healthLn
 	s.lnMu.Unlock()
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	if unixLn != nil {
 		go func() { errc <- s.unix.Serve(unixLn) }()
 		s.log.Info("gRPC feed listening", "unix", s.cfg.UnixSocket)
@@ -243,6 +271,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	if tcpLn != nil {
 		go func() { errc <- s.tcp.Serve(tcpLn) }()
 		s.log.Info("gRPC feed listening with mutual TLS", "tcp", tcpLn.Addr().String())
+	}
+	if healthLn != nil {
+		go func() { errc <- s.healthGS.Serve(healthLn) }()
+		s.log.Info("gRPC health probes listening", "tcp", healthLn.Addr().String())
 	}
 	readyDone := make(chan struct{})
 	go s.watchReady(ctx, readyDone)
@@ -261,7 +293,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.removeSocket()
 		s.unixLn = nil
 	}
-	s.tcpLn = nil
+	s.tcpLn, s.healthLn = nil, nil
 	s.lnMu.Unlock()
 	return err
 }
@@ -269,7 +301,7 @@ func (s *Server) Serve(ctx context.Context) error {
 func (s *Server) stop() {
 	done := make(chan struct{})
 	go func() {
-		for _, g := range []*grpc.Server{s.unix, s.tcp} {
+		for _, g := range []*grpc.Server{s.unix, s.tcp, s.healthGS} {
 			if g != nil {
 				g.GracefulStop()
 			}
@@ -279,7 +311,7 @@ func (s *Server) stop() {
 	select {
 	case <-done:
 	case <-time.After(time.Second):
-		for _, g := range []*grpc.Server{s.unix, s.tcp} {
+		for _, g := range []*grpc.Server{s.unix, s.tcp, s.healthGS} {
 			if g != nil {
 				g.Stop()
 			}

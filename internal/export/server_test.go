@@ -649,3 +649,25 @@ func TestClientReconnectsAcrossRestart(t *testing.T) {
 		t.Errorf("cursor %+v; want the new instance at seq 2", cur)
 	}
 }
+
+// The plain-text health port serves the health service and nothing else.
+func TestHealthListenerServesOnlyHealth(t *testing.T) {
+	ts := startServer(t, 16, func(c *config.ExportConfig) { c.HealthListen = "127.0.0.1:0" }, Sources{
+		Status: func() *event.Status { return &event.Status{Ready: true} },
+	})
+	conn, err := grpc.NewClient(ts.srv.HealthAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	hc := healthpb.NewHealthClient(conn)
+	waitFor(t, "readiness over the health port", func() bool {
+		r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: ServiceName})
+		return err == nil && r.GetStatus() == healthpb.HealthCheckResponse_SERVING
+	})
+	if _, err := sensorv1.NewSensorServiceClient(conn).GetStatus(ctx, &sensorv1.GetStatusRequest{}); status.Code(err) != codes.Unimplemented {
+		t.Fatalf("GetStatus on the health port: %v; want Unimplemented", err)
+	}
+}
