@@ -895,3 +895,56 @@ func BenchmarkDecodeNet(b *testing.B) {
 		})
 	}
 }
+
+// netSeeds are well-formed network records, the fuzz corpus's starting point.
+func netSeeds() [][]byte {
+	all := uint8(connFResult | connFFd | connFSrc | connFDst)
+	return [][]byte{
+		connRec{cookie: 1, family: afInet, proto: ipprotoTCP, flags: all, fd: 3, sport: 1, dport: 2,
+			saddr: a16("127.0.0.1"), daddr: a16("127.0.0.1"), pathLen: -1}.bytes(),
+		connRec{cookie: 2, family: afInet6, proto: ipprotoUDP, flags: all, result: -101, fd: 3,
+			saddr: a16("::1"), daddr: a16("::ffff:10.0.0.1"), pathLen: -1}.bytes(),
+		connRec{cookie: 3, family: afUnix, proto: 1, flags: all, path: []byte("\x00abstract"), pathLen: -1}.bytes(),
+		connRec{cookie: 4, family: afUnix, proto: 2, flags: connFUPath, path: []byte("/var/run/docker.sock\x00"), pathLen: -1}.bytes(),
+		statsRec(5, 1<<30, afInet, ipprotoTCP, connFSrc|connFClosed, 1, 2, a16("10.0.0.1"), a16("8.8.8.8"), 0),
+		statsRec(6, 0, afInet6, ipprotoUDP, 0, 0, 53, a16("::"), a16("2001:db8::53"), 0),
+	}
+}
+
+// FuzzDecodeNet feeds mutated network records to the decoder: it must return
+// an event or an error, never panic, and never yield an event that breaks the
+// invariants consumers rely on.
+func FuzzDecodeNet(f *testing.F) {
+	for _, s := range netSeeds() {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var d decoder
+		e, err := d.decode(b)
+		if err != nil {
+			if e != nil {
+				t.Fatalf("event and error: %v", err)
+			}
+			return
+		}
+		if e.Kind != event.KindConnect && e.Kind != event.KindEgress {
+			return // another decoder's record type
+		}
+		n := e.Net
+		if n == nil || e.Process == nil {
+			t.Fatalf("%v event without net or process", e.Kind)
+		}
+		switch n.Protocol {
+		case "tcp", "udp":
+			if n.UnixPath != "" {
+				t.Fatalf("inet event with unix path %q", n.UnixPath)
+			}
+		case "unix":
+			if e.Kind != event.KindConnect || len(n.UnixPath) > unixPathMax || n.DAddr.IsValid() {
+				t.Fatalf("bad unix event %+v", n)
+			}
+		default:
+			t.Fatalf("protocol %q", n.Protocol)
+		}
+	})
+}
