@@ -70,6 +70,7 @@ type aggEntry struct {
 	first    *event.Event // the finding event emitted first
 	evidence []*event.Event
 	last     *event.Event
+	lastExpl string
 }
 
 // New builds an engine from the detect configuration. It fails on a rule id
@@ -303,10 +304,13 @@ func (e *Engine) emitFinding(s *ruleSlot, now time.Time, ev *event.Event, r *Rep
 	}
 	key := s.meta.ID + "\x00" + actor + "\x00" + r.Key
 	if a, ok := e.agg.Get(key); ok {
-		if now.Sub(a.start) < e.window {
+		// A repeat that raises the severity is news: it is emitted now, not
+		// folded into a follow-up at the end of the window.
+		if now.Sub(a.start) < e.window && sev <= a.sev {
 			a.count++
 			a.sev = sevMax(a.sev, sev)
 			a.last = snapshot(ev)
+			a.lastExpl = r.Explanation
 			if len(a.evidence) < maxEvidence {
 				a.evidence = append(a.evidence, a.last)
 			}
@@ -362,10 +366,11 @@ func (e *Engine) closeAggregate(a *aggEntry) {
 		Severity:    a.sev,
 		MITRE:       first.MITRE,
 		Description: first.Description,
-		Explanation: fmt.Sprintf("%s; repeated %d more time(s) within %s", strings.TrimSuffix(first.Explanation, "."), n, e.window),
-		Count:       n,
-		Evidence:    a.evidence,
-		Attrs:       attrs,
+		Explanation: fmt.Sprintf("%s; %d occurrence(s) since the first at %s", strings.TrimSuffix(a.lastExpl, "."), n,
+			a.first.Time.UTC().Format(time.RFC3339)),
+		Count:    n,
+		Evidence: a.evidence,
+		Attrs:    attrs,
 	}
 	a.reported = a.count
 	a.slot.fired++

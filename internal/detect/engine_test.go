@@ -76,7 +76,7 @@ func TestAggregation(t *testing.T) {
 	if fu.Rule != "ESC-002" || fu.Count != 4 || fu.Attrs["aggregate"] != "follow-up" || len(fu.Evidence) != 4 {
 		t.Fatalf("follow-up = %+v; want ESC-002 count 4 with 4 evidence events", fu)
 	}
-	if !strings.Contains(fu.Explanation, "repeated 4 more time(s)") {
+	if !strings.Contains(fu.Explanation, "4 occurrence(s) since the first") {
 		t.Errorf("follow-up explanation %q does not give the count", fu.Explanation)
 	}
 	cs := e.Counters()
@@ -89,6 +89,19 @@ func TestAggregation(t *testing.T) {
 	e.Process(ev, sink)
 	if len(out) != 4 || out[3].Finding.Count != 1 {
 		t.Fatalf("repeat after the window: %d findings", len(out))
+	}
+}
+
+func TestEscalationIsNotFolded(t *testing.T) {
+	e := newTestEngine(t, nil)
+	c := ctr("simctr-sidecar-a4")
+	var out []*event.Event
+	sink := func(f *event.Event) { out = append(out, f) }
+	e.Process(openEv(proc(31, "/bin/cat").ns(hostPIDNS), c, "/etc/hostname", "/proc/1/root/etc/hostname", rd, 3), sink)
+	e.Process(openEv(proc(32, "/bin/cat").ns(hostPIDNS), c, "/etc/hostname", "/proc/1/root/etc/hostname", rd, 3), sink)
+	e.Process(openEv(proc(33, "/usr/bin/head").ns(hostPIDNS), c, "/etc/shadow", "/proc/1/root/etc/shadow", rd, 3), sink)
+	if len(out) != 3 || out[2].Finding.Severity != event.SevCritical || out[1].Finding.Attrs["aggregate"] != "follow-up" {
+		t.Fatalf("escalation folded or lost; findings:\n%s", firedList(out))
 	}
 }
 

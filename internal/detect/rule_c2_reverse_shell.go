@@ -8,7 +8,7 @@ import (
 )
 
 // revShellMarkers are argv substrings of reverse-shell one-liners.
-var revShellMarkers = []string{"/dev/tcp/", "/dev/udp/", "pty.spawn", "socket.socket", "IO::Socket", "fsockopen"}
+var revShellMarkers = []string{"/dev/tcp/", "/dev/udp/", "pty.spawn", "IO::Socket", "fsockopen"}
 
 // shellAfterConnect is how soon after an outbound connect a shell started
 // by the connecting process (or its child) counts as a reverse shell.
@@ -25,7 +25,7 @@ func newC2001(*Settings) Rule {
 		Description: "A socket is duplicated onto fd 0, 1 or 2 (dup2/dup3 syscall events with the old fd a " +
 			"socket), a connect is made on fd 0-2, or (core fallback) a shell or interpreter runs a reverse-shell " +
 			"one-liner: /dev/tcp/, /dev/udp/, '-i >&', nc/ncat -e, socat exec:, mkfifo in /tmp, pty.spawn, " +
-			"socket.socket, IO::Socket, fsockopen; or a shell exec'd within 5 s of an outbound connect by the same " +
+			"socket.socket with dup2/subprocess//bin/, IO::Socket, fsockopen; or a shell exec'd within 5 s of an outbound connect by the same " +
 			"process or its fork parent (the shape of stdio over a socket when dup2 is not captured). Critical in inference containers and under NVIDIA hooks.",
 		Knobs: []string{"inference_selector"},
 		Kinds: kinds(event.KindExec, event.KindSyscall, event.KindConnect),
@@ -54,6 +54,10 @@ func revShellArg(p *event.Process) string {
 			if strings.Contains(a, m) {
 				return m
 			}
+		}
+		if strings.Contains(a, "socket.socket") && (strings.Contains(a, "dup2") || strings.Contains(a, "subprocess") ||
+			strings.Contains(a, "/bin/")) {
+			return "socket.socket"
 		}
 		if containsAfter(a, "-i", ">&") || containsAfter(a, "mkfifo", "/tmp") ||
 			containsAfter(a, "nc ", " -e ") || containsAfter(a, "ncat ", " -e ") || containsAfter(a, "socat ", "exec:") {

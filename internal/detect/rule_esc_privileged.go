@@ -32,9 +32,9 @@ func newESC010(*Settings) Rule {
 		Description: "(a) Posture: the first exec seen in a container holds CAP_SYS_ADMIN, SYS_MODULE, SYS_RAWIO, " +
 			"SYS_PTRACE, DAC_READ_SEARCH, BPF, NET_ADMIN or SYS_BOOT, or shares the host PID or network namespace: " +
 			"info, low for inference containers (the catalog's medium would page on every privileged serving pod; " +
-			"posture is not an attack). (b) A container process runs unshare with -U/-r/--user/--map-root-user/-m/" +
-			"--mount, capsh or setcap, or calls unshare(2) with CLONE_NEWUSER or CLONE_NEWNS without CAP_SYS_ADMIN: " +
-			"medium.",
+			"posture is not an attack). (b) A container process without CAP_SYS_ADMIN runs unshare with -U/-r/" +
+			"--user/--map-root-user/-m/--mount or calls unshare(2) with CLONE_NEWUSER or CLONE_NEWNS (gaining " +
+			"capabilities through a new user namespace), or any container process runs capsh or setcap: medium.",
 		Knobs: []string{"container_image_allowlist", "inference_selector"},
 		Kinds: kinds(event.KindExec, event.KindSyscall),
 	}}}
@@ -49,7 +49,7 @@ func (r *esc010) Eval(ctx *Context, ev *event.Event) {
 	case event.KindExec:
 		b := exeBase(p)
 		switch {
-		case b == "unshare" && hasArg(p.Args, "-U", "-r", "--user", "--map-root-user", "-m", "--mount") ||
+		case b == "unshare" && p.CapEff&capSysAdmin == 0 && hasArg(p.Args, "-U", "-r", "--user", "--map-root-user", "-m", "--mount") ||
 			b == "capsh" || b == "setcap":
 			ctx.Emit(ev, Report{
 				Key:         "exec:" + b,
