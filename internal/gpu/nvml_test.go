@@ -539,6 +539,18 @@ func TestRunSamplesUntilCancelled(t *testing.T) {
 	events := make(chan *event.Event, 16)
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, func(e *event.Event) { events <- e }) }()
+	// Readers race the sampler (run with -race).
+	readers := make(chan struct{})
+	go func() {
+		defer close(readers)
+		for ctx.Err() == nil {
+			_ = s.Snapshot()
+			_ = s.State()
+			_, _ = s.UUIDByIndex(6)
+			_ = s.Stats()
+			time.Sleep(time.Millisecond)
+		}
+	}()
 
 	select {
 	case e := <-events:
@@ -558,6 +570,7 @@ func TestRunSamplesUntilCancelled(t *testing.T) {
 		t.Fatal("no stop event within 5s: Run does not keep sampling")
 	}
 	cancel()
+	<-readers
 	select {
 	case err := <-done:
 		if err != nil {

@@ -303,9 +303,12 @@ func keepStale(devs, prev []Device, stale map[deviceKey]bool) []Device {
 		if !stale[p.key()] {
 			continue
 		}
+		// Copies: the previous snapshot may be read concurrently.
+		owners := append([]Owner(nil), p.Owners...)
 		if i, ok := byKey[p.key()]; ok {
-			devs[i].Owners = p.Owners
+			devs[i].Owners = owners
 		} else {
+			p.Owners = owners
 			devs = append(devs, p)
 		}
 	}
