@@ -12,6 +12,13 @@
  *     trie over X (ns/, root, mem, environ, ...) whose value says whether
  *     the entry counts for self as well as for a numeric pid (a process
  *     reading its own maps is routine; reading another's is not).
+ * Cost matters: this runs on every open of the host. Before the suffix trie
+ * (which needs the tail reversed byte by byte) a hash lookup of the last
+ * three bytes, lower-cased, in suffix_tail rejects almost every path; and
+ * sys_exit skips its stash lookup while no watched open is in flight
+ * (open_pending), so an uninteresting open pays one string read and two
+ * lookups on enter and one load on exit.
+ *
  * Only a match stashes the call in open_stash; sys_exit then reads the result
  * and, on success, the absolute path of the opened file (dentry walk). A
  * failed relative open gets the base directory (cwd or dirfd) and user space
@@ -64,6 +71,26 @@ struct {
 	__type(value, __u32);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } proc_trie SEC(".maps");
+
+/* Gate for suffix_trie: the last SUFFIX_TAIL bytes (lower-cased, as a
+ * little-endian u32) of every suffix and "/name". */
+#define SUFFIX_TAIL 3
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u8);
+} suffix_tail SEC(".maps");
+
+/* Watched opens between sys_enter and sys_exit, all threads together. While
+ * it is zero, sys_exit has nothing to look up. An entry lost to LRU eviction
+ * or a killed thread only leaves it high, which costs lookups, never events. */
+__u64 open_pending = 0;
+
+static __always_inline char lower(char c)
+{
+	return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
+}
 
 /* Scratch for the filter: the prefix key is the path buffer itself (plen in
  * front of raw), so the trie reads the path in place with no copy. */
@@ -175,6 +202,14 @@ static __always_inline bool watched(const char *upath)
 			return true;
 	}
 
+	if (len >= SUFFIX_TAIL) {
+		__u32 tail = (__u32)(__u8)lower(s->raw[(len - 3) & (RAW_SLOT - 1)]) |
+			     (__u32)(__u8)lower(s->raw[(len - 2) & (RAW_SLOT - 1)]) << 8 |
+			     (__u32)(__u8)lower(s->raw[(len - 1) & (RAW_SLOT - 1)]) << 16;
+		if (!bpf_map_lookup_elem(&suffix_tail, &tail))
+			goto proc;
+	}
+
 	/* Reverse the tail, lower-cased, into the suffix key. */
 	__u32 k;
 	for (k = 0; k < SUFFIX_MAX; k++) {
@@ -183,15 +218,12 @@ static __always_inline bool watched(const char *upath)
 			k++;
 			break;
 		}
-		char c = s->raw[(len - 1 - k) & (RAW_SLOT - 1)];
-		if (c >= 'A' && c <= 'Z')
-			c += 'a' - 'A';
-		s->suf.data[k & (SUFFIX_MAX - 1)] = c;
+		s->suf.data[k & (SUFFIX_MAX - 1)] = lower(s->raw[(len - 1 - k) & (RAW_SLOT - 1)]);
 	}
 	s->suf.plen = k * 8;
 	if (bpf_map_lookup_elem(&suffix_trie, &s->suf))
 		return true;
-
+proc:
 	if (len > 8 && s->raw[0] == '/' && s->raw[1] == 'p' && s->raw[2] == 'r' && s->raw[3] == 'o' &&
 	    s->raw[4] == 'c' && s->raw[5] == '/')
 		return proc_match(s, len);
@@ -212,8 +244,11 @@ static __always_inline void open_enter(const char *path, __s32 dirfd, __u32 flag
 		.mode = mode,
 		.call = call,
 	};
-	if (bpf_map_update_elem(&open_stash, &id, &a, BPF_ANY) < 0)
+	if (bpf_map_update_elem(&open_stash, &id, &a, BPF_ANY) < 0) {
 		count_drop(DROP_STASH_FULL);
+		return;
+	}
+	__sync_fetch_and_add(&open_pending, 1);
 }
 
 static __always_inline struct file *fd_file(struct task_struct *t, int fd)
@@ -228,10 +263,13 @@ static __always_inline struct file *fd_file(struct task_struct *t, int fd)
 
 static __always_inline void open_exit(long ret)
 {
+	if (open_pending == 0)
+		return;
 	__u64 id = bpf_get_current_pid_tgid();
 	struct open_args *a = bpf_map_lookup_elem(&open_stash, &id);
 	if (!a)
 		return;
+	__sync_fetch_and_add(&open_pending, -1);
 	__u32 zero = 0;
 	struct open_rec *r = bpf_map_lookup_elem(&open_rec_scratch, &zero);
 	if (!r)

@@ -53,6 +53,8 @@ const (
 	MaxWatchPrefix = 64
 	// MaxWatchSuffix is the longest suffix (or "/"+name), in bytes.
 	MaxWatchSuffix = 32
+	// MinWatchSuffix is the shortest suffix (or "/"+name), in bytes.
+	MinWatchSuffix = 3
 	// MaxWatchProcEntry is the longest /proc/<pid>/ entry, in bytes.
 	MaxWatchProcEntry = 16
 	// MaxWatchEntries bounds each table.
@@ -164,6 +166,10 @@ func (c *CaptureConfig) validate() error {
 			switch {
 			case s == "":
 				return fmt.Errorf("%s[%d]: empty", t.key, i)
+			case t.key == "watch_suffixes" && len(s) < MinWatchSuffix:
+				return fmt.Errorf("%s[%d]: %q is shorter than %d bytes (the kernel gates on the last %d)", t.key, i, s, MinWatchSuffix, MinWatchSuffix)
+			case t.key == "watch_names" && len(s) < MinWatchSuffix-1:
+				return fmt.Errorf("%s[%d]: %q is shorter than %d bytes", t.key, i, s, MinWatchSuffix-1)
 			case len(s) > t.max:
 				return fmt.Errorf("%s[%d]: %q is longer than %d bytes (the kernel compares at most that)", t.key, i, s, t.max)
 			case strings.IndexByte(s, 0) >= 0:

@@ -15,6 +15,8 @@ const (
 	prefixKeyData = 64
 	suffixKeyData = 32
 	procKeyData   = 16
+	// suffixTail is how many trailing bytes gate the suffix trie.
+	suffixTail = 3
 )
 
 // filterEntry is one key of an LPM trie and its value.
@@ -48,8 +50,8 @@ func filterTables(cfg config.CaptureConfig) (prefix, suffix, proc []filterEntry,
 		prefix = append(prefix, filterEntry{[]byte(p), 1})
 	}
 	addSuffix := func(s string) error {
-		if len(s) == 0 || len(s) > suffixKeyData {
-			return fmt.Errorf("watch suffix %q: want 1..%d bytes", s, suffixKeyData)
+		if len(s) < suffixTail || len(s) > suffixKeyData {
+			return fmt.Errorf("watch suffix %q: want %d..%d bytes", s, suffixTail, suffixKeyData)
 		}
 		s = strings.ToLower(s)
 		r := make([]byte, len(s))
@@ -94,11 +96,26 @@ func filterTables(cfg config.CaptureConfig) (prefix, suffix, proc []filterEntry,
 	return prefix, suffix, proc, nil
 }
 
+// tailKey is the suffix_tail key of a reversed suffix: its last three
+// bytes as a little-endian u32.
+func tailKey(reversed []byte) uint32 {
+	return uint32(reversed[2]) | uint32(reversed[1])<<8 | uint32(reversed[0])<<16
+}
+
 // fillFilters writes the open filter tables into the loaded maps.
 func fillFilters(coll *ebpf.Collection, cfg config.CaptureConfig) error {
 	prefix, suffix, proc, err := filterTables(cfg)
 	if err != nil {
 		return err
+	}
+	tails := coll.Maps["suffix_tail"]
+	if tails == nil {
+		return fmt.Errorf("fill open filter: no map suffix_tail")
+	}
+	for _, e := range suffix {
+		if err := tails.Put(tailKey(e.data), uint8(1)); err != nil {
+			return fmt.Errorf("fill open filter suffix_tail with %q: %w", e.data, err)
+		}
 	}
 	for _, t := range []struct {
 		name    string

@@ -404,3 +404,32 @@ func readDrops(m *ebpf.Map, total []uint64) error {
 	}
 	return nil
 }
+
+// ProgramStat is the kernel's run statistics of one program.
+type ProgramStat struct {
+	Runs    uint64
+	Runtime time.Duration
+}
+
+// ProgramStats returns run count and cumulative run time of each attached
+// program. The kernel counts them only while statistics are enabled
+// (ebpf.EnableStats or sysctl kernel.bpf_stats_enabled); otherwise they are 0.
+// A nil *Sensor has no programs.
+func (s *Sensor) ProgramStats() map[string]ProgramStat {
+	out := map[string]ProgramStat{}
+	if s == nil {
+		return out
+	}
+	for _, name := range s.progs {
+		p := s.coll.Programs[name]
+		if p == nil {
+			continue
+		}
+		st, err := p.Stats()
+		if err != nil {
+			continue
+		}
+		out[name] = ProgramStat{Runs: st.RunCount, Runtime: st.Runtime}
+	}
+	return out
+}

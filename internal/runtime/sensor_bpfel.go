@@ -199,6 +199,7 @@ const (
 	sensorMapPendingConnect          = "pending_connect"
 	sensorMapPrefixTrie              = "prefix_trie"
 	sensorMapProcTrie                = "proc_trie"
+	sensorMapSuffixTail              = "suffix_tail"
 	sensorMapSuffixTrie              = "suffix_trie"
 	sensorProgKestrelCreat           = "kestrel_creat"
 	sensorProgKestrelCreatX          = "kestrel_creat_x"
@@ -219,6 +220,7 @@ const (
 	sensorProgNetSendLength          = "net_send_length"
 	sensorProgNetSockRelease         = "net_sock_release"
 	sensorProgNetSockSetState        = "net_sock_set_state"
+	sensorVarOpenPending             = "open_pending"
 	sensorVarSelfTgid                = "self_tgid"
 	sensorVarWakeupBytes             = "wakeup_bytes"
 )
@@ -304,6 +306,7 @@ type sensorMapSpecs struct {
 	PendingConnect  *ebpf.MapSpec `ebpf:"pending_connect"`
 	PrefixTrie      *ebpf.MapSpec `ebpf:"prefix_trie"`
 	ProcTrie        *ebpf.MapSpec `ebpf:"proc_trie"`
+	SuffixTail      *ebpf.MapSpec `ebpf:"suffix_tail"`
 	SuffixTrie      *ebpf.MapSpec `ebpf:"suffix_trie"`
 }
 
@@ -311,6 +314,7 @@ type sensorMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sensorVariableSpecs struct {
+	OpenPending *ebpf.VariableSpec `ebpf:"open_pending"`
 	SelfTgid    *ebpf.VariableSpec `ebpf:"self_tgid"`
 	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
@@ -349,6 +353,7 @@ type sensorMaps struct {
 	PendingConnect  *ebpf.Map `ebpf:"pending_connect"`
 	PrefixTrie      *ebpf.Map `ebpf:"prefix_trie"`
 	ProcTrie        *ebpf.Map `ebpf:"proc_trie"`
+	SuffixTail      *ebpf.Map `ebpf:"suffix_tail"`
 	SuffixTrie      *ebpf.Map `ebpf:"suffix_trie"`
 }
 
@@ -368,6 +373,7 @@ func (m *sensorMaps) Close() error {
 		m.PendingConnect,
 		m.PrefixTrie,
 		m.ProcTrie,
+		m.SuffixTail,
 		m.SuffixTrie,
 	)
 }
@@ -376,6 +382,7 @@ func (m *sensorMaps) Close() error {
 //
 // It can be passed to loadSensorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sensorVariables struct {
+	OpenPending *ebpf.Variable `ebpf:"open_pending"`
 	SelfTgid    *ebpf.Variable `ebpf:"self_tgid"`
 	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
 }

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// worker runs one storm and prints its elapsed nanoseconds on stdout.
+//
+//	open <path> <n>       n x open(path, O_RDONLY) + close
+//	exec <binary> <n>     n x fork+exec+wait of binary
+//	connect - <n>         n x TCP connect to a loopback listener, send 1 KiB, close
+func worker(kind string, args []string) int {
+	if len(args) != 2 {
+		fmt.Fprintln(os.Stderr, "worker: want <arg> <n>")
+		return 2
+	}
+	n, err := strconv.Atoi(args[1])
+	if err != nil || n <= 0 {
+		fmt.Fprintf(os.Stderr, "worker: bad count %q\n", args[1])
+		return 2
+	}
+	var elapsed time.Duration
+	switch kind {
+	case "open":
+		elapsed, err = openStorm(args[0], n)
+	case "exec":
+		elapsed, err = execStorm(args[0], n)
+	case "connect":
+		elapsed, err = connectStorm(n)
+	default:
+		err = fmt.Errorf("unknown storm %q", kind)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		return 1
+	}
+	fmt.Println(elapsed.Nanoseconds())
+	return 0
+}
+
+func openStorm(path string, n int) (time.Duration, error) {
+	start := time.Now()
+	for range n {
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return 0, fmt.Errorf("open %s: %w", path, err)
+		}
+		unix.Close(fd)
+	}
+	return time.Since(start), nil
+}
+
+func execStorm(bin string, n int) (time.Duration, error) {
+	start := time.Now()
+	for range n {
+		if err := exec.Command(bin).Run(); err != nil {
+			return 0, fmt.Errorf("exec %s: %w", bin, err)
+		}
+	}
+	return time.Since(start), nil
+}
+
+func connectStorm(n int) (time.Duration, error) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				io.Copy(io.Discard, c)
+				c.Close()
+			}()
+		}
+	}()
+	buf := make([]byte, 1024)
+	addr := ln.Addr().String()
+	start := time.Now()
+	for range n {
+		c, err := net.Dial("tcp4", addr)
+		if err != nil {
+			return 0, fmt.Errorf("dial %s: %w", addr, err)
+		}
+		if _, err := c.Write(buf); err != nil {
+			c.Close()
+			return 0, fmt.Errorf("send: %w", err)
+		}
+		c.Close()
+	}
+	return time.Since(start), nil
+}
