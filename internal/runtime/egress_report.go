@@ -58,6 +58,9 @@ type egressReporter struct {
 	// by the map's size.
 	last map[uint64]uint64
 	seen map[uint64]struct{}
+	// keys and vals are the batch lookup buffers.
+	keys []uint64
+	vals [][egressValSize]byte
 
 	mu       sync.Mutex // guards the fields below (read by egressCounters)
 	stats    [netStatCount]uint64
@@ -127,30 +130,26 @@ func (r *egressReporter) report(dec *decoder, socks, stats *ebpf.Map, now time.T
 		return err
 	}
 	clear(r.seen)
-	var (
-		cookie uint64
-		val    []byte
-		bad    error
-	)
-	it := socks.Iterate()
-	for it.Next(&cookie, &val) {
+	var bad error
+	err := r.walk(socks, func(cookie uint64, val []byte) {
 		if _, dup := r.seen[cookie]; dup {
-			continue // the iterator restarts when a key is deleted under it
+			return // a walk may see a key twice when keys are deleted under it
 		}
 		r.seen[cookie] = struct{}{}
+		// Skip the decode (and its allocation) for sockets that did not grow.
+		if len(val) == egressValSize && le.Uint64(val[egBytes:]) <= r.last[cookie] {
+			return
+		}
 		ev, err := dec.decode(val)
 		if err != nil {
 			bad = fmt.Errorf("decode egress_socks[%d]: %w", cookie, err)
-			continue
-		}
-		if ev.Net.BytesSent <= r.last[cookie] {
-			continue
+			return
 		}
 		r.last[cookie] = ev.Net.BytesSent
 		ev.Time = now
 		emit(ev)
-	}
-	if err := it.Err(); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("walk egress_socks: %w", err)
 	}
 	for c := range r.last {
@@ -197,6 +196,50 @@ func (r *egressReporter) report(dec *decoder, socks, stats *ebpf.Map, now time.T
 		emit(e)
 	}
 	return bad
+}
+
+// egressBatch is how many sockets one BPF_MAP_LOOKUP_BATCH call returns.
+const egressBatch = 256
+
+// walk calls fn for every socket in the map, in batches of egressBatch per
+// syscall (two syscalls per entry with plain iteration would cost a core's
+// percent at a full map), falling back to iteration on kernels without
+// batch lookups. val is only valid during the call.
+func (r *egressReporter) walk(socks *ebpf.Map, fn func(cookie uint64, val []byte)) error {
+	if r.keys == nil {
+		r.keys = make([]uint64, egressBatch)
+		r.vals = make([][egressValSize]byte, egressBatch)
+	}
+	if socks.ValueSize() != egressValSize {
+		return fmt.Errorf("egress_socks values are %d bytes, want %d", socks.ValueSize(), egressValSize)
+	}
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := socks.BatchLookup(&cursor, r.keys, r.vals, nil)
+		for i := 0; i < n; i++ {
+			fn(r.keys[i], r.vals[i][:])
+		}
+		switch {
+		case errors.Is(err, ebpf.ErrKeyNotExist):
+			return nil // done
+		case errors.Is(err, ebpf.ErrNotSupported):
+			return r.iterate(socks, fn)
+		case err != nil:
+			return err
+		}
+	}
+}
+
+func (r *egressReporter) iterate(socks *ebpf.Map, fn func(cookie uint64, val []byte)) error {
+	var (
+		cookie uint64
+		val    []byte
+	)
+	it := socks.Iterate()
+	for it.Next(&cookie, &val) {
+		fn(cookie, val)
+	}
+	return it.Err()
 }
 
 // egressCounters adds the network counters of s to m: the kernel's net_stats

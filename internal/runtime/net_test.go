@@ -791,7 +791,7 @@ func TestUnixConnectFallback(t *testing.T) {
 // a socket leaves the map, and sockets the LRU map lost are reported as Lost.
 func TestEgressReporter(t *testing.T) {
 	requireKernel(t)
-	socks, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Hash, KeySize: 8, ValueSize: egressValSize, MaxEntries: 16})
+	socks, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Hash, KeySize: 8, ValueSize: egressValSize, MaxEntries: 1024})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -865,11 +865,19 @@ func TestEgressReporter(t *testing.T) {
 		t.Errorf("reporter state %v; want socket 1 pruned", r.last)
 	}
 	step(map[uint64]uint64{}, map[string]uint64{}) // losses are reported once
+	// More sockets than one batch lookup returns.
+	many := map[uint64]uint64{}
+	for i := uint64(100); i < 100+3*egressBatch; i++ {
+		put(i, i)
+		many[i] = i
+	}
+	setStat(netSockTracked, 5+3*egressBatch)
+	step(many, map[string]uint64{})
 	m := map[string]uint64{}
 	s := &Sensor{}
 	reporters[weak.Make(s)] = r
 	egressCounters(s, m)
-	if m["egress_sockets_evicted"] != 2 || m["egress_sockets_live"] != 2 || m["egress_sockets_tracked"] != 5 {
+	if m["egress_sockets_evicted"] != 2 || m["egress_sockets_live"] != 2+3*egressBatch || m["egress_sockets_tracked"] != 5+3*egressBatch {
 		t.Errorf("counters %v", m)
 	}
 }
