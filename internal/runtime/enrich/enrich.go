@@ -246,10 +246,16 @@ func (e *Enricher) Enrich(ev *event.Event) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.events++
-	now := e.opts.Now()
-	if now.Sub(e.lastExpire) >= time.Second {
-		e.table.Expire(now)
-		e.lastExpire = now
+	// Reading the clock costs as much as the rest of a known-process event,
+	// so exited processes are expired on process lifecycle events and every
+	// 256th event, not on each one.
+	var now time.Time
+	if ev.Kind == event.KindExec || ev.Kind == event.KindFork || ev.Kind == event.KindExit || e.events&255 == 0 {
+		now = e.opts.Now()
+		if now.Sub(e.lastExpire) >= time.Second {
+			e.table.Expire(now)
+			e.lastExpire = now
+		}
 	}
 	if n := ev.Net; n != nil && n.Class == "" {
 		if n.Protocol == "unix" {
@@ -261,9 +267,9 @@ func (e *Enricher) Enrich(ev *event.Event) {
 	var en *proc.Entry
 	switch ev.Kind {
 	case event.KindExec:
-		en = e.onExec(ev, now)
+		en = e.onExec(ev)
 	case event.KindFork:
-		en = e.onFork(ev, now)
+		en = e.onFork(ev)
 	case event.KindExit:
 		if ev.Process == nil {
 			return
@@ -292,7 +298,7 @@ func (e *Enricher) Enrich(ev *event.Event) {
 		return
 	}
 	ev.Process = e.snapshotFor(en, ev.Process)
-	ev.Container = e.containerOf(en, now)
+	ev.Container = e.containerOf(en)
 }
 
 // entryFor returns the table entry of pid, reading /proc once for a pid the
@@ -375,7 +381,7 @@ func (e *Enricher) ensure(pid uint32, budget int) {
 
 // onExec replaces the image of the process: exe, args and the rest come
 // from the event; fork parent, start time and lineage stay.
-func (e *Enricher) onExec(ev *event.Event, now time.Time) *proc.Entry {
+func (e *Enricher) onExec(ev *event.Event) *proc.Entry {
 	p := ev.Process
 	if p == nil {
 		return nil
@@ -415,7 +421,7 @@ func (e *Enricher) onExec(ev *event.Event, now time.Time) *proc.Entry {
 }
 
 // onFork installs the child as a copy of its parent.
-func (e *Enricher) onFork(ev *event.Event, now time.Time) *proc.Entry {
+func (e *Enricher) onFork(ev *event.Event) *proc.Entry {
 	c := ev.Process
 	if c == nil {
 		return nil
@@ -511,7 +517,7 @@ func (e *Enricher) attach(en *proc.Entry, p *proc.Proc) {
 }
 
 // containerOf returns the current container snapshot of en's process.
-func (e *Enricher) containerOf(en *proc.Entry, now time.Time) *event.Container {
+func (e *Enricher) containerOf(en *proc.Entry) *event.Container {
 	d, _ := en.Data.(*entryData)
 	if d == nil || d.resolvedCgroup != en.Snap.CgroupID {
 		path, cgs := "", proc.Cgroups(nil)
@@ -526,8 +532,8 @@ func (e *Enricher) containerOf(en *proc.Entry, now time.Time) *event.Container {
 	if d.ref == nil {
 		return nil
 	}
-	if !d.ref.complete {
-		e.askCRI(d.ref, now)
+	if !d.ref.complete && e.cri != nil {
+		e.askCRI(d.ref, e.opts.Now())
 	}
 	return d.ref.cur
 }
@@ -674,7 +680,7 @@ func (e *Enricher) Lookup(pid uint32) (*event.Process, *event.Container) {
 		en = e.table.Put(s)
 		e.attach(en, pr)
 	}
-	return en.Snap, e.containerOf(en, e.opts.Now())
+	return en.Snap, e.containerOf(en)
 }
 
 // Classify returns the class of destination address a (see netclass).

@@ -28,7 +28,7 @@ var hostNS = map[string]uint32{"mnt": 4026531832, "pid": 4026531836, "net": 4026
 // files the enricher reads, and a cgroup tree whose directory inodes are
 // the cgroup ids.
 type fakeProc struct {
-	t      *testing.T
+	t      testing.TB
 	proc   string
 	cgroot string
 }
@@ -43,7 +43,9 @@ type fproc struct {
 	kthread   bool
 }
 
-func newFakeProc(t *testing.T) *fakeProc {
+func newFakeProc(t *testing.T) *fakeProc { return newFakeProcB(t) }
+
+func newFakeProcB(t testing.TB) *fakeProc {
 	f := &fakeProc{t: t, proc: t.TempDir(), cgroot: t.TempDir()}
 	if err := os.Mkdir(filepath.Join(f.proc, "self"), 0o755); err != nil {
 		t.Fatal(err)
@@ -231,7 +233,9 @@ func TestForkExecExitLineage(t *testing.T) {
 		t.Fatal("no proc_table_expired counter")
 	}
 	clk.t = clk.t.Add(5 * time.Minute)
+	// Expiry runs on lifecycle events (and every 256th event).
 	e.Enrich(&event.Event{Kind: event.KindOpen, Process: partial(300, "curl", 0)})
+	e.Enrich(&event.Event{Kind: event.KindExit, Process: &event.Process{PID: 9998, TID: 9998}})
 	if got := e.Counters()["proc_table_expired"]; got != 1 {
 		t.Errorf("expired %d; want 1", got)
 	}
