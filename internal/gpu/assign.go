@@ -129,7 +129,9 @@ func NewAssigner(cfg config.GPUConfig, opts *AssignerOptions) (*Assigner, error)
 }
 
 // StaticAlloc returns the GPU indexes gpu.static_alloc assigns to the
-// container with the given cgroup path. ok is false when no pattern matches,
+// container with the given cgroup path: the cgroup v2 path as in the "0::"
+// line of /proc/<pid>/cgroup (event.Container.CgroupPath), e.g.
+// "/simctr-infer-1a2b". ok is false when no pattern matches,
 // which is not the same as a match with no GPUs. When several patterns match,
 // the lexically first wins.
 func (a *Assigner) StaticAlloc(cgroupPath string) (gpus []int, ok bool) {

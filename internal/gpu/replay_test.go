@@ -28,7 +28,7 @@ func TestParseReplayGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			devs, err := parseReplay(data)
+			devs, _, err := parseReplay(data)
 			if err != nil {
 				t.Fatalf("parse: %v", err)
 			}
@@ -87,7 +87,7 @@ func TestParseReplayErrors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = parseReplay(data)
+			_, _, err = parseReplay(data)
 			if err == nil || !strings.Contains(err.Error(), w) {
 				t.Fatalf("got %v; want an error containing %q", err, w)
 			}
@@ -209,7 +209,7 @@ func FuzzParseReplay(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		devs, err := parseReplay(data)
+		devs, _, err := parseReplay(data)
 		if err != nil {
 			return
 		}
@@ -224,4 +224,48 @@ func FuzzParseReplay(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestStaticUUIDsWithReplay(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gpu.json")
+	cfg := testConfig()
+	cfg.Source = config.GPUSourceReplay
+	cfg.ReplayFile = path
+	cfg.StaticAlloc = map[string][]int{
+		"^/simctr-infer-":                       {0},
+		"^/simctr-(sidecar|nogpu|build|agent)-": {},
+		"^/simctr-multi-":                       {0, 5},
+	}
+	s, err := NewSampler(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := NewAssigner(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(step, cgroup string, want []string, wantOK bool) {
+		t.Helper()
+		got, ok := StaticUUIDs(a, s, cgroup)
+		if ok != wantOK || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: StaticUUIDs(%q): got %q, %v; want %q, %v", step, cgroup, got, ok, want, wantOK)
+		}
+	}
+
+	// No GPU owns anything yet: without a "gpus" list, UUIDs are synthetic.
+	writeAtomic(t, path, `{"processes": []}`)
+	if err := s.Poll(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	check("synthetic", "/simctr-infer-7f3a", []string{SyntheticUUID(0)}, true)
+	check("synthetic", "/simctr-nogpu-1", []string{}, true)
+	check("synthetic", "/system.slice/cron.service", nil, false)
+
+	// Named GPUs: UUIDs come from the file; unknown indexes are left out.
+	writeAtomic(t, path, `{"gpus": [{"index": 0, "uuid": "GPU-aaaa"}], "processes": []}`)
+	if err := s.Poll(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	check("named", "/simctr-infer-7f3a", []string{"GPU-aaaa"}, true)
+	check("named", "/simctr-multi-1", []string{"GPU-aaaa"}, true)
 }

@@ -376,19 +376,42 @@ func (s *Sampler) Stats() Stats {
 }
 
 // UUIDByIndex returns the UUID of the whole GPU with the given index in the
-// last sample. It turns gpu.static_alloc indexes into UUIDs.
+// last sample; with the replay source and no "gpus" list in its file, the
+// SyntheticUUID of any index. It turns gpu.static_alloc indexes into UUIDs.
 func (s *Sampler) UUIDByIndex(index int) (string, bool) {
 	if s == nil {
 		return "", false
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for _, d := range s.snap.Devices {
 		if d.Index == index && d.MIG == "" {
+			s.mu.Unlock()
 			return d.UUID, true
 		}
 	}
+	s.mu.Unlock()
+	if r, ok := s.src.(*replaySource); ok {
+		return r.syntheticUUID(index)
+	}
 	return "", false
+}
+
+// StaticUUIDs returns the UUIDs of the GPUs gpu.static_alloc assigns to the
+// container with the given cgroup path, resolved through the sampler's
+// devices. ok is false when no pattern matches; indexes the sampler does
+// not know are left out.
+func StaticUUIDs(a *Assigner, s *Sampler, cgroupPath string) (uuids []string, ok bool) {
+	idx, ok := a.StaticAlloc(cgroupPath)
+	if !ok {
+		return nil, false
+	}
+	uuids = []string{}
+	for _, i := range idx {
+		if u, found := s.UUIDByIndex(i); found {
+			uuids = append(uuids, u)
+		}
+	}
+	return uuids, true
 }
 
 // Close releases the source (NVML's Shutdown). Run calls it on return; call
