@@ -25,9 +25,9 @@ func newC2001(*Settings) Rule {
 		Description: "A socket is duplicated onto fd 0, 1 or 2 (dup2/dup3 syscall events with the old fd a " +
 			"socket), a connect is made on fd 0-2, or (core fallback) a shell or interpreter runs a reverse-shell " +
 			"one-liner: /dev/tcp/, /dev/udp/, '-i >&', nc/ncat -e, socat exec:, mkfifo in /tmp, pty.spawn, " +
-			"socket.socket with dup2/subprocess//bin/, IO::Socket, fsockopen; or a shell exec'd within 5 s of an outbound connect by the same " +
-			"process or its fork parent (the shape of stdio over a socket when dup2 is not captured). Critical in inference containers and under NVIDIA hooks.",
-		Knobs: []string{"inference_selector"},
+			"socket.socket with dup2/subprocess//bin/, IO::Socket, fsockopen; or a shell exec'd within 5 s of a connect to a destination outside " +
+			"egress_allowlist by the same process or its fork parent (the shape of stdio over a socket when dup2 is not captured). Critical in inference containers and under NVIDIA hooks.",
+		Knobs: []string{"inference_selector", "egress_allowlist"},
 		Kinds: kinds(event.KindExec, event.KindSyscall, event.KindConnect),
 	}}}
 }
@@ -87,7 +87,8 @@ func (r *c2001) Eval(ctx *Context, ev *event.Event) {
 		var ci Connect
 		ok := false
 		for _, pid := range [2]uint32{p.PID, p.ForkParent} {
-			if c, found := ctx.State.LastConnect(pid); found && pid != 0 && ctx.Now.Sub(c.Time) <= shellAfterConnect && !ctx.Now.Before(c.Time) {
+			if c, found := ctx.State.LastConnect(pid); found && pid != 0 && ctx.Now.Sub(c.Time) <= shellAfterConnect &&
+				!ctx.Now.Before(c.Time) && !ctx.Settings.EgressAllowed(ev.Container, c.Dst.Addr(), c.Dst.Port()) {
 				ci, ok = c, true
 				break
 			}

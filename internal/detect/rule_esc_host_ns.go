@@ -115,7 +115,17 @@ func (r *esc004) Eval(ctx *Context, ev *event.Event) {
 	switch ev.Kind {
 	case event.KindExec:
 		if baseName(p.Exe) == "nsenter" || argv0Base(p) == "nsenter" {
-			if what, ok := nsenterTargetsHost(p.Args); ok {
+			what, ok := nsenterTargetsHost(p.Args)
+			if !ok && host.PID != 0 && p.NS.PID == host.PID {
+				// A hostPID container sees host pids: a target that the
+				// engine knows as a host process is a host namespace too.
+				if v, found := argValue(p.Args, "-t", "--target"); found {
+					if cid, known := ctx.State.ProcessContainer(atoiPID(v)); known && cid == "" && atoiPID(v) != 0 {
+						what, ok = "--target "+v+" (a host process)", true
+					}
+				}
+			}
+			if ok {
 				ctx.Emit(ev, Report{
 					Key:         "pid:" + itoa(uint64(p.PID)),
 					Explanation: who(ev) + " ran nsenter " + what + " to enter the host's namespaces from " + where(ev) + ".",

@@ -98,6 +98,15 @@ func TestRules(t *testing.T) {
 		{"A3 nsenter -t 1", "ESC-004", func() []*event.Event {
 			return evs(execEv(proc(20, "/usr/bin/nsenter", "nsenter", "-t", "1", "-m", "-u", "-i", "-n", "-p", "--", "sh").ns(hostPIDNS), infer("a3")))
 		}, true, event.SevCritical},
+		{"hostPID nsenter -t of a host process", "ESC-004", func() []*event.Event {
+			return evs(execEv(proc(3000, "/usr/sbin/sshd").ns(hostNS), nil),
+				execEv(proc(20, "/usr/bin/nsenter", "nsenter", "-t", "3000", "-m", "sh").ns(hostPIDNS), infer("a3")))
+		}, true, 0},
+		{"hostPID nsenter -t of a process of its own container", "ESC-004", func() []*event.Event {
+			c := infer("a3")
+			return evs(execEv(proc(3000, "/bin/sleep").ns(hostPIDNS), c),
+				execEv(proc(20, "/usr/bin/nsenter", "nsenter", "-t", "3000", "-m", "sh").ns(hostPIDNS), c))
+		}, false, 0},
 		{"nsenter --mount=/proc/1/ns/mnt", "ESC-004", func() []*event.Event {
 			return evs(execEv(proc(20, "/usr/bin/nsenter", "nsenter", "--mount=/proc/1/ns/mnt", "sh"), infer("a3")))
 		}, true, 0},
@@ -547,6 +556,11 @@ func TestRules(t *testing.T) {
 			return evs(connEv(nvctk(), infer("a6"), "10.200.2.2", 4444, event.ClassExternal),
 				execEv(proc(501, "/usr/bin/dash", "/bin/sh", "-c", "id; cat /etc/hostname").ns(hookNS).anc(an(500, "/tmp/h/bin/nvidia-ctk"), runcA), infer("a6")))
 		}, true, event.SevCritical},
+		{"shell right after an allowed connect", "C2-001", func() []*event.Event {
+			c := infer("x")
+			return evs(connEv(proc(170, "/usr/bin/python3"), c, "10.200.1.1", 6379, event.ClassNode),
+				execEv(proc(171, "/bin/sh", "sh", "-c", "nvidia-smi -L").anc(an(170, "/usr/bin/python3")), c))
+		}, false, 0},
 		{"shell long after a connect", "C2-001", func() []*event.Event {
 			c := infer("x")
 			k := connEv(proc(170, "/usr/bin/python3"), c, "10.200.1.1", 8080, event.ClassNode)
