@@ -13,6 +13,7 @@ import (
 
 	"github.com/kestrel-sec/kestrel/internal/config"
 	"github.com/kestrel-sec/kestrel/internal/event"
+	"github.com/kestrel-sec/kestrel/internal/runtime/cri/critest"
 )
 
 const (
@@ -408,5 +409,44 @@ func TestStartErrorsAndGPUAssigner(t *testing.T) {
 	}
 	if p, c := e.Lookup(4242); p != nil || c != nil {
 		t.Errorf("Lookup of a missing pid: %+v %+v", p, c)
+	}
+}
+
+// TestCRIFillsCgroupfsRuntime: with the cgroupfs driver the path does not
+// name the runtime; the CRI runtime's Version answer does.
+func TestCRIFillsCgroupfsRuntime(t *testing.T) {
+	f := newFakeProc(t)
+	path := "/kubepods/burstable/pod" + podUID + "/" + hexID
+	f.add(fproc{pid: 200, ppid: 1, comm: "python3", exe: "/usr/bin/python3", cgroup: path})
+	sock := filepath.Join(t.TempDir(), "crio.sock")
+	rt := critest.New(sock, "cri-o")
+	rt.AddPod(critest.Pod{ID: "sb1", Name: "llm-1", Namespace: "ml", UID: podUID})
+	rt.AddContainer(critest.Container{ID: hexID, PodID: "sb1", Name: "main", Image: "quay.io/llm:1", ImageID: "sha256:1"})
+	if err := rt.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rt.Stop)
+	cfg := testConfig()
+	cfg.CRISocket = sock
+	e := newTestEnricher(t, f, cfg, nil)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, c := e.Lookup(200)
+		if c == nil {
+			t.Fatal("no container")
+		}
+		if c.Pod != "" {
+			if c.Runtime != "cri-o" || c.Pod != "llm-1" || c.Namespace != "ml" || c.Image != "quay.io/llm:1" || c.Name != "main" {
+				t.Errorf("container %+v", c)
+			}
+			break
+		}
+		if c.Runtime != event.Unknown {
+			t.Fatalf("runtime before CRI answered: %q; want unknown", c.Runtime)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no CRI metadata: %+v", c)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
