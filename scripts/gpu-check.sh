@@ -98,8 +98,8 @@ if [ -z "$SENSOR_BIN" ]; then
 	command -v go >/dev/null || die build "go not found: install Go or pass --bin PATH"
 	mkdir -p bin
 	# Offline: never reach for the module proxy; cgo is needed by go-nvml.
-	if ! out=$(GOPROXY=off GOFLAGS=-mod=mod CGO_ENABLED=1 CGO_CFLAGS="-O2 -Wno-deprecated-declarations" \
-		timeout 300 go build -o bin/sensor ./cmd/sensor 2>&1); then
+	if ! out=$(GOPROXY=off CGO_ENABLED=1 CGO_CFLAGS="-O2 -Wno-deprecated-declarations" \
+		timeout 300 go build -buildvcs=false -o bin/sensor ./cmd/sensor 2>&1); then
 		die build "go build ./cmd/sensor failed: $(echo "$out" | tail -n 3 | tr '\n' ' ')"
 	fi
 	SENSOR_BIN=$REPO/bin/sensor
