@@ -46,3 +46,16 @@ func TestEnrichWithoutStart(t *testing.T) {
 		e.Enrich(&event.Event{Kind: k}) // nil payloads must not panic
 	}
 }
+
+func TestLookupWithoutStart(t *testing.T) {
+	f := newFakeProc(t)
+	f.add(fproc{pid: 200, ppid: 1, comm: "python3", exe: "/usr/bin/python3", cgroup: k8sCg})
+	e, err := New(testConfig(), &Options{ProcRoot: f.proc, CgroupRoot: f.cgroot, NoNetlink: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, c := e.Lookup(200)
+	if p == nil || p.Exe != "/usr/bin/python3" || c == nil || c.ID != hexID {
+		t.Errorf("Lookup without Start: %+v %+v", p, c)
+	}
+}

@@ -146,9 +146,35 @@ func (e *Enricher) Start(ctx context.Context) error {
 	if !e.started.CompareAndSwap(false, true) {
 		return errors.New("start enricher: already started")
 	}
-	fs, err := proc.NewFS(e.opts.ProcRoot)
+	e.mu.Lock()
+	err := e.openLocked()
+	e.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("start enricher: %w", err)
+	}
+	if err := e.seed(); err != nil {
+		return fmt.Errorf("start enricher: %w", err)
+	}
+	if !e.opts.NoNetlink {
+		if err := e.classes.Refresh(); err != nil {
+			e.log.Warn("netlink unavailable: only configured node_ips classify as node", "err", err)
+		} else {
+			go func() { _ = e.classes.Run(ctx) }()
+		}
+	}
+	e.startCRI(ctx)
+	return nil
+}
+
+// openLocked opens procfs, finds the cgroup v2 hierarchy and reads the host
+// namespaces, once.
+func (e *Enricher) openLocked() error {
+	if e.fs != nil {
+		return nil
+	}
+	fs, err := proc.NewFS(e.opts.ProcRoot)
+	if err != nil {
+		return err
 	}
 	root := e.opts.CgroupRoot
 	if root == "" {
@@ -162,23 +188,12 @@ func (e *Enricher) Start(ctx context.Context) error {
 		fs.SetCgroupV2Root(root)
 		e.resolver = cgroup.NewResolver(root, nil)
 	}
-	e.fs = fs
 	if e.hostNS, err = fs.Namespaces(e.opts.HostNSPID); err != nil {
 		e.log.Warn("cannot read the host namespaces; namespace-based container detection is off",
 			"pid", e.opts.HostNSPID, "err", err)
 		e.hostNS = event.Namespaces{}
 	}
-	if err := e.seed(); err != nil {
-		return fmt.Errorf("start enricher: %w", err)
-	}
-	if !e.opts.NoNetlink {
-		if err := e.classes.Refresh(); err != nil {
-			e.log.Warn("netlink unavailable: only configured node_ips classify as node", "err", err)
-		} else {
-			go func() { _ = e.classes.Run(ctx) }()
-		}
-	}
-	e.startCRI(ctx)
+	e.fs = fs
 	return nil
 }
 
@@ -661,14 +676,15 @@ func (e *Enricher) applyCRILocked(ref *containerRef, m cri.Meta) {
 }
 
 // Lookup returns the current process and container snapshots of pid,
-// reading /proc if the table does not know it. The container is nil for a
+// reading /proc if the table does not know it. It works without Start (as
+// for a one-shot `sensor gpus`), reading /proc on demand. The container is nil for a
 // host process; both are nil for a pid that is gone and unknown.
 func (e *Enricher) Lookup(pid uint32) (*event.Process, *event.Container) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	en := e.table.Peek(pid)
 	if en == nil {
-		if e.fs == nil {
+		if err := e.openLocked(); err != nil {
 			return nil, nil
 		}
 		pr, err := e.fs.Process(pid)
