@@ -141,6 +141,10 @@ func NewSampler(cfg config.GPUConfig, opts *Options) (*Sampler, error) {
 			return s, err
 		}
 		s.src = src
+		if host, err := inHostPIDNamespace("/proc"); err == nil && !host {
+			s.log.Warn("the sensor is not in the host PID namespace: NVML lists no GPU processes from here " +
+				"and the PIDs it does report cannot be joined; run it with hostPID: true")
+		}
 	default:
 		s.disable("disabled: unknown gpu.source")
 		return s, fmt.Errorf("gpu.source: %q is not one of nvml, replay, off", cfg.Source)
