@@ -535,13 +535,23 @@ func (e *Enricher) attach(en *proc.Entry, p *proc.Proc) {
 func (e *Enricher) containerOf(en *proc.Entry) *event.Container {
 	d, _ := en.Data.(*entryData)
 	if d == nil || d.resolvedCgroup != en.Snap.CgroupID {
-		path, cgs := "", proc.Cgroups(nil)
-		if e.fs != nil && !en.Exited() {
-			if pr, err := e.fs.Process(en.Snap.PID); err == nil && (en.Snap.CgroupID == 0 || pr.CgroupID == en.Snap.CgroupID) {
-				path, cgs = pr.CgroupPath, pr.Cgroups
-			}
+		id := en.Snap.CgroupID
+		var ref *containerRef
+		if id != 0 {
+			ref = e.byCgroup[id]
 		}
-		d = &entryData{ref: e.resolve(en.Snap.CgroupID, path, cgs, en.Snap.NS), resolvedCgroup: en.Snap.CgroupID}
+		if ref == nil {
+			// Not a known container cgroup: /proc/<pid>/cgroup has the
+			// path (and the v1 paths), which saves a walk.
+			path, cgs := "", proc.Cgroups(nil)
+			if e.fs != nil && !en.Exited() {
+				if c, v2, pid, err := e.fs.Cgroup(en.Snap.PID); err == nil && (id == 0 || pid == id) {
+					path, cgs = v2, c
+				}
+			}
+			ref = e.resolve(id, path, cgs, en.Snap.NS)
+		}
+		d = &entryData{ref: ref, resolvedCgroup: id}
 		en.Data = d
 	}
 	if d.ref == nil {

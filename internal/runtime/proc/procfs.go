@@ -150,20 +150,29 @@ func (fs *FS) Process(pid uint32) (*Proc, error) {
 			p.Args = SplitCmdline(b, MaxArgs)
 		}
 	}
-	if b, err := readFile(filepath.Join(dir, "cgroup"), maxSmallFile); err == nil {
-		if cg, err := ParseCgroup(b); err == nil {
-			p.Cgroups = cg
-			p.CgroupPath, _ = cg.V2()
-		}
-	}
-	if fs.cgroupV2 != "" && p.CgroupPath != "" {
-		var st unix.Stat_t
-		if unix.Stat(filepath.Join(fs.cgroupV2, filepath.Clean("/"+p.CgroupPath)), &st) == nil {
-			p.CgroupID = st.Ino
-		}
-	}
+	p.Cgroups, p.CgroupPath, p.CgroupID, _ = fs.Cgroup(pid)
 	p.NS, _ = fs.Namespaces(pid)
 	return p, nil
+}
+
+// Cgroup reads /proc/<pid>/cgroup: every line, the v2 path, and the v2
+// cgroup id (0 unless SetCgroupV2Root was called and the directory exists).
+func (fs *FS) Cgroup(pid uint32) (cgs Cgroups, v2 string, id uint64, err error) {
+	b, err := readFile(filepath.Join(fs.root, strconv.FormatUint(uint64(pid), 10), "cgroup"), maxSmallFile)
+	if err != nil {
+		return nil, "", 0, fmt.Errorf("read cgroup of %d: %w", pid, err)
+	}
+	if cgs, err = ParseCgroup(b); err != nil {
+		return nil, "", 0, fmt.Errorf("read cgroup of %d: %w", pid, err)
+	}
+	v2, _ = cgs.V2()
+	if fs.cgroupV2 != "" && v2 != "" {
+		var st unix.Stat_t
+		if unix.Stat(filepath.Join(fs.cgroupV2, filepath.Clean("/"+v2)), &st) == nil {
+			id = st.Ino
+		}
+	}
+	return cgs, v2, id, nil
 }
 
 // Namespaces reads the namespace inodes of pid. Unreadable links are left
