@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -68,6 +69,11 @@ func Parse(r io.Reader) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			// One line per problem is unreadable in a log; join them.
+			return nil, fmt.Errorf("parse: %s", strings.Join(te.Errors, "; "))
+		}
 		return nil, fmt.Errorf("parse: %w", err)
 	}
 	if err := cfg.Validate(); err != nil {

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/kestrel-sec/kestrel/internal/config"
+	"github.com/kestrel-sec/kestrel/internal/event"
+	"github.com/kestrel-sec/kestrel/internal/export"
+	"github.com/kestrel-sec/kestrel/internal/pipeline"
+)
+
+// runDaemon runs the sensor as the node's daemon: the pipeline publishes into
+// the export ring, which the gRPC server streams to subscribers.
+func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	ring := export.NewRing(cfg.Export.RingSize)
+	sinks := []pipeline.Sink{ring.Publish}
+
+	st, err := newStack(ctx, cfg, log, sinks)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	host, _ := os.Hostname()
+	srv, err := export.NewServer(cfg.Export, ring, export.Sources{Status: st.status, Inventory: st.inventory},
+		&export.Options{Logger: log, NodeName: host})
+	if err != nil {
+		return fmt.Errorf("create gRPC server: %w", err)
+	}
+	if err := srv.Listen(); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+
+	ready := st.readyEvent()
+	ring.Publish(ready)
+	log.Info("sensor ready", "programs", len(ready.Status.Programs), "socket", cfg.Export.UnixSocket,
+		"tcp", cfg.Export.TCPListen, "nvml", ready.Status.Fields["nvml"])
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Serve(ctx) }()
+
+	err = st.Run(ctx)
+	cancel()
+	if e := <-srvErr; err == nil && e != nil && !errors.Is(e, context.Canceled) {
+		err = e
+	}
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	log.Info("sensor stopped", "uptime", time.Since(st.started).Round(time.Second))
+	return err
+}
+
+// inventory is the runtime AI bill of materials for GetInventory and `bom`.
+func (s *stack) inventory() *event.Inventory {
+	return nil
+}

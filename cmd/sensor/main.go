@@ -1,0 +1,245 @@
+// Command sensor is the Kestrel eBPF host sensor for GPU inference nodes.
+//
+//	sensor                 run the daemon: capture, enrich, detect, serve gRPC
+//	sensor --tail          live view: attach to the local daemon, or run in-process
+//	sensor gpus            print which process owns which GPU
+//	sensor bom             print the runtime AI bill of materials
+//
+// Exit codes: 0 ok, 1 runtime failure, 2 bad flags or config.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/kestrel-sec/kestrel/internal/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usageText = `Kestrel: eBPF host sensor for GPU inference nodes.
+
+Usage:
+  sensor [flags]                 run the daemon (capture, detect, serve gRPC)
+  sensor --tail [flags]          live view of this node: attaches to the running daemon's
+                                 socket, or runs the pipeline in-process when none runs
+  sensor gpus [flags]            print GPU -> pid -> exe -> container -> memory
+  sensor bom [flags]             print the runtime AI bill of materials (from the daemon)
+
+Flags:
+  --config FILE        YAML config (default: built-in defaults; see deploy/sensor.yaml)
+  --tail               live view instead of the daemon
+  -o, --output FORMAT  text (default on a terminal), json (one object per line), ocsf
+  --socket PATH        daemon socket (default from config: export.unix_socket)
+  --in-process         with --tail: do not attach to a daemon even if one runs
+  --no-color           plain text even on a terminal
+  --version            print the version and exit
+  -h, --help           this help
+
+Filters (with --tail; repeatable where it makes sense):
+  --kind K             only events of kind K (exec, open, connect, egress, gpu, finding, syscall, ...)
+  --severity S         only findings of severity S or worse (info, low, medium, high, critical);
+                       events other than findings are hidden
+  --rule ID            only findings of rule ID (e.g. ESC-002)
+  --container RE       container id regex      --pod RE        pod name regex
+  --namespace RE       namespace regex         --binary RE     executable path regex
+  --gpu UUID           only events about GPU UUID
+  --host-only          only host (non-container) processes
+
+Exit codes: 0 ok, 1 runtime failure, 2 bad flags or config.
+`
+
+// options are the parsed command line.
+type options struct {
+	cmd       string // "", "gpus", "bom"
+	tail      bool
+	output    string
+	config    string
+	socket    string
+	inProcess bool
+	noColor   bool
+	showVer   bool
+	filter    filterFlags
+}
+
+type filterFlags struct {
+	kinds     multiFlag
+	severity  string
+	rules     multiFlag
+	container string
+	pod       string
+	namespace string
+	binary    string
+	gpu       string
+	hostOnly  bool
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, strings.Split(v, ",")...); return nil }
+
+// usageError is a bad flag, argument or config: exit code 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func parseArgs(args []string) (*options, error) {
+	o := &options{}
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		switch args[0] {
+		case "gpus", "bom":
+			o.cmd = args[0]
+			args = args[1:]
+		case "help":
+			return nil, flag.ErrHelp
+		case "version":
+			o.showVer = true
+			return o, nil
+		default:
+			return nil, usageError{fmt.Errorf("unknown command %q (want gpus, bom, or flags)", args[0])}
+		}
+	}
+	fs := flag.NewFlagSet("sensor", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	fs.BoolVar(&o.tail, "tail", false, "")
+	fs.StringVar(&o.output, "o", "", "")
+	fs.StringVar(&o.output, "output", "", "")
+	fs.StringVar(&o.config, "config", "", "")
+	fs.StringVar(&o.socket, "socket", "", "")
+	fs.BoolVar(&o.inProcess, "in-process", false, "")
+	fs.BoolVar(&o.noColor, "no-color", false, "")
+	fs.BoolVar(&o.showVer, "version", false, "")
+	fs.Var(&o.filter.kinds, "kind", "")
+	fs.StringVar(&o.filter.severity, "severity", "", "")
+	fs.Var(&o.filter.rules, "rule", "")
+	fs.StringVar(&o.filter.container, "container", "", "")
+	fs.StringVar(&o.filter.pod, "pod", "", "")
+	fs.StringVar(&o.filter.namespace, "namespace", "", "")
+	fs.StringVar(&o.filter.binary, "binary", "", "")
+	fs.StringVar(&o.filter.gpu, "gpu", "", "")
+	fs.BoolVar(&o.filter.hostOnly, "host-only", false, "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return nil, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	switch o.output {
+	case "", "text", "json", "ocsf":
+	default:
+		return nil, usageError{fmt.Errorf("-o %q: want text, json or ocsf", o.output)}
+	}
+	if o.cmd == "" && !o.tail && (o.output != "" || o.filter.active()) {
+		return nil, usageError{errors.New("-o and filters need --tail (or the gpus/bom commands)")}
+	}
+	if o.inProcess && !o.tail {
+		return nil, usageError{errors.New("--in-process needs --tail")}
+	}
+	return o, nil
+}
+
+func (f *filterFlags) active() bool {
+	return len(f.kinds) > 0 || f.severity != "" || len(f.rules) > 0 || f.container != "" || f.pod != "" ||
+		f.namespace != "" || f.binary != "" || f.gpu != "" || f.hostOnly
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	o, err := parseArgs(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, usageText)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "sensor: %v (see sensor --help)\n", err)
+		return 2
+	}
+	if o.showVer {
+		fmt.Fprintf(stdout, "sensor %s\n", version)
+		return 0
+	}
+	cfg := config.Default()
+	if o.config != "" {
+		cfg, err = config.Load(o.config)
+		if err != nil {
+			fmt.Fprintf(stderr, "sensor: %v\n", err)
+			return 2
+		}
+	}
+	if o.socket != "" {
+		cfg.Export.UnixSocket = o.socket
+	}
+	watchModelRoots(cfg)
+	logger := newLogger(stderr, cfg.LogLevel)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	switch {
+	case o.cmd == "gpus":
+		err = runGPUs(ctx, cfg, o, stdout, logger)
+	case o.cmd == "bom":
+		err = runBOM(ctx, cfg, o, stdout)
+	case o.tail:
+		err = runTail(ctx, cfg, o, stdout, logger)
+	default:
+		err = runDaemon(ctx, cfg, logger)
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "sensor: %v (see sensor --help)\n", err)
+			return 2
+		}
+		fmt.Fprintf(stderr, "sensor: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// watchModelRoots makes the kernel report opens under every configured model
+// root: the rules decide what a model is, but only what the in-kernel filter
+// lets through can reach them. Glob roots (/home/*/...) cannot be prefixes;
+// the suffix table covers their weight files.
+func watchModelRoots(cfg *config.Config) {
+	have := map[string]bool{}
+	for _, p := range cfg.Capture.WatchPrefixes {
+		have[p] = true
+	}
+	for _, r := range cfg.Detect.ModelRoots {
+		if r == "" || strings.ContainsAny(r, "*?[") || !strings.HasPrefix(r, "/") {
+			continue
+		}
+		if !strings.HasSuffix(r, "/") {
+			r += "/"
+		}
+		if !have[r] {
+			cfg.Capture.WatchPrefixes = append(cfg.Capture.WatchPrefixes, r)
+			have[r] = true
+		}
+	}
+}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kestrel-sec/kestrel/internal/config"
+	"github.com/kestrel-sec/kestrel/internal/event"
+)
+
+func TestBadInputExitsTwoWithOneLine(t *testing.T) {
+	dir := t.TempDir()
+	badYAML := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(badYAML, []byte("capture:\n  ring_bufer_bytes: 4096\n"), 0o600)
+	badValue := filepath.Join(dir, "badval.yaml")
+	os.WriteFile(badValue, []byte("capture:\n  ring_buffer_bytes: 1000\n"), 0o600)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown flag", []string{"--tial"}, "flag provided but not defined: -tial"},
+		{"bad output", []string{"--tail", "-o", "xml"}, `-o "xml"`},
+		{"filter without tail", []string{"--severity", "high"}, "need --tail"},
+		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
+		{"missing config", []string{"--tail", "--config", filepath.Join(dir, "nope.yaml")}, "no such file"},
+		{"unknown key", []string{"--tail", "--config", badYAML}, "ring_bufer_bytes"},
+		{"bad value", []string{"--tail", "--config", badValue}, "ring_buffer_bytes"},
+		{"bad severity", []string{"--tail", "--in-process", "--severity", "urgent"}, `--severity "urgent"`},
+		{"bad kind", []string{"--tail", "--in-process", "--kind", "opne"}, `--kind "opne"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(tt.args, &out, &errb)
+			if code != 2 {
+				t.Fatalf("exit code %d; want 2 (stderr %q)", code, errb.String())
+			}
+			msg := errb.String()
+			if strings.Count(msg, "\n") != 1 || !strings.Contains(msg, tt.want) {
+				t.Fatalf("stderr %q; want one line containing %q", msg, tt.want)
+			}
+		})
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"--help"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "sensor --tail") {
+		t.Fatalf("--help: code %d, out %q", code, out.String())
+	}
+	out.Reset()
+	if code := run([]string{"--version"}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "sensor ") {
+		t.Fatalf("--version: code %d, out %q", code, out.String())
+	}
+}
+
+func TestHumanRendererLines(t *testing.T) {
+	ts := time.Date(2026, 11, 26, 3, 4, 5, 6e6, time.Local)
+	proc := &event.Process{PID: 4711, Comm: "cat", Exe: "/usr/bin/cat", Args: []string{"cat", "a b"},
+		Ancestors: []event.Ancestor{{PID: 100, Exe: "/bin/bash"}}}
+	ctr := &event.Container{ID: strings.Repeat("ab", 32), Runtime: "containerd", Pod: "vllm-0", Namespace: "ml"}
+	tests := []struct {
+		ev   *event.Event
+		want string
+	}{
+		{&event.Event{Kind: event.KindExec, Time: ts, Process: proc},
+			`03:04:05.006 exec     cat(4711)<bash(100) /usr/bin/cat "a b" [host]`},
+		{&event.Event{Kind: event.KindOpen, Time: ts, Process: proc, Container: ctr,
+			File: &event.File{Path: "/m/x.safetensors", RawPath: "x.safetensors", Flags: 0x80000, Result: 3}},
+			`03:04:05.006 open     cat(4711)<bash(100) /m/x.safetensors (as x.safetensors) O_RDONLY|O_CLOEXEC = 3 [abababababab ml/vllm-0]`},
+		{&event.Event{Kind: event.KindOpen, Time: ts, Process: proc,
+			File: &event.File{Path: "/proc/1/ns/net", RawPath: "/proc/1/ns/net", Result: -13}},
+			`03:04:05.006 open     cat(4711)<bash(100) /proc/1/ns/net O_RDONLY = -EACCES [host]`},
+		{&event.Event{Kind: event.KindEgress, Time: ts, Process: proc,
+			Net: &event.Net{Protocol: "tcp", DAddr: netip.MustParseAddr("10.0.0.9"), DPort: 443, Class: "external", BytesSent: 3 << 20, Closed: true}},
+			`03:04:05.006 egress   cat(4711)<bash(100) 3.0 MiB sent, tcp 10.0.0.9:443 external (closed) [host]`},
+		{&event.Event{Kind: event.KindFinding, Time: ts, Process: proc, Container: ctr,
+			Finding: &event.Finding{Rule: "ESC-002", Title: "Usermode-helper knob written", Severity: event.SevCritical,
+				Explanation: "wrote /proc/sys/kernel/core_pattern", MITRE: []string{"T1611"}, Count: 3}},
+			`03:04:05.006 CRITICAL cat(4711)<bash(100) ESC-002 Usermode-helper knob written: wrote /proc/sys/kernel/core_pattern (x3) [T1611] [abababababab ml/vllm-0]`},
+		{&event.Event{Kind: event.KindLost, Time: ts, Lost: &event.Lost{Source: "kernel_ringbuf", Count: 12}},
+			`03:04:05.006 LOST     12 events lost at kernel_ringbuf [host]`},
+	}
+	for _, tt := range tests {
+		var b bytes.Buffer
+		if err := newHumanRenderer(&b, false).Render(tt.ev); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSuffix(b.String(), "\n"); got != tt.want {
+			t.Errorf("got  %q\nwant %q", got, tt.want)
+		}
+	}
+}
+
+func TestWatchModelRootsAddsPrefixes(t *testing.T) {
+	cfg := defaultConfigForTest()
+	cfg.Detect.ModelRoots = []string{"/srv/models", "/home/*/.cache/huggingface", "relative"}
+	watchModelRoots(cfg)
+	var found, glob bool
+	for _, p := range cfg.Capture.WatchPrefixes {
+		found = found || p == "/srv/models/"
+		glob = glob || strings.Contains(p, "*") || p == "relative/"
+	}
+	if !found || glob {
+		t.Fatalf("prefixes %v: want /srv/models/ and no glob or relative root", cfg.Capture.WatchPrefixes)
+	}
+}
+
+func defaultConfigForTest() *config.Config { return config.Default() }

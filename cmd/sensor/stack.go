@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kestrel-sec/kestrel/internal/config"
+	"github.com/kestrel-sec/kestrel/internal/detect"
+	"github.com/kestrel-sec/kestrel/internal/event"
+	"github.com/kestrel-sec/kestrel/internal/gpu"
+	"github.com/kestrel-sec/kestrel/internal/pipeline"
+	"github.com/kestrel-sec/kestrel/internal/runtime"
+	"github.com/kestrel-sec/kestrel/internal/runtime/enrich"
+	"github.com/kestrel-sec/kestrel/internal/runtime/proc"
+)
+
+// stack is the whole in-process sensor: kernel capture, GPU sampler,
+// enrichment, rules, and the pipeline that joins them. Sinks are given by the
+// caller (the export ring for the daemon, a printer for --tail).
+type stack struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	kernel   *runtime.Sensor
+	gpu      *gpu.Sampler
+	assigner *gpu.Assigner
+	enricher *enrich.Enricher
+	engine   *detect.Engine
+	det      *snapshotDetector
+	pipe     *pipeline.Pipeline
+	started  time.Time
+	bg       sync.WaitGroup
+	cancelBG context.CancelFunc
+}
+
+// newStack builds every stage and loads and attaches the eBPF programs last.
+// On error everything already created is released: nothing stays attached.
+func newStack(ctx context.Context, cfg *config.Config, log *slog.Logger, sinks []pipeline.Sink) (_ *stack, err error) {
+	if err := runtime.CheckPrivileges(); err != nil {
+		return nil, err
+	}
+	s := &stack{cfg: cfg, log: log, started: time.Now()}
+	bgctx, cancel := context.WithCancel(ctx)
+	s.cancelBG = cancel
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+
+	s.gpu, err = gpu.NewSampler(cfg.GPU, &gpu.Options{Logger: log})
+	if err != nil {
+		if !errors.Is(err, gpu.ErrNoDriver) && cfg.GPU.Source != config.GPUSourceNVML && cfg.GPU.Source != "" {
+			return nil, fmt.Errorf("start GPU sampler: %w", err)
+		}
+		// No driver, or NVML refused to start: one clear line, then carry on.
+		log.Warn(s.gpu.State() + "; GPU ownership disabled")
+		err = nil
+	}
+	s.assigner, err = gpu.NewAssigner(cfg.GPU, nil)
+	if err != nil {
+		return nil, fmt.Errorf("start GPU assignments: %w", err)
+	}
+	s.goBG(func() { _ = s.assigner.Run(bgctx) })
+
+	fs, err := proc.NewFS("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("open procfs: %w", err)
+	}
+	// The initial namespaces come from kthreadd: PID 1 may be unreadable.
+	hostNS, err := fs.Namespaces(2)
+	if err != nil {
+		log.Warn("cannot read the initial namespaces from /proc/2/ns; host-namespace rules are degraded", "err", err)
+	}
+
+	s.enricher, err = enrich.New(cfg.Context, &enrich.Options{Logger: log, GPUAssignments: s.assigner})
+	if err != nil {
+		return nil, fmt.Errorf("create enricher: %w", err)
+	}
+	if err := s.enricher.Start(bgctx); err != nil {
+		return nil, fmt.Errorf("start enricher: %w", err)
+	}
+
+	s.engine, err = detect.New(cfg.Detect, &detect.Options{Logger: log, HostNS: hostNS})
+	if err != nil {
+		return nil, fmt.Errorf("create rule engine: %w", err)
+	}
+	s.det = &snapshotDetector{Engine: s.engine}
+	s.det.counters.Store(map[string]uint64{})
+
+	s.kernel, err = runtime.Load(cfg.Capture, &runtime.Options{Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("load eBPF programs: %w", err)
+	}
+
+	sources := []pipeline.Source{s.kernel}
+	if s.gpu.Enabled() {
+		sources = append(sources, s.gpu)
+	}
+	s.pipe = pipeline.New(sources, s.enricher, s.det, sinks, &pipeline.Options{Logger: log})
+	return s, nil
+}
+
+func (s *stack) goBG(f func()) {
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		f()
+	}()
+}
+
+// Run runs the pipeline until ctx is done.
+func (s *stack) Run(ctx context.Context) error { return s.pipe.Run(ctx) }
+
+// Close detaches every program and stops every stage. Safe on a partly built
+// stack and more than once.
+func (s *stack) Close() {
+	if s.kernel != nil {
+		if err := s.kernel.Close(); err != nil {
+			s.log.Error("detach eBPF programs", "err", err)
+		}
+		s.kernel = nil
+	}
+	if s.cancelBG != nil {
+		s.cancelBG()
+	}
+	s.bg.Wait()
+	if s.gpu != nil {
+		_ = s.gpu.Close()
+	}
+	if s.assigner != nil {
+		_ = s.assigner.Close()
+	}
+}
+
+// readyEvent is the first line of --tail: everything is attached.
+func (s *stack) readyEvent() *event.Event {
+	st := s.status()
+	st.Ready = true
+	return &event.Event{Kind: event.KindStatus, Time: time.Now(), Status: st}
+}
+
+// status gathers the state of every stage for GetStatus and the status line.
+// It is safe to call from any goroutine.
+func (s *stack) status() *event.Status {
+	st := &event.Status{Fields: map[string]string{}, Counters: map[string]uint64{}}
+	if k := s.kernel; k != nil {
+		st.Programs = k.Programs()
+		sort.Strings(st.Programs)
+		maps.Copy(st.Counters, k.Counters())
+	}
+	if s.pipe != nil {
+		maps.Copy(st.Counters, s.pipe.Counters())
+	}
+	if s.enricher != nil {
+		for k, v := range s.enricher.Counters() {
+			st.Counters["context_"+k] = v
+		}
+	}
+	if s.det != nil {
+		for k, v := range s.det.counters.Load().(map[string]uint64) {
+			st.Counters["detect_"+k] = v
+		}
+	}
+	gpuState := "disabled"
+	if s.gpu != nil {
+		gpuState = s.gpu.State()
+	}
+	st.Fields["nvml"] = gpuState
+	st.Fields["version"] = version
+	st.Fields["uptime"] = time.Since(s.started).Round(time.Second).String()
+	if h, err := os.Hostname(); err == nil {
+		st.Fields["node"] = h
+	}
+	st.Message = "GPU: " + gpuState
+	return st
+}
+
+// snapshotDetector runs the engine on the pipeline goroutine and publishes a
+// copy of its counters at every flush, so other goroutines (GetStatus) never
+// touch the engine.
+type snapshotDetector struct {
+	*detect.Engine
+	counters atomic.Value // map[string]uint64
+}
+
+func (d *snapshotDetector) Flush(now time.Time, emit func(*event.Event)) {
+	d.Engine.Flush(now, emit)
+	d.counters.Store(maps.Clone(d.Engine.Counters()))
+}

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/kestrel-sec/kestrel/internal/config"
+	"github.com/kestrel-sec/kestrel/internal/event"
+	"github.com/kestrel-sec/kestrel/internal/export"
+	"github.com/kestrel-sec/kestrel/internal/pipeline"
+)
+
+// printer renders events to the terminal in one of the three formats. It is
+// safe for concurrent use: the in-process pipeline and the gRPC client call
+// it from their own goroutines.
+type printer struct {
+	mu    sync.Mutex
+	w     *bufio.Writer
+	human *humanRenderer
+	ocsf  *export.OCSFEncoder
+	match *export.Matcher
+	err   error
+}
+
+func newPrinter(out io.Writer, format string, noColor bool, match *export.Matcher) *printer {
+	isTTY := false
+	if f, ok := out.(*os.File); ok {
+		isTTY = term.IsTerminal(int(f.Fd()))
+	}
+	if format == "" {
+		format = "json"
+		if isTTY {
+			format = "text"
+		}
+	}
+	p := &printer{w: bufio.NewWriterSize(out, 64<<10), match: match}
+	switch format {
+	case "text":
+		p.human = newHumanRenderer(p.w, isTTY && !noColor && os.Getenv("NO_COLOR") == "")
+	case "ocsf":
+		p.ocsf = export.NewOCSFEncoder(nil)
+	}
+	return p
+}
+
+// print renders ev if the filters let it through. Status and lost lines are
+// always shown: they tell the reader what the view is missing.
+func (p *printer) print(ev *event.Event) {
+	if ev.Kind != event.KindStatus && ev.Kind != event.KindLost && p.match != nil && !p.match.Match(ev) {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var err error
+	switch {
+	case p.human != nil:
+		err = p.human.Render(ev)
+	case p.ocsf != nil:
+		if ev.Kind == event.KindStatus || ev.Kind == event.KindLost {
+			err = writeJSONLine(p.w, ev) // OCSF has no class for these; keep the native line
+			break
+		}
+		var b []byte
+		if b, err = p.ocsf.Encode(ev); err == nil {
+			p.w.Write(b)
+			err = p.w.WriteByte('\n')
+		}
+	default:
+		err = writeJSONLine(p.w, ev)
+	}
+	if err == nil {
+		err = p.w.Flush()
+	}
+	if err != nil && p.err == nil {
+		p.err = err
+	}
+}
+
+func writeJSONLine(w *bufio.Writer, ev *event.Event) error {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	w.Write(b)
+	return w.WriteByte('\n')
+}
+
+// filtersFromFlags turns the --tail flags into the API's one filter type.
+func filtersFromFlags(f *filterFlags) (export.Filters, error) {
+	var fl export.Filter
+	for _, k := range f.kinds {
+		kind, ok := event.ParseKind(k)
+		if !ok {
+			return export.Filters{}, usageError{fmt.Errorf("--kind %q: not an event kind", k)}
+		}
+		fl.Kinds = append(fl.Kinds, kind)
+	}
+	if f.severity != "" {
+		s, ok := event.ParseSeverity(f.severity)
+		if !ok {
+			return export.Filters{}, usageError{fmt.Errorf("--severity %q: want info, low, medium, high or critical", f.severity)}
+		}
+		fl.MinSeverity = s
+	}
+	fl.Rules = f.rules
+	fl.Container, fl.Pod, fl.Namespace, fl.Binary = f.container, f.pod, f.namespace, f.binary
+	if f.gpu != "" {
+		fl.GPUs = []string{f.gpu}
+	}
+	fl.HostOnly = f.hostOnly
+	if !f.active() {
+		return export.Filters{}, nil
+	}
+	return export.Filters{Allow: []export.Filter{fl}}, nil
+}
+
+// runTail is the on-call view: attach to the daemon when one runs, else run
+// the pipeline in this process.
+func runTail(ctx context.Context, cfg *config.Config, o *options, stdout io.Writer, log *slog.Logger) error {
+	filters, err := filtersFromFlags(&o.filter)
+	if err != nil {
+		return err
+	}
+	match, err := export.Compile(filters)
+	if err != nil {
+		return usageError{err}
+	}
+	pr := newPrinter(stdout, o.output, o.noColor, match)
+
+	if !o.inProcess {
+		if _, err := os.Stat(cfg.Export.UnixSocket); err == nil {
+			dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			c, err := export.Dial(dctx, cfg.Export.UnixSocket)
+			var st *event.Status
+			if err == nil {
+				st, err = daemonStatus(dctx, c)
+			}
+			cancel()
+			if err == nil {
+				defer c.Close()
+				log.Debug("attached to the running daemon", "socket", cfg.Export.UnixSocket)
+				st.Ready = true
+				pr.print(&event.Event{Kind: event.KindStatus, Time: time.Now(), Status: st})
+				err := c.Subscribe(ctx, filters, nil, pr.print)
+				if errors.Is(err, context.Canceled) {
+					return nil
+				}
+				return err
+			}
+			log.Info("no daemon answers on the socket; running in-process", "socket", cfg.Export.UnixSocket, "err", err)
+		}
+	}
+
+	st, err := newStack(ctx, cfg, log, []pipeline.Sink{pr.print})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	pr.print(st.readyEvent())
+	err = st.Run(ctx)
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	if err == nil {
+		err = pr.err
+	}
+	return err
+}
+
+func daemonStatus(ctx context.Context, c *export.Client) (*event.Status, error) {
+	resp, err := c.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st := &event.Status{Fields: map[string]string{"nvml": resp.GetNvmlState(), "node": resp.GetNodeName(),
+		"instance": resp.GetInstanceId(), "mode": "attached to daemon"}}
+	if s := resp.GetStatus(); s != nil {
+		st.Programs = s.GetPrograms()
+		st.Counters = s.GetCounters()
+	}
+	st.Message = "attached to the daemon; GPU: " + resp.GetNvmlState()
+	return st, nil
+}
