@@ -405,7 +405,7 @@ func (e *Enricher) onExec(ev *event.Event) *proc.Entry {
 	s := *p
 	s.TID = p.PID
 	s.ExecTime = ev.Time
-	if old != nil && !old.Exited() && (old.Snap.StartTime.IsZero() || p.StartTime.IsZero() || old.Snap.StartTime.Equal(p.StartTime)) {
+	if old != nil && !old.Exited() && sameStart(old.Snap.StartTime, p.StartTime) {
 		o := old.Snap
 		s.ForkParent = o.ForkParent
 		if s.StartTime.IsZero() {
@@ -435,6 +435,21 @@ func (e *Enricher) onExec(ev *event.Event) *proc.Entry {
 	return e.table.Put(&s)
 }
 
+// startSlack absorbs the difference between start times taken from the
+// kernel's task and from /proc (clock ticks since boot): a pid is reused
+// only after an exit, which normally arrives as an event, so the start time
+// is a second line of defence against lost exits.
+const startSlack = 2 * time.Second
+
+// sameStart reports whether two start times can be the same process's.
+func sameStart(a, b time.Time) bool {
+	if a.IsZero() || b.IsZero() {
+		return true
+	}
+	d := a.Sub(b)
+	return d < startSlack && d > -startSlack
+}
+
 // onFork installs the child as a copy of its parent.
 func (e *Enricher) onFork(ev *event.Event) *proc.Entry {
 	c := ev.Process
@@ -448,8 +463,8 @@ func (e *Enricher) onFork(ev *event.Event) *proc.Entry {
 	if c.PID == parentPID {
 		return e.entryFor(c.PID, c) // a thread
 	}
-	if cur := e.table.Get(c.PID); cur != nil && !cur.Exited() &&
-		(c.StartTime.IsZero() || cur.Snap.StartTime.Equal(c.StartTime)) {
+	if cur := e.table.Get(c.PID); cur != nil && !cur.Exited() && !c.StartTime.IsZero() &&
+		sameStart(cur.Snap.StartTime, c.StartTime) {
 		return cur // already known (seeded after the fork)
 	}
 	var s event.Process

@@ -450,3 +450,30 @@ func TestCRIFillsCgroupfsRuntime(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestPIDReuseAndStartSlack(t *testing.T) {
+	f := newFakeProc(t)
+	f.add(fproc{pid: 100, ppid: 1, comm: "bash", exe: "/bin/bash", cgroup: "/"})
+	f.add(fproc{pid: 101, ppid: 1, comm: "cron", exe: "/usr/sbin/cron", cgroup: "/"})
+	e := newTestEnricher(t, f, testConfig(), nil)
+	seeded, _ := e.Lookup(100)
+
+	// An exec whose kernel start time differs from /proc's by clock
+	// granularity is the same process: fork parent and lineage stay.
+	ex := &event.Event{Kind: event.KindExec, Process: &event.Process{PID: 100, TID: 100, PPID: 1, Comm: "python3", Exe: "/usr/bin/python3",
+		StartTime: seeded.StartTime.Add(7 * time.Millisecond)}}
+	e.Enrich(ex)
+	if ex.Process.Exe != "/usr/bin/python3" || !reflect.DeepEqual(ex.Process.Ancestors, seeded.Ancestors) ||
+		!ex.Process.StartTime.Equal(seeded.StartTime.Add(7*time.Millisecond)) {
+		t.Errorf("exec of a seeded process: %+v", ex.Process)
+	}
+	// The pid exits and is reused by a child of cron: a new process with
+	// cron's lineage, not bash's.
+	e.Enrich(&event.Event{Kind: event.KindExit, Process: &event.Process{PID: 100, TID: 100}})
+	fk := &event.Event{Kind: event.KindFork, Process: &event.Process{PID: 100, TID: 100, PPID: 101, ForkParent: 101,
+		StartTime: seeded.StartTime.Add(time.Hour)}}
+	e.Enrich(fk)
+	if fk.Process.Exe != "/usr/sbin/cron" || fk.Process.ForkParent != 101 || len(fk.Process.Ancestors) == 0 || fk.Process.Ancestors[0].PID != 101 {
+		t.Errorf("reused pid: %+v", fk.Process)
+	}
+}
