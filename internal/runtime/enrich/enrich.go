@@ -235,16 +235,18 @@ func (e *Enricher) seed() error {
 		return err
 	}
 	procs := make([]*proc.Proc, 0, len(pids))
+	failed := uint64(0)
 	for _, pid := range pids {
 		p, err := e.fs.Process(pid)
 		if err != nil {
-			e.procReadFailures++ // raced with an exit
+			failed++ // raced with an exit
 			continue
 		}
 		procs = append(procs, p)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.procReadFailures += failed
 	entries := e.table.Seed(procs)
 	for i, en := range entries {
 		if en != nil {
