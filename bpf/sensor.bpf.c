@@ -10,4 +10,9 @@
 #include "net.bpf.h"
 #endif
 
+/* Anchors so that BTF describes every record type, not only those held in
+ * maps: internal/runtime checks the decoder's offsets against it. */
+const struct fork_rec *_btf_fork_rec __attribute__((unused));
+const struct exit_rec *_btf_exit_rec __attribute__((unused));
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

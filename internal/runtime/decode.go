@@ -110,7 +110,49 @@ type decoder struct {
 	// bootEpoch is the wall-clock time of boot: ts_ns (CLOCK_BOOTTIME) plus
 	// bootEpoch is the event's wall time.
 	bootEpoch time.Time
+	// comms interns command names, which repeat endlessly; bounded by
+	// maxComms (cleared when full).
+	comms map[[commLen]byte]string
 }
+
+const maxComms = 4096
+
+// comm returns the interned NUL-terminated command name in b.
+func (d *decoder) comm(b []byte) (string, error) {
+	var k [commLen]byte
+	copy(k[:], b)
+	if s, ok := d.comms[k]; ok {
+		return s, nil
+	}
+	s, err := cstring(b, "comm")
+	if err != nil {
+		return "", err
+	}
+	if d.comms == nil || len(d.comms) >= maxComms {
+		d.comms = make(map[[commLen]byte]string)
+	}
+	d.comms[k] = s
+	return s, nil
+}
+
+// Events, their process and payload are allocated together: one
+// allocation per record instead of three.
+type (
+	procEvent struct {
+		e event.Event
+		p event.Process
+	}
+	fileEvent struct {
+		e event.Event
+		p event.Process
+		f event.File
+	}
+	exitEvent struct {
+		e event.Event
+		p event.Process
+		x event.Exit
+	}
+)
 
 func (d *decoder) wall(bootNS uint64) time.Time {
 	return d.bootEpoch.Add(time.Duration(bootNS))
@@ -156,7 +198,7 @@ func (d *decoder) header(b []byte, h *recHeader) error {
 	if int(h.Size) != len(b) {
 		return malformed("type %d: header says %d bytes, record has %d", h.Type, h.Size, len(b))
 	}
-	comm, err := cstring(b[hdrComm:hdrComm+commLen], "comm")
+	comm, err := d.comm(b[hdrComm : hdrComm+commLen])
 	if err != nil {
 		return err
 	}
@@ -218,7 +260,8 @@ func (d *decoder) decodeExec(h *recHeader, b []byte) (*event.Event, error) {
 		return nil, malformed("exec args length %d exceeds %d", argsLen, argsSlot)
 	}
 	flags := le.Uint32(b[execFlags:])
-	p := h.Process
+	pe := &procEvent{p: h.Process}
+	p := &pe.p
 	p.PPID = le.Uint32(b[execPPID:])
 	p.ForkParent = p.PPID
 	p.Exe = exe
@@ -236,7 +279,8 @@ func (d *decoder) decodeExec(h *recHeader, b []byte) (*event.Event, error) {
 		Mnt: le.Uint32(ns[0:]), PID: le.Uint32(ns[4:]), Net: le.Uint32(ns[8:]), User: le.Uint32(ns[12:]),
 		UTS: le.Uint32(ns[16:]), IPC: le.Uint32(ns[20:]), Cgroup: le.Uint32(ns[24:]),
 	}
-	return &event.Event{Kind: event.KindExec, Time: h.Time, Process: &p}, nil
+	pe.e = event.Event{Kind: event.KindExec, Time: h.Time, Process: p}
+	return &pe.e, nil
 }
 
 // isMemfdPath reports whether a resolved exe path names a memfd: memfd
@@ -275,26 +319,27 @@ func (d *decoder) decodeFork(h *recHeader, b []byte) (*event.Event, error) {
 	if len(b) != forkSize {
 		return nil, malformed("fork record of %d bytes, want %d", len(b), forkSize)
 	}
-	p := h.Process
+	pe := &procEvent{p: h.Process}
+	p := &pe.p
 	p.PID = le.Uint32(b[forkChild:])
 	p.TID = p.PID
 	p.PPID = le.Uint32(b[forkParent:])
 	p.ForkParent = p.PPID
 	p.StartTime = d.wall(le.Uint64(b[forkStart:]))
-	return &event.Event{Kind: event.KindFork, Time: h.Time, Process: &p}, nil
+	pe.e = event.Event{Kind: event.KindFork, Time: h.Time, Process: p}
+	return &pe.e, nil
 }
 
 func (d *decoder) decodeExit(h *recHeader, b []byte) (*event.Event, error) {
 	if len(b) != exitSize {
 		return nil, malformed("exit record of %d bytes, want %d", len(b), exitSize)
 	}
-	p := h.Process
-	p.StartTime = d.wall(le.Uint64(b[exitStart:]))
+	xe := &exitEvent{p: h.Process}
+	xe.p.StartTime = d.wall(le.Uint64(b[exitStart:]))
 	code := le.Uint32(b[exitCode:])
-	return &event.Event{
-		Kind: event.KindExit, Time: h.Time, Process: &p,
-		Exit: &event.Exit{Code: int32(code>>8) & 0xff, Signal: int32(code & 0x7f)},
-	}, nil
+	xe.x = event.Exit{Code: int32(code>>8) & 0xff, Signal: int32(code & 0x7f)}
+	xe.e = event.Event{Kind: event.KindExit, Time: h.Time, Process: &xe.p, Exit: &xe.x}
+	return &xe.e, nil
 }
 
 func (d *decoder) decodeOpen(h *recHeader, b []byte) (*event.Event, error) {
@@ -318,7 +363,9 @@ func (d *decoder) decodeOpen(h *recHeader, b []byte) (*event.Event, error) {
 		return nil, malformed("open call id %d unknown", call)
 	}
 	rflags := le.Uint16(b[openRFlags:])
-	f := &event.File{
+	fe := &fileEvent{p: h.Process}
+	f := &fe.f
+	*f = event.File{
 		RawPath: raw,
 		Flags:   le.Uint32(b[openFlags:]),
 		Mode:    le.Uint32(b[openMode:]),
@@ -339,8 +386,8 @@ func (d *decoder) decodeOpen(h *recHeader, b []byte) (*event.Event, error) {
 	default:
 		f.Path, f.PathSource = raw, event.PathUnresolved
 	}
-	p := h.Process
-	return &event.Event{Kind: event.KindOpen, Time: h.Time, Process: &p, File: f}, nil
+	fe.e = event.Event{Kind: event.KindOpen, Time: h.Time, Process: &fe.p, File: f}
+	return &fe.e, nil
 }
 
 // kernelDevToUser converts the kernel's internal dev_t (major << 20 | minor)

@@ -220,6 +220,8 @@ const (
 	sensorProgNetSendLength          = "net_send_length"
 	sensorProgNetSockRelease         = "net_sock_release"
 	sensorProgNetSockSetState        = "net_sock_set_state"
+	sensorVarBtfExitRec              = "_btf_exit_rec"
+	sensorVarBtfForkRec              = "_btf_fork_rec"
 	sensorVarOpenPending             = "open_pending"
 	sensorVarSelfTgid                = "self_tgid"
 	sensorVarWakeupBytes             = "wakeup_bytes"
@@ -314,6 +316,8 @@ type sensorMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sensorVariableSpecs struct {
+	BtfExitRec  *ebpf.VariableSpec `ebpf:"_btf_exit_rec"`
+	BtfForkRec  *ebpf.VariableSpec `ebpf:"_btf_fork_rec"`
 	OpenPending *ebpf.VariableSpec `ebpf:"open_pending"`
 	SelfTgid    *ebpf.VariableSpec `ebpf:"self_tgid"`
 	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
@@ -382,6 +386,8 @@ func (m *sensorMaps) Close() error {
 //
 // It can be passed to loadSensorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sensorVariables struct {
+	BtfExitRec  *ebpf.Variable `ebpf:"_btf_exit_rec"`
+	BtfForkRec  *ebpf.Variable `ebpf:"_btf_fork_rec"`
 	OpenPending *ebpf.Variable `ebpf:"open_pending"`
 	SelfTgid    *ebpf.Variable `ebpf:"self_tgid"`
 	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`

@@ -1,0 +1,354 @@
+package runtime
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf/btf"
+
+	"github.com/kestrel-sec/kestrel/internal/event"
+)
+
+var update = flag.Bool("update", false, "rewrite the fuzz seed corpus in testdata/fuzz/FuzzDecode")
+
+var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func testDecoder() *decoder { return &decoder{bootEpoch: epoch} }
+
+func TestDecodeExec(t *testing.T) {
+	e, err := testDecoder().decode(sampleExec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := e.Process
+	want := event.Process{
+		PID: 4242, TID: 4243, PPID: 1, ForkParent: 1, UID: 1000, EUID: 0, Comm: "python3",
+		Exe: "/usr/bin/python3.12", Cwd: "/srv", Args: []string{"python3", "-m", "vllm.entrypoints"},
+		Env: []event.EnvVar{
+			{Name: "LD_PRELOAD", Value: "/tmp/evil.so"},
+			{Name: "HF_TOKEN", Value: "sha256:" + sha256hex("hf_abc")},
+			{Name: "CUDA_VISIBLE_DEVICES", Value: "0,1"},
+		},
+		StartTime: epoch.Add(4 * time.Second), ExecTime: epoch.Add(5 * time.Second), CgroupID: 77,
+		NS: event.Namespaces{
+			Mnt: 4026531841, PID: 4026531836, Net: 4026531840, User: 4026531837, UTS: 4026531838,
+			IPC: 4026531839, Cgroup: 4026531835,
+		},
+		CapEff: 0x1ff, CapPrm: 0x3ff, TTY: true,
+	}
+	if e.Kind != event.KindExec || !e.Time.Equal(epoch.Add(5*time.Second)) {
+		t.Errorf("kind %v time %v", e.Kind, e.Time)
+	}
+	if !reflect.DeepEqual(*p, want) {
+		t.Errorf("process:\n got %+v\nwant %+v", *p, want)
+	}
+}
+
+func TestDecodeExecMemfdAndTruncatedEnv(t *testing.T) {
+	b := buildExec(execFields{
+		hdrFields: testHdr, exe: "memfd:payload (deleted)", flags: execFEnvTr,
+		args: []byte("x"), // truncated argv keeps its partial last element
+		env:  []byte("LD_AUDIT=/a.so\x00LD_PRELOAD=/cut-he"),
+	})
+	e, err := testDecoder().decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.Process.ExeMemfd {
+		t.Error("memfd exe not flagged")
+	}
+	if !slices.Equal(e.Process.Args, []string{"x"}) {
+		t.Errorf("args = %q", e.Process.Args)
+	}
+	if want := []event.EnvVar{{Name: "LD_AUDIT", Value: "/a.so"}}; !slices.Equal(e.Process.Env, want) {
+		t.Errorf("env = %v; want the cut LD_PRELOAD dropped", e.Process.Env)
+	}
+}
+
+func TestDecodeOpen(t *testing.T) {
+	tests := []struct {
+		name   string
+		f      openFields
+		path   string
+		source event.PathSource
+		size   int64
+	}{
+		{"kernel path of the opened file", openFields{result: 3, call: 1, rflags: openFKernel, size: 9, ino: 5, raw: "m.gguf", path: "/models/m.gguf"},
+			"/models/m.gguf", event.PathKernel, 9},
+		{"failed absolute", openFields{result: -13, call: 0, raw: "/proc/1/ns/net"},
+			"/proc/1/ns/net", event.PathAsPassed, -1},
+		{"failed relative joined to its base", openFields{result: -2, call: 1, rflags: openFBase, raw: "../x/y.pt", path: "/srv/app"},
+			"/srv/x/y.pt", event.PathKernel, -1},
+		{"failed relative, no base", openFields{result: -9, call: 2, raw: "y.pt"},
+			"y.pt", event.PathUnresolved, -1},
+		{"nsfs file", openFields{result: 4, call: 3, rflags: openFKernel, raw: "/proc/self/ns/mnt", path: "mnt:[4026531841]"},
+			"mnt:[4026531841]", event.PathKernel, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.f.hdrFields = testHdr
+			e, err := testDecoder().decode(buildOpen(tt.f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := e.File
+			if f.Path != tt.path || f.PathSource != tt.source || f.Size != tt.size || f.Result != tt.f.result ||
+				f.RawPath != tt.f.raw || f.Syscall != openCallNames[tt.f.call] {
+				t.Errorf("got %+v; want path %q source %v size %d", f, tt.path, tt.source, tt.size)
+			}
+		})
+	}
+}
+
+func TestDecodeOpenDevice(t *testing.T) {
+	e, err := testDecoder().decode(sampleOpen())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// kernel dev 8:1 is what stat(2) reports as 0x801
+	if e.File.Dev != 0x801 || e.File.Inode != 12 || e.File.Size != 1<<30 {
+		t.Errorf("dev %#x inode %d size %d", e.File.Dev, e.File.Inode, e.File.Size)
+	}
+}
+
+func TestDecodeForkExit(t *testing.T) {
+	d := testDecoder()
+	e, err := d.decode(buildFork(testHdr, 5000, 4242, 6e9))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Kind != event.KindFork || e.Process.PID != 5000 || e.Process.TID != 5000 || e.Process.PPID != 4242 ||
+		e.Process.ForkParent != 4242 || !e.Process.StartTime.Equal(epoch.Add(6*time.Second)) {
+		t.Errorf("fork: %+v", e.Process)
+	}
+	for _, tt := range []struct {
+		status       uint32
+		code, signal int32
+	}{{0, 0, 0}, {3 << 8, 3, 0}, {9, 0, 9}, {0x80 | 11, 0, 11}} {
+		e, err := d.decode(buildExit(testHdr, tt.status, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Exit.Code != tt.code || e.Exit.Signal != tt.signal {
+			t.Errorf("status %#x: got %+v; want code %d signal %d", tt.status, e.Exit, tt.code, tt.signal)
+		}
+	}
+}
+
+func TestDecodeMalformed(t *testing.T) {
+	mut := func(b []byte, f func([]byte) []byte) []byte { return f(bytes.Clone(b)) }
+	exec, open := sampleExec(), sampleOpen()
+	tests := []struct {
+		name string
+		b    []byte
+		want string
+	}{
+		{"empty", nil, "shorter than"},
+		{"short header", make([]byte, 20), "shorter than"},
+		{"size mismatch", mut(open, func(b []byte) []byte { return b[:len(b)-1] }), "header says"},
+		{"unknown type", mut(open, func(b []byte) []byte { le.PutUint16(b, 99); return b }), "unknown record type 99"},
+		{"comm unterminated", mut(open, func(b []byte) []byte { copy(b[hdrComm:], "0123456789abcdef"); return b }), "comm"},
+		{"exe unterminated", mut(exec, func(b []byte) []byte { b[execExe+19] = 'x'; return b }), "exe is not NUL-terminated"},
+		{"exe length past slot", mut(exec, func(b []byte) []byte { le.PutUint16(b[execExeLen:], 5000); return b }), "exceeds its slot"},
+		{"env length mismatch", mut(exec, func(b []byte) []byte { le.PutUint16(b[execEnvLen:], 3); return b }), "env length"},
+		{"args too long", mut(exec, func(b []byte) []byte { le.PutUint16(b[execArgsLen:], 2000); return b }), "args length"},
+		{"exec too short", mut(exec[:execEnv-1], func(b []byte) []byte { le.PutUint16(b[hdrSizeOff:], uint16(len(b))); return b }), "exec record"},
+		{"open raw unterminated", mut(open, func(b []byte) []byte { le.PutUint16(b[openRawLen:], 3); return b }), "raw path is not NUL-terminated"},
+		{"open path length", mut(open, func(b []byte) []byte { le.PutUint16(b[openPathLen:], 7); return b }), "open path length"},
+		{"open call", mut(open, func(b []byte) []byte { le.PutUint16(b[openCall:], 9); return b }), "call id"},
+		{"open embedded NUL", mut(open, func(b []byte) []byte { b[openRaw+2] = 0; return b }), "embedded NUL"},
+		{"fork size", mut(buildFork(testHdr, 1, 2, 3), func(b []byte) []byte {
+			b = append(b, 0)
+			le.PutUint16(b[hdrSizeOff:], uint16(len(b)))
+			return b
+		}), "fork record"},
+		{"exit size", mut(buildExit(testHdr, 0, 0), func(b []byte) []byte { le.PutUint16(b[hdrSizeOff:], 64); return b[:64] }), "exit record"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := testDecoder().decode(tt.b)
+			if err == nil {
+				t.Fatalf("decoded %+v; want an error", e)
+			}
+			if !errors.Is(err, errMalformed) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q; want errMalformed mentioning %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestRecordLayout checks every offset the decoder uses against the BTF of
+// the committed BPF object, so a change to bpf/records.h cannot silently
+// skew decoding.
+func TestRecordLayout(t *testing.T) {
+	spec, err := btf.LoadSpecFromReader(bytes.NewReader(_SensorBytes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	offsets := func(name string) (map[string]int, int) {
+		var s *btf.Struct
+		if err := spec.TypeByName(name, &s); err != nil {
+			t.Fatalf("struct %s: %v", name, err)
+		}
+		m := map[string]int{}
+		for _, mem := range s.Members {
+			m[mem.Name] = int(mem.Offset.Bytes())
+		}
+		return m, int(s.Size)
+	}
+	check := func(st, field string, want int) {
+		t.Helper()
+		m, _ := offsets(st)
+		got, ok := m[field]
+		if !ok {
+			t.Errorf("%s has no field %s", st, field)
+		} else if got != want {
+			t.Errorf("%s.%s at %d; decoder uses %d", st, field, got, want)
+		}
+	}
+	if _, size := offsets("rec_hdr"); size != hdrSize {
+		t.Errorf("rec_hdr is %d bytes; decoder uses %d", size, hdrSize)
+	}
+	for f, off := range map[string]int{"type": hdrType, "size": hdrSizeOff, "tgid": hdrTGID, "tid": hdrTID,
+		"uid": hdrUID, "euid": hdrEUID, "ts_ns": hdrTS, "cgroup_id": hdrCgroupID, "comm": hdrComm} {
+		check("rec_hdr", f, off)
+	}
+	for f, off := range map[string]int{"ppid": execPPID, "flags": execFlags, "cap_eff": execCapEff,
+		"cap_prm": execCapPrm, "start_ns": execStart, "ns": execNS, "exe_len": execExeLen, "cwd_len": execCwdLen,
+		"args_len": execArgsLen, "env_len": execEnvLen, "exe": execExe, "cwd": execCwd, "args": execArgs, "env": execEnv} {
+		check("exec_rec", f, off)
+	}
+	if _, size := offsets("exec_rec"); size < execEnv+envSlot {
+		t.Errorf("exec_rec is %d bytes; want room for a %d-byte env", size, envSlot)
+	}
+	for f, off := range map[string]int{"result": openResult, "flags": openFlags, "mode": openMode,
+		"dirfd": openDirfd, "ino": openIno, "size": openSize, "dev": openDev, "call": openCall,
+		"rflags": openRFlags, "raw_len": openRawLen, "path_len": openPathLen, "raw": openRaw, "path": openPath} {
+		check("open_rec", f, off)
+	}
+	if _, size := offsets("open_rec"); size != openPath+pathSlot {
+		t.Errorf("open_rec is %d bytes; want %d", size, openPath+pathSlot)
+	}
+	for f, off := range map[string]int{"child_tgid": forkChild, "parent_tgid": forkParent, "child_start_ns": forkStart} {
+		check("fork_rec", f, off)
+	}
+	for f, off := range map[string]int{"exit_code": exitCode, "start_ns": exitStart} {
+		check("exit_rec", f, off)
+	}
+	if _, size := offsets("fork_rec"); size != forkSize {
+		t.Errorf("fork_rec is %d bytes; decoder uses %d", size, forkSize)
+	}
+	if _, size := offsets("exit_rec"); size != exitSize {
+		t.Errorf("exit_rec is %d bytes; decoder uses %d", size, exitSize)
+	}
+}
+
+func fuzzSeeds() map[string][]byte {
+	return map[string][]byte{
+		"exec":      sampleExec(),
+		"open":      sampleOpen(),
+		"open_base": buildOpen(openFields{hdrFields: testHdr, result: -2, rflags: openFBase, raw: "a.pt", path: "/x"}),
+		"fork":      buildFork(testHdr, 1, 2, 3),
+		"exit":      buildExit(testHdr, 9, 3),
+		"truncated": sampleExec()[:100],
+	}
+}
+
+// TestFuzzSeedCorpus keeps testdata/fuzz/FuzzDecode in step with the record
+// builders; run with -update after a layout change.
+func TestFuzzSeedCorpus(t *testing.T) {
+	dir := filepath.Join("testdata", "fuzz", "FuzzDecode")
+	for name, b := range fuzzSeeds() {
+		want := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)
+		path := filepath.Join(dir, name)
+		if *update {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (run go test -run TestFuzzSeedCorpus -update)", err)
+		}
+		if string(got) != want {
+			t.Errorf("%s is stale: run go test -run TestFuzzSeedCorpus -update", path)
+		}
+	}
+}
+
+// FuzzDecode feeds arbitrary bytes to the decoder: it must return an event
+// or an error, never panic, and every error must be a malformed-record error.
+func FuzzDecode(f *testing.F) {
+	for _, b := range fuzzSeeds() {
+		f.Add(b)
+	}
+	d := testDecoder()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := d.decode(b)
+		if err != nil {
+			if e != nil {
+				t.Fatalf("event and error together: %v", err)
+			}
+			if !errors.Is(err, errMalformed) {
+				t.Fatalf("error %v is not a malformed-record error", err)
+			}
+			return
+		}
+		if e.Process == nil || e.Kind == event.KindInvalid {
+			t.Fatalf("event without process or kind: %+v", e)
+		}
+	})
+}
+
+func BenchmarkDecodeOpen(b *testing.B) {
+	d := testDecoder()
+	rec := sampleOpen()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := d.decode(rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeExec(b *testing.B) {
+	d := testDecoder()
+	rec := sampleExec()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := d.decode(rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeMalformed(b *testing.B) {
+	d := testDecoder()
+	rec := sampleOpen()[:100]
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := d.decode(rec); err == nil {
+			b.Fatal("decoded a short record")
+		}
+	}
+}
+
+func sha256hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,128 @@
+package runtime
+
+import "encoding/binary"
+
+// Record builders for decoder tests, fuzz seeds and benchmarks. They write
+// the layouts of bpf/records.h exactly as the kernel does.
+
+type hdrFields struct {
+	typ                  uint16
+	tgid, tid, uid, euid uint32
+	ts, cgroup           uint64
+	comm                 string
+}
+
+func putRecHdr(b []byte, h hdrFields) {
+	binary.LittleEndian.PutUint16(b[hdrType:], h.typ)
+	binary.LittleEndian.PutUint16(b[hdrSizeOff:], uint16(len(b)))
+	binary.LittleEndian.PutUint32(b[hdrTGID:], h.tgid)
+	binary.LittleEndian.PutUint32(b[hdrTID:], h.tid)
+	binary.LittleEndian.PutUint32(b[hdrUID:], h.uid)
+	binary.LittleEndian.PutUint32(b[hdrEUID:], h.euid)
+	binary.LittleEndian.PutUint64(b[hdrTS:], h.ts)
+	binary.LittleEndian.PutUint64(b[hdrCgroupID:], h.cgroup)
+	copy(b[hdrComm:hdrComm+commLen-1], h.comm)
+}
+
+type execFields struct {
+	hdrFields
+	ppid           uint32
+	flags          uint32
+	capEff, capPrm uint64
+	start          uint64
+	ns             [7]uint32
+	exe, cwd       string
+	args, env      []byte
+}
+
+func buildExec(e execFields) []byte {
+	e.typ = recExec
+	b := make([]byte, execEnv+len(e.env))
+	putRecHdr(b, e.hdrFields)
+	le.PutUint32(b[execPPID:], e.ppid)
+	le.PutUint32(b[execFlags:], e.flags)
+	le.PutUint64(b[execCapEff:], e.capEff)
+	le.PutUint64(b[execCapPrm:], e.capPrm)
+	le.PutUint64(b[execStart:], e.start)
+	for i, v := range e.ns {
+		le.PutUint32(b[execNS+4*i:], v)
+	}
+	le.PutUint16(b[execExeLen:], uint16(len(e.exe)))
+	le.PutUint16(b[execCwdLen:], uint16(len(e.cwd)))
+	le.PutUint16(b[execArgsLen:], uint16(len(e.args)))
+	le.PutUint16(b[execEnvLen:], uint16(len(e.env)))
+	copy(b[execExe:], e.exe)
+	copy(b[execCwd:], e.cwd)
+	copy(b[execArgs:], e.args)
+	copy(b[execEnv:], e.env)
+	return b
+}
+
+type openFields struct {
+	hdrFields
+	result       int32
+	flags, mode  uint32
+	dirfd        int32
+	ino, size    uint64
+	dev          uint32
+	call, rflags uint16
+	raw, path    string
+}
+
+func buildOpen(o openFields) []byte {
+	o.typ = recOpen
+	b := make([]byte, openPath+len(o.path)+1)
+	putRecHdr(b, o.hdrFields)
+	le.PutUint32(b[openResult:], uint32(o.result))
+	le.PutUint32(b[openFlags:], o.flags)
+	le.PutUint32(b[openMode:], o.mode)
+	le.PutUint32(b[openDirfd:], uint32(o.dirfd))
+	le.PutUint64(b[openIno:], o.ino)
+	le.PutUint64(b[openSize:], o.size)
+	le.PutUint32(b[openDev:], o.dev)
+	le.PutUint16(b[openCall:], o.call)
+	le.PutUint16(b[openRFlags:], o.rflags)
+	le.PutUint16(b[openRawLen:], uint16(len(o.raw)))
+	le.PutUint16(b[openPathLen:], uint16(len(o.path)))
+	copy(b[openRaw:], o.raw)
+	copy(b[openPath:], o.path)
+	return b
+}
+
+func buildFork(h hdrFields, child, parent uint32, start uint64) []byte {
+	h.typ = recFork
+	b := make([]byte, forkSize)
+	putRecHdr(b, h)
+	le.PutUint32(b[forkChild:], child)
+	le.PutUint32(b[forkParent:], parent)
+	le.PutUint64(b[forkStart:], start)
+	return b
+}
+
+func buildExit(h hdrFields, code uint32, start uint64) []byte {
+	h.typ = recExit
+	b := make([]byte, exitSize)
+	putRecHdr(b, h)
+	le.PutUint32(b[exitCode:], code)
+	le.PutUint64(b[exitStart:], start)
+	return b
+}
+
+var testHdr = hdrFields{tgid: 4242, tid: 4243, uid: 1000, euid: 0, ts: 5e9, cgroup: 77, comm: "python3"}
+
+func sampleExec() []byte {
+	return buildExec(execFields{
+		hdrFields: testHdr, ppid: 1, flags: execFTTY, capEff: 0x1ff, capPrm: 0x3ff, start: 4e9,
+		ns:  [7]uint32{4026531841, 4026531836, 4026531840, 4026531837, 4026531838, 4026531839, 4026531835},
+		exe: "/usr/bin/python3.12", cwd: "/srv",
+		args: []byte("python3\x00-m\x00vllm.entrypoints\x00"),
+		env:  []byte("HOME=/root\x00LD_PRELOAD=/tmp/evil.so\x00HF_TOKEN=hf_abc\x00PATH=/bin\x00CUDA_VISIBLE_DEVICES=0,1\x00"),
+	})
+}
+
+func sampleOpen() []byte {
+	return buildOpen(openFields{
+		hdrFields: testHdr, result: 3, flags: 0x80000, dirfd: -100, ino: 12, size: 1 << 30, dev: 8<<20 | 1,
+		call: 1, rflags: openFKernel, raw: "model.safetensors", path: "/models/llama/model.safetensors",
+	})
+}
