@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
+	"os"
 	"regexp"
 	"sort"
 	"strings"
@@ -235,7 +237,14 @@ func (a *Assigner) Run(ctx context.Context) error {
 		case err != nil && ctx.Err() != nil:
 		case err != nil && !failing:
 			failing = true
-			a.log.Info("kubelet pod-resources API unavailable; keeping the last GPU assignments and retrying",
+			if _, serr := os.Stat(a.socket); errors.Is(serr, fs.ErrNotExist) {
+				// Not a Kubernetes node (or the kubelet is not up yet):
+				// normal, so not worth a line at info.
+				a.log.Debug("no kubelet pod-resources socket; pod GPU assignments from the kubelet are off until it appears",
+					"socket", a.socket)
+				break
+			}
+			a.log.Warn("kubelet pod-resources API unavailable; keeping the last GPU assignments and retrying",
 				"socket", a.socket, "every", a.refresh, "err", err)
 		case err == nil && failing:
 			failing = false

@@ -3,9 +3,11 @@ package gpu
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -297,5 +299,91 @@ func TestNilAssigner(t *testing.T) {
 	}
 	if err := a.Run(context.Background()); err != nil {
 		t.Errorf("nil Assigner Run: %v", err)
+	}
+}
+
+// syncBuffer is a log sink safe for the Run goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestAssignerRunLogsStateChangesOnce(t *testing.T) {
+	tests := []struct {
+		name      string
+		setup     func(t *testing.T, socket string)
+		wantLevel string
+	}{
+		// Not a Kubernetes node: debug only.
+		{"socket absent", func(*testing.T, string) {}, "level=DEBUG"},
+		// A socket nobody answers on: a warning, once.
+		{"socket dead", func(t *testing.T, socket string) {
+			if err := os.WriteFile(socket, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "level=WARN"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			socket := filepath.Join(t.TempDir(), "kubelet.sock")
+			tt.setup(t, socket)
+			var buf syncBuffer
+			log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			a, err := NewAssigner(assignerConfig(socket), &AssignerOptions{Logger: log})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- a.Run(ctx) }()
+			deadline := time.Now().Add(5 * time.Second)
+			for a.Stats().Errors < 4 {
+				if time.Now().After(deadline) {
+					t.Fatal("fewer than 4 refreshes in 5s")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if tt.name == "socket dead" {
+				os.Remove(socket)
+				startKubelet(t, socket)
+				for a.Stats().LastError != "" {
+					if time.Now().After(deadline) {
+						t.Fatal("no recovery within 5s")
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			cancel()
+			<-done
+
+			lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+			fails := 0
+			for _, l := range lines {
+				if strings.Contains(l, "pod-resources") && !strings.Contains(l, "reachable again") {
+					fails++
+					if !strings.Contains(l, tt.wantLevel) {
+						t.Errorf("got %q; want %s", l, tt.wantLevel)
+					}
+				}
+			}
+			if fails != 1 {
+				t.Errorf("got %d failure lines over %d failed refreshes; want 1:\n%s", fails, a.Stats().Errors, buf.String())
+			}
+			if tt.name == "socket dead" && !strings.Contains(buf.String(), "reachable again") {
+				t.Errorf("no recovery line:\n%s", buf.String())
+			}
+		})
 	}
 }
