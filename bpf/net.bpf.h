@@ -109,8 +109,10 @@ enum net_stat {
 	NET_SOCK_TRACKED = 0,  /* sockets inserted into egress_socks */
 	NET_SOCK_RELEASED = 1, /* sockets removed at release */
 	NET_SOCK_INSERT_FAIL = 2,
-	NET_PENDING_FULL = 3,  /* pending map update failed: connect not reported */
+	NET_PENDING_FULL = 3,  /* pending map full: connect reported from the cgroup
+				* hook, without fd and result (AF_UNIX fallback: lost) */
 	NET_RINGBUF_FULL = 4,  /* connect or stats record dropped (also in drops[]) */
+	NET_INFLIGHT_FULL = 5, /* handshake not awaited: reported with -EINPROGRESS */
 	NET_STAT_MAX = 8,
 };
 
@@ -129,9 +131,11 @@ struct {
 	__type(value, struct egress_val);
 } egress_socks SEC(".maps");
 
-/* In-flight connect() calls, keyed by pid_tgid. */
+/* In-flight connect() calls, keyed by pid_tgid. A plain hash, not LRU: every
+ * entry is removed by sys_exit_connect, and a full map fails the update
+ * (counted) instead of silently evicting another thread's connect. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u64);
 	__type(value, struct conn_rec);
@@ -139,9 +143,11 @@ struct {
 
 /* Non-blocking TCP connects whose handshake was still running when
  * connect() returned -EINPROGRESS, keyed by socket cookie: the record is
- * emitted from inet_sock_set_state once the handshake ends. */
+ * emitted from inet_sock_set_state once the handshake ends (every socket
+ * leaves SYN_SENT, so every entry is removed; plain hash for the same reason
+ * as pending_connect). */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u64);
 	__type(value, struct conn_rec);
@@ -385,6 +391,7 @@ static __always_inline void conn_finish_or_park(struct conn_rec *c, struct sock 
 		return;
 	}
 	if (bpf_map_update_elem(&inflight_connect, &c->cookie, c, BPF_ANY)) {
+		net_count(NET_INFLIGHT_FULL);
 		conn_emit(c); /* keep -EINPROGRESS rather than lose the connect */
 		return;
 	}

@@ -30,19 +30,19 @@ const (
 	netSockInsertFail = 2
 	netPendingFull    = 3
 	netRingbufFull    = 4
-	netStatCount      = 5
+	netInflightFull   = 5
+	netStatCount      = 6
 )
 
 var netStatNames = [netStatCount]string{
 	"egress_sockets_tracked", "egress_sockets_released", "egress_insert_failed",
-	"connect_pending_full", "net_ringbuf_full",
+	"connect_pending_full", "net_ringbuf_full", "connect_inflight_full",
 }
 
 // Lost sources reported by the egress reporter.
 const (
 	lostEgressEvicted  = "egress_evicted"   // sockets pushed out of the LRU map before release
 	lostEgressUntraced = "egress_untracked" // sockets the kernel could not start accounting
-	lostConnectPending = "connect_pending"  // connects lost because the pending map was full
 )
 
 func init() {
@@ -181,7 +181,6 @@ func (r *egressReporter) report(dec *decoder, socks, stats *ebpf.Map, now time.T
 	}{
 		{lostEgressEvicted, r.evicted, netSockTracked},
 		{lostEgressUntraced, st[netSockInsertFail], netSockInsertFail},
-		{lostConnectPending, st[netPendingFull], netPendingFull},
 	}
 	var out []*event.Event
 	for _, l := range lost {

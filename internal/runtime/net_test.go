@@ -859,8 +859,9 @@ func TestEgressReporter(t *testing.T) {
 	put(3, 9)
 	setStat(netSockTracked, 5)
 	setStat(netSockReleased, 1)
-	setStat(netPendingFull, 1)
-	step(map[uint64]uint64{3: 9}, map[string]uint64{lostEgressEvicted: 2, lostConnectPending: 1})
+	setStat(netSockInsertFail, 1)
+	setStat(netPendingFull, 1) // a degradation (no fd, no result), not a loss
+	step(map[uint64]uint64{3: 9}, map[string]uint64{lostEgressEvicted: 2, lostEgressUntraced: 1})
 	if _, ok := r.last[1]; ok || len(r.last) != 2 {
 		t.Errorf("reporter state %v; want socket 1 pruned", r.last)
 	}
