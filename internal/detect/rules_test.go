@@ -422,6 +422,26 @@ func TestRules(t *testing.T) {
 			x.Time = t0.Add(41 * time.Second)
 			return evs(a, w, x)
 		}, true, 0},
+		{"GPU container that never owns a GPU leaves the grace", "EXE-002", func() []*event.Event {
+			c := infer("x")
+			c.GPUs = []string{"GPU-0"}
+			a := execEv(proc(100, "/bin/sh"), c)
+			w := openEv(proc(101, "/usr/bin/curl"), c, "/usr/local/bin/tool", "", wr, 3)
+			w.Time = t0.Add(40 * time.Second)
+			x := execEv(proc(102, "/usr/local/bin/tool"), c)
+			x.Time = t0.Add(100 * time.Second)
+			return evs(a, w, x)
+		}, true, 0},
+		{"GPU container before its first owner", "EXE-002", func() []*event.Event {
+			c := infer("x")
+			c.GPUs = []string{"GPU-0"}
+			a := execEv(proc(100, "/bin/sh"), c)
+			w := openEv(proc(101, "/usr/bin/curl"), c, "/usr/local/bin/tool", "", wr, 3)
+			w.Time = t0.Add(40 * time.Second)
+			x := execEv(proc(102, "/usr/local/bin/tool"), c)
+			x.Time = t0.Add(50 * time.Second)
+			return evs(a, w, x)
+		}, false, 0},
 		{"runc memfd", "EXE-002", func() []*event.Event {
 			return evs(execEv(proc(100, "memfd:runc_cloned:/proc/self/exe").memfd(), infer("x")))
 		}, false, 0},

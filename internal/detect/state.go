@@ -138,19 +138,26 @@ func (s *State) StartedAt(c *event.Container) time.Time {
 	return cs.FirstSeen
 }
 
+// maxGraceFactor bounds how long a GPU container that never becomes a GPU
+// owner stays in its startup grace, in multiples of the grace.
+const maxGraceFactor = 3
+
 // InStartupGrace reports whether now is within grace of the start of c, or
 // before c's first GPU owner appeared (whichever ends later), as
-// startup_grace_s of the catalog says.
+// startup_grace_s of the catalog says. A GPU container whose owner never
+// appears leaves the grace after maxGraceFactor times grace, so that an
+// attacker cannot stay inside it by never touching the GPU.
 func (s *State) InStartupGrace(c *event.Container, now time.Time, grace time.Duration) bool {
 	start := s.StartedAt(c)
 	if start.IsZero() {
 		return false
 	}
-	if now.Sub(start) < grace {
+	age := now.Sub(start)
+	if age < grace {
 		return true
 	}
 	cs, ok := s.containers.Peek(c.ID)
-	if ok && !cs.HadGPUOwner && s.IsGPUContainer(c) {
+	if ok && !cs.HadGPUOwner && len(c.GPUs) > 0 && age < maxGraceFactor*grace {
 		return true // allocated GPUs but no owner yet: still starting
 	}
 	return false
