@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -268,4 +269,36 @@ func TestStaticUUIDsWithReplay(t *testing.T) {
 	}
 	check("named", "/simctr-infer-7f3a", []string{"GPU-aaaa"}, true)
 	check("named", "/simctr-multi-1", []string{"GPU-aaaa"}, true)
+}
+
+func TestSamplerLogsFailuresOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gpu.json")
+	cfg := testConfig()
+	cfg.Source = config.GPUSourceReplay
+	cfg.ReplayFile = path
+	var buf strings.Builder
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	s, err := NewSampler(cfg, &Options{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	writeAtomic(t, path, `{"processes": [`)
+	for range 3 {
+		s.poll(ctx, nil)
+	}
+	writeAtomic(t, path, `{"processes": []}`)
+	s.poll(ctx, nil)
+	s.poll(ctx, nil)
+
+	out := buf.String()
+	if n := strings.Count(out, "GPU ownership sample failed"); n != 1 {
+		t.Errorf("got %d failure lines for 3 identical failures; want 1:\n%s", n, out)
+	}
+	if n := strings.Count(out, "recovered"); n != 1 {
+		t.Errorf("got %d recovery lines; want 1:\n%s", n, out)
+	}
+	if st := s.Stats(); st.Errors != 3 || st.Samples != 2 {
+		t.Errorf("Stats: got %+v; want 3 errors, 2 samples", st)
+	}
 }
