@@ -920,6 +920,33 @@ func netSeeds() [][]byte {
 	}
 }
 
+// TestNetFuzzSeedCorpus adds the network records to FuzzDecode's seed corpus
+// (testdata/fuzz/FuzzDecode/net_*) and keeps them in step with the builders
+// here; run with -update after a layout change.
+func TestNetFuzzSeedCorpus(t *testing.T) {
+	dir := filepath.Join("testdata", "fuzz", "FuzzDecode")
+	for i, b := range netSeeds() {
+		want := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)
+		path := filepath.Join(dir, fmt.Sprintf("net_%d", i))
+		if *update {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (run go test -run TestNetFuzzSeedCorpus -update)", err)
+		}
+		if string(got) != want {
+			t.Errorf("%s is stale: run go test -run TestNetFuzzSeedCorpus -update", path)
+		}
+	}
+}
+
 // FuzzDecodeNet feeds mutated network records to the decoder: it must return
 // an event or an error, never panic, and never yield an event that breaks the
 // invariants consumers rely on.
