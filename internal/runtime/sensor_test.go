@@ -446,3 +446,56 @@ func assertGone(t *testing.T, progs []ebpf.ProgramID, maps []ebpf.MapID) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestRingFullCountedAsLost fills a minimal ring buffer while nobody reads
+// it: the kernel counts every failed reservation and Run reports them as a
+// kernel_ringbuf Lost event and in Counters.
+func TestRingFullCountedAsLost(t *testing.T) {
+	requireKernel(t)
+	cfg := testConfig()
+	cfg.RingBufferBytes = 4096 // two open records fill it
+	cfg.WakeupBytes = 4096
+	s, err := Load(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	dir := t.TempDir()
+	model := filepath.Join(dir, "m.gguf")
+	if err := os.WriteFile(model, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const opens = 20
+	for range opens {
+		helper(t, "/", "open", "-", model)
+	}
+	c := &collector{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, c.emit) }()
+	lost := c.wait(t, "lost", func(e *event.Event) bool { return e.Kind == event.KindLost })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if lost.Lost.Source != "kernel_ringbuf" || lost.Lost.Count == 0 {
+		t.Errorf("lost = %+v", lost.Lost)
+	}
+	got, lostTotal := 0, uint64(0)
+	for _, e := range c.evs {
+		switch {
+		case e.Kind == event.KindOpen && e.File.RawPath == model:
+			got++
+		case e.Kind == event.KindLost && e.Lost.Source == "kernel_ringbuf":
+			lostTotal += e.Lost.Count
+		}
+	}
+	// Every open was either delivered or counted (other processes may have
+	// lost events too, so the count is at least the shortfall).
+	if got+int(lostTotal) < opens {
+		t.Errorf("%d delivered + %d lost < %d opens", got, lostTotal, opens)
+	}
+	if n := s.Counters()["drops_kernel_ringbuf"]; n != lostTotal {
+		t.Errorf("Counters drops_kernel_ringbuf = %d; Lost events said %d", n, lostTotal)
+	}
+}
