@@ -91,6 +91,11 @@ type Server struct {
 	subs   map[uint64]*subscriber
 	nextID atomic.Uint64
 
+	// closing is closed when Serve begins shutting down, so Subscribe
+	// streams end at once instead of holding GracefulStop.
+	closing   chan struct{}
+	closeOnce sync.Once
+
 	lostSubscriber atomic.Uint64
 	lostRestart    atomic.Uint64
 	cutoffs        atomic.Uint64
@@ -118,7 +123,7 @@ func NewServer(cfg config.ExportConfig, ring *Ring, src Sources, opts *Options) 
 	s := &Server{
 		cfg: cfg, ring: ring, src: src, log: opts.Logger, node: opts.NodeName,
 		deadline: cfg.SubscriberDeadline.D(), heartbeat: cfg.HeartbeatInterval.D(),
-		subs: make(map[uint64]*subscriber),
+		subs: make(map[uint64]*subscriber), closing: make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -285,6 +290,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	case err = <-errc:
 		err = fmt.Errorf("serve gRPC: %w", err)
 	}
+	s.closeOnce.Do(func() { close(s.closing) })
 	<-readyDone
 	s.health.Shutdown()
 	s.stop()
@@ -460,6 +466,8 @@ func (s *Server) Subscribe(req *sensorv1.SubscribeRequest, stream grpc.ServerStr
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-s.closing:
+			return status.Error(codes.Unavailable, "the sensor is shutting down; resume with your last cursor")
 		case <-waiter.C:
 		case <-hb.C:
 			if snd.idleFor() >= s.heartbeat/2 {
@@ -488,6 +496,8 @@ func (s *Server) flush(ctx context.Context, snd *sender, check *time.Ticker, sub
 			return nil
 		case <-ctx.Done():
 			return nil
+		case <-s.closing:
+			return status.Error(codes.Unavailable, "the sensor is shutting down; resume with your last cursor")
 		case <-check.C:
 			if stuck := snd.idleFor(); stuck > s.deadline {
 				s.cutoffs.Add(1)
