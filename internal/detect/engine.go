@@ -25,6 +25,9 @@ type Options struct {
 	Logger *slog.Logger
 	// ExtraRules are constructors run after the catalog's (tests, plugins).
 	ExtraRules []func(*Settings) Rule
+	// AI holds the inputs of the model-weight and GPU rules (model
+	// registry, static GPU allocation, node name); nil selects defaults.
+	AI *AIOptions
 }
 
 // Engine runs the enabled rules over enriched events and aggregates their
@@ -44,6 +47,7 @@ type Engine struct {
 	next     time.Time // earliest aggregate window end; zero when none open
 	emit     func(*event.Event)
 	log      *slog.Logger
+	ai       *aiState // model-weight correlation state (exfil.go)
 
 	events, findings, followUps, suppressed, allowlisted, aggEvicted, noSink uint64
 }
@@ -101,6 +105,9 @@ func New(cfg config.DetectConfig, opts *Options) (*Engine, error) {
 	}
 	if e.log == nil {
 		e.log = slog.Default()
+	}
+	if e.ai, err = newAIState(s, opts.AI, cfg.StateSize); err != nil {
+		return nil, err
 	}
 	e.agg = NewLRU[string, *aggEntry](cfg.MaxAggregates, func(_ string, a *aggEntry) {
 		e.aggEvicted++
@@ -202,6 +209,7 @@ func (e *Engine) Process(ev *event.Event, emit func(*event.Event)) {
 	e.events++
 	e.emit = emit
 	e.state.observe(ev)
+	e.ai.observe(e.state, ev)
 	if int(ev.Kind) < len(e.byKind) {
 		for _, s := range e.byKind[ev.Kind] {
 			s.ctx.Now = ev.Time
@@ -220,6 +228,7 @@ func (e *Engine) Process(ev *event.Event, emit func(*event.Event)) {
 // a time far in the future.
 func (e *Engine) Flush(now time.Time, emit func(*event.Event)) {
 	e.emit = emit
+	e.flushAI(now)
 	e.flush(now)
 	e.emit = nil
 }
@@ -259,6 +268,9 @@ func (e *Engine) Counters() map[string]uint64 {
 		"detect_aggregates_open":      uint64(e.agg.Len()),
 		"detect_state_evictions":      e.state.evictions(),
 		"detect_findings_without_out": e.noSink,
+	}
+	for k, v := range e.ai.counters() {
+		m[k] = v
 	}
 	for _, s := range e.slots {
 		m["detect_rule_fired_"+s.meta.ID] = s.fired

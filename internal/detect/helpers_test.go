@@ -36,6 +36,12 @@ func harnessConfig() config.DetectConfig {
 	c.ModelRoots = []string{"/tmp/h/models", "/tmp/h/hf/hub"}
 	c.EgressAllowlist = map[string][]string{"^/simctr-infer-": {"10.200.1.0/24"}, "*": {"127.0.0.0/8"}}
 	c.StartupGrace = config.Duration(30 * time.Second)
+	// EXF/GPU knobs of the harness (issue 6).
+	c.ModelUpdaters = map[string][]string{"^/simctr-build-": {"curl"}, "host": {"python3 */mkmodel.py"}}
+	c.EgressAllowlist["^/simctr-build-"] = []string{"10.200.1.1/32:8080"}
+	c.ExfilWindow = config.Duration(120 * time.Second)
+	c.PromoteGrace = config.Duration(60 * time.Second)
+	c.ExfilBytesThreshold = 4 << 20
 	return c
 }
 

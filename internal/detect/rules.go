@@ -20,7 +20,8 @@ var catalog = []func(*Settings) Rule{
 	newEXE001, newEXE002, newEXE003, newEXE004,
 	newCRED001, newCRED002, newCRED003,
 	newC2001,
-	// issue 6: GPU-001..008 and EXF-001..006 go here.
+	newGPU001, newGPU002, newGPU003, newGPU004, newGPU005, newGPU006, newGPU007, newGPU008,
+	newEXF001, newEXF002, newEXF003, newEXF004, newEXF005, newEXF006,
 }
 
 // baseRule carries a rule's metadata; rules embed it.

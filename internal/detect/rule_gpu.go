@@ -1,0 +1,874 @@
+package detect
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+
+	"github.com/kestrel-sec/kestrel/internal/detect/model"
+	"github.com/kestrel-sec/kestrel/internal/event"
+)
+
+var errNotIndex = errors.New("not a GPU index")
+
+// GPU — GPU-node and inference-workload rules (detections.md §4,
+// GPU-001…008).
+
+// inferenceServers are the server executables of GPU-001's parent test.
+var inferenceServers = []string{"tritonserver", "text-generation-server", "text-generation-launcher",
+	"llama-server", "ollama", "vllm", "sglang"}
+
+// isServer reports whether p is an inference server: a known server binary,
+// or python running vllm, sglang, lmdeploy or ray.
+func isServer(p *event.Process) bool {
+	b := argv0Base(p)
+	if in(b, inferenceServers...) || in(exeBase(p), inferenceServers...) {
+		return true
+	}
+	if !isInterpreter(exeBase(p)) || !strings.HasPrefix(exeBase(p), "python") {
+		return false
+	}
+	for i := 1; i < len(p.Args) && i < 6; i++ {
+		x := p.Args[i]
+		if strings.Contains(x, "vllm") || strings.Contains(x, "sglang") || strings.Contains(x, "lmdeploy") ||
+			x == "ray" || strings.HasPrefix(x, "ray.") || strings.HasSuffix(x, "/ray") {
+			return true
+		}
+	}
+	return false
+}
+
+// gpuChildTools are GPU-001's network tools besides shells and interpreters.
+var gpuChildTools = []string{"curl", "wget", "nc", "ncat", "netcat", "socat", "telnet", "ssh", "scp"}
+
+// reverseShellMarks make a GPU-001 child critical.
+var reverseShellMarks = []string{"/dev/tcp/", "/dev/udp/", "nc -e", "ncat -e", "bash -i", "sh -i", "mkfifo",
+	"socket.", "pty.spawn", "base64 -d", "base64 --decode"}
+
+type gpu001 struct {
+	baseRule
+	buf []byte // "<argv0 basename> <args...>" for the allowlist, reused
+}
+
+// childAllowed is Settings.IsGPUChildAllowed without allocating: the
+// command line is built in a reused buffer.
+func (r *gpu001) childAllowed(s *Settings, p *event.Process) bool {
+	if len(s.gpuChild) == 0 {
+		return false
+	}
+	r.buf = append(r.buf[:0], argv0Base(p)...)
+	for i := 1; i < len(p.Args); i++ {
+		r.buf = append(r.buf, ' ')
+		r.buf = append(r.buf, p.Args[i]...)
+	}
+	for _, re := range s.gpuChild {
+		if re.Match(r.buf) {
+			return true
+		}
+	}
+	return false
+}
+
+func newGPU001(*Settings) Rule {
+	return &gpu001{baseRule: baseRule{Meta{
+		ID:       "GPU-001",
+		Title:    "Inference/GPU process spawns a shell, one-liner interpreter or network tool",
+		MITRE:    []string{"T1059.004", "T1059.006", "T1190", "AML.T0050", "AML.T0011.000"},
+		Severity: event.SevHigh,
+		Description: "In a container, a process whose fork-time lineage holds a GPU owner of the same container, " +
+			"or whose parent is an inference server (tritonserver, TGI, llama-server, ollama, python running " +
+			"vllm/sglang/lmdeploy/ray), runs a shell, curl, wget, nc, socat, telnet, ssh, scp, or python/perl/" +
+			"ruby/php with -c/-e, and does not match gpu_child_allowlist. Critical when argv carries reverse-shell " +
+			"marks (/dev/tcp/, bash -i, nc -e, mkfifo, pty.spawn, base64 -d, curl|sh) or during model load (within " +
+			"promote_grace after the owner first opened a model file).",
+		Knobs: []string{"gpu_child_allowlist", "promote_grace"},
+		Kinds: kinds(event.KindExec),
+	}}}
+}
+
+func (r *gpu001) Eval(ctx *Context, ev *event.Event) {
+	p := ev.Process
+	if !inContainer(ev) || p == nil {
+		return
+	}
+	b := argv0Base(p)
+	eb := exeBase(p)
+	child := isShell(b) || isShell(eb) || in(b, gpuChildTools...) || in(eb, gpuChildTools...)
+	if !child && (isInterpreter(b) || isInterpreter(eb)) {
+		child = hasArg(p.Args, "-c", "-e", "-E", "-r")
+	}
+	if !child {
+		return
+	}
+	a := ctx.eng.ai
+	owner, ok := ancestorOwner(ctx.State, p, ev.Container)
+	server := false
+	if !ok {
+		par, found := a.procs.Peek(p.ForkParent)
+		if !found || !par.server {
+			return
+		}
+		owner, server = p.ForkParent, true
+	}
+	if r.childAllowed(ctx.Settings, p) {
+		return
+	}
+	why := "GPU owner pid " + itoa(uint64(owner)) + " in its lineage"
+	if server {
+		par, _ := a.procs.Peek(owner)
+		why = "inference server parent " + baseName(par.exe) + " (pid " + itoa(uint64(owner)) + ")"
+	}
+	line := cmdline(p)
+	var sev event.Severity
+	mark := ""
+	for _, m := range reverseShellMarks {
+		if strings.Contains(line, m) {
+			mark = m
+			break
+		}
+	}
+	if mark == "" && (strings.Contains(line, "curl") || strings.Contains(line, "wget")) &&
+		(strings.Contains(line, "| sh") || strings.Contains(line, "| bash") || strings.Contains(line, "|sh") ||
+			strings.Contains(line, "|bash")) {
+		mark = "download piped into a shell"
+	}
+	load := false
+	if o, found := a.procs.Peek(owner); found && !o.firstModel.IsZero() && ctx.Now.Sub(o.firstModel) <= a.grace {
+		load = true
+	}
+	attrs := map[string]string{"child": b, "cmdline": line, "lineage": why}
+	if mark != "" {
+		sev = event.SevCritical
+		attrs["indicator"] = mark
+	}
+	if load {
+		sev = event.SevCritical
+		attrs["during_model_load"] = "true"
+	}
+	ctx.Emit(ev, Report{
+		Key:         "child:" + b + ":" + itoa(uint64(owner)),
+		Severity:    sev,
+		Explanation: who(ev) + " (" + line + ") was spawned with " + why + " in " + where(ev) + ".",
+		Attrs:       attrs,
+	})
+}
+
+// minerBinaries are Falco's miner_binaries.
+var minerBinaries = []string{"xmrig", "xmr-stak", "minerd", "minergate", "cpuminer", "ccminer", "ethminer",
+	"cgminer", "bfgminer", "sgminer", "claymore", "nbminer", "t-rex", "gminer", "lolminer", "phoenixminer",
+	"teamredminer", "nanominer", "bminer", "wildrig", "srbminer", "xmrig-cuda", "xmrig-nvidia"}
+
+// minerArgs are stratum URLs and miner options.
+var minerArgs = []string{"stratum+tcp", "stratum2+tcp", "stratum+ssl", "stratum2+ssl", "--donate-level", "-o pool."}
+
+// minerPorts are Falco's miner_ports.
+var minerPorts = []uint16{3333, 3334, 3335, 3336, 3357, 4444, 5555, 5556, 5588, 5730, 6099, 6666, 7777, 7778,
+	8000, 8001, 8008, 8080, 8118, 8333, 8888, 8899, 9332, 9999, 14433, 14444, 45560, 45700, 25}
+
+// minerIndicator returns the miner indicator of p's exec, or "". It does
+// not allocate when there is none.
+func minerIndicator(p *event.Process) string {
+	if p == nil {
+		return ""
+	}
+	b, eb := argv0Base(p), exeBase(p)
+	for _, m := range minerBinaries {
+		if strings.EqualFold(b, m) || strings.EqualFold(eb, m) {
+			return "name " + m
+		}
+	}
+	for i := 1; i < len(p.Args); i++ {
+		x := p.Args[i]
+		for _, m := range minerArgs {
+			if strings.Contains(x, m) {
+				return "argv " + m
+			}
+		}
+		if x == "-o" && i+1 < len(p.Args) && strings.HasPrefix(p.Args[i+1], "pool.") {
+			return "argv -o pool."
+		}
+	}
+	return ""
+}
+
+type gpu002 struct{ baseRule }
+
+func newGPU002(*Settings) Rule {
+	return &gpu002{baseRule{Meta{
+		ID:       "GPU-002",
+		Title:    "Unexpected process gains GPU memory (compute hijack)",
+		MITRE:    []string{"T1496", "T1496.001", "AML.T0034"},
+		Severity: event.SevHigh,
+		Description: "NVML lists a new GPU owner and (a) its exe differs from its container's first owner after " +
+			"startup_grace and is not in gpu_workload_allowlist, (b) its container was given no GPU or another " +
+			"GPU (alloc(c): PodResources, then NVIDIA_VISIBLE_DEVICES of the first process, then " +
+			"gpu.static_alloc), (c) it is a host process outside gpu_agent_allowlist and gpu_workload_allowlist " +
+			"'host', (d) its lineage holds a shell started by a container runtime that is not the entrypoint " +
+			"(an exec session) in an inference container, or (e) its exe lies in /tmp, /var/tmp, /dev/shm, is a " +
+			"memfd, or was written in the container. Critical with miner indicators; low for allowlisted " +
+			"workloads.",
+		Knobs: []string{"gpu_workload_allowlist", "gpu_agent_allowlist", "startup_grace", "gpu.static_alloc"},
+		Kinds: kinds(event.KindGPU),
+	}}}
+}
+
+func (r *gpu002) Eval(ctx *Context, ev *event.Event) {
+	g := ev.GPU
+	if g == nil || g.Change != event.GPUStart || g.PID == 0 {
+		return
+	}
+	p := ev.Process
+	if p == nil || p.PID != g.PID {
+		p = &event.Process{PID: g.PID, TID: g.PID}
+	}
+	a := ctx.eng.ai
+	c := ev.Container
+	s := ctx.Settings
+	allowed := s.IsGPUWorkloadAllowed(c, p.Exe)
+	var conds []string
+	if c == nil {
+		if !s.IsGPUAgent(p, nil) && !allowed {
+			conds = append(conds, "host process outside gpu_agent_allowlist")
+		}
+	} else {
+		cs, _ := a.ctrs.Peek(c.ID)
+		if !allowed && cs.baselineExe != "" && p.Exe != "" && cs.baselineExe != p.Exe &&
+			!ctx.State.InStartupGrace(c, ctx.Now, s.Config.StartupGrace.D()) {
+			conds = append(conds, "exe differs from the container's GPU owner "+cs.baselineExe)
+		}
+		al := a.allocOf(c)
+		switch {
+		case al.empty():
+			conds = append(conds, "container was given no GPU ("+al.src+")")
+		case al.known && !al.has(g.Index, g.UUID, g.MIG):
+			conds = append(conds, "GPU "+itoaSigned(int64(g.Index))+" "+g.UUID+" is outside the container's allocation ("+al.src+")")
+		}
+		if a.isInference(ctx.State, c) {
+			ep := uint32(0)
+			if st := ctx.State.Container(c.ID); st != nil {
+				ep = st.Entrypoint
+			}
+			for i := 0; i+1 < len(p.Ancestors); i++ {
+				an := p.Ancestors[i]
+				if an.PID != ep && isShell(baseName(an.Exe)) && s.IsRuntime(p.Ancestors[i+1].Exe) {
+					conds = append(conds, "lineage holds shell "+an.Exe+" started by runtime "+p.Ancestors[i+1].Exe)
+					break
+				}
+			}
+		}
+	}
+	switch exe := p.Exe; {
+	case p.ExeMemfd || strings.HasPrefix(exe, "memfd:"):
+		conds = append(conds, "exe is a memfd")
+	case exe != "" && underAny(exe, tmpDirs):
+		conds = append(conds, "exe "+exe+" lies in a temporary directory")
+	case c != nil && exe != "" && !ctx.State.WasWritten(c.ID, exe).IsZero():
+		conds = append(conds, "exe "+exe+" was written in the container")
+	}
+	if len(conds) == 0 {
+		return
+	}
+	var sev event.Severity
+	attrs := map[string]string{"conditions": strings.Join(conds, "; "), "gpu_uuid": g.UUID,
+		"gpu_index": itoaSigned(int64(g.Index)), "used_bytes": itoa(g.UsedBytes), "exe": p.Exe}
+	if allowed {
+		sev = event.SevLow
+	}
+	if m := minerIndicator(p); m != "" {
+		sev = event.SevCritical
+		attrs["miner_indicator"] = m
+	}
+	ctx.Emit(ev, Report{
+		Key:         "owner:" + itoa(uint64(p.PID)),
+		Severity:    sev,
+		Explanation: who(ev) + " gained " + itoa(g.UsedBytes) + " bytes on GPU " + itoaSigned(int64(g.Index)) + " in " + where(ev) + ": " + strings.Join(conds, "; ") + ".",
+		Attrs:       attrs,
+	})
+}
+
+// nvidiaDevIndex parses /dev/nvidia<N>.
+func nvidiaDevIndex(p string) (int, bool) {
+	const pre = "/dev/nvidia"
+	if !strings.HasPrefix(p, pre) || !isDigits(p[len(pre):]) || len(p)-len(pre) > 4 {
+		return 0, false
+	}
+	return int(atoiPID(p[len(pre):])), true
+}
+
+// nvidiaControlNode reports whether p is a control/UVM/caps node.
+func nvidiaControlNode(p string) bool {
+	return in(p, "/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset") ||
+		strings.HasPrefix(p, "/dev/nvidia-caps/")
+}
+
+type gpu003 struct{ baseRule }
+
+func newGPU003(*Settings) Rule {
+	return &gpu003{baseRule{Meta{
+		ID:       "GPU-003",
+		Title:    "GPU device access outside the container's allocation",
+		MITRE:    []string{"T1611", "T1496"},
+		Severity: event.SevHigh,
+		Description: "A container process (GPU agents excepted) (1) opens /dev/nvidia<N> with N outside alloc(c), " +
+			"failed opens included; (2) opens nvidiactl, nvidia-uvm[-tools] or nvidia-caps/* while alloc(c) is " +
+			"empty; (3) creates a node under /dev/nvidia* (O_CREAT or mknod); or (4) writes /proc/driver/nvidia/*. " +
+			"An unknown allocation is not judged.",
+		Knobs: []string{"gpu_agent_allowlist", "gpu.static_alloc"},
+		Kinds: kinds(event.KindOpen, event.KindSyscall),
+	}}}
+}
+
+func (r *gpu003) Eval(ctx *Context, ev *event.Event) {
+	if !inContainer(ev) || ev.Process == nil || ctx.Settings.IsGPUAgent(ev.Process, ev.Container) {
+		return
+	}
+	a := ctx.eng.ai
+	var path, cond string
+	res := int64(0)
+	switch ev.Kind {
+	case event.KindSyscall:
+		sy := ev.Sys
+		if sy == nil || !strings.HasPrefix(sy.Name, "mknod") || !strings.HasPrefix(sy.Path, "/dev/nvidia") {
+			return
+		}
+		path, cond, res = sy.Path, "mknod", sy.Ret
+	case event.KindOpen:
+		f := ev.File
+		if f == nil {
+			return
+		}
+		path, res = f.Path, int64(f.Result)
+		if path == "" {
+			path = f.RawPath
+		}
+		switch {
+		case strings.HasPrefix(path, "/proc/driver/nvidia/"):
+			if !f.IsWrite() {
+				return
+			}
+			cond = "driver_proc_write"
+		case !strings.HasPrefix(path, "/dev/nvidia"):
+			return
+		case f.Flags&event.OCreat != 0:
+			cond = "create_device_node"
+		default:
+			al := a.allocOf(ev.Container)
+			if n, ok := nvidiaDevIndex(path); ok {
+				has, decided := a.hasIndex(al, n)
+				if !decided || has {
+					return
+				}
+				cond = "device_outside_allocation"
+			} else if nvidiaControlNode(path) && al.empty() {
+				cond = "control_node_without_allocation"
+			} else {
+				return
+			}
+		}
+	default:
+		return
+	}
+	ctx.Emit(ev, Report{
+		Key:         cond + ":" + path,
+		Explanation: who(ev) + " " + cond + " " + path + resultNote(res) + " in " + where(ev) + ".",
+		Attrs:       map[string]string{"condition": cond, "path": path, "result": itoaSigned(res)},
+	})
+}
+
+// debuggers are GPU-004's attach-capable tools.
+var debuggers = []string{"gdb", "cuda-gdb", "lldb", "gcore", "nsys", "ncu", "compute-sanitizer", "py-spy",
+	"pyrasite", "strace", "ltrace"}
+
+// ptraceRequests are PTRACE_PEEK*/POKE*/ATTACH/SEIZE.
+var ptraceRequests = []uint64{1, 2, 3, 4, 5, 6, 16, 0x4206}
+
+type gpu004 struct{ baseRule }
+
+func newGPU004(*Settings) Rule {
+	return &gpu004{baseRule{Meta{
+		ID:       "GPU-004",
+		Title:    "Memory or ptrace access to a GPU-owning process",
+		MITRE:    []string{"T1055.008", "T1003.007", "AML.T0035"},
+		Severity: event.SevCritical,
+		Description: "Another process (GPU agents excepted) opens /proc/<owner>/mem, task/*/mem or map_files/* " +
+			"(critical; maps then mem within 10 s is certain), /proc/<owner>/environ (high) or maps (medium); " +
+			"ptrace attach/seize/peek/poke or process_vm_readv/writev on an owner; runs gdb, cuda-gdb, lldb, " +
+			"gcore, py-spy, pyrasite, strace, nsys, ncu or compute-sanitizer against an owner's pid; or opens " +
+			"/dev/nvidia-uvm-tools without owning a GPU (high). Pids in paths and arguments are read as host " +
+			"pids, so actors in another pid namespace are judged by syscalls only.",
+		Knobs: []string{"gpu_agent_allowlist"},
+		Kinds: kinds(event.KindOpen, event.KindSyscall, event.KindExec),
+	}}}
+}
+
+// hostPIDView reports whether pids p sees are host pids.
+func hostPIDView(s *Settings, p *event.Process) bool {
+	return s.HostNS.PID == 0 || p.NS.PID == 0 || p.NS.PID == s.HostNS.PID
+}
+
+func (r *gpu004) Eval(ctx *Context, ev *event.Event) {
+	p := ev.Process
+	if p == nil || ctx.Settings.IsGPUAgent(p, ev.Container) {
+		return
+	}
+	st := ctx.State
+	isOwner := func(t uint32) bool { return t != 0 && t != p.PID && st.IsGPUOwner(t) }
+	emit := func(t uint32, cond string, sev event.Severity, detail string) {
+		ctx.Emit(ev, Report{
+			Key:         cond + ":" + itoa(uint64(t)),
+			Severity:    sev,
+			Explanation: who(ev) + " " + detail + " of GPU owner pid " + itoa(uint64(t)) + " from " + where(ev) + ".",
+			Attrs:       map[string]string{"condition": cond, "target_pid": itoa(uint64(t))},
+		})
+	}
+	switch ev.Kind {
+	case event.KindOpen:
+		f := ev.File
+		if f == nil {
+			return
+		}
+		if f.Path == "/dev/nvidia-uvm-tools" && !p.GPUOwner && !st.IsGPUOwner(p.PID) {
+			ctx.Emit(ev, Report{
+				Key:         "uvm-tools",
+				Severity:    event.SevHigh,
+				Explanation: who(ev) + " opened the GPU profiling interface /dev/nvidia-uvm-tools" + resultNote(int64(f.Result)) + " without owning a GPU, from " + where(ev) + ".",
+				Attrs:       map[string]string{"condition": "uvm_tools", "path": f.Path},
+			})
+			return
+		}
+		if !hostPIDView(ctx.Settings, p) {
+			return
+		}
+		raw := f.RawPath
+		if _, _, ok := procPath(raw); !ok {
+			raw = f.Path
+		}
+		pid, rest, ok := procPath(raw)
+		if !ok {
+			return
+		}
+		t := atoiPID(pid)
+		if !isOwner(t) {
+			return
+		}
+		a := ctx.eng.ai
+		switch {
+		case rest == "mem":
+			rec, _ := a.procs.Peek(p.PID)
+			if rec.mapsOwner == t && ctx.Now.Sub(rec.mapsAt) <= mapsMemWindow {
+				emit(t, "maps_and_mem", event.SevCritical, "read the maps and then the memory ("+raw+")")
+				return
+			}
+			emit(t, "proc_mem", event.SevCritical, "opened the memory ("+raw+resultNote(int64(f.Result))+")")
+		case strings.HasPrefix(rest, "map_files/"):
+			emit(t, "map_files", event.SevCritical, "opened a mapped file ("+raw+")")
+		case rest == "environ":
+			emit(t, "environ", event.SevHigh, "read the environment ("+raw+")")
+		case rest == "maps" || rest == "smaps":
+			rec := a.proc(p, ev.Container)
+			rec.mapsAt, rec.mapsOwner = ctx.Now, t
+			emit(t, "maps", event.SevMedium, "read the memory map ("+raw+")")
+		}
+	case event.KindSyscall:
+		sy := ev.Sys
+		if sy == nil || !isOwner(sy.Target) {
+			return
+		}
+		switch sy.Name {
+		case "ptrace":
+			for _, rq := range ptraceRequests {
+				if sy.Flags == rq {
+					emit(sy.Target, "ptrace", event.SevCritical, "ptrace request "+itoa(sy.Flags)+resultNote(sy.Ret))
+					return
+				}
+			}
+		case "process_vm_readv", "process_vm_writev":
+			emit(sy.Target, sy.Name, event.SevCritical, sy.Name+resultNote(sy.Ret))
+		}
+	case event.KindExec:
+		b := argv0Base(p)
+		if !in(b, debuggers...) && !in(exeBase(p), debuggers...) {
+			return
+		}
+		if in(b, "nsys", "ncu", "compute-sanitizer") && argContains(p.Args, "--target-processes") {
+			emit(0, "profiler_attach", event.SevHigh, "ran "+cmdline(p)+" attaching to GPU processes")
+			return
+		}
+		if !hostPIDView(ctx.Settings, p) {
+			return
+		}
+		for i := 1; i < len(p.Args); i++ {
+			x := p.Args[i]
+			if j := strings.IndexByte(x, '='); j > 0 {
+				x = x[j+1:]
+			}
+			if t := atoiPID(x); isOwner(t) {
+				emit(t, "debugger", event.SevCritical, "ran "+cmdline(p)+" against the process")
+				return
+			}
+		}
+	}
+}
+
+type gpu005 struct{ baseRule }
+
+func newGPU005(*Settings) Rule {
+	return &gpu005{baseRule{Meta{
+		ID:       "GPU-005",
+		Title:    "Model artifact tampering",
+		MITRE:    []string{"T1565.001", "AML.T0018", "AML.T0010.003", "AML.T0018.002"},
+		Severity: event.SevHigh,
+		Description: "A process outside model_updaters opens for writing (write, create, truncate) a registered " +
+			"model file, a model file under a model root or in a Hugging Face/Ollama/Triton store, or a model " +
+			"config (config.json, generation_config.json, tokenizer*.json, chat_template*, *.jinja, config.pbtxt, " +
+			"Triton model.py, model.safetensors.index.json) where models live; or renames, links or truncates " +
+			"onto or over one. HF .incomplete and .lock files are ignored. Critical when the file has a GPU owner " +
+			"already (the served model is changed under the server) or a pickle format replaces safetensors.",
+		Knobs: []string{"model_updaters", "model_roots"},
+		Kinds: kinds(event.KindOpen, event.KindSyscall),
+	}}}
+}
+
+// modelStoreReasons are matcher reasons that name a model store location.
+var modelStoreReasons = []string{"hf_blob", "ollama_blob", "triton_repo", "trtllm_engine", "under_root"}
+
+// tamperTarget reports whether path is a model artifact whose change is
+// tampering, and whether the registry knows it with an owner.
+func (a *aiState) tamperTarget(raw, path string, dev, ino uint64) (bool, bool) {
+	if path == "" || strings.HasSuffix(path, ".incomplete") || strings.HasSuffix(path, ".lock") ||
+		strings.Contains(path, "/.locks/") {
+		return false, false
+	}
+	if ino != 0 {
+		if e, ok := a.reg.Get(model.KeyOf(dev, ino, path)); ok {
+			return true, len(e.Owners) > 0
+		}
+	}
+	if a.match.IsModelConfig(path) {
+		return true, false
+	}
+	ok, reason := a.match.IsModel(raw, path, -1)
+	if !ok {
+		return false, false
+	}
+	if a.match.UnderRoot(path) || in(reason, modelStoreReasons...) {
+		return true, false
+	}
+	return false, false
+}
+
+func isPickleName(p string) bool {
+	b := strings.ToLower(baseName(p))
+	return strings.HasSuffix(b, ".bin") || strings.HasSuffix(b, ".pt") || strings.HasSuffix(b, ".pth") ||
+		strings.HasSuffix(b, ".pkl") || strings.HasSuffix(b, ".pickle") || strings.HasSuffix(b, ".ckpt")
+}
+
+func (r *gpu005) Eval(ctx *Context, ev *event.Event) {
+	p := ev.Process
+	if p == nil {
+		return
+	}
+	a := ctx.eng.ai
+	var path, cond string
+	owned := false
+	switch ev.Kind {
+	case event.KindOpen:
+		f := ev.File
+		if f == nil || f.Result < 0 || !f.IsWrite() || f.Flags&event.ODirectry != 0 {
+			return
+		}
+		ok, o := a.tamperTarget(f.RawPath, f.Path, f.Dev, f.Inode)
+		if !ok {
+			return
+		}
+		path, owned, cond = f.Path, o, "write"
+		if f.Flags&event.OTrunc != 0 {
+			cond = "truncate"
+		}
+	case event.KindSyscall:
+		sy := ev.Sys
+		if sy == nil || sy.Ret < 0 {
+			return
+		}
+		switch {
+		case strings.HasPrefix(sy.Name, "rename"), strings.HasPrefix(sy.Name, "link"), strings.HasPrefix(sy.Name, "symlink"):
+			if strings.HasSuffix(sy.Path, ".incomplete") {
+				return
+			}
+			if ok, _ := a.tamperTarget("", sy.Path2, 0, 0); ok {
+				path, cond = sy.Path2, sy.Name+" onto"
+				if isPickleName(sy.Path) && strings.HasSuffix(strings.ToLower(sy.Path2), ".safetensors") {
+					owned = true
+				}
+			} else if ok, _ := a.tamperTarget("", sy.Path, 0, 0); ok && strings.HasPrefix(sy.Name, "rename") {
+				path, cond = sy.Path, sy.Name+" away"
+			} else {
+				return
+			}
+		case strings.HasSuffix(sy.Name, "truncate"):
+			ok, o := a.tamperTarget("", sy.Path, 0, 0)
+			if !ok {
+				return
+			}
+			path, owned, cond = sy.Path, o, "truncate"
+		default:
+			return
+		}
+	default:
+		return
+	}
+	if a.IsModelUpdater(p, ev.Container) {
+		return
+	}
+	var sev event.Severity
+	if owned {
+		sev = event.SevCritical
+	}
+	ctx.Emit(ev, Report{
+		Key:         cond + ":" + path,
+		Severity:    sev,
+		Explanation: who(ev) + " (" + cmdline(p) + ") changed model artifact " + path + " (" + cond + ") from " + where(ev) + ", not a model_updaters entry.",
+		Attrs:       map[string]string{"condition": cond, "path": path, "owned": boolStr(owned)},
+	})
+}
+
+func boolStr(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}
+
+type gpu006 struct{ baseRule }
+
+func newGPU006(*Settings) Rule {
+	return &gpu006{baseRule{Meta{
+		ID:       "GPU-006",
+		Title:    "GPU-owning process or its descendants connect to a non-allowlisted destination",
+		MITRE:    []string{"T1041", "AML.T0025", "AML.T0072"},
+		Severity: event.SevHigh,
+		Description: "A GPU owner, or a process with a GPU owner of the same container in its fork-time lineage " +
+			"(re-parenting does not hide it), connects to an inet destination outside egress_allowlist. Critical " +
+			"on a miner pool port or once the socket sent exfil_bytes_threshold.",
+		Knobs: []string{"egress_allowlist", "exfil_bytes_threshold"},
+		Kinds: kinds(event.KindConnect, event.KindEgress),
+	}}}
+}
+
+func (r *gpu006) Eval(ctx *Context, ev *event.Event) {
+	n := ev.Net
+	p := ev.Process
+	if n == nil || p == nil || !n.DAddr.IsValid() || n.Class == event.ClassLoopback || n.DAddr.IsLoopback() ||
+		n.Class == event.ClassUnix {
+		return
+	}
+	if ctx.Settings.EgressAllowed(ev.Container, n.DAddr, n.DPort) {
+		return
+	}
+	owner, ok := gpuLineage(ctx.State, p, ev.Container)
+	if !ok {
+		return
+	}
+	dst := netip.AddrPortFrom(n.DAddr, n.DPort).String()
+	var sev event.Severity
+	stage := "connect"
+	attrs := map[string]string{"destination": dst, "class": n.Class, "owner_pid": itoa(uint64(owner))}
+	if in16(n.DPort, minerPorts) {
+		sev = event.SevCritical
+		attrs["miner_port"] = "true"
+	}
+	if ev.Kind == event.KindEgress {
+		if n.BytesSent < uint64(ctx.Settings.Config.ExfilBytesThreshold) {
+			return
+		}
+		sev, stage = event.SevCritical, "volume"
+		attrs["bytes_sent"] = itoa(n.BytesSent)
+	}
+	rel := "its lineage holds GPU owner pid " + itoa(uint64(owner))
+	if owner == p.PID {
+		rel = "it owns GPU memory"
+	}
+	ctx.Emit(ev, Report{
+		Key:         "dst:" + dst + ":" + stage,
+		Severity:    sev,
+		Explanation: who(ev) + " in " + where(ev) + " connected to " + dst + " (" + n.Class + "), outside egress_allowlist; " + rel + ".",
+		Attrs:       attrs,
+	})
+}
+
+func in16(v uint16, set []uint16) bool {
+	for _, x := range set {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// gpuReconfig returns the reconfiguring option of an nvidia-smi, dcgmi or
+// nvidia-settings command line, or "".
+func gpuReconfig(p *event.Process) string {
+	b := argv0Base(p)
+	switch b {
+	case "nvidia-persistenced":
+		return "nvidia-persistenced"
+	case "dcgmi":
+		if len(p.Args) > 2 && p.Args[1] == "config" && hasArg(p.Args, "--set") {
+			return "dcgmi config --set"
+		}
+	case "nvidia-settings":
+		if hasArg(p.Args, "-a", "--assign") {
+			return "nvidia-settings -a"
+		}
+	case "nvidia-smi":
+		for i := 1; i < len(p.Args); i++ {
+			x := p.Args[i]
+			if j := strings.IndexByte(x, '='); j > 0 {
+				x = x[:j]
+			}
+			switch x {
+			case "-r", "--gpu-reset", "-pm", "--persistence-mode", "-mig", "--multi-instance-gpu", "-c",
+				"--compute-mode", "-pl", "--power-limit", "-lgc", "--lock-gpu-clocks", "-rgc", "--reset-gpu-clocks",
+				"-lmc", "--lock-memory-clocks", "-rmc", "--reset-memory-clocks", "-ac", "--applications-clocks",
+				"-rac", "--reset-applications-clocks", "-e", "--ecc-config", "drain":
+				return "nvidia-smi " + x
+			case "mig":
+				if hasArg(p.Args, "-cgi", "-dgi", "-cci", "-dci", "--create-gpu-instance", "--destroy-gpu-instance",
+					"--create-compute-instance", "--destroy-compute-instance") {
+					return "nvidia-smi mig"
+				}
+			}
+		}
+	}
+	return ""
+}
+
+type gpu007 struct{ baseRule }
+
+func newGPU007(*Settings) Rule {
+	return &gpu007{baseRule{Meta{
+		ID:       "GPU-007",
+		Title:    "GPU reconfiguration / reset / MIG or power change from a workload",
+		MITRE:    []string{"T1489", "T1499", "AML.T0029"},
+		Severity: event.SevMedium,
+		Description: "nvidia-smi with -r/--gpu-reset, -pm, -mig, mig -cgi/-dgi/-cci/-dci, -c, -pl, -lgc/-rgc, " +
+			"-lmc/-rmc, -ac/-rac, -e or drain; nvidia-persistenced; dcgmi config --set; nvidia-settings -a — run in " +
+			"a container outside gpu_agent_allowlist, or on the host by a process whose parent is not a GPU agent. " +
+			"High when -i names a GPU outside the container's allocation.",
+		Knobs: []string{"gpu_agent_allowlist", "gpu.static_alloc"},
+		Kinds: kinds(event.KindExec),
+	}}}
+}
+
+func (r *gpu007) Eval(ctx *Context, ev *event.Event) {
+	p := ev.Process
+	if p == nil {
+		return
+	}
+	opt := gpuReconfig(p)
+	if opt == "" {
+		return
+	}
+	s := ctx.Settings
+	c := ev.Container
+	if c != nil {
+		if s.IsGPUAgent(p, c) {
+			return
+		}
+	} else if len(p.Ancestors) > 0 && s.IsGPUAgent(&event.Process{Exe: p.Ancestors[0].Exe}, nil) {
+		return
+	}
+	var sev event.Severity
+	attrs := map[string]string{"option": opt, "cmdline": cmdline(p)}
+	if c != nil {
+		a := ctx.eng.ai
+		al := a.allocOf(c)
+		if v, ok := argValue(p.Args, "-i", "--id"); ok {
+			attrs["target"] = v
+			for _, x := range strings.Split(v, ",") {
+				if n, err := parseIndex(x); err == nil {
+					if has, decided := a.hasIndex(al, n); decided && !has {
+						sev = event.SevHigh
+					}
+				} else if al.known && !al.has(-1, x, x) {
+					sev = event.SevHigh
+				}
+			}
+		} else if al.empty() {
+			sev = event.SevHigh
+		}
+		if sev == event.SevHigh {
+			attrs["outside_allocation"] = "true"
+		}
+	}
+	ctx.Emit(ev, Report{
+		Key:         "reconfig:" + opt,
+		Severity:    sev,
+		Explanation: who(ev) + " reconfigured the GPU (" + cmdline(p) + ") from " + where(ev) + ".",
+		Attrs:       attrs,
+	})
+}
+
+func parseIndex(s string) (int, error) {
+	s = strings.TrimSpace(s)
+	if !isDigits(s) || len(s) > 4 {
+		return 0, errNotIndex
+	}
+	return int(atoiPID(s)), nil
+}
+
+type gpu008 struct{ baseRule }
+
+func newGPU008(*Settings) Rule {
+	return &gpu008{baseRule{Meta{
+		ID:       "GPU-008",
+		Title:    "Cryptominer indicators on a GPU node",
+		MITRE:    []string{"T1496"},
+		Severity: event.SevCritical,
+		Description: "A known miner binary runs (xmrig, t-rex, lolminer, nbminer, ethminer …), argv carries a " +
+			"stratum URL, --donate-level or -o pool.; or a GPU owner, its descendants or an inference container " +
+			"connects outside egress_allowlist to a miner pool port (3333, 4444, 5555, 7777, 14444 …); shells and " +
+			"NVIDIA hooks dialling out are left to C2-001 and NVT-003.",
+		Knobs: []string{"egress_allowlist"},
+		Kinds: kinds(event.KindExec, event.KindConnect),
+	}}}
+}
+
+func (r *gpu008) Eval(ctx *Context, ev *event.Event) {
+	p := ev.Process
+	if p == nil {
+		return
+	}
+	switch ev.Kind {
+	case event.KindExec:
+		m := minerIndicator(p)
+		if m == "" {
+			return
+		}
+		ctx.Emit(ev, Report{
+			Key:         "exec:" + exeBase(p),
+			Explanation: who(ev) + " (" + cmdline(p) + ") shows a cryptominer " + m + " in " + where(ev) + ".",
+			Attrs:       map[string]string{"condition": "miner_exec", "indicator": m, "cmdline": cmdline(p)},
+		})
+	case event.KindConnect:
+		n := ev.Net
+		if n == nil || !n.DAddr.IsValid() || !in16(n.DPort, minerPorts) || n.DAddr.IsLoopback() ||
+			ctx.Settings.EgressAllowed(ev.Container, n.DAddr, n.DPort) {
+			return
+		}
+		// Shells and NVIDIA hooks dialling out are C2-001 and NVT-003.
+		if isShell(exeBase(p)) || isShell(argv0Base(p)) || IsNVHook(p.Exe) {
+			return
+		}
+		_, gpu := gpuLineage(ctx.State, p, ev.Container)
+		if !gpu && !ctx.eng.ai.isInference(ctx.State, ev.Container) {
+			return
+		}
+		dst := netip.AddrPortFrom(n.DAddr, n.DPort).String()
+		ctx.Emit(ev, Report{
+			Key:         "pool:" + dst,
+			Explanation: who(ev) + " connected to miner pool port " + dst + " (" + n.Class + ") from " + where(ev) + ".",
+			Attrs:       map[string]string{"condition": "pool_port", "destination": dst, "class": n.Class},
+		})
+	}
+}
