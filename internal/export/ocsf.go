@@ -102,6 +102,13 @@ type ocsfEvent struct {
 
 	FindingInfo *ocsfFindingInfo `json:"finding_info,omitempty"`
 	Evidences   []ocsfEvidence   `json:"evidences,omitempty"`
+	// security_control profile (findings): the sensor observed, it did not
+	// block.
+	Attacks       []ocsfAttack `json:"attacks,omitempty"`
+	ActionID      int          `json:"action_id,omitempty"`
+	Action        string       `json:"action,omitempty"`
+	DispositionID int          `json:"disposition_id,omitempty"`
+	Disposition   string       `json:"disposition,omitempty"`
 
 	Container    *ocsfContainer `json:"container,omitempty"`
 	NamespacePID *uint32        `json:"namespace_pid,omitempty"`
@@ -447,6 +454,10 @@ func (e *OCSFEncoder) finding(o *ocsfEvent, ev *event.Event) {
 		}
 	}
 	o.FindingInfo = fi
+	o.Attacks = fi.Attacks
+	o.ActionID, o.Action = 3, "Observed"
+	o.DispositionID, o.Disposition = 15, "Detected"
+	o.Metadata.Profiles = append(o.Metadata.Profiles, "security_control")
 	for _, ee := range f.Evidence {
 		if ee == nil {
 			continue

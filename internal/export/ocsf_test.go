@@ -283,6 +283,9 @@ func TestOCSFFindingDetails(t *testing.T) {
 	if first["technique"].(map[string]any)["uid"] != "T1611" || first["tactic"].(map[string]any)["uid"] != "TA0004" {
 		t.Errorf("attacks[0] = %v", first)
 	}
+	if top, _ := m["attacks"].([]any); len(top) != len(list) {
+		t.Errorf("top-level attacks (security_control profile) %v; want the same %d as finding_info.attacks", m["attacks"], len(list))
+	}
 	ev, _ := lookup(m, "evidences")
 	if evs, _ := ev.([]any); len(evs) != 1 || evs[0].(map[string]any)["file"].(map[string]any)["path"] != "/sys/fs/cgroup/release_agent" {
 		t.Errorf("evidences = %v", ev)
