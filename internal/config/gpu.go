@@ -38,7 +38,7 @@ const DefaultPodResourcesSocket = "/var/lib/kubelet/pod-resources/kubelet.sock"
 //	gpu:
 //	  source: nvml            # nvml | replay | off
 //	  interval: 1s            # sampling period, 100ms..2s
-//	  library_path: ""        # libnvidia-ml.so.1 to dlopen; "" = the loader's search path
+//	  library_path: ""        # libnvidia-ml.so.1 to dlopen; "" = search (loader, /run/nvidia/driver, /host)
 //	  replay_file: ""         # JSON ownership file, required when source is replay
 //	  update_min_bytes: 67108864  # 64 MiB: smaller changes of a process's memory give no "update"
 //	  podresources_socket: /var/lib/kubelet/pod-resources/kubelet.sock   # "" disables
@@ -58,7 +58,8 @@ type GPUConfig struct {
 	// Interval is the sampling period.
 	Interval Duration `yaml:"interval"`
 	// LibraryPath is the NVML library to load; empty means libnvidia-ml.so.1
-	// from the dynamic loader's search path.
+	// from the dynamic loader's search path, then from the GPU operator's
+	// driver container (/run/nvidia/driver) or the host's /usr at /host.
 	LibraryPath string `yaml:"library_path"`
 	// ReplayFile is the ownership file read when Source is replay.
 	ReplayFile string `yaml:"replay_file"`

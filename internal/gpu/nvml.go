@@ -4,7 +4,9 @@ package gpu
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"sync"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
@@ -39,17 +41,52 @@ type Library = nvml.Interface
 // noDriverState completes "disabled: " in Sampler.State without a driver.
 const noDriverState = "no NVIDIA driver found"
 
-// newNVMLSource opens NVML: lib, or the real library at libraryPath ("" for
-// libnvidia-ml.so.1 from the loader's search path).
-func newNVMLSource(libraryPath string, lib Library) (source, error) {
-	if lib == nil {
-		var lo []nvml.LibraryOption
-		if libraryPath != "" {
-			lo = append(lo, nvml.WithLibraryPath(libraryPath))
-		}
-		lib = nvml.New(lo...)
+// libraryCandidates are where libnvidia-ml.so.1 lives when the sensor runs in
+// a container and the loader's search path does not have it: the GPU
+// operator's driver container, and the host's /usr mounted at /host.
+var libraryCandidates = []string{
+	"/run/nvidia/driver/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1",
+	"/run/nvidia/driver/usr/lib/aarch64-linux-gnu/libnvidia-ml.so.1",
+	"/run/nvidia/driver/usr/lib64/libnvidia-ml.so.1",
+	"/host/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1",
+	"/host/usr/lib/aarch64-linux-gnu/libnvidia-ml.so.1",
+	"/host/usr/lib64/libnvidia-ml.so.1",
+}
+
+// newLibrary returns the real NVML library at path ("" for the loader's
+// search path). Tests replace it.
+var newLibrary = func(path string) Library {
+	if path == "" {
+		return nvml.New()
 	}
-	s, err := openNVML(lib)
+	return nvml.New(nvml.WithLibraryPath(path))
+}
+
+// newNVMLSource opens NVML: lib if given; else the library at libraryPath;
+// else libnvidia-ml.so.1 from the loader's search path, then from the first
+// of libraryCandidates that exists.
+func newNVMLSource(libraryPath string, lib Library) (source, error) {
+	if lib != nil {
+		return asSource(openNVML(lib))
+	}
+	if libraryPath != "" {
+		return asSource(openNVML(newLibrary(libraryPath)))
+	}
+	s, err := openNVML(newLibrary(""))
+	if !errors.Is(err, ErrNoDriver) {
+		return asSource(s, err)
+	}
+	for _, p := range libraryCandidates {
+		if _, serr := os.Stat(p); serr != nil {
+			continue
+		}
+		return asSource(openNVML(newLibrary(p)))
+	}
+	return nil, err
+}
+
+// asSource keeps a nil *nvmlSource from becoming a non-nil source.
+func asSource(s *nvmlSource, err error) (source, error) {
 	if err != nil {
 		return nil, err
 	}

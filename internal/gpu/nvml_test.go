@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -586,5 +587,68 @@ func TestRunSamplesUntilCancelled(t *testing.T) {
 	}
 	if s.Stats().Samples < 2 {
 		t.Errorf("Samples: got %d; want at least 2", s.Stats().Samples)
+	}
+}
+
+func TestNVMLLibraryCandidates(t *testing.T) {
+	dir := t.TempDir()
+	present := filepath.Join(dir, "run/nvidia/driver/libnvidia-ml.so.1")
+	if err := os.MkdirAll(filepath.Dir(present), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(present, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	absent := filepath.Join(dir, "host/usr/lib64/libnvidia-ml.so.1")
+
+	notFound := &mock.Interface{InitFunc: func() nvml.Return { return nvml.ERROR_LIBRARY_NOT_FOUND }}
+	noPerm := &mock.Interface{InitFunc: func() nvml.Return { return nvml.ERROR_NO_PERMISSION }}
+	good := newFakeNode(t).srv
+
+	tests := []struct {
+		name       string
+		path       string   // gpu.library_path
+		candidates []string // libraryCandidates
+		libs       map[string]Library
+		wantTried  string
+		wantOK     bool
+		wantNoDrv  bool
+	}{
+		{"loader path works", "", []string{present}, map[string]Library{"": good}, `[""]`, true, false},
+		{"falls back to the first existing candidate", "", []string{absent, present},
+			map[string]Library{"": notFound, present: good}, `["" "` + present + `"]`, true, false},
+		{"no candidate exists", "", []string{absent}, map[string]Library{"": notFound}, `[""]`, false, true},
+		{"init failure is not retried elsewhere", "", []string{present},
+			map[string]Library{"": noPerm, present: good}, `[""]`, false, false},
+		{"configured path only", present, []string{absent}, map[string]Library{present: good}, `["` + present + `"]`, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			oldC, oldL := libraryCandidates, newLibrary
+			t.Cleanup(func() { libraryCandidates, newLibrary = oldC, oldL })
+			libraryCandidates = tt.candidates
+			var tried []string
+			newLibrary = func(p string) Library {
+				tried = append(tried, p)
+				if l, ok := tt.libs[p]; ok {
+					return l
+				}
+				t.Fatalf("loaded unexpected library %q", p)
+				return nil
+			}
+			src, err := newNVMLSource(tt.path, nil)
+			if tt.wantOK != (err == nil) || errors.Is(err, ErrNoDriver) != tt.wantNoDrv {
+				t.Fatalf("got %v; want ok=%v, ErrNoDriver=%v", err, tt.wantOK, tt.wantNoDrv)
+			}
+			if err == nil {
+				src.close()
+			} else if src != nil {
+				t.Errorf("got a non-nil source %v with error %v", src, err)
+			}
+			// The loader's search path is tried first (as ""), then candidates.
+			if got := fmt.Sprintf("%q", tried); got != tt.wantTried {
+				t.Errorf("libraries tried: got %s; want %s", got, tt.wantTried)
+			}
+		})
 	}
 }
