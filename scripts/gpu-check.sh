@@ -12,8 +12,9 @@
 #      allocates ~1 GiB on the GPU, then memory-maps the model file and copies
 #      its tensor to the GPU;
 #   3. asserts that a gpu event names that process's host pid and the GPU's
-#      UUID (as nvidia-smi reports it), that the model-file open was seen, and
-#      that a gpu stop follows the process's exit;
+#      UUID (as nvidia-smi reports it), that the model-file open was seen,
+#      that `sensor gpus` lists the process, and that a gpu stop follows the
+#      process's exit;
 #   4. reports whether every eBPF program attached (the status line's
 #      "programs" and any failure fields).
 # It prints a PASS/FAIL table and exits non-zero if any check failed.
@@ -272,6 +273,18 @@ wait_for() { # wait_for NAME WHAT
 }
 wait_for "gpu event: pid + uuid" gpu-start || true
 wait_for "model-file open seen" open || true
+
+# `sensor gpus`: the one-shot ownership table must list the workload too.
+if table_out=$(timeout 60 "$SENSOR_BIN" gpus "${EXTRA_ARGS[@]}" 2>"$WORK/gpus.err"); then
+	row=$(echo "$table_out" | awk -v p="$CHECK_PID" '$3 == p' | head -n1)
+	if [ -n "$row" ] && echo "$GPU_UUIDS" | grep -qxF "$(echo "$row" | awk '{print $2}')"; then
+		record "sensor gpus table" PASS "$(echo "$row" | tr -s ' ')"
+	else
+		record "sensor gpus table" FAIL "no row for pid $CHECK_PID with a GPU UUID: $(echo "$table_out" | head -n 4 | tr '\n' '|')"
+	fi
+else
+	record "sensor gpus table" FAIL "sensor gpus failed: $(tail -n 2 "$WORK/gpus.err" | tr '\n' ' ')"
+fi
 
 touch "$WORK/stop"
 wait "$PY_PID" 2>/dev/null || true

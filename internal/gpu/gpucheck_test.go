@@ -44,12 +44,13 @@ func TestGPUCheckScript(t *testing.T) {
 		{"good", 0, map[string]string{
 			"prerequisites": "PASS", "build": "PASS", "eBPF programs attached": "PASS",
 			"torch workload": "PASS", "gpu event: pid + uuid": "PASS", "model-file open seen": "PASS",
-			"gpu stop after exit": "PASS", "sensor still running": "PASS", "OVERALL": "PASS",
+			"gpu stop after exit": "PASS", "sensor still running": "PASS", "sensor gpus table": "PASS",
+			"OVERALL": "PASS",
 		}},
 		{"bad", 1, map[string]string{
 			"prerequisites": "PASS", "eBPF programs attached": "FAIL", "torch workload": "PASS",
 			"gpu event: pid + uuid": "FAIL", "model-file open seen": "FAIL", "gpu stop after exit": "FAIL",
-			"OVERALL": "FAIL",
+			"sensor gpus table": "FAIL", "OVERALL": "FAIL",
 		}},
 	}
 	row := regexp.MustCompile(`^(.+?)\s+(PASS|FAIL|INFO)\s`)
