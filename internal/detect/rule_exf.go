@@ -93,6 +93,9 @@ func (a *aiState) emitTrigger(ctx *Context, t *exfTrigger) {
 		attrs["class"] = t.class
 		attrs["bytes_sent"] = itoa(t.bytes)
 		what = "sent " + itoa(t.bytes) + " bytes to " + t.dest + " (" + t.class + ")"
+		if t.bytes == 0 {
+			what = "connected to " + t.dest + " (" + t.class + "; bytes follow)"
+		}
 	case "runtime_socket":
 		attrs["destination"] = t.dest
 		attrs["class"] = event.ClassUnix

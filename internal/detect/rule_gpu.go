@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/kestrel-sec/kestrel/internal/detect/model"
 	"github.com/kestrel-sec/kestrel/internal/event"
@@ -533,14 +534,16 @@ func newGPU005(*Settings) Rule {
 var modelStoreReasons = []string{"hf_blob", "ollama_blob", "triton_repo", "trtllm_engine", "under_root"}
 
 // tamperTarget reports whether path is a model artifact whose change is
-// tampering, and whether the registry knows it with an owner.
-func (a *aiState) tamperTarget(raw, path string, dev, ino uint64) (bool, bool) {
+// tampering, and whether the registry knows it with an owner. A file the
+// registry first saw in this very event (the write that created it) does
+// not count as known.
+func (a *aiState) tamperTarget(raw, path string, dev, ino uint64, now time.Time) (bool, bool) {
 	if path == "" || strings.HasSuffix(path, ".incomplete") || strings.HasSuffix(path, ".lock") ||
 		strings.Contains(path, "/.locks/") {
 		return false, false
 	}
 	if ino != 0 {
-		if e, ok := a.reg.Get(model.KeyOf(dev, ino, path)); ok {
+		if e, ok := a.reg.Get(model.KeyOf(dev, ino, path)); ok && (e.Opens > 1 || e.FirstSeen.Before(now)) {
 			return true, len(e.Owners) > 0
 		}
 	}
@@ -577,7 +580,7 @@ func (r *gpu005) Eval(ctx *Context, ev *event.Event) {
 		if f == nil || f.Result < 0 || !f.IsWrite() || f.Flags&event.ODirectry != 0 {
 			return
 		}
-		ok, o := a.tamperTarget(f.RawPath, f.Path, f.Dev, f.Inode)
+		ok, o := a.tamperTarget(f.RawPath, f.Path, f.Dev, f.Inode, ctx.Now)
 		if !ok {
 			return
 		}
@@ -595,18 +598,18 @@ func (r *gpu005) Eval(ctx *Context, ev *event.Event) {
 			if strings.HasSuffix(sy.Path, ".incomplete") {
 				return
 			}
-			if ok, _ := a.tamperTarget("", sy.Path2, 0, 0); ok {
+			if ok, _ := a.tamperTarget("", sy.Path2, 0, 0, ctx.Now); ok {
 				path, cond = sy.Path2, sy.Name+" onto"
 				if isPickleName(sy.Path) && strings.HasSuffix(strings.ToLower(sy.Path2), ".safetensors") {
 					owned = true
 				}
-			} else if ok, _ := a.tamperTarget("", sy.Path, 0, 0); ok && strings.HasPrefix(sy.Name, "rename") {
+			} else if ok, _ := a.tamperTarget("", sy.Path, 0, 0, ctx.Now); ok && strings.HasPrefix(sy.Name, "rename") {
 				path, cond = sy.Path, sy.Name+" away"
 			} else {
 				return
 			}
 		case strings.HasSuffix(sy.Name, "truncate"):
-			ok, o := a.tamperTarget("", sy.Path, 0, 0)
+			ok, o := a.tamperTarget("", sy.Path, 0, 0, ctx.Now)
 			if !ok {
 				return
 			}
