@@ -26,7 +26,10 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 	}
 	defer st.Close()
 
-	host, _ := os.Hostname()
+	host := os.Getenv("NODE_NAME") // the DaemonSet passes spec.nodeName
+	if host == "" {
+		host, _ = os.Hostname()
+	}
 	srv, err := export.NewServer(cfg.Export, ring, export.Sources{Status: st.status, Inventory: st.inventory},
 		&export.Options{Logger: log, NodeName: host})
 	if err != nil {
@@ -43,6 +46,19 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if cfg.Export.File.Path != "" {
+		fx, err := export.NewFileExporter(cfg.Export.File, &export.FileOptions{Logger: log,
+			OCSF: &export.OCSFOptions{Hostname: host, ProductVersion: version, InstanceID: ring.InstanceID()}})
+		if err != nil {
+			return fmt.Errorf("open file exporter: %w", err)
+		}
+		defer fx.Close()
+		go func() {
+			if err := fx.Run(ctx, ring); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("file exporter stopped", "path", cfg.Export.File.Path, "err", err)
+			}
+		}()
+	}
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ctx) }()
 

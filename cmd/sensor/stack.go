@@ -61,7 +61,11 @@ func newStack(ctx context.Context, cfg *config.Config, log *slog.Logger, sinks [
 			return nil, fmt.Errorf("start GPU sampler: %w", err)
 		}
 		// No driver, or NVML refused to start: one clear line, then carry on.
-		log.Warn(s.gpu.State() + "; GPU ownership disabled")
+		if errors.Is(err, gpu.ErrNoDriver) {
+			log.Info(gpu.ErrNoDriver.Error())
+		} else {
+			log.Warn("NVML failed to start; GPU ownership disabled", "err", err)
+		}
 		err = nil
 	}
 	s.assigner, err = gpu.NewAssigner(cfg.GPU, nil)
