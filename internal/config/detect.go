@@ -84,7 +84,8 @@ var DefaultPreloadAllowlist = []string{
 //	  rules:                          # per rule id; unknown ids are rejected
 //	    ESC-010: {enabled: false}
 //	    EXE-003: {severity: medium, allow_exe: ['^/usr/bin/tmux$'], allow_cgroup: ['^/kubepods/.*debug']}
-//	  aggregate_window: 60s           # bursts of one (rule, container, key) collapse into one finding + follow-up
+//	  aggregate_window: 60s           # bursts of one (rule, container, key) collapse into one finding + follow-ups
+//	  aggregate_idle: 2s              # a follow-up with the count is emitted once a burst pauses this long
 //	  max_aggregates: 4096
 //	  state_size: 16384               # capacity of each per-process / per-container table
 //	  container_image_allowlist: {ESC-004: ['^docker.io/calico/'], '*': []}
@@ -113,6 +114,10 @@ type DetectConfig struct {
 	// AggregateWindow is how long repeats of one finding are counted before
 	// a follow-up with the count is emitted.
 	AggregateWindow Duration `yaml:"aggregate_window"`
+	// AggregateIdle is how long a burst must pause before its pending
+	// repeats are reported in a follow-up (the window stays open, so the
+	// finding is not emitted again before aggregate_window ends).
+	AggregateIdle Duration `yaml:"aggregate_idle"`
 	// MaxAggregates bounds the open aggregation windows; the oldest is
 	// closed (and its follow-up emitted) when full.
 	MaxAggregates int `yaml:"max_aggregates"`
@@ -244,6 +249,7 @@ func (p *Patterns) UnmarshalYAML(n *yaml.Node) error {
 func defaultDetect() DetectConfig {
 	return DetectConfig{
 		AggregateWindow: Duration(60 * time.Second),
+		AggregateIdle:   Duration(2 * time.Second),
 		MaxAggregates:   4096,
 		StateSize:       16384,
 		GPUAgentAllowlist: AgentAllowlist{HostExe: []string{
@@ -291,6 +297,9 @@ func (c *DetectConfig) validate() error {
 	}
 	if c.AggregateWindow <= 0 || c.AggregateWindow.D() > DetectMaxWindow {
 		return fmt.Errorf("aggregate_window: %s is not in (0, %s]", c.AggregateWindow.D(), DetectMaxWindow)
+	}
+	if c.AggregateIdle <= 0 || c.AggregateIdle > c.AggregateWindow {
+		return fmt.Errorf("aggregate_idle: %s is not in (0, aggregate_window=%s]", c.AggregateIdle.D(), c.AggregateWindow.D())
 	}
 	if c.MaxAggregates < 1 || c.MaxAggregates > DetectMaxStateSize {
 		return fmt.Errorf("max_aggregates: %d is not in [1, %d]", c.MaxAggregates, DetectMaxStateSize)

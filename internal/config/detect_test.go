@@ -88,6 +88,7 @@ func TestDetectRejects(t *testing.T) {
 		{"bad duration", "detect:\n  exfil_window: 10\n", "not a duration"},
 		{"negative grace", "detect:\n  startup_grace: -1s\n", "startup_grace"},
 		{"zero window", "detect:\n  aggregate_window: 0s\n", "aggregate_window"},
+		{"idle beyond window", "detect:\n  aggregate_window: 10s\n  aggregate_idle: 20s\n", "aggregate_idle"},
 		{"bad cidr", "detect:\n  egress_allowlist: {'*': ['10.0.0.0/33']}\n", "egress_allowlist.*[0]"},
 		{"bad port", "detect:\n  egress_allowlist: {'*': ['10.0.0.0/8:99999']}\n", "port"},
 		{"bad workload key", "detect:\n  loader_allowlist: {'image=(': ['x']}\n", "loader_allowlist"},

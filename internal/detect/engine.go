@@ -43,6 +43,7 @@ type Engine struct {
 	all      []Meta
 	byKind   [32][]*ruleSlot
 	window   time.Duration
+	idle     time.Duration
 	agg      *LRU[string, *aggEntry]
 	next     time.Time // earliest aggregate window end; zero when none open
 	emit     func(*event.Event)
@@ -75,6 +76,7 @@ type aggEntry struct {
 	evidence []*event.Event
 	last     *event.Event
 	lastExpl string
+	lastSeen time.Time
 }
 
 // New builds an engine from the detect configuration. It fails on a rule id
@@ -93,6 +95,9 @@ func New(cfg config.DetectConfig, opts *Options) (*Engine, error) {
 	if cfg.AggregateWindow <= 0 {
 		cfg.AggregateWindow = config.Duration(time.Minute)
 	}
+	if cfg.AggregateIdle <= 0 || cfg.AggregateIdle > cfg.AggregateWindow {
+		cfg.AggregateIdle = min(config.Duration(2*time.Second), cfg.AggregateWindow)
+	}
 	s, err := NewSettings(cfg, opts.HostNS)
 	if err != nil {
 		return nil, fmt.Errorf("compile detect config: %w", err)
@@ -101,6 +106,7 @@ func New(cfg config.DetectConfig, opts *Options) (*Engine, error) {
 		settings: s,
 		state:    newState(cfg.StateSize, opts.HostNS),
 		window:   cfg.AggregateWindow.D(),
+		idle:     cfg.AggregateIdle.D(),
 		log:      opts.Logger,
 	}
 	if e.log == nil {
@@ -222,10 +228,11 @@ func (e *Engine) Process(ev *event.Event, emit func(*event.Event)) {
 	e.emit = nil
 }
 
-// Flush closes the aggregate windows that ended by now, emitting a
-// follow-up for each one that counted repeats. The pipeline calls it
-// periodically (e.g. every second with the wall clock) and at shutdown with
-// a time far in the future.
+// Flush reports the repeats of bursts that paused for aggregate_idle, and
+// closes the aggregate windows that ended by now, emitting a follow-up for
+// each one with unreported repeats. The pipeline calls it periodically
+// (e.g. every second with the wall clock) and at shutdown with a time far
+// in the future.
 func (e *Engine) Flush(now time.Time, emit func(*event.Event)) {
 	e.emit = emit
 	e.flushAI(now)
@@ -236,12 +243,24 @@ func (e *Engine) Flush(now time.Time, emit func(*event.Event)) {
 func (e *Engine) flush(now time.Time) {
 	var done []string
 	next := time.Time{}
+	soon := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
 	e.agg.Range(func(k string, a *aggEntry) bool {
 		end := a.start.Add(e.window)
-		if !now.Before(end) {
+		switch {
+		case !now.Before(end):
 			done = append(done, k)
-		} else if next.IsZero() || end.Before(next) {
-			next = end
+		case a.count > a.reported && !now.Before(a.lastSeen.Add(e.idle)):
+			e.closeAggregate(a) // reports the pending repeats; the window stays open
+			soon(end)
+		default:
+			soon(end)
+			if a.count > a.reported {
+				soon(a.lastSeen.Add(e.idle))
+			}
 		}
 		return true
 	})
@@ -323,6 +342,10 @@ func (e *Engine) emitFinding(s *ruleSlot, now time.Time, ev *event.Event, r *Rep
 			a.sev = sevMax(a.sev, sev)
 			a.last = snapshot(ev)
 			a.lastExpl = r.Explanation
+			a.lastSeen = now
+			if t := now.Add(e.idle); e.next.IsZero() || t.Before(e.next) {
+				e.next = t
+			}
 			if len(a.evidence) < maxEvidence {
 				a.evidence = append(a.evidence, a.last)
 			}
@@ -353,13 +376,14 @@ func (e *Engine) emitFinding(s *ruleSlot, now time.Time, ev *event.Event, r *Rep
 	s.fired++
 	e.findings++
 	e.send(out)
-	e.agg.Put(key, &aggEntry{slot: s, start: now, count: 1, reported: 1, sev: sev, first: out})
+	e.agg.Put(key, &aggEntry{slot: s, start: now, count: 1, reported: 1, sev: sev, first: out, lastSeen: now})
 	if end := now.Add(e.window); e.next.IsZero() || end.Before(e.next) {
 		e.next = end
 	}
 }
 
-// closeAggregate emits the follow-up of a, if it counted repeats.
+// closeAggregate emits a follow-up for the repeats a counted since its last
+// report, if any, with the evidence gathered since.
 func (e *Engine) closeAggregate(a *aggEntry) {
 	n := a.count - a.reported
 	if n <= 0 || a.last == nil {
@@ -385,6 +409,7 @@ func (e *Engine) closeAggregate(a *aggEntry) {
 		Attrs:    attrs,
 	}
 	a.reported = a.count
+	a.evidence = nil
 	a.slot.fired++
 	e.followUps++
 	e.send(&event.Event{Kind: event.KindFinding, Time: a.last.Time, Process: a.last.Process, Container: a.last.Container, Finding: f})

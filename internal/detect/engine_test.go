@@ -49,7 +49,7 @@ func TestCatalogMetadata(t *testing.T) {
 }
 
 func TestAggregation(t *testing.T) {
-	e := newTestEngine(t, nil)
+	e := newTestEngine(t, func(c *config.DetectConfig) { c.AggregateIdle = c.AggregateWindow })
 	c := ctr("simctr-infer-agg")
 	var out []*event.Event
 	sink := func(f *event.Event) { out = append(out, f) }
@@ -89,6 +89,42 @@ func TestAggregation(t *testing.T) {
 	e.Process(ev, sink)
 	if len(out) != 4 || out[3].Finding.Count != 1 {
 		t.Fatalf("repeat after the window: %d findings", len(out))
+	}
+}
+
+func TestAggregationIdleFollowUp(t *testing.T) {
+	e := newTestEngine(t, nil) // aggregate_idle 2s, aggregate_window 60s
+	c := ctr("simctr-infer-agg")
+	var out []*event.Event
+	sink := func(f *event.Event) { out = append(out, f) }
+	at := func(d time.Duration) {
+		ev := openEv(proc(10, "/bin/sh"), c, "/proc/sys/kernel/core_pattern", "", wr, 1)
+		ev.Time = t0.Add(d)
+		e.Process(ev, sink)
+	}
+	at(0)
+	at(100 * time.Millisecond)
+	at(200 * time.Millisecond)
+	e.Flush(t0.Add(time.Second), sink)
+	if len(out) != 1 {
+		t.Fatalf("follow-up before the burst paused: %d findings", len(out))
+	}
+	e.Flush(t0.Add(3*time.Second), sink)
+	if len(out) != 2 || out[1].Finding.Count != 2 || len(out[1].Finding.Evidence) != 2 {
+		t.Fatalf("no prompt follow-up after the pause:\n%s", firedList(out))
+	}
+	// The window is still open: a later repeat is counted, not re-emitted.
+	at(10 * time.Second)
+	if len(out) != 2 {
+		t.Fatalf("repeat inside the window emitted a new finding:\n%s", firedList(out))
+	}
+	e.Flush(t0.Add(13*time.Second), sink)
+	if len(out) != 3 || out[2].Finding.Count != 1 || len(out[2].Finding.Evidence) != 1 {
+		t.Fatalf("second follow-up = %+v", out[len(out)-1].Finding)
+	}
+	e.Flush(t0.Add(2*time.Minute), sink)
+	if len(out) != 3 {
+		t.Fatalf("closing the window re-reported counted repeats:\n%s", firedList(out))
 	}
 }
 
