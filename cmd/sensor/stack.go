@@ -68,7 +68,7 @@ func newStack(ctx context.Context, cfg *config.Config, log *slog.Logger, sinks [
 		}
 		err = nil
 	}
-	s.assigner, err = gpu.NewAssigner(cfg.GPU, nil)
+	s.assigner, err = gpu.NewAssigner(cfg.GPU, &gpu.AssignerOptions{Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("start GPU assignments: %w", err)
 	}
@@ -84,7 +84,7 @@ func newStack(ctx context.Context, cfg *config.Config, log *slog.Logger, sinks [
 		log.Warn("cannot read the initial namespaces from /proc/2/ns; host-namespace rules are degraded", "err", err)
 	}
 
-	s.enricher, err = enrich.New(cfg.Context, &enrich.Options{Logger: log, GPUAssignments: s.assigner})
+	s.enricher, err = enrich.New(cfg.Context, &enrich.Options{Logger: log, GPUAssignments: gpuAlloc{s.assigner, s.gpu}})
 	if err != nil {
 		return nil, fmt.Errorf("create enricher: %w", err)
 	}

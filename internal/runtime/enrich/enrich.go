@@ -30,10 +30,13 @@ import (
 	"github.com/kestrel-sec/kestrel/internal/runtime/proc"
 )
 
-// GPUAssigner says which GPUs (UUIDs) the kubelet assigned to a container.
-// internal/gpu implements it; cmd/sensor wires it in.
+// GPUAssigner says which GPUs (UUIDs) a container was assigned: by the
+// kubelet (pod name, namespace and container name, once CRI has answered) or
+// by a static allocation keyed on the cgroup path. cmd/sensor wires
+// internal/gpu in. It is called when a container is first seen and again
+// when its pod metadata arrives.
 type GPUAssigner interface {
-	GPUsFor(podUID, containerName string) []string
+	GPUsFor(c *event.Container) []string
 }
 
 // Options configure an Enricher. Zero values get defaults.
@@ -647,8 +650,8 @@ func (e *Enricher) containerRef(key string, mk func() *event.Container) *contain
 	}
 	c := mk()
 	c.StartTime = e.opts.Now()
-	if c.PodUID != "" && e.opts.GPUAssignments != nil {
-		c.GPUs = e.opts.GPUAssignments.GPUsFor(c.PodUID, "")
+	if e.opts.GPUAssignments != nil {
+		c.GPUs = e.opts.GPUAssignments.GPUsFor(c)
 	}
 	ref := &containerRef{cur: c, complete: c.ID == event.Unknown}
 	e.byID[key] = ref
@@ -695,8 +698,8 @@ func (e *Enricher) applyCRILocked(ref *containerRef, m cri.Meta) {
 			c.Runtime = rt
 		}
 	}
-	if e.opts.GPUAssignments != nil && c.PodUID != "" {
-		c.GPUs = e.opts.GPUAssignments.GPUsFor(c.PodUID, c.Name)
+	if e.opts.GPUAssignments != nil {
+		c.GPUs = e.opts.GPUAssignments.GPUsFor(&c)
 	}
 	ref.cur = &c
 	ref.complete = true

@@ -377,7 +377,7 @@ func TestTableBoundAndClasses(t *testing.T) {
 
 type fakeGPUs map[string][]string
 
-func (g fakeGPUs) GPUsFor(podUID, name string) []string { return g[podUID+"/"+name] }
+func (g fakeGPUs) GPUsFor(c *event.Container) []string { return g[c.PodUID+"/"+c.Name] }
 
 func TestStartErrorsAndGPUAssigner(t *testing.T) {
 	if _, err := New(config.ContextConfig{ContainerCgroupRegex: []string{"(("}}, nil); err == nil {
