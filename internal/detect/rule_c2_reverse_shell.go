@@ -10,6 +10,14 @@ import (
 // revShellMarkers are argv substrings of reverse-shell one-liners.
 var revShellMarkers = []string{"/dev/tcp/", "/dev/udp/", "pty.spawn", "IO::Socket", "fsockopen"}
 
+// within reports whether a and b are at most d apart.
+func within(a, b time.Time, d time.Duration) bool {
+	if a.Before(b) {
+		a, b = b, a
+	}
+	return a.Sub(b) <= d
+}
+
 // shellAfterConnect is how soon after an outbound connect a shell started
 // by the connecting process (or its child) counts as a reverse shell.
 const shellAfterConnect = 5 * time.Second
@@ -56,10 +64,10 @@ func revShellArg(p *event.Process) string {
 			}
 		}
 		if strings.Contains(a, "socket.socket") && (strings.Contains(a, "dup2") || strings.Contains(a, "subprocess") ||
-			strings.Contains(a, "/bin/")) {
+			strings.Contains(a, "pty") || strings.Contains(a, "/bin/sh") || strings.Contains(a, "/bin/bash")) {
 			return "socket.socket"
 		}
-		if containsAfter(a, "-i", ">&") || containsAfter(a, "mkfifo", "/tmp") ||
+		if containsAfter(a, "sh -i", ">&") || containsAfter(a, "sh -i", "<&") || containsAfter(a, "mkfifo", "/tmp") ||
 			containsAfter(a, "nc ", " -e ") || containsAfter(a, "ncat ", " -e ") || containsAfter(a, "socat ", "exec:") {
 			return a
 		}
@@ -87,8 +95,8 @@ func (r *c2001) Eval(ctx *Context, ev *event.Event) {
 		var ci Connect
 		ok := false
 		for _, pid := range [2]uint32{p.PID, p.ForkParent} {
-			if c, found := ctx.State.LastConnect(pid); found && pid != 0 && ctx.Now.Sub(c.Time) <= shellAfterConnect &&
-				!ctx.Now.Before(c.Time) && !ctx.Settings.EgressAllowed(ev.Container, c.Dst.Addr(), c.Dst.Port()) {
+			if c, found := ctx.State.LastConnect(pid); found && pid != 0 && within(ctx.Now, c.Time, shellAfterConnect) &&
+				!ctx.Settings.EgressAllowed(ev.Container, c.Dst.Addr(), c.Dst.Port()) {
 				ci, ok = c, true
 				break
 			}
@@ -105,10 +113,22 @@ func (r *c2001) Eval(ctx *Context, ev *event.Event) {
 		what, key = "duplicated socket fd "+itoaSigned(int64(s.Fd))+" onto fd "+itoaSigned(int64(s.Fd2)), "dup:"+itoa(uint64(p.PID))
 	case event.KindConnect:
 		n := ev.Net
-		if n == nil || n.UnixPath != "" || n.Fd < 0 || n.Fd > 2 || !n.DAddr.IsValid() {
+		if n == nil || n.UnixPath != "" || !n.DAddr.IsValid() {
 			return
 		}
-		what, key = "connected fd "+itoaSigned(int64(n.Fd))+" (stdio) to "+n.DAddr.String()+":"+itoa(uint64(n.DPort)), "conn:"+itoa(uint64(p.PID))
+		if n.Fd >= 0 && n.Fd <= 2 {
+			what, key = "connected fd "+itoaSigned(int64(n.Fd))+" (stdio) to "+n.DAddr.String()+":"+itoa(uint64(n.DPort)), "conn:"+itoa(uint64(p.PID))
+			break
+		}
+		// Events from different CPUs may arrive out of order: the shell a
+		// child started may be seen before the connect that preceded it.
+		sh, found := ctx.State.LastShell(p.PID)
+		if !found || !within(ctx.Now, sh.Time, shellAfterConnect) || n.DAddr.IsLoopback() || n.Class == event.ClassLoopback ||
+			(n.Result != 0 && n.Result != -115) || ctx.Settings.EgressAllowed(ev.Container, n.DAddr, n.DPort) {
+			return
+		}
+		what, key = "connected to "+n.DAddr.String()+":"+itoa(uint64(n.DPort))+" and its child "+baseName(sh.Exe)+
+			" (pid "+itoa(uint64(sh.PID))+") is a shell started within seconds", "shell:"+itoa(uint64(sh.PID))
 	default:
 		return
 	}

@@ -15,8 +15,8 @@ func newEXE001(*Settings) Rule {
 		MITRE:    []string{"T1574.006"},
 		Severity: event.SevHigh,
 		Description: "An exec whose captured environment sets LD_PRELOAD (not on preload_allowlist) or LD_AUDIT, " +
-			"LD_LIBRARY_PATH naming a writable directory (tmp, shm, home, /proc/self/cwd, a model root, or a " +
-			"relative entry), or GLIBC_TUNABLES (CVE-2023-4911); or a write-open (or rename onto) of " +
+			"LD_LIBRARY_PATH naming a scratch directory (tmp, shm, /proc/self/cwd, a model root, or a relative " +
+			"entry; not home directories, where toolchains such as rustup and conda keep libraries), or GLIBC_TUNABLES (CVE-2023-4911); or a write-open (or rename onto) of " +
 			"/etc/ld.so.preload, /etc/ld.so.conf, /etc/ld.so.conf.d/*, /etc/ld.so.cache or the dynamic loader " +
 			"itself, except by ldconfig, package managers and NVIDIA hooks. Critical for NVIDIA hooks and host " +
 			"processes. Needs env capture at exec for the env half.",
@@ -118,7 +118,7 @@ func (s *Settings) writableLibraryPath(v string) bool {
 		if i >= 0 {
 			d = rest[:i]
 		}
-		if d == "" || !strings.HasPrefix(d, "/") || s.InWritableDir(d) {
+		if d == "" || !strings.HasPrefix(d, "/") || underAny(d, s.libHijackDirs) || s.InModelRoot(d) {
 			return true
 		}
 		if i < 0 {

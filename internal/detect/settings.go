@@ -36,6 +36,7 @@ type Settings struct {
 	hostLibDirs     []string
 	hostBinDirs     []string
 	writableDirs    []string
+	libHijackDirs   []string
 	containerRootfs []string
 }
 
@@ -217,6 +218,9 @@ func NewSettings(cfg config.DetectConfig, hostNS event.Namespaces) (*Settings, e
 		hostBinDirs: []string{"/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin",
 			"/usr/libexec", "/usr/lib", "/usr/lib64", "/lib", "/lib64", "/opt"},
 		writableDirs: []string{"/tmp", "/var/tmp", "/dev/shm", "/run/shm", "/proc/self/cwd", "/home", "/root"},
+		// Toolchains (rustup, conda, venvs) put LD_LIBRARY_PATH under home
+		// directories; only scratch space and the cwd count for the loader.
+		libHijackDirs: []string{"/tmp", "/var/tmp", "/dev/shm", "/run/shm", "/proc/self/cwd"},
 		containerRootfs: []string{"/rootfs/", "/overlay2/", "/io.containerd.snapshotter.v1.overlayfs/snapshots/",
 			"/var/lib/containerd/", "/var/lib/docker/", "/run/containerd/io.containerd.runtime.v2.task/",
 			"/var/lib/kubelet/pods/", "/var/lib/containers/storage/"},

@@ -24,6 +24,14 @@ type State struct {
 	gpuOwners  *LRU[uint32, OwnerState]
 	written    *LRU[writtenKey, time.Time]
 	connects   *LRU[uint32, Connect]
+	shells     *LRU[uint32, ShellExec]
+}
+
+// ShellExec is the last shell a process started (keyed by its fork parent).
+type ShellExec struct {
+	Time time.Time
+	PID  uint32
+	Exe  string
 }
 
 // Connect is the last outbound (non-loopback inet) connect of a process.
@@ -79,6 +87,7 @@ func newState(size int, hostNS event.Namespaces) *State {
 		gpuOwners:  NewLRU[uint32, OwnerState](size, nil),
 		written:    NewLRU[writtenKey, time.Time](size, nil),
 		connects:   NewLRU[uint32, Connect](size, nil),
+		shells:     NewLRU[uint32, ShellExec](size, nil),
 	}
 }
 
@@ -188,6 +197,14 @@ func (s *State) observe(ev *event.Event) {
 		} else {
 			s.procs.Put(p.PID, procState{container: cid, exe: p.Exe})
 		}
+		if ev.Kind == event.KindExec && p.ForkParent != 0 && (isShell(exeBase(p)) || isShell(argv0Base(p))) {
+			se := ShellExec{Time: ev.Time, PID: p.PID, Exe: p.Exe}
+			if sp := s.shells.Ptr(p.ForkParent); sp != nil {
+				*sp = se
+			} else {
+				s.shells.Put(p.ForkParent, se)
+			}
+		}
 		if cs != nil && ev.Kind == event.KindExec {
 			if cs.Execs == 0 {
 				cs.Entrypoint, cs.EntrypointExe, cs.BaseNS = p.PID, p.Exe, p.NS
@@ -199,6 +216,7 @@ func (s *State) observe(ev *event.Event) {
 			s.procs.Delete(p.PID)
 			s.gpuOwners.Delete(p.PID)
 			s.connects.Delete(p.PID)
+			s.shells.Delete(p.PID)
 		}
 	case event.KindGPU:
 		g := ev.GPU
@@ -255,7 +273,10 @@ func (s *State) addOwner(pid uint32, t time.Time, c *event.Container) {
 // LastConnect returns the last outbound connect of pid.
 func (s *State) LastConnect(pid uint32) (Connect, bool) { return s.connects.Peek(pid) }
 
+// LastShell returns the last shell started by a child of pid.
+func (s *State) LastShell(pid uint32) (ShellExec, bool) { return s.shells.Peek(pid) }
+
 // evictions sums the evictions of every table.
 func (s *State) evictions() uint64 {
-	return s.containers.Evictions() + s.procs.Evictions() + s.gpuOwners.Evictions() + s.written.Evictions() + s.connects.Evictions()
+	return s.containers.Evictions() + s.procs.Evictions() + s.gpuOwners.Evictions() + s.written.Evictions() + s.connects.Evictions() + s.shells.Evictions()
 }
