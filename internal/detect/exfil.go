@@ -668,7 +668,12 @@ func (a *aiState) promote(p *event.Process, c *event.Container, now time.Time) {
 		return
 	}
 	r.ownerSince = now
-	a.reg.MarkOwner(p.PID, cidOf(c), now)
+	if !r.firstModel.IsZero() {
+		// It opened model files before NVML listed it: they are its own.
+		// (MarkOwner walks the registry; owners that load after CUDA init
+		// are marked by Observe.)
+		a.reg.MarkOwner(p.PID, cidOf(c), now)
+	}
 	if s := r.src; s != nil && s.reader == p.PID && !s.dropped && now.Sub(s.at) <= a.grace {
 		s.dropped = true
 		a.promoted++
