@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -172,10 +173,31 @@ func configureSpec(spec *ebpf.CollectionSpec, cfg config.CaptureConfig) error {
 			return fmt.Errorf("set %s: %w", name, err)
 		}
 	}
-	// Without Variables in the spec the loader maps no data section into
-	// our memory: such a mapping keeps its map alive until the Go GC runs,
-	// and Close must free everything at once.
-	for name := range spec.Variables {
+	return bakeVariables(spec)
+}
+
+// bakeVariables writes every variable's value into its data section's map
+// contents and drops the variables from spec. The loader then maps no data
+// section into our memory: such a mapping keeps its map alive until the Go
+// GC runs, and Close must free everything at once.
+func bakeVariables(spec *ebpf.CollectionSpec) error {
+	for name, vs := range spec.Variables {
+		if !slices.ContainsFunc(vs.Value, func(b byte) bool { return b != 0 }) {
+			delete(spec.Variables, name) // zero: the section's default
+			continue
+		}
+		ms := spec.Maps[vs.SectionName]
+		if ms == nil || len(ms.Contents) != 1 {
+			return fmt.Errorf("set %s: data section %s has no contents", name, vs.SectionName)
+		}
+		data, ok := ms.Contents[0].Value.([]byte)
+		end := int(vs.Offset) + len(vs.Value)
+		if !ok || end > len(data) {
+			return fmt.Errorf("set %s: does not fit data section %s", name, vs.SectionName)
+		}
+		data = slices.Clone(data)
+		copy(data[vs.Offset:end], vs.Value)
+		ms.Contents = []ebpf.MapKV{{Key: ms.Contents[0].Key, Value: data}}
 		delete(spec.Variables, name)
 	}
 	return nil
