@@ -272,6 +272,9 @@ type Syscall struct {
 	Path, Path2 string
 	// Arg is a short string argument: fs type, memfd name, module params.
 	Arg string
+	// Arg2 is a second numeric argument: bpf program type, mknod device,
+	// rename/link flags, init_module image length.
+	Arg2 uint64
 	// Fd and Fd2 are descriptor arguments (setns fd, dup old/new).
 	Fd, Fd2 int32
 	// NSInode is the namespace inode behind a setns fd, when known.

@@ -74,6 +74,7 @@ type jsonSys struct {
 	Path       string `json:"path,omitempty"`
 	Path2      string `json:"path2,omitempty"`
 	Arg        string `json:"arg,omitempty"`
+	Arg2       uint64 `json:"arg2,omitempty"`
 	Fd         int32  `json:"fd"`
 	Fd2        int32  `json:"fd2,omitempty"`
 	NSInode    uint32 `json:"ns_inode,omitempty"`
@@ -186,7 +187,7 @@ func toJSON(e *Event, depth int) *jsonEvent {
 	}
 	if s := e.Sys; s != nil {
 		j.Sys = &jsonSys{Name: s.Name, Ret: s.Ret, Flags: s.Flags, Target: s.Target, Path: s.Path, Path2: s.Path2,
-			Arg: s.Arg, Fd: s.Fd, Fd2: s.Fd2, NSInode: s.NSInode, FdIsSocket: s.FdIsSocket}
+			Arg: s.Arg, Arg2: s.Arg2, Fd: s.Fd, Fd2: s.Fd2, NSInode: s.NSInode, FdIsSocket: s.FdIsSocket}
 	}
 	if g := e.GPU; g != nil {
 		j.GPU = &jsonGPU{Change: g.Change, UUID: g.UUID, Index: g.Index, MIG: g.MIG, Name: g.Name, PID: g.PID, UsedBytes: g.UsedBytes}

@@ -38,6 +38,12 @@ func (s *Sensor) attachAll(spec *ebpf.CollectionSpec) error {
 		}
 		l, err := attachOne(s.coll.Programs[name], ps, cgroupRoot)
 		if err != nil {
+			if errors.Is(err, os.ErrNotExist) && strings.HasPrefix(ps.SectionName, "tracepoint/syscalls/") {
+				// Legacy calls (open, rename, dup2 ...) do not exist on
+				// every architecture; their *at forms are hooked too.
+				s.log.Info("syscall not on this architecture; program not attached", "program", name, "section", ps.SectionName)
+				continue
+			}
 			if strings.HasSuffix(name, optionalSuffix) {
 				s.log.Warn("optional BPF program not attached", "program", name, "error", err)
 				continue

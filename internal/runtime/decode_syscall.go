@@ -2,6 +2,77 @@ package runtime
 
 import "github.com/kestrel-sec/kestrel/internal/event"
 
+// Layout of struct sys_rec (bpf/syscalls.bpf.h); TestRecordLayout checks it.
+const (
+	sysRet      = 56
+	sysFlags    = 64
+	sysArg2     = 72
+	sysTarget   = 80
+	sysFd       = 84
+	sysFd2      = 88
+	sysNSInode  = 92
+	sysCall     = 96
+	sysSFlags   = 98
+	sysPathLen  = 100
+	sysPath2Len = 102
+	sysArgLen   = 104
+	sysPath     = 112
+	sysPath2    = 1136
+	sysArg      = 2160
+	sysArgSlot  = 64
+	sysSize     = 2224
+
+	sysFSocket = 1 << 0
+)
+
+// sysCallNames are the event.Syscall names of enum sys_call.
+var sysCallNames = [...]string{
+	"mount", "umount", "unshare", "setns", "ptrace", "process_vm_readv", "process_vm_writev",
+	"init_module", "finit_module", "delete_module", "bpf", "memfd_create", "rename", "unlink",
+	"link", "symlink", "dup", "mknod", "pivot_root", "chroot", "kill",
+}
+
+type sysEvent struct {
+	e event.Event
+	p event.Process
+	s event.Syscall
+}
+
 func (d *decoder) decodeSyscall(h *recHeader, b []byte) (*event.Event, error) {
-	return nil, malformed("syscall record: not decoded yet")
+	if len(b) != sysSize {
+		return nil, malformed("syscall record of %d bytes, want %d", len(b), sysSize)
+	}
+	call := le.Uint16(b[sysCall:])
+	if int(call) >= len(sysCallNames) {
+		return nil, malformed("syscall id %d unknown", call)
+	}
+	path, err := slotString(b, sysPath, int(le.Uint16(b[sysPathLen:])), pathSlot, "syscall path")
+	if err != nil {
+		return nil, err
+	}
+	path2, err := slotString(b, sysPath2, int(le.Uint16(b[sysPath2Len:])), pathSlot, "syscall path2")
+	if err != nil {
+		return nil, err
+	}
+	arg, err := slotString(b, sysArg, int(le.Uint16(b[sysArgLen:])), sysArgSlot, "syscall arg")
+	if err != nil {
+		return nil, err
+	}
+	se := &sysEvent{p: h.Process}
+	se.s = event.Syscall{
+		Name:       sysCallNames[call],
+		Ret:        int64(le.Uint64(b[sysRet:])),
+		Flags:      le.Uint64(b[sysFlags:]),
+		Arg2:       le.Uint64(b[sysArg2:]),
+		Target:     le.Uint32(b[sysTarget:]),
+		Path:       path,
+		Path2:      path2,
+		Arg:        arg,
+		Fd:         int32(le.Uint32(b[sysFd:])),
+		Fd2:        int32(le.Uint32(b[sysFd2:])),
+		NSInode:    le.Uint32(b[sysNSInode:]),
+		FdIsSocket: le.Uint16(b[sysSFlags:])&sysFSocket != 0,
+	}
+	se.e = event.Event{Kind: event.KindSyscall, Time: h.Time, Process: &se.p, Sys: &se.s}
+	return &se.e, nil
 }

@@ -146,6 +146,30 @@ func TestDecodeForkExit(t *testing.T) {
 	}
 }
 
+func TestDecodeSyscall(t *testing.T) {
+	e, err := testDecoder().decode(buildSys(testHdr, 3, -1, "", "", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := event.Syscall{Name: "setns", Ret: -1, Flags: 0x20000, Target: 1, Fd: 3, Fd2: -1, NSInode: 4026531840, FdIsSocket: true}
+	if e.Kind != event.KindSyscall || *e.Sys != want || e.Process.PID != 4242 {
+		t.Errorf("got %v %+v; want %+v", e.Kind, *e.Sys, want)
+	}
+	e, err = testDecoder().decode(buildSys(testHdr, 0, 0, "/dev/sda1", "/mnt", "ext4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Sys.Name != "mount" || e.Sys.Path != "/dev/sda1" || e.Sys.Path2 != "/mnt" || e.Sys.Arg != "ext4" {
+		t.Errorf("mount: %+v", *e.Sys)
+	}
+	for i, name := range sysCallNames {
+		e, err := testDecoder().decode(buildSys(testHdr, uint16(i), 0, "", "", ""))
+		if err != nil || e.Sys.Name != name {
+			t.Errorf("call %d: %v, %v; want %s", i, e, err, name)
+		}
+	}
+}
+
 func TestDecodeMalformed(t *testing.T) {
 	mut := func(b []byte, f func([]byte) []byte) []byte { return f(bytes.Clone(b)) }
 	exec, open := sampleExec(), sampleOpen()
@@ -173,6 +197,19 @@ func TestDecodeMalformed(t *testing.T) {
 			le.PutUint16(b[hdrSizeOff:], uint16(len(b)))
 			return b
 		}), "fork record"},
+		{"syscall size", mut(buildSys(testHdr, 0, 0, "", "", ""), func(b []byte) []byte {
+			le.PutUint16(b[hdrSizeOff:], 2000)
+			return b[:2000]
+		}), "syscall record"},
+		{"syscall id", mut(buildSys(testHdr, 0, 0, "", "", ""), func(b []byte) []byte { le.PutUint16(b[sysCall:], 77); return b }), "syscall id 77"},
+		{"syscall arg unterminated", mut(buildSys(testHdr, 11, 0, "", "", "memfd"), func(b []byte) []byte {
+			le.PutUint16(b[sysArgLen:], 2)
+			return b
+		}), "syscall arg is not NUL-terminated"},
+		{"syscall arg past slot", mut(buildSys(testHdr, 11, 0, "", "", ""), func(b []byte) []byte {
+			le.PutUint16(b[sysArgLen:], 64)
+			return b
+		}), "exceeds its slot"},
 		{"exit size", mut(buildExit(testHdr, 0, 0), func(b []byte) []byte { le.PutUint16(b[hdrSizeOff:], 64); return b[:64] }), "exit record"},
 	}
 	for _, tt := range tests {
@@ -246,6 +283,15 @@ func TestRecordLayout(t *testing.T) {
 	for f, off := range map[string]int{"exit_code": exitCode, "start_ns": exitStart} {
 		check("exit_rec", f, off)
 	}
+	for f, off := range map[string]int{"ret": sysRet, "flags": sysFlags, "arg2": sysArg2, "target": sysTarget,
+		"fd": sysFd, "fd2": sysFd2, "ns_inode": sysNSInode, "call": sysCall, "sflags": sysSFlags,
+		"path_len": sysPathLen, "path2_len": sysPath2Len, "arg_len": sysArgLen, "path": sysPath,
+		"path2": sysPath2, "arg": sysArg} {
+		check("sys_rec", f, off)
+	}
+	if _, size := offsets("sys_rec"); size != sysSize {
+		t.Errorf("sys_rec is %d bytes; decoder uses %d", size, sysSize)
+	}
 	if _, size := offsets("fork_rec"); size != forkSize {
 		t.Errorf("fork_rec is %d bytes; decoder uses %d", size, forkSize)
 	}
@@ -262,6 +308,7 @@ func fuzzSeeds() map[string][]byte {
 		"fork":      buildFork(testHdr, 1, 2, 3),
 		"exit":      buildExit(testHdr, 9, 3),
 		"truncated": sampleExec()[:100],
+		"syscall":   buildSys(testHdr, 0, -1, "/dev/sda1", "/mnt", "ext4"),
 	}
 }
 

@@ -126,3 +126,24 @@ func sampleOpen() []byte {
 		call: 1, rflags: openFKernel, raw: "model.safetensors", path: "/models/llama/model.safetensors",
 	})
 }
+
+func buildSys(h hdrFields, call uint16, ret int64, path, path2, arg string) []byte {
+	h.typ = recSyscall
+	b := make([]byte, sysSize)
+	putRecHdr(b, h)
+	le.PutUint64(b[sysRet:], uint64(ret))
+	le.PutUint64(b[sysFlags:], 0x20000)
+	le.PutUint32(b[sysTarget:], 1)
+	le.PutUint32(b[sysFd:], 3)
+	le.PutUint32(b[sysFd2:], 0xffffffff)
+	le.PutUint32(b[sysNSInode:], 4026531840)
+	le.PutUint16(b[sysCall:], call)
+	le.PutUint16(b[sysSFlags:], sysFSocket)
+	le.PutUint16(b[sysPathLen:], uint16(len(path)))
+	le.PutUint16(b[sysPath2Len:], uint16(len(path2)))
+	le.PutUint16(b[sysArgLen:], uint16(len(arg)))
+	copy(b[sysPath:], path)
+	copy(b[sysPath2:], path2)
+	copy(b[sysArg:], arg)
+	return b
+}

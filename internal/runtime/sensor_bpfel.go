@@ -181,50 +181,145 @@ type sensorSuffixKey struct {
 	Data [32]int8
 }
 
+type sensorSysRec struct {
+	_ structs.HostLayout
+	H struct {
+		_        structs.HostLayout
+		Type     uint16
+		Size     uint16
+		Tgid     uint32
+		Tid      uint32
+		Uid      uint32
+		Euid     uint32
+		Pad      uint32
+		TsNs     uint64
+		CgroupId uint64
+		Comm     [16]int8
+	}
+	Ret      int64
+	Flags    uint64
+	Arg2     uint64
+	Target   uint32
+	Fd       int32
+	Fd2      int32
+	NsInode  uint32
+	Call     uint16
+	Sflags   uint16
+	PathLen  uint16
+	Path2Len uint16
+	ArgLen   uint16
+	Pad      uint16
+	Pad2     uint32
+	Path     [1024]int8
+	Path2    [1024]int8
+	Arg      [64]int8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	sensorMapDrops                   = "drops"
-	sensorMapEgressSocks             = "egress_socks"
-	sensorMapEvents                  = "events"
-	sensorMapExecScratch             = "exec_scratch"
-	sensorMapInflightConnect         = "inflight_connect"
-	sensorMapNetScratch              = "net_scratch"
-	sensorMapNetStats                = "net_stats"
-	sensorMapOpenRecScratch          = "open_rec_scratch"
-	sensorMapOpenScratchMap          = "open_scratch_map"
-	sensorMapOpenStash               = "open_stash"
-	sensorMapPathScratch             = "path_scratch"
-	sensorMapPendingConnect          = "pending_connect"
-	sensorMapPrefixTrie              = "prefix_trie"
-	sensorMapProcTrie                = "proc_trie"
-	sensorMapSuffixTail              = "suffix_tail"
-	sensorMapSuffixTrie              = "suffix_trie"
-	sensorProgKestrelCreat           = "kestrel_creat"
-	sensorProgKestrelCreatX          = "kestrel_creat_x"
-	sensorProgKestrelExec            = "kestrel_exec"
-	sensorProgKestrelExit            = "kestrel_exit"
-	sensorProgKestrelFork            = "kestrel_fork"
-	sensorProgKestrelOpen            = "kestrel_open"
-	sensorProgKestrelOpenX           = "kestrel_open_x"
-	sensorProgKestrelOpenat          = "kestrel_openat"
-	sensorProgKestrelOpenat2         = "kestrel_openat2"
-	sensorProgKestrelOpenat2X        = "kestrel_openat2_x"
-	sensorProgKestrelOpenatX         = "kestrel_openat_x"
-	sensorProgNetConnect4            = "net_connect4"
-	sensorProgNetConnect6            = "net_connect6"
-	sensorProgNetConnectUnixOptional = "net_connect_unix_optional"
-	sensorProgNetEnterConnect        = "net_enter_connect"
-	sensorProgNetExitConnect         = "net_exit_connect"
-	sensorProgNetSendLength          = "net_send_length"
-	sensorProgNetSockRelease         = "net_sock_release"
-	sensorProgNetSockSetState        = "net_sock_set_state"
-	sensorVarBtfExitRec              = "_btf_exit_rec"
-	sensorVarBtfForkRec              = "_btf_fork_rec"
-	sensorVarOpenPending             = "open_pending"
-	sensorVarSelfTgid                = "self_tgid"
-	sensorVarWakeupBytes             = "wakeup_bytes"
+	sensorMapDrops                    = "drops"
+	sensorMapEgressSocks              = "egress_socks"
+	sensorMapEvents                   = "events"
+	sensorMapExecScratch              = "exec_scratch"
+	sensorMapInflightConnect          = "inflight_connect"
+	sensorMapNetScratch               = "net_scratch"
+	sensorMapNetStats                 = "net_stats"
+	sensorMapOpenRecScratch           = "open_rec_scratch"
+	sensorMapOpenScratchMap           = "open_scratch_map"
+	sensorMapOpenStash                = "open_stash"
+	sensorMapPathScratch              = "path_scratch"
+	sensorMapPendingConnect           = "pending_connect"
+	sensorMapPrefixTrie               = "prefix_trie"
+	sensorMapProcTrie                 = "proc_trie"
+	sensorMapSuffixTail               = "suffix_tail"
+	sensorMapSuffixTrie               = "suffix_trie"
+	sensorMapSysScratch               = "sys_scratch"
+	sensorMapSysStash                 = "sys_stash"
+	sensorProgKestrelBpf              = "kestrel_bpf"
+	sensorProgKestrelBpfX             = "kestrel_bpf_x"
+	sensorProgKestrelChroot           = "kestrel_chroot"
+	sensorProgKestrelChrootX          = "kestrel_chroot_x"
+	sensorProgKestrelCreat            = "kestrel_creat"
+	sensorProgKestrelCreatX           = "kestrel_creat_x"
+	sensorProgKestrelDeleteModule     = "kestrel_delete_module"
+	sensorProgKestrelDeleteModuleX    = "kestrel_delete_module_x"
+	sensorProgKestrelDup2             = "kestrel_dup2"
+	sensorProgKestrelDup2X            = "kestrel_dup2_x"
+	sensorProgKestrelDup3             = "kestrel_dup3"
+	sensorProgKestrelDup3X            = "kestrel_dup3_x"
+	sensorProgKestrelExec             = "kestrel_exec"
+	sensorProgKestrelExit             = "kestrel_exit"
+	sensorProgKestrelFinitModule      = "kestrel_finit_module"
+	sensorProgKestrelFinitModuleX     = "kestrel_finit_module_x"
+	sensorProgKestrelFork             = "kestrel_fork"
+	sensorProgKestrelInitModule       = "kestrel_init_module"
+	sensorProgKestrelInitModuleX      = "kestrel_init_module_x"
+	sensorProgKestrelKill             = "kestrel_kill"
+	sensorProgKestrelKillX            = "kestrel_kill_x"
+	sensorProgKestrelLink             = "kestrel_link"
+	sensorProgKestrelLinkX            = "kestrel_link_x"
+	sensorProgKestrelLinkat           = "kestrel_linkat"
+	sensorProgKestrelLinkatX          = "kestrel_linkat_x"
+	sensorProgKestrelMemfdCreate      = "kestrel_memfd_create"
+	sensorProgKestrelMemfdCreateX     = "kestrel_memfd_create_x"
+	sensorProgKestrelMknod            = "kestrel_mknod"
+	sensorProgKestrelMknodX           = "kestrel_mknod_x"
+	sensorProgKestrelMknodat          = "kestrel_mknodat"
+	sensorProgKestrelMknodatX         = "kestrel_mknodat_x"
+	sensorProgKestrelMount            = "kestrel_mount"
+	sensorProgKestrelMountX           = "kestrel_mount_x"
+	sensorProgKestrelOpen             = "kestrel_open"
+	sensorProgKestrelOpenX            = "kestrel_open_x"
+	sensorProgKestrelOpenat           = "kestrel_openat"
+	sensorProgKestrelOpenat2          = "kestrel_openat2"
+	sensorProgKestrelOpenat2X         = "kestrel_openat2_x"
+	sensorProgKestrelOpenatX          = "kestrel_openat_x"
+	sensorProgKestrelPivotRoot        = "kestrel_pivot_root"
+	sensorProgKestrelPivotRootX       = "kestrel_pivot_root_x"
+	sensorProgKestrelProcessVmReadv   = "kestrel_process_vm_readv"
+	sensorProgKestrelProcessVmReadvX  = "kestrel_process_vm_readv_x"
+	sensorProgKestrelProcessVmWritev  = "kestrel_process_vm_writev"
+	sensorProgKestrelProcessVmWritevX = "kestrel_process_vm_writev_x"
+	sensorProgKestrelPtrace           = "kestrel_ptrace"
+	sensorProgKestrelPtraceX          = "kestrel_ptrace_x"
+	sensorProgKestrelRename           = "kestrel_rename"
+	sensorProgKestrelRenameX          = "kestrel_rename_x"
+	sensorProgKestrelRenameat         = "kestrel_renameat"
+	sensorProgKestrelRenameat2        = "kestrel_renameat2"
+	sensorProgKestrelRenameat2X       = "kestrel_renameat2_x"
+	sensorProgKestrelRenameatX        = "kestrel_renameat_x"
+	sensorProgKestrelSetns            = "kestrel_setns"
+	sensorProgKestrelSetnsX           = "kestrel_setns_x"
+	sensorProgKestrelSymlink          = "kestrel_symlink"
+	sensorProgKestrelSymlinkX         = "kestrel_symlink_x"
+	sensorProgKestrelSymlinkat        = "kestrel_symlinkat"
+	sensorProgKestrelSymlinkatX       = "kestrel_symlinkat_x"
+	sensorProgKestrelTgkill           = "kestrel_tgkill"
+	sensorProgKestrelTgkillX          = "kestrel_tgkill_x"
+	sensorProgKestrelUmount           = "kestrel_umount"
+	sensorProgKestrelUmountX          = "kestrel_umount_x"
+	sensorProgKestrelUnlink           = "kestrel_unlink"
+	sensorProgKestrelUnlinkX          = "kestrel_unlink_x"
+	sensorProgKestrelUnlinkat         = "kestrel_unlinkat"
+	sensorProgKestrelUnlinkatX        = "kestrel_unlinkat_x"
+	sensorProgKestrelUnshare          = "kestrel_unshare"
+	sensorProgKestrelUnshareX         = "kestrel_unshare_x"
+	sensorProgNetConnect4             = "net_connect4"
+	sensorProgNetConnect6             = "net_connect6"
+	sensorProgNetConnectUnixOptional  = "net_connect_unix_optional"
+	sensorProgNetEnterConnect         = "net_enter_connect"
+	sensorProgNetExitConnect          = "net_exit_connect"
+	sensorProgNetSendLength           = "net_send_length"
+	sensorProgNetSockRelease          = "net_sock_release"
+	sensorProgNetSockSetState         = "net_sock_set_state"
+	sensorVarBtfExitRec               = "_btf_exit_rec"
+	sensorVarBtfForkRec               = "_btf_fork_rec"
+	sensorVarOpenPending              = "open_pending"
+	sensorVarSelfTgid                 = "self_tgid"
+	sensorVarSysPending               = "sys_pending"
+	sensorVarWakeupBytes              = "wakeup_bytes"
 )
 
 // loadSensor returns the embedded CollectionSpec for sensor.
@@ -269,25 +364,83 @@ type sensorSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sensorProgramSpecs struct {
-	KestrelCreat           *ebpf.ProgramSpec `ebpf:"kestrel_creat"`
-	KestrelCreatX          *ebpf.ProgramSpec `ebpf:"kestrel_creat_x"`
-	KestrelExec            *ebpf.ProgramSpec `ebpf:"kestrel_exec"`
-	KestrelExit            *ebpf.ProgramSpec `ebpf:"kestrel_exit"`
-	KestrelFork            *ebpf.ProgramSpec `ebpf:"kestrel_fork"`
-	KestrelOpen            *ebpf.ProgramSpec `ebpf:"kestrel_open"`
-	KestrelOpenX           *ebpf.ProgramSpec `ebpf:"kestrel_open_x"`
-	KestrelOpenat          *ebpf.ProgramSpec `ebpf:"kestrel_openat"`
-	KestrelOpenat2         *ebpf.ProgramSpec `ebpf:"kestrel_openat2"`
-	KestrelOpenat2X        *ebpf.ProgramSpec `ebpf:"kestrel_openat2_x"`
-	KestrelOpenatX         *ebpf.ProgramSpec `ebpf:"kestrel_openat_x"`
-	NetConnect4            *ebpf.ProgramSpec `ebpf:"net_connect4"`
-	NetConnect6            *ebpf.ProgramSpec `ebpf:"net_connect6"`
-	NetConnectUnixOptional *ebpf.ProgramSpec `ebpf:"net_connect_unix_optional"`
-	NetEnterConnect        *ebpf.ProgramSpec `ebpf:"net_enter_connect"`
-	NetExitConnect         *ebpf.ProgramSpec `ebpf:"net_exit_connect"`
-	NetSendLength          *ebpf.ProgramSpec `ebpf:"net_send_length"`
-	NetSockRelease         *ebpf.ProgramSpec `ebpf:"net_sock_release"`
-	NetSockSetState        *ebpf.ProgramSpec `ebpf:"net_sock_set_state"`
+	KestrelBpf              *ebpf.ProgramSpec `ebpf:"kestrel_bpf"`
+	KestrelBpfX             *ebpf.ProgramSpec `ebpf:"kestrel_bpf_x"`
+	KestrelChroot           *ebpf.ProgramSpec `ebpf:"kestrel_chroot"`
+	KestrelChrootX          *ebpf.ProgramSpec `ebpf:"kestrel_chroot_x"`
+	KestrelCreat            *ebpf.ProgramSpec `ebpf:"kestrel_creat"`
+	KestrelCreatX           *ebpf.ProgramSpec `ebpf:"kestrel_creat_x"`
+	KestrelDeleteModule     *ebpf.ProgramSpec `ebpf:"kestrel_delete_module"`
+	KestrelDeleteModuleX    *ebpf.ProgramSpec `ebpf:"kestrel_delete_module_x"`
+	KestrelDup2             *ebpf.ProgramSpec `ebpf:"kestrel_dup2"`
+	KestrelDup2X            *ebpf.ProgramSpec `ebpf:"kestrel_dup2_x"`
+	KestrelDup3             *ebpf.ProgramSpec `ebpf:"kestrel_dup3"`
+	KestrelDup3X            *ebpf.ProgramSpec `ebpf:"kestrel_dup3_x"`
+	KestrelExec             *ebpf.ProgramSpec `ebpf:"kestrel_exec"`
+	KestrelExit             *ebpf.ProgramSpec `ebpf:"kestrel_exit"`
+	KestrelFinitModule      *ebpf.ProgramSpec `ebpf:"kestrel_finit_module"`
+	KestrelFinitModuleX     *ebpf.ProgramSpec `ebpf:"kestrel_finit_module_x"`
+	KestrelFork             *ebpf.ProgramSpec `ebpf:"kestrel_fork"`
+	KestrelInitModule       *ebpf.ProgramSpec `ebpf:"kestrel_init_module"`
+	KestrelInitModuleX      *ebpf.ProgramSpec `ebpf:"kestrel_init_module_x"`
+	KestrelKill             *ebpf.ProgramSpec `ebpf:"kestrel_kill"`
+	KestrelKillX            *ebpf.ProgramSpec `ebpf:"kestrel_kill_x"`
+	KestrelLink             *ebpf.ProgramSpec `ebpf:"kestrel_link"`
+	KestrelLinkX            *ebpf.ProgramSpec `ebpf:"kestrel_link_x"`
+	KestrelLinkat           *ebpf.ProgramSpec `ebpf:"kestrel_linkat"`
+	KestrelLinkatX          *ebpf.ProgramSpec `ebpf:"kestrel_linkat_x"`
+	KestrelMemfdCreate      *ebpf.ProgramSpec `ebpf:"kestrel_memfd_create"`
+	KestrelMemfdCreateX     *ebpf.ProgramSpec `ebpf:"kestrel_memfd_create_x"`
+	KestrelMknod            *ebpf.ProgramSpec `ebpf:"kestrel_mknod"`
+	KestrelMknodX           *ebpf.ProgramSpec `ebpf:"kestrel_mknod_x"`
+	KestrelMknodat          *ebpf.ProgramSpec `ebpf:"kestrel_mknodat"`
+	KestrelMknodatX         *ebpf.ProgramSpec `ebpf:"kestrel_mknodat_x"`
+	KestrelMount            *ebpf.ProgramSpec `ebpf:"kestrel_mount"`
+	KestrelMountX           *ebpf.ProgramSpec `ebpf:"kestrel_mount_x"`
+	KestrelOpen             *ebpf.ProgramSpec `ebpf:"kestrel_open"`
+	KestrelOpenX            *ebpf.ProgramSpec `ebpf:"kestrel_open_x"`
+	KestrelOpenat           *ebpf.ProgramSpec `ebpf:"kestrel_openat"`
+	KestrelOpenat2          *ebpf.ProgramSpec `ebpf:"kestrel_openat2"`
+	KestrelOpenat2X         *ebpf.ProgramSpec `ebpf:"kestrel_openat2_x"`
+	KestrelOpenatX          *ebpf.ProgramSpec `ebpf:"kestrel_openat_x"`
+	KestrelPivotRoot        *ebpf.ProgramSpec `ebpf:"kestrel_pivot_root"`
+	KestrelPivotRootX       *ebpf.ProgramSpec `ebpf:"kestrel_pivot_root_x"`
+	KestrelProcessVmReadv   *ebpf.ProgramSpec `ebpf:"kestrel_process_vm_readv"`
+	KestrelProcessVmReadvX  *ebpf.ProgramSpec `ebpf:"kestrel_process_vm_readv_x"`
+	KestrelProcessVmWritev  *ebpf.ProgramSpec `ebpf:"kestrel_process_vm_writev"`
+	KestrelProcessVmWritevX *ebpf.ProgramSpec `ebpf:"kestrel_process_vm_writev_x"`
+	KestrelPtrace           *ebpf.ProgramSpec `ebpf:"kestrel_ptrace"`
+	KestrelPtraceX          *ebpf.ProgramSpec `ebpf:"kestrel_ptrace_x"`
+	KestrelRename           *ebpf.ProgramSpec `ebpf:"kestrel_rename"`
+	KestrelRenameX          *ebpf.ProgramSpec `ebpf:"kestrel_rename_x"`
+	KestrelRenameat         *ebpf.ProgramSpec `ebpf:"kestrel_renameat"`
+	KestrelRenameat2        *ebpf.ProgramSpec `ebpf:"kestrel_renameat2"`
+	KestrelRenameat2X       *ebpf.ProgramSpec `ebpf:"kestrel_renameat2_x"`
+	KestrelRenameatX        *ebpf.ProgramSpec `ebpf:"kestrel_renameat_x"`
+	KestrelSetns            *ebpf.ProgramSpec `ebpf:"kestrel_setns"`
+	KestrelSetnsX           *ebpf.ProgramSpec `ebpf:"kestrel_setns_x"`
+	KestrelSymlink          *ebpf.ProgramSpec `ebpf:"kestrel_symlink"`
+	KestrelSymlinkX         *ebpf.ProgramSpec `ebpf:"kestrel_symlink_x"`
+	KestrelSymlinkat        *ebpf.ProgramSpec `ebpf:"kestrel_symlinkat"`
+	KestrelSymlinkatX       *ebpf.ProgramSpec `ebpf:"kestrel_symlinkat_x"`
+	KestrelTgkill           *ebpf.ProgramSpec `ebpf:"kestrel_tgkill"`
+	KestrelTgkillX          *ebpf.ProgramSpec `ebpf:"kestrel_tgkill_x"`
+	KestrelUmount           *ebpf.ProgramSpec `ebpf:"kestrel_umount"`
+	KestrelUmountX          *ebpf.ProgramSpec `ebpf:"kestrel_umount_x"`
+	KestrelUnlink           *ebpf.ProgramSpec `ebpf:"kestrel_unlink"`
+	KestrelUnlinkX          *ebpf.ProgramSpec `ebpf:"kestrel_unlink_x"`
+	KestrelUnlinkat         *ebpf.ProgramSpec `ebpf:"kestrel_unlinkat"`
+	KestrelUnlinkatX        *ebpf.ProgramSpec `ebpf:"kestrel_unlinkat_x"`
+	KestrelUnshare          *ebpf.ProgramSpec `ebpf:"kestrel_unshare"`
+	KestrelUnshareX         *ebpf.ProgramSpec `ebpf:"kestrel_unshare_x"`
+	NetConnect4             *ebpf.ProgramSpec `ebpf:"net_connect4"`
+	NetConnect6             *ebpf.ProgramSpec `ebpf:"net_connect6"`
+	NetConnectUnixOptional  *ebpf.ProgramSpec `ebpf:"net_connect_unix_optional"`
+	NetEnterConnect         *ebpf.ProgramSpec `ebpf:"net_enter_connect"`
+	NetExitConnect          *ebpf.ProgramSpec `ebpf:"net_exit_connect"`
+	NetSendLength           *ebpf.ProgramSpec `ebpf:"net_send_length"`
+	NetSockRelease          *ebpf.ProgramSpec `ebpf:"net_sock_release"`
+	NetSockSetState         *ebpf.ProgramSpec `ebpf:"net_sock_set_state"`
 }
 
 // sensorMapSpecs contains maps before they are loaded into the kernel.
@@ -310,6 +463,8 @@ type sensorMapSpecs struct {
 	ProcTrie        *ebpf.MapSpec `ebpf:"proc_trie"`
 	SuffixTail      *ebpf.MapSpec `ebpf:"suffix_tail"`
 	SuffixTrie      *ebpf.MapSpec `ebpf:"suffix_trie"`
+	SysScratch      *ebpf.MapSpec `ebpf:"sys_scratch"`
+	SysStash        *ebpf.MapSpec `ebpf:"sys_stash"`
 }
 
 // sensorVariableSpecs contains global variables before they are loaded into the kernel.
@@ -320,6 +475,7 @@ type sensorVariableSpecs struct {
 	BtfForkRec  *ebpf.VariableSpec `ebpf:"_btf_fork_rec"`
 	OpenPending *ebpf.VariableSpec `ebpf:"open_pending"`
 	SelfTgid    *ebpf.VariableSpec `ebpf:"self_tgid"`
+	SysPending  *ebpf.VariableSpec `ebpf:"sys_pending"`
 	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
@@ -359,6 +515,8 @@ type sensorMaps struct {
 	ProcTrie        *ebpf.Map `ebpf:"proc_trie"`
 	SuffixTail      *ebpf.Map `ebpf:"suffix_tail"`
 	SuffixTrie      *ebpf.Map `ebpf:"suffix_trie"`
+	SysScratch      *ebpf.Map `ebpf:"sys_scratch"`
+	SysStash        *ebpf.Map `ebpf:"sys_stash"`
 }
 
 func (m *sensorMaps) Close() error {
@@ -379,6 +537,8 @@ func (m *sensorMaps) Close() error {
 		m.ProcTrie,
 		m.SuffixTail,
 		m.SuffixTrie,
+		m.SysScratch,
+		m.SysStash,
 	)
 }
 
@@ -390,6 +550,7 @@ type sensorVariables struct {
 	BtfForkRec  *ebpf.Variable `ebpf:"_btf_fork_rec"`
 	OpenPending *ebpf.Variable `ebpf:"open_pending"`
 	SelfTgid    *ebpf.Variable `ebpf:"self_tgid"`
+	SysPending  *ebpf.Variable `ebpf:"sys_pending"`
 	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
@@ -397,40 +558,156 @@ type sensorVariables struct {
 //
 // It can be passed to loadSensorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sensorPrograms struct {
-	KestrelCreat           *ebpf.Program `ebpf:"kestrel_creat"`
-	KestrelCreatX          *ebpf.Program `ebpf:"kestrel_creat_x"`
-	KestrelExec            *ebpf.Program `ebpf:"kestrel_exec"`
-	KestrelExit            *ebpf.Program `ebpf:"kestrel_exit"`
-	KestrelFork            *ebpf.Program `ebpf:"kestrel_fork"`
-	KestrelOpen            *ebpf.Program `ebpf:"kestrel_open"`
-	KestrelOpenX           *ebpf.Program `ebpf:"kestrel_open_x"`
-	KestrelOpenat          *ebpf.Program `ebpf:"kestrel_openat"`
-	KestrelOpenat2         *ebpf.Program `ebpf:"kestrel_openat2"`
-	KestrelOpenat2X        *ebpf.Program `ebpf:"kestrel_openat2_x"`
-	KestrelOpenatX         *ebpf.Program `ebpf:"kestrel_openat_x"`
-	NetConnect4            *ebpf.Program `ebpf:"net_connect4"`
-	NetConnect6            *ebpf.Program `ebpf:"net_connect6"`
-	NetConnectUnixOptional *ebpf.Program `ebpf:"net_connect_unix_optional"`
-	NetEnterConnect        *ebpf.Program `ebpf:"net_enter_connect"`
-	NetExitConnect         *ebpf.Program `ebpf:"net_exit_connect"`
-	NetSendLength          *ebpf.Program `ebpf:"net_send_length"`
-	NetSockRelease         *ebpf.Program `ebpf:"net_sock_release"`
-	NetSockSetState        *ebpf.Program `ebpf:"net_sock_set_state"`
+	KestrelBpf              *ebpf.Program `ebpf:"kestrel_bpf"`
+	KestrelBpfX             *ebpf.Program `ebpf:"kestrel_bpf_x"`
+	KestrelChroot           *ebpf.Program `ebpf:"kestrel_chroot"`
+	KestrelChrootX          *ebpf.Program `ebpf:"kestrel_chroot_x"`
+	KestrelCreat            *ebpf.Program `ebpf:"kestrel_creat"`
+	KestrelCreatX           *ebpf.Program `ebpf:"kestrel_creat_x"`
+	KestrelDeleteModule     *ebpf.Program `ebpf:"kestrel_delete_module"`
+	KestrelDeleteModuleX    *ebpf.Program `ebpf:"kestrel_delete_module_x"`
+	KestrelDup2             *ebpf.Program `ebpf:"kestrel_dup2"`
+	KestrelDup2X            *ebpf.Program `ebpf:"kestrel_dup2_x"`
+	KestrelDup3             *ebpf.Program `ebpf:"kestrel_dup3"`
+	KestrelDup3X            *ebpf.Program `ebpf:"kestrel_dup3_x"`
+	KestrelExec             *ebpf.Program `ebpf:"kestrel_exec"`
+	KestrelExit             *ebpf.Program `ebpf:"kestrel_exit"`
+	KestrelFinitModule      *ebpf.Program `ebpf:"kestrel_finit_module"`
+	KestrelFinitModuleX     *ebpf.Program `ebpf:"kestrel_finit_module_x"`
+	KestrelFork             *ebpf.Program `ebpf:"kestrel_fork"`
+	KestrelInitModule       *ebpf.Program `ebpf:"kestrel_init_module"`
+	KestrelInitModuleX      *ebpf.Program `ebpf:"kestrel_init_module_x"`
+	KestrelKill             *ebpf.Program `ebpf:"kestrel_kill"`
+	KestrelKillX            *ebpf.Program `ebpf:"kestrel_kill_x"`
+	KestrelLink             *ebpf.Program `ebpf:"kestrel_link"`
+	KestrelLinkX            *ebpf.Program `ebpf:"kestrel_link_x"`
+	KestrelLinkat           *ebpf.Program `ebpf:"kestrel_linkat"`
+	KestrelLinkatX          *ebpf.Program `ebpf:"kestrel_linkat_x"`
+	KestrelMemfdCreate      *ebpf.Program `ebpf:"kestrel_memfd_create"`
+	KestrelMemfdCreateX     *ebpf.Program `ebpf:"kestrel_memfd_create_x"`
+	KestrelMknod            *ebpf.Program `ebpf:"kestrel_mknod"`
+	KestrelMknodX           *ebpf.Program `ebpf:"kestrel_mknod_x"`
+	KestrelMknodat          *ebpf.Program `ebpf:"kestrel_mknodat"`
+	KestrelMknodatX         *ebpf.Program `ebpf:"kestrel_mknodat_x"`
+	KestrelMount            *ebpf.Program `ebpf:"kestrel_mount"`
+	KestrelMountX           *ebpf.Program `ebpf:"kestrel_mount_x"`
+	KestrelOpen             *ebpf.Program `ebpf:"kestrel_open"`
+	KestrelOpenX            *ebpf.Program `ebpf:"kestrel_open_x"`
+	KestrelOpenat           *ebpf.Program `ebpf:"kestrel_openat"`
+	KestrelOpenat2          *ebpf.Program `ebpf:"kestrel_openat2"`
+	KestrelOpenat2X         *ebpf.Program `ebpf:"kestrel_openat2_x"`
+	KestrelOpenatX          *ebpf.Program `ebpf:"kestrel_openat_x"`
+	KestrelPivotRoot        *ebpf.Program `ebpf:"kestrel_pivot_root"`
+	KestrelPivotRootX       *ebpf.Program `ebpf:"kestrel_pivot_root_x"`
+	KestrelProcessVmReadv   *ebpf.Program `ebpf:"kestrel_process_vm_readv"`
+	KestrelProcessVmReadvX  *ebpf.Program `ebpf:"kestrel_process_vm_readv_x"`
+	KestrelProcessVmWritev  *ebpf.Program `ebpf:"kestrel_process_vm_writev"`
+	KestrelProcessVmWritevX *ebpf.Program `ebpf:"kestrel_process_vm_writev_x"`
+	KestrelPtrace           *ebpf.Program `ebpf:"kestrel_ptrace"`
+	KestrelPtraceX          *ebpf.Program `ebpf:"kestrel_ptrace_x"`
+	KestrelRename           *ebpf.Program `ebpf:"kestrel_rename"`
+	KestrelRenameX          *ebpf.Program `ebpf:"kestrel_rename_x"`
+	KestrelRenameat         *ebpf.Program `ebpf:"kestrel_renameat"`
+	KestrelRenameat2        *ebpf.Program `ebpf:"kestrel_renameat2"`
+	KestrelRenameat2X       *ebpf.Program `ebpf:"kestrel_renameat2_x"`
+	KestrelRenameatX        *ebpf.Program `ebpf:"kestrel_renameat_x"`
+	KestrelSetns            *ebpf.Program `ebpf:"kestrel_setns"`
+	KestrelSetnsX           *ebpf.Program `ebpf:"kestrel_setns_x"`
+	KestrelSymlink          *ebpf.Program `ebpf:"kestrel_symlink"`
+	KestrelSymlinkX         *ebpf.Program `ebpf:"kestrel_symlink_x"`
+	KestrelSymlinkat        *ebpf.Program `ebpf:"kestrel_symlinkat"`
+	KestrelSymlinkatX       *ebpf.Program `ebpf:"kestrel_symlinkat_x"`
+	KestrelTgkill           *ebpf.Program `ebpf:"kestrel_tgkill"`
+	KestrelTgkillX          *ebpf.Program `ebpf:"kestrel_tgkill_x"`
+	KestrelUmount           *ebpf.Program `ebpf:"kestrel_umount"`
+	KestrelUmountX          *ebpf.Program `ebpf:"kestrel_umount_x"`
+	KestrelUnlink           *ebpf.Program `ebpf:"kestrel_unlink"`
+	KestrelUnlinkX          *ebpf.Program `ebpf:"kestrel_unlink_x"`
+	KestrelUnlinkat         *ebpf.Program `ebpf:"kestrel_unlinkat"`
+	KestrelUnlinkatX        *ebpf.Program `ebpf:"kestrel_unlinkat_x"`
+	KestrelUnshare          *ebpf.Program `ebpf:"kestrel_unshare"`
+	KestrelUnshareX         *ebpf.Program `ebpf:"kestrel_unshare_x"`
+	NetConnect4             *ebpf.Program `ebpf:"net_connect4"`
+	NetConnect6             *ebpf.Program `ebpf:"net_connect6"`
+	NetConnectUnixOptional  *ebpf.Program `ebpf:"net_connect_unix_optional"`
+	NetEnterConnect         *ebpf.Program `ebpf:"net_enter_connect"`
+	NetExitConnect          *ebpf.Program `ebpf:"net_exit_connect"`
+	NetSendLength           *ebpf.Program `ebpf:"net_send_length"`
+	NetSockRelease          *ebpf.Program `ebpf:"net_sock_release"`
+	NetSockSetState         *ebpf.Program `ebpf:"net_sock_set_state"`
 }
 
 func (p *sensorPrograms) Close() error {
 	return _SensorClose(
+		p.KestrelBpf,
+		p.KestrelBpfX,
+		p.KestrelChroot,
+		p.KestrelChrootX,
 		p.KestrelCreat,
 		p.KestrelCreatX,
+		p.KestrelDeleteModule,
+		p.KestrelDeleteModuleX,
+		p.KestrelDup2,
+		p.KestrelDup2X,
+		p.KestrelDup3,
+		p.KestrelDup3X,
 		p.KestrelExec,
 		p.KestrelExit,
+		p.KestrelFinitModule,
+		p.KestrelFinitModuleX,
 		p.KestrelFork,
+		p.KestrelInitModule,
+		p.KestrelInitModuleX,
+		p.KestrelKill,
+		p.KestrelKillX,
+		p.KestrelLink,
+		p.KestrelLinkX,
+		p.KestrelLinkat,
+		p.KestrelLinkatX,
+		p.KestrelMemfdCreate,
+		p.KestrelMemfdCreateX,
+		p.KestrelMknod,
+		p.KestrelMknodX,
+		p.KestrelMknodat,
+		p.KestrelMknodatX,
+		p.KestrelMount,
+		p.KestrelMountX,
 		p.KestrelOpen,
 		p.KestrelOpenX,
 		p.KestrelOpenat,
 		p.KestrelOpenat2,
 		p.KestrelOpenat2X,
 		p.KestrelOpenatX,
+		p.KestrelPivotRoot,
+		p.KestrelPivotRootX,
+		p.KestrelProcessVmReadv,
+		p.KestrelProcessVmReadvX,
+		p.KestrelProcessVmWritev,
+		p.KestrelProcessVmWritevX,
+		p.KestrelPtrace,
+		p.KestrelPtraceX,
+		p.KestrelRename,
+		p.KestrelRenameX,
+		p.KestrelRenameat,
+		p.KestrelRenameat2,
+		p.KestrelRenameat2X,
+		p.KestrelRenameatX,
+		p.KestrelSetns,
+		p.KestrelSetnsX,
+		p.KestrelSymlink,
+		p.KestrelSymlinkX,
+		p.KestrelSymlinkat,
+		p.KestrelSymlinkatX,
+		p.KestrelTgkill,
+		p.KestrelTgkillX,
+		p.KestrelUmount,
+		p.KestrelUmountX,
+		p.KestrelUnlink,
+		p.KestrelUnlinkX,
+		p.KestrelUnlinkat,
+		p.KestrelUnlinkatX,
+		p.KestrelUnshare,
+		p.KestrelUnshareX,
 		p.NetConnect4,
 		p.NetConnect6,
 		p.NetConnectUnixOptional,
