@@ -555,7 +555,7 @@ func (a *aiState) observe(st *State, ev *event.Event) {
 	a.out = a.out[:0]
 	p, c := ev.Process, ev.Container
 	now := ev.Time
-	a.release(now)
+	defer a.release(now) // after the state changes: an exit may confirm a deferred trigger
 	switch ev.Kind {
 	case event.KindFork:
 		if p != nil {

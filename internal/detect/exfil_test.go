@@ -266,7 +266,7 @@ func TestEXF001PromoteGrace(t *testing.T) {
 		e := newAIEngine(t, nil, nil)
 		var out []*event.Event
 		sink := func(f *event.Event) { out = append(out, f) }
-		for _, ev := range append(base(), at(4*time.Second, exitEv(py, c)), at(5*time.Second, execEv(proc(321, "/bin/true"), c))) {
+		for _, ev := range append(base(), at(4*time.Second, exitEv(py, c))) {
 			e.Process(ev, sink)
 		}
 		if len(findingsOf(out, "EXF-001")) == 0 {
