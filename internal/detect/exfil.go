@@ -735,9 +735,11 @@ func (a *aiState) onOpen(st *State, p *event.Process, c *event.Container, ev *ev
 	if write && f.Flags&(event.OCreat|event.OTrunc) != 0 {
 		size = -1
 	}
-	owner := p.GPUOwner || st.IsGPUOwner(p.PID)
-	isModel, _ := a.match.IsModel(f.RawPath, f.Path, size)
 	r := a.procs.Ptr(p.PID)
+	// Ownership is sticky: a server that freed its GPU memory and reloads
+	// its weights is still their owner.
+	owner := p.GPUOwner || st.IsGPUOwner(p.PID) || r != nil && !r.ownerSince.IsZero()
+	isModel, _ := a.match.IsModel(f.RawPath, f.Path, size)
 	if !isModel && owner && f.IsRead() && !write {
 		if r == nil {
 			r = a.proc(p, c)

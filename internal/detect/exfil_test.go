@@ -45,6 +45,13 @@ func newAIEngine(t testing.TB, reg *model.Registry, mod func(*config.DetectConfi
 	return e
 }
 
+// gpuStop is a gpu stop event of b at t0+d.
+func gpuStop(b pb, c *event.Container, d time.Duration) *event.Event {
+	ev := gpuStart(b, c, 0, "GPU-0")
+	ev.GPU.Change = event.GPUStop
+	return at(d, ev)
+}
+
 // at sets ev's time to t0+d.
 func at(d time.Duration, ev *event.Event) *event.Event { ev.Time = t0.Add(d); return ev }
 
@@ -340,6 +347,10 @@ func TestEXF001Benign(t *testing.T) {
 			at(5*time.Second, execEv(srv, infer))), loads(6*time.Second)...), owner(7*time.Second))},
 		{"model reload by the owner", append(append([]*event.Event{at(5*time.Second, execEv(srv, infer)), owner(6 * time.Second)},
 			loads(7*time.Second)...), loads(15*time.Minute)...)},
+		{"model reload after the owner freed its GPU memory", append(append(append([]*event.Event{
+			at(5*time.Second, execEv(srv, infer)), owner(6 * time.Second)}, loads(7*time.Second)...),
+			gpuStop(srv, infer, 10*time.Minute)), append(loads(11*time.Minute),
+			at(12*time.Minute, cookieConn(srv, infer, "10.200.2.2", 443, event.ClassExternal, 43)))...)},
 		{"tainted reader sends to an allowlisted destination", []*event.Event{
 			at(0, mopen(proc(620, "/bin/cat"), infer, llamaFile, "", rd, 8*mib, 11)),
 			at(time.Millisecond, exitEv(proc(620, "/bin/cat"), infer)),
