@@ -124,11 +124,10 @@ type aiProc struct {
 	// taintedChild is a live child holding taint: its later siblings are
 	// its pipeline peers.
 	taintedChild uint32
-	// archiver is set for the EXF-004 archive/encode tools; kcp for tar in
-	// create mode under the runtime exec path (EXF-005).
-	archiver, kcp bool
-	// server is set for inference server executables (GPU-001).
-	server bool
+	// p is the process snapshot of its last exec (of its parent's image for
+	// a process that has only forked); the rules derive archiver (EXF-004),
+	// kubectl-cp (EXF-005) and inference-server (GPU-001) from it lazily.
+	p *event.Process
 	// ownerSince is when the process became a GPU owner; firstModel when it
 	// first opened a model file.
 	ownerSince, firstModel time.Time
@@ -591,15 +590,16 @@ func (a *aiState) observe(st *State, ev *event.Event) {
 }
 
 func (a *aiState) onFork(p *event.Process, c *event.Container, now time.Time) {
-	r := a.procs.Put(p.PID, aiProc{parent: p.ForkParent, cid: cidOf(c), exe: p.Exe})
+	r := a.procs.Put(p.PID, aiProc{parent: p.ForkParent, cid: cidOf(c), exe: p.Exe, p: p})
 	par := a.procs.Ptr(p.ForkParent)
 	if par == nil {
 		return
 	}
-	r.server = par.server
+	if len(p.Args) == 0 && par.p != nil {
+		r.p = par.p // a fork runs its parent's image
+	}
 	if src, _, since := a.taintOf(p.ForkParent, now); src != nil {
-		*r = aiProc{parent: p.ForkParent, cid: r.cid, exe: r.exe, server: r.server,
-			src: src, srcSince: since, via: viaFork, from: p.ForkParent}
+		r.src, r.srcSince, r.via, r.from = src, since, viaFork, p.ForkParent
 		par.taintedChild = p.PID
 		return
 	}
@@ -630,10 +630,7 @@ func (a *aiState) onExit(pid uint32) {
 
 func (a *aiState) onExec(st *State, p *event.Process, c *event.Container, ev *event.Event, now time.Time) {
 	r := a.proc(p, c)
-	r.exe, r.cid = p.Exe, cidOf(c)
-	r.archiver = isArchiver(p)
-	r.kcp = isKubectlCp(a.s, p, c)
-	r.server = isServer(p)
+	r.exe, r.cid, r.p = p.Exe, cidOf(c), p
 	if c != nil {
 		cs := a.ctr(c)
 		if !cs.nvSeen {
@@ -739,7 +736,10 @@ func (a *aiState) onOpen(st *State, p *event.Process, c *event.Container, ev *ev
 	// Ownership is sticky: a server that freed its GPU memory and reloads
 	// its weights is still their owner.
 	owner := p.GPUOwner || st.IsGPUOwner(p.PID) || r != nil && !r.ownerSince.IsZero()
-	isModel, _ := a.match.IsModel(f.RawPath, f.Path, size)
+	isModel := false
+	if mayBeModel(f.Path) || mayBeModel(f.RawPath) {
+		isModel, _ = a.match.IsModel(f.RawPath, f.Path, size)
+	}
 	if !isModel && owner && f.IsRead() && !write {
 		if r == nil {
 			r = a.proc(p, c)
@@ -816,6 +816,24 @@ func (a *aiState) onOpen(st *State, p *event.Process, c *event.Container, ev *ev
 		return
 	}
 	a.taint(r, p.PID, c, pt.src, viaFile, pt.by, now)
+}
+
+// mayBeModel is a cheap prefilter of Matcher.IsModel: paths under /dev
+// (but /dev/shm), /sys and /etc, and pseudo paths ("net:[…]", "pipe:[…]")
+// never name model files.
+func mayBeModel(p string) bool {
+	if len(p) < 2 || p[0] != '/' {
+		return len(p) > 0 && p[0] != '/' && strings.IndexByte(p, ':') < 0
+	}
+	switch p[1] {
+	case 'd':
+		return !strings.HasPrefix(p, "/dev/") || strings.HasPrefix(p, "/dev/shm/")
+	case 's':
+		return !strings.HasPrefix(p, "/sys/")
+	case 'e':
+		return !strings.HasPrefix(p, "/etc/")
+	}
+	return true
 }
 
 // loaderExempt reports whether p may read model files without tainting:

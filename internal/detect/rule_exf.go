@@ -123,6 +123,16 @@ var transferTools = []string{"scp", "sftp", "rsync", "rclone", "s3cmd", "s5cmd",
 	"ossutil64", "coscmd", "oss", "b2", "restic", "rustic", "kopia", "croc", "wormhole", "magic-wormhole",
 	"ngrok", "cloudflared", "frpc", "chisel", "socat", "nc", "ncat", "netcat", "ssh", "transfer"}
 
+// transferCandidates are the basenames transferTool looks at further.
+var transferCandidates = func() map[string]bool {
+	m := map[string]bool{"aws": true, "gsutil": true, "gcloud": true, "huggingface-cli": true, "hf": true,
+		"git": true, "git-lfs": true, "curl": true, "wget": true, "httpd": true, "busybox": true}
+	for _, t := range transferTools {
+		m[t] = true
+	}
+	return m
+}()
+
 // positional fills buf with the first arguments after argv[0] that are no
 // options, without allocating.
 func positional(args []string, buf *[8]string) []string {
@@ -158,6 +168,9 @@ func transferTool(p *event.Process) string {
 	}
 	b := argv0Base(p)
 	eb := exeBase(p)
+	if !transferCandidates[b] && !transferCandidates[eb] && !isInterpreter(b) {
+		return ""
+	}
 	args := p.Args
 	var buf [8]string
 	pos := positional(args, &buf)
@@ -392,11 +405,19 @@ func netipPort(sk aiSock) string {
 var archivers = []string{"tar", "zip", "7z", "7za", "7zr", "rar", "gzip", "pigz", "zstd", "xz", "bzip2", "pbzip2",
 	"lz4", "split", "base64", "base32", "openssl", "gpg", "age", "dd"}
 
+var archiverSet = func() map[string]bool {
+	m := make(map[string]bool, len(archivers))
+	for _, a := range archivers {
+		m[a] = true
+	}
+	return m
+}()
+
 // isArchiver reports whether p archives, compresses, splits or encodes
 // (not extracts or decodes).
 func isArchiver(p *event.Process) bool {
 	b := argv0Base(p)
-	if !in(b, archivers...) {
+	if !archiverSet[b] {
 		return false
 	}
 	switch b {
@@ -476,10 +497,12 @@ func (r *exf004) Eval(ctx *Context, ev *event.Event) {
 	}
 	a := ctx.eng.ai
 	p := ev.Process
-	var sev event.Severity
-	if a.isInference(ctx.State, ev.Container) &&
-		!ctx.State.InStartupGrace(ev.Container, ctx.Now, ctx.Settings.Config.StartupGrace.D()) {
-		sev = event.SevHigh
+	severity := func() event.Severity {
+		if a.isInference(ctx.State, ev.Container) &&
+			!ctx.State.InStartupGrace(ev.Container, ctx.Now, ctx.Settings.Config.StartupGrace.D()) {
+			return event.SevHigh
+		}
+		return 0
 	}
 	switch ev.Kind {
 	case event.KindExec:
@@ -492,7 +515,7 @@ func (r *exf004) Eval(ctx *Context, ev *event.Event) {
 		}
 		ctx.Emit(ev, Report{
 			Key:         "exec:" + argv0Base(p) + ":" + arg,
-			Severity:    sev,
+			Severity:    severity(),
 			Explanation: who(ev) + " archives/encodes model artifact " + arg + " (" + cmdline(p) + ") in " + where(ev) + ".",
 			Attrs:       map[string]string{"condition": "archiver_argv", "tool": argv0Base(p), "model_arg": arg},
 		})
@@ -511,7 +534,7 @@ func (r *exf004) Eval(ctx *Context, ev *event.Event) {
 			}
 			ctx.Emit(ev, Report{
 				Key:      "stage:" + f.Path,
-				Severity: sev,
+				Severity: severity(),
 				Explanation: who(ev) + " wrote " + f.Path + " in " + where(ev) + " while holding model weights " +
 					a.sourceFiles(src) + ".",
 				Attrs: map[string]string{"condition": "tainted_write", "path": f.Path, "model_files": a.sourceFiles(src),
@@ -520,7 +543,7 @@ func (r *exf004) Eval(ctx *Context, ev *event.Event) {
 			return
 		}
 		rec, ok := a.procs.Peek(p.PID)
-		if !ok || !rec.archiver || f.Flags&event.ODirectry != 0 {
+		if !ok || rec.p == nil || f.Flags&event.ODirectry != 0 || !isArchiver(rec.p) {
 			return
 		}
 		if m, _ := a.match.IsModel(f.RawPath, f.Path, f.Size); !m {
@@ -528,7 +551,7 @@ func (r *exf004) Eval(ctx *Context, ev *event.Event) {
 		}
 		ctx.Emit(ev, Report{
 			Key:         "read:" + itoa(uint64(p.PID)),
-			Severity:    sev,
+			Severity:    severity(),
 			Explanation: who(ev) + " (" + cmdline(p) + ") read model file " + f.Path + " in " + where(ev) + ".",
 			Attrs:       map[string]string{"condition": "archiver_read", "tool": argv0Base(p), "path": f.Path},
 		})
@@ -594,7 +617,7 @@ func (r *exf005) Eval(ctx *Context, ev *event.Event) {
 			return
 		}
 		rec, ok := a.procs.Peek(p.PID)
-		if !ok || !rec.kcp {
+		if !ok || rec.p == nil || !isKubectlCp(ctx.Settings, rec.p, ev.Container) {
 			return
 		}
 		if m, _ := a.match.IsModel(f.RawPath, f.Path, f.Size); !m {
@@ -660,23 +683,25 @@ func newEXF006(*Settings) Rule {
 }
 
 func (r *exf006) Eval(ctx *Context, ev *event.Event) {
-	if !inContainer(ev) || ev.Process == nil || ctx.Settings.IsGPUAgent(ev.Process, ev.Container) {
+	if !inContainer(ev) || ev.Process == nil {
 		return
 	}
 	a := ctx.eng.ai
 	p := ev.Process
-	var sev event.Severity
-	if a.containerTaint(ev.Container.ID, ctx.Now) != nil {
-		sev = event.SevMedium
+	severity := func() event.Severity {
+		if a.containerTaint(ev.Container.ID, ctx.Now) != nil {
+			return event.SevMedium
+		}
+		return 0
 	}
 	switch ev.Kind {
 	case event.KindExec:
-		if !searchesModels(p) {
+		if !searchesModels(p) || ctx.Settings.IsGPUAgent(p, ev.Container) {
 			return
 		}
 		ctx.Emit(ev, Report{
 			Key:         "search:" + argv0Base(p),
-			Severity:    sev,
+			Severity:    severity(),
 			Explanation: who(ev) + " searched for model files (" + cmdline(p) + ") in " + where(ev) + ".",
 			Attrs:       map[string]string{"condition": "model_search", "cmdline": cmdline(p)},
 		})
@@ -702,9 +727,12 @@ func (r *exf006) Eval(ctx *Context, ev *event.Event) {
 			a.sweep(ctx, ev)
 			return
 		}
+		if ctx.Settings.IsGPUAgent(p, ev.Container) {
+			return
+		}
 		ctx.Emit(ev, Report{
 			Key:         cond + ":" + path,
-			Severity:    sev,
+			Severity:    severity(),
 			Explanation: who(ev) + " read " + path + " (" + cond + ") in " + where(ev) + ".",
 			Attrs:       map[string]string{"condition": cond, "path": path},
 		})
@@ -714,7 +742,8 @@ func (r *exf006) Eval(ctx *Context, ev *event.Event) {
 // sweep counts /proc/<pid>/cmdline reads per container and reports a sweep.
 func (a *aiState) sweep(ctx *Context, ev *event.Event) {
 	pid, rest, ok := procPath(ev.File.Path)
-	if !ok || rest != "cmdline" || !isDigits(pid) || !a.isInference(ctx.State, ev.Container) {
+	if !ok || rest != "cmdline" || !isDigits(pid) || !a.isInference(ctx.State, ev.Container) ||
+		ctx.Settings.IsGPUAgent(ev.Process, ev.Container) {
 		return
 	}
 	n := atoiPID(pid)

@@ -106,7 +106,7 @@ func (r *gpu001) Eval(ctx *Context, ev *event.Event) {
 	server := false
 	if !ok {
 		par, found := a.procs.Peek(p.ForkParent)
-		if !found || !par.server {
+		if !found || par.p == nil || !isServer(par.p) {
 			return
 		}
 		owner, server = p.ForkParent, true
@@ -166,27 +166,59 @@ var minerArgs = []string{"stratum+tcp", "stratum2+tcp", "stratum+ssl", "stratum2
 var minerPorts = []uint16{3333, 3334, 3335, 3336, 3357, 4444, 5555, 5556, 5588, 5730, 6099, 6666, 7777, 7778,
 	8000, 8001, 8008, 8080, 8118, 8333, 8888, 8899, 9332, 9999, 14433, 14444, 45560, 45700, 25}
 
+// minerSet is minerBinaries as a set.
+var minerSet = func() map[string]bool {
+	m := make(map[string]bool, len(minerBinaries))
+	for _, b := range minerBinaries {
+		m[b] = true
+	}
+	return m
+}()
+
+// isMinerName reports whether the basename b (any case) is a miner binary.
+func isMinerName(b string) bool {
+	if len(b) == 0 || len(b) > 16 {
+		return false
+	}
+	var buf [16]byte
+	n := copy(buf[:], b)
+	for i := 0; i < n; i++ {
+		if c := buf[i]; 'A' <= c && c <= 'Z' {
+			buf[i] = c + 'a' - 'A'
+		}
+	}
+	return minerSet[string(buf[:n])] // the conversion in a map index does not allocate
+}
+
 // minerIndicator returns the miner indicator of p's exec, or "". It does
 // not allocate when there is none.
 func minerIndicator(p *event.Process) string {
 	if p == nil {
 		return ""
 	}
-	b, eb := argv0Base(p), exeBase(p)
-	for _, m := range minerBinaries {
-		if strings.EqualFold(b, m) || strings.EqualFold(eb, m) {
-			return "name " + m
-		}
+	if b := argv0Base(p); isMinerName(b) {
+		return "name " + strings.ToLower(b)
+	}
+	if b := exeBase(p); isMinerName(b) {
+		return "name " + strings.ToLower(b)
 	}
 	for i := 1; i < len(p.Args); i++ {
 		x := p.Args[i]
-		for _, m := range minerArgs {
-			if strings.Contains(x, m) {
-				return "argv " + m
-			}
+		if len(x) < 2 || x[0] == '/' {
+			continue
 		}
 		if x == "-o" && i+1 < len(p.Args) && strings.HasPrefix(p.Args[i+1], "pool.") {
 			return "argv -o pool."
+		}
+		if strings.HasPrefix(x, "--donate-level") {
+			return "argv --donate-level"
+		}
+		if j := strings.Index(x, "stratum"); j >= 0 {
+			for _, m := range minerArgs {
+				if strings.HasPrefix(x[j:], m) {
+					return "argv " + m
+				}
+			}
 		}
 	}
 	return ""
@@ -320,7 +352,7 @@ func newGPU003(*Settings) Rule {
 }
 
 func (r *gpu003) Eval(ctx *Context, ev *event.Event) {
-	if !inContainer(ev) || ev.Process == nil || ctx.Settings.IsGPUAgent(ev.Process, ev.Container) {
+	if !inContainer(ev) || ev.Process == nil {
 		return
 	}
 	a := ctx.eng.ai
@@ -369,6 +401,9 @@ func (r *gpu003) Eval(ctx *Context, ev *event.Event) {
 	default:
 		return
 	}
+	if ctx.Settings.IsGPUAgent(ev.Process, ev.Container) {
+		return
+	}
 	ctx.Emit(ev, Report{
 		Key:         cond + ":" + path,
 		Explanation: who(ev) + " " + cond + " " + path + resultNote(res) + " in " + where(ev) + ".",
@@ -409,12 +444,15 @@ func hostPIDView(s *Settings, p *event.Process) bool {
 
 func (r *gpu004) Eval(ctx *Context, ev *event.Event) {
 	p := ev.Process
-	if p == nil || ctx.Settings.IsGPUAgent(p, ev.Container) {
+	if p == nil {
 		return
 	}
 	st := ctx.State
 	isOwner := func(t uint32) bool { return t != 0 && t != p.PID && st.IsGPUOwner(t) }
 	emit := func(t uint32, cond string, sev event.Severity, detail string) {
+		if ctx.Settings.IsGPUAgent(p, ev.Container) {
+			return
+		}
 		ctx.Emit(ev, Report{
 			Key:         cond + ":" + itoa(uint64(t)),
 			Severity:    sev,
@@ -429,6 +467,9 @@ func (r *gpu004) Eval(ctx *Context, ev *event.Event) {
 			return
 		}
 		if f.Path == "/dev/nvidia-uvm-tools" && !p.GPUOwner && !st.IsGPUOwner(p.PID) {
+			if ctx.Settings.IsGPUAgent(p, ev.Container) {
+				return
+			}
 			ctx.Emit(ev, Report{
 				Key:         "uvm-tools",
 				Severity:    event.SevHigh,
