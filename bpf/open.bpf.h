@@ -12,12 +12,12 @@
  *     trie over X (ns/, root, mem, environ, ...) whose value says whether
  *     the entry counts for self as well as for a numeric pid (a process
  *     reading its own maps is routine; reading another's is not).
- * Cost matters: this runs on every open of the host. Before the suffix trie
- * (which needs the tail reversed byte by byte) a hash lookup of the last
- * three bytes, lower-cased, in suffix_tail rejects almost every path; and
- * sys_exit skips its stash lookup while no watched open is in flight
- * (open_pending), so an uninteresting open pays one string read and two
- * lookups on enter and one load on exit.
+ * Cost matters: this runs on every open of the host, and reading the path
+ * from user memory is already most of what it may cost. So before each trie
+ * a bitmap in .rodata, indexed by two bytes, rejects almost every path with
+ * two loads and no helper call: prefix_gate by the two bytes after the
+ * leading '/', suffix_gate by the last two bytes lower-cased. sys_exit skips
+ * its stash lookup while no watched open is in flight (open_pending).
  *
  * Only a match stashes the call in open_stash; sys_exit then reads the result
  * and, on success, the absolute path of the opened file (dentry walk). A
@@ -72,15 +72,19 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } proc_trie SEC(".maps");
 
-/* Gate for suffix_trie: the last SUFFIX_TAIL bytes (lower-cased, as a
- * little-endian u32) of every suffix and "/name". */
-#define SUFFIX_TAIL 3
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32);
-	__type(value, __u8);
-} suffix_tail SEC(".maps");
+/* Two-byte gates, one bit per byte pair, set by the loader: bit (a<<8|b)
+ * of prefix_gate is set when some prefix starts with '/', a, b (all bits
+ * when a prefix is shorter than three bytes); of suffix_gate when some
+ * suffix or "/name" ends with a, b (lower-cased). */
+#define GATE_BYTES 8192
+volatile const __u8 prefix_gate[GATE_BYTES] = {};
+volatile const __u8 suffix_gate[GATE_BYTES] = {};
+
+static __always_inline bool gate(const volatile __u8 *g, __u8 a, __u8 b)
+{
+	__u32 bit = (__u32)a << 8 | b;
+	return g[(bit >> 3) & (GATE_BYTES - 1)] & (1 << (bit & 7));
+}
 
 /* Watched opens between sys_enter and sys_exit, all threads together. While
  * it is zero, sys_exit has nothing to look up. An entry lost to LRU eviction
@@ -195,20 +199,16 @@ static __always_inline bool watched(const char *upath)
 		return false;
 	__u32 len = n - 1;
 
-	if (s->raw[0] == '/') {
+	if (s->raw[0] == '/' && gate(prefix_gate, s->raw[1], s->raw[2])) {
 		__u32 pl = len < FILTER_PREFIX ? len : FILTER_PREFIX;
 		s->plen = pl * 8;
 		if (bpf_map_lookup_elem(&prefix_trie, s))
 			return true;
 	}
 
-	if (len >= SUFFIX_TAIL) {
-		__u32 tail = (__u32)(__u8)lower(s->raw[(len - 3) & (RAW_SLOT - 1)]) |
-			     (__u32)(__u8)lower(s->raw[(len - 2) & (RAW_SLOT - 1)]) << 8 |
-			     (__u32)(__u8)lower(s->raw[(len - 1) & (RAW_SLOT - 1)]) << 16;
-		if (!bpf_map_lookup_elem(&suffix_tail, &tail))
-			goto proc;
-	}
+	if (len >= 2 && !gate(suffix_gate, lower(s->raw[(len - 2) & (RAW_SLOT - 1)]),
+			      lower(s->raw[(len - 1) & (RAW_SLOT - 1)])))
+		goto proc;
 
 	/* Reverse the tail, lower-cased, into the suffix key. */
 	__u32 k;

@@ -15,7 +15,7 @@ const (
 	prefixKeyData = 64
 	suffixKeyData = 32
 	procKeyData   = 16
-	// suffixTail is how many trailing bytes gate the suffix trie.
+	// suffixTail is the shortest suffix the kernel matches.
 	suffixTail = 3
 )
 
@@ -96,10 +96,49 @@ func filterTables(cfg config.CaptureConfig) (prefix, suffix, proc []filterEntry,
 	return prefix, suffix, proc, nil
 }
 
-// tailKey is the suffix_tail key of a reversed suffix: its last three
-// bytes as a little-endian u32.
-func tailKey(reversed []byte) uint32 {
-	return uint32(reversed[2]) | uint32(reversed[1])<<8 | uint32(reversed[0])<<16
+// gateBytes is the size of each two-byte gate bitmap (bpf/open.bpf.h).
+const gateBytes = 8192
+
+// gates returns the prefix and suffix gate bitmaps for the filter tables:
+// bit a<<8|b is set for every prefix "/ab..." and every reversed suffix
+// "ba..." (that is, a suffix ending in "ab").
+func gates(prefix, suffix []filterEntry) (pg, sg [gateBytes]byte) {
+	set := func(g *[gateBytes]byte, a, b byte) {
+		bit := uint(a)<<8 | uint(b)
+		g[bit>>3] |= 1 << (bit & 7)
+	}
+	for _, e := range prefix {
+		if len(e.data) < 3 {
+			for i := range pg {
+				pg[i] = 0xff // too short to gate on: every path goes to the trie
+			}
+			break
+		}
+		set(&pg, e.data[1], e.data[2])
+	}
+	for _, e := range suffix {
+		set(&sg, e.data[1], e.data[0])
+	}
+	return pg, sg
+}
+
+// setGates writes the gate bitmaps for cfg into spec's constants.
+func setGates(spec *ebpf.CollectionSpec, cfg config.CaptureConfig) error {
+	prefix, suffix, _, err := filterTables(cfg)
+	if err != nil {
+		return err
+	}
+	pg, sg := gates(prefix, suffix)
+	for name, v := range map[string][gateBytes]byte{"prefix_gate": pg, "suffix_gate": sg} {
+		vs, ok := spec.Variables[name]
+		if !ok {
+			return fmt.Errorf("BPF spec has no variable %s", name)
+		}
+		if err := vs.Set(v); err != nil {
+			return fmt.Errorf("set %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // fillFilters writes the open filter tables into the loaded maps.
@@ -107,15 +146,6 @@ func fillFilters(coll *ebpf.Collection, cfg config.CaptureConfig) error {
 	prefix, suffix, proc, err := filterTables(cfg)
 	if err != nil {
 		return err
-	}
-	tails := coll.Maps["suffix_tail"]
-	if tails == nil {
-		return fmt.Errorf("fill open filter: no map suffix_tail")
-	}
-	for _, e := range suffix {
-		if err := tails.Put(tailKey(e.data), uint8(1)); err != nil {
-			return fmt.Errorf("fill open filter suffix_tail with %q: %w", e.data, err)
-		}
 	}
 	for _, t := range []struct {
 		name    string

@@ -29,8 +29,25 @@ func TestFilterTables(t *testing.T) {
 	if want := "srosnetefas.,tp.,tnega_esaeler/"; strings.Join(sufs, ",") != want {
 		t.Errorf("suffixes = %q; want reversed, lower-cased %q", sufs, want)
 	}
-	if got := tailKey(suffix[0].data); got != uint32('o')|uint32('r')<<8|uint32('s')<<16 {
-		t.Errorf("tail key of .safetensors = %#x", got)
+	pg, sg := gates(prefix, suffix)
+	isSet := func(g [gateBytes]byte, a, b byte) bool {
+		bit := uint(a)<<8 | uint(b)
+		return g[bit>>3]&(1<<(bit&7)) != 0
+	}
+	if !isSet(pg, 'm', 'o') || isSet(pg, 't', 'm') {
+		t.Errorf("prefix gate: /mo set %v, /tm set %v", isSet(pg, 'm', 'o'), isSet(pg, 't', 'm'))
+	}
+	for _, end := range []string{"rs", "pt", "nt"} { // .safetensors, .pt, release_agent
+		if !isSet(sg, end[0], end[1]) {
+			t.Errorf("suffix gate lacks %q", end)
+		}
+	}
+	if isSet(sg, 'x', 't') {
+		t.Error("suffix gate passes .txt")
+	}
+	short, _ := gates([]filterEntry{{data: []byte("/a")}}, nil)
+	if !isSet(short, 't', 'm') {
+		t.Error("a two-byte prefix must open the prefix gate for every path")
 	}
 	flags := map[string]uint32{}
 	for _, e := range proc {

@@ -134,7 +134,9 @@ func load(cfg config.CaptureConfig, opts *Options, floor bool) (_ *Sensor, err e
 	}
 	s.recordIDs()
 	if testHookLoaded != nil {
-		testHookLoaded(s)
+		if err := testHookLoaded(s); err != nil {
+			return nil, err
+		}
 	}
 	if !floor {
 		if err := fillFilters(s.coll, cfg); err != nil {
@@ -172,6 +174,9 @@ func configureSpec(spec *ebpf.CollectionSpec, cfg config.CaptureConfig) error {
 		if err := vs.Set(v); err != nil {
 			return fmt.Errorf("set %s: %w", name, err)
 		}
+	}
+	if err := setGates(spec, cfg); err != nil {
+		return err
 	}
 	return bakeVariables(spec)
 }
@@ -251,8 +256,9 @@ func (s *Sensor) recordIDs() {
 
 // Test hooks; nil outside tests.
 var (
-	// testHookLoaded runs once the collection is in the kernel.
-	testHookLoaded func(*Sensor)
+	// testHookLoaded runs once the collection is in the kernel; an error
+	// fails the load there, before anything is attached.
+	testHookLoaded func(*Sensor) error
 	// testHookAttached runs after each program is attached; an error fails
 	// the load there, half-way through attaching.
 	testHookAttached func(name string) error

@@ -233,7 +233,6 @@ const (
 	sensorMapPendingConnect           = "pending_connect"
 	sensorMapPrefixTrie               = "prefix_trie"
 	sensorMapProcTrie                 = "proc_trie"
-	sensorMapSuffixTail               = "suffix_tail"
 	sensorMapSuffixTrie               = "suffix_trie"
 	sensorMapSysScratch               = "sys_scratch"
 	sensorMapSysStash                 = "sys_stash"
@@ -317,7 +316,9 @@ const (
 	sensorVarBtfExitRec               = "_btf_exit_rec"
 	sensorVarBtfForkRec               = "_btf_fork_rec"
 	sensorVarOpenPending              = "open_pending"
+	sensorVarPrefixGate               = "prefix_gate"
 	sensorVarSelfTgid                 = "self_tgid"
+	sensorVarSuffixGate               = "suffix_gate"
 	sensorVarSysPending               = "sys_pending"
 	sensorVarWakeupBytes              = "wakeup_bytes"
 )
@@ -461,7 +462,6 @@ type sensorMapSpecs struct {
 	PendingConnect  *ebpf.MapSpec `ebpf:"pending_connect"`
 	PrefixTrie      *ebpf.MapSpec `ebpf:"prefix_trie"`
 	ProcTrie        *ebpf.MapSpec `ebpf:"proc_trie"`
-	SuffixTail      *ebpf.MapSpec `ebpf:"suffix_tail"`
 	SuffixTrie      *ebpf.MapSpec `ebpf:"suffix_trie"`
 	SysScratch      *ebpf.MapSpec `ebpf:"sys_scratch"`
 	SysStash        *ebpf.MapSpec `ebpf:"sys_stash"`
@@ -474,7 +474,9 @@ type sensorVariableSpecs struct {
 	BtfExitRec  *ebpf.VariableSpec `ebpf:"_btf_exit_rec"`
 	BtfForkRec  *ebpf.VariableSpec `ebpf:"_btf_fork_rec"`
 	OpenPending *ebpf.VariableSpec `ebpf:"open_pending"`
+	PrefixGate  *ebpf.VariableSpec `ebpf:"prefix_gate"`
 	SelfTgid    *ebpf.VariableSpec `ebpf:"self_tgid"`
+	SuffixGate  *ebpf.VariableSpec `ebpf:"suffix_gate"`
 	SysPending  *ebpf.VariableSpec `ebpf:"sys_pending"`
 	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
@@ -513,7 +515,6 @@ type sensorMaps struct {
 	PendingConnect  *ebpf.Map `ebpf:"pending_connect"`
 	PrefixTrie      *ebpf.Map `ebpf:"prefix_trie"`
 	ProcTrie        *ebpf.Map `ebpf:"proc_trie"`
-	SuffixTail      *ebpf.Map `ebpf:"suffix_tail"`
 	SuffixTrie      *ebpf.Map `ebpf:"suffix_trie"`
 	SysScratch      *ebpf.Map `ebpf:"sys_scratch"`
 	SysStash        *ebpf.Map `ebpf:"sys_stash"`
@@ -535,7 +536,6 @@ func (m *sensorMaps) Close() error {
 		m.PendingConnect,
 		m.PrefixTrie,
 		m.ProcTrie,
-		m.SuffixTail,
 		m.SuffixTrie,
 		m.SysScratch,
 		m.SysStash,
@@ -549,7 +549,9 @@ type sensorVariables struct {
 	BtfExitRec  *ebpf.Variable `ebpf:"_btf_exit_rec"`
 	BtfForkRec  *ebpf.Variable `ebpf:"_btf_fork_rec"`
 	OpenPending *ebpf.Variable `ebpf:"open_pending"`
+	PrefixGate  *ebpf.Variable `ebpf:"prefix_gate"`
 	SelfTgid    *ebpf.Variable `ebpf:"self_tgid"`
+	SuffixGate  *ebpf.Variable `ebpf:"suffix_gate"`
 	SysPending  *ebpf.Variable `ebpf:"sys_pending"`
 	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
 }

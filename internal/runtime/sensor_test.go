@@ -383,7 +383,7 @@ func TestCloseLeavesNothing(t *testing.T) {
 	// A load that fails half-way through attaching leaves nothing either.
 	var failedProgs []ebpf.ProgramID
 	var failedMaps []ebpf.MapID
-	testHookLoaded = func(s *Sensor) { failedProgs, failedMaps = s.ObjectIDs() }
+	testHookLoaded = func(s *Sensor) error { failedProgs, failedMaps = s.ObjectIDs(); return nil }
 	attached := 0
 	testHookAttached = func(name string) error {
 		if attached++; attached == 5 {
@@ -403,19 +403,33 @@ func TestCloseLeavesNothing(t *testing.T) {
 	}
 	assertGone(t, failedProgs, failedMaps)
 
-	// A bad filter table fails after the collection was loaded.
-	bad := testConfig()
-	bad.WatchPrefixes = []string{"relative/prefix"}
+	// A load that fails after the collection is in the kernel, before attaching.
 	failedProgs = nil
 	testHookAttached = nil
-	if s, err := Load(bad, nil); err == nil {
+	testHookLoaded = func(s *Sensor) error {
+		failedProgs, failedMaps = s.ObjectIDs()
+		return errors.New("injected load failure")
+	}
+	if s, err := Load(testConfig(), nil); err == nil {
 		s.Close()
-		t.Fatal("Load with a relative watch prefix succeeded")
+		t.Fatal("Load succeeded despite the injected failure")
 	}
 	if len(failedProgs) == 0 {
 		t.Fatal("test hook saw no programs")
 	}
 	assertGone(t, failedProgs, failedMaps)
+
+	// A bad filter table is refused before anything reaches the kernel.
+	failedProgs = nil
+	bad := testConfig()
+	bad.WatchPrefixes = []string{"relative/prefix"}
+	if s, err := Load(bad, nil); err == nil || !strings.Contains(err.Error(), "relative/prefix") {
+		s.Close()
+		t.Fatalf("Load with a relative watch prefix: %v; want an error naming it", err)
+	}
+	if failedProgs != nil {
+		t.Error("programs were loaded for a config that cannot work")
+	}
 }
 
 func assertGone(t *testing.T, progs []ebpf.ProgramID, maps []ebpf.MapID) {
