@@ -10,6 +10,24 @@ import (
 // revShellMarkers are argv substrings of reverse-shell one-liners.
 var revShellMarkers = []string{"/dev/tcp/", "/dev/udp/", "pty.spawn", "IO::Socket", "fsockopen"}
 
+// hookOrContainer scopes the shell-after-connect fallback to container
+// processes and NVIDIA hooks: on hosts, test runners and agents connect and
+// spawn shells all day (markers and dup2 still cover host reverse shells).
+func hookOrContainer(ctx *Context, ev *event.Event) bool {
+	if ev.Container != nil {
+		return true
+	}
+	_, _, ok := hookLineage(ctx.Settings, ev.Process, true)
+	return ok
+}
+
+func cidOrEmpty(c *event.Container) string {
+	if c == nil {
+		return ""
+	}
+	return c.ID
+}
+
 // within reports whether a and b are at most d apart.
 func within(a, b time.Time, d time.Duration) bool {
 	if a.Before(b) {
@@ -33,8 +51,9 @@ func newC2001(*Settings) Rule {
 		Description: "A socket is duplicated onto fd 0, 1 or 2 (dup2/dup3 syscall events with the old fd a " +
 			"socket), a connect is made on fd 0-2, or (core fallback) a shell or interpreter runs a reverse-shell " +
 			"one-liner: /dev/tcp/, /dev/udp/, '-i >&', nc/ncat -e, socat exec:, mkfifo in /tmp, pty.spawn, " +
-			"socket.socket with dup2/subprocess//bin/, IO::Socket, fsockopen; or a shell exec'd within 5 s of a connect to a destination outside " +
-			"egress_allowlist by the same process or its fork parent (the shape of stdio over a socket when dup2 is not captured). Critical in inference containers and under NVIDIA hooks.",
+			"socket.socket with dup2/subprocess//bin/, IO::Socket, fsockopen; or, in containers and under NVIDIA hooks, a shell exec'd within 5 s " +
+			"(either event order) of a TCP connect to a destination outside egress_allowlist by the same process or " +
+			"its fork parent (the shape of stdio over a socket when dup2 is not captured). Critical in inference containers and under NVIDIA hooks.",
 		Knobs: []string{"inference_selector", "egress_allowlist"},
 		Kinds: kinds(event.KindExec, event.KindSyscall, event.KindConnect),
 	}}}
@@ -87,7 +106,7 @@ func (r *c2001) Eval(ctx *Context, ev *event.Event) {
 			what, key = "ran a reverse-shell command line ("+cmdline(p)+")", "exec:"+itoa(uint64(p.PID))
 			break
 		}
-		if !isShell(exeBase(p)) && !isShell(argv0Base(p)) {
+		if !isShell(exeBase(p)) && !isShell(argv0Base(p)) || !hookOrContainer(ctx, ev) {
 			return
 		}
 		// A shell started by a process that dialled out just before: the
@@ -123,7 +142,8 @@ func (r *c2001) Eval(ctx *Context, ev *event.Event) {
 		// Events from different CPUs may arrive out of order: the shell a
 		// child started may be seen before the connect that preceded it.
 		sh, found := ctx.State.LastShell(p.PID)
-		if !found || !within(ctx.Now, sh.Time, shellAfterConnect) || n.DAddr.IsLoopback() || n.Class == event.ClassLoopback ||
+		if !found || !within(ctx.Now, sh.Time, shellAfterConnect) || n.Protocol != "tcp" || n.DAddr.IsLoopback() ||
+			n.Class == event.ClassLoopback || sh.Container != cidOrEmpty(ev.Container) || !hookOrContainer(ctx, ev) ||
 			(n.Result != 0 && n.Result != -115) || ctx.Settings.EgressAllowed(ev.Container, n.DAddr, n.DPort) {
 			return
 		}

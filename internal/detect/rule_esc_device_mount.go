@@ -31,7 +31,9 @@ func newESC007(*Settings) Rule {
 			"dm-*, md*, loop*, mapper/*) or a kernel filesystem type (cgroup, cgroup2, proc, sysfs, debugfs, " +
 			"tracefs, bpf, securityfs, configfs), or runs debugfs/fdisk/sfdisk/losetup; (2) opens a block device " +
 			"or /dev/mem, /dev/kmem, /dev/port, /proc/kcore; (3) calls mount(2) with such a source or type " +
-			"(syscall tracepoint). A cgroup mount is remembered for ESC-001's context.",
+			"(syscall tracepoint), except the runtime's own container setup (runc, crun ..., or unshare/nsenter " +
+			"mounting proc on /proc, sysfs on /sys, cgroup on /sys/fs/cgroup). A cgroup mount is remembered for " +
+			"ESC-001's context.",
 		Knobs: []string{"container_image_allowlist", "rules.ESC-007.allow_cgroup"},
 		Kinds: kinds(event.KindExec, event.KindOpen, event.KindSyscall),
 	}}}
@@ -50,6 +52,23 @@ func isRawDevice(p string) bool {
 		}
 	}
 	return false
+}
+
+// canonicalMounts are the targets where container setup mounts kernel
+// filesystems.
+var canonicalMounts = map[string]string{"proc": "/proc", "sysfs": "/sys", "cgroup2": "/sys/fs/cgroup", "cgroup": "/sys/fs/cgroup"}
+
+// containerSetupMount reports whether a mount syscall is the runtime
+// setting up a container: a runtime binary (or unshare/nsenter, which
+// build the simulated containers and whose --mount-proc does the same)
+// mounting proc, sysfs or cgroup at its usual place.
+func containerSetupMount(s *Settings, p *event.Process, fstype, target string) bool {
+	want, ok := canonicalMounts[fstype]
+	if !ok || !underDir(target, want) {
+		return false
+	}
+	b := exeBase(p)
+	return s.IsRuntime(p.Exe) || b == "unshare" || b == "nsenter"
 }
 
 func (r *esc007) Eval(ctx *Context, ev *event.Event) {
@@ -117,6 +136,9 @@ func (r *esc007) Eval(ctx *Context, ev *event.Event) {
 			src = s.Path
 		}
 		if src == "" && !in(fstype, escapeFSTypes...) {
+			return
+		}
+		if src == "" && containerSetupMount(ctx.Settings, p, fstype, s.Path2) {
 			return
 		}
 		if strings.HasPrefix(fstype, "cgroup") {

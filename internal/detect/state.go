@@ -29,12 +29,13 @@ type State struct {
 
 // ShellExec is the last shell a process started (keyed by its fork parent).
 type ShellExec struct {
-	Time time.Time
-	PID  uint32
-	Exe  string
+	Time      time.Time
+	PID       uint32
+	Exe       string
+	Container string
 }
 
-// Connect is the last outbound (non-loopback inet) connect of a process.
+// Connect is the last outbound (non-loopback TCP) connect of a process.
 type Connect struct {
 	Time time.Time
 	Dst  netip.AddrPort
@@ -199,6 +200,9 @@ func (s *State) observe(ev *event.Event) {
 		}
 		if ev.Kind == event.KindExec && p.ForkParent != 0 && (isShell(exeBase(p)) || isShell(argv0Base(p))) {
 			se := ShellExec{Time: ev.Time, PID: p.PID, Exe: p.Exe}
+			if c != nil {
+				se.Container = c.ID
+			}
 			if sp := s.shells.Ptr(p.ForkParent); sp != nil {
 				*sp = se
 			} else {
@@ -231,7 +235,7 @@ func (s *State) observe(ev *event.Event) {
 		}
 	case event.KindConnect:
 		n := ev.Net
-		if p != nil && n != nil && n.UnixPath == "" && n.DAddr.IsValid() && !n.DAddr.IsLoopback() &&
+		if p != nil && n != nil && n.UnixPath == "" && n.Protocol == "tcp" && n.DAddr.IsValid() && !n.DAddr.IsLoopback() &&
 			n.Class != event.ClassLoopback && (n.Result == 0 || n.Result == -115) {
 			ci := Connect{Time: ev.Time, Dst: netip.AddrPortFrom(n.DAddr, n.DPort)}
 			if cp := s.connects.Ptr(p.PID); cp != nil {
