@@ -1,7 +1,3 @@
-// Package deploy holds the Kubernetes manifest and container image of the
-// sensor; its test decodes daemonset.yaml strictly into k8s.io/api types and
-// checks the properties the design requires (DESIGN.md §8,
-// research/ecosystem.md §5).
 package deploy
 
 import (
