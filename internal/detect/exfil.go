@@ -40,7 +40,7 @@ type AIOptions struct {
 const (
 	maxTaintFiles     = 4   // model files named per taint source
 	maxDeferred       = 256 // EXF-001 triggers waiting for promote_grace
-	maxPeerTaint      = 64  // live children and siblings tainted with a process
+	maxKids           = 16  // live children kept per process for pipeline-peer taint
 	maxPeersPerActor  = 64  // egress peers kept per inventory actor
 	maxEnvRoots       = 256 // model roots learned from container environments
 	exf003Window      = 10 * time.Minute
@@ -223,6 +223,7 @@ type aiState struct {
 	grace    time.Duration
 
 	procs   *LRU[uint32, aiProc]
+	kids    *LRU[uint32, kidSet]
 	ctrs    *LRU[string, aiCtr]
 	paths   *LRU[pathKey, pathTaint]
 	socks   *LRU[uint64, aiSock]
@@ -232,12 +233,11 @@ type aiState struct {
 	// their source's promote_grace to end.
 	out      []exfTrigger
 	deferred []exfTrigger
-	peerBuf  []uint32
 
 	inv *inventory
 
-	envRoots                                           int
-	deferDrops, envRootDrops, sources, promoted, trigs uint64
+	envRoots                                                     int
+	deferDrops, envRootDrops, sources, promoted, trigs, kidDrops uint64
 }
 
 type workloadGlobs struct {
@@ -264,6 +264,7 @@ func newAIState(s *Settings, opts *AIOptions, size int) (*aiState, error) {
 		s: s, reg: reg, match: m, static: opts.StaticAlloc,
 		window: cfg.ExfilWindow.D(), grace: cfg.PromoteGrace.D(),
 		procs:   NewLRU[uint32, aiProc](size, nil),
+		kids:    NewLRU[uint32, kidSet](size, nil),
 		ctrs:    NewLRU[string, aiCtr](size, nil),
 		paths:   NewLRU[pathKey, pathTaint](size, nil),
 		socks:   NewLRU[uint64, aiSock](size, nil),
@@ -312,7 +313,8 @@ func (a *aiState) counters() map[string]uint64 {
 	m["detect_exf_triggers"] = a.trigs
 	m["detect_exf_deferred_dropped"] = a.deferDrops
 	m["detect_model_env_roots_dropped"] = a.envRootDrops
-	m["detect_ai_state_evictions"] = a.procs.Evictions() + a.ctrs.Evictions() + a.paths.Evictions() +
+	m["detect_taint_children_dropped"] = a.kidDrops
+	m["detect_ai_state_evictions"] = a.procs.Evictions() + a.kids.Evictions() + a.ctrs.Evictions() + a.paths.Evictions() +
 		a.socks.Evictions() + a.buckets.Evictions()
 	return m
 }
@@ -591,6 +593,7 @@ func (a *aiState) observe(st *State, ev *event.Event) {
 
 func (a *aiState) onFork(p *event.Process, c *event.Container, now time.Time) {
 	r := a.procs.Put(p.PID, aiProc{parent: p.ForkParent, cid: cidOf(c), exe: p.Exe, p: p})
+	a.addKid(p.ForkParent, p.PID)
 	par := a.procs.Ptr(p.ForkParent)
 	if par == nil {
 		return
@@ -625,6 +628,7 @@ func (a *aiState) onExit(pid uint32) {
 	if par := a.procs.Ptr(r.parent); par != nil && par.taintedChild == pid {
 		par.taintedChild = 0
 	}
+	a.dropKid(r.parent, pid)
 	a.procs.Delete(pid)
 }
 
@@ -881,30 +885,80 @@ func (a *aiState) taint(r *aiProc, pid uint32, c *event.Container, src *taintSrc
 		cs.src, cs.srcSince = src, now
 	}
 	// Live children (tar's compressor) and siblings (the other side of
-	// "tar c | curl -T -") of the same container share the taint. This
-	// walks the process table, once per newly tainted process.
+	// "tar c | curl -T -") of the same container share the taint.
 	cid := cidOf(c)
-	peers := a.peerBuf[:0]
-	a.procs.Range(func(k uint32, q aiProc) bool {
-		if k == pid || q.cid != cid || q.src == src || len(peers) >= maxPeerTaint {
-			return true
+	a.taintKids(pid, pid, cid, src, viaFork, now)
+	if parent != 0 {
+		a.taintKids(parent, pid, cid, src, viaPipeline, now)
+	}
+}
+
+// taintKids gives the live children of parent (pid excepted) in container
+// cid the taint src, unless they hold an active taint already.
+func (a *aiState) taintKids(parent, pid uint32, cid string, src *taintSrc, via string, now time.Time) {
+	ks, ok := a.kids.Peek(parent)
+	if !ok {
+		return
+	}
+	for i := 0; i < int(ks.n); i++ {
+		k := ks.pids[i]
+		if k == pid {
+			continue
 		}
-		if (q.parent == pid || parent != 0 && q.parent == parent) &&
-			(q.src == nil || q.src.dropped || now.Sub(q.srcSince) > a.window) {
-			peers = append(peers, k)
+		q := a.procs.Ptr(k)
+		if q == nil || q.cid != cid || q.src == src ||
+			q.src != nil && !q.src.dropped && now.Sub(q.srcSince) <= a.window {
+			continue
 		}
-		return true
-	})
-	for _, k := range peers {
-		if qp := a.procs.Ptr(k); qp != nil {
-			v := viaPipeline
-			if qp.parent == pid {
-				v = viaFork
-			}
-			qp.src, qp.srcSince, qp.via, qp.from = src, now, v, pid
+		q.src, q.srcSince, q.via, q.from = src, now, via, pid
+	}
+}
+
+// kidSet holds the most recent live children of a process.
+type kidSet struct {
+	n    uint8
+	pids [maxKids]uint32
+}
+
+// addKid records child as a live child of parent.
+func (a *aiState) addKid(parent, child uint32) {
+	if parent == 0 {
+		return
+	}
+	ks := a.kids.Ptr(parent)
+	if ks == nil {
+		ks = a.kids.Put(parent, kidSet{})
+	}
+	for i := 0; i < int(ks.n); i++ {
+		if ks.pids[i] == child {
+			return
 		}
 	}
-	a.peerBuf = peers
+	if int(ks.n) == maxKids {
+		copy(ks.pids[:], ks.pids[1:])
+		ks.n--
+		a.kidDrops++
+	}
+	ks.pids[ks.n] = child
+	ks.n++
+}
+
+// dropKid forgets child as a live child of parent.
+func (a *aiState) dropKid(parent, child uint32) {
+	ks := a.kids.Ptr(parent)
+	if ks == nil {
+		return
+	}
+	for i := 0; i < int(ks.n); i++ {
+		if ks.pids[i] == child {
+			copy(ks.pids[i:], ks.pids[i+1:ks.n])
+			ks.n--
+			break
+		}
+	}
+	if ks.n == 0 {
+		a.kids.Delete(parent)
+	}
 }
 
 // isPseudoPath reports whether p is no file that can carry data onwards.
