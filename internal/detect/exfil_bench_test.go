@@ -70,7 +70,7 @@ func TestStateBoundedUnder100kFiles(t *testing.T) {
 	}
 	e.Flush(t0.Add(time.Hour), sink)
 	end := heapInUse()
-	for name, n := range map[string]int{"procs": a.procs.Len(), "containers": a.ctrs.Len(), "paths": a.paths.Len(),
+	for name, n := range map[string]int{"procs": a.procs.Len(), "kids": a.kids.Len(), "containers": a.ctrs.Len(), "paths": a.paths.Len(),
 		"sockets": a.socks.Len(), "buckets": a.buckets.Len(), "state procs": e.state.procs.Len(),
 		"written": e.state.written.Len()} {
 		if n > size {

