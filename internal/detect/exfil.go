@@ -445,16 +445,20 @@ func (a *aiState) hasIndex(al alloc, i int) (has, ok bool) {
 	return false, true
 }
 
-// allocOf resolves alloc(c) in the catalog's order: kubelet PodResources
-// (Container.GPUs) > NVIDIA_VISIBLE_DEVICES of the container's first process
-// > gpu.static_alloc; a pod the enricher knows that has none of these was
-// given no GPU.
+// allocOf resolves alloc(c) in the catalog's order: the enricher's
+// assignment (Container.GPUs: kubelet PodResources, or gpu.static_alloc as
+// UUIDs; nil means unknown, a non-nil empty list means none) >
+// NVIDIA_VISIBLE_DEVICES of the container's first process >
+// AIOptions.StaticAlloc; a pod the enricher knows that has none of these
+// was given no GPU.
 func (a *aiState) allocOf(c *event.Container) alloc {
 	if c == nil {
 		return alloc{}
 	}
-	if len(c.GPUs) > 0 {
-		return alloc{known: true, uuids: c.GPUs, src: "podresources"}
+	if c.GPUs != nil {
+		// The enricher's assignment (PodResources, or gpu.static_alloc
+		// mapped to UUIDs); a non-nil empty list means "given none".
+		return alloc{known: true, uuids: c.GPUs, src: "assigned"}
 	}
 	if cs, ok := a.ctrs.Peek(c.ID); ok && cs.nvSeen {
 		return parseVisible(cs.nvVisible)

@@ -120,6 +120,11 @@ func aiRuleCases() []ruleCase {
 		{"A11 control node with an empty allocation", "GPU-003", func() []*event.Event {
 			return evs(openEv(proc(502, "/tmp/xmrig"), podCtr("simctr-nogpu-a11"), "/dev/nvidiactl", "", rdw, 3))
 		}, true, event.SevHigh},
+		{"device with an assignment of none (static_alloc [])", "GPU-003", func() []*event.Event {
+			c := ctr("simctr-nogpu-a11")
+			c.GPUs = []string{}
+			return evs(openEv(proc(502, "/tmp/xmrig"), c, "/dev/nvidia0", "", rdw, 3))
+		}, true, event.SevHigh},
 		{"A11 mknod of a GPU node", "GPU-003", func() []*event.Event {
 			return evs(sysEv(proc(501, "/usr/bin/mknod"), infer("x"), event.Syscall{Name: "mknod", Path: "/dev/nvidia0"}))
 		}, true, 0},
