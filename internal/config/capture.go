@@ -110,6 +110,8 @@ var DefaultWatchPrefixes = []string{
 	"/var/run/crio/", "/run/podman/", "/run/nvidia-persistenced/", "/run/nvidia-container-devices",
 	// host filesystem mounted into a container (ESC-005)
 	"/host/", "/rootfs/", "/hostfs/", "/node/",
+	// shared-memory staging of copied weights (EXF-001 taint propagation, EXF-004)
+	"/dev/shm/",
 }
 
 // DefaultWatchProcEntries are /proc/<pid|self>/ entries used to reach host
