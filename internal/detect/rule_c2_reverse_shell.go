@@ -144,6 +144,9 @@ func (r *c2001) Eval(ctx *Context, ev *event.Event) {
 		sh, found := ctx.State.LastShell(p.PID)
 		if !found || !within(ctx.Now, sh.Time, shellAfterConnect) || n.Protocol != "tcp" || n.DAddr.IsLoopback() ||
 			n.Class == event.ClassLoopback || sh.Container != cidOrEmpty(ev.Container) || !hookOrContainer(ctx, ev) ||
+			// a shell forked before the connecting image was exec'd belongs to
+			// an earlier image (pyenv shims fork bash, then exec python)
+			(!p.ExecTime.IsZero() && sh.Time.Before(p.ExecTime)) ||
 			(n.Result != 0 && n.Result != -115) || ctx.Settings.EgressAllowed(ev.Container, n.DAddr, n.DPort) {
 			return
 		}

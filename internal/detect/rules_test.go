@@ -610,6 +610,16 @@ func TestRules(t *testing.T) {
 			k.Net.Protocol = "udp"
 			return evs(k, execEv(proc(171, "/bin/sh", "sh", "-c", "true").anc(an(170, "/usr/bin/python3")), infer("x")))
 		}, false, 0},
+		{"shell forked by a shim before it exec'd the connecting image", "C2-001", func() []*event.Event {
+			c := infer("a9")
+			py := proc(170, "/usr/bin/python3.11", "python3", "-")
+			py.p.ExecTime = t0.Add(time.Second)
+			sh := execEv(proc(171, "/usr/bin/bash", "bash", "-c", "pyenv version-name").anc(an(170, "/root/.pyenv/shims/python3")), c)
+			sh.Time = t0.Add(500 * time.Millisecond)
+			k := connEv(py, c, "10.200.2.2", 443, event.ClassExternal)
+			k.Time = t0.Add(2 * time.Second)
+			return evs(sh, k)
+		}, false, 0},
 		{"shell of another container", "C2-001", func() []*event.Event {
 			return evs(execEv(proc(171, "/bin/sh", "sh", "-c", "true").anc(an(170, "/usr/bin/python3")), infer("y")),
 				connEv(proc(170, "/usr/bin/python3"), infer("x"), "10.200.2.2", 443, event.ClassExternal))
