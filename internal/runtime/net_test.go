@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"weak"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
 
@@ -237,6 +239,60 @@ func TestDecodeNetMalformed(t *testing.T) {
 				t.Errorf("error = %v; want errMalformed mentioning %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestNetRecordLayout checks the offsets decode_net.go uses against the BTF
+// of the committed object, so that a change to bpf/net.bpf.h cannot skew
+// decoding silently.
+func TestNetRecordLayout(t *testing.T) {
+	spec, err := btf.LoadSpecFromReader(bytes.NewReader(_SensorBytes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		st     string
+		size   int
+		fields map[string]int
+	}{
+		{"conn_rec", connRecSize, map[string]int{
+			"hdr": 0, "cookie": connCookie, "family": connFamily, "proto": connProto, "flags": connFlags,
+			"path_len": connPathLen, "result": connResult, "fd": connFd, "sport": connSport, "dport": connDport,
+			"saddr": connSaddr, "daddr": connDaddr, "path": connPath,
+		}},
+		{"egress_val", egressValSize, map[string]int{
+			"hdr": 0, "cookie": egCookie, "bytes_sent": egBytes, "sends": egSends, "family": egFamily,
+			"proto": egProto, "flags": egFlags, "sport": egSport, "dport": egDport, "saddr": egSaddr, "daddr": egDaddr,
+		}},
+	}
+	for _, tt := range tests {
+		var s *btf.Struct
+		if err := spec.TypeByName(tt.st, &s); err != nil {
+			t.Fatalf("struct %s: %v", tt.st, err)
+		}
+		if int(s.Size) != tt.size {
+			t.Errorf("sizeof(%s) = %d; decoder uses %d", tt.st, s.Size, tt.size)
+		}
+		got := map[string]int{}
+		for _, m := range s.Members {
+			got[m.Name] = int(m.Offset.Bytes())
+		}
+		for f, want := range tt.fields {
+			if off, ok := got[f]; !ok || off != want {
+				t.Errorf("%s.%s at %d (present %v); decoder uses %d", tt.st, f, off, ok, want)
+			}
+		}
+		if tt.st == "conn_rec" {
+			var arr *btf.Array
+			for _, m := range s.Members {
+				if m.Name == "path" {
+					arr, _ = m.Type.(*btf.Array)
+				}
+			}
+			if arr == nil || int(arr.Nelems) != unixPathMax {
+				t.Errorf("conn_rec.path is not char[%d]", unixPathMax)
+			}
+		}
 	}
 }
 
