@@ -738,7 +738,7 @@ func TestUnixConnect(t *testing.T) {
 // TestNoEgressForAcceptedSockets: bytes sent on an accepted socket are never
 // accounted; those sent on the connected end of the same connection are.
 func TestNoEgressForAcceptedSockets(t *testing.T) {
-	_, c := startSensor(t, netConfig())
+	s, c := startSensor(t, netConfig())
 	const serverBytes, clientBytes = 1 << 20, 5000
 	pid, kv := runNetHelper(t, "accept", strconv.Itoa(serverBytes), strconv.Itoa(clientBytes))
 	lport := addrPort(t, kv["listen"]).Port()
@@ -766,6 +766,13 @@ func TestNoEgressForAcceptedSockets(t *testing.T) {
 	c.mu.Unlock()
 	if conns != 1 {
 		t.Errorf("%d connect events; want 1", conns)
+	}
+	// The kernel's socket accounting shows in Counters (as of the last
+	// report, 200ms ago at most).
+	cs := s.Counters()
+	if cs["egress_sockets_tracked"] == 0 || cs["egress_sockets_released"] == 0 || cs["egress_sockets_evicted"] != 0 {
+		t.Errorf("counters: tracked %d released %d evicted %d", cs["egress_sockets_tracked"],
+			cs["egress_sockets_released"], cs["egress_sockets_evicted"])
 	}
 }
 

@@ -279,6 +279,7 @@ func (s *Sensor) Counters() map[string]uint64 {
 	for i, n := range dropNames {
 		m["drops_"+n] = s.drops[i].Load()
 	}
+	egressCounters(s, m) // egress_report.go (A2)
 	return m
 }
 
