@@ -74,10 +74,11 @@ type storm struct {
 
 // sample is one storm run in one mode.
 type sample struct {
-	nsPerOp float64
-	events  uint64
-	lost    uint64
-	seconds float64
+	nsPerOp  float64 // wall clock
+	cpuPerOp float64 // CPU time of the storm process and its children
+	events   uint64
+	lost     uint64
+	seconds  float64
 }
 
 func run(rounds, opens, execs, conns, watched int, names []string) error {
@@ -180,7 +181,7 @@ func runMode(m mode, cfg config.CaptureConfig, list []storm) (map[string]sample,
 		before := s.ProgramStats()
 		e0, l0 := events.Load(), lost.Load()
 		start := time.Now()
-		ns, err := runWorker(st.args)
+		ns, cpu, err := runWorker(st.args)
 		if err != nil {
 			cancel()
 			<-done
@@ -197,10 +198,11 @@ func runMode(m mode, cfg config.CaptureConfig, list []storm) (map[string]sample,
 			time.Sleep(3 * cfg.PollInterval.D())
 		}
 		out[st.name] = sample{
-			nsPerOp: float64(ns) / float64(st.ops),
-			events:  events.Load() - e0,
-			lost:    lost.Load() - l0,
-			seconds: secs,
+			nsPerOp:  float64(ns) / float64(st.ops),
+			cpuPerOp: float64(cpu) / float64(st.ops),
+			events:   events.Load() - e0,
+			lost:     lost.Load() - l0,
+			seconds:  secs,
 		}
 	}
 	cancel()
@@ -216,21 +218,25 @@ func runMode(m mode, cfg config.CaptureConfig, list []storm) (map[string]sample,
 	return out, nil
 }
 
-// runWorker runs one storm in a child and returns its elapsed nanoseconds.
-func runWorker(args []string) (int64, error) {
+// runWorker runs one storm in a child and returns its elapsed wall-clock and
+// CPU nanoseconds.
+func runWorker(args []string) (wall, cpu int64, err error) {
 	self, err := os.Executable()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	out, err := exec.Command(self, append([]string{"-worker"}, args...)...).Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			return 0, fmt.Errorf("worker %v: %w: %s", args, err, ee.Stderr)
+			return 0, 0, fmt.Errorf("worker %v: %w: %s", args, err, ee.Stderr)
 		}
-		return 0, fmt.Errorf("worker %v: %w", args, err)
+		return 0, 0, fmt.Errorf("worker %v: %w", args, err)
 	}
-	return strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+	if _, err := fmt.Sscan(string(out), &wall, &cpu); err != nil {
+		return 0, 0, fmt.Errorf("worker %v: bad output %q: %w", args, out, err)
+	}
+	return wall, cpu, nil
 }
 
 func printStats(storm string, m mode, before, after map[string]runtime.ProgramStat) {
@@ -262,53 +268,62 @@ func median(v []float64) float64 {
 }
 
 func report(w io.Writer, list []storm, results map[string]map[mode][]sample, rounds int) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "storm\tops\tnone ns/op\tfloor/none\tsensor/none\tsensor-floor\tevents/s\tevents\tlost\t\n")
-	for _, st := range list {
-		r := results[st.name]
-		ns := func(m mode) float64 {
-			var v []float64
-			for _, s := range r[m] {
-				v = append(v, s.nsPerOp)
-			}
-			return median(v)
-		}
-		// Speed ratios per round (same round, adjacent runs), then the median.
-		ratio := func(m mode) float64 {
-			var v []float64
-			for i := range r[m] {
-				if i < len(r[modeNone]) && r[m][i].nsPerOp > 0 {
-					v = append(v, r[modeNone][i].nsPerOp/r[m][i].nsPerOp)
+	for _, metric := range []struct {
+		title string
+		get   func(sample) float64
+	}{
+		{"wall clock", func(s sample) float64 { return s.nsPerOp }},
+		{"CPU time (user+sys of the storm process and its children; steadier on a shared machine)", func(s sample) float64 { return s.cpuPerOp }},
+	} {
+		fmt.Fprintf(w, "== %s\n", metric.title)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintf(tw, "storm\tops\tnone ns/op\tfloor/none\tsensor/none\tsensor-floor\tevents/s\tevents\tlost\t\n")
+		for _, st := range list {
+			r := results[st.name]
+			ns := func(m mode) float64 {
+				var v []float64
+				for _, s := range r[m] {
+					v = append(v, metric.get(s))
 				}
+				return median(v)
 			}
-			return median(v)
+			// Speed ratios per round (adjacent runs), then the median.
+			ratio := func(m mode) float64 {
+				var v []float64
+				for i := range r[m] {
+					if i < len(r[modeNone]) && metric.get(r[m][i]) > 0 {
+						v = append(v, metric.get(r[modeNone][i])/metric.get(r[m][i]))
+					}
+				}
+				return median(v)
+			}
+			var evps []float64
+			var events, lost uint64
+			for _, s := range r[modeSensor] {
+				evps = append(evps, float64(s.events)/s.seconds)
+				events += s.events
+				lost += s.lost
+			}
+			fl, se := ratio(modeFloor), ratio(modeSensor)
+			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.3f\t%.3f\t%+.3f\t%.0f\t%d\t%d\t\n",
+				st.name, st.ops, ns(modeNone), fl, se, se-fl, median(evps), events, lost)
 		}
-		var evps []float64
-		var events, lost uint64
-		for _, s := range r[modeSensor] {
-			evps = append(evps, float64(s.events)/s.seconds)
-			events += s.events
-			lost += s.lost
+		tw.Flush()
+		for _, st := range list {
+			fmt.Fprintf(w, "  %s ns/op by round:", st.name)
+			for _, m := range []mode{modeNone, modeFloor, modeSensor} {
+				fmt.Fprintf(w, " %s[", m)
+				for i, s := range results[st.name][m] {
+					if i > 0 {
+						fmt.Fprint(w, " ")
+					}
+					fmt.Fprintf(w, "%.0f", metric.get(s))
+				}
+				fmt.Fprint(w, "]")
+			}
+			fmt.Fprintln(w)
 		}
-		fl, se := ratio(modeFloor), ratio(modeSensor)
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.3f\t%.3f\t%+.3f\t%.0f\t%d\t%d\t\n",
-			st.name, st.ops, ns(modeNone), fl, se, se-fl, median(evps), events, lost)
 	}
-	tw.Flush()
 	fmt.Fprintf(w, "medians of %d alternating rounds; ratios are speed relative to none (1.000 = no cost); "+
 		"events and lost are totals over the sensor runs\n", rounds)
-	for _, st := range list {
-		fmt.Fprintf(w, "%s ns/op by round:", st.name)
-		for _, m := range []mode{modeNone, modeFloor, modeSensor} {
-			fmt.Fprintf(w, " %s[", m)
-			for i, s := range results[st.name][m] {
-				if i > 0 {
-					fmt.Fprint(w, " ")
-				}
-				fmt.Fprintf(w, "%.0f", s.nsPerOp)
-			}
-			fmt.Fprint(w, "]")
-		}
-		fmt.Fprintln(w)
-	}
 }

@@ -12,7 +12,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// worker runs one storm and prints its elapsed nanoseconds on stdout.
+// worker runs one storm and prints on stdout its elapsed wall-clock
+// nanoseconds and the CPU nanoseconds (user + system, of the worker and its
+// children) it used.
 //
 //	open <path> <n>       n x open(path, O_RDONLY) + close
 //	exec <binary> <n>     n x fork+exec+wait of binary
@@ -28,6 +30,7 @@ func worker(kind string, args []string) int {
 		return 2
 	}
 	var elapsed time.Duration
+	cpu0 := cpuTime()
 	switch kind {
 	case "open":
 		elapsed, err = openStorm(args[0], n)
@@ -42,8 +45,20 @@ func worker(kind string, args []string) int {
 		fmt.Fprintln(os.Stderr, "worker:", err)
 		return 1
 	}
-	fmt.Println(elapsed.Nanoseconds())
+	fmt.Println(elapsed.Nanoseconds(), (cpuTime() - cpu0).Nanoseconds())
 	return 0
+}
+
+// cpuTime is the user and system time of this process and its waited-for
+// children. On a shared machine it is steadier than wall time: time spent
+// waiting for a CPU does not count, the syscalls and the BPF programs they
+// run do.
+func cpuTime() time.Duration {
+	var self, kids unix.Rusage
+	unix.Getrusage(unix.RUSAGE_SELF, &self)
+	unix.Getrusage(unix.RUSAGE_CHILDREN, &kids)
+	tv := func(t unix.Timeval) time.Duration { return time.Duration(t.Nano()) }
+	return tv(self.Utime) + tv(self.Stime) + tv(kids.Utime) + tv(kids.Stime)
 }
 
 func openStorm(path string, n int) (time.Duration, error) {
