@@ -112,6 +112,40 @@ func threadCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// BenchmarkProcessByKind splits the quiet mix by event kind, to show where
+// the time goes (exec events meet the most rules).
+func BenchmarkProcessByKind(b *testing.B) {
+	mix := quietMix()
+	for _, k := range []event.Kind{event.KindExec, event.KindOpen, event.KindConnect, event.KindEgress, event.KindSyscall} {
+		var sub []*event.Event
+		for _, ev := range mix {
+			if ev.Kind == k {
+				sub = append(sub, ev)
+			}
+		}
+		b.Run(k.String(), func(b *testing.B) {
+			e := newTestEngine(b, nil)
+			for _, ev := range mix {
+				ev.Time = t0
+				e.Process(ev, nil)
+			}
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			b.ReportAllocs()
+			cpu0 := threadCPU()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				e.Process(sub[i%len(sub)], nil)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64((threadCPU()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/event")
+			if f := e.Counters()["detect_findings"]; f != 0 {
+				b.Fatalf("%d findings", f)
+			}
+		})
+	}
+}
+
 // BenchmarkProcessFinding measures the finding path: a burst folded into
 // one aggregate (allocation is allowed here).
 func BenchmarkProcessFinding(b *testing.B) {

@@ -48,11 +48,15 @@ func in(s string, set ...string) bool {
 	return false
 }
 
-// shells are the catalog's shell(x) basenames.
-var shells = []string{"sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "busybox"}
-
-// isShell reports whether the basename b is a shell.
-func isShell(b string) bool { return in(b, shells...) }
+// isShell reports whether the basename b is a shell (a switch: the
+// compiler turns it into a length-and-binary search).
+func isShell(b string) bool {
+	switch b {
+	case "sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "busybox":
+		return true
+	}
+	return false
+}
 
 // isInterpreter reports whether the basename b is a scripting interpreter.
 func isInterpreter(b string) bool {

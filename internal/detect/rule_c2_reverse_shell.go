@@ -59,6 +59,12 @@ func newC2001(*Settings) Rule {
 	}}}
 }
 
+// hasMarkerByte is a cheap prefilter: every reverse-shell marker contains
+// '/', '.', ':', '&', 'k' or " -".
+func hasMarkerByte(a string) bool {
+	return strings.ContainsAny(a, "/.:&k") || strings.Contains(a, " -")
+}
+
 // revShellArg returns the reverse-shell marker found in argv, or "".
 func revShellArg(p *event.Process) string {
 	b := argv0Base(p)
@@ -77,6 +83,9 @@ func revShellArg(p *event.Process) string {
 	}
 	for i := 1; i < len(p.Args); i++ {
 		a := p.Args[i]
+		if len(a) < 6 || !hasMarkerByte(a) {
+			continue // every marker holds one of these bytes
+		}
 		for _, m := range revShellMarkers {
 			if strings.Contains(a, m) {
 				return m

@@ -12,8 +12,15 @@ var runtimeSockets = []string{
 	"dockershim.sock", "kubelet/pod-resources/kubelet.sock",
 }
 
-// runtimeClients are the runtime and cluster clients of ESC-006 condition 3.
-var runtimeClients = []string{"docker", "ctr", "crictl", "nerdctl", "podman", "kubectl", "runc"}
+// isRuntimeClient reports whether b is a runtime or cluster client of
+// ESC-006 condition 3 (docker, ctr, crictl, nerdctl, podman, kubectl, runc).
+func isRuntimeClient(b string) bool {
+	switch b {
+	case "docker", "ctr", "crictl", "nerdctl", "podman", "kubectl", "runc":
+		return true
+	}
+	return false
+}
 
 // runtimeAPIPorts are kubelet and Docker TCP API ports.
 var runtimeAPIPorts = []uint16{10250, 10255, 2375, 2376}
@@ -119,15 +126,16 @@ func (r *esc006) Eval(ctx *Context, ev *event.Event) {
 		p := ev.Process
 		b := exeBase(p)
 		a0 := argv0Base(p)
-		for _, c := range runtimeClients {
-			if (b == c || a0 == c) && !(c == "runc" && hasArg(p.Args, "init")) {
-				ctx.Emit(ev, Report{
-					Key:         "exec:" + c,
-					Explanation: who(ev) + " ran runtime client " + c + " (" + cmdline(p) + ") from " + where(ev) + ".",
-					Attrs:       map[string]string{"condition": "client_exec", "client": c},
-				})
-				return
+		for _, c := range [2]string{b, a0} {
+			if !isRuntimeClient(c) || c == "runc" && hasArg(p.Args, "init") {
+				continue
 			}
+			ctx.Emit(ev, Report{
+				Key:         "exec:" + c,
+				Explanation: who(ev) + " ran runtime client " + c + " (" + cmdline(p) + ") from " + where(ev) + ".",
+				Attrs:       map[string]string{"condition": "client_exec", "client": c},
+			})
+			return
 		}
 		for i := 1; i < len(p.Args); i++ {
 			a := p.Args[i]

@@ -36,6 +36,8 @@ type Settings struct {
 	hostLibDirs     []string
 	hostBinDirs     []string
 	writableDirs    []string
+	rootsPlain      []string // model roots without "*": prefix match
+	rootsGlob       []string // model roots with "*" components
 	libHijackDirs   []string
 	containerRootfs []string
 }
@@ -226,6 +228,13 @@ func NewSettings(cfg config.DetectConfig, hostNS event.Namespaces) (*Settings, e
 			"/var/lib/kubelet/pods/", "/var/lib/containers/storage/"},
 		imageAllow: map[string][]*regexp.Regexp{},
 	}
+	for _, r := range cfg.ModelRoots {
+		if strings.Contains(r, "*") {
+			s.rootsGlob = append(s.rootsGlob, r)
+		} else {
+			s.rootsPlain = append(s.rootsPlain, strings.TrimSuffix(r, "/"))
+		}
+	}
 	var err error
 	if s.inference, err = compileSelector("inference_selector", cfg.InferenceSelector); err != nil {
 		return nil, err
@@ -285,9 +294,6 @@ func NewSettings(cfg config.DetectConfig, hostNS event.Namespaces) (*Settings, e
 	return s, nil
 }
 
-// defaultRuntimes are the catalog's runtime(p) basenames.
-var defaultRuntimes = []string{"runc", "crun", "youki", "containerd", "conmon", "crio", "dockerd", "docker-init", "kubelet"}
-
 // IsRuntime reports whether exe is a container runtime binary (runtime(p)):
 // runc, crun, youki, containerd, containerd-shim*, conmon, crio, dockerd,
 // docker-init, kubelet, or runtime_binaries_extra.
@@ -295,16 +301,29 @@ func (s *Settings) IsRuntime(exe string) bool {
 	if exe == "" {
 		return false
 	}
-	b := baseName(exe)
-	return in(b, defaultRuntimes...) || strings.HasPrefix(b, "containerd-shim") || s.runtimeExtra.has(exe)
+	switch b := baseName(exe); b {
+	case "runc", "crun", "youki", "containerd", "conmon", "crio", "dockerd", "docker-init", "kubelet":
+		return true
+	default:
+		if strings.HasPrefix(b, "containerd-shim") {
+			return true
+		}
+	}
+	return s.runtimeExtra.has(exe)
 }
 
-// nvHooks are the catalog's nv_hook(p) basenames.
-var nvHooks = []string{"nvidia-container-runtime-hook", "nvidia-container-toolkit", "nvidia-container-cli",
-	"nvidia-ctk", "nvidia-cdi-hook", "nvidia-container-runtime"}
-
 // IsNVHook reports whether exe is an NVIDIA Container Toolkit hook or CLI.
-func IsNVHook(exe string) bool { return exe != "" && in(baseName(exe), nvHooks...) }
+func IsNVHook(exe string) bool {
+	if exe == "" {
+		return false
+	}
+	switch baseName(exe) {
+	case "nvidia-container-runtime-hook", "nvidia-container-toolkit", "nvidia-container-cli",
+		"nvidia-ctk", "nvidia-cdi-hook", "nvidia-container-runtime":
+		return true
+	}
+	return false
+}
 
 // IsUMHAllowed reports whether exe is on umh_allowlist.
 func (s *Settings) IsUMHAllowed(exe string) bool { return s.umh.has(exe) }
@@ -394,7 +413,10 @@ func (s *Settings) InWritableDir(p string) bool {
 // InModelRoot reports whether p lies under a configured model root ("*"
 // matches one path component).
 func (s *Settings) InModelRoot(p string) bool {
-	for _, r := range s.Config.ModelRoots {
+	if underAny(p, s.rootsPlain) {
+		return true
+	}
+	for _, r := range s.rootsGlob {
 		if globDirPrefix(p, r) {
 			return true
 		}

@@ -18,7 +18,12 @@ import (
 // egress bytes): add fields here, initialise them in newState, and keep
 // them bounded the same way.
 type State struct {
-	hostNS     event.Namespaces
+	hostNS event.Namespaces
+	// curID and cur cache the container of the event being evaluated:
+	// most rules ask for it, and the pointer stays valid until the next
+	// event (rules never add containers).
+	curID      string
+	cur        *ContainerState
 	containers *LRU[string, ContainerState]
 	procs      *LRU[uint32, procState]
 	gpuOwners  *LRU[uint32, OwnerState]
@@ -97,7 +102,12 @@ func (s *State) HostNS() event.Namespaces { return s.hostNS }
 
 // Container returns the state of container id, or nil. The pointer is valid
 // until the next event.
-func (s *State) Container(id string) *ContainerState { return s.containers.Ptr(id) }
+func (s *State) Container(id string) *ContainerState {
+	if s.cur != nil && id == s.curID {
+		return s.cur
+	}
+	return s.containers.Ptr(id)
+}
 
 // IsGPUOwner reports whether the host tgid pid owns GPU memory.
 func (s *State) IsGPUOwner(pid uint32) bool {
@@ -178,11 +188,13 @@ func (s *State) observe(ev *event.Event) {
 	p := ev.Process
 	c := ev.Container
 	var cs *ContainerState
+	s.cur, s.curID = nil, ""
 	if c != nil && c.ID != "" {
 		cs = s.containers.Ptr(c.ID)
 		if cs == nil {
 			cs = s.containers.Put(c.ID, ContainerState{FirstSeen: ev.Time})
 		}
+		s.cur, s.curID = cs, c.ID
 	}
 	switch ev.Kind {
 	case event.KindExec, event.KindFork:
