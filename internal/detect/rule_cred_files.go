@@ -18,6 +18,11 @@ var credDirs = []string{"/etc/kubernetes/pki/", "/var/lib/kubelet/pki/", "/.azur
 
 // credentialFile names the credential p is, or "".
 func credentialFile(p string) string {
+	// Every credential path holds a dot-directory or "kube": most paths
+	// are rejected with two scans.
+	if !strings.Contains(p, "/.") && !strings.Contains(p, "kube") {
+		return ""
+	}
 	for _, s := range credSuffixes {
 		if strings.HasSuffix(p, s) {
 			return s[1:]

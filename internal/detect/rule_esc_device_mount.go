@@ -40,6 +40,9 @@ func newESC007(*Settings) Rule {
 }
 
 func isRawDevice(p string) bool {
+	if !strings.HasPrefix(p, "/dev/") && p != "/proc/kcore" {
+		return false
+	}
 	if in(p, kernelMemory...) {
 		return true
 	}
