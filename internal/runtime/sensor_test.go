@@ -54,6 +54,24 @@ func runHelper(action string, args []string) int {
 		fmt.Println(fd, err)
 	case "sys":
 		return runSysHelper(args)
+	case "memfdexec": // execve a copy of args[1] from a memfd
+		data, err := os.ReadFile(args[1])
+		if err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		fd, err := unix.MemfdCreate("kestrel-payload", 0)
+		if err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		if _, err := unix.Write(fd, data); err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		err = unix.Exec(fmt.Sprintf("/proc/self/fd/%d", fd), []string{"payload"}, nil)
+		fmt.Println(err)
+		return 1
 	case "creat": // creat(args[1], 0600) via the creat syscall
 		p, _ := unix.BytePtrFromString(args[1])
 		r, _, e := unix.Syscall(unix.SYS_CREAT, uintptr(unsafe.Pointer(p)), 0o600, 0)
@@ -234,6 +252,66 @@ func TestExecSeenWithArgv(t *testing.T) {
 	ex := c.wait(t, "exit", func(e *event.Event) bool { return e.Kind == event.KindExit && e.Process.PID == pid })
 	if ex.Exit.Code != 0 || ex.Exit.Signal != 0 {
 		t.Errorf("exit = %+v; want 0", ex.Exit)
+	}
+}
+
+func TestExecFromMemfdAndExitStatus(t *testing.T) {
+	_, c := startSensor(t, testConfig())
+	pid, out := helper(t, "/", "memfdexec", "-", "/bin/true")
+	e := c.wait(t, "exec", func(e *event.Event) bool {
+		return e.Kind == event.KindExec && e.Process.PID == uint32(pid) && len(e.Process.Args) == 1
+	})
+	if !e.Process.ExeMemfd || !strings.HasPrefix(e.Process.Exe, "memfd:kestrel-payload") {
+		t.Errorf("exe %q memfd %v; want memfd:kestrel-payload (child: %s)", e.Process.Exe, e.Process.ExeMemfd, out)
+	}
+	if e.Process.Args[0] != "payload" {
+		t.Errorf("args = %q", e.Process.Args)
+	}
+
+	cmd := exec.Command("/bin/sh", "-c", "exit 3")
+	if err := cmd.Run(); err == nil {
+		t.Fatal("sh -c 'exit 3' succeeded")
+	}
+	x := c.wait(t, "exit", func(e *event.Event) bool { return e.Kind == event.KindExit && e.Process.PID == uint32(cmd.Process.Pid) })
+	if x.Exit.Code != 3 || x.Exit.Signal != 0 {
+		t.Errorf("exit = %+v; want code 3", x.Exit)
+	}
+	cmd = exec.Command("/bin/sh", "-c", "kill -9 $$")
+	cmd.Run()
+	x = c.wait(t, "exit", func(e *event.Event) bool { return e.Kind == event.KindExit && e.Process.PID == uint32(cmd.Process.Pid) })
+	if x.Exit.Signal != 9 {
+		t.Errorf("exit = %+v; want signal 9", x.Exit)
+	}
+}
+
+func TestOpenProcEntries(t *testing.T) {
+	_, c := startSensor(t, testConfig())
+	tests := []struct {
+		path     string
+		reported bool
+	}{
+		{"/proc/self/maps", false},     // a process reading its own maps is routine
+		{"/proc/self/environ", false},  // likewise
+		{"/proc/1/environ", true},      // another process's environment
+		{"/proc/1/maps", true},         // another process's memory layout
+		{"/proc/thread-self/ns/uts", true},
+		{"/proc/self/task/1/ns/net", true},
+		{"/proc/self/root/etc/hostname", true},
+		{"/proc/1/status", false},
+		{"/proc/self/statm", false},
+	}
+	var marker int
+	pids := map[string]int{}
+	for _, tt := range tests {
+		pids[tt.path], _ = helper(t, "/", "open", "-", tt.path)
+	}
+	marker, _ = helper(t, "/", "open", "-", "/proc/self/ns/mnt")
+	c.wait(t, "marker", openBy(marker, "/proc/self/ns/mnt"))
+	for _, tt := range tests {
+		got := c.find(openBy(pids[tt.path], tt.path)) != nil
+		if got != tt.reported {
+			t.Errorf("%s: reported %v; want %v", tt.path, got, tt.reported)
+		}
 	}
 }
 
