@@ -290,10 +290,10 @@ func TestOpenProcEntries(t *testing.T) {
 		path     string
 		reported bool
 	}{
-		{"/proc/self/maps", false},     // a process reading its own maps is routine
-		{"/proc/self/environ", false},  // likewise
-		{"/proc/1/environ", true},      // another process's environment
-		{"/proc/1/maps", true},         // another process's memory layout
+		{"/proc/self/maps", false},    // a process reading its own maps is routine
+		{"/proc/self/environ", false}, // likewise
+		{"/proc/1/environ", true},     // another process's environment
+		{"/proc/1/maps", true},        // another process's memory layout
 		{"/proc/thread-self/ns/uts", true},
 		{"/proc/self/task/1/ns/net", true},
 		{"/proc/self/root/etc/hostname", true},
