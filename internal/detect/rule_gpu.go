@@ -81,28 +81,51 @@ func newGPU001(*Settings) Rule {
 			"vllm/sglang/lmdeploy/ray), runs a shell, curl, wget, nc, socat, telnet, ssh, scp, or python/perl/" +
 			"ruby/php with -c/-e, and does not match gpu_child_allowlist. Critical when argv carries reverse-shell " +
 			"marks (/dev/tcp/, bash -i, nc -e, mkfifo, pty.spawn, base64 -d, curl|sh) or during model load (within " +
-			"promote_grace after the owner first opened a model file).",
+			"promote_grace after the owner first opened a model file). Children and connects of the last " +
+			"10 s are judged again when NVML first lists an ancestor (the sampler runs behind the process).",
 		Knobs: []string{"gpu_child_allowlist", "promote_grace"},
-		Kinds: kinds(event.KindExec),
+		Kinds: kinds(event.KindExec, event.KindGPU),
 	}}}
 }
 
-func (r *gpu001) Eval(ctx *Context, ev *event.Event) {
-	p := ev.Process
-	if !inContainer(ev) || p == nil {
-		return
-	}
+// isGPUChild reports whether p is what GPU-001 looks for: a shell, a
+// network tool, or an interpreter running a one-liner.
+func isGPUChild(p *event.Process) bool {
 	b := argv0Base(p)
 	eb := exeBase(p)
 	child := isShell(b) || isShell(eb) || in(b, gpuChildTools...) || in(eb, gpuChildTools...)
 	if !child && (isInterpreter(b) || isInterpreter(eb)) {
 		child = hasArg(p.Args, "-c", "-e", "-E", "-r")
 	}
-	if !child {
+	return child
+}
+
+func (r *gpu001) Eval(ctx *Context, ev *event.Event) {
+	if ev.Kind == event.KindGPU {
+		// Children that ran before NVML listed their ancestor as an owner.
+		for i := range ctx.eng.ai.late {
+			if l := &ctx.eng.ai.late[i]; l.kind == event.KindExec {
+				r.check(ctx, l.event(), l.owner)
+			}
+		}
 		return
 	}
+	r.check(ctx, ev, 0)
+}
+
+// check evaluates an exec; lateOwner is the owner found after the fact
+// (0: look the lineage up now).
+func (r *gpu001) check(ctx *Context, ev *event.Event, lateOwner uint32) {
+	p := ev.Process
+	if !inContainer(ev) || p == nil || !isGPUChild(p) {
+		return
+	}
+	b := argv0Base(p)
 	a := ctx.eng.ai
-	owner, ok := ancestorOwner(ctx.State, p, ev.Container)
+	owner, ok := lateOwner, lateOwner != 0
+	if !ok {
+		owner, ok = ancestorOwner(ctx.State, p, ev.Container)
+	}
 	server := false
 	if !ok {
 		par, found := a.procs.Peek(p.ForkParent)
@@ -146,10 +169,15 @@ func (r *gpu001) Eval(ctx *Context, ev *event.Event) {
 		sev = event.SevCritical
 		attrs["during_model_load"] = "true"
 	}
+	note := ""
+	if lateOwner != 0 {
+		attrs["late_lineage"] = "true"
+		note = " (seen before NVML listed the owner)"
+	}
 	ctx.Emit(ev, Report{
 		Key:         "child:" + b + ":" + itoa(uint64(owner)),
 		Severity:    sev,
-		Explanation: who(ev) + " (" + line + ") was spawned with " + why + " in " + where(ev) + ".",
+		Explanation: who(ev) + " (" + line + ") was spawned with " + why + " in " + where(ev) + note + ".",
 		Attrs:       attrs,
 	})
 }
@@ -427,7 +455,8 @@ func newGPU004(*Settings) Rule {
 		MITRE:    []string{"T1055.008", "T1003.007", "AML.T0035"},
 		Severity: event.SevCritical,
 		Description: "Another process (GPU agents excepted) opens /proc/<owner>/mem, task/*/mem or map_files/* " +
-			"(critical; maps then mem within 10 s is certain), /proc/<owner>/environ (high) or maps (medium); " +
+			"(critical; maps then mem within 10 s is certain), or from a container /proc/<owner>/environ (high) " +
+			"or maps (medium); " +
 			"ptrace attach/seize/peek/poke or process_vm_readv/writev on an owner; runs gdb, cuda-gdb, lldb, " +
 			"gcore, py-spy, pyrasite, strace, nsys, ncu or compute-sanitizer against an owner's pid; or opens " +
 			"/dev/nvidia-uvm-tools without owning a GPU (high). Pids in paths and arguments are read as host " +
@@ -504,6 +533,9 @@ func (r *gpu004) Eval(ctx *Context, ev *event.Event) {
 			emit(t, "proc_mem", event.SevCritical, "opened the memory ("+raw+resultNote(int64(f.Result))+")")
 		case strings.HasPrefix(rest, "map_files/"):
 			emit(t, "map_files", event.SevCritical, "opened a mapped file ("+raw+")")
+		case ev.Container == nil:
+			// Host tools (ps e, pmap, lsof) read environ and maps of
+			// every process; memory and mapped files are what matter there.
 		case rest == "environ":
 			emit(t, "environ", event.SevHigh, "read the environment ("+raw+")")
 		case rest == "maps" || rest == "smaps":
@@ -693,13 +725,26 @@ func newGPU006(*Settings) Rule {
 		Severity: event.SevHigh,
 		Description: "A GPU owner, or a process with a GPU owner of the same container in its fork-time lineage " +
 			"(re-parenting does not hide it), connects to an inet destination outside egress_allowlist. Critical " +
-			"on a miner pool port or once the socket sent exfil_bytes_threshold.",
+			"on a miner pool port or once the socket sent exfil_bytes_threshold. Connects of the last 10 s are " +
+			"judged again when NVML first lists an ancestor.",
 		Knobs: []string{"egress_allowlist", "exfil_bytes_threshold"},
-		Kinds: kinds(event.KindConnect, event.KindEgress),
+		Kinds: kinds(event.KindConnect, event.KindEgress, event.KindGPU),
 	}}}
 }
 
 func (r *gpu006) Eval(ctx *Context, ev *event.Event) {
+	if ev.Kind == event.KindGPU {
+		for i := range ctx.eng.ai.late {
+			if l := &ctx.eng.ai.late[i]; l.kind == event.KindConnect {
+				r.check(ctx, l.event(), l.owner)
+			}
+		}
+		return
+	}
+	r.check(ctx, ev, 0)
+}
+
+func (r *gpu006) check(ctx *Context, ev *event.Event, lateOwner uint32) {
 	n := ev.Net
 	p := ev.Process
 	if n == nil || p == nil || !n.DAddr.IsValid() || n.Class == event.ClassLoopback || n.DAddr.IsLoopback() ||
@@ -709,7 +754,10 @@ func (r *gpu006) Eval(ctx *Context, ev *event.Event) {
 	if ctx.Settings.EgressAllowed(ev.Container, n.DAddr, n.DPort) {
 		return
 	}
-	owner, ok := gpuLineage(ctx.State, p, ev.Container)
+	owner, ok := lateOwner, lateOwner != 0
+	if !ok {
+		owner, ok = gpuLineage(ctx.State, p, ev.Container)
+	}
 	if !ok {
 		return
 	}
@@ -731,6 +779,10 @@ func (r *gpu006) Eval(ctx *Context, ev *event.Event) {
 	rel := "its lineage holds GPU owner pid " + itoa(uint64(owner))
 	if owner == p.PID {
 		rel = "it owns GPU memory"
+	}
+	if lateOwner != 0 {
+		attrs["late_lineage"] = "true"
+		rel += " (seen before NVML listed the owner)"
 	}
 	ctx.Emit(ev, Report{
 		Key:         "dst:" + dst + ":" + stage,
