@@ -131,8 +131,8 @@ type aiProc struct {
 	// kubectl-cp (EXF-005) and inference-server (GPU-001) from it lazily.
 	p *event.Process
 	// ownerSince is when the process became a GPU owner; firstModel when it
-	// first opened a model file.
-	ownerSince, firstModel time.Time
+	// first opened a model file; execAt when it last exec'd.
+	ownerSince, firstModel, execAt time.Time
 	// mapsAt is when it last opened /proc/<owner>/maps (GPU-004 certainty).
 	mapsAt    time.Time
 	mapsOwner uint32
@@ -263,15 +263,18 @@ func (a *aiState) remember(st *State, ev *event.Event) {
 	}
 }
 
-// lateMatches collects the remembered events of the last lateWindow whose
-// process is owner pid or descends from it in the same container.
-func (a *aiState) lateMatches(pid uint32, cid string, now time.Time) {
+// lateMatches collects the remembered events of the last lateWindow, and
+// since the owner's current image was exec'd, whose process descends from
+// owner pid in the same container (or, for connects, is the owner). Events
+// before that exec belong to the image the pid ran before (a pyenv or
+// conda shim that execs the server, say).
+func (a *aiState) lateMatches(pid uint32, cid string, since, now time.Time) {
 	for i := range a.ring {
 		l := &a.ring[i]
-		if l.p == nil || now.Sub(l.t) > lateWindow || cidOf(l.c) != cid {
+		if l.p == nil || now.Sub(l.t) > lateWindow || l.t.Before(since) || cidOf(l.c) != cid {
 			continue
 		}
-		hit := l.p.PID == pid
+		hit := l.p.PID == pid && l.kind == event.KindConnect
 		for _, an := range l.p.Ancestors {
 			hit = hit || an.PID == pid
 		}
@@ -722,7 +725,7 @@ func (a *aiState) onExit(pid uint32) {
 
 func (a *aiState) onExec(st *State, p *event.Process, c *event.Container, ev *event.Event, now time.Time) {
 	r := a.proc(p, c)
-	r.exe, r.cid, r.p = p.Exe, cidOf(c), p
+	r.exe, r.cid, r.p, r.execAt = p.Exe, cidOf(c), p, now
 	if c != nil {
 		cs := a.ctr(c)
 		if !cs.nvSeen {
@@ -757,7 +760,11 @@ func (a *aiState) promote(p *event.Process, c *event.Container, now time.Time) {
 		return
 	}
 	r.ownerSince = now
-	a.lateMatches(p.PID, cidOf(c), now)
+	since := r.execAt
+	if p.ExecTime.After(since) {
+		since = p.ExecTime
+	}
+	a.lateMatches(p.PID, cidOf(c), since, now)
 	if !r.firstModel.IsZero() {
 		// It opened model files before NVML listed it: they are its own.
 		// (MarkOwner walks the registry; owners that load after CUDA init

@@ -567,6 +567,21 @@ func TestLateLineage(t *testing.T) {
 			t.Errorf("a process outside the owner's lineage was judged: %s", f.Explanation)
 		}
 	}
+	// A shim (pyenv, conda) that is the same pid before it execs the
+	// server: its own exec and its helpers' are not the server's children.
+	e = newAIEngine(t, nil, nil)
+	shim := proc(730, "/usr/bin/bash", "bash", "/root/.pyenv/shims/python3", "fake_infer.py")
+	helper := proc(731, "/usr/bin/bash", "bash", "/root/.pyenv/libexec/pyenv-hooks", "exec").anc(an(730, "/usr/bin/bash"))
+	server := proc(730, "/usr/bin/python3.11", "python3.11", "fake_infer.py")
+	out = run(e,
+		at(0, execEv(shim, infer)),
+		at(10*time.Millisecond, execEv(helper, infer)),
+		at(50*time.Millisecond, execEv(server, infer)),
+		at(400*time.Millisecond, gpuStart(server, infer, 0, "GPU-0")),
+	)
+	if fs := findingsOf(out, "GPU-001"); len(fs) != 0 {
+		t.Errorf("GPU-001 fired for the shim before the server's exec:\n%s", firedList(out))
+	}
 	// Too late: beyond lateWindow the old events are not judged again.
 	e = newAIEngine(t, nil, nil)
 	out = run(e, at(0, execEv(sh, infer)), at(time.Minute, gpuStart(srv, infer, 0, "GPU-0")))
