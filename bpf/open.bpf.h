@@ -103,7 +103,39 @@ struct open_scratch {
 	char raw[RAW_SLOT];
 	struct suffix_key suf;
 	struct proc_key proc;
+	struct prefix_key rel; /* base directory + "/" + relative path */
+	char dir[PATH_SLOT];   /* a base directory being resolved */
 };
+
+/* The first FILTER_PREFIX bytes of a directory's absolute path, cached by
+ * (dentry, vfsmount) so that a relative open costs a walk only the first
+ * time its base directory is seen. A renamed directory keeps its old path
+ * until evicted; a relative path with ".." is joined, not normalized. */
+struct dir_key {
+	__u64 dentry;
+	__u64 mnt;
+};
+struct dir_prefix {
+	__u32 len;
+	char data[FILTER_PREFIX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct dir_key);
+	__type(value, struct dir_prefix);
+} dir_cache SEC(".maps");
+
+static __always_inline struct file *fd_file(struct task_struct *t, int fd)
+{
+	struct file **fds = BPF_CORE_READ(t, files, fdt, fd);
+	struct file *f = NULL;
+	if (fd < 0)
+		return NULL;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	return f;
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -187,8 +219,67 @@ static __always_inline bool proc_match(struct open_scratch *s, __u32 len)
 	return v && (*v & want);
 }
 
-/* watched decides whether the path at upath is reported. */
-static __always_inline bool watched(const char *upath)
+/* relative_prefix_match joins the base directory of a relative path (the
+ * cwd, or dirfd's directory) with it and looks the result up in the prefix
+ * trie, so that "cd /models && cat config.json" is seen like the absolute
+ * open. */
+static __always_inline bool relative_prefix_match(struct open_scratch *s, __u32 len, int dirfd)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
+	struct path p;
+	if (dirfd == -100 /* AT_FDCWD */) {
+		/* Direct loads through the task's BTF pointer: no helper calls. */
+		struct fs_struct *fs = t->fs;
+		p.dentry = fs->pwd.dentry;
+		p.mnt = fs->pwd.mnt;
+	} else {
+		struct file *f = fd_file(t, dirfd);
+		if (!f)
+			return false;
+		p = BPF_CORE_READ(f, f_path);
+	}
+	struct dir_key k = {.dentry = (__u64)p.dentry, .mnt = (__u64)p.mnt};
+	struct dir_prefix *dp = bpf_map_lookup_elem(&dir_cache, &k);
+	if (!dp) {
+		bool trunc;
+		struct dir_prefix v = {};
+		__u32 n = resolve_path(&p, s->dir, &trunc);
+		if (n > FILTER_PREFIX)
+			n = FILTER_PREFIX;
+		v.len = n;
+		__builtin_memcpy(v.data, s->dir, FILTER_PREFIX);
+		bpf_map_update_elem(&dir_cache, &k, &v, BPF_ANY);
+		dp = bpf_map_lookup_elem(&dir_cache, &k);
+		if (!dp)
+			return false;
+	}
+	__builtin_memcpy(s->rel.data, dp->data, FILTER_PREFIX);
+	__u32 pos = dp->len;
+	if (pos == 0 || s->rel.data[0] != '/')
+		return false; /* not a path (a pseudo file) */
+	__u32 idx;
+	if (pos > 1 && pos < FILTER_PREFIX) { /* "/" needs no second slash */
+		idx = pos++;
+		barrier_var(idx); /* keep the mask: the verifier needs it */
+		s->rel.data[idx & (FILTER_PREFIX - 1)] = '/';
+	}
+	for (__u32 i = 0; i < FILTER_PREFIX; i++) {
+		if (i >= len || pos >= FILTER_PREFIX)
+			break;
+		idx = pos;
+		barrier_var(idx);
+		s->rel.data[idx & (FILTER_PREFIX - 1)] = s->raw[i & (RAW_SLOT - 1)];
+		pos++;
+	}
+	if (!gate(prefix_gate, s->rel.data[1], s->rel.data[2]))
+		return false;
+	s->rel.plen = pos * 8;
+	return bpf_map_lookup_elem(&prefix_trie, &s->rel) != NULL;
+}
+
+/* watched decides whether the path at upath (relative to dirfd when it is
+ * not absolute) is reported. */
+static __always_inline bool watched(const char *upath, int dirfd)
 {
 	__u32 zero = 0;
 	struct open_scratch *s = bpf_map_lookup_elem(&open_scratch_map, &zero);
@@ -224,6 +315,8 @@ static __always_inline bool watched(const char *upath)
 	if (bpf_map_lookup_elem(&suffix_trie, &s->suf))
 		return true;
 proc:
+	if (s->raw[0] != '/')
+		return relative_prefix_match(s, len, dirfd);
 	if (len > 8 && s->raw[0] == '/' && s->raw[1] == 'p' && s->raw[2] == 'r' && s->raw[3] == 'o' &&
 	    s->raw[4] == 'c' && s->raw[5] == '/')
 		return proc_match(s, len);
@@ -234,7 +327,7 @@ static __always_inline void open_enter(const char *path, __s32 dirfd, __u32 flag
 {
 	if (is_self())
 		return;
-	if (!watched(path))
+	if (!watched(path, dirfd))
 		return;
 	__u64 id = bpf_get_current_pid_tgid();
 	struct open_args a = {
@@ -251,15 +344,6 @@ static __always_inline void open_enter(const char *path, __s32 dirfd, __u32 flag
 	__sync_fetch_and_add(&open_pending, 1);
 }
 
-static __always_inline struct file *fd_file(struct task_struct *t, int fd)
-{
-	struct file **fds = BPF_CORE_READ(t, files, fdt, fd);
-	struct file *f = NULL;
-	if (fd < 0)
-		return NULL;
-	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
-	return f;
-}
 
 static __always_inline void open_exit(long ret)
 {

@@ -186,7 +186,11 @@ static __always_inline void sys_finish(long ret)
 	}
 
 #define ARG(i) (ctx->args[i])
-#define WATCHED(i) watched((const char *)ARG(i))
+#define AT_FDCWD_K -100
+/* WATCHED(i) for a path argument relative to the cwd, WATCHED_AT(d, i) for
+ * one relative to the dirfd in argument d. */
+#define WATCHED(i) watched((const char *)ARG(i), AT_FDCWD_K)
+#define WATCHED_AT(d, i) watched((const char *)ARG(i), (int)ARG(d))
 
 SYS_PROGS(mount, mount, SYS_MOUNT, true, {
 	SYS_PATH(r, ARG(0));
@@ -300,7 +304,7 @@ SYS_PROGS(mknodat, mknodat, SYS_MKNOD, true, {
 /* Path families: reported only when a path is watched by the open filter. */
 SYS_PROGS(unlink, unlink, SYS_UNLINK, WATCHED(0), { SYS_PATH(r, ARG(0)); })
 
-SYS_PROGS(unlinkat, unlinkat, SYS_UNLINK, WATCHED(1), {
+SYS_PROGS(unlinkat, unlinkat, SYS_UNLINK, WATCHED_AT(0, 1), {
 	r->fd = ARG(0);
 	SYS_PATH(r, ARG(1));
 	r->flags = ARG(2);
@@ -311,14 +315,14 @@ SYS_PROGS(rename, rename, SYS_RENAME, WATCHED(0) || WATCHED(1), {
 	SYS_PATH2(r, ARG(1));
 })
 
-SYS_PROGS(renameat, renameat, SYS_RENAME, WATCHED(1) || WATCHED(3), {
+SYS_PROGS(renameat, renameat, SYS_RENAME, WATCHED_AT(0, 1) || WATCHED_AT(2, 3), {
 	r->fd = ARG(0);
 	SYS_PATH(r, ARG(1));
 	r->fd2 = ARG(2);
 	SYS_PATH2(r, ARG(3));
 })
 
-SYS_PROGS(renameat2, renameat2, SYS_RENAME, WATCHED(1) || WATCHED(3), {
+SYS_PROGS(renameat2, renameat2, SYS_RENAME, WATCHED_AT(0, 1) || WATCHED_AT(2, 3), {
 	r->fd = ARG(0);
 	SYS_PATH(r, ARG(1));
 	r->fd2 = ARG(2);
@@ -331,7 +335,7 @@ SYS_PROGS(link, link, SYS_LINK, WATCHED(0) || WATCHED(1), {
 	SYS_PATH2(r, ARG(1));
 })
 
-SYS_PROGS(linkat, linkat, SYS_LINK, WATCHED(1) || WATCHED(3), {
+SYS_PROGS(linkat, linkat, SYS_LINK, WATCHED_AT(0, 1) || WATCHED_AT(2, 3), {
 	r->fd = ARG(0);
 	SYS_PATH(r, ARG(1));
 	r->fd2 = ARG(2);
@@ -346,7 +350,7 @@ SYS_PROGS(symlink, symlink, SYS_SYMLINK, WATCHED(0) || WATCHED(1), {
 	SYS_PATH2(r, ARG(1));
 })
 
-SYS_PROGS(symlinkat, symlinkat, SYS_SYMLINK, WATCHED(0) || WATCHED(2), {
+SYS_PROGS(symlinkat, symlinkat, SYS_SYMLINK, WATCHED(0) || WATCHED_AT(1, 2), {
 	SYS_PATH(r, ARG(0));
 	r->fd2 = ARG(1);
 	SYS_PATH2(r, ARG(2));

@@ -46,7 +46,7 @@ func main() {
 	execs := flag.Int("execs", 2000, "fork+exec of /bin/true per exec storm")
 	conns := flag.Int("conns", 20000, "connect+send+close per connect storm (loopback)")
 	watched := flag.Int("watched", 200_000, "opens of a watched model file per watched-open storm (0 skips it)")
-	storms := flag.String("storms", "open,exec,connect,watched", "comma-separated storms to run")
+	storms := flag.String("storms", "open,exec,connect,watched", "comma-separated storms to run (also: relative, opens of a relative path)")
 	flag.BoolVar(&progStats, "progstats", false, "in sensor runs, print each program's average run time (kernel BPF stats; adds some cost)")
 	flag.Parse()
 	if err := run(*rounds, *opens, *execs, *conns, *watched, strings.Split(*storms, ",")); err != nil {
@@ -98,16 +98,17 @@ func run(rounds, opens, execs, conns, watched int, names []string) error {
 		}
 	}
 	all := map[string]storm{
-		"open":    {"open", []string{"open", plain, strconv.Itoa(opens)}, opens},
-		"exec":    {"exec", []string{"exec", "/bin/true", strconv.Itoa(execs)}, execs},
-		"connect": {"connect", []string{"connect", "", strconv.Itoa(conns)}, conns},
-		"watched": {"watched", []string{"open", model, strconv.Itoa(watched)}, watched},
+		"open":     {"open", []string{"open", plain, strconv.Itoa(opens)}, opens},
+		"exec":     {"exec", []string{"exec", "/bin/true", strconv.Itoa(execs)}, execs},
+		"connect":  {"connect", []string{"connect", "", strconv.Itoa(conns)}, conns},
+		"watched":  {"watched", []string{"open", model, strconv.Itoa(watched)}, watched},
+		"relative": {"relative", []string{"openrel", plain, strconv.Itoa(opens)}, opens},
 	}
 	var list []storm
 	for _, n := range names {
 		s, ok := all[strings.TrimSpace(n)]
 		if !ok {
-			return fmt.Errorf("unknown storm %q (want open, exec, connect, watched)", n)
+			return fmt.Errorf("unknown storm %q (want open, exec, connect, watched, relative)", n)
 		}
 		if s.ops > 0 {
 			list = append(list, s)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 // children) it used.
 //
 //	open <path> <n>       n x open(path, O_RDONLY) + close
+//	openrel <path> <n>    the same, relative: chdir to dir(path), open base(path)
 //	exec <binary> <n>     n x fork+exec+wait of binary
 //	connect - <n>         n x TCP connect to a loopback listener, send 1 KiB, close
 func worker(kind string, args []string) int {
@@ -34,6 +36,10 @@ func worker(kind string, args []string) int {
 	switch kind {
 	case "open":
 		elapsed, err = openStorm(args[0], n)
+	case "openrel":
+		if err = os.Chdir(filepath.Dir(args[0])); err == nil {
+			elapsed, err = openStorm(filepath.Base(args[0]), n)
+		}
 	case "exec":
 		elapsed, err = execStorm(args[0], n)
 	case "connect":

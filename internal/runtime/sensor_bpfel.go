@@ -43,6 +43,18 @@ type sensorConnRec struct {
 	Pad2    uint32
 }
 
+type sensorDirKey struct {
+	_      structs.HostLayout
+	Dentry uint64
+	Mnt    uint64
+}
+
+type sensorDirPrefix struct {
+	_    structs.HostLayout
+	Len  uint32
+	Data [64]int8
+}
+
 type sensorEgressVal struct {
 	_   structs.HostLayout
 	Hdr struct {
@@ -156,6 +168,8 @@ type sensorOpenScratch struct {
 	Raw  [512]int8
 	Suf  sensorSuffixKey
 	Proc sensorProcKey
+	Rel  sensorPrefixKey
+	Dir  [1024]int8
 }
 
 type sensorPathbuf struct {
@@ -219,6 +233,7 @@ type sensorSysRec struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	sensorMapDirCache                 = "dir_cache"
 	sensorMapDrops                    = "drops"
 	sensorMapEgressSocks              = "egress_socks"
 	sensorMapEvents                   = "events"
@@ -448,6 +463,7 @@ type sensorProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sensorMapSpecs struct {
+	DirCache        *ebpf.MapSpec `ebpf:"dir_cache"`
 	Drops           *ebpf.MapSpec `ebpf:"drops"`
 	EgressSocks     *ebpf.MapSpec `ebpf:"egress_socks"`
 	Events          *ebpf.MapSpec `ebpf:"events"`
@@ -501,6 +517,7 @@ func (o *sensorObjects) Close() error {
 //
 // It can be passed to loadSensorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sensorMaps struct {
+	DirCache        *ebpf.Map `ebpf:"dir_cache"`
 	Drops           *ebpf.Map `ebpf:"drops"`
 	EgressSocks     *ebpf.Map `ebpf:"egress_socks"`
 	Events          *ebpf.Map `ebpf:"events"`
@@ -522,6 +539,7 @@ type sensorMaps struct {
 
 func (m *sensorMaps) Close() error {
 	return _SensorClose(
+		m.DirCache,
 		m.Drops,
 		m.EgressSocks,
 		m.Events,

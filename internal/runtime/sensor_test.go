@@ -599,3 +599,41 @@ func TestRingFullCountedAsLost(t *testing.T) {
 		t.Errorf("Counters drops_kernel_ringbuf = %d; Lost events said %d", n, lostTotal)
 	}
 }
+
+// TestOpenRelativeUnderWatchedPrefix: a relative path is joined with its base
+// directory in the kernel before the prefix lookup.
+func TestOpenRelativeUnderWatchedPrefix(t *testing.T) {
+	root := t.TempDir()
+	cfg := testConfig()
+	cfg.WatchPrefixes = append(cfg.WatchPrefixes, root+"/models/")
+	_, c := startSensor(t, cfg)
+	models := filepath.Join(root, "models", "llama")
+	other := filepath.Join(root, "other")
+	for _, d := range []string{models, other} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "config.json"), []byte("{}"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cwdPid, _ := helper(t, models, "open", "-", "config.json")
+	dirfdPid, _ := helper(t, "/", "openat", models, "config.json")
+	parentPid, _ := helper(t, filepath.Join(root, "models"), "open", "-", "llama/config.json")
+	otherPid, _ := helper(t, other, "open", "-", "config.json")
+	want := filepath.Join(models, "config.json")
+	for name, pid := range map[string]int{"cwd": cwdPid, "dirfd": dirfdPid, "subdir": parentPid} {
+		raw := "config.json"
+		if name == "subdir" {
+			raw = "llama/config.json"
+		}
+		e := c.wait(t, name+" open", openBy(pid, raw))
+		if e.File.Path != want || e.File.Result < 0 {
+			t.Errorf("%s: path %q result %d; want %q", name, e.File.Path, e.File.Result, want)
+		}
+	}
+	// Opened after the others: had it been reported, it would be there.
+	if e := c.find(openBy(otherPid, "config.json")); e != nil {
+		t.Errorf("open outside the watched prefix reported: %+v", e.File)
+	}
+}
