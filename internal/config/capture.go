@@ -18,9 +18,10 @@ import (
 //     with one of WatchProcEntries, or the path names a numeric pid and X
 //     starts with one of WatchProcPidEntries.
 //
-// Relative paths are matched by suffix and name only: the kernel does not
-// resolve a relative path before deciding (that would cost a dentry walk on
-// every relative open). A reported open carries its absolute path.
+// A relative path is matched by suffix and name as passed, and by prefix
+// after the kernel joins it with its base directory (the cwd or the dirfd's
+// directory, whose path it caches per directory); ".." is not normalized.
+// A reported open carries the absolute path of the file it opened.
 type CaptureConfig struct {
 	// RingBufferBytes is the size of the event ring buffer (power of two).
 	RingBufferBytes int `yaml:"ring_buffer_bytes"`
