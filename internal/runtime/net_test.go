@@ -358,6 +358,25 @@ func netHelper(action, args string) error {
 		}
 		fmt.Println("error=" + err.Error())
 		return nil
+	case "mapped": // mapped <port> <bytes>: an IPv6 socket connecting to ::ffff:127.0.0.1
+		port, _ := strconv.Atoi(f[0])
+		n, _ := strconv.Atoi(f[1])
+		fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		dst := &unix.SockaddrInet6{Port: port, Addr: netip.MustParseAddr("::ffff:127.0.0.1").As16()}
+		if err := unix.Connect(fd, dst); err != nil {
+			return err
+		}
+		sa, err := unix.Getsockname(fd)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("local=[%s]:%d\n", netip.AddrFrom16(sa.(*unix.SockaddrInet6).Addr), sa.(*unix.SockaddrInet6).Port)
+		_, err = unix.Write(fd, make([]byte, n))
+		return err
 	case "udp": // udp <addr> <bytes>
 		n, _ := strconv.Atoi(f[1])
 		c, err := net.Dial("udp4", f[0])
@@ -537,6 +556,43 @@ func TestTCPConnectAndEgress(t *testing.T) {
 				t.Errorf("%d final reports and %d reports after close; want 1 and 0", finals, after)
 			}
 		})
+	}
+}
+
+// TestTCPConnectV4MappedIPv6: an IPv6 socket connecting to an IPv4-mapped
+// address reports plain IPv4 addresses, so that classification sees one form.
+func TestTCPConnectV4MappedIPv6(t *testing.T) {
+	_, c := startSensor(t, netConfig())
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			s, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(io.Discard, s); s.Close() }()
+		}
+	}()
+	dst := addrPort(t, ln.Addr().String())
+	pid, kv := runNetHelper(t, "mapped", strconv.Itoa(int(dst.Port())), "4096")
+	src := addrPort(t, kv["local"])
+	e := c.wait(t, "connect", connectBy(pid))
+	n := e.Net
+	if n.DAddr != dst.Addr() || n.DPort != dst.Port() || n.SAddr != src.Addr() || n.SPort != src.Port() || n.Result != 0 {
+		t.Errorf("connect %v:%d -> %v:%d result %d; want %v -> %v, 0", n.SAddr, n.SPort, n.DAddr, n.DPort, n.Result, src, dst)
+	}
+	if !n.DAddr.Is4() || !n.SAddr.Is4() {
+		t.Errorf("addresses %v %v are not plain IPv4", n.SAddr, n.DAddr)
+	}
+	fin := c.wait(t, "final egress", func(x *event.Event) bool {
+		return x.Kind == event.KindEgress && x.Net.Cookie == n.Cookie && x.Net.Closed
+	})
+	if fin.Net.BytesSent != 4096 || fin.Net.DAddr != dst.Addr() {
+		t.Errorf("final egress %d bytes to %v", fin.Net.BytesSent, fin.Net.DAddr)
 	}
 }
 
