@@ -596,6 +596,55 @@ func TestTCPConnectV4MappedIPv6(t *testing.T) {
 	}
 }
 
+// TestConnectInContainer: a process in its own network namespace and cgroup
+// (a container as tests build them here) is seen: the cgroup programs
+// attached at the v2 root cover child cgroups, and the event carries the
+// child cgroup's id.
+func TestConnectInContainer(t *testing.T) {
+	requireKernel(t)
+	for _, tool := range []string{"unshare", "ip"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	root, err := cgroupV2Root("/proc/self/mountinfo")
+	if err != nil {
+		t.Skipf("no cgroup v2 hierarchy: %v", err)
+	}
+	cg := filepath.Join(root, fmt.Sprintf("kestrel-net-test-%d", os.Getpid()))
+	if err := os.Mkdir(cg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(cg)
+	var st unix.Stat_t
+	if err := unix.Stat(cg, &st); err != nil {
+		t.Fatal(err)
+	}
+	_, c := startSensor(t, netConfig())
+	self, _ := os.Executable()
+	cmd := exec.Command("unshare", "--net", "--", "/bin/sh", "-c",
+		`ip link set lo up && echo $$ > "$1/cgroup.procs" && exec "$2" -test.run='^$'`, "sh", cg, self)
+	cmd.Env = append(os.Environ(), netHelperEnv+"=accept", "KESTREL_NET_ARGS=100 7000")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("containerised helper: %v: %s", err, out)
+	}
+	pid := uint32(cmd.Process.Pid)
+	e := c.wait(t, "connect", connectBy(pid))
+	if e.Process.CgroupID != st.Ino {
+		t.Errorf("cgroup id %d; want %d (%s)", e.Process.CgroupID, st.Ino, cg)
+	}
+	if e.Net.Protocol != "tcp" || e.Net.DAddr != netip.MustParseAddr("127.0.0.1") || e.Net.Result != 0 {
+		t.Errorf("connect %+v", e.Net)
+	}
+	fin := c.wait(t, "final egress", func(x *event.Event) bool {
+		return x.Kind == event.KindEgress && x.Process.PID == pid && x.Net.Closed
+	})
+	if fin.Net.BytesSent != 7000 || fin.Process.CgroupID != st.Ino {
+		t.Errorf("final egress %d bytes, cgroup %d; want 7000, %d", fin.Net.BytesSent, fin.Process.CgroupID, st.Ino)
+	}
+}
+
 // TestEgressSendfile: bytes sent with sendfile(2) (the way servers and
 // copy tools ship files) are counted like write(2).
 func TestEgressSendfile(t *testing.T) {
