@@ -76,5 +76,5 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 
 // inventory is the runtime AI bill of materials for GetInventory and `bom`.
 func (s *stack) inventory() *event.Inventory {
-	return nil
+	return s.engine.Inventory()
 }

@@ -92,10 +92,12 @@ func newStack(ctx context.Context, cfg *config.Config, log *slog.Logger, sinks [
 		return nil, fmt.Errorf("start enricher: %w", err)
 	}
 
-	s.engine, err = detect.New(cfg.Detect, &detect.Options{Logger: log, HostNS: hostNS})
+	s.engine, err = detect.New(cfg.Detect, &detect.Options{Logger: log, HostNS: hostNS,
+		AI: &detect.AIOptions{StaticAlloc: s.assigner.StaticAlloc, Node: os.Getenv("NODE_NAME")}})
 	if err != nil {
 		return nil, fmt.Errorf("create rule engine: %w", err)
 	}
+	s.goBG(func() { _ = s.engine.Run(bgctx) }) // the model registry's rate-limited hasher
 	s.det = &snapshotDetector{Engine: s.engine}
 	s.det.counters.Store(map[string]uint64{})
 
