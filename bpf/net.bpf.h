@@ -124,10 +124,12 @@ struct {
 	__type(value, __u64);
 } net_stats SEC(".maps");
 
-/* Per-socket byte counters of connected sockets, keyed by socket cookie. */
+/* Per-socket byte counters of connected sockets, keyed by socket cookie.
+ * 32768 live outbound sockets, ~6 MiB preallocated; beyond that the least
+ * recently used socket is evicted and user space reports the eviction. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 32768);
 	__type(key, __u64);
 	__type(value, struct egress_val);
 } egress_socks SEC(".maps");
