@@ -166,14 +166,10 @@ func (s *stack) status() *event.Status {
 		maps.Copy(st.Counters, s.pipe.Counters())
 	}
 	if s.enricher != nil {
-		for k, v := range s.enricher.Counters() {
-			st.Counters["context_"+k] = v
-		}
+		maps.Copy(st.Counters, s.enricher.Counters())
 	}
 	if s.det != nil {
-		for k, v := range s.det.counters.Load().(map[string]uint64) {
-			st.Counters["detect_"+k] = v
-		}
+		maps.Copy(st.Counters, s.det.counters.Load().(map[string]uint64))
 	}
 	gpuState := "disabled"
 	if s.gpu != nil {
