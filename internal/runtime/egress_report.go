@@ -6,9 +6,9 @@ package runtime
 // user space walks the map every capture.egress_report_interval and emits a
 // KindEgress event for each socket whose count grew since its last report.
 //
-// For A1 (sensor.go): nothing to call. The reporter registers itself as a
-// tick hook from init, keeps its state per *Sensor, and egressCounters adds
-// its counters to a map (merge it into Counters when convenient).
+// Wiring: the reporter registers itself as a tick hook from init (Sensor.Run
+// calls tick hooks after each drain), keeps its state per *Sensor, and
+// Sensor.Counters merges egressCounters.
 
 import (
 	"errors"
