@@ -118,10 +118,16 @@ func filtersFromFlags(f *filterFlags) (export.Filters, error) {
 		fl.GPUs = []string{f.gpu}
 	}
 	fl.HostOnly = f.hostOnly
-	if !f.active() {
-		return export.Filters{}, nil
+	// Forks are the process table's bookkeeping: the exec that follows
+	// carries the lineage. Show them only when asked for.
+	deny := []export.Filter{{Kinds: []event.Kind{event.KindFork}}}
+	if len(fl.Kinds) > 0 {
+		deny = nil
 	}
-	return export.Filters{Allow: []export.Filter{fl}}, nil
+	if !f.active() {
+		return export.Filters{Deny: deny}, nil
+	}
+	return export.Filters{Allow: []export.Filter{fl}, Deny: deny}, nil
 }
 
 // runTail is the on-call view: attach to the daemon when one runs, else run
