@@ -11,6 +11,7 @@ import (
 
 	"github.com/kestrel-sec/kestrel/internal/config"
 	"github.com/kestrel-sec/kestrel/internal/event"
+	"github.com/kestrel-sec/kestrel/internal/export"
 )
 
 func TestBadInputExitsTwoWithOneLine(t *testing.T) {
@@ -113,3 +114,31 @@ func TestWatchModelRootsAddsPrefixes(t *testing.T) {
 }
 
 func defaultConfigForTest() *config.Config { return config.Default() }
+
+func TestTailHidesForksUnlessAsked(t *testing.T) {
+	fork := &event.Event{Kind: event.KindFork, Process: &event.Process{PID: 1}}
+	exec := &event.Event{Kind: event.KindExec, Process: &event.Process{PID: 1}}
+	for _, tt := range []struct {
+		kinds            multiFlag
+		wantFork, wantEx bool
+	}{
+		{nil, false, true},
+		{multiFlag{"fork"}, true, false},
+		{multiFlag{"fork", "exec"}, true, true},
+	} {
+		fs, err := filtersFromFlags(&filterFlags{kinds: tt.kinds})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := export.Compile(fs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Match(fork); got != tt.wantFork {
+			t.Errorf("--kind %v: fork shown = %v; want %v", tt.kinds, got, tt.wantFork)
+		}
+		if got := m.Match(exec); got != tt.wantEx {
+			t.Errorf("--kind %v: exec shown = %v; want %v", tt.kinds, got, tt.wantEx)
+		}
+	}
+}
