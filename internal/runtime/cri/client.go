@@ -342,7 +342,7 @@ func (c *Client) listAll(ctx context.Context) {
 		if p := byID[ct.GetPodSandboxId()]; p != nil {
 			withPod(&m, p.GetMetadata(), p.GetLabels())
 		}
-		if strings.HasPrefix(m.Image, "sha256:") {
+		if m.Image == "" || strings.HasPrefix(m.Image, "sha256:") {
 			// Lists carry only the image id (containerd); the status
 			// names the image. Reuse a name already known.
 			c.mu.Lock()
