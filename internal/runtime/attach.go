@@ -40,8 +40,9 @@ func (s *Sensor) attachAll(spec *ebpf.CollectionSpec) error {
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) && strings.HasPrefix(ps.SectionName, "tracepoint/syscalls/") {
 				// Legacy calls (open, rename, dup2 ...) do not exist on
-				// every architecture; their *at forms are hooked too.
-				s.log.Info("syscall not on this architecture; program not attached", "program", name, "section", ps.SectionName)
+				// every architecture (their *at forms are hooked too), and
+				// module calls not on kernels built without modules.
+				s.log.Info("syscall tracepoint absent on this kernel; program not attached", "program", name, "section", ps.SectionName)
 				continue
 			}
 			if strings.HasSuffix(name, optionalSuffix) {
