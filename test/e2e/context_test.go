@@ -221,3 +221,40 @@ func copyFile(src, dst string) error {
 	}
 	return os.WriteFile(dst, b, 0o755)
 }
+
+type rawLog struct {
+	mu    sync.Mutex
+	lines []map[string]any
+}
+
+func (l *rawLog) snapshot() []map[string]any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]map[string]any(nil), l.lines...)
+}
+
+// collectRaw reads JSON lines as maps until r closes; ready closes on the
+// first ready status line.
+func collectRaw(r io.Reader) (*rawLog, <-chan struct{}) {
+	log := &rawLog{}
+	ready := make(chan struct{})
+	go func() {
+		var once sync.Once
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 1<<20), 16<<20)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) != nil {
+				continue
+			}
+			if m["kind"] == "status" && m["ready"] == true {
+				once.Do(func() { close(ready) })
+				continue
+			}
+			log.mu.Lock()
+			log.lines = append(log.lines, m)
+			log.mu.Unlock()
+		}
+	}()
+	return log, ready
+}
