@@ -27,17 +27,13 @@ struct {
 	__type(value, struct pathbuf);
 } path_scratch SEC(".maps");
 
-static __always_inline struct mount *real_mount(struct vfsmount *vm)
-{
-	return (struct mount *)((void *)vm - bpf_core_field_offset(struct mount, mnt));
-}
 
 /* put_name writes "/" + name in front of off; returns the new offset or -1
  * when it does not fit. */
 static __always_inline int put_name(struct pathbuf *pb, int off, struct dentry *d, bool slash)
 {
-	struct qstr q = BPF_CORE_READ(d, d_name);
-	__u32 len = q.len;
+	__u32 len = d->d_name.len;
+	const unsigned char *name = d->d_name.name;
 	if (len >= NAME_SLOT)
 		len = NAME_SLOT - 1;
 	int need = len + (slash ? 1 : 0);
@@ -47,11 +43,24 @@ static __always_inline int put_name(struct pathbuf *pb, int off, struct dentry *
 	off &= PATH_SLOT - 1;
 	if (slash) {
 		pb->b[off] = '/';
-		bpf_probe_read_kernel(&pb->b[(off + 1) & (PATH_SLOT - 1)], len & (NAME_SLOT - 1), q.name);
+		bpf_probe_read_kernel(&pb->b[(off + 1) & (PATH_SLOT - 1)], len & (NAME_SLOT - 1), name);
 	} else {
-		bpf_probe_read_kernel(&pb->b[off], len & (NAME_SLOT - 1), q.name);
+		bpf_probe_read_kernel(&pb->b[off], len & (NAME_SLOT - 1), name);
 	}
 	return off;
+}
+
+/* bpf_rdonly_cast turns a kernel address into a read-only BTF pointer; the
+ * verifier inlines it, and loads through the result are plain loads guarded
+ * by the exception table, so the walk makes one helper call per component
+ * (the name copy) instead of five. */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+#define KCAST(type, ptr) ((type *)bpf_rdonly_cast((const void *)(ptr), bpf_core_type_id_kernel(type)))
+
+static __always_inline struct mount *mount_of(struct vfsmount *vm)
+{
+	__u64 a = (__u64)vm - bpf_core_field_offset(struct mount, mnt);
+	return KCAST(struct mount, a);
 }
 
 /* resolve_path copies the absolute path of p into dst (PATH_SLOT bytes,
@@ -66,26 +75,25 @@ static __always_inline __u32 resolve_path(struct path *p, char *dst, bool *trunc
 		dst[0] = 0;
 		return 0;
 	}
-	struct dentry *d = BPF_CORE_READ(p, dentry);
-	struct vfsmount *vm = BPF_CORE_READ(p, mnt);
-	struct mount *m = real_mount(vm);
-	struct mount *mp = BPF_CORE_READ(m, mnt_parent);
+	struct dentry *d = KCAST(struct dentry, p->dentry);
+	struct mount *m = mount_of(p->mnt);
+	struct dentry *root = KCAST(struct dentry, m->mnt.mnt_root);
+	struct mount *mp = KCAST(struct mount, m->mnt_parent);
 	int off = PATH_SLOT - 1;
 	pb->b[PATH_SLOT - 1] = 0;
 	bool done = false;
 
 	for (int i = 0; i < PATH_DEPTH; i++) {
-		struct dentry *root = BPF_CORE_READ(vm, mnt_root);
-		struct dentry *parent = BPF_CORE_READ(d, d_parent);
+		struct dentry *parent = KCAST(struct dentry, d->d_parent);
 		if (d == root) {
 			if (m == mp) { /* root of the mount namespace */
 				done = true;
 				break;
 			}
-			d = BPF_CORE_READ(m, mnt_mountpoint);
+			d = KCAST(struct dentry, m->mnt_mountpoint);
 			m = mp;
-			mp = BPF_CORE_READ(m, mnt_parent);
-			vm = (struct vfsmount *)((void *)m + bpf_core_field_offset(struct mount, mnt));
+			mp = KCAST(struct mount, m->mnt_parent);
+			root = KCAST(struct dentry, m->mnt.mnt_root);
 			continue;
 		}
 		if (d == parent) { /* pseudo file: its name is all there is */
