@@ -1072,6 +1072,14 @@ func isPseudoPath(p string) bool {
 	return underDir(p, "/proc") || underDir(p, "/sys")
 }
 
+// exfilCapableSocket reports whether the runtime API behind a socket can
+// move data off the node or into a new container (docker, containerd, CRI).
+// The kubelet pod-resources API is read-only (device allocations): GPU
+// agents, and the sensor's own inventory, read weights and then list it.
+func exfilCapableSocket(name string) bool {
+	return name != "kubelet/pod-resources/kubelet.sock"
+}
+
 func (a *aiState) onNet(st *State, p *event.Process, c *event.Container, ev *event.Event, now time.Time) {
 	n := ev.Net
 	cid := cidOf(c)
@@ -1079,7 +1087,7 @@ func (a *aiState) onNet(st *State, p *event.Process, c *event.Container, ev *eve
 		if ev.Kind != event.KindConnect {
 			return
 		}
-		if name, _ := runtimeSocket(n.UnixPath); name != "" {
+		if name, sev := runtimeSocket(n.UnixPath); name != "" && sev == 0 && exfilCapableSocket(name) {
 			src, via, _ := a.taintOf(p.PID, now)
 			if src == nil {
 				if src = a.containerTaint(cid, now); src != nil {

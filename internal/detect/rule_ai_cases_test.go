@@ -246,6 +246,12 @@ func aiRuleCases() []ruleCase {
 			w := mopen(b, c, "/dev/shm/x", "", wr, -1, 12)
 			return evs(r, w, unixEv(b, c, "/run/containerd/containerd.sock"))
 		}, true, event.SevHigh},
+		{"variant VB4: a weight reader (a model hasher) lists kubelet pod-resources", "EXF-001", func() []*event.Event {
+			b := proc(490, "/usr/local/bin/sensor")
+			return evs(mopen(b, nil, llamaFile, "/proc/4242/root"+llamaFile, rd, 8*mib, 11),
+				unixEv(b, nil, "/var/lib/kubelet/pod-resources/kubelet.sock"),
+				unixEv(b, nil, "/run/nvidia-persistenced/socket"))
+		}, false, 0},
 		{"reader owns a GPU", "EXF-001", func() []*event.Event {
 			c := infer("x")
 			return evs(gpuStart(srv(491), c, 0, "GPU-0"), mopen(srv(491), c, llamaFile, "", rd, 8*mib, 11),

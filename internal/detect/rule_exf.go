@@ -23,7 +23,8 @@ func newEXF001(*Settings) Rule {
 			"siblings) and to its container for exfil_window. Egress by a tainted process or any process of a " +
 			"tainted container to a destination outside egress_allowlist fires: critical once the socket sent " +
 			"min(64 MiB, 50 % of the largest tainted file), else high with a follow-up as bytes grow and at close. " +
-			"A tainted process connecting to a runtime socket or running a transfer tool fires too. A reader that " +
+			"A tainted process connecting to a runtime socket (not the read-only kubelet pod-resources or " +
+			"nvidia-persistenced ones) or running a transfer tool fires too. A reader that " +
 			"becomes a GPU owner within promote_grace was a loader: its triggers wait until the taint is confirmed " +
 			"(written to a file, read by another process, reader exited) or the grace is over, and are dropped " +
 			"when it is promoted.",
