@@ -148,6 +148,10 @@ type replayHarness struct {
 	// late holds findings of a script's containers that arrived while a
 	// later script ran; they count for the script that owns the container.
 	late map[string][]finding
+	// simOnly keeps only the findings of the harness's simulated containers
+	// and of host processes descended from this test binary: tests of other
+	// packages running on the same host raise findings too.
+	simOnly bool
 }
 
 // harnessPrefix sources the harness environment and helpers before a script.
@@ -266,6 +270,9 @@ func (rh *replayHarness) replay(id, script string, exp expectation, benign bool)
 	out, err := rh.shell(150*time.Second, harnessPrefix+". "+script)
 	waitQuiet(rh.sensor, 2*time.Second, 12*time.Second)
 	got := attribute(rh.sensor.since(start), id)
+	if rh.simOnly {
+		got = simulatedOrOurs(got)
+	}
 	// Follow-ups of an earlier scenario's container that arrive now belong
 	// to that scenario.
 	for _, f := range rh.sensor.since(start) {
@@ -330,22 +337,25 @@ func (rh *replayHarness) replay(id, script string, exp expectation, benign bool)
 
 // report logs the result table, fails the test for every result that is not
 // ok, and writes the table and the raw findings to the file named by the
-// environment variable reportEnv, if set.
-func (rh *replayHarness) report(title, reportEnv string, results []replayResult, column func(replayResult) string) {
+// environment variable reportEnv, if set. extra names columns added after the
+// first one, filled per result by cells.
+func (rh *replayHarness) report(title, reportEnv string, results []replayResult, extra []string, cells func(replayResult) []string) {
 	t := rh.t
 	var table strings.Builder
-	head := "| scenario | must fire | fired | also fired (not in must/may) | result |\n|---|---|---|---|---|\n"
-	if column != nil {
-		head = "| variant | technique | must fire | fired | also fired (not in must/may) | result |\n|---|---|---|---|---|---|\n"
+	head := []string{"scenario"}
+	if len(extra) > 0 {
+		head = []string{"variant"}
 	}
-	table.WriteString(head)
+	head = append(append(head, extra...), "must fire", "fired", "also fired (not in must/may)", "result")
+	fmt.Fprintf(&table, "| %s |\n|%s\n", strings.Join(head, " | "), strings.Repeat("---|", len(head)))
 	for _, r := range results {
 		verdict := r.verdict()
-		if column != nil {
-			fmt.Fprintf(&table, "| %s | %s | %s | %s | %s | %s |\n", r.id, column(r), strings.Join(r.must, ", "), strings.Join(r.fired, ", "), strings.Join(r.extra, ", "), verdict)
-		} else {
-			fmt.Fprintf(&table, "| %s | %s | %s | %s | %s |\n", r.id, strings.Join(r.must, ", "), strings.Join(r.fired, ", "), strings.Join(r.extra, ", "), verdict)
+		row := []string{r.id}
+		if cells != nil {
+			row = append(row, cells(r)...)
 		}
+		row = append(row, strings.Join(r.must, ", "), strings.Join(r.fired, ", "), strings.Join(r.extra, ", "), verdict)
+		fmt.Fprintf(&table, "| %s |\n", strings.Join(row, " | "))
 		if verdict != "ok" {
 			t.Errorf("%s: %s", r.id, verdict)
 		}
@@ -377,6 +387,31 @@ func attribute(fs []finding, id string) []finding {
 	for _, f := range fs {
 		if sid := scenarioOfContainer(f); sid == "" || sid == id {
 			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// simulatedOrOurs keeps the findings of the harness's simctr-* containers and
+// of host processes that descend from this test binary.
+func simulatedOrOurs(fs []finding) []finding {
+	self, _ := os.Executable()
+	var out []finding
+	for _, f := range fs {
+		if f.Container != nil {
+			if strings.HasPrefix(f.Container.ID, "simctr-") {
+				out = append(out, f)
+			}
+			continue
+		}
+		if f.Process == nil || self == "" {
+			continue
+		}
+		for _, a := range f.Process.Ancestors {
+			if m, ok := a.(map[string]any); ok && m["exe"] == self {
+				out = append(out, f)
+				break
+			}
 		}
 	}
 	return out

@@ -32,5 +32,5 @@ func TestScenarios(t *testing.T) {
 	for _, id := range scenarioOrder {
 		results = append(results, rh.replay(id, "../scenarios/"+id+".sh", expect[id], strings.HasPrefix(id, "B")))
 	}
-	rh.report("scenario results", "KESTREL_E2E_REPORT", results, nil)
+	rh.report("scenario results", "KESTREL_E2E_REPORT", results, nil, nil)
 }

@@ -1,4 +1,5 @@
-# VB4 benign: nvidia-smi --query-gpu from the monitoring agent container (CPU host: a stub with the same opens)
+# VB4 benign: nvidia-smi --query-gpu from the monitoring agent container (CPU host: a stub with the same opens,
+# bind-mounted over /mnt in the agent's mount namespace: agent images ship it outside /tmp, where $H lives)
 cat > "$H/smi_vb4.c" <<'P'
 #include <fcntl.h>
 #include <stdio.h>
@@ -11,4 +12,5 @@ int main(void) {
 }
 P
 mkdir -p "$H/agent-vb4"; gcc -o "$H/agent-vb4/nvidia-smi" "$H/smi_vb4.c"
-ctr_run simctr-agent-vb4 ctr-nogpu --mount -- "$H/agent-vb4/nvidia-smi" --query-gpu=index,uuid,utilization.gpu,memory.used --format=csv,noheader
+ctr_run simctr-agent-vb4 ctr-nogpu --mount --propagation private -- sh -c '
+  mount --bind "$0" /mnt && exec /mnt/nvidia-smi --query-gpu=index,uuid,utilization.gpu,memory.used --format=csv,noheader' "$H/agent-vb4"
