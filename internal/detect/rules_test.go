@@ -466,6 +466,33 @@ func TestRules(t *testing.T) {
 			x.Time = t0.Add(50 * time.Second)
 			return evs(a, w, x)
 		}, false, 0},
+		{"variant V31: shebang script dropped in /dev/shm (image is the interpreter)", "EXE-002", func() []*event.Event {
+			return evs(execEv(proc(103, "/usr/bin/dash", "/bin/sh", "/dev/shm/.v31.sh"), infer("v31")))
+		}, true, event.SevHigh},
+		{"variant V30: the dynamic loader runs a binary dropped in /dev/shm", "EXE-002", func() []*event.Event {
+			return evs(execEv(proc(104, "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", "/dev/shm/.v30"), infer("v30")))
+		}, true, event.SevHigh},
+		{"the dynamic loader runs a binary from /tmp, relative to the cwd", "EXE-002", func() []*event.Event {
+			return evs(execEv(proc(104, "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "ld-linux-x86-64.so.2", "--argv0", "kworker", "x").cwd("/tmp/.cache"), infer("x")))
+		}, true, 0},
+		{"script written in the container after startup, run by bash", "EXE-002", func() []*event.Event {
+			c := infer("x")
+			a := execEv(proc(100, "/bin/sh"), c)
+			w := openEv(proc(101, "/usr/bin/curl"), c, "/var/tmp/s.sh", "", wr, 3)
+			w.Time = t0.Add(40 * time.Second)
+			x := execEv(proc(102, "/usr/bin/bash", "bash", "/var/tmp/s.sh"), c)
+			x.Time = t0.Add(41 * time.Second)
+			return evs(a, w, x)
+		}, true, 0},
+		{"ldd lists a binary in /dev/shm", "EXE-002", func() []*event.Event {
+			return evs(execEv(proc(105, "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2", "--list", "/dev/shm/x"), infer("x")))
+		}, false, 0},
+		{"sh -c naming /dev/shm in the command string", "EXE-002", func() []*event.Event {
+			return evs(execEv(proc(106, "/usr/bin/dash", "sh", "-c", "/dev/shm/x"), infer("x")))
+		}, false, 0},
+		{"python runs a harness script from /tmp written before the container", "EXE-002", func() []*event.Event {
+			return evs(execEv(proc(107, "/usr/bin/python3.11", "python3", "/tmp/h/fake_infer.py", "--port", "8000"), infer("x")))
+		}, false, 0},
 		{"runc memfd", "EXE-002", func() []*event.Event {
 			return evs(execEv(proc(100, "memfd:runc_cloned:/proc/self/exe").memfd(), infer("x")))
 		}, false, 0},
