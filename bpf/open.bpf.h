@@ -19,6 +19,9 @@
  * leading '/', suffix_gate by the last two bytes lower-cased. sys_exit skips
  * its stash lookup while no watched open is in flight (open_pending).
  *
+ * A relative path is also joined with its base directory (the cwd or the
+ * dirfd's, cached by dentry in dir_cache) for the prefix lookup.
+ *
  * Only a match stashes the call in open_stash; sys_exit then reads the result
  * and, on success, the absolute path of the opened file (dentry walk). A
  * failed relative open gets the base directory (cwd or dirfd) and user space
