@@ -52,8 +52,8 @@ func loadVariants(path string) ([]variant, error) {
 			return nil, fmt.Errorf("%s: id %s listed twice", path, v.ID)
 		case v.Benign && len(v.Must) > 0:
 			return nil, fmt.Errorf("%s: %s is benign but has must-fire rules", path, v.ID)
-		case !v.Benign && len(v.Must) == 0:
-			return nil, fmt.Errorf("%s: %s is an attack without must-fire rules", path, v.ID)
+		case !v.Benign && len(v.Must) == 0 && len(v.Gaps) == 0:
+			return nil, fmt.Errorf("%s: %s is an attack without must-fire rules or known gaps", path, v.ID)
 		case v.Technique == "":
 			return nil, fmt.Errorf("%s: %s names no technique", path, v.ID)
 		}
