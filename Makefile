@@ -34,9 +34,10 @@ test: ## Run every test; eBPF and scenario tests run for real as root.
 	$(GOTEST) -count=1 -timeout 20m -v ./test/e2e
 
 .PHONY: bench
-bench: build ## Run the overhead storms (none / empty programs / sensor) and the pipeline benchmarks.
-	$(GOTEST) -run '^$$' -bench . -benchmem -count 1 ./internal/...
-	$(GO) run ./cmd/sensorbench
+bench: ## Run the overhead storms (none / empty programs / sensor, alternating) and the user-space benchmarks (root).
+	$(GO) build -o bin/sensorbench ./cmd/sensorbench
+	./bin/sensorbench $(BENCHFLAGS)
+	$(GOTEST) -run '^$$' -bench . -benchmem -benchtime 200000x -count 1 ./internal/detect/... ./internal/export ./internal/runtime/enrich
 
 .PHONY: generate
 generate: ## Rebuild generated code: bpf2go objects and bindings, vmlinux.h, protobuf (needs clang, bpftool, protoc).
@@ -55,8 +56,17 @@ lint: ## gofmt, go vet and staticcheck.
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 .PHONY: fuzz
-fuzz: ## Fuzz the parsers for FUZZTIME each (default 30s).
-	$(GO) test ./internal/runtime/... -run '^$$' -fuzz FuzzCgroupPath -fuzztime $${FUZZTIME:-30s}
+fuzz: ## Fuzz every parser (decoder, cgroup paths, /proc, config, filters, replay) for FUZZTIME each (default 30s).
+	@set -e; for t in \
+	  ./internal/runtime:FuzzDecode ./internal/runtime:FuzzDecodeNet \
+	  ./internal/runtime/cgroup:FuzzParse ./internal/runtime/proc:FuzzParseStat \
+	  ./internal/runtime/proc:FuzzParseStatus ./internal/runtime/proc:FuzzParseCgroup \
+	  ./internal/runtime/proc:FuzzParseMountinfo ./internal/config:FuzzParse \
+	  ./internal/export:FuzzCompileFilter ./internal/export:FuzzEventFromProto \
+	  ./internal/gpu:FuzzParseReplay ./internal/detect:FuzzProcess ./internal/detect/model:FuzzIsModel; do \
+	  echo "== $${t#*:} in $${t%%:*}"; \
+	  $(GO) test $${t%%:*} -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $${FUZZTIME:-30s}; \
+	done
 
 .PHONY: clean
 clean: ## Remove build outputs.
