@@ -24,7 +24,8 @@ func newESC004(*Settings) Rule {
 			"or /proc/1/ns/*; (2) an open of /proc/<pid|self|thread-self>/[task/<tid>/]ns/<type> whose target is a " +
 			"host namespace (the resolved nsfs inode equals the initial namespace; failed opens of pid 1 or 2 from " +
 			"a host-PID-namespace process, or failing with EACCES/EPERM, count as attempts because the target " +
-			"cannot be resolved); (3) a setns syscall onto a host namespace inode; (4) an exec in the container's " +
+			"cannot be resolved); (3) a setns syscall onto a host namespace inode, or (high, target unresolved) " +
+			"setns on a pidfd into the mount, PID, network, user or cgroup namespace of another process; (4) an exec in the container's " +
 			"cgroup in the host mount or PID namespace while the container's first process was not. Host " +
 			"processes joining a container (runc exec, probes) are the opposite direction and do not match. " +
 			"Host namespaces come from /proc/2/ns/* (Options.HostNS).",
@@ -173,6 +174,26 @@ func (r *esc004) Eval(ctx *Context, ev *event.Event) {
 		if s == nil || s.Name != "setns" {
 			return
 		}
+		if s.NSInode == 0 {
+			// Not an nsfs fd: setns(pidfd, CLONE_NEW*) joins the namespaces of
+			// the process behind a pidfd (nsenter -t since util-linux 2.38).
+			// The record carries no namespace inode for it, so the target is
+			// unknown: reported at high when a container process joins the
+			// mount, PID, network or user namespace of another process.
+			kinds := setnsKinds(s.Flags)
+			if !inContainer(ev) || kinds == "" || s.Ret < 0 && s.Ret != -errEPERM && s.Ret != -errEACCES {
+				return
+			}
+			ctx.Emit(ev, Report{
+				Key:      "pid:" + itoa(uint64(p.PID)),
+				Severity: event.SevHigh,
+				Explanation: who(ev) + " called setns on a pidfd (fd " + itoaSigned(int64(s.Fd)) + ") to join the " + kinds +
+					" namespaces of another process" + resultNote(s.Ret) + " from " + where(ev) +
+					"; the target is not resolved (possibly the host).",
+				Attrs: map[string]string{"condition": "setns_pidfd", "ns_types": kinds},
+			})
+			return
+		}
 		typ := hostNSType(host, s.NSInode)
 		if typ == "" || nsInode(p.NS, typ) == s.NSInode {
 			return
@@ -183,6 +204,22 @@ func (r *esc004) Eval(ctx *Context, ev *event.Event) {
 			Attrs:       map[string]string{"condition": "setns", "ns_type": typ, "ns_inode": itoa(uint64(s.NSInode))},
 		})
 	}
+}
+
+// setnsKinds names the escape-relevant namespace types in setns flags
+// (CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWUSER, CLONE_NEWCGROUP),
+// comma-separated, or "".
+func setnsKinds(flags uint64) string {
+	var out []string
+	for _, k := range []struct {
+		bit  uint64
+		name string
+	}{{0x00020000, "mnt"}, {0x20000000, "pid"}, {0x40000000, "net"}, {0x10000000, "user"}, {0x02000000, "cgroup"}} {
+		if flags&k.bit != 0 {
+			out = append(out, k.name)
+		}
+	}
+	return strings.Join(out, ",")
 }
 
 // nsTarget describes an open of a namespace file.

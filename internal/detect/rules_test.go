@@ -138,6 +138,18 @@ func TestRules(t *testing.T) {
 				openEv(proc(41, "/usr/bin/nsenter").ns(hostNS), nil, "/proc/40/ns/mnt", "", rd, 4),
 				execEv(proc(41, "/bin/sh", "sh", "-c", "curl -fsS -m 2 http://127.0.0.1:8000/health > /dev/null").anc(an(41, "/usr/bin/nsenter"), runcA), c))
 		}, false, 0},
+		{"variant V38: setns on a pidfd into mnt+net from a container", "ESC-004", func() []*event.Event {
+			return evs(sysEv(proc(21, "/usr/bin/python3.11"), infer("v38"), event.Syscall{Name: "setns", Fd: 3, Flags: 0x00020000 | 0x40000000}))
+		}, true, event.SevHigh},
+		{"setns on a pidfd by a host process", "ESC-004", func() []*event.Event {
+			return evs(sysEv(proc(21, "/usr/bin/nsenter").ns(hostNS), nil, event.Syscall{Name: "setns", Fd: 3, Flags: 0x00020000}))
+		}, false, 0},
+		{"setns on a pidfd into uts/ipc only", "ESC-004", func() []*event.Event {
+			return evs(sysEv(proc(21, "/usr/bin/nsenter"), infer("x"), event.Syscall{Name: "setns", Fd: 3, Flags: 0x04000000 | 0x08000000}))
+		}, false, 0},
+		{"setns on a bad fd", "ESC-004", func() []*event.Event {
+			return evs(sysEv(proc(21, "/usr/bin/nsenter"), infer("x"), event.Syscall{Name: "setns", Fd: 99, Flags: 0x00020000, Ret: -9}))
+		}, false, 0},
 		{"own ns file", "ESC-004", func() []*event.Event {
 			return evs(openEv(proc(20, "/bin/ls"), infer("x"), "net:[4026532103]", "/proc/self/ns/net", rd, 3))
 		}, false, 0},
