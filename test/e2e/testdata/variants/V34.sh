@@ -6,4 +6,4 @@ n, off, size = 0, 0, os.fstat(f).st_size
 while off < size:
     k = os.sendfile(s.fileno(), f, off, size - off); off += k
 s.close(); print("sendfile sent", off)' "$H/models/llama-3-8b-instruct/model-00001-of-00001.safetensors"
-sleep 1; grep ':443' "$H/sink.log" | tail -1
+grep ':443' "$H/sink.log" | tail -1
