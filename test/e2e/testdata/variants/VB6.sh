@@ -6,5 +6,6 @@ ctr_run simctr-infer-vb6 ctr-infer --mount --pid --fork --mount-proc -- sh -c '
   python3 -c "
 import socket, subprocess
 a, b = socket.socketpair()
-subprocess.call([\"/bin/cat\"], stdin=b, stdout=b); print(\"worker done\")" < /dev/null
+a.sendall(b\"job\\n\"); a.shutdown(socket.SHUT_WR)
+subprocess.call([\"/bin/cat\"], stdin=b, stdout=b, timeout=5); print(\"worker said\", a.recv(64))" < /dev/null
   rm -f /tmp/start-vb6.sh'
