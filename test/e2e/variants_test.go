@@ -101,6 +101,7 @@ func TestVariants(t *testing.T) {
 		t.Fatal(err)
 	}
 	rh := newReplayHarness(t)
+	requireTools(t, "perl", "scp", "wget", "split", "base64", "xargs", "gzip", "dd", "tee")
 	rh.simOnly = true
 	byID := map[string]variant{}
 	var results []replayResult
