@@ -108,8 +108,6 @@ func (f *fakeProc) add(p fproc) {
 	}
 }
 
-func (f *fakeProc) remove(pid uint32) { _ = os.RemoveAll(filepath.Join(f.proc, fmt.Sprint(pid))) }
-
 func testConfig() config.ContextConfig {
 	c := config.DefaultContext()
 	c.CRISocket = config.CRIOff
