@@ -278,11 +278,7 @@ func (e *Enricher) Enrich(ev *event.Event) {
 		}
 	}
 	if n := ev.Net; n != nil && n.Class == "" {
-		if n.Protocol == "unix" {
-			n.Class = event.ClassUnix
-		} else {
-			n.Class = e.classes.Classify(n.DAddr)
-		}
+		n.Class = e.Classify(n)
 	}
 	var en *proc.Entry
 	switch ev.Kind {
