@@ -347,11 +347,7 @@ func (e *Enricher) unknown(pid uint32, p *event.Process) *proc.Entry {
 	e.unknownPIDs++
 	if e.fs != nil {
 		if pr, err := e.fs.Process(pid); err == nil {
-			s := pr.Snapshot()
-			s.Ancestors = e.lineage(s.PPID)
-			en := e.table.Put(s)
-			e.attach(en, pr)
-			return en
+			return e.put(pr)
 		}
 		e.procReadFailures++
 	}
@@ -366,6 +362,15 @@ func (e *Enricher) unknown(pid uint32, p *event.Process) *proc.Entry {
 	s.Ancestors = e.lineage(s.PPID)
 	en := e.table.Put(&s)
 	en.Partial = true
+	return en
+}
+
+// put installs a process read from /proc, with its lineage and container.
+func (e *Enricher) put(pr *proc.Proc) *proc.Entry {
+	s := pr.Snapshot()
+	s.Ancestors = e.lineage(s.PPID)
+	en := e.table.Put(s)
+	e.attach(en, pr)
 	return en
 }
 
@@ -717,10 +722,7 @@ func (e *Enricher) Lookup(pid uint32) (*event.Process, *event.Container) {
 		if err != nil {
 			return nil, nil
 		}
-		s := pr.Snapshot()
-		s.Ancestors = e.lineage(s.PPID)
-		en = e.table.Put(s)
-		e.attach(en, pr)
+		en = e.put(pr)
 	}
 	return en.Snap, e.containerOf(en)
 }
