@@ -168,14 +168,20 @@ func (t *Table) Lineage(ppid uint32) []event.Ancestor {
 	if p == nil {
 		return []event.Ancestor{{PID: ppid}}
 	}
-	up := p.Snap.Ancestors
+	return childLineage(p.Snap)
+}
+
+// childLineage returns the lineage of a child of parent: parent, then its
+// own ancestors, at most MaxLineage long.
+func childLineage(parent *event.Process) []event.Ancestor {
+	up := parent.Ancestors
 	if len(up) > MaxLineage-1 {
 		up = up[:MaxLineage-1]
 	}
 	out := make([]event.Ancestor, 0, 1+len(up))
-	out = append(out, AncestorOf(p.Snap))
+	out = append(out, AncestorOf(parent))
 	for _, a := range up {
-		if a.PID == ppid {
+		if a.PID == parent.PID {
 			break // a cycle from pid reuse
 		}
 		out = append(out, a)
@@ -250,13 +256,7 @@ func (t *Table) Seed(procs []*Proc) []*Entry {
 		}
 		switch {
 		case ok && state[j] == 2:
-			up := snaps[j].Ancestors
-			if len(up) > MaxLineage-1 {
-				up = up[:MaxLineage-1]
-			}
-			a := make([]event.Ancestor, 0, 1+len(up))
-			a = append(a, AncestorOf(snaps[j]))
-			snaps[i].Ancestors = append(a, up...)
+			snaps[i].Ancestors = childLineage(snaps[j])
 		default:
 			snaps[i].Ancestors = t.Lineage(pp)
 		}
