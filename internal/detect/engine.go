@@ -21,7 +21,8 @@ type Options struct {
 	// /proc/2/ns/* (PID 1 may be unreadable). Zero fields disable the
 	// comparisons that need them.
 	HostNS event.Namespaces
-	// Logger receives configuration notes; nil means slog.Default().
+	// Logger is handed to the model registry New builds when AI.Registry
+	// is nil (hash failures at debug level); nil means slog.Default().
 	Logger *slog.Logger
 	// ExtraRules are constructors run after the catalog's (tests, plugins).
 	ExtraRules []func(*Settings) Rule
@@ -47,7 +48,6 @@ type Engine struct {
 	agg      *LRU[string, *aggEntry]
 	next     time.Time // earliest aggregate window end; zero when none open
 	emit     func(*event.Event)
-	log      *slog.Logger
 	ai       *aiState // model-weight correlation state (exfil.go)
 
 	events, findings, followUps, suppressed, allowlisted, aggEvicted, noSink uint64
@@ -107,12 +107,8 @@ func New(cfg config.DetectConfig, opts *Options) (*Engine, error) {
 		state:    newState(cfg.StateSize, opts.HostNS),
 		window:   cfg.AggregateWindow.D(),
 		idle:     cfg.AggregateIdle.D(),
-		log:      opts.Logger,
 	}
-	if e.log == nil {
-		e.log = slog.Default()
-	}
-	if e.ai, err = newAIState(s, opts.AI, cfg.StateSize); err != nil {
+	if e.ai, err = newAIState(s, opts.AI, opts.Logger, cfg.StateSize); err != nil {
 		return nil, err
 	}
 	e.agg = NewLRU[string, *aggEntry](cfg.MaxAggregates, func(_ string, a *aggEntry) {

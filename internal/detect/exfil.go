@@ -3,6 +3,7 @@ package detect
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -327,7 +328,7 @@ type workloadGlobs struct {
 	globs []string
 }
 
-func newAIState(s *Settings, opts *AIOptions, size int) (*aiState, error) {
+func newAIState(s *Settings, opts *AIOptions, log *slog.Logger, size int) (*aiState, error) {
 	if opts == nil {
 		opts = &AIOptions{}
 	}
@@ -338,7 +339,7 @@ func newAIState(s *Settings, opts *AIOptions, size int) (*aiState, error) {
 	}
 	reg := opts.Registry
 	if reg == nil {
-		if reg, err = model.NewRegistry(nil); err != nil {
+		if reg, err = model.NewRegistry(&model.RegistryOptions{Logger: log}); err != nil {
 			return nil, fmt.Errorf("build model registry: %w", err)
 		}
 	}
