@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"errors"
 	"os/exec"
 	"strings"
 	"testing"
@@ -10,8 +11,16 @@ import (
 // and config, never runtime, gpu or export, and never cilium/ebpf.
 func TestDependencies(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").Output()
-	if err != nil {
+	if errors.Is(err, exec.ErrNotFound) {
 		t.Skipf("go list unavailable: %v", err)
+	}
+	if err != nil {
+		// A failing go list must not pass the check by skipping it.
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			t.Fatalf("go list -deps: %v\n%s", err, ee.Stderr)
+		}
+		t.Fatalf("go list -deps: %v", err)
 	}
 	for _, dep := range strings.Fields(string(out)) {
 		for _, banned := range []string{
