@@ -147,9 +147,12 @@ func runTail(ctx context.Context, cfg *config.Config, o *options, stdout io.Writ
 		if _, err := os.Stat(cfg.Export.UnixSocket); err == nil {
 			dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			c, err := export.Dial(dctx, cfg.Export.UnixSocket)
-			var st *event.Status
+			var (
+				st  *event.Status
+				cur *export.Cursor
+			)
 			if err == nil {
-				st, err = daemonStatus(dctx, c)
+				st, cur, err = daemonStatus(dctx, c)
 			}
 			cancel()
 			if err == nil {
@@ -157,7 +160,9 @@ func runTail(ctx context.Context, cfg *config.Config, o *options, stdout io.Writ
 				log.Debug("attached to the running daemon", "socket", cfg.Export.UnixSocket)
 				st.Ready = true
 				pr.print(&event.Event{Kind: event.KindStatus, Time: time.Now(), Status: st})
-				err := c.Subscribe(ctx, filters, nil, pr.print)
+				// Resume right after the head the status line reported: no
+				// event falls between the line and the stream.
+				err := c.Subscribe(ctx, filters, cur, pr.print)
 				if errors.Is(err, context.Canceled) {
 					return nil
 				}
@@ -183,10 +188,11 @@ func runTail(ctx context.Context, cfg *config.Config, o *options, stdout io.Writ
 	return err
 }
 
-func daemonStatus(ctx context.Context, c *export.Client) (*event.Status, error) {
+// daemonStatus returns the daemon's status and a cursor at its ring's head.
+func daemonStatus(ctx context.Context, c *export.Client) (*event.Status, *export.Cursor, error) {
 	resp, err := c.Status(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	st := &event.Status{Fields: map[string]string{"nvml": resp.GetNvmlState(), "node": resp.GetNodeName(),
 		"instance": resp.GetInstanceId(), "mode": "attached to daemon"}}
@@ -195,5 +201,5 @@ func daemonStatus(ctx context.Context, c *export.Client) (*event.Status, error) 
 		st.Counters = s.GetCounters()
 	}
 	st.Message = "attached to the daemon; GPU: " + resp.GetNvmlState()
-	return st, nil
+	return st, &export.Cursor{Instance: resp.GetInstanceId(), Seq: resp.GetRing().GetHeadSeq()}, nil
 }

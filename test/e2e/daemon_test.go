@@ -120,13 +120,21 @@ export:
 	target := fmt.Sprintf("simctr-infer-d%d", os.Getpid())
 	other := fmt.Sprintf("simctr-infer-o%d", os.Getpid())
 	var (
-		mu                 sync.Mutex
-		filtered, feed     []*event.Event
-		tailLines          []map[string]any
-		subsReady, tailRdy = make(chan struct{}, 2), make(chan struct{})
+		mu             sync.Mutex
+		filtered, feed []*event.Event
+		tailLines      []map[string]any
+		tailRdy        = make(chan struct{})
 	)
+	// Both subscriptions start right after the ring's head now, so none can
+	// miss what the attempts below raise, however late its stream opens.
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := export.Cursor{Instance: st.GetInstanceId(), Seq: st.GetRing().GetHeadSeq()}
 	sub := func(f export.Filters, dst *[]*event.Event) {
-		_ = c.SubscribeWith(ctx, f, nil, func(ev *event.Event) {
+		cur := head
+		_ = c.SubscribeWith(ctx, f, &cur, func(ev *event.Event) {
 			mu.Lock()
 			*dst = append(*dst, ev)
 			mu.Unlock()
@@ -134,7 +142,6 @@ export:
 	}
 	go sub(export.Filters{Allow: []export.Filter{{MinSeverity: event.SevHigh, Container: "^" + target + "$"}}}, &filtered)
 	go sub(export.Filters{Allow: []export.Filter{{Kinds: []event.Kind{event.KindFinding}}}}, &feed)
-	close(subsReady)
 
 	tail := exec.CommandContext(ctx, bin, "--tail", "-o", "json", "--kind", "finding", "--socket", sock)
 	tail.Cancel = func() error { return tail.Process.Signal(os.Interrupt) }
@@ -167,7 +174,6 @@ export:
 	case <-time.After(20 * time.Second):
 		t.Fatal("sensor --tail did not attach to the daemon")
 	}
-	time.Sleep(time.Second) // let both streams reach the ring's head
 
 	// The same host-namespace attempts from the target container, another
 	// container and the host.
