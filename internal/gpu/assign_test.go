@@ -195,9 +195,16 @@ func TestAssignerRunPicksUpLateKubelet(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 
-	time.Sleep(120 * time.Millisecond) // a few failed refreshes first
-	k := startKubelet(t, socket, pod("ml", "late", ctr("c", devs("nvidia.com/gpu", "GPU-late"))))
+	// A few failed refreshes first.
 	deadline := time.Now().Add(5 * time.Second)
+	for a.Stats().Errors < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed refreshes within 5s; stats %+v", a.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	k := startKubelet(t, socket, pod("ml", "late", ctr("c", devs("nvidia.com/gpu", "GPU-late"))))
+	deadline = time.Now().Add(5 * time.Second)
 	for a.GPUsForPod("ml", "late", "c") == nil {
 		if time.Now().After(deadline) {
 			t.Fatalf("Run did not pick up the kubelet within 5s; stats %+v", a.Stats())
