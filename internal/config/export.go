@@ -122,9 +122,10 @@ func (c *ExportConfig) validate() error {
 			return fmt.Errorf("health_listen: %q is also tcp_listen; use another port", c.HealthListen)
 		}
 	}
-	for name, p := range map[string]string{"cert": c.TLS.Cert, "key": c.TLS.Key, "client_ca": c.TLS.ClientCA} {
-		if p != "" && !filepath.IsAbs(p) {
-			return fmt.Errorf("tls.%s: %q is not an absolute path", name, p)
+	// In key order, so that the first problem reported does not vary.
+	for _, f := range [...]struct{ name, path string }{{"cert", c.TLS.Cert}, {"key", c.TLS.Key}, {"client_ca", c.TLS.ClientCA}} {
+		if f.path != "" && !filepath.IsAbs(f.path) {
+			return fmt.Errorf("tls.%s: %q is not an absolute path", f.name, f.path)
 		}
 	}
 	for i, n := range c.TLS.ClientNames {
