@@ -520,7 +520,6 @@ func attackOf(id string) (ocsfAttack, bool) {
 			a.SubTechnique = &ocsfRef{UID: id}
 		}
 		if t, ok := tactics[base]; ok {
-			t := t
 			a.Tactic = &t
 		}
 	}
