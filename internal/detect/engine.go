@@ -74,7 +74,11 @@ type aggEntry struct {
 	sev      event.Severity
 	first    *event.Event // the finding event emitted first
 	evidence []*event.Event
-	last     *event.Event
+	// The last repeat: its event's time, process and container (the
+	// follow-up's), its explanation, and the engine time it came at.
+	lastTime time.Time
+	lastProc *event.Process
+	lastCtr  *event.Container
 	lastExpl string
 	lastSeen time.Time
 }
@@ -336,14 +340,14 @@ func (e *Engine) emitFinding(s *ruleSlot, now time.Time, ev *event.Event, r *Rep
 		if now.Sub(a.start) < e.window && sev <= a.sev {
 			a.count++
 			a.sev = sevMax(a.sev, sev)
-			a.last = snapshot(ev)
+			a.lastTime, a.lastProc, a.lastCtr = ev.Time, ev.Process, ev.Container
 			a.lastExpl = r.Explanation
 			a.lastSeen = now
 			if t := now.Add(e.idle); e.next.IsZero() || t.Before(e.next) {
 				e.next = t
 			}
-			if len(a.evidence) < maxEvidence {
-				a.evidence = append(a.evidence, a.last)
+			if len(a.evidence) < maxEvidence { // a repeat past the evidence bound copies nothing
+				a.evidence = append(a.evidence, snapshot(ev))
 			}
 			s.suppressed++
 			e.suppressed++
@@ -382,7 +386,7 @@ func (e *Engine) emitFinding(s *ruleSlot, now time.Time, ev *event.Event, r *Rep
 // report, if any, with the evidence gathered since.
 func (e *Engine) closeAggregate(a *aggEntry) {
 	n := a.count - a.reported
-	if n <= 0 || a.last == nil {
+	if n <= 0 {
 		return
 	}
 	first := a.first.Finding
@@ -408,7 +412,7 @@ func (e *Engine) closeAggregate(a *aggEntry) {
 	a.evidence = nil
 	a.slot.fired++
 	e.followUps++
-	e.send(&event.Event{Kind: event.KindFinding, Time: a.last.Time, Process: a.last.Process, Container: a.last.Container, Finding: f})
+	e.send(&event.Event{Kind: event.KindFinding, Time: a.lastTime, Process: a.lastProc, Container: a.lastCtr, Finding: f})
 }
 
 func (e *Engine) send(ev *event.Event) {
