@@ -66,9 +66,6 @@ func NewResolver(root string, opts *ResolverOptions) *Resolver {
 	return r
 }
 
-// Root returns the mount point the Resolver walks.
-func (r *Resolver) Root() string { return r.root }
-
 // Path returns the cgroup path of id, such as "/kubepods.slice/…/cri-containerd-<id>.scope",
 // or ErrNotFound.
 func (r *Resolver) Path(id uint64) (string, error) {
@@ -105,17 +102,6 @@ func (r *Resolver) Learn(id uint64, path string) {
 		}
 	}
 	r.byID[id] = path
-}
-
-// ID returns the cgroup id of path (relative to the mount): the inode number
-// of its directory.
-func (r *Resolver) ID(path string) (uint64, error) {
-	var st syscall.Stat_t
-	full := filepath.Join(r.root, filepath.Clean("/"+path))
-	if err := syscall.Stat(full, &st); err != nil {
-		return 0, fmt.Errorf("stat cgroup %s: %w", full, err)
-	}
-	return st.Ino, nil
 }
 
 // Counters returns walk, miss and truncation counts.
