@@ -126,11 +126,11 @@ func bomJSON(inv *event.Inventory) any {
 		BytesSent uint64 `json:"bytes_sent"`
 	}
 	type owner struct {
-		Process   json.RawMessage `json:"process"`
-		Container json.RawMessage `json:"container"`
-		UsedBytes uint64          `json:"used_bytes"`
-		Models    []model         `json:"models"`
-		Peers     []peer          `json:"peers"`
+		Process   any     `json:"process"`
+		Container any     `json:"container"`
+		UsedBytes uint64  `json:"used_bytes"`
+		Models    []model `json:"models"`
+		Peers     []peer  `json:"peers"`
 	}
 	type gpuJ struct {
 		UUID   string  `json:"uuid"`
@@ -142,14 +142,8 @@ func bomJSON(inv *event.Inventory) any {
 	conv := func(os []event.InventoryOwner) []owner {
 		out := []owner{}
 		for _, o := range os {
-			// Reuse the event contract's process/container rendering.
-			b, _ := json.Marshal(&event.Event{Kind: event.KindStatus, Process: o.Process, Container: o.Container})
-			var parts struct {
-				Process   json.RawMessage `json:"process"`
-				Container json.RawMessage `json:"container"`
-			}
-			_ = json.Unmarshal(b, &parts)
-			ow := owner{Process: parts.Process, Container: parts.Container, UsedBytes: o.UsedBytes, Models: []model{}, Peers: []peer{}}
+			p, c := event.ContextJSON(o.Process, o.Container)
+			ow := owner{Process: p, Container: c, UsedBytes: o.UsedBytes, Models: []model{}, Peers: []peer{}}
 			for _, m := range o.Models {
 				ow.Models = append(ow.Models, model{m.Path, m.Size, m.SHA256})
 			}

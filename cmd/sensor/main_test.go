@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -139,6 +140,23 @@ func TestTailHidesForksUnlessAsked(t *testing.T) {
 		}
 		if got := m.Match(exec); got != tt.wantEx {
 			t.Errorf("--kind %v: exec shown = %v; want %v", tt.kinds, got, tt.wantEx)
+		}
+	}
+}
+
+func TestBOMJSONUsesTheEventContract(t *testing.T) {
+	inv := &event.Inventory{Node: "n", GPUs: []event.InventoryGPU{{UUID: "GPU-1", Owners: []event.InventoryOwner{
+		{Process: &event.Process{PID: 7, Exe: "/usr/bin/python3"}, UsedBytes: 1 << 30,
+			Models: []event.ModelFile{{Path: "/m/a.safetensors", Size: 3, SHA256: "ab"}}},
+	}}}}
+	b, err := json.Marshal(bomJSON(inv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"process":{"pid":7,`, `"exe":"/usr/bin/python3"`, `"ancestors":[]`,
+		`"container":null`, `"sha256":"ab"`, `"used_bytes":1073741824`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("bom JSON lacks %s: %s", want, b)
 		}
 	}
 }

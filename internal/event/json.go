@@ -135,36 +135,8 @@ func toJSON(e *Event, depth int) *jsonEvent {
 		Time: e.Time.UTC().Format(TimeFormat),
 		Seq:  e.Seq,
 	}
-	if p := e.Process; p != nil {
-		jp := &jsonProcess{
-			PID: p.PID, PPID: p.PPID, Comm: p.Comm, Exe: p.Exe, Args: p.Args,
-			UID: p.UID, EUID: p.EUID, Cwd: p.Cwd, CgroupID: p.CgroupID, TTY: p.TTY,
-			GPUOwner: p.GPUOwner, Env: p.Env, Ancestors: p.Ancestors,
-		}
-		if p.TID != p.PID {
-			jp.TID = p.TID
-		}
-		if !p.StartTime.IsZero() {
-			jp.StartTime = p.StartTime.UTC().Format(TimeFormat)
-		}
-		if p.CapEff != 0 {
-			jp.CapEff = "0x" + strconv.FormatUint(p.CapEff, 16)
-		}
-		if jp.Args == nil {
-			jp.Args = []string{}
-		}
-		if jp.Ancestors == nil {
-			jp.Ancestors = []Ancestor{}
-		}
-		j.Process = jp
-	}
-	if c := e.Container; c != nil {
-		j.Container = &jsonContainer{
-			ID: c.ID, Runtime: c.Runtime, Pod: orUnknown(c.Pod), Namespace: orUnknown(c.Namespace),
-			PodUID: orUnknown(c.PodUID), Name: c.Name, Image: c.Image, CgroupPath: c.CgroupPath,
-			Labels: c.Labels, GPUs: c.GPUs,
-		}
-	}
+	j.Process = processJSON(e.Process)
+	j.Container = containerJSON(e.Container)
 	if f := e.File; f != nil {
 		jf := &jsonFile{Path: f.Path, RawPath: f.RawPath, PathSource: f.PathSource.String(), Flags: f.Flags,
 			FlagNames: OpenFlagString(f.Flags), Mode: f.Mode, Result: f.Result, Syscall: f.Syscall}
@@ -210,6 +182,57 @@ func toJSON(e *Event, depth int) *jsonEvent {
 		j.Ready, j.Message, j.Programs, j.Fields = &r, s.Message, s.Programs, s.Fields
 	}
 	return j
+}
+
+// ContextJSON renders a process and a container exactly as event lines do,
+// for other documents that embed them (the AI bill of materials).
+func ContextJSON(p *Process, c *Container) (process, container any) {
+	jp, jc := processJSON(p), containerJSON(c)
+	if jp != nil {
+		process = jp
+	}
+	if jc != nil {
+		container = jc
+	}
+	return process, container
+}
+
+func processJSON(p *Process) *jsonProcess {
+	if p == nil {
+		return nil
+	}
+	jp := &jsonProcess{
+		PID: p.PID, PPID: p.PPID, Comm: p.Comm, Exe: p.Exe, Args: p.Args,
+		UID: p.UID, EUID: p.EUID, Cwd: p.Cwd, CgroupID: p.CgroupID, TTY: p.TTY,
+		GPUOwner: p.GPUOwner, Env: p.Env, Ancestors: p.Ancestors,
+	}
+	if p.TID != p.PID {
+		jp.TID = p.TID
+	}
+	if !p.StartTime.IsZero() {
+		jp.StartTime = p.StartTime.UTC().Format(TimeFormat)
+	}
+	if p.CapEff != 0 {
+		jp.CapEff = "0x" + strconv.FormatUint(p.CapEff, 16)
+	}
+	if jp.Args == nil {
+		jp.Args = []string{}
+	}
+	if jp.Ancestors == nil {
+		jp.Ancestors = []Ancestor{}
+	}
+	return jp
+}
+
+func containerJSON(c *Container) *jsonContainer {
+	if c == nil {
+		return nil
+	}
+	return &jsonContainer{
+		ID: c.ID, Runtime: c.Runtime, Pod: orUnknown(c.Pod), Namespace: orUnknown(c.Namespace),
+		PodUID: orUnknown(c.PodUID), Name: c.Name, Image: c.Image, CgroupPath: c.CgroupPath,
+		Labels: c.Labels, GPUs: c.GPUs,
+	}
 }
 
 func orUnknown(s string) string {
