@@ -230,7 +230,7 @@ func (s *State) observe(ev *event.Event) {
 			cs.Execs++
 		}
 	case event.KindExit:
-		if p != nil && p.TID == p.PID || p != nil && p.TID == 0 {
+		if p != nil && (p.TID == p.PID || p.TID == 0) {
 			s.procs.Delete(p.PID)
 			s.gpuOwners.Delete(p.PID)
 			s.connects.Delete(p.PID)
@@ -264,9 +264,7 @@ func (s *State) observe(ev *event.Event) {
 		}
 	}
 	if p != nil && p.GPUOwner {
-		if _, ok := s.gpuOwners.Peek(p.PID); !ok {
-			s.addOwner(p.PID, ev.Time, c)
-		}
+		s.addOwner(p.PID, ev.Time, c) // no-op for a known owner
 	}
 }
 
