@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -343,7 +344,7 @@ func assignments(resp *podresourcesv1.ListPodResourcesResponse) (map[containerKe
 					continue
 				}
 				for _, id := range d.GetDeviceIds() {
-					if id = deviceID(id); id != "" && !contains(ids, id) {
+					if id = deviceID(id); id != "" && !slices.Contains(ids, id) {
 						ids = append(ids, id)
 					}
 				}
@@ -351,7 +352,7 @@ func assignments(resp *podresourcesv1.ListPodResourcesResponse) (map[containerKe
 			if len(ids) > 0 {
 				m[containerKey{p.GetNamespace(), p.GetName(), c.GetName()}] = ids
 				for _, id := range ids {
-					if !contains(pods[pk], id) {
+					if !slices.Contains(pods[pk], id) {
 						pods[pk] = append(pods[pk], id)
 					}
 				}
@@ -378,13 +379,4 @@ func deviceID(id string) string {
 		id = id[:i]
 	}
 	return strings.TrimSpace(id)
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
