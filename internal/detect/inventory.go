@@ -298,20 +298,10 @@ func filesOf(entries []model.Entry, pid uint32, cid string, owned map[model.Key]
 	var out []event.ModelFile
 	for i := range entries {
 		en := &entries[i]
-		if hasUserOf(en.Owners, pid, cid) || hasUserOf(en.Loaders, pid, cid) ||
-			en.FirstLoader.PID == pid && en.FirstLoader.ContainerID == cid {
+		if en.UsedBy(pid, cid) {
 			out = append(out, en.ModelFile())
 			owned[en.Key] = true
 		}
 	}
 	return out
-}
-
-func hasUserOf(us []model.User, pid uint32, cid string) bool {
-	for _, u := range us {
-		if u.PID == pid && u.ContainerID == cid {
-			return true
-		}
-	}
-	return false
 }

@@ -533,12 +533,18 @@ func (r *Registry) Files() []event.ModelFile {
 func (r *Registry) FilesOf(pid uint32, containerID string) []event.ModelFile {
 	var out []event.ModelFile
 	for _, e := range r.Entries() {
-		if hasUser(e.Owners, pid, containerID) || hasUser(e.Loaders, pid, containerID) ||
-			e.FirstLoader.PID == pid && e.FirstLoader.ContainerID == containerID {
+		if e.UsedBy(pid, containerID) {
 			out = append(out, e.ModelFile())
 		}
 	}
 	return out
+}
+
+// UsedBy reports whether process pid of containerID owns the file, loaded
+// it, or opened it first.
+func (e *Entry) UsedBy(pid uint32, containerID string) bool {
+	return hasUser(e.Owners, pid, containerID) || hasUser(e.Loaders, pid, containerID) ||
+		e.FirstLoader.PID == pid && e.FirstLoader.ContainerID == containerID
 }
 
 func hasUser(us []User, pid uint32, containerID string) bool {
