@@ -485,19 +485,13 @@ func ParseDestination(s string) (Destination, error) {
 		}
 		d.Port = uint16(p)
 	}
-	if strings.Contains(host, "/") {
-		p, err := netip.ParsePrefix(host)
-		if err != nil {
-			return d, fmt.Errorf("%q is not a CIDR[:port]: %v", s, err)
-		}
-		d.Prefix = p.Masked()
-		return d, nil
-	}
-	a, err := netip.ParseAddr(host)
+	// ParseCIDROrAddr unmaps IPv4-mapped forms, as Contains unmaps the
+	// address it is asked about.
+	p, err := ParseCIDROrAddr(host)
 	if err != nil {
 		return d, fmt.Errorf("%q is not a CIDR[:port]: %v", s, err)
 	}
-	d.Prefix = netip.PrefixFrom(a, a.BitLen())
+	d.Prefix = p
 	return d, nil
 }
 

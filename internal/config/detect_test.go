@@ -129,6 +129,8 @@ func TestParseDestination(t *testing.T) {
 		{"[fd00::/8]:443", "fd00::1", 80, false},
 		{"::1/128", "::1", 9, true},
 		{"127.0.0.0/8", "::ffff:127.0.0.1", 9, true},
+		{"[::ffff:10.0.0.1]:443", "10.0.0.1", 443, true},
+		{"::ffff:10.0.0.0/104", "10.0.0.5", 1, true},
 	} {
 		d, err := ParseDestination(tc.in)
 		if err != nil {
