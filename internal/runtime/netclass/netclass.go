@@ -79,7 +79,6 @@ type Options struct {
 //
 // Classify is safe for concurrent use with Refresh and Run.
 type Classifier struct {
-	static      Config
 	staticPods  []netip.Prefix
 	staticNodes []netip.Addr
 	metadata    map[netip.Addr]struct{}
@@ -92,7 +91,7 @@ type Classifier struct {
 // New returns a Classifier that knows only cfg until Refresh or Run reads
 // the host's addresses.
 func New(cfg Config, opts *Options) (*Classifier, error) {
-	c := &Classifier{static: cfg, metadata: map[netip.Addr]struct{}{}}
+	c := &Classifier{metadata: map[netip.Addr]struct{}{}}
 	if opts != nil {
 		c.opts = *opts
 	}
