@@ -126,7 +126,7 @@ func (r *egressReporter) report(dec *decoder, socks, stats *ebpf.Map, now time.T
 	// Read the counters before the walk: a socket tracked during the walk
 	// can then only make evictions look smaller, never invent one.
 	var st [netStatCount]uint64
-	if err := readNetStats(stats, st[:]); err != nil {
+	if err := sumPerCPU(stats, "net_stats", 0, st[:]); err != nil {
 		return err
 	}
 	clear(r.seen)
@@ -158,7 +158,7 @@ func (r *egressReporter) report(dec *decoder, socks, stats *ebpf.Map, now time.T
 		}
 	}
 	var released [1]uint64
-	if err := readNetStatsFrom(stats, netSockReleased, released[:]); err != nil {
+	if err := sumPerCPU(stats, "net_stats", netSockReleased, released[:]); err != nil {
 		return err
 	}
 	st[netSockReleased] = released[0]
@@ -254,27 +254,4 @@ func egressCounters(s *Sensor, m map[string]uint64) {
 	m["egress_sockets_live"] = r.live
 	m["egress_sockets_evicted"] = r.evicted
 	m["egress_report_errors"] = r.errors
-}
-
-// readNetStats sums the per-CPU net_stats counters into total.
-func readNetStats(m *ebpf.Map, total []uint64) error {
-	return readNetStatsFrom(m, 0, total)
-}
-
-func readNetStatsFrom(m *ebpf.Map, first int, total []uint64) error {
-	if m == nil {
-		return errors.New("no net_stats map")
-	}
-	var per []uint64
-	for i := range total {
-		if err := m.Lookup(uint32(first+i), &per); err != nil {
-			return fmt.Errorf("lookup net_stats[%d]: %w", first+i, err)
-		}
-		var sum uint64
-		for _, v := range per {
-			sum += v
-		}
-		total[i] = sum
-	}
-	return nil
 }

@@ -393,7 +393,7 @@ var tickHooks []func(s *Sensor, now time.Time, emit func(*event.Event))
 // runs the tick hooks.
 func (s *Sensor) tick(now time.Time, emit func(*event.Event)) {
 	var total [dropSources]uint64
-	if err := readDrops(s.coll.Maps["drops"], total[:]); err != nil {
+	if err := sumPerCPU(s.coll.Maps["drops"], "drops", 0, total[:]); err != nil {
 		s.log.Warn("read drop counters", "error", err)
 	}
 	if prev := s.drops[dropRingbuf].Load(); total[dropRingbuf] > prev {
@@ -415,15 +415,16 @@ func (s *Sensor) tick(now time.Time, emit func(*event.Event)) {
 	}
 }
 
-// readDrops sums the per-CPU drop counters into total.
-func readDrops(m *ebpf.Map, total []uint64) error {
+// sumPerCPU sums the per-CPU counters first, first+1, ... of the array
+// map named name into total.
+func sumPerCPU(m *ebpf.Map, name string, first int, total []uint64) error {
 	if m == nil {
-		return errors.New("no drops map")
+		return fmt.Errorf("no %s map", name)
 	}
 	var per []uint64
 	for i := range total {
-		if err := m.Lookup(uint32(i), &per); err != nil {
-			return fmt.Errorf("lookup drops[%d]: %w", i, err)
+		if err := m.Lookup(uint32(first+i), &per); err != nil {
+			return fmt.Errorf("lookup %s[%d]: %w", name, first+i, err)
 		}
 		var sum uint64
 		for _, v := range per {
