@@ -683,6 +683,10 @@ func (e *Enricher) onCRI(m cri.Meta) {
 
 func (e *Enricher) applyCRILocked(ref *containerRef, m cri.Meta) {
 	if !m.Found {
+		// The runtime does not know it (a container of another runtime):
+		// stop asking on every event. A later listing that finds it still
+		// arrives through onCRI.
+		ref.complete = true
 		return
 	}
 	e.criUpdates++

@@ -475,3 +475,46 @@ func TestPIDReuseAndStartSlack(t *testing.T) {
 		t.Errorf("reused pid: %+v", fk.Process)
 	}
 }
+
+// TestCRINotFoundStopsAsking: a container the runtime does not know (one of
+// another runtime) is not asked about on every event; when a later listing
+// finds it, its metadata still arrives.
+func TestCRINotFoundStopsAsking(t *testing.T) {
+	f := newFakeProc(t)
+	path := "/kubepods/burstable/pod" + podUID + "/" + hexID
+	f.add(fproc{pid: 200, ppid: 1, comm: "python3", exe: "/usr/bin/python3", cgroup: path})
+	sock := filepath.Join(t.TempDir(), "crio.sock")
+	rt := critest.New(sock, "cri-o")
+	if err := rt.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rt.Stop)
+	cfg := testConfig()
+	cfg.CRISocket = sock
+	cfg.CRICacheTTL = config.Duration(200 * time.Millisecond)
+	e := newTestEnricher(t, f, cfg, nil)
+	complete := func() bool {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		ref := e.byID[hexID]
+		return ref != nil && ref.complete
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for e.Lookup(200); !complete(); e.Lookup(200) {
+		if time.Now().After(deadline) {
+			t.Fatalf("a container the runtime does not know is still asked about: %v", e.Counters())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	rt.AddPod(critest.Pod{ID: "sb1", Name: "llm-1", Namespace: "ml", UID: podUID})
+	rt.AddContainer(critest.Container{ID: hexID, PodID: "sb1", Name: "main", Image: "quay.io/llm:1", ImageID: "sha256:1"})
+	for {
+		if _, c := e.Lookup(200); c != nil && c.Pod == "llm-1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no CRI metadata after the container appeared: %v", e.Counters())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
