@@ -2,9 +2,10 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -276,7 +277,7 @@ var ruleIDRe = regexp.MustCompile(`^[A-Z][A-Z0-9]*-[0-9]{3}$`)
 func IsRuleID(s string) bool { return ruleIDRe.MatchString(s) }
 
 func (c *DetectConfig) validate() error {
-	for _, id := range detectSortedKeys(c.Rules) {
+	for _, id := range slices.Sorted(maps.Keys(c.Rules)) {
 		rc := c.Rules[id]
 		if !IsRuleID(id) {
 			return fmt.Errorf("rules: %q is not a rule id (want e.g. ESC-001)", id)
@@ -307,7 +308,7 @@ func (c *DetectConfig) validate() error {
 	if c.StateSize < DetectMinStateSize || c.StateSize > DetectMaxStateSize {
 		return fmt.Errorf("state_size: %d is not in [%d, %d]", c.StateSize, DetectMinStateSize, DetectMaxStateSize)
 	}
-	for _, k := range detectSortedKeys(c.ContainerImageAllowlist) {
+	for _, k := range slices.Sorted(maps.Keys(c.ContainerImageAllowlist)) {
 		if k != "*" && !IsRuleID(k) {
 			return fmt.Errorf("container_image_allowlist: key %q is neither a rule id nor \"*\"", k)
 		}
@@ -360,7 +361,7 @@ func (c *DetectConfig) validate() error {
 		{"imds_allowlist", c.IMDSAllowlist, true},
 		{"preload_allowlist", c.PreloadAllowlist, true},
 	} {
-		for _, k := range detectSortedKeys(m.v) {
+		for _, k := range slices.Sorted(maps.Keys(m.v)) {
 			if err := CheckWorkloadKey(k); err != nil {
 				return fmt.Errorf("%s: %w", m.key, err)
 			}
@@ -373,7 +374,7 @@ func (c *DetectConfig) validate() error {
 			}
 		}
 	}
-	for _, k := range detectSortedKeys(c.EgressAllowlist) {
+	for _, k := range slices.Sorted(maps.Keys(c.EgressAllowlist)) {
 		if err := CheckWorkloadKey(k); err != nil {
 			return fmt.Errorf("egress_allowlist: %w", err)
 		}
@@ -511,13 +512,4 @@ func detectCheckNames(key string, l []string) error {
 		}
 	}
 	return nil
-}
-
-func detectSortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }

@@ -2,8 +2,9 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"time"
 )
 
@@ -107,12 +108,7 @@ func (c *GPUConfig) validate() error {
 		}
 	}
 	// Sorted so that the error for a config with several bad keys is stable.
-	pats := make([]string, 0, len(c.StaticAlloc))
-	for p := range c.StaticAlloc {
-		pats = append(pats, p)
-	}
-	sort.Strings(pats)
-	for _, p := range pats {
+	for _, p := range slices.Sorted(maps.Keys(c.StaticAlloc)) {
 		if p == "" {
 			return fmt.Errorf("static_alloc: empty pattern")
 		}
