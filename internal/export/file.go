@@ -119,7 +119,7 @@ func (x *FileExporter) Write(ev *event.Event) error {
 	if ev == nil {
 		return nil
 	}
-	if !x.match.Match(ev) && ev.Kind != event.KindLost {
+	if !x.match.Match(ev) {
 		x.mu.Lock()
 		x.stats.Filtered++
 		x.mu.Unlock()

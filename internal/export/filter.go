@@ -141,11 +141,12 @@ func compileOne(f Filter) (compiledFilter, error) {
 	return c, nil
 }
 
-// Match reports whether ev passes the filters. Lost and status records of
-// the export layer itself are not filtered by the caller's Matcher; the
-// server delivers them regardless.
+// Match reports whether ev passes the filters. Lost events always pass:
+// they tell the reader what its view is missing, whatever it selected (the
+// pipeline's kernel_ringbuf and queue losses included, as the API promises
+// losses in-band).
 func (m *Matcher) Match(ev *event.Event) bool {
-	if m == nil || ev == nil {
+	if m == nil || ev == nil || ev.Kind == event.KindLost {
 		return ev != nil
 	}
 	if len(m.allow) > 0 {

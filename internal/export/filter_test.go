@@ -19,6 +19,7 @@ func TestMatcher(t *testing.T) {
 	lowA := finding("EXE-003", event.SevLow, ctrA)
 	gpuEv := &event.Event{Kind: event.KindGPU, Process: &event.Process{Comm: "python3"}, GPU: &event.GPU{UUID: "GPU-bbbb", MIG: "MIG-cccc"}}
 	noExe := &event.Event{Kind: event.KindExec, Process: &event.Process{Comm: "kworker"}}
+	lost := &event.Event{Kind: event.KindLost, Lost: &event.Lost{Source: "kernel_ringbuf", Count: 3}}
 
 	tests := []struct {
 		name    string
@@ -27,8 +28,9 @@ func TestMatcher(t *testing.T) {
 		nomatch []*event.Event
 	}{
 		{"empty matches all", Filters{}, []*event.Event{hostExec, ctrOpen, critA, gpuEv}, nil},
-		{"kinds", Filters{Allow: []Filter{{Kinds: []event.Kind{event.KindOpen, event.KindGPU}}}}, []*event.Event{ctrOpen, gpuEv}, []*event.Event{hostExec, critA}},
-		{"severity floor excludes non-findings", Filters{Allow: []Filter{{MinSeverity: event.SevHigh}}}, []*event.Event{critA}, []*event.Event{lowA, ctrOpen, hostExec}},
+		{"kinds", Filters{Allow: []Filter{{Kinds: []event.Kind{event.KindOpen, event.KindGPU}}}}, []*event.Event{ctrOpen, gpuEv, lost}, []*event.Event{hostExec, critA}},
+		{"severity floor excludes non-findings", Filters{Allow: []Filter{{MinSeverity: event.SevHigh}}}, []*event.Event{critA, lost}, []*event.Event{lowA, ctrOpen, hostExec}},
+		{"lost passes a deny", Filters{Deny: []Filter{{}}}, []*event.Event{lost}, []*event.Event{hostExec, critA}},
 		{"rule ids", Filters{Allow: []Filter{{Rules: []string{"EXE-003"}}}}, []*event.Event{lowA}, []*event.Event{critA, hostExec}},
 		{"container id prefix", Filters{Allow: []Filter{{ContainerIDs: []string{ctrA[:12]}}}}, []*event.Event{ctrOpen, critA}, []*event.Event{hostExec, finding("X", event.SevHigh, ctrB)}},
 		{"container regex on name", Filters{Allow: []Filter{{Container: "^vllm$"}}}, []*event.Event{ctrOpen}, []*event.Event{critA, hostExec}},
