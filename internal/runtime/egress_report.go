@@ -6,17 +6,14 @@ package runtime
 // user space walks the map every capture.egress_report_interval and emits a
 // KindEgress event for each socket whose count grew since its last report.
 //
-// Wiring: the reporter registers itself as a tick hook from init (Sensor.Run
-// calls tick hooks after each drain), keeps its state per *Sensor, and
-// Sensor.Counters merges egressCounters.
+// Wiring: each Sensor holds an egressReporter; Sensor.tick calls egressTick
+// after each drain, and Sensor.Counters merges egressReporter.counters.
 
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 	"time"
-	"weak"
 
 	"github.com/cilium/ebpf"
 
@@ -45,24 +42,20 @@ const (
 	lostEgressUntraced = "egress_untracked" // sockets the kernel could not start accounting
 )
 
-func init() {
-	tickHooks = append(tickHooks, egressTick)
-}
-
 // egressReporter is the per-sensor state of the periodic report. Only the
 // reader goroutine (Sensor.Run) uses it.
 type egressReporter struct {
 	next time.Time
 	// last holds the byte count last reported per socket cookie; it is
 	// pruned to the sockets still in the map at every walk, so it is bounded
-	// by the map's size.
+	// by the map's size. last and seen are made on first use.
 	last map[uint64]uint64
 	seen map[uint64]struct{}
 	// keys and vals are the batch lookup buffers.
 	keys []uint64
 	vals [][egressValSize]byte
 
-	mu       sync.Mutex // guards the fields below (read by egressCounters)
+	mu       sync.Mutex // guards the fields below (read by counters)
 	stats    [netStatCount]uint64
 	live     uint64
 	evicted  uint64
@@ -70,32 +63,7 @@ type egressReporter struct {
 	errors   uint64
 }
 
-var (
-	reportersMu sync.Mutex
-	reporters   = map[weak.Pointer[Sensor]]*egressReporter{}
-)
-
-// reporterFor returns s's reporter, creating it on first use. The entry is
-// dropped when s is garbage collected.
-func reporterFor(s *Sensor) *egressReporter {
-	wp := weak.Make(s)
-	reportersMu.Lock()
-	defer reportersMu.Unlock()
-	r, ok := reporters[wp]
-	if !ok {
-		r = &egressReporter{last: map[uint64]uint64{}, seen: map[uint64]struct{}{}}
-		reporters[wp] = r
-		runtime.AddCleanup(s, func(wp weak.Pointer[Sensor]) {
-			reportersMu.Lock()
-			delete(reporters, wp)
-			reportersMu.Unlock()
-		}, wp)
-	}
-	return r
-}
-
-// egressTick is the tick hook: it reports at most once per
-// EgressReportInterval.
+// egressTick reports at most once per EgressReportInterval.
 func egressTick(s *Sensor, now time.Time, emit func(*event.Event)) {
 	if s.coll == nil {
 		return
@@ -104,7 +72,7 @@ func egressTick(s *Sensor, now time.Time, emit func(*event.Event)) {
 	if socks == nil || stats == nil {
 		return
 	}
-	r := reporterFor(s)
+	r := &s.egress
 	if now.Before(r.next) {
 		return
 	}
@@ -128,6 +96,9 @@ func (r *egressReporter) report(dec *decoder, socks, stats *ebpf.Map, now time.T
 	var st [netStatCount]uint64
 	if err := sumPerCPU(stats, "net_stats", 0, st[:]); err != nil {
 		return err
+	}
+	if r.last == nil {
+		r.last, r.seen = map[uint64]uint64{}, map[uint64]struct{}{}
 	}
 	clear(r.seen)
 	var bad error
@@ -241,11 +212,10 @@ func (r *egressReporter) iterate(socks *ebpf.Map, fn func(cookie uint64, val []b
 	return it.Err()
 }
 
-// egressCounters adds the network counters of s to m: the kernel's net_stats
-// (as of the last report), live accounted sockets, evictions and report
-// errors. It is safe to call from any goroutine.
-func egressCounters(s *Sensor, m map[string]uint64) {
-	r := reporterFor(s)
+// counters adds the network counters to m: the kernel's net_stats (as of
+// the last report), live accounted sockets, evictions and report errors. It
+// is safe to call from any goroutine.
+func (r *egressReporter) counters(m map[string]uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i, n := range netStatNames {

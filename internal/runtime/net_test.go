@@ -16,7 +16,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"weak"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -982,7 +981,8 @@ func TestEgressReporter(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r := &egressReporter{last: map[uint64]uint64{}, seen: map[uint64]struct{}{}}
+	s := &Sensor{}
+	r := &s.egress
 	d := decoder{bootEpoch: time.Unix(0, 0)}
 	var got []*event.Event
 	emit := func(e *event.Event) { got = append(got, e) }
@@ -1043,9 +1043,7 @@ func TestEgressReporter(t *testing.T) {
 	setStat(netSockTracked, 5+3*egressBatch)
 	step(many, map[string]uint64{})
 	m := map[string]uint64{}
-	s := &Sensor{}
-	reporters[weak.Make(s)] = r
-	egressCounters(s, m)
+	s.egress.counters(m)
 	if m["egress_sockets_evicted"] != 2 || m["egress_sockets_live"] != 2+3*egressBatch || m["egress_sockets_tracked"] != 5+3*egressBatch {
 		t.Errorf("counters %v", m)
 	}

@@ -67,6 +67,7 @@ type Sensor struct {
 	// drops holds the last totals read from the kernel drop counters.
 	drops       [dropSources]atomic.Uint64
 	lostDecoder uint64 // decode errors already reported as Lost (reader goroutine)
+	egress      egressReporter
 }
 
 // Kernel drop sources (enum drop_source in bpf/common.h).
@@ -279,7 +280,7 @@ func (s *Sensor) Counters() map[string]uint64 {
 	for i, n := range dropNames {
 		m["drops_"+n] = s.drops[i].Load()
 	}
-	egressCounters(s, m) // egress_report.go (A2)
+	s.egress.counters(m)
 	return m
 }
 
@@ -384,13 +385,9 @@ func (s *Sensor) handle(b []byte, emit func(*event.Event)) {
 	emit(ev)
 }
 
-// tickHooks run on the reader goroutine after each drain of the ring buffer,
-// in registration order. Other files of this package register them from
-// init (the egress reporter walks its socket map this way).
-var tickHooks []func(s *Sensor, now time.Time, emit func(*event.Event))
-
-// tick reads the kernel drop counters, reports growth as Lost events, and
-// runs the tick hooks.
+// tick runs on the reader goroutine after each drain of the ring buffer: it
+// reads the kernel drop counters, reports growth as Lost events, and runs
+// the periodic egress report.
 func (s *Sensor) tick(now time.Time, emit func(*event.Event)) {
 	var total [dropSources]uint64
 	if err := sumPerCPU(s.coll.Maps["drops"], "drops", 0, total[:]); err != nil {
@@ -410,9 +407,7 @@ func (s *Sensor) tick(now time.Time, emit func(*event.Event)) {
 			Lost: &event.Lost{Source: "decoder", Count: de - s.lostDecoder}})
 		s.lostDecoder = de
 	}
-	for _, h := range tickHooks {
-		h(s, now, emit)
-	}
+	egressTick(s, now, emit)
 }
 
 // sumPerCPU sums the per-CPU counters first, first+1, ... of the array
