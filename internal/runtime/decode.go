@@ -22,7 +22,7 @@ const (
 	recSyscall = 20
 )
 
-// Record layouts (bpf/common.h, bpf/records.h). layout_test.go checks every
+// Record layouts (bpf/common.h, bpf/records.h). TestRecordLayout checks every
 // offset here against the BTF of the committed object.
 const (
 	hdrSize = 56
@@ -232,7 +232,7 @@ func (d *decoder) decode(b []byte) (*event.Event, error) {
 	case h.Type == recOpen:
 		return d.decodeOpen(&h, b)
 	case h.Type >= recNetMin && h.Type <= recNetMax:
-		return decodeNet(h, b)
+		return decodeNet(&h, b)
 	case h.Type == recSyscall:
 		return d.decodeSyscall(&h, b)
 	}

@@ -8,6 +8,7 @@ package runtime
 // naming the problem.
 
 import (
+	"bytes"
 	"net/netip"
 	"strings"
 
@@ -29,7 +30,7 @@ type netEventAlloc struct {
 
 // netEvent returns an event of kind k carrying a copy of h's process and an
 // empty Net payload (Fd -1), allocated together.
-func netEvent(h recHeader, k event.Kind) *event.Event {
+func netEvent(h *recHeader, k event.Kind) *event.Event {
 	a := &netEventAlloc{p: h.Process, n: event.Net{Fd: -1}}
 	a.e = event.Event{Kind: k, Time: h.Time, Process: &a.p, Net: &a.n}
 	return &a.e
@@ -87,7 +88,7 @@ const (
 
 // decodeNet decodes a REC_CONNECT or REC_SOCK_STATS record. h is the already
 // validated common header of b (b is the whole record, header included).
-func decodeNet(h recHeader, b []byte) (*event.Event, error) {
+func decodeNet(h *recHeader, b []byte) (*event.Event, error) {
 	switch h.Type {
 	case recConnect:
 		return decodeConnect(h, b)
@@ -97,7 +98,7 @@ func decodeNet(h recHeader, b []byte) (*event.Event, error) {
 	return nil, malformed("unknown network record type %d", h.Type)
 }
 
-func decodeConnect(h recHeader, b []byte) (*event.Event, error) {
+func decodeConnect(h *recHeader, b []byte) (*event.Event, error) {
 	if len(b) != connRecSize {
 		return nil, malformed("connect record is %d bytes, want %d", len(b), connRecSize)
 	}
@@ -142,7 +143,7 @@ func decodeConnect(h recHeader, b []byte) (*event.Event, error) {
 
 // decodeSockStats decodes struct egress_val, which is both the REC_SOCK_STATS
 // record and the value of the egress_socks map.
-func decodeSockStats(h recHeader, b []byte) (*event.Event, error) {
+func decodeSockStats(h *recHeader, b []byte) (*event.Event, error) {
 	if len(b) != egressValSize {
 		return nil, malformed("socket stats record is %d bytes, want %d", len(b), egressValSize)
 	}
@@ -199,7 +200,7 @@ func unixPath(p []byte) string {
 	if p[0] == 0 {
 		return "@" + strings.ReplaceAll(string(p[1:]), "\x00", "@")
 	}
-	if i := strings.IndexByte(string(p), 0); i >= 0 {
+	if i := bytes.IndexByte(p, 0); i >= 0 {
 		p = p[:i]
 	}
 	return string(p)
