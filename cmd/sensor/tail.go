@@ -53,10 +53,11 @@ func newPrinter(out io.Writer, format string, noColor bool, match *export.Matche
 	return p
 }
 
-// print renders ev if the filters let it through. Status and lost lines are
-// always shown: they tell the reader what the view is missing.
+// print renders ev if the filters let it through. Status lines are always
+// shown (and the filters always pass lost lines): they tell the reader what
+// the view is missing.
 func (p *printer) print(ev *event.Event) {
-	if ev.Kind != event.KindStatus && ev.Kind != event.KindLost && p.match != nil && !p.match.Match(ev) {
+	if ev.Kind != event.KindStatus && p.match != nil && !p.match.Match(ev) {
 		return
 	}
 	p.mu.Lock()
