@@ -142,6 +142,9 @@ type Process struct {
 	GPUOwner bool
 	// ExeMemfd is true when the executable is a memfd (fileless execution).
 	ExeMemfd bool
+	// Truncated marks the fields the capture cut short (TruncArgs, TruncEnv,
+	// TruncExe, TruncCwd): Args then holds only the start of the command line.
+	Truncated Truncation
 }
 
 // Container is the runtime context of a process that is not on the host.
@@ -206,6 +209,8 @@ type File struct {
 	Dev    uint64
 	// Syscall names the call: open, openat, openat2, creat.
 	Syscall string
+	// Truncated marks a path cut short (TruncPath, TruncRawPath).
+	Truncated Truncation
 }
 
 // Open flag bits (asm-generic, as on x86-64 and arm64).
@@ -281,6 +286,8 @@ type Syscall struct {
 	NSInode uint32
 	// FdIsSocket is set for dup onto stdio when the old fd is a socket.
 	FdIsSocket bool
+	// Truncated marks a path cut short (TruncPath).
+	Truncated Truncation
 }
 
 // Exit is the payload of exit events.
