@@ -365,8 +365,10 @@ type Finding struct {
 
 // Lost reports events dropped somewhere on the way.
 type Lost struct {
-	Source string // e.g. "kernel_ringbuf", "decoder", "queue", "ring_overwrite", "subscriber"
+	Source string // e.g. "kernel_ringbuf", "decoder", "queue", "subscriber", "encode_error"
 	Count  uint64
+	// Detail says more where there is more to say (an encoding error).
+	Detail string
 }
 
 // Status reports sensor state (the first line of --tail, periodic health).

@@ -158,6 +158,7 @@ type jsonEvent struct {
 	// Lost and status.
 	Source   string            `json:"source,omitempty"`
 	Lost     uint64            `json:"count_lost,omitempty"`
+	Detail   string            `json:"detail,omitempty"`
 	Ready    *bool             `json:"ready,omitempty"`
 	Message  string            `json:"message,omitempty"`
 	Programs []string          `json:"programs,omitempty"`
@@ -230,7 +231,7 @@ func toJSON(e *Event, depth int) *jsonEvent {
 		}
 	}
 	if l := e.Lost; l != nil {
-		j.Source, j.Lost = l.Source, l.Count
+		j.Source, j.Lost, j.Detail = l.Source, l.Count, l.Detail
 	}
 	if s := e.Status; s != nil {
 		r := s.Ready

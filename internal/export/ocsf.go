@@ -383,6 +383,9 @@ func (e *OCSFEncoder) build(ev *event.Event) (*ocsfEvent, error) {
 	if o.Actor != nil && o.Actor.Process == nil {
 		o.Actor.Process = &ocsfProcess{}
 	}
+	if raw := rawB64(ev); raw != nil {
+		o.addUnmapped("raw_b64", raw)
+	}
 	return o, nil
 }
 

@@ -645,10 +645,13 @@ func (x *Heartbeat) GetHeadSeq() uint64 {
 // Lost reports events that were not delivered.
 type Lost struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Where: kernel_ringbuf, decoder, queue, ring_overwrite, subscriber,
-	// sensor_restart.
-	Source        string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
-	Count         uint64 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	// Where: kernel_ringbuf, decoder, queue, subscriber, sensor_restart,
+	// encode_error. A subscriber loss counts every event it stood for,
+	// including the counts of Lost records that fell out of the ring with it.
+	Source string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	Count  uint64 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	// Why, when there is more to say (the encoding error).
+	Detail        string `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -695,6 +698,13 @@ func (x *Lost) GetCount() uint64 {
 		return x.Count
 	}
 	return 0
+}
+
+func (x *Lost) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
 }
 
 // Event mirrors internal/event.Event. Exactly one payload is set (none for
@@ -1013,9 +1023,13 @@ func (x *Namespaces) GetCgroup() uint32 {
 
 // Ancestor is one step of a process lineage, parent first.
 type Ancestor struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Pid           uint32                 `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`
-	Exe           string                 `protobuf:"bytes,2,opt,name=exe,proto3" json:"exe,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Pid   uint32                 `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`
+	Exe   string                 `protobuf:"bytes,2,opt,name=exe,proto3" json:"exe,omitempty"`
+	// comm names kernel threads, which have no exe.
+	Comm          string `protobuf:"bytes,3,opt,name=comm,proto3" json:"comm,omitempty"`
+	ExeBytes      []byte `protobuf:"bytes,4,opt,name=exe_bytes,json=exeBytes,proto3" json:"exe_bytes,omitempty"`
+	CommBytes     []byte `protobuf:"bytes,5,opt,name=comm_bytes,json=commBytes,proto3" json:"comm_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1064,11 +1078,34 @@ func (x *Ancestor) GetExe() string {
 	return ""
 }
 
+func (x *Ancestor) GetComm() string {
+	if x != nil {
+		return x.Comm
+	}
+	return ""
+}
+
+func (x *Ancestor) GetExeBytes() []byte {
+	if x != nil {
+		return x.ExeBytes
+	}
+	return nil
+}
+
+func (x *Ancestor) GetCommBytes() []byte {
+	if x != nil {
+		return x.CommBytes
+	}
+	return nil
+}
+
 // EnvVar is a captured environment variable (allowlisted, secrets hashed).
 type EnvVar struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	NameBytes     []byte                 `protobuf:"bytes,3,opt,name=name_bytes,json=nameBytes,proto3" json:"name_bytes,omitempty"`
+	ValueBytes    []byte                 `protobuf:"bytes,4,opt,name=value_bytes,json=valueBytes,proto3" json:"value_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1117,30 +1154,53 @@ func (x *EnvVar) GetValue() string {
 	return ""
 }
 
+func (x *EnvVar) GetNameBytes() []byte {
+	if x != nil {
+		return x.NameBytes
+	}
+	return nil
+}
+
+func (x *EnvVar) GetValueBytes() []byte {
+	if x != nil {
+		return x.ValueBytes
+	}
+	return nil
+}
+
 // Process is the acting process at the time of the event.
 type Process struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Pid           uint32                 `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`
-	Tid           uint32                 `protobuf:"varint,2,opt,name=tid,proto3" json:"tid,omitempty"`
-	Ppid          uint32                 `protobuf:"varint,3,opt,name=ppid,proto3" json:"ppid,omitempty"`
-	ForkParent    uint32                 `protobuf:"varint,4,opt,name=fork_parent,json=forkParent,proto3" json:"fork_parent,omitempty"`
-	Uid           uint32                 `protobuf:"varint,5,opt,name=uid,proto3" json:"uid,omitempty"`
-	Euid          uint32                 `protobuf:"varint,6,opt,name=euid,proto3" json:"euid,omitempty"`
-	Comm          string                 `protobuf:"bytes,7,opt,name=comm,proto3" json:"comm,omitempty"`
-	Exe           string                 `protobuf:"bytes,8,opt,name=exe,proto3" json:"exe,omitempty"`
-	Args          []string               `protobuf:"bytes,9,rep,name=args,proto3" json:"args,omitempty"`
-	Cwd           string                 `protobuf:"bytes,10,opt,name=cwd,proto3" json:"cwd,omitempty"`
-	Env           []*EnvVar              `protobuf:"bytes,11,rep,name=env,proto3" json:"env,omitempty"`
-	StartTime     *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
-	ExecTime      *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=exec_time,json=execTime,proto3" json:"exec_time,omitempty"`
-	CgroupId      uint64                 `protobuf:"varint,14,opt,name=cgroup_id,json=cgroupId,proto3" json:"cgroup_id,omitempty"`
-	Ns            *Namespaces            `protobuf:"bytes,15,opt,name=ns,proto3" json:"ns,omitempty"`
-	CapEff        uint64                 `protobuf:"varint,16,opt,name=cap_eff,json=capEff,proto3" json:"cap_eff,omitempty"`
-	CapPrm        uint64                 `protobuf:"varint,17,opt,name=cap_prm,json=capPrm,proto3" json:"cap_prm,omitempty"`
-	Tty           bool                   `protobuf:"varint,18,opt,name=tty,proto3" json:"tty,omitempty"`
-	Ancestors     []*Ancestor            `protobuf:"bytes,19,rep,name=ancestors,proto3" json:"ancestors,omitempty"`
-	GpuOwner      bool                   `protobuf:"varint,20,opt,name=gpu_owner,json=gpuOwner,proto3" json:"gpu_owner,omitempty"`
-	ExeMemfd      bool                   `protobuf:"varint,21,opt,name=exe_memfd,json=exeMemfd,proto3" json:"exe_memfd,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Pid        uint32                 `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`
+	Tid        uint32                 `protobuf:"varint,2,opt,name=tid,proto3" json:"tid,omitempty"`
+	Ppid       uint32                 `protobuf:"varint,3,opt,name=ppid,proto3" json:"ppid,omitempty"`
+	ForkParent uint32                 `protobuf:"varint,4,opt,name=fork_parent,json=forkParent,proto3" json:"fork_parent,omitempty"`
+	Uid        uint32                 `protobuf:"varint,5,opt,name=uid,proto3" json:"uid,omitempty"`
+	Euid       uint32                 `protobuf:"varint,6,opt,name=euid,proto3" json:"euid,omitempty"`
+	Comm       string                 `protobuf:"bytes,7,opt,name=comm,proto3" json:"comm,omitempty"`
+	Exe        string                 `protobuf:"bytes,8,opt,name=exe,proto3" json:"exe,omitempty"`
+	Args       []string               `protobuf:"bytes,9,rep,name=args,proto3" json:"args,omitempty"`
+	Cwd        string                 `protobuf:"bytes,10,opt,name=cwd,proto3" json:"cwd,omitempty"`
+	Env        []*EnvVar              `protobuf:"bytes,11,rep,name=env,proto3" json:"env,omitempty"`
+	StartTime  *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	ExecTime   *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=exec_time,json=execTime,proto3" json:"exec_time,omitempty"`
+	CgroupId   uint64                 `protobuf:"varint,14,opt,name=cgroup_id,json=cgroupId,proto3" json:"cgroup_id,omitempty"`
+	Ns         *Namespaces            `protobuf:"bytes,15,opt,name=ns,proto3" json:"ns,omitempty"`
+	CapEff     uint64                 `protobuf:"varint,16,opt,name=cap_eff,json=capEff,proto3" json:"cap_eff,omitempty"`
+	CapPrm     uint64                 `protobuf:"varint,17,opt,name=cap_prm,json=capPrm,proto3" json:"cap_prm,omitempty"`
+	Tty        bool                   `protobuf:"varint,18,opt,name=tty,proto3" json:"tty,omitempty"`
+	Ancestors  []*Ancestor            `protobuf:"bytes,19,rep,name=ancestors,proto3" json:"ancestors,omitempty"`
+	GpuOwner   bool                   `protobuf:"varint,20,opt,name=gpu_owner,json=gpuOwner,proto3" json:"gpu_owner,omitempty"`
+	ExeMemfd   bool                   `protobuf:"varint,21,opt,name=exe_memfd,json=exeMemfd,proto3" json:"exe_memfd,omitempty"`
+	// Fields the capture cut short: "args", "env", "exe", "cwd". A truncated
+	// args holds only the start of the command line.
+	Truncated []string `protobuf:"bytes,22,rep,name=truncated,proto3" json:"truncated,omitempty"`
+	// Exact bytes of comm, exe, cwd and args when they are not valid UTF-8
+	// (args_bytes then holds every argument).
+	CommBytes     []byte   `protobuf:"bytes,30,opt,name=comm_bytes,json=commBytes,proto3" json:"comm_bytes,omitempty"`
+	ExeBytes      []byte   `protobuf:"bytes,31,opt,name=exe_bytes,json=exeBytes,proto3" json:"exe_bytes,omitempty"`
+	CwdBytes      []byte   `protobuf:"bytes,32,opt,name=cwd_bytes,json=cwdBytes,proto3" json:"cwd_bytes,omitempty"`
+	ArgsBytes     [][]byte `protobuf:"bytes,33,rep,name=args_bytes,json=argsBytes,proto3" json:"args_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1322,22 +1382,63 @@ func (x *Process) GetExeMemfd() bool {
 	return false
 }
 
+func (x *Process) GetTruncated() []string {
+	if x != nil {
+		return x.Truncated
+	}
+	return nil
+}
+
+func (x *Process) GetCommBytes() []byte {
+	if x != nil {
+		return x.CommBytes
+	}
+	return nil
+}
+
+func (x *Process) GetExeBytes() []byte {
+	if x != nil {
+		return x.ExeBytes
+	}
+	return nil
+}
+
+func (x *Process) GetCwdBytes() []byte {
+	if x != nil {
+		return x.CwdBytes
+	}
+	return nil
+}
+
+func (x *Process) GetArgsBytes() [][]byte {
+	if x != nil {
+		return x.ArgsBytes
+	}
+	return nil
+}
+
 // Container is the runtime context of a process that is not on the host.
 type Container struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Runtime       string                 `protobuf:"bytes,2,opt,name=runtime,proto3" json:"runtime,omitempty"`
-	CgroupPath    string                 `protobuf:"bytes,3,opt,name=cgroup_path,json=cgroupPath,proto3" json:"cgroup_path,omitempty"`
-	PodUid        string                 `protobuf:"bytes,4,opt,name=pod_uid,json=podUid,proto3" json:"pod_uid,omitempty"`
-	Pod           string                 `protobuf:"bytes,5,opt,name=pod,proto3" json:"pod,omitempty"`
-	Namespace     string                 `protobuf:"bytes,6,opt,name=namespace,proto3" json:"namespace,omitempty"`
-	Name          string                 `protobuf:"bytes,7,opt,name=name,proto3" json:"name,omitempty"`
-	Image         string                 `protobuf:"bytes,8,opt,name=image,proto3" json:"image,omitempty"`
-	Labels        map[string]string      `protobuf:"bytes,9,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Gpus          []string               `protobuf:"bytes,10,rep,name=gpus,proto3" json:"gpus,omitempty"`
-	StartTime     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Id              string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Runtime         string                 `protobuf:"bytes,2,opt,name=runtime,proto3" json:"runtime,omitempty"`
+	CgroupPath      string                 `protobuf:"bytes,3,opt,name=cgroup_path,json=cgroupPath,proto3" json:"cgroup_path,omitempty"`
+	PodUid          string                 `protobuf:"bytes,4,opt,name=pod_uid,json=podUid,proto3" json:"pod_uid,omitempty"`
+	Pod             string                 `protobuf:"bytes,5,opt,name=pod,proto3" json:"pod,omitempty"`
+	Namespace       string                 `protobuf:"bytes,6,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name            string                 `protobuf:"bytes,7,opt,name=name,proto3" json:"name,omitempty"`
+	Image           string                 `protobuf:"bytes,8,opt,name=image,proto3" json:"image,omitempty"`
+	Labels          map[string]string      `protobuf:"bytes,9,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Gpus            []string               `protobuf:"bytes,10,rep,name=gpus,proto3" json:"gpus,omitempty"`
+	StartTime       *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	IdBytes         []byte                 `protobuf:"bytes,20,opt,name=id_bytes,json=idBytes,proto3" json:"id_bytes,omitempty"`
+	CgroupPathBytes []byte                 `protobuf:"bytes,21,opt,name=cgroup_path_bytes,json=cgroupPathBytes,proto3" json:"cgroup_path_bytes,omitempty"`
+	PodBytes        []byte                 `protobuf:"bytes,22,opt,name=pod_bytes,json=podBytes,proto3" json:"pod_bytes,omitempty"`
+	NamespaceBytes  []byte                 `protobuf:"bytes,23,opt,name=namespace_bytes,json=namespaceBytes,proto3" json:"namespace_bytes,omitempty"`
+	NameBytes       []byte                 `protobuf:"bytes,24,opt,name=name_bytes,json=nameBytes,proto3" json:"name_bytes,omitempty"`
+	ImageBytes      []byte                 `protobuf:"bytes,25,opt,name=image_bytes,json=imageBytes,proto3" json:"image_bytes,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Container) Reset() {
@@ -1447,6 +1548,48 @@ func (x *Container) GetStartTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Container) GetIdBytes() []byte {
+	if x != nil {
+		return x.IdBytes
+	}
+	return nil
+}
+
+func (x *Container) GetCgroupPathBytes() []byte {
+	if x != nil {
+		return x.CgroupPathBytes
+	}
+	return nil
+}
+
+func (x *Container) GetPodBytes() []byte {
+	if x != nil {
+		return x.PodBytes
+	}
+	return nil
+}
+
+func (x *Container) GetNamespaceBytes() []byte {
+	if x != nil {
+		return x.NamespaceBytes
+	}
+	return nil
+}
+
+func (x *Container) GetNameBytes() []byte {
+	if x != nil {
+		return x.NameBytes
+	}
+	return nil
+}
+
+func (x *Container) GetImageBytes() []byte {
+	if x != nil {
+		return x.ImageBytes
+	}
+	return nil
+}
+
 // File is the payload of open events.
 type File struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -1457,10 +1600,14 @@ type File struct {
 	Mode       uint32                 `protobuf:"varint,5,opt,name=mode,proto3" json:"mode,omitempty"`
 	Result     int32                  `protobuf:"varint,6,opt,name=result,proto3" json:"result,omitempty"`
 	// -1 when unknown.
-	Size          int64  `protobuf:"varint,7,opt,name=size,proto3" json:"size,omitempty"`
-	Inode         uint64 `protobuf:"varint,8,opt,name=inode,proto3" json:"inode,omitempty"`
-	Dev           uint64 `protobuf:"varint,9,opt,name=dev,proto3" json:"dev,omitempty"`
-	Syscall       string `protobuf:"bytes,10,opt,name=syscall,proto3" json:"syscall,omitempty"`
+	Size    int64  `protobuf:"varint,7,opt,name=size,proto3" json:"size,omitempty"`
+	Inode   uint64 `protobuf:"varint,8,opt,name=inode,proto3" json:"inode,omitempty"`
+	Dev     uint64 `protobuf:"varint,9,opt,name=dev,proto3" json:"dev,omitempty"`
+	Syscall string `protobuf:"bytes,10,opt,name=syscall,proto3" json:"syscall,omitempty"`
+	// Paths the capture cut short: "path", "raw_path".
+	Truncated     []string `protobuf:"bytes,11,rep,name=truncated,proto3" json:"truncated,omitempty"`
+	PathBytes     []byte   `protobuf:"bytes,20,opt,name=path_bytes,json=pathBytes,proto3" json:"path_bytes,omitempty"`
+	RawPathBytes  []byte   `protobuf:"bytes,21,opt,name=raw_path_bytes,json=rawPathBytes,proto3" json:"raw_path_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1565,6 +1712,27 @@ func (x *File) GetSyscall() string {
 	return ""
 }
 
+func (x *File) GetTruncated() []string {
+	if x != nil {
+		return x.Truncated
+	}
+	return nil
+}
+
+func (x *File) GetPathBytes() []byte {
+	if x != nil {
+		return x.PathBytes
+	}
+	return nil
+}
+
+func (x *File) GetRawPathBytes() []byte {
+	if x != nil {
+		return x.RawPathBytes
+	}
+	return nil
+}
+
 // Net is the payload of connect and egress events. Addresses are strings
 // in their canonical form ("" when unknown).
 type Net struct {
@@ -1581,6 +1749,7 @@ type Net struct {
 	Closed        bool                   `protobuf:"varint,10,opt,name=closed,proto3" json:"closed,omitempty"`
 	Result        int32                  `protobuf:"varint,11,opt,name=result,proto3" json:"result,omitempty"`
 	Fd            int32                  `protobuf:"varint,12,opt,name=fd,proto3" json:"fd,omitempty"`
+	UnixPathBytes []byte                 `protobuf:"bytes,20,opt,name=unix_path_bytes,json=unixPathBytes,proto3" json:"unix_path_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1699,20 +1868,35 @@ func (x *Net) GetFd() int32 {
 	return 0
 }
 
+func (x *Net) GetUnixPathBytes() []byte {
+	if x != nil {
+		return x.UnixPathBytes
+	}
+	return nil
+}
+
 // Syscall is the payload of escape-primitive syscalls.
 type Syscall struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Ret           int64                  `protobuf:"varint,2,opt,name=ret,proto3" json:"ret,omitempty"`
-	Flags         uint64                 `protobuf:"varint,3,opt,name=flags,proto3" json:"flags,omitempty"`
-	Target        uint32                 `protobuf:"varint,4,opt,name=target,proto3" json:"target,omitempty"`
-	Path          string                 `protobuf:"bytes,5,opt,name=path,proto3" json:"path,omitempty"`
-	Path2         string                 `protobuf:"bytes,6,opt,name=path2,proto3" json:"path2,omitempty"`
-	Arg           string                 `protobuf:"bytes,7,opt,name=arg,proto3" json:"arg,omitempty"`
-	Fd            int32                  `protobuf:"varint,8,opt,name=fd,proto3" json:"fd,omitempty"`
-	Fd2           int32                  `protobuf:"varint,9,opt,name=fd2,proto3" json:"fd2,omitempty"`
-	NsInode       uint32                 `protobuf:"varint,10,opt,name=ns_inode,json=nsInode,proto3" json:"ns_inode,omitempty"`
-	FdIsSocket    bool                   `protobuf:"varint,11,opt,name=fd_is_socket,json=fdIsSocket,proto3" json:"fd_is_socket,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Name       string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Ret        int64                  `protobuf:"varint,2,opt,name=ret,proto3" json:"ret,omitempty"`
+	Flags      uint64                 `protobuf:"varint,3,opt,name=flags,proto3" json:"flags,omitempty"`
+	Target     uint32                 `protobuf:"varint,4,opt,name=target,proto3" json:"target,omitempty"`
+	Path       string                 `protobuf:"bytes,5,opt,name=path,proto3" json:"path,omitempty"`
+	Path2      string                 `protobuf:"bytes,6,opt,name=path2,proto3" json:"path2,omitempty"`
+	Arg        string                 `protobuf:"bytes,7,opt,name=arg,proto3" json:"arg,omitempty"`
+	Fd         int32                  `protobuf:"varint,8,opt,name=fd,proto3" json:"fd,omitempty"`
+	Fd2        int32                  `protobuf:"varint,9,opt,name=fd2,proto3" json:"fd2,omitempty"`
+	NsInode    uint32                 `protobuf:"varint,10,opt,name=ns_inode,json=nsInode,proto3" json:"ns_inode,omitempty"`
+	FdIsSocket bool                   `protobuf:"varint,11,opt,name=fd_is_socket,json=fdIsSocket,proto3" json:"fd_is_socket,omitempty"`
+	// "path" when the capture cut the path short.
+	Truncated []string `protobuf:"bytes,12,rep,name=truncated,proto3" json:"truncated,omitempty"`
+	// A second numeric argument: bpf program type, mknod device, rename or
+	// link flags, init_module image length.
+	Arg2          uint64 `protobuf:"varint,13,opt,name=arg2,proto3" json:"arg2,omitempty"`
+	PathBytes     []byte `protobuf:"bytes,20,opt,name=path_bytes,json=pathBytes,proto3" json:"path_bytes,omitempty"`
+	Path2Bytes    []byte `protobuf:"bytes,21,opt,name=path2_bytes,json=path2Bytes,proto3" json:"path2_bytes,omitempty"`
+	ArgBytes      []byte `protobuf:"bytes,22,opt,name=arg_bytes,json=argBytes,proto3" json:"arg_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1822,6 +2006,41 @@ func (x *Syscall) GetFdIsSocket() bool {
 		return x.FdIsSocket
 	}
 	return false
+}
+
+func (x *Syscall) GetTruncated() []string {
+	if x != nil {
+		return x.Truncated
+	}
+	return nil
+}
+
+func (x *Syscall) GetArg2() uint64 {
+	if x != nil {
+		return x.Arg2
+	}
+	return 0
+}
+
+func (x *Syscall) GetPathBytes() []byte {
+	if x != nil {
+		return x.PathBytes
+	}
+	return nil
+}
+
+func (x *Syscall) GetPath2Bytes() []byte {
+	if x != nil {
+		return x.Path2Bytes
+	}
+	return nil
+}
+
+func (x *Syscall) GetArgBytes() []byte {
+	if x != nil {
+		return x.ArgBytes
+	}
+	return nil
 }
 
 // Exit is the payload of exit events.
@@ -1982,8 +2201,11 @@ type Finding struct {
 	Explanation string                 `protobuf:"bytes,6,opt,name=explanation,proto3" json:"explanation,omitempty"`
 	Count       uint32                 `protobuf:"varint,7,opt,name=count,proto3" json:"count,omitempty"`
 	// The triggering events (their own evidence is not nested further).
-	Evidence      []*Event          `protobuf:"bytes,8,rep,name=evidence,proto3" json:"evidence,omitempty"`
-	Attrs         map[string]string `protobuf:"bytes,9,rep,name=attrs,proto3" json:"attrs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Evidence         []*Event          `protobuf:"bytes,8,rep,name=evidence,proto3" json:"evidence,omitempty"`
+	Attrs            map[string]string `protobuf:"bytes,9,rep,name=attrs,proto3" json:"attrs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	ExplanationBytes []byte            `protobuf:"bytes,20,opt,name=explanation_bytes,json=explanationBytes,proto3" json:"explanation_bytes,omitempty"`
+	// Exact bytes of the attrs values that are not valid UTF-8.
+	AttrsBytes    map[string][]byte `protobuf:"bytes,21,rep,name=attrs_bytes,json=attrsBytes,proto3" json:"attrs_bytes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2077,6 +2299,20 @@ func (x *Finding) GetEvidence() []*Event {
 func (x *Finding) GetAttrs() map[string]string {
 	if x != nil {
 		return x.Attrs
+	}
+	return nil
+}
+
+func (x *Finding) GetExplanationBytes() []byte {
+	if x != nil {
+		return x.ExplanationBytes
+	}
+	return nil
+}
+
+func (x *Finding) GetAttrsBytes() map[string][]byte {
+	if x != nil {
+		return x.AttrsBytes
 	}
 	return nil
 }
@@ -2387,10 +2623,21 @@ type GetStatusResponse struct {
 	Subscribers []*SubscriberStatus `protobuf:"bytes,5,rep,name=subscribers,proto3" json:"subscribers,omitempty"`
 	// NVML state as reported by the GPU sampler (e.g. "ok", "unavailable: ...").
 	NvmlState string `protobuf:"bytes,6,opt,name=nvml_state,json=nvmlState,proto3" json:"nvml_state,omitempty"`
-	// Losses of the export layer by source (subscriber, sensor_restart).
-	ExportLost    map[string]uint64 `protobuf:"bytes,7,rep,name=export_lost,json=exportLost,proto3" json:"export_lost,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Losses of the export layer by source (subscriber, sensor_restart,
+	// encode_error).
+	ExportLost map[string]uint64 `protobuf:"bytes,7,rep,name=export_lost,json=exportLost,proto3" json:"export_lost,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// ready is true once every program is attached, the pipeline runs and the
+	// feed is served: what the health service reports for
+	// "sensor.v1.SensorService".
+	Ready bool `protobuf:"varint,8,opt,name=ready,proto3" json:"ready,omitempty"`
+	// GPU attribution: whether NVML sampling runs, and its state.
+	Gpu *GpuStatus `protobuf:"bytes,9,opt,name=gpu,proto3" json:"gpu,omitempty"`
+	// Counters of the feed's limits: connections_refused_<listener>,
+	// subscribers_refused, subscribers_evicted_idle, subscriber_cutoffs,
+	// filters_refused.
+	ExportCounters map[string]uint64 `protobuf:"bytes,10,rep,name=export_counters,json=exportCounters,proto3" json:"export_counters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GetStatusResponse) Reset() {
@@ -2472,6 +2719,84 @@ func (x *GetStatusResponse) GetExportLost() map[string]uint64 {
 	return nil
 }
 
+func (x *GetStatusResponse) GetReady() bool {
+	if x != nil {
+		return x.Ready
+	}
+	return false
+}
+
+func (x *GetStatusResponse) GetGpu() *GpuStatus {
+	if x != nil {
+		return x.Gpu
+	}
+	return nil
+}
+
+func (x *GetStatusResponse) GetExportCounters() map[string]uint64 {
+	if x != nil {
+		return x.ExportCounters
+	}
+	return nil
+}
+
+// GpuStatus is the state of GPU attribution.
+type GpuStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// enabled is true while the NVML (or replay) sampler runs: gpu events and
+	// GPU ownership are reported. Health service "sensor.v1.SensorService.gpu"
+	// is SERVING exactly then.
+	Enabled bool `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// state is the sampler's own words ("ok", "disabled: no NVIDIA driver ...").
+	State         string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GpuStatus) Reset() {
+	*x = GpuStatus{}
+	mi := &file_sensor_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GpuStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GpuStatus) ProtoMessage() {}
+
+func (x *GpuStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_sensor_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GpuStatus.ProtoReflect.Descriptor instead.
+func (*GpuStatus) Descriptor() ([]byte, []int) {
+	return file_sensor_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GpuStatus) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *GpuStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
 // GetInventoryRequest asks for the AI bill of materials.
 type GetInventoryRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2481,7 +2806,7 @@ type GetInventoryRequest struct {
 
 func (x *GetInventoryRequest) Reset() {
 	*x = GetInventoryRequest{}
-	mi := &file_sensor_proto_msgTypes[23]
+	mi := &file_sensor_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2493,7 +2818,7 @@ func (x *GetInventoryRequest) String() string {
 func (*GetInventoryRequest) ProtoMessage() {}
 
 func (x *GetInventoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[23]
+	mi := &file_sensor_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2506,7 +2831,7 @@ func (x *GetInventoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInventoryRequest.ProtoReflect.Descriptor instead.
 func (*GetInventoryRequest) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{23}
+	return file_sensor_proto_rawDescGZIP(), []int{24}
 }
 
 // GetInventoryResponse carries the AI bill of materials.
@@ -2519,7 +2844,7 @@ type GetInventoryResponse struct {
 
 func (x *GetInventoryResponse) Reset() {
 	*x = GetInventoryResponse{}
-	mi := &file_sensor_proto_msgTypes[24]
+	mi := &file_sensor_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2531,7 +2856,7 @@ func (x *GetInventoryResponse) String() string {
 func (*GetInventoryResponse) ProtoMessage() {}
 
 func (x *GetInventoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[24]
+	mi := &file_sensor_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2544,7 +2869,7 @@ func (x *GetInventoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInventoryResponse.ProtoReflect.Descriptor instead.
 func (*GetInventoryResponse) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{24}
+	return file_sensor_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetInventoryResponse) GetInventory() *Inventory {
@@ -2567,7 +2892,7 @@ type Inventory struct {
 
 func (x *Inventory) Reset() {
 	*x = Inventory{}
-	mi := &file_sensor_proto_msgTypes[25]
+	mi := &file_sensor_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2579,7 +2904,7 @@ func (x *Inventory) String() string {
 func (*Inventory) ProtoMessage() {}
 
 func (x *Inventory) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[25]
+	mi := &file_sensor_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2592,7 +2917,7 @@ func (x *Inventory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Inventory.ProtoReflect.Descriptor instead.
 func (*Inventory) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{25}
+	return file_sensor_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Inventory) GetNode() string {
@@ -2637,7 +2962,7 @@ type InventoryGpu struct {
 
 func (x *InventoryGpu) Reset() {
 	*x = InventoryGpu{}
-	mi := &file_sensor_proto_msgTypes[26]
+	mi := &file_sensor_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2649,7 +2974,7 @@ func (x *InventoryGpu) String() string {
 func (*InventoryGpu) ProtoMessage() {}
 
 func (x *InventoryGpu) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[26]
+	mi := &file_sensor_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2662,7 +2987,7 @@ func (x *InventoryGpu) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InventoryGpu.ProtoReflect.Descriptor instead.
 func (*InventoryGpu) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{26}
+	return file_sensor_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *InventoryGpu) GetUuid() string {
@@ -2715,7 +3040,7 @@ type InventoryOwner struct {
 
 func (x *InventoryOwner) Reset() {
 	*x = InventoryOwner{}
-	mi := &file_sensor_proto_msgTypes[27]
+	mi := &file_sensor_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2727,7 +3052,7 @@ func (x *InventoryOwner) String() string {
 func (*InventoryOwner) ProtoMessage() {}
 
 func (x *InventoryOwner) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[27]
+	mi := &file_sensor_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2740,7 +3065,7 @@ func (x *InventoryOwner) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InventoryOwner.ProtoReflect.Descriptor instead.
 func (*InventoryOwner) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{27}
+	return file_sensor_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *InventoryOwner) GetProcess() *Process {
@@ -2788,13 +3113,14 @@ type ModelFile struct {
 	Sha256        string                 `protobuf:"bytes,5,opt,name=sha256,proto3" json:"sha256,omitempty"`
 	FirstLoader   uint32                 `protobuf:"varint,6,opt,name=first_loader,json=firstLoader,proto3" json:"first_loader,omitempty"`
 	FirstSeen     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=first_seen,json=firstSeen,proto3" json:"first_seen,omitempty"`
+	PathBytes     []byte                 `protobuf:"bytes,20,opt,name=path_bytes,json=pathBytes,proto3" json:"path_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ModelFile) Reset() {
 	*x = ModelFile{}
-	mi := &file_sensor_proto_msgTypes[28]
+	mi := &file_sensor_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2806,7 +3132,7 @@ func (x *ModelFile) String() string {
 func (*ModelFile) ProtoMessage() {}
 
 func (x *ModelFile) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[28]
+	mi := &file_sensor_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2819,7 +3145,7 @@ func (x *ModelFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelFile.ProtoReflect.Descriptor instead.
 func (*ModelFile) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{28}
+	return file_sensor_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ModelFile) GetPath() string {
@@ -2871,6 +3197,13 @@ func (x *ModelFile) GetFirstSeen() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ModelFile) GetPathBytes() []byte {
+	if x != nil {
+		return x.PathBytes
+	}
+	return nil
+}
+
 // Peer is an egress destination and the bytes sent to it.
 type Peer struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2885,7 +3218,7 @@ type Peer struct {
 
 func (x *Peer) Reset() {
 	*x = Peer{}
-	mi := &file_sensor_proto_msgTypes[29]
+	mi := &file_sensor_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2897,7 +3230,7 @@ func (x *Peer) String() string {
 func (*Peer) ProtoMessage() {}
 
 func (x *Peer) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[29]
+	mi := &file_sensor_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2910,7 +3243,7 @@ func (x *Peer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Peer.ProtoReflect.Descriptor instead.
 func (*Peer) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{29}
+	return file_sensor_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Peer) GetAddr() string {
@@ -2984,10 +3317,11 @@ const file_sensor_proto_rawDesc = "" +
 	"\apayload\"V\n" +
 	"\tHeartbeat\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x19\n" +
-	"\bhead_seq\x18\x02 \x01(\x04R\aheadSeq\"4\n" +
+	"\bhead_seq\x18\x02 \x01(\x04R\aheadSeq\"L\n" +
 	"\x04Lost\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\x04R\x05count\"\xaa\x04\n" +
+	"\x05count\x18\x02 \x01(\x04R\x05count\x12\x16\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\"\xaa\x04\n" +
 	"\x05Event\x12(\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x14.sensor.v1.EventKindR\x04kind\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x10\n" +
@@ -3012,13 +3346,21 @@ const file_sensor_proto_rawDesc = "" +
 	"\x04user\x18\x04 \x01(\rR\x04user\x12\x10\n" +
 	"\x03uts\x18\x05 \x01(\rR\x03uts\x12\x10\n" +
 	"\x03ipc\x18\x06 \x01(\rR\x03ipc\x12\x16\n" +
-	"\x06cgroup\x18\a \x01(\rR\x06cgroup\".\n" +
+	"\x06cgroup\x18\a \x01(\rR\x06cgroup\"~\n" +
 	"\bAncestor\x12\x10\n" +
 	"\x03pid\x18\x01 \x01(\rR\x03pid\x12\x10\n" +
-	"\x03exe\x18\x02 \x01(\tR\x03exe\"2\n" +
+	"\x03exe\x18\x02 \x01(\tR\x03exe\x12\x12\n" +
+	"\x04comm\x18\x03 \x01(\tR\x04comm\x12\x1b\n" +
+	"\texe_bytes\x18\x04 \x01(\fR\bexeBytes\x12\x1d\n" +
+	"\n" +
+	"comm_bytes\x18\x05 \x01(\fR\tcommBytes\"r\n" +
 	"\x06EnvVar\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xe2\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\x12\x1d\n" +
+	"\n" +
+	"name_bytes\x18\x03 \x01(\fR\tnameBytes\x12\x1f\n" +
+	"\vvalue_bytes\x18\x04 \x01(\fR\n" +
+	"valueBytes\"\xf8\x05\n" +
 	"\aProcess\x12\x10\n" +
 	"\x03pid\x18\x01 \x01(\rR\x03pid\x12\x10\n" +
 	"\x03tid\x18\x02 \x01(\rR\x03tid\x12\x12\n" +
@@ -3043,7 +3385,14 @@ const file_sensor_proto_rawDesc = "" +
 	"\x03tty\x18\x12 \x01(\bR\x03tty\x121\n" +
 	"\tancestors\x18\x13 \x03(\v2\x13.sensor.v1.AncestorR\tancestors\x12\x1b\n" +
 	"\tgpu_owner\x18\x14 \x01(\bR\bgpuOwner\x12\x1b\n" +
-	"\texe_memfd\x18\x15 \x01(\bR\bexeMemfd\"\x8d\x03\n" +
+	"\texe_memfd\x18\x15 \x01(\bR\bexeMemfd\x12\x1c\n" +
+	"\ttruncated\x18\x16 \x03(\tR\ttruncated\x12\x1d\n" +
+	"\n" +
+	"comm_bytes\x18\x1e \x01(\fR\tcommBytes\x12\x1b\n" +
+	"\texe_bytes\x18\x1f \x01(\fR\bexeBytes\x12\x1b\n" +
+	"\tcwd_bytes\x18  \x01(\fR\bcwdBytes\x12\x1d\n" +
+	"\n" +
+	"args_bytes\x18! \x03(\fR\targsBytes\"\xda\x04\n" +
 	"\tContainer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aruntime\x18\x02 \x01(\tR\aruntime\x12\x1f\n" +
@@ -3058,10 +3407,18 @@ const file_sensor_proto_rawDesc = "" +
 	"\x04gpus\x18\n" +
 	" \x03(\tR\x04gpus\x129\n" +
 	"\n" +
-	"start_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x1a9\n" +
+	"start_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12\x19\n" +
+	"\bid_bytes\x18\x14 \x01(\fR\aidBytes\x12*\n" +
+	"\x11cgroup_path_bytes\x18\x15 \x01(\fR\x0fcgroupPathBytes\x12\x1b\n" +
+	"\tpod_bytes\x18\x16 \x01(\fR\bpodBytes\x12'\n" +
+	"\x0fnamespace_bytes\x18\x17 \x01(\fR\x0enamespaceBytes\x12\x1d\n" +
+	"\n" +
+	"name_bytes\x18\x18 \x01(\fR\tnameBytes\x12\x1f\n" +
+	"\vimage_bytes\x18\x19 \x01(\fR\n" +
+	"imageBytes\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x85\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe8\x02\n" +
 	"\x04File\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x19\n" +
 	"\braw_path\x18\x02 \x01(\tR\arawPath\x126\n" +
@@ -3074,7 +3431,11 @@ const file_sensor_proto_rawDesc = "" +
 	"\x05inode\x18\b \x01(\x04R\x05inode\x12\x10\n" +
 	"\x03dev\x18\t \x01(\x04R\x03dev\x12\x18\n" +
 	"\asyscall\x18\n" +
-	" \x01(\tR\asyscall\"\xa3\x02\n" +
+	" \x01(\tR\asyscall\x12\x1c\n" +
+	"\ttruncated\x18\v \x03(\tR\ttruncated\x12\x1d\n" +
+	"\n" +
+	"path_bytes\x18\x14 \x01(\fR\tpathBytes\x12$\n" +
+	"\x0eraw_path_bytes\x18\x15 \x01(\fR\frawPathBytes\"\xcb\x02\n" +
 	"\x03Net\x12\x1a\n" +
 	"\bprotocol\x18\x01 \x01(\tR\bprotocol\x12\x14\n" +
 	"\x05saddr\x18\x02 \x01(\tR\x05saddr\x12\x14\n" +
@@ -3089,7 +3450,8 @@ const file_sensor_proto_rawDesc = "" +
 	"\x06closed\x18\n" +
 	" \x01(\bR\x06closed\x12\x16\n" +
 	"\x06result\x18\v \x01(\x05R\x06result\x12\x0e\n" +
-	"\x02fd\x18\f \x01(\x05R\x02fd\"\xf8\x01\n" +
+	"\x02fd\x18\f \x01(\x05R\x02fd\x12&\n" +
+	"\x0funix_path_bytes\x18\x14 \x01(\fR\runixPathBytes\"\x87\x03\n" +
 	"\aSyscall\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03ret\x18\x02 \x01(\x03R\x03ret\x12\x14\n" +
@@ -3103,7 +3465,14 @@ const file_sensor_proto_rawDesc = "" +
 	"\bns_inode\x18\n" +
 	" \x01(\rR\ansInode\x12 \n" +
 	"\ffd_is_socket\x18\v \x01(\bR\n" +
-	"fdIsSocket\"2\n" +
+	"fdIsSocket\x12\x1c\n" +
+	"\ttruncated\x18\f \x03(\tR\ttruncated\x12\x12\n" +
+	"\x04arg2\x18\r \x01(\x04R\x04arg2\x12\x1d\n" +
+	"\n" +
+	"path_bytes\x18\x14 \x01(\fR\tpathBytes\x12\x1f\n" +
+	"\vpath2_bytes\x18\x15 \x01(\fR\n" +
+	"path2Bytes\x12\x1b\n" +
+	"\targ_bytes\x18\x16 \x01(\fR\bargBytes\"2\n" +
 	"\x04Exit\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x16\n" +
 	"\x06signal\x18\x02 \x01(\x05R\x06signal\"\x9e\x01\n" +
@@ -3115,7 +3484,7 @@ const file_sensor_proto_rawDesc = "" +
 	"\x04name\x18\x05 \x01(\tR\x04name\x12\x10\n" +
 	"\x03pid\x18\x06 \x01(\rR\x03pid\x12\x1d\n" +
 	"\n" +
-	"used_bytes\x18\a \x01(\x04R\tusedBytes\"\xf1\x02\n" +
+	"used_bytes\x18\a \x01(\x04R\tusedBytes\"\xa2\x04\n" +
 	"\aFinding\x12\x12\n" +
 	"\x04rule\x18\x01 \x01(\tR\x04rule\x12\x14\n" +
 	"\x05title\x18\x02 \x01(\tR\x05title\x12/\n" +
@@ -3125,11 +3494,17 @@ const file_sensor_proto_rawDesc = "" +
 	"\vexplanation\x18\x06 \x01(\tR\vexplanation\x12\x14\n" +
 	"\x05count\x18\a \x01(\rR\x05count\x12,\n" +
 	"\bevidence\x18\b \x03(\v2\x10.sensor.v1.EventR\bevidence\x123\n" +
-	"\x05attrs\x18\t \x03(\v2\x1d.sensor.v1.Finding.AttrsEntryR\x05attrs\x1a8\n" +
+	"\x05attrs\x18\t \x03(\v2\x1d.sensor.v1.Finding.AttrsEntryR\x05attrs\x12+\n" +
+	"\x11explanation_bytes\x18\x14 \x01(\fR\x10explanationBytes\x12C\n" +
+	"\vattrs_bytes\x18\x15 \x03(\v2\".sensor.v1.Finding.AttrsBytesEntryR\n" +
+	"attrsBytes\x1a8\n" +
 	"\n" +
 	"AttrsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc0\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
+	"\x0fAttrsBytesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\xc0\x02\n" +
 	"\x06Status\x12\x14\n" +
 	"\x05ready\x18\x01 \x01(\bR\x05ready\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1a\n" +
@@ -3160,7 +3535,7 @@ const file_sensor_proto_rawDesc = "" +
 	"\x03lag\x18\x04 \x01(\x04R\x03lag\x12\x12\n" +
 	"\x04sent\x18\x05 \x01(\x04R\x04sent\x12\x12\n" +
 	"\x04lost\x18\x06 \x01(\x04R\x04lost\x120\n" +
-	"\x05since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"\x93\x03\n" +
+	"\x05since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"\xef\x04\n" +
 	"\x11GetStatusResponse\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x1b\n" +
@@ -3171,10 +3546,20 @@ const file_sensor_proto_rawDesc = "" +
 	"\n" +
 	"nvml_state\x18\x06 \x01(\tR\tnvmlState\x12M\n" +
 	"\vexport_lost\x18\a \x03(\v2,.sensor.v1.GetStatusResponse.ExportLostEntryR\n" +
-	"exportLost\x1a=\n" +
+	"exportLost\x12\x14\n" +
+	"\x05ready\x18\b \x01(\bR\x05ready\x12&\n" +
+	"\x03gpu\x18\t \x01(\v2\x14.sensor.v1.GpuStatusR\x03gpu\x12Y\n" +
+	"\x0fexport_counters\x18\n" +
+	" \x03(\v20.sensor.v1.GetStatusResponse.ExportCountersEntryR\x0eexportCounters\x1a=\n" +
 	"\x0fExportLostEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x15\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1aA\n" +
+	"\x13ExportCountersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\";\n" +
+	"\tGpuStatus\x12\x18\n" +
+	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\"\x15\n" +
 	"\x13GetInventoryRequest\"J\n" +
 	"\x14GetInventoryResponse\x122\n" +
 	"\tinventory\x18\x01 \x01(\v2\x14.sensor.v1.InventoryR\tinventory\"\xb1\x01\n" +
@@ -3195,7 +3580,7 @@ const file_sensor_proto_rawDesc = "" +
 	"\n" +
 	"used_bytes\x18\x03 \x01(\x04R\tusedBytes\x12,\n" +
 	"\x06models\x18\x04 \x03(\v2\x14.sensor.v1.ModelFileR\x06models\x12%\n" +
-	"\x05peers\x18\x05 \x03(\v2\x0f.sensor.v1.PeerR\x05peers\"\xd1\x01\n" +
+	"\x05peers\x18\x05 \x03(\v2\x0f.sensor.v1.PeerR\x05peers\"\xf0\x01\n" +
 	"\tModelFile\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x14\n" +
@@ -3204,7 +3589,9 @@ const file_sensor_proto_rawDesc = "" +
 	"\x06sha256\x18\x05 \x01(\tR\x06sha256\x12!\n" +
 	"\ffirst_loader\x18\x06 \x01(\rR\vfirstLoader\x129\n" +
 	"\n" +
-	"first_seen\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tfirstSeen\"\x7f\n" +
+	"first_seen\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tfirstSeen\x12\x1d\n" +
+	"\n" +
+	"path_bytes\x18\x14 \x01(\fR\tpathBytes\"\x7f\n" +
 	"\x04Peer\x12\x12\n" +
 	"\x04addr\x18\x01 \x01(\tR\x04addr\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\rR\x04port\x12\x1a\n" +
@@ -3258,7 +3645,7 @@ func file_sensor_proto_rawDescGZIP() []byte {
 }
 
 var file_sensor_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_sensor_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_sensor_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_sensor_proto_goTypes = []any{
 	(EventKind)(0),                // 0: sensor.v1.EventKind
 	(Severity)(0),                 // 1: sensor.v1.Severity
@@ -3286,19 +3673,22 @@ var file_sensor_proto_goTypes = []any{
 	(*RingStatus)(nil),            // 23: sensor.v1.RingStatus
 	(*SubscriberStatus)(nil),      // 24: sensor.v1.SubscriberStatus
 	(*GetStatusResponse)(nil),     // 25: sensor.v1.GetStatusResponse
-	(*GetInventoryRequest)(nil),   // 26: sensor.v1.GetInventoryRequest
-	(*GetInventoryResponse)(nil),  // 27: sensor.v1.GetInventoryResponse
-	(*Inventory)(nil),             // 28: sensor.v1.Inventory
-	(*InventoryGpu)(nil),          // 29: sensor.v1.InventoryGpu
-	(*InventoryOwner)(nil),        // 30: sensor.v1.InventoryOwner
-	(*ModelFile)(nil),             // 31: sensor.v1.ModelFile
-	(*Peer)(nil),                  // 32: sensor.v1.Peer
-	nil,                           // 33: sensor.v1.Container.LabelsEntry
-	nil,                           // 34: sensor.v1.Finding.AttrsEntry
-	nil,                           // 35: sensor.v1.Status.FieldsEntry
-	nil,                           // 36: sensor.v1.Status.CountersEntry
-	nil,                           // 37: sensor.v1.GetStatusResponse.ExportLostEntry
-	(*timestamppb.Timestamp)(nil), // 38: google.protobuf.Timestamp
+	(*GpuStatus)(nil),             // 26: sensor.v1.GpuStatus
+	(*GetInventoryRequest)(nil),   // 27: sensor.v1.GetInventoryRequest
+	(*GetInventoryResponse)(nil),  // 28: sensor.v1.GetInventoryResponse
+	(*Inventory)(nil),             // 29: sensor.v1.Inventory
+	(*InventoryGpu)(nil),          // 30: sensor.v1.InventoryGpu
+	(*InventoryOwner)(nil),        // 31: sensor.v1.InventoryOwner
+	(*ModelFile)(nil),             // 32: sensor.v1.ModelFile
+	(*Peer)(nil),                  // 33: sensor.v1.Peer
+	nil,                           // 34: sensor.v1.Container.LabelsEntry
+	nil,                           // 35: sensor.v1.Finding.AttrsEntry
+	nil,                           // 36: sensor.v1.Finding.AttrsBytesEntry
+	nil,                           // 37: sensor.v1.Status.FieldsEntry
+	nil,                           // 38: sensor.v1.Status.CountersEntry
+	nil,                           // 39: sensor.v1.GetStatusResponse.ExportLostEntry
+	nil,                           // 40: sensor.v1.GetStatusResponse.ExportCountersEntry
+	(*timestamppb.Timestamp)(nil), // 41: google.protobuf.Timestamp
 }
 var file_sensor_proto_depIdxs = []int32{
 	0,  // 0: sensor.v1.Filter.kinds:type_name -> sensor.v1.EventKind
@@ -3310,9 +3700,9 @@ var file_sensor_proto_depIdxs = []int32{
 	8,  // 6: sensor.v1.SubscribeResponse.lost:type_name -> sensor.v1.Lost
 	7,  // 7: sensor.v1.SubscribeResponse.heartbeat:type_name -> sensor.v1.Heartbeat
 	4,  // 8: sensor.v1.SubscribeResponse.cursor:type_name -> sensor.v1.Cursor
-	38, // 9: sensor.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	41, // 9: sensor.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
 	0,  // 10: sensor.v1.Event.kind:type_name -> sensor.v1.EventKind
-	38, // 11: sensor.v1.Event.time:type_name -> google.protobuf.Timestamp
+	41, // 11: sensor.v1.Event.time:type_name -> google.protobuf.Timestamp
 	13, // 12: sensor.v1.Event.process:type_name -> sensor.v1.Process
 	14, // 13: sensor.v1.Event.container:type_name -> sensor.v1.Container
 	15, // 14: sensor.v1.Event.file:type_name -> sensor.v1.File
@@ -3324,44 +3714,47 @@ var file_sensor_proto_depIdxs = []int32{
 	8,  // 20: sensor.v1.Event.lost:type_name -> sensor.v1.Lost
 	21, // 21: sensor.v1.Event.status:type_name -> sensor.v1.Status
 	12, // 22: sensor.v1.Process.env:type_name -> sensor.v1.EnvVar
-	38, // 23: sensor.v1.Process.start_time:type_name -> google.protobuf.Timestamp
-	38, // 24: sensor.v1.Process.exec_time:type_name -> google.protobuf.Timestamp
+	41, // 23: sensor.v1.Process.start_time:type_name -> google.protobuf.Timestamp
+	41, // 24: sensor.v1.Process.exec_time:type_name -> google.protobuf.Timestamp
 	10, // 25: sensor.v1.Process.ns:type_name -> sensor.v1.Namespaces
 	11, // 26: sensor.v1.Process.ancestors:type_name -> sensor.v1.Ancestor
-	33, // 27: sensor.v1.Container.labels:type_name -> sensor.v1.Container.LabelsEntry
-	38, // 28: sensor.v1.Container.start_time:type_name -> google.protobuf.Timestamp
+	34, // 27: sensor.v1.Container.labels:type_name -> sensor.v1.Container.LabelsEntry
+	41, // 28: sensor.v1.Container.start_time:type_name -> google.protobuf.Timestamp
 	2,  // 29: sensor.v1.File.path_source:type_name -> sensor.v1.PathSource
 	1,  // 30: sensor.v1.Finding.severity:type_name -> sensor.v1.Severity
 	9,  // 31: sensor.v1.Finding.evidence:type_name -> sensor.v1.Event
-	34, // 32: sensor.v1.Finding.attrs:type_name -> sensor.v1.Finding.AttrsEntry
-	35, // 33: sensor.v1.Status.fields:type_name -> sensor.v1.Status.FieldsEntry
-	36, // 34: sensor.v1.Status.counters:type_name -> sensor.v1.Status.CountersEntry
-	38, // 35: sensor.v1.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
-	21, // 36: sensor.v1.GetStatusResponse.status:type_name -> sensor.v1.Status
-	23, // 37: sensor.v1.GetStatusResponse.ring:type_name -> sensor.v1.RingStatus
-	24, // 38: sensor.v1.GetStatusResponse.subscribers:type_name -> sensor.v1.SubscriberStatus
-	37, // 39: sensor.v1.GetStatusResponse.export_lost:type_name -> sensor.v1.GetStatusResponse.ExportLostEntry
-	28, // 40: sensor.v1.GetInventoryResponse.inventory:type_name -> sensor.v1.Inventory
-	38, // 41: sensor.v1.Inventory.time:type_name -> google.protobuf.Timestamp
-	29, // 42: sensor.v1.Inventory.gpus:type_name -> sensor.v1.InventoryGpu
-	30, // 43: sensor.v1.Inventory.unowned:type_name -> sensor.v1.InventoryOwner
-	30, // 44: sensor.v1.InventoryGpu.owners:type_name -> sensor.v1.InventoryOwner
-	13, // 45: sensor.v1.InventoryOwner.process:type_name -> sensor.v1.Process
-	14, // 46: sensor.v1.InventoryOwner.container:type_name -> sensor.v1.Container
-	31, // 47: sensor.v1.InventoryOwner.models:type_name -> sensor.v1.ModelFile
-	32, // 48: sensor.v1.InventoryOwner.peers:type_name -> sensor.v1.Peer
-	38, // 49: sensor.v1.ModelFile.first_seen:type_name -> google.protobuf.Timestamp
-	5,  // 50: sensor.v1.SensorService.Subscribe:input_type -> sensor.v1.SubscribeRequest
-	22, // 51: sensor.v1.SensorService.GetStatus:input_type -> sensor.v1.GetStatusRequest
-	26, // 52: sensor.v1.SensorService.GetInventory:input_type -> sensor.v1.GetInventoryRequest
-	6,  // 53: sensor.v1.SensorService.Subscribe:output_type -> sensor.v1.SubscribeResponse
-	25, // 54: sensor.v1.SensorService.GetStatus:output_type -> sensor.v1.GetStatusResponse
-	27, // 55: sensor.v1.SensorService.GetInventory:output_type -> sensor.v1.GetInventoryResponse
-	53, // [53:56] is the sub-list for method output_type
-	50, // [50:53] is the sub-list for method input_type
-	50, // [50:50] is the sub-list for extension type_name
-	50, // [50:50] is the sub-list for extension extendee
-	0,  // [0:50] is the sub-list for field type_name
+	35, // 32: sensor.v1.Finding.attrs:type_name -> sensor.v1.Finding.AttrsEntry
+	36, // 33: sensor.v1.Finding.attrs_bytes:type_name -> sensor.v1.Finding.AttrsBytesEntry
+	37, // 34: sensor.v1.Status.fields:type_name -> sensor.v1.Status.FieldsEntry
+	38, // 35: sensor.v1.Status.counters:type_name -> sensor.v1.Status.CountersEntry
+	41, // 36: sensor.v1.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
+	21, // 37: sensor.v1.GetStatusResponse.status:type_name -> sensor.v1.Status
+	23, // 38: sensor.v1.GetStatusResponse.ring:type_name -> sensor.v1.RingStatus
+	24, // 39: sensor.v1.GetStatusResponse.subscribers:type_name -> sensor.v1.SubscriberStatus
+	39, // 40: sensor.v1.GetStatusResponse.export_lost:type_name -> sensor.v1.GetStatusResponse.ExportLostEntry
+	26, // 41: sensor.v1.GetStatusResponse.gpu:type_name -> sensor.v1.GpuStatus
+	40, // 42: sensor.v1.GetStatusResponse.export_counters:type_name -> sensor.v1.GetStatusResponse.ExportCountersEntry
+	29, // 43: sensor.v1.GetInventoryResponse.inventory:type_name -> sensor.v1.Inventory
+	41, // 44: sensor.v1.Inventory.time:type_name -> google.protobuf.Timestamp
+	30, // 45: sensor.v1.Inventory.gpus:type_name -> sensor.v1.InventoryGpu
+	31, // 46: sensor.v1.Inventory.unowned:type_name -> sensor.v1.InventoryOwner
+	31, // 47: sensor.v1.InventoryGpu.owners:type_name -> sensor.v1.InventoryOwner
+	13, // 48: sensor.v1.InventoryOwner.process:type_name -> sensor.v1.Process
+	14, // 49: sensor.v1.InventoryOwner.container:type_name -> sensor.v1.Container
+	32, // 50: sensor.v1.InventoryOwner.models:type_name -> sensor.v1.ModelFile
+	33, // 51: sensor.v1.InventoryOwner.peers:type_name -> sensor.v1.Peer
+	41, // 52: sensor.v1.ModelFile.first_seen:type_name -> google.protobuf.Timestamp
+	5,  // 53: sensor.v1.SensorService.Subscribe:input_type -> sensor.v1.SubscribeRequest
+	22, // 54: sensor.v1.SensorService.GetStatus:input_type -> sensor.v1.GetStatusRequest
+	27, // 55: sensor.v1.SensorService.GetInventory:input_type -> sensor.v1.GetInventoryRequest
+	6,  // 56: sensor.v1.SensorService.Subscribe:output_type -> sensor.v1.SubscribeResponse
+	25, // 57: sensor.v1.SensorService.GetStatus:output_type -> sensor.v1.GetStatusResponse
+	28, // 58: sensor.v1.SensorService.GetInventory:output_type -> sensor.v1.GetInventoryResponse
+	56, // [56:59] is the sub-list for method output_type
+	53, // [53:56] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_sensor_proto_init() }
@@ -3390,7 +3783,7 @@ func file_sensor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sensor_proto_rawDesc), len(file_sensor_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   35,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
