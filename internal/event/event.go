@@ -373,10 +373,14 @@ type Lost struct {
 
 // Status reports sensor state (the first line of --tail, periodic health).
 type Status struct {
-	Ready    bool
-	Message  string
-	Programs []string
-	Fields   map[string]string
+	// Ready is true once every program is attached and the pipeline runs.
+	Ready   bool
+	Message string
+	// GPUEnabled is true while the GPU sampler runs (NVML or replay): gpu
+	// events and GPU ownership are reported.
+	GPUEnabled bool
+	Programs   []string
+	Fields     map[string]string
 	// Counters holds named counters: events and drops per source, ring fill.
 	Counters map[string]uint64
 }

@@ -160,6 +160,7 @@ type jsonEvent struct {
 	Lost     uint64            `json:"count_lost,omitempty"`
 	Detail   string            `json:"detail,omitempty"`
 	Ready    *bool             `json:"ready,omitempty"`
+	GPUOn    *bool             `json:"gpu_enabled,omitempty"`
 	Message  string            `json:"message,omitempty"`
 	Programs []string          `json:"programs,omitempty"`
 	Fields   map[string]string `json:"fields,omitempty"`
@@ -235,7 +236,8 @@ func toJSON(e *Event, depth int) *jsonEvent {
 	}
 	if s := e.Status; s != nil {
 		r := s.Ready
-		j.Ready, j.Message, j.Programs, j.Fields = &r, s.Message, s.Programs, s.Fields
+		g := s.GPUEnabled
+		j.Ready, j.GPUOn, j.Message, j.Programs, j.Fields = &r, &g, s.Message, s.Programs, s.Fields
 	}
 	return j
 }

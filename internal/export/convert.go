@@ -295,7 +295,7 @@ func eventFromProto(p *sensorv1.Event, depth int) (*event.Event, error) {
 		ev.Lost = &event.Lost{Source: pl.Lost.GetSource(), Count: pl.Lost.GetCount(), Detail: pl.Lost.GetDetail()}
 	case *sensorv1.Event_Status:
 		s := pl.Status
-		ev.Status = &event.Status{Ready: s.GetReady(), Message: s.GetMessage(), Programs: s.GetPrograms(),
+		ev.Status = &event.Status{Ready: s.GetReady(), GPUEnabled: s.GetGpuEnabled(), Message: s.GetMessage(), Programs: s.GetPrograms(),
 			Fields: s.GetFields(), Counters: s.GetCounters()}
 	}
 	return ev, nil
@@ -442,6 +442,6 @@ func statusToProto(s *event.Status) *sensorv1.Status {
 	for k, v := range s.Counters {
 		counters[vt(k)] = v
 	}
-	return &sensorv1.Status{Ready: s.Ready, Message: vt(s.Message), Programs: slices.Clone(vts(s.Programs)),
+	return &sensorv1.Status{Ready: s.Ready, GpuEnabled: s.GPUEnabled, Message: vt(s.Message), Programs: slices.Clone(vts(s.Programs)),
 		Fields: maps.Clone(vmap(s.Fields)), Counters: counters}
 }

@@ -2319,12 +2319,15 @@ func (x *Finding) GetAttrsBytes() map[string][]byte {
 
 // Status reports sensor state.
 type Status struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ready         bool                   `protobuf:"varint,1,opt,name=ready,proto3" json:"ready,omitempty"`
-	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
-	Programs      []string               `protobuf:"bytes,3,rep,name=programs,proto3" json:"programs,omitempty"`
-	Fields        map[string]string      `protobuf:"bytes,4,rep,name=fields,proto3" json:"fields,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Counters      map[string]uint64      `protobuf:"bytes,5,rep,name=counters,proto3" json:"counters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ready is true once every program is attached and the pipeline runs.
+	Ready    bool              `protobuf:"varint,1,opt,name=ready,proto3" json:"ready,omitempty"`
+	Message  string            `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Programs []string          `protobuf:"bytes,3,rep,name=programs,proto3" json:"programs,omitempty"`
+	Fields   map[string]string `protobuf:"bytes,4,rep,name=fields,proto3" json:"fields,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Counters map[string]uint64 `protobuf:"bytes,5,rep,name=counters,proto3" json:"counters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// gpu_enabled is true while the GPU sampler runs.
+	GpuEnabled    bool `protobuf:"varint,6,opt,name=gpu_enabled,json=gpuEnabled,proto3" json:"gpu_enabled,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2392,6 +2395,13 @@ func (x *Status) GetCounters() map[string]uint64 {
 		return x.Counters
 	}
 	return nil
+}
+
+func (x *Status) GetGpuEnabled() bool {
+	if x != nil {
+		return x.GpuEnabled
+	}
+	return false
 }
 
 // GetStatusRequest asks for the sensor's state.
@@ -3504,13 +3514,15 @@ const file_sensor_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
 	"\x0fAttrsBytesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\xc0\x02\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\xe1\x02\n" +
 	"\x06Status\x12\x14\n" +
 	"\x05ready\x18\x01 \x01(\bR\x05ready\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1a\n" +
 	"\bprograms\x18\x03 \x03(\tR\bprograms\x125\n" +
 	"\x06fields\x18\x04 \x03(\v2\x1d.sensor.v1.Status.FieldsEntryR\x06fields\x12;\n" +
-	"\bcounters\x18\x05 \x03(\v2\x1f.sensor.v1.Status.CountersEntryR\bcounters\x1a9\n" +
+	"\bcounters\x18\x05 \x03(\v2\x1f.sensor.v1.Status.CountersEntryR\bcounters\x12\x1f\n" +
+	"\vgpu_enabled\x18\x06 \x01(\bR\n" +
+	"gpuEnabled\x1a9\n" +
 	"\vFieldsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a;\n" +
