@@ -23,6 +23,7 @@ const (
 	sysSize     = 2224
 
 	sysFSocket = 1 << 0
+	sysFPathTr = 1 << 2
 )
 
 // sysCallNames are the event.Syscall names of enum sys_call.
@@ -72,6 +73,9 @@ func (d *decoder) decodeSyscall(h *recHeader, b []byte) (*event.Event, error) {
 		Fd2:        int32(le.Uint32(b[sysFd2:])),
 		NSInode:    le.Uint32(b[sysNSInode:]),
 		FdIsSocket: le.Uint16(b[sysSFlags:])&sysFSocket != 0,
+	}
+	if le.Uint16(b[sysSFlags:])&sysFPathTr != 0 {
+		se.s.Truncated = event.TruncPath
 	}
 	se.e = event.Event{Kind: event.KindSyscall, Time: h.Time, Process: &se.p, Sys: &se.s}
 	return &se.e, nil
