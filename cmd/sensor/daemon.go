@@ -16,56 +16,89 @@ import (
 
 // runDaemon runs the sensor as the node's daemon: the pipeline publishes into
 // the export ring, which the gRPC server streams to subscribers.
+//
+// Order matters: everything the configuration can get wrong (TLS files, the
+// export file, the listeners) is set up before a BPF program is loaded, so a
+// bad config exits 2 with nothing attached. On shutdown the feed stops first
+// (subscribers are told), then the pipeline drains, then every program is
+// detached; each step is bounded.
 func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	ring := export.NewRing(cfg.Export.RingSize)
-	sinks := []pipeline.Sink{ring.Publish}
-
-	st, err := newStack(ctx, cfg, log, sinks)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-
 	host := os.Getenv("NODE_NAME") // the DaemonSet passes spec.nodeName
 	if host == "" {
 		host, _ = os.Hostname()
 	}
-	srv, err := export.NewServer(cfg.Export, ring, export.Sources{Status: st.status, Inventory: st.inventory},
-		&export.Options{Logger: log, NodeName: host})
+	var st *stack
+	srv, err := export.NewServer(cfg.Export, ring, export.Sources{
+		Status: func() *event.Status {
+			if st == nil {
+				return nil
+			}
+			return st.status()
+		},
+		Inventory: func() *event.Inventory {
+			if st == nil {
+				return nil
+			}
+			return st.inventory()
+		},
+	}, &export.Options{Logger: log, NodeName: host})
 	if err != nil {
-		return fmt.Errorf("create gRPC server: %w", err)
+		return configError{fmt.Errorf("create gRPC server: %w", err)}
+	}
+	var fx *export.FileExporter
+	if cfg.Export.File.Path != "" {
+		fx, err = export.NewFileExporter(cfg.Export.File, &export.FileOptions{Logger: log,
+			OCSF: &export.OCSFOptions{Hostname: host, ProductVersion: version, InstanceID: ring.InstanceID()}})
+		if err != nil {
+			return configError{fmt.Errorf("open file exporter: %w", err)}
+		}
+		defer fx.Close()
 	}
 	if err := srv.Listen(); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+
+	st, err = newStack(ctx, cfg, log, []pipeline.Sink{ring.Publish})
+	if err != nil {
+		srv.Close()
+		return err
+	}
+	defer st.Close()
 
 	ready := st.readyEvent()
 	ring.Publish(ready)
 	log.Info("sensor ready", "programs", len(ready.Status.Programs), "socket", cfg.Export.UnixSocket,
 		"tcp", cfg.Export.TCPListen, "nvml", ready.Status.Fields["nvml"])
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if cfg.Export.File.Path != "" {
-		fx, err := export.NewFileExporter(cfg.Export.File, &export.FileOptions{Logger: log,
-			OCSF: &export.OCSFOptions{Hostname: host, ProductVersion: version, InstanceID: ring.InstanceID()}})
-		if err != nil {
-			return fmt.Errorf("open file exporter: %w", err)
-		}
-		defer fx.Close()
+	feedCtx, stopFeed := context.WithCancel(context.Background())
+	defer stopFeed()
+	if fx != nil {
 		go func() {
-			if err := fx.Run(ctx, ring); err != nil && !errors.Is(err, context.Canceled) {
+			if err := fx.Run(feedCtx, ring); err != nil && !errors.Is(err, context.Canceled) {
 				log.Error("file exporter stopped", "path", cfg.Export.File.Path, "err", err)
 			}
 		}()
 	}
 	srvErr := make(chan error, 1)
-	go func() { srvErr <- srv.Serve(ctx) }()
+	go func() { srvErr <- srv.Serve(feedCtx) }()
 
-	err = st.Run(ctx)
-	cancel()
-	if e := <-srvErr; err == nil && e != nil && !errors.Is(e, context.Canceled) {
-		err = e
+	pipeCtx, stopPipe := context.WithCancel(ctx)
+	defer stopPipe()
+	pipeErr := make(chan error, 1)
+	go func() { pipeErr <- st.Run(pipeCtx) }()
+	select {
+	case err = <-pipeErr:
+		stopFeed()
+		if e := <-srvErr; err == nil && e != nil {
+			err = e
+		}
+	case err = <-srvErr:
+		// The feed failed on its own: the daemon is no use without it.
+		stopPipe()
+		if e := <-pipeErr; err == nil {
+			err = e
+		}
 	}
 	if errors.Is(err, context.Canceled) {
 		err = nil
