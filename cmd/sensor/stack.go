@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	goruntime "runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -194,6 +195,8 @@ func (s *stack) status() *event.Status {
 	st.Fields["nvml"] = gpuState
 	st.Fields["version"] = version
 	st.Fields["uptime"] = time.Since(s.started).Round(time.Second).String()
+	// A leak shows here first (the soak watches it).
+	st.Counters["process_goroutines"] = uint64(goruntime.NumGoroutine())
 	if h, err := os.Hostname(); err == nil {
 		st.Fields["node"] = h
 	}

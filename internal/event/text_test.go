@@ -168,3 +168,53 @@ func toStrings(v any) []string {
 	}
 	return out
 }
+
+// FuzzJSONExactBytes: whatever bytes a name holds, the JSON line is valid
+// UTF-8 JSON and the name's exact bytes come back from it.
+func FuzzJSONExactBytes(f *testing.F) {
+	f.Add("/models/llama.gguf", "python3")
+	f.Add("/tmp/\xff\xfe\n\x1b[2J", "\xc3")
+	f.Add("\xed\xa0\x80", "\u202e")
+	f.Fuzz(func(t *testing.T, path, arg string) {
+		ev := &Event{Kind: KindOpen, Process: &Process{PID: 1, Exe: path, Args: []string{arg, path}},
+			File: &File{Path: path, RawPath: arg, Size: -1}}
+		b, err := json.Marshal(ev)
+		if err != nil || !utf8.Valid(b) || !json.Valid(b) {
+			t.Fatalf("line %q: err %v, valid UTF-8 %v", b, err, utf8.Valid(b))
+		}
+		var m struct {
+			Process struct {
+				Exe     string   `json:"exe"`
+				ExeB64  []byte   `json:"exe_b64"`
+				Args    []string `json:"args"`
+				ArgsB64 [][]byte `json:"args_b64"`
+			} `json:"process"`
+			File struct {
+				Path    string `json:"path"`
+				PathB64 []byte `json:"path_b64"`
+			} `json:"file"`
+		}
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		exact := func(text string, raw []byte) string {
+			if raw != nil {
+				return string(raw)
+			}
+			return text
+		}
+		if got := exact(m.File.Path, m.File.PathB64); got != path {
+			t.Fatalf("file path %q back from %s; want %q", got, b, path)
+		}
+		if got := exact(m.Process.Exe, m.Process.ExeB64); got != path {
+			t.Fatalf("exe %q; want %q", got, path)
+		}
+		if m.Process.ArgsB64 != nil {
+			if string(m.Process.ArgsB64[0]) != arg || string(m.Process.ArgsB64[1]) != path {
+				t.Fatalf("args_b64 %q; want %q", m.Process.ArgsB64, []string{arg, path})
+			}
+		} else if m.Process.Args[0] != arg || m.Process.Args[1] != path {
+			t.Fatalf("args %q; want %q", m.Process.Args, []string{arg, path})
+		}
+	})
+}
