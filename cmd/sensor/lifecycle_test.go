@@ -135,8 +135,15 @@ func TestTailSaysWhenTheDaemonRefusesIt(t *testing.T) {
 		return err == nil && len(st.GetSubscribers()) == 1
 	})
 	var out, errb lineWriter
-	if code := run([]string{"--tail", "-o", "json", "--socket", d.sock}, &out, &errb); code != 1 {
-		t.Fatalf("exit code %d; want 1 (stderr %q)", code, errb.buf.String())
+	code := make(chan int, 1)
+	go func() { code <- run([]string{"--tail", "-o", "json", "--socket", d.sock}, &out, &errb) }()
+	select {
+	case c := <-code:
+		if c != 1 {
+			t.Fatalf("exit code %d; want 1 (stderr %q)", c, errb.buf.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("--tail still running 10s after the daemon refused it (retrying in silence)")
 	}
 	lines := out.lines()
 	last := lines[len(lines)-1]

@@ -127,7 +127,20 @@ func TestServeStopsPromptlyWithStuckClients(t *testing.T) {
 	defer func() { close(stop); pub.Wait() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	// Three clients that never read, one that reads.
+	// Five that hung up while events flowed (their handlers leaked before,
+	// and held GracefulStop forever), three that never read, one that reads.
+	for range 5 {
+		hctx, hcancel := context.WithCancel(ctx)
+		conn := rawConn(t, ts.sock, grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+		if _, err := sensorv1.NewSensorServiceClient(conn).Subscribe(hctx, &sensorv1.SubscribeRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "its window to fill", func() bool {
+			subs := ts.srv.Subscribers() // by id: the newest last
+			return len(subs) > 0 && subs[len(subs)-1].Lag > 1000
+		})
+		hcancel()
+	}
 	for range 3 {
 		conn := rawConn(t, ts.sock, grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
 		if _, err := sensorv1.NewSensorServiceClient(conn).Subscribe(ctx, &sensorv1.SubscribeRequest{}); err != nil {
