@@ -89,10 +89,12 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 	go func() { pipeErr <- st.Run(pipeCtx) }()
 	select {
 	case err = <-pipeErr:
+		t := time.Now()
 		stopFeed()
 		if e := <-srvErr; err == nil && e != nil {
 			err = e
 		}
+		log.Info("feed stopped", "took", time.Since(t).Round(time.Millisecond))
 	case err = <-srvErr:
 		// The feed failed on its own: the daemon is no use without it.
 		stopPipe()
@@ -103,7 +105,10 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
-	log.Info("sensor stopped", "uptime", time.Since(st.started).Round(time.Second))
+	t := time.Now()
+	st.Close()
+	log.Info("sensor stopped: programs detached", "took", time.Since(t).Round(time.Millisecond),
+		"uptime", time.Since(st.started).Round(time.Second))
 	return err
 }
 

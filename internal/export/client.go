@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"google.golang.org/grpc"
@@ -67,6 +68,10 @@ type Client struct {
 // The connection pings the sensor when quiet, so a daemon that stops
 // answering (killed, stopped) ends a stream within seconds.
 func Dial(ctx context.Context, socketPath string) (*Client, error) {
+	// "unix://rel.sock" would read rel.sock as an authority: make it absolute.
+	if abs, err := filepath.Abs(socketPath); err == nil {
+		socketPath = abs
+	}
 	conn, err := grpc.NewClient("unix://"+socketPath, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}))
 	if err != nil {

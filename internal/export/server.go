@@ -316,8 +316,8 @@ func (s *Server) TCPAddr() net.Addr {
 }
 
 // Serve serves the listeners until ctx is done, then stops: Subscribe
-// streams end at once (UNAVAILABLE, SHUTTING_DOWN), unary calls get a second
-// to finish, and connections are closed. It returns within a few seconds of
+// streams end at once (UNAVAILABLE, SHUTTING_DOWN), unary calls get half a
+// second to finish, and connections are closed. It returns within a few seconds of
 // ctx ending whatever the clients do: nil after a clean shutdown, or the
 // first listener error.
 func (s *Server) Serve(ctx context.Context) error {
@@ -379,8 +379,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	return err
 }
 
-// stop stops every gRPC server: gracefully for a second (unary calls in
-// flight finish), then by closing every connection. It never waits more
+// stop stops every gRPC server: gracefully for half a second (unary calls
+// in flight finish; a stream whose client stopped reading cannot even take
+// its final status), then by closing every connection. It never waits more
 // than a second after that: a handler that does not return must not keep
 // the sensor from exiting (its goroutine dies with the process).
 func (s *Server) stop() {
@@ -397,7 +398,7 @@ func (s *Server) stop() {
 	select {
 	case <-done:
 		return
-	case <-time.After(time.Second):
+	case <-time.After(500 * time.Millisecond):
 	}
 	for _, g := range servers {
 		if g != nil {
