@@ -238,9 +238,9 @@ loop:
 
 // subscriberTally counts what the healthy subscriber got.
 type subscriberTally struct {
-	received, lost, badHostile atomic.Uint64
-	mu                         sync.Mutex
-	hostileSeen                map[string]bool
+	received, lost atomic.Uint64
+	mu             sync.Mutex
+	hostileSeen    map[string]bool
 }
 
 func (h *subscriberTally) add(watched string) func(*event.Event) {
