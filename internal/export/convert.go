@@ -70,7 +70,8 @@ func addrString(a netip.Addr) string {
 
 // EventToProto converts ev to its wire form. Evidence events of a finding are
 // converted one level deep. Every string of the result is valid UTF-8; the
-// exact bytes of names that were not are in the *_bytes fields.
+// exact bytes of names that were not are in the messages' Exact fields
+// (allocated only then, so the common case costs nothing more).
 func EventToProto(ev *event.Event) *sensorv1.Event {
 	return eventToProto(ev, 0)
 }
@@ -94,8 +95,12 @@ func eventToProto(ev *event.Event, depth int) *sensorv1.Event {
 			Mode: f.Mode, Result: f.Result, Size: f.Size, Inode: f.Inode, Dev: f.Dev, Syscall: vt(f.Syscall),
 			Truncated: f.Truncated.Names(),
 		}
-		pf.Path, pf.PathBytes = text(f.Path)
-		pf.RawPath, pf.RawPathBytes = text(f.RawPath)
+		var path, raw []byte
+		pf.Path, path = text(f.Path)
+		pf.RawPath, raw = text(f.RawPath)
+		if path != nil || raw != nil {
+			pf.Exact = &sensorv1.FileExact{Path: path, RawPath: raw}
+		}
 		p.Payload = &sensorv1.Event_File{File: pf}
 	case ev.Net != nil:
 		n := ev.Net
@@ -104,7 +109,10 @@ func eventToProto(ev *event.Event, depth int) *sensorv1.Event {
 			Dport: uint32(n.DPort), Class: vt(n.Class), Cookie: n.Cookie, BytesSent: n.BytesSent,
 			Closed: n.Closed, Result: n.Result, Fd: n.Fd,
 		}
-		pn.UnixPath, pn.UnixPathBytes = text(n.UnixPath)
+		var raw []byte
+		if pn.UnixPath, raw = text(n.UnixPath); raw != nil {
+			pn.Exact = &sensorv1.NetExact{UnixPath: raw}
+		}
 		p.Payload = &sensorv1.Event_Net{Net: pn}
 	case ev.Sys != nil:
 		s := ev.Sys
@@ -112,9 +120,13 @@ func eventToProto(ev *event.Event, depth int) *sensorv1.Event {
 			Name: vt(s.Name), Ret: s.Ret, Flags: s.Flags, Target: s.Target, Arg2: s.Arg2,
 			Fd: s.Fd, Fd2: s.Fd2, NsInode: s.NSInode, FdIsSocket: s.FdIsSocket, Truncated: s.Truncated.Names(),
 		}
-		ps.Path, ps.PathBytes = text(s.Path)
-		ps.Path2, ps.Path2Bytes = text(s.Path2)
-		ps.Arg, ps.ArgBytes = text(s.Arg)
+		var path, path2, arg []byte
+		ps.Path, path = text(s.Path)
+		ps.Path2, path2 = text(s.Path2)
+		ps.Arg, arg = text(s.Arg)
+		if path != nil || path2 != nil || arg != nil {
+			ps.Exact = &sensorv1.SyscallExact{Path: path, Path2: path2, Arg: arg}
+		}
 		p.Payload = &sensorv1.Event_Syscall{Syscall: ps}
 	case ev.GPU != nil:
 		g := ev.GPU
@@ -129,14 +141,19 @@ func eventToProto(ev *event.Event, depth int) *sensorv1.Event {
 			Rule: vt(f.Rule), Title: vt(f.Title), Severity: sensorv1.Severity(f.Severity), Mitre: vts(f.MITRE),
 			Description: vt(f.Description), Count: uint32(max(f.Count, 0)), Attrs: vmap(f.Attrs),
 		}
-		pf.Explanation, pf.ExplanationBytes = text(f.Explanation)
+		var expl []byte
+		var attrs map[string][]byte
+		pf.Explanation, expl = text(f.Explanation)
 		for k, v := range f.Attrs {
 			if _, raw := text(v); raw != nil {
-				if pf.AttrsBytes == nil {
-					pf.AttrsBytes = map[string][]byte{}
+				if attrs == nil {
+					attrs = map[string][]byte{}
 				}
-				pf.AttrsBytes[vt(k)] = raw
+				attrs[vt(k)] = raw
 			}
+		}
+		if expl != nil || attrs != nil {
+			pf.Exact = &sensorv1.FindingExact{Explanation: expl, Attrs: attrs}
 		}
 		if depth == 0 {
 			for _, e := range f.Evidence {
@@ -163,15 +180,20 @@ func processToProto(pr *event.Process) *sensorv1.Process {
 		StartTime: ts(pr.StartTime), ExecTime: ts(pr.ExecTime), CgroupId: pr.CgroupID, CapEff: pr.CapEff,
 		CapPrm: pr.CapPrm, Tty: pr.TTY, GpuOwner: pr.GPUOwner, ExeMemfd: pr.ExeMemfd, Truncated: pr.Truncated.Names(),
 	}
-	p.Comm, p.CommBytes = text(pr.Comm)
-	p.Exe, p.ExeBytes = text(pr.Exe)
-	p.Cwd, p.CwdBytes = text(pr.Cwd)
+	var comm, exe, cwd []byte
+	var args [][]byte
+	p.Comm, comm = text(pr.Comm)
+	p.Exe, exe = text(pr.Exe)
+	p.Cwd, cwd = text(pr.Cwd)
 	var ok bool
 	if p.Args, ok = event.ValidTexts(pr.Args); !ok {
-		p.ArgsBytes = make([][]byte, len(pr.Args))
+		args = make([][]byte, len(pr.Args))
 		for i, a := range pr.Args {
-			p.ArgsBytes[i] = []byte(a)
+			args[i] = []byte(a)
 		}
+	}
+	if comm != nil || exe != nil || cwd != nil || args != nil {
+		p.Exact = &sensorv1.ProcessExact{Comm: comm, Exe: exe, Cwd: cwd, Args: args}
 	}
 	if pr.NS != (event.Namespaces{}) {
 		n := pr.NS
@@ -179,14 +201,22 @@ func processToProto(pr *event.Process) *sensorv1.Process {
 	}
 	for _, e := range pr.Env {
 		pe := &sensorv1.EnvVar{}
-		pe.Name, pe.NameBytes = text(e.Name)
-		pe.Value, pe.ValueBytes = text(e.Value)
+		var name, value []byte
+		pe.Name, name = text(e.Name)
+		pe.Value, value = text(e.Value)
+		if name != nil || value != nil {
+			pe.Exact = &sensorv1.EnvVarExact{Name: name, Value: value}
+		}
 		p.Env = append(p.Env, pe)
 	}
 	for _, a := range pr.Ancestors {
 		pa := &sensorv1.Ancestor{Pid: a.PID}
-		pa.Exe, pa.ExeBytes = text(a.Exe)
-		pa.Comm, pa.CommBytes = text(a.Comm)
+		var exe, comm []byte
+		pa.Exe, exe = text(a.Exe)
+		pa.Comm, comm = text(a.Comm)
+		if exe != nil || comm != nil {
+			pa.Exact = &sensorv1.AncestorExact{Exe: exe, Comm: comm}
+		}
 		p.Ancestors = append(p.Ancestors, pa)
 	}
 	return p
@@ -199,12 +229,16 @@ func containerToProto(c *event.Container) *sensorv1.Container {
 	p := &sensorv1.Container{
 		Runtime: vt(c.Runtime), PodUid: vt(c.PodUID), Labels: vmap(c.Labels), Gpus: vts(c.GPUs), StartTime: ts(c.StartTime),
 	}
-	p.Id, p.IdBytes = text(c.ID)
-	p.CgroupPath, p.CgroupPathBytes = text(c.CgroupPath)
-	p.Pod, p.PodBytes = text(c.Pod)
-	p.Namespace, p.NamespaceBytes = text(c.Namespace)
-	p.Name, p.NameBytes = text(c.Name)
-	p.Image, p.ImageBytes = text(c.Image)
+	var id, cg, pod, ns, name, image []byte
+	p.Id, id = text(c.ID)
+	p.CgroupPath, cg = text(c.CgroupPath)
+	p.Pod, pod = text(c.Pod)
+	p.Namespace, ns = text(c.Namespace)
+	p.Name, name = text(c.Name)
+	p.Image, image = text(c.Image)
+	if id != nil || cg != nil || pod != nil || ns != nil || name != nil || image != nil {
+		p.Exact = &sensorv1.ContainerExact{Id: id, CgroupPath: cg, Pod: pod, Namespace: ns, Name: name, Image: image}
+	}
 	return p
 }
 
@@ -232,7 +266,7 @@ func eventFromProto(p *sensorv1.Event, depth int) (*event.Event, error) {
 		if ps := f.GetPathSource(); ps >= sensorv1.PathSource_PATH_SOURCE_AS_PASSED && ps <= sensorv1.PathSource_PATH_SOURCE_UNRESOLVED {
 			src = event.PathSource(ps - 1)
 		}
-		ev.File = &event.File{Path: fromText(f.GetPath(), f.GetPathBytes()), RawPath: fromText(f.GetRawPath(), f.GetRawPathBytes()),
+		ev.File = &event.File{Path: fromText(f.GetPath(), f.GetExact().GetPath()), RawPath: fromText(f.GetRawPath(), f.GetExact().GetRawPath()),
 			PathSource: src, Flags: f.GetFlags(), Mode: f.GetMode(), Result: f.GetResult(), Size: f.GetSize(), Inode: f.GetInode(),
 			Dev: f.GetDev(), Syscall: f.GetSyscall(), Truncated: event.ParseTruncation(f.GetTruncated())}
 	case *sensorv1.Event_Net:
@@ -241,7 +275,7 @@ func eventFromProto(p *sensorv1.Event, depth int) (*event.Event, error) {
 			return nil, fmt.Errorf("net: port out of range (%d, %d)", n.GetSport(), n.GetDport())
 		}
 		en := &event.Net{Protocol: n.GetProtocol(), SPort: uint16(n.GetSport()), DPort: uint16(n.GetDport()),
-			UnixPath: fromText(n.GetUnixPath(), n.GetUnixPathBytes()), Class: n.GetClass(), Cookie: n.GetCookie(), BytesSent: n.GetBytesSent(),
+			UnixPath: fromText(n.GetUnixPath(), n.GetExact().GetUnixPath()), Class: n.GetClass(), Cookie: n.GetCookie(), BytesSent: n.GetBytesSent(),
 			Closed: n.GetClosed(), Result: n.GetResult(), Fd: n.GetFd()}
 		var err error
 		if en.SAddr, err = parseAddr(n.GetSaddr()); err != nil {
@@ -254,8 +288,8 @@ func eventFromProto(p *sensorv1.Event, depth int) (*event.Event, error) {
 	case *sensorv1.Event_Syscall:
 		s := pl.Syscall
 		ev.Sys = &event.Syscall{Name: s.GetName(), Ret: s.GetRet(), Flags: s.GetFlags(), Target: s.GetTarget(),
-			Path: fromText(s.GetPath(), s.GetPathBytes()), Path2: fromText(s.GetPath2(), s.GetPath2Bytes()),
-			Arg: fromText(s.GetArg(), s.GetArgBytes()), Arg2: s.GetArg2(), Fd: s.GetFd(), Fd2: s.GetFd2(),
+			Path: fromText(s.GetPath(), s.GetExact().GetPath()), Path2: fromText(s.GetPath2(), s.GetExact().GetPath2()),
+			Arg: fromText(s.GetArg(), s.GetExact().GetArg()), Arg2: s.GetArg2(), Fd: s.GetFd(), Fd2: s.GetFd2(),
 			NSInode: s.GetNsInode(), FdIsSocket: s.GetFdIsSocket(), Truncated: event.ParseTruncation(s.GetTruncated())}
 	case *sensorv1.Event_Gpu:
 		g := pl.Gpu
@@ -270,14 +304,14 @@ func eventFromProto(p *sensorv1.Event, depth int) (*event.Event, error) {
 			return nil, fmt.Errorf("finding.severity: unknown severity %d", int32(f.GetSeverity()))
 		}
 		ef := &event.Finding{Rule: f.GetRule(), Title: f.GetTitle(), Severity: sev, MITRE: f.GetMitre(),
-			Description: f.GetDescription(), Explanation: fromText(f.GetExplanation(), f.GetExplanationBytes()),
+			Description: f.GetDescription(), Explanation: fromText(f.GetExplanation(), f.GetExact().GetExplanation()),
 			Count: int(f.GetCount()), Attrs: f.GetAttrs()}
-		if len(f.GetAttrsBytes()) > 0 {
+		if len(f.GetExact().GetAttrs()) > 0 {
 			ef.Attrs = maps.Clone(ef.Attrs)
 			if ef.Attrs == nil {
 				ef.Attrs = map[string]string{}
 			}
-			for k, v := range f.GetAttrsBytes() {
+			for k, v := range f.GetExact().GetAttrs() {
 				ef.Attrs[k] = fromText(ef.Attrs[k], v)
 			}
 		}
@@ -314,12 +348,12 @@ func processFromProto(p *sensorv1.Process) *event.Process {
 	}
 	pr := &event.Process{
 		PID: p.GetPid(), TID: p.GetTid(), PPID: p.GetPpid(), ForkParent: p.GetForkParent(), UID: p.GetUid(), EUID: p.GetEuid(),
-		Comm: fromText(p.GetComm(), p.GetCommBytes()), Exe: fromText(p.GetExe(), p.GetExeBytes()), Args: p.GetArgs(),
-		Cwd: fromText(p.GetCwd(), p.GetCwdBytes()), StartTime: fromTS(p.GetStartTime()),
+		Comm: fromText(p.GetComm(), p.GetExact().GetComm()), Exe: fromText(p.GetExe(), p.GetExact().GetExe()), Args: p.GetArgs(),
+		Cwd: fromText(p.GetCwd(), p.GetExact().GetCwd()), StartTime: fromTS(p.GetStartTime()),
 		ExecTime: fromTS(p.GetExecTime()), CgroupID: p.GetCgroupId(), CapEff: p.GetCapEff(), CapPrm: p.GetCapPrm(),
 		TTY: p.GetTty(), GPUOwner: p.GetGpuOwner(), ExeMemfd: p.GetExeMemfd(), Truncated: event.ParseTruncation(p.GetTruncated()),
 	}
-	if raw := p.GetArgsBytes(); len(raw) > 0 {
+	if raw := p.GetExact().GetArgs(); len(raw) > 0 {
 		pr.Args = make([]string, len(raw))
 		for i, a := range raw {
 			pr.Args[i] = string(a)
@@ -329,11 +363,11 @@ func processFromProto(p *sensorv1.Process) *event.Process {
 		pr.NS = event.Namespaces{Mnt: n.GetMnt(), PID: n.GetPid(), Net: n.GetNet(), User: n.GetUser(), UTS: n.GetUts(), IPC: n.GetIpc(), Cgroup: n.GetCgroup()}
 	}
 	for _, e := range p.GetEnv() {
-		pr.Env = append(pr.Env, event.EnvVar{Name: fromText(e.GetName(), e.GetNameBytes()), Value: fromText(e.GetValue(), e.GetValueBytes())})
+		pr.Env = append(pr.Env, event.EnvVar{Name: fromText(e.GetName(), e.GetExact().GetName()), Value: fromText(e.GetValue(), e.GetExact().GetValue())})
 	}
 	for _, a := range p.GetAncestors() {
-		pr.Ancestors = append(pr.Ancestors, event.Ancestor{PID: a.GetPid(), Exe: fromText(a.GetExe(), a.GetExeBytes()),
-			Comm: fromText(a.GetComm(), a.GetCommBytes())})
+		pr.Ancestors = append(pr.Ancestors, event.Ancestor{PID: a.GetPid(), Exe: fromText(a.GetExe(), a.GetExact().GetExe()),
+			Comm: fromText(a.GetComm(), a.GetExact().GetComm())})
 	}
 	return pr
 }
@@ -343,9 +377,9 @@ func containerFromProto(c *sensorv1.Container) *event.Container {
 		return nil
 	}
 	return &event.Container{
-		ID: fromText(c.GetId(), c.GetIdBytes()), Runtime: c.GetRuntime(), CgroupPath: fromText(c.GetCgroupPath(), c.GetCgroupPathBytes()),
-		PodUID: c.GetPodUid(), Pod: fromText(c.GetPod(), c.GetPodBytes()), Namespace: fromText(c.GetNamespace(), c.GetNamespaceBytes()),
-		Name: fromText(c.GetName(), c.GetNameBytes()), Image: fromText(c.GetImage(), c.GetImageBytes()), Labels: c.GetLabels(),
+		ID: fromText(c.GetId(), c.GetExact().GetId()), Runtime: c.GetRuntime(), CgroupPath: fromText(c.GetCgroupPath(), c.GetExact().GetCgroupPath()),
+		PodUID: c.GetPodUid(), Pod: fromText(c.GetPod(), c.GetExact().GetPod()), Namespace: fromText(c.GetNamespace(), c.GetExact().GetNamespace()),
+		Name: fromText(c.GetName(), c.GetExact().GetName()), Image: fromText(c.GetImage(), c.GetExact().GetImage()), Labels: c.GetLabels(),
 		GPUs: c.GetGpus(), StartTime: fromTS(c.GetStartTime()),
 	}
 }
@@ -374,7 +408,7 @@ func ownerToProto(o event.InventoryOwner) *sensorv1.InventoryOwner {
 	for _, m := range o.Models {
 		pm := &sensorv1.ModelFile{Size: m.Size, Inode: m.Inode, Dev: m.Dev,
 			Sha256: vt(m.SHA256), FirstLoader: m.FirstLoader, FirstSeen: ts(m.FirstSeen)}
-		pm.Path, pm.PathBytes = text(m.Path)
+		pm.Path, pm.PathExact = text(m.Path)
 		p.Models = append(p.Models, pm)
 	}
 	for _, pe := range o.Peers {
@@ -415,7 +449,7 @@ func InventoryFromProto(p *sensorv1.Inventory) (*event.Inventory, error) {
 func ownerFromProto(p *sensorv1.InventoryOwner) (event.InventoryOwner, error) {
 	o := event.InventoryOwner{Process: processFromProto(p.GetProcess()), Container: containerFromProto(p.GetContainer()), UsedBytes: p.GetUsedBytes()}
 	for _, m := range p.GetModels() {
-		o.Models = append(o.Models, event.ModelFile{Path: fromText(m.GetPath(), m.GetPathBytes()), Size: m.GetSize(), Inode: m.GetInode(), Dev: m.GetDev(),
+		o.Models = append(o.Models, event.ModelFile{Path: fromText(m.GetPath(), m.GetPathExact()), Size: m.GetSize(), Inode: m.GetInode(), Dev: m.GetDev(),
 			SHA256: m.GetSha256(), FirstLoader: m.GetFirstLoader(), FirstSeen: fromTS(m.GetFirstSeen())})
 	}
 	for i, pe := range p.GetPeers() {

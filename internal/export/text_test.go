@@ -105,15 +105,15 @@ func TestInvalidUTF8NamesSurviveTheWire(t *testing.T) {
 			checkWire(t, ev)
 			p := EventToProto(ev)
 			if f := p.GetFile(); f != nil {
-				if string(f.GetPathBytes()) != ev.File.Path || f.GetPath() != "/models/w\uFFFD\uFFFD.safetensors" {
-					t.Errorf("file path %q, bytes %q", f.GetPath(), f.GetPathBytes())
+				if string(f.GetExact().GetPath()) != ev.File.Path || f.GetPath() != "/models/w\uFFFD\uFFFD.safetensors" {
+					t.Errorf("file path %q, exact %q", f.GetPath(), f.GetExact().GetPath())
 				}
 				if got := f.GetTruncated(); len(got) != 1 || got[0] != "path" {
 					t.Errorf("file.truncated = %v; want [path]", got)
 				}
 			}
-			if pr := p.GetProcess(); pr != nil && len(pr.GetArgsBytes()) != 3 {
-				t.Errorf("args_bytes has %d entries; want all 3", len(pr.GetArgsBytes()))
+			if pr := p.GetProcess(); pr != nil && len(pr.GetExact().GetArgs()) != 3 {
+				t.Errorf("exact.args has %d entries; want all 3", len(pr.GetExact().GetArgs()))
 			}
 			// OCSF keeps the exact bytes in unmapped.raw_b64.
 			if ev.Kind == event.KindOpen {
@@ -137,8 +137,8 @@ func TestInvalidUTF8NamesSurviveTheWire(t *testing.T) {
 	}
 	// Valid names carry no bytes twin.
 	p := EventToProto(hostileEvents("a", "/b", "c")[0])
-	if p.GetFile().GetPathBytes() != nil || p.GetProcess().GetArgsBytes() != nil || p.GetProcess().GetExeBytes() != nil {
-		t.Errorf("valid names got bytes twins: %v", p)
+	if p.GetFile().GetExact() != nil || p.GetProcess().GetExact() != nil || p.GetContainer().GetExact() != nil {
+		t.Errorf("valid names got an exact message: %v", p)
 	}
 }
 

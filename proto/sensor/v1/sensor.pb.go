@@ -1027,9 +1027,8 @@ type Ancestor struct {
 	Pid   uint32                 `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`
 	Exe   string                 `protobuf:"bytes,2,opt,name=exe,proto3" json:"exe,omitempty"`
 	// comm names kernel threads, which have no exe.
-	Comm          string `protobuf:"bytes,3,opt,name=comm,proto3" json:"comm,omitempty"`
-	ExeBytes      []byte `protobuf:"bytes,4,opt,name=exe_bytes,json=exeBytes,proto3" json:"exe_bytes,omitempty"`
-	CommBytes     []byte `protobuf:"bytes,5,opt,name=comm_bytes,json=commBytes,proto3" json:"comm_bytes,omitempty"`
+	Comm          string         `protobuf:"bytes,3,opt,name=comm,proto3" json:"comm,omitempty"`
+	Exact         *AncestorExact `protobuf:"bytes,4,opt,name=exact,proto3" json:"exact,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1085,16 +1084,63 @@ func (x *Ancestor) GetComm() string {
 	return ""
 }
 
-func (x *Ancestor) GetExeBytes() []byte {
+func (x *Ancestor) GetExact() *AncestorExact {
 	if x != nil {
-		return x.ExeBytes
+		return x.Exact
 	}
 	return nil
 }
 
-func (x *Ancestor) GetCommBytes() []byte {
+// AncestorExact holds the exact bytes of an Ancestor's names that are not
+// valid UTF-8 (each set only then).
+type AncestorExact struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Exe           []byte                 `protobuf:"bytes,1,opt,name=exe,proto3" json:"exe,omitempty"`
+	Comm          []byte                 `protobuf:"bytes,2,opt,name=comm,proto3" json:"comm,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AncestorExact) Reset() {
+	*x = AncestorExact{}
+	mi := &file_sensor_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AncestorExact) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AncestorExact) ProtoMessage() {}
+
+func (x *AncestorExact) ProtoReflect() protoreflect.Message {
+	mi := &file_sensor_proto_msgTypes[9]
 	if x != nil {
-		return x.CommBytes
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AncestorExact.ProtoReflect.Descriptor instead.
+func (*AncestorExact) Descriptor() ([]byte, []int) {
+	return file_sensor_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *AncestorExact) GetExe() []byte {
+	if x != nil {
+		return x.Exe
+	}
+	return nil
+}
+
+func (x *AncestorExact) GetComm() []byte {
+	if x != nil {
+		return x.Comm
 	}
 	return nil
 }
@@ -1104,15 +1150,14 @@ type EnvVar struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
-	NameBytes     []byte                 `protobuf:"bytes,3,opt,name=name_bytes,json=nameBytes,proto3" json:"name_bytes,omitempty"`
-	ValueBytes    []byte                 `protobuf:"bytes,4,opt,name=value_bytes,json=valueBytes,proto3" json:"value_bytes,omitempty"`
+	Exact         *EnvVarExact           `protobuf:"bytes,3,opt,name=exact,proto3" json:"exact,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EnvVar) Reset() {
 	*x = EnvVar{}
-	mi := &file_sensor_proto_msgTypes[9]
+	mi := &file_sensor_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1124,7 +1169,7 @@ func (x *EnvVar) String() string {
 func (*EnvVar) ProtoMessage() {}
 
 func (x *EnvVar) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[9]
+	mi := &file_sensor_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1137,7 +1182,7 @@ func (x *EnvVar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvVar.ProtoReflect.Descriptor instead.
 func (*EnvVar) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{9}
+	return file_sensor_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *EnvVar) GetName() string {
@@ -1154,16 +1199,62 @@ func (x *EnvVar) GetValue() string {
 	return ""
 }
 
-func (x *EnvVar) GetNameBytes() []byte {
+func (x *EnvVar) GetExact() *EnvVarExact {
 	if x != nil {
-		return x.NameBytes
+		return x.Exact
 	}
 	return nil
 }
 
-func (x *EnvVar) GetValueBytes() []byte {
+// EnvVarExact holds the exact bytes of an EnvVar that is not valid UTF-8.
+type EnvVarExact struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          []byte                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnvVarExact) Reset() {
+	*x = EnvVarExact{}
+	mi := &file_sensor_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvVarExact) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvVarExact) ProtoMessage() {}
+
+func (x *EnvVarExact) ProtoReflect() protoreflect.Message {
+	mi := &file_sensor_proto_msgTypes[11]
 	if x != nil {
-		return x.ValueBytes
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvVarExact.ProtoReflect.Descriptor instead.
+func (*EnvVarExact) Descriptor() ([]byte, []int) {
+	return file_sensor_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *EnvVarExact) GetName() []byte {
+	if x != nil {
+		return x.Name
+	}
+	return nil
+}
+
+func (x *EnvVarExact) GetValue() []byte {
+	if x != nil {
+		return x.Value
 	}
 	return nil
 }
@@ -1195,19 +1286,15 @@ type Process struct {
 	// Fields the capture cut short: "args", "env", "exe", "cwd". A truncated
 	// args holds only the start of the command line.
 	Truncated []string `protobuf:"bytes,22,rep,name=truncated,proto3" json:"truncated,omitempty"`
-	// Exact bytes of comm, exe, cwd and args when they are not valid UTF-8
-	// (args_bytes then holds every argument).
-	CommBytes     []byte   `protobuf:"bytes,30,opt,name=comm_bytes,json=commBytes,proto3" json:"comm_bytes,omitempty"`
-	ExeBytes      []byte   `protobuf:"bytes,31,opt,name=exe_bytes,json=exeBytes,proto3" json:"exe_bytes,omitempty"`
-	CwdBytes      []byte   `protobuf:"bytes,32,opt,name=cwd_bytes,json=cwdBytes,proto3" json:"cwd_bytes,omitempty"`
-	ArgsBytes     [][]byte `protobuf:"bytes,33,rep,name=args_bytes,json=argsBytes,proto3" json:"args_bytes,omitempty"`
+	// Set when a name of the process is not valid UTF-8.
+	Exact         *ProcessExact `protobuf:"bytes,30,opt,name=exact,proto3" json:"exact,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Process) Reset() {
 	*x = Process{}
-	mi := &file_sensor_proto_msgTypes[10]
+	mi := &file_sensor_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1219,7 +1306,7 @@ func (x *Process) String() string {
 func (*Process) ProtoMessage() {}
 
 func (x *Process) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[10]
+	mi := &file_sensor_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1232,7 +1319,7 @@ func (x *Process) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Process.ProtoReflect.Descriptor instead.
 func (*Process) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{10}
+	return file_sensor_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Process) GetPid() uint32 {
@@ -1389,61 +1476,106 @@ func (x *Process) GetTruncated() []string {
 	return nil
 }
 
-func (x *Process) GetCommBytes() []byte {
+func (x *Process) GetExact() *ProcessExact {
 	if x != nil {
-		return x.CommBytes
+		return x.Exact
 	}
 	return nil
 }
 
-func (x *Process) GetExeBytes() []byte {
+// ProcessExact holds the exact bytes of a Process's names that are not valid
+// UTF-8 (each set only then; args holds every argument when one is not).
+type ProcessExact struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Comm          []byte                 `protobuf:"bytes,1,opt,name=comm,proto3" json:"comm,omitempty"`
+	Exe           []byte                 `protobuf:"bytes,2,opt,name=exe,proto3" json:"exe,omitempty"`
+	Cwd           []byte                 `protobuf:"bytes,3,opt,name=cwd,proto3" json:"cwd,omitempty"`
+	Args          [][]byte               `protobuf:"bytes,4,rep,name=args,proto3" json:"args,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProcessExact) Reset() {
+	*x = ProcessExact{}
+	mi := &file_sensor_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProcessExact) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProcessExact) ProtoMessage() {}
+
+func (x *ProcessExact) ProtoReflect() protoreflect.Message {
+	mi := &file_sensor_proto_msgTypes[13]
 	if x != nil {
-		return x.ExeBytes
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProcessExact.ProtoReflect.Descriptor instead.
+func (*ProcessExact) Descriptor() ([]byte, []int) {
+	return file_sensor_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ProcessExact) GetComm() []byte {
+	if x != nil {
+		return x.Comm
 	}
 	return nil
 }
 
-func (x *Process) GetCwdBytes() []byte {
+func (x *ProcessExact) GetExe() []byte {
 	if x != nil {
-		return x.CwdBytes
+		return x.Exe
 	}
 	return nil
 }
 
-func (x *Process) GetArgsBytes() [][]byte {
+func (x *ProcessExact) GetCwd() []byte {
 	if x != nil {
-		return x.ArgsBytes
+		return x.Cwd
+	}
+	return nil
+}
+
+func (x *ProcessExact) GetArgs() [][]byte {
+	if x != nil {
+		return x.Args
 	}
 	return nil
 }
 
 // Container is the runtime context of a process that is not on the host.
 type Container struct {
-	state           protoimpl.MessageState `protogen:"open.v1"`
-	Id              string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Runtime         string                 `protobuf:"bytes,2,opt,name=runtime,proto3" json:"runtime,omitempty"`
-	CgroupPath      string                 `protobuf:"bytes,3,opt,name=cgroup_path,json=cgroupPath,proto3" json:"cgroup_path,omitempty"`
-	PodUid          string                 `protobuf:"bytes,4,opt,name=pod_uid,json=podUid,proto3" json:"pod_uid,omitempty"`
-	Pod             string                 `protobuf:"bytes,5,opt,name=pod,proto3" json:"pod,omitempty"`
-	Namespace       string                 `protobuf:"bytes,6,opt,name=namespace,proto3" json:"namespace,omitempty"`
-	Name            string                 `protobuf:"bytes,7,opt,name=name,proto3" json:"name,omitempty"`
-	Image           string                 `protobuf:"bytes,8,opt,name=image,proto3" json:"image,omitempty"`
-	Labels          map[string]string      `protobuf:"bytes,9,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Gpus            []string               `protobuf:"bytes,10,rep,name=gpus,proto3" json:"gpus,omitempty"`
-	StartTime       *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
-	IdBytes         []byte                 `protobuf:"bytes,20,opt,name=id_bytes,json=idBytes,proto3" json:"id_bytes,omitempty"`
-	CgroupPathBytes []byte                 `protobuf:"bytes,21,opt,name=cgroup_path_bytes,json=cgroupPathBytes,proto3" json:"cgroup_path_bytes,omitempty"`
-	PodBytes        []byte                 `protobuf:"bytes,22,opt,name=pod_bytes,json=podBytes,proto3" json:"pod_bytes,omitempty"`
-	NamespaceBytes  []byte                 `protobuf:"bytes,23,opt,name=namespace_bytes,json=namespaceBytes,proto3" json:"namespace_bytes,omitempty"`
-	NameBytes       []byte                 `protobuf:"bytes,24,opt,name=name_bytes,json=nameBytes,proto3" json:"name_bytes,omitempty"`
-	ImageBytes      []byte                 `protobuf:"bytes,25,opt,name=image_bytes,json=imageBytes,proto3" json:"image_bytes,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Runtime    string                 `protobuf:"bytes,2,opt,name=runtime,proto3" json:"runtime,omitempty"`
+	CgroupPath string                 `protobuf:"bytes,3,opt,name=cgroup_path,json=cgroupPath,proto3" json:"cgroup_path,omitempty"`
+	PodUid     string                 `protobuf:"bytes,4,opt,name=pod_uid,json=podUid,proto3" json:"pod_uid,omitempty"`
+	Pod        string                 `protobuf:"bytes,5,opt,name=pod,proto3" json:"pod,omitempty"`
+	Namespace  string                 `protobuf:"bytes,6,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name       string                 `protobuf:"bytes,7,opt,name=name,proto3" json:"name,omitempty"`
+	Image      string                 `protobuf:"bytes,8,opt,name=image,proto3" json:"image,omitempty"`
+	Labels     map[string]string      `protobuf:"bytes,9,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Gpus       []string               `protobuf:"bytes,10,rep,name=gpus,proto3" json:"gpus,omitempty"`
+	StartTime  *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// Set when a name of the container is not valid UTF-8.
+	Exact         *ContainerExact `protobuf:"bytes,20,opt,name=exact,proto3" json:"exact,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Container) Reset() {
 	*x = Container{}
-	mi := &file_sensor_proto_msgTypes[11]
+	mi := &file_sensor_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1455,7 +1587,7 @@ func (x *Container) String() string {
 func (*Container) ProtoMessage() {}
 
 func (x *Container) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[11]
+	mi := &file_sensor_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1468,7 +1600,7 @@ func (x *Container) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Container.ProtoReflect.Descriptor instead.
 func (*Container) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{11}
+	return file_sensor_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Container) GetId() string {
@@ -1548,44 +1680,95 @@ func (x *Container) GetStartTime() *timestamppb.Timestamp {
 	return nil
 }
 
-func (x *Container) GetIdBytes() []byte {
+func (x *Container) GetExact() *ContainerExact {
 	if x != nil {
-		return x.IdBytes
+		return x.Exact
 	}
 	return nil
 }
 
-func (x *Container) GetCgroupPathBytes() []byte {
+// ContainerExact holds the exact bytes of a Container's names that are not
+// valid UTF-8 (each set only then).
+type ContainerExact struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	CgroupPath    []byte                 `protobuf:"bytes,2,opt,name=cgroup_path,json=cgroupPath,proto3" json:"cgroup_path,omitempty"`
+	Pod           []byte                 `protobuf:"bytes,3,opt,name=pod,proto3" json:"pod,omitempty"`
+	Namespace     []byte                 `protobuf:"bytes,4,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name          []byte                 `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
+	Image         []byte                 `protobuf:"bytes,6,opt,name=image,proto3" json:"image,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContainerExact) Reset() {
+	*x = ContainerExact{}
+	mi := &file_sensor_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContainerExact) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContainerExact) ProtoMessage() {}
+
+func (x *ContainerExact) ProtoReflect() protoreflect.Message {
+	mi := &file_sensor_proto_msgTypes[15]
 	if x != nil {
-		return x.CgroupPathBytes
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContainerExact.ProtoReflect.Descriptor instead.
+func (*ContainerExact) Descriptor() ([]byte, []int) {
+	return file_sensor_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ContainerExact) GetId() []byte {
+	if x != nil {
+		return x.Id
 	}
 	return nil
 }
 
-func (x *Container) GetPodBytes() []byte {
+func (x *ContainerExact) GetCgroupPath() []byte {
 	if x != nil {
-		return x.PodBytes
+		return x.CgroupPath
 	}
 	return nil
 }
 
-func (x *Container) GetNamespaceBytes() []byte {
+func (x *ContainerExact) GetPod() []byte {
 	if x != nil {
-		return x.NamespaceBytes
+		return x.Pod
 	}
 	return nil
 }
 
-func (x *Container) GetNameBytes() []byte {
+func (x *ContainerExact) GetNamespace() []byte {
 	if x != nil {
-		return x.NameBytes
+		return x.Namespace
 	}
 	return nil
 }
 
-func (x *Container) GetImageBytes() []byte {
+func (x *ContainerExact) GetName() []byte {
 	if x != nil {
-		return x.ImageBytes
+		return x.Name
+	}
+	return nil
+}
+
+func (x *ContainerExact) GetImage() []byte {
+	if x != nil {
+		return x.Image
 	}
 	return nil
 }
@@ -1605,16 +1788,16 @@ type File struct {
 	Dev     uint64 `protobuf:"varint,9,opt,name=dev,proto3" json:"dev,omitempty"`
 	Syscall string `protobuf:"bytes,10,opt,name=syscall,proto3" json:"syscall,omitempty"`
 	// Paths the capture cut short: "path", "raw_path".
-	Truncated     []string `protobuf:"bytes,11,rep,name=truncated,proto3" json:"truncated,omitempty"`
-	PathBytes     []byte   `protobuf:"bytes,20,opt,name=path_bytes,json=pathBytes,proto3" json:"path_bytes,omitempty"`
-	RawPathBytes  []byte   `protobuf:"bytes,21,opt,name=raw_path_bytes,json=rawPathBytes,proto3" json:"raw_path_bytes,omitempty"`
+	Truncated []string `protobuf:"bytes,11,rep,name=truncated,proto3" json:"truncated,omitempty"`
+	// Set when a path is not valid UTF-8.
+	Exact         *FileExact `protobuf:"bytes,20,opt,name=exact,proto3" json:"exact,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *File) Reset() {
 	*x = File{}
-	mi := &file_sensor_proto_msgTypes[12]
+	mi := &file_sensor_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1626,7 +1809,7 @@ func (x *File) String() string {
 func (*File) ProtoMessage() {}
 
 func (x *File) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[12]
+	mi := &file_sensor_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1639,7 +1822,7 @@ func (x *File) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use File.ProtoReflect.Descriptor instead.
 func (*File) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{12}
+	return file_sensor_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *File) GetPath() string {
@@ -1719,16 +1902,62 @@ func (x *File) GetTruncated() []string {
 	return nil
 }
 
-func (x *File) GetPathBytes() []byte {
+func (x *File) GetExact() *FileExact {
 	if x != nil {
-		return x.PathBytes
+		return x.Exact
 	}
 	return nil
 }
 
-func (x *File) GetRawPathBytes() []byte {
+// FileExact holds the exact bytes of a File's paths that are not valid UTF-8.
+type FileExact struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          []byte                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	RawPath       []byte                 `protobuf:"bytes,2,opt,name=raw_path,json=rawPath,proto3" json:"raw_path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileExact) Reset() {
+	*x = FileExact{}
+	mi := &file_sensor_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileExact) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileExact) ProtoMessage() {}
+
+func (x *FileExact) ProtoReflect() protoreflect.Message {
+	mi := &file_sensor_proto_msgTypes[17]
 	if x != nil {
-		return x.RawPathBytes
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileExact.ProtoReflect.Descriptor instead.
+func (*FileExact) Descriptor() ([]byte, []int) {
+	return file_sensor_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *FileExact) GetPath() []byte {
+	if x != nil {
+		return x.Path
+	}
+	return nil
+}
+
+func (x *FileExact) GetRawPath() []byte {
+	if x != nil {
+		return x.RawPath
 	}
 	return nil
 }
@@ -1736,27 +1965,28 @@ func (x *File) GetRawPathBytes() []byte {
 // Net is the payload of connect and egress events. Addresses are strings
 // in their canonical form ("" when unknown).
 type Net struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Protocol      string                 `protobuf:"bytes,1,opt,name=protocol,proto3" json:"protocol,omitempty"`
-	Saddr         string                 `protobuf:"bytes,2,opt,name=saddr,proto3" json:"saddr,omitempty"`
-	Sport         uint32                 `protobuf:"varint,3,opt,name=sport,proto3" json:"sport,omitempty"`
-	Daddr         string                 `protobuf:"bytes,4,opt,name=daddr,proto3" json:"daddr,omitempty"`
-	Dport         uint32                 `protobuf:"varint,5,opt,name=dport,proto3" json:"dport,omitempty"`
-	UnixPath      string                 `protobuf:"bytes,6,opt,name=unix_path,json=unixPath,proto3" json:"unix_path,omitempty"`
-	Class         string                 `protobuf:"bytes,7,opt,name=class,proto3" json:"class,omitempty"`
-	Cookie        uint64                 `protobuf:"varint,8,opt,name=cookie,proto3" json:"cookie,omitempty"`
-	BytesSent     uint64                 `protobuf:"varint,9,opt,name=bytes_sent,json=bytesSent,proto3" json:"bytes_sent,omitempty"`
-	Closed        bool                   `protobuf:"varint,10,opt,name=closed,proto3" json:"closed,omitempty"`
-	Result        int32                  `protobuf:"varint,11,opt,name=result,proto3" json:"result,omitempty"`
-	Fd            int32                  `protobuf:"varint,12,opt,name=fd,proto3" json:"fd,omitempty"`
-	UnixPathBytes []byte                 `protobuf:"bytes,20,opt,name=unix_path_bytes,json=unixPathBytes,proto3" json:"unix_path_bytes,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Protocol  string                 `protobuf:"bytes,1,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Saddr     string                 `protobuf:"bytes,2,opt,name=saddr,proto3" json:"saddr,omitempty"`
+	Sport     uint32                 `protobuf:"varint,3,opt,name=sport,proto3" json:"sport,omitempty"`
+	Daddr     string                 `protobuf:"bytes,4,opt,name=daddr,proto3" json:"daddr,omitempty"`
+	Dport     uint32                 `protobuf:"varint,5,opt,name=dport,proto3" json:"dport,omitempty"`
+	UnixPath  string                 `protobuf:"bytes,6,opt,name=unix_path,json=unixPath,proto3" json:"unix_path,omitempty"`
+	Class     string                 `protobuf:"bytes,7,opt,name=class,proto3" json:"class,omitempty"`
+	Cookie    uint64                 `protobuf:"varint,8,opt,name=cookie,proto3" json:"cookie,omitempty"`
+	BytesSent uint64                 `protobuf:"varint,9,opt,name=bytes_sent,json=bytesSent,proto3" json:"bytes_sent,omitempty"`
+	Closed    bool                   `protobuf:"varint,10,opt,name=closed,proto3" json:"closed,omitempty"`
+	Result    int32                  `protobuf:"varint,11,opt,name=result,proto3" json:"result,omitempty"`
+	Fd        int32                  `protobuf:"varint,12,opt,name=fd,proto3" json:"fd,omitempty"`
+	// Set when unix_path is not valid UTF-8.
+	Exact         *NetExact `protobuf:"bytes,20,opt,name=exact,proto3" json:"exact,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Net) Reset() {
 	*x = Net{}
-	mi := &file_sensor_proto_msgTypes[13]
+	mi := &file_sensor_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1768,7 +1998,7 @@ func (x *Net) String() string {
 func (*Net) ProtoMessage() {}
 
 func (x *Net) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[13]
+	mi := &file_sensor_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1781,7 +2011,7 @@ func (x *Net) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Net.ProtoReflect.Descriptor instead.
 func (*Net) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{13}
+	return file_sensor_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Net) GetProtocol() string {
@@ -1868,9 +2098,54 @@ func (x *Net) GetFd() int32 {
 	return 0
 }
 
-func (x *Net) GetUnixPathBytes() []byte {
+func (x *Net) GetExact() *NetExact {
 	if x != nil {
-		return x.UnixPathBytes
+		return x.Exact
+	}
+	return nil
+}
+
+// NetExact holds the exact bytes of a unix socket path that is not valid UTF-8.
+type NetExact struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UnixPath      []byte                 `protobuf:"bytes,1,opt,name=unix_path,json=unixPath,proto3" json:"unix_path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NetExact) Reset() {
+	*x = NetExact{}
+	mi := &file_sensor_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NetExact) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NetExact) ProtoMessage() {}
+
+func (x *NetExact) ProtoReflect() protoreflect.Message {
+	mi := &file_sensor_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NetExact.ProtoReflect.Descriptor instead.
+func (*NetExact) Descriptor() ([]byte, []int) {
+	return file_sensor_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *NetExact) GetUnixPath() []byte {
+	if x != nil {
+		return x.UnixPath
 	}
 	return nil
 }
@@ -1893,17 +2168,16 @@ type Syscall struct {
 	Truncated []string `protobuf:"bytes,12,rep,name=truncated,proto3" json:"truncated,omitempty"`
 	// A second numeric argument: bpf program type, mknod device, rename or
 	// link flags, init_module image length.
-	Arg2          uint64 `protobuf:"varint,13,opt,name=arg2,proto3" json:"arg2,omitempty"`
-	PathBytes     []byte `protobuf:"bytes,20,opt,name=path_bytes,json=pathBytes,proto3" json:"path_bytes,omitempty"`
-	Path2Bytes    []byte `protobuf:"bytes,21,opt,name=path2_bytes,json=path2Bytes,proto3" json:"path2_bytes,omitempty"`
-	ArgBytes      []byte `protobuf:"bytes,22,opt,name=arg_bytes,json=argBytes,proto3" json:"arg_bytes,omitempty"`
+	Arg2 uint64 `protobuf:"varint,13,opt,name=arg2,proto3" json:"arg2,omitempty"`
+	// Set when a path or the argument is not valid UTF-8.
+	Exact         *SyscallExact `protobuf:"bytes,20,opt,name=exact,proto3" json:"exact,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Syscall) Reset() {
 	*x = Syscall{}
-	mi := &file_sensor_proto_msgTypes[14]
+	mi := &file_sensor_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1915,7 +2189,7 @@ func (x *Syscall) String() string {
 func (*Syscall) ProtoMessage() {}
 
 func (x *Syscall) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[14]
+	mi := &file_sensor_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1928,7 +2202,7 @@ func (x *Syscall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Syscall.ProtoReflect.Descriptor instead.
 func (*Syscall) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{14}
+	return file_sensor_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Syscall) GetName() string {
@@ -2022,23 +2296,71 @@ func (x *Syscall) GetArg2() uint64 {
 	return 0
 }
 
-func (x *Syscall) GetPathBytes() []byte {
+func (x *Syscall) GetExact() *SyscallExact {
 	if x != nil {
-		return x.PathBytes
+		return x.Exact
 	}
 	return nil
 }
 
-func (x *Syscall) GetPath2Bytes() []byte {
+// SyscallExact holds the exact bytes of a Syscall's strings that are not
+// valid UTF-8.
+type SyscallExact struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          []byte                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Path2         []byte                 `protobuf:"bytes,2,opt,name=path2,proto3" json:"path2,omitempty"`
+	Arg           []byte                 `protobuf:"bytes,3,opt,name=arg,proto3" json:"arg,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SyscallExact) Reset() {
+	*x = SyscallExact{}
+	mi := &file_sensor_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SyscallExact) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SyscallExact) ProtoMessage() {}
+
+func (x *SyscallExact) ProtoReflect() protoreflect.Message {
+	mi := &file_sensor_proto_msgTypes[21]
 	if x != nil {
-		return x.Path2Bytes
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SyscallExact.ProtoReflect.Descriptor instead.
+func (*SyscallExact) Descriptor() ([]byte, []int) {
+	return file_sensor_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *SyscallExact) GetPath() []byte {
+	if x != nil {
+		return x.Path
 	}
 	return nil
 }
 
-func (x *Syscall) GetArgBytes() []byte {
+func (x *SyscallExact) GetPath2() []byte {
 	if x != nil {
-		return x.ArgBytes
+		return x.Path2
+	}
+	return nil
+}
+
+func (x *SyscallExact) GetArg() []byte {
+	if x != nil {
+		return x.Arg
 	}
 	return nil
 }
@@ -2054,7 +2376,7 @@ type Exit struct {
 
 func (x *Exit) Reset() {
 	*x = Exit{}
-	mi := &file_sensor_proto_msgTypes[15]
+	mi := &file_sensor_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2066,7 +2388,7 @@ func (x *Exit) String() string {
 func (*Exit) ProtoMessage() {}
 
 func (x *Exit) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[15]
+	mi := &file_sensor_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2079,7 +2401,7 @@ func (x *Exit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Exit.ProtoReflect.Descriptor instead.
 func (*Exit) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{15}
+	return file_sensor_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Exit) GetCode() int32 {
@@ -2112,7 +2434,7 @@ type Gpu struct {
 
 func (x *Gpu) Reset() {
 	*x = Gpu{}
-	mi := &file_sensor_proto_msgTypes[16]
+	mi := &file_sensor_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2124,7 +2446,7 @@ func (x *Gpu) String() string {
 func (*Gpu) ProtoMessage() {}
 
 func (x *Gpu) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[16]
+	mi := &file_sensor_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2137,7 +2459,7 @@ func (x *Gpu) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gpu.ProtoReflect.Descriptor instead.
 func (*Gpu) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{16}
+	return file_sensor_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Gpu) GetChange() string {
@@ -2201,18 +2523,17 @@ type Finding struct {
 	Explanation string                 `protobuf:"bytes,6,opt,name=explanation,proto3" json:"explanation,omitempty"`
 	Count       uint32                 `protobuf:"varint,7,opt,name=count,proto3" json:"count,omitempty"`
 	// The triggering events (their own evidence is not nested further).
-	Evidence         []*Event          `protobuf:"bytes,8,rep,name=evidence,proto3" json:"evidence,omitempty"`
-	Attrs            map[string]string `protobuf:"bytes,9,rep,name=attrs,proto3" json:"attrs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	ExplanationBytes []byte            `protobuf:"bytes,20,opt,name=explanation_bytes,json=explanationBytes,proto3" json:"explanation_bytes,omitempty"`
-	// Exact bytes of the attrs values that are not valid UTF-8.
-	AttrsBytes    map[string][]byte `protobuf:"bytes,21,rep,name=attrs_bytes,json=attrsBytes,proto3" json:"attrs_bytes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Evidence []*Event          `protobuf:"bytes,8,rep,name=evidence,proto3" json:"evidence,omitempty"`
+	Attrs    map[string]string `protobuf:"bytes,9,rep,name=attrs,proto3" json:"attrs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Set when the explanation or an attrs value is not valid UTF-8.
+	Exact         *FindingExact `protobuf:"bytes,20,opt,name=exact,proto3" json:"exact,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Finding) Reset() {
 	*x = Finding{}
-	mi := &file_sensor_proto_msgTypes[17]
+	mi := &file_sensor_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2224,7 +2545,7 @@ func (x *Finding) String() string {
 func (*Finding) ProtoMessage() {}
 
 func (x *Finding) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[17]
+	mi := &file_sensor_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2237,7 +2558,7 @@ func (x *Finding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Finding.ProtoReflect.Descriptor instead.
 func (*Finding) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{17}
+	return file_sensor_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Finding) GetRule() string {
@@ -2303,16 +2624,63 @@ func (x *Finding) GetAttrs() map[string]string {
 	return nil
 }
 
-func (x *Finding) GetExplanationBytes() []byte {
+func (x *Finding) GetExact() *FindingExact {
 	if x != nil {
-		return x.ExplanationBytes
+		return x.Exact
 	}
 	return nil
 }
 
-func (x *Finding) GetAttrsBytes() map[string][]byte {
+// FindingExact holds the exact bytes of a Finding's explanation and attrs
+// values that are not valid UTF-8.
+type FindingExact struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Explanation   []byte                 `protobuf:"bytes,1,opt,name=explanation,proto3" json:"explanation,omitempty"`
+	Attrs         map[string][]byte      `protobuf:"bytes,2,rep,name=attrs,proto3" json:"attrs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FindingExact) Reset() {
+	*x = FindingExact{}
+	mi := &file_sensor_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindingExact) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindingExact) ProtoMessage() {}
+
+func (x *FindingExact) ProtoReflect() protoreflect.Message {
+	mi := &file_sensor_proto_msgTypes[25]
 	if x != nil {
-		return x.AttrsBytes
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindingExact.ProtoReflect.Descriptor instead.
+func (*FindingExact) Descriptor() ([]byte, []int) {
+	return file_sensor_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *FindingExact) GetExplanation() []byte {
+	if x != nil {
+		return x.Explanation
+	}
+	return nil
+}
+
+func (x *FindingExact) GetAttrs() map[string][]byte {
+	if x != nil {
+		return x.Attrs
 	}
 	return nil
 }
@@ -2334,7 +2702,7 @@ type Status struct {
 
 func (x *Status) Reset() {
 	*x = Status{}
-	mi := &file_sensor_proto_msgTypes[18]
+	mi := &file_sensor_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2346,7 +2714,7 @@ func (x *Status) String() string {
 func (*Status) ProtoMessage() {}
 
 func (x *Status) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[18]
+	mi := &file_sensor_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2359,7 +2727,7 @@ func (x *Status) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Status.ProtoReflect.Descriptor instead.
 func (*Status) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{18}
+	return file_sensor_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Status) GetReady() bool {
@@ -2413,7 +2781,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_sensor_proto_msgTypes[19]
+	mi := &file_sensor_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2425,7 +2793,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[19]
+	mi := &file_sensor_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2438,7 +2806,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{19}
+	return file_sensor_proto_rawDescGZIP(), []int{27}
 }
 
 // RingStatus describes the export ring.
@@ -2456,7 +2824,7 @@ type RingStatus struct {
 
 func (x *RingStatus) Reset() {
 	*x = RingStatus{}
-	mi := &file_sensor_proto_msgTypes[20]
+	mi := &file_sensor_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2468,7 +2836,7 @@ func (x *RingStatus) String() string {
 func (*RingStatus) ProtoMessage() {}
 
 func (x *RingStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[20]
+	mi := &file_sensor_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2481,7 +2849,7 @@ func (x *RingStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RingStatus.ProtoReflect.Descriptor instead.
 func (*RingStatus) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{20}
+	return file_sensor_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RingStatus) GetSize() uint64 {
@@ -2544,7 +2912,7 @@ type SubscriberStatus struct {
 
 func (x *SubscriberStatus) Reset() {
 	*x = SubscriberStatus{}
-	mi := &file_sensor_proto_msgTypes[21]
+	mi := &file_sensor_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2556,7 +2924,7 @@ func (x *SubscriberStatus) String() string {
 func (*SubscriberStatus) ProtoMessage() {}
 
 func (x *SubscriberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[21]
+	mi := &file_sensor_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2569,7 +2937,7 @@ func (x *SubscriberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriberStatus.ProtoReflect.Descriptor instead.
 func (*SubscriberStatus) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{21}
+	return file_sensor_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SubscriberStatus) GetId() uint64 {
@@ -2652,7 +3020,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_sensor_proto_msgTypes[22]
+	mi := &file_sensor_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2664,7 +3032,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[22]
+	mi := &file_sensor_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2677,7 +3045,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{22}
+	return file_sensor_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetStatusResponse) GetInstanceId() string {
@@ -2765,7 +3133,7 @@ type GpuStatus struct {
 
 func (x *GpuStatus) Reset() {
 	*x = GpuStatus{}
-	mi := &file_sensor_proto_msgTypes[23]
+	mi := &file_sensor_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2777,7 +3145,7 @@ func (x *GpuStatus) String() string {
 func (*GpuStatus) ProtoMessage() {}
 
 func (x *GpuStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[23]
+	mi := &file_sensor_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2790,7 +3158,7 @@ func (x *GpuStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GpuStatus.ProtoReflect.Descriptor instead.
 func (*GpuStatus) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{23}
+	return file_sensor_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GpuStatus) GetEnabled() bool {
@@ -2816,7 +3184,7 @@ type GetInventoryRequest struct {
 
 func (x *GetInventoryRequest) Reset() {
 	*x = GetInventoryRequest{}
-	mi := &file_sensor_proto_msgTypes[24]
+	mi := &file_sensor_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2828,7 +3196,7 @@ func (x *GetInventoryRequest) String() string {
 func (*GetInventoryRequest) ProtoMessage() {}
 
 func (x *GetInventoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[24]
+	mi := &file_sensor_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2841,7 +3209,7 @@ func (x *GetInventoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInventoryRequest.ProtoReflect.Descriptor instead.
 func (*GetInventoryRequest) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{24}
+	return file_sensor_proto_rawDescGZIP(), []int{32}
 }
 
 // GetInventoryResponse carries the AI bill of materials.
@@ -2854,7 +3222,7 @@ type GetInventoryResponse struct {
 
 func (x *GetInventoryResponse) Reset() {
 	*x = GetInventoryResponse{}
-	mi := &file_sensor_proto_msgTypes[25]
+	mi := &file_sensor_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2866,7 +3234,7 @@ func (x *GetInventoryResponse) String() string {
 func (*GetInventoryResponse) ProtoMessage() {}
 
 func (x *GetInventoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[25]
+	mi := &file_sensor_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2879,7 +3247,7 @@ func (x *GetInventoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInventoryResponse.ProtoReflect.Descriptor instead.
 func (*GetInventoryResponse) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{25}
+	return file_sensor_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetInventoryResponse) GetInventory() *Inventory {
@@ -2902,7 +3270,7 @@ type Inventory struct {
 
 func (x *Inventory) Reset() {
 	*x = Inventory{}
-	mi := &file_sensor_proto_msgTypes[26]
+	mi := &file_sensor_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2914,7 +3282,7 @@ func (x *Inventory) String() string {
 func (*Inventory) ProtoMessage() {}
 
 func (x *Inventory) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[26]
+	mi := &file_sensor_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2927,7 +3295,7 @@ func (x *Inventory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Inventory.ProtoReflect.Descriptor instead.
 func (*Inventory) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{26}
+	return file_sensor_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Inventory) GetNode() string {
@@ -2972,7 +3340,7 @@ type InventoryGpu struct {
 
 func (x *InventoryGpu) Reset() {
 	*x = InventoryGpu{}
-	mi := &file_sensor_proto_msgTypes[27]
+	mi := &file_sensor_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2984,7 +3352,7 @@ func (x *InventoryGpu) String() string {
 func (*InventoryGpu) ProtoMessage() {}
 
 func (x *InventoryGpu) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[27]
+	mi := &file_sensor_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2997,7 +3365,7 @@ func (x *InventoryGpu) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InventoryGpu.ProtoReflect.Descriptor instead.
 func (*InventoryGpu) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{27}
+	return file_sensor_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *InventoryGpu) GetUuid() string {
@@ -3050,7 +3418,7 @@ type InventoryOwner struct {
 
 func (x *InventoryOwner) Reset() {
 	*x = InventoryOwner{}
-	mi := &file_sensor_proto_msgTypes[28]
+	mi := &file_sensor_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3062,7 +3430,7 @@ func (x *InventoryOwner) String() string {
 func (*InventoryOwner) ProtoMessage() {}
 
 func (x *InventoryOwner) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[28]
+	mi := &file_sensor_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3075,7 +3443,7 @@ func (x *InventoryOwner) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InventoryOwner.ProtoReflect.Descriptor instead.
 func (*InventoryOwner) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{28}
+	return file_sensor_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *InventoryOwner) GetProcess() *Process {
@@ -3115,22 +3483,23 @@ func (x *InventoryOwner) GetPeers() []*Peer {
 
 // ModelFile is a model artifact known to the model registry.
 type ModelFile struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
-	Size          int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
-	Inode         uint64                 `protobuf:"varint,3,opt,name=inode,proto3" json:"inode,omitempty"`
-	Dev           uint64                 `protobuf:"varint,4,opt,name=dev,proto3" json:"dev,omitempty"`
-	Sha256        string                 `protobuf:"bytes,5,opt,name=sha256,proto3" json:"sha256,omitempty"`
-	FirstLoader   uint32                 `protobuf:"varint,6,opt,name=first_loader,json=firstLoader,proto3" json:"first_loader,omitempty"`
-	FirstSeen     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=first_seen,json=firstSeen,proto3" json:"first_seen,omitempty"`
-	PathBytes     []byte                 `protobuf:"bytes,20,opt,name=path_bytes,json=pathBytes,proto3" json:"path_bytes,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Path        string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Size        int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	Inode       uint64                 `protobuf:"varint,3,opt,name=inode,proto3" json:"inode,omitempty"`
+	Dev         uint64                 `protobuf:"varint,4,opt,name=dev,proto3" json:"dev,omitempty"`
+	Sha256      string                 `protobuf:"bytes,5,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	FirstLoader uint32                 `protobuf:"varint,6,opt,name=first_loader,json=firstLoader,proto3" json:"first_loader,omitempty"`
+	FirstSeen   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=first_seen,json=firstSeen,proto3" json:"first_seen,omitempty"`
+	// path_exact is set when path is not valid UTF-8.
+	PathExact     []byte `protobuf:"bytes,20,opt,name=path_exact,json=pathExact,proto3" json:"path_exact,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ModelFile) Reset() {
 	*x = ModelFile{}
-	mi := &file_sensor_proto_msgTypes[29]
+	mi := &file_sensor_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3142,7 +3511,7 @@ func (x *ModelFile) String() string {
 func (*ModelFile) ProtoMessage() {}
 
 func (x *ModelFile) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[29]
+	mi := &file_sensor_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3155,7 +3524,7 @@ func (x *ModelFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelFile.ProtoReflect.Descriptor instead.
 func (*ModelFile) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{29}
+	return file_sensor_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ModelFile) GetPath() string {
@@ -3207,9 +3576,9 @@ func (x *ModelFile) GetFirstSeen() *timestamppb.Timestamp {
 	return nil
 }
 
-func (x *ModelFile) GetPathBytes() []byte {
+func (x *ModelFile) GetPathExact() []byte {
 	if x != nil {
-		return x.PathBytes
+		return x.PathExact
 	}
 	return nil
 }
@@ -3228,7 +3597,7 @@ type Peer struct {
 
 func (x *Peer) Reset() {
 	*x = Peer{}
-	mi := &file_sensor_proto_msgTypes[30]
+	mi := &file_sensor_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3240,7 +3609,7 @@ func (x *Peer) String() string {
 func (*Peer) ProtoMessage() {}
 
 func (x *Peer) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[30]
+	mi := &file_sensor_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3253,7 +3622,7 @@ func (x *Peer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Peer.ProtoReflect.Descriptor instead.
 func (*Peer) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{30}
+	return file_sensor_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Peer) GetAddr() string {
@@ -3356,21 +3725,22 @@ const file_sensor_proto_rawDesc = "" +
 	"\x04user\x18\x04 \x01(\rR\x04user\x12\x10\n" +
 	"\x03uts\x18\x05 \x01(\rR\x03uts\x12\x10\n" +
 	"\x03ipc\x18\x06 \x01(\rR\x03ipc\x12\x16\n" +
-	"\x06cgroup\x18\a \x01(\rR\x06cgroup\"~\n" +
+	"\x06cgroup\x18\a \x01(\rR\x06cgroup\"r\n" +
 	"\bAncestor\x12\x10\n" +
 	"\x03pid\x18\x01 \x01(\rR\x03pid\x12\x10\n" +
 	"\x03exe\x18\x02 \x01(\tR\x03exe\x12\x12\n" +
-	"\x04comm\x18\x03 \x01(\tR\x04comm\x12\x1b\n" +
-	"\texe_bytes\x18\x04 \x01(\fR\bexeBytes\x12\x1d\n" +
-	"\n" +
-	"comm_bytes\x18\x05 \x01(\fR\tcommBytes\"r\n" +
+	"\x04comm\x18\x03 \x01(\tR\x04comm\x12.\n" +
+	"\x05exact\x18\x04 \x01(\v2\x18.sensor.v1.AncestorExactR\x05exact\"5\n" +
+	"\rAncestorExact\x12\x10\n" +
+	"\x03exe\x18\x01 \x01(\fR\x03exe\x12\x12\n" +
+	"\x04comm\x18\x02 \x01(\fR\x04comm\"`\n" +
 	"\x06EnvVar\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\x12\x1d\n" +
-	"\n" +
-	"name_bytes\x18\x03 \x01(\fR\tnameBytes\x12\x1f\n" +
-	"\vvalue_bytes\x18\x04 \x01(\fR\n" +
-	"valueBytes\"\xf8\x05\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\x12,\n" +
+	"\x05exact\x18\x03 \x01(\v2\x16.sensor.v1.EnvVarExactR\x05exact\"7\n" +
+	"\vEnvVarExact\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\fR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\xaf\x05\n" +
 	"\aProcess\x12\x10\n" +
 	"\x03pid\x18\x01 \x01(\rR\x03pid\x12\x10\n" +
 	"\x03tid\x18\x02 \x01(\rR\x03tid\x12\x12\n" +
@@ -3396,13 +3766,13 @@ const file_sensor_proto_rawDesc = "" +
 	"\tancestors\x18\x13 \x03(\v2\x13.sensor.v1.AncestorR\tancestors\x12\x1b\n" +
 	"\tgpu_owner\x18\x14 \x01(\bR\bgpuOwner\x12\x1b\n" +
 	"\texe_memfd\x18\x15 \x01(\bR\bexeMemfd\x12\x1c\n" +
-	"\ttruncated\x18\x16 \x03(\tR\ttruncated\x12\x1d\n" +
-	"\n" +
-	"comm_bytes\x18\x1e \x01(\fR\tcommBytes\x12\x1b\n" +
-	"\texe_bytes\x18\x1f \x01(\fR\bexeBytes\x12\x1b\n" +
-	"\tcwd_bytes\x18  \x01(\fR\bcwdBytes\x12\x1d\n" +
-	"\n" +
-	"args_bytes\x18! \x03(\fR\targsBytes\"\xda\x04\n" +
+	"\ttruncated\x18\x16 \x03(\tR\ttruncated\x12-\n" +
+	"\x05exact\x18\x1e \x01(\v2\x17.sensor.v1.ProcessExactR\x05exact\"Z\n" +
+	"\fProcessExact\x12\x12\n" +
+	"\x04comm\x18\x01 \x01(\fR\x04comm\x12\x10\n" +
+	"\x03exe\x18\x02 \x01(\fR\x03exe\x12\x10\n" +
+	"\x03cwd\x18\x03 \x01(\fR\x03cwd\x12\x12\n" +
+	"\x04args\x18\x04 \x03(\fR\x04args\"\xbe\x03\n" +
 	"\tContainer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aruntime\x18\x02 \x01(\tR\aruntime\x12\x1f\n" +
@@ -3417,18 +3787,19 @@ const file_sensor_proto_rawDesc = "" +
 	"\x04gpus\x18\n" +
 	" \x03(\tR\x04gpus\x129\n" +
 	"\n" +
-	"start_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12\x19\n" +
-	"\bid_bytes\x18\x14 \x01(\fR\aidBytes\x12*\n" +
-	"\x11cgroup_path_bytes\x18\x15 \x01(\fR\x0fcgroupPathBytes\x12\x1b\n" +
-	"\tpod_bytes\x18\x16 \x01(\fR\bpodBytes\x12'\n" +
-	"\x0fnamespace_bytes\x18\x17 \x01(\fR\x0enamespaceBytes\x12\x1d\n" +
-	"\n" +
-	"name_bytes\x18\x18 \x01(\fR\tnameBytes\x12\x1f\n" +
-	"\vimage_bytes\x18\x19 \x01(\fR\n" +
-	"imageBytes\x1a9\n" +
+	"start_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12/\n" +
+	"\x05exact\x18\x14 \x01(\v2\x19.sensor.v1.ContainerExactR\x05exact\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe8\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9b\x01\n" +
+	"\x0eContainerExact\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12\x1f\n" +
+	"\vcgroup_path\x18\x02 \x01(\fR\n" +
+	"cgroupPath\x12\x10\n" +
+	"\x03pod\x18\x03 \x01(\fR\x03pod\x12\x1c\n" +
+	"\tnamespace\x18\x04 \x01(\fR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x05 \x01(\fR\x04name\x12\x14\n" +
+	"\x05image\x18\x06 \x01(\fR\x05image\"\xcf\x02\n" +
 	"\x04File\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x19\n" +
 	"\braw_path\x18\x02 \x01(\tR\arawPath\x126\n" +
@@ -3442,10 +3813,11 @@ const file_sensor_proto_rawDesc = "" +
 	"\x03dev\x18\t \x01(\x04R\x03dev\x12\x18\n" +
 	"\asyscall\x18\n" +
 	" \x01(\tR\asyscall\x12\x1c\n" +
-	"\ttruncated\x18\v \x03(\tR\ttruncated\x12\x1d\n" +
-	"\n" +
-	"path_bytes\x18\x14 \x01(\fR\tpathBytes\x12$\n" +
-	"\x0eraw_path_bytes\x18\x15 \x01(\fR\frawPathBytes\"\xcb\x02\n" +
+	"\ttruncated\x18\v \x03(\tR\ttruncated\x12*\n" +
+	"\x05exact\x18\x14 \x01(\v2\x14.sensor.v1.FileExactR\x05exact\":\n" +
+	"\tFileExact\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\fR\x04path\x12\x19\n" +
+	"\braw_path\x18\x02 \x01(\fR\arawPath\"\xce\x02\n" +
 	"\x03Net\x12\x1a\n" +
 	"\bprotocol\x18\x01 \x01(\tR\bprotocol\x12\x14\n" +
 	"\x05saddr\x18\x02 \x01(\tR\x05saddr\x12\x14\n" +
@@ -3460,8 +3832,10 @@ const file_sensor_proto_rawDesc = "" +
 	"\x06closed\x18\n" +
 	" \x01(\bR\x06closed\x12\x16\n" +
 	"\x06result\x18\v \x01(\x05R\x06result\x12\x0e\n" +
-	"\x02fd\x18\f \x01(\x05R\x02fd\x12&\n" +
-	"\x0funix_path_bytes\x18\x14 \x01(\fR\runixPathBytes\"\x87\x03\n" +
+	"\x02fd\x18\f \x01(\x05R\x02fd\x12)\n" +
+	"\x05exact\x18\x14 \x01(\v2\x13.sensor.v1.NetExactR\x05exact\"'\n" +
+	"\bNetExact\x12\x1b\n" +
+	"\tunix_path\x18\x01 \x01(\fR\bunixPath\"\xd9\x02\n" +
 	"\aSyscall\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03ret\x18\x02 \x01(\x03R\x03ret\x12\x14\n" +
@@ -3477,12 +3851,12 @@ const file_sensor_proto_rawDesc = "" +
 	"\ffd_is_socket\x18\v \x01(\bR\n" +
 	"fdIsSocket\x12\x1c\n" +
 	"\ttruncated\x18\f \x03(\tR\ttruncated\x12\x12\n" +
-	"\x04arg2\x18\r \x01(\x04R\x04arg2\x12\x1d\n" +
-	"\n" +
-	"path_bytes\x18\x14 \x01(\fR\tpathBytes\x12\x1f\n" +
-	"\vpath2_bytes\x18\x15 \x01(\fR\n" +
-	"path2Bytes\x12\x1b\n" +
-	"\targ_bytes\x18\x16 \x01(\fR\bargBytes\"2\n" +
+	"\x04arg2\x18\r \x01(\x04R\x04arg2\x12-\n" +
+	"\x05exact\x18\x14 \x01(\v2\x17.sensor.v1.SyscallExactR\x05exact\"J\n" +
+	"\fSyscallExact\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\fR\x04path\x12\x14\n" +
+	"\x05path2\x18\x02 \x01(\fR\x05path2\x12\x10\n" +
+	"\x03arg\x18\x03 \x01(\fR\x03arg\"2\n" +
 	"\x04Exit\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x16\n" +
 	"\x06signal\x18\x02 \x01(\x05R\x06signal\"\x9e\x01\n" +
@@ -3494,7 +3868,7 @@ const file_sensor_proto_rawDesc = "" +
 	"\x04name\x18\x05 \x01(\tR\x04name\x12\x10\n" +
 	"\x03pid\x18\x06 \x01(\rR\x03pid\x12\x1d\n" +
 	"\n" +
-	"used_bytes\x18\a \x01(\x04R\tusedBytes\"\xa2\x04\n" +
+	"used_bytes\x18\a \x01(\x04R\tusedBytes\"\xa0\x03\n" +
 	"\aFinding\x12\x12\n" +
 	"\x04rule\x18\x01 \x01(\tR\x04rule\x12\x14\n" +
 	"\x05title\x18\x02 \x01(\tR\x05title\x12/\n" +
@@ -3504,15 +3878,17 @@ const file_sensor_proto_rawDesc = "" +
 	"\vexplanation\x18\x06 \x01(\tR\vexplanation\x12\x14\n" +
 	"\x05count\x18\a \x01(\rR\x05count\x12,\n" +
 	"\bevidence\x18\b \x03(\v2\x10.sensor.v1.EventR\bevidence\x123\n" +
-	"\x05attrs\x18\t \x03(\v2\x1d.sensor.v1.Finding.AttrsEntryR\x05attrs\x12+\n" +
-	"\x11explanation_bytes\x18\x14 \x01(\fR\x10explanationBytes\x12C\n" +
-	"\vattrs_bytes\x18\x15 \x03(\v2\".sensor.v1.Finding.AttrsBytesEntryR\n" +
-	"attrsBytes\x1a8\n" +
+	"\x05attrs\x18\t \x03(\v2\x1d.sensor.v1.Finding.AttrsEntryR\x05attrs\x12-\n" +
+	"\x05exact\x18\x14 \x01(\v2\x17.sensor.v1.FindingExactR\x05exact\x1a8\n" +
 	"\n" +
 	"AttrsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a=\n" +
-	"\x0fAttrsBytesEntry\x12\x10\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa4\x01\n" +
+	"\fFindingExact\x12 \n" +
+	"\vexplanation\x18\x01 \x01(\fR\vexplanation\x128\n" +
+	"\x05attrs\x18\x02 \x03(\v2\".sensor.v1.FindingExact.AttrsEntryR\x05attrs\x1a8\n" +
+	"\n" +
+	"AttrsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\xe1\x02\n" +
 	"\x06Status\x12\x14\n" +
@@ -3603,7 +3979,7 @@ const file_sensor_proto_rawDesc = "" +
 	"\n" +
 	"first_seen\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tfirstSeen\x12\x1d\n" +
 	"\n" +
-	"path_bytes\x18\x14 \x01(\fR\tpathBytes\"\x7f\n" +
+	"path_exact\x18\x14 \x01(\fR\tpathExact\"\x7f\n" +
 	"\x04Peer\x12\x12\n" +
 	"\x04addr\x18\x01 \x01(\tR\x04addr\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\rR\x04port\x12\x1a\n" +
@@ -3657,7 +4033,7 @@ func file_sensor_proto_rawDescGZIP() []byte {
 }
 
 var file_sensor_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_sensor_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_sensor_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_sensor_proto_goTypes = []any{
 	(EventKind)(0),                // 0: sensor.v1.EventKind
 	(Severity)(0),                 // 1: sensor.v1.Severity
@@ -3671,36 +4047,44 @@ var file_sensor_proto_goTypes = []any{
 	(*Event)(nil),                 // 9: sensor.v1.Event
 	(*Namespaces)(nil),            // 10: sensor.v1.Namespaces
 	(*Ancestor)(nil),              // 11: sensor.v1.Ancestor
-	(*EnvVar)(nil),                // 12: sensor.v1.EnvVar
-	(*Process)(nil),               // 13: sensor.v1.Process
-	(*Container)(nil),             // 14: sensor.v1.Container
-	(*File)(nil),                  // 15: sensor.v1.File
-	(*Net)(nil),                   // 16: sensor.v1.Net
-	(*Syscall)(nil),               // 17: sensor.v1.Syscall
-	(*Exit)(nil),                  // 18: sensor.v1.Exit
-	(*Gpu)(nil),                   // 19: sensor.v1.Gpu
-	(*Finding)(nil),               // 20: sensor.v1.Finding
-	(*Status)(nil),                // 21: sensor.v1.Status
-	(*GetStatusRequest)(nil),      // 22: sensor.v1.GetStatusRequest
-	(*RingStatus)(nil),            // 23: sensor.v1.RingStatus
-	(*SubscriberStatus)(nil),      // 24: sensor.v1.SubscriberStatus
-	(*GetStatusResponse)(nil),     // 25: sensor.v1.GetStatusResponse
-	(*GpuStatus)(nil),             // 26: sensor.v1.GpuStatus
-	(*GetInventoryRequest)(nil),   // 27: sensor.v1.GetInventoryRequest
-	(*GetInventoryResponse)(nil),  // 28: sensor.v1.GetInventoryResponse
-	(*Inventory)(nil),             // 29: sensor.v1.Inventory
-	(*InventoryGpu)(nil),          // 30: sensor.v1.InventoryGpu
-	(*InventoryOwner)(nil),        // 31: sensor.v1.InventoryOwner
-	(*ModelFile)(nil),             // 32: sensor.v1.ModelFile
-	(*Peer)(nil),                  // 33: sensor.v1.Peer
-	nil,                           // 34: sensor.v1.Container.LabelsEntry
-	nil,                           // 35: sensor.v1.Finding.AttrsEntry
-	nil,                           // 36: sensor.v1.Finding.AttrsBytesEntry
-	nil,                           // 37: sensor.v1.Status.FieldsEntry
-	nil,                           // 38: sensor.v1.Status.CountersEntry
-	nil,                           // 39: sensor.v1.GetStatusResponse.ExportLostEntry
-	nil,                           // 40: sensor.v1.GetStatusResponse.ExportCountersEntry
-	(*timestamppb.Timestamp)(nil), // 41: google.protobuf.Timestamp
+	(*AncestorExact)(nil),         // 12: sensor.v1.AncestorExact
+	(*EnvVar)(nil),                // 13: sensor.v1.EnvVar
+	(*EnvVarExact)(nil),           // 14: sensor.v1.EnvVarExact
+	(*Process)(nil),               // 15: sensor.v1.Process
+	(*ProcessExact)(nil),          // 16: sensor.v1.ProcessExact
+	(*Container)(nil),             // 17: sensor.v1.Container
+	(*ContainerExact)(nil),        // 18: sensor.v1.ContainerExact
+	(*File)(nil),                  // 19: sensor.v1.File
+	(*FileExact)(nil),             // 20: sensor.v1.FileExact
+	(*Net)(nil),                   // 21: sensor.v1.Net
+	(*NetExact)(nil),              // 22: sensor.v1.NetExact
+	(*Syscall)(nil),               // 23: sensor.v1.Syscall
+	(*SyscallExact)(nil),          // 24: sensor.v1.SyscallExact
+	(*Exit)(nil),                  // 25: sensor.v1.Exit
+	(*Gpu)(nil),                   // 26: sensor.v1.Gpu
+	(*Finding)(nil),               // 27: sensor.v1.Finding
+	(*FindingExact)(nil),          // 28: sensor.v1.FindingExact
+	(*Status)(nil),                // 29: sensor.v1.Status
+	(*GetStatusRequest)(nil),      // 30: sensor.v1.GetStatusRequest
+	(*RingStatus)(nil),            // 31: sensor.v1.RingStatus
+	(*SubscriberStatus)(nil),      // 32: sensor.v1.SubscriberStatus
+	(*GetStatusResponse)(nil),     // 33: sensor.v1.GetStatusResponse
+	(*GpuStatus)(nil),             // 34: sensor.v1.GpuStatus
+	(*GetInventoryRequest)(nil),   // 35: sensor.v1.GetInventoryRequest
+	(*GetInventoryResponse)(nil),  // 36: sensor.v1.GetInventoryResponse
+	(*Inventory)(nil),             // 37: sensor.v1.Inventory
+	(*InventoryGpu)(nil),          // 38: sensor.v1.InventoryGpu
+	(*InventoryOwner)(nil),        // 39: sensor.v1.InventoryOwner
+	(*ModelFile)(nil),             // 40: sensor.v1.ModelFile
+	(*Peer)(nil),                  // 41: sensor.v1.Peer
+	nil,                           // 42: sensor.v1.Container.LabelsEntry
+	nil,                           // 43: sensor.v1.Finding.AttrsEntry
+	nil,                           // 44: sensor.v1.FindingExact.AttrsEntry
+	nil,                           // 45: sensor.v1.Status.FieldsEntry
+	nil,                           // 46: sensor.v1.Status.CountersEntry
+	nil,                           // 47: sensor.v1.GetStatusResponse.ExportLostEntry
+	nil,                           // 48: sensor.v1.GetStatusResponse.ExportCountersEntry
+	(*timestamppb.Timestamp)(nil), // 49: google.protobuf.Timestamp
 }
 var file_sensor_proto_depIdxs = []int32{
 	0,  // 0: sensor.v1.Filter.kinds:type_name -> sensor.v1.EventKind
@@ -3712,61 +4096,69 @@ var file_sensor_proto_depIdxs = []int32{
 	8,  // 6: sensor.v1.SubscribeResponse.lost:type_name -> sensor.v1.Lost
 	7,  // 7: sensor.v1.SubscribeResponse.heartbeat:type_name -> sensor.v1.Heartbeat
 	4,  // 8: sensor.v1.SubscribeResponse.cursor:type_name -> sensor.v1.Cursor
-	41, // 9: sensor.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	49, // 9: sensor.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
 	0,  // 10: sensor.v1.Event.kind:type_name -> sensor.v1.EventKind
-	41, // 11: sensor.v1.Event.time:type_name -> google.protobuf.Timestamp
-	13, // 12: sensor.v1.Event.process:type_name -> sensor.v1.Process
-	14, // 13: sensor.v1.Event.container:type_name -> sensor.v1.Container
-	15, // 14: sensor.v1.Event.file:type_name -> sensor.v1.File
-	16, // 15: sensor.v1.Event.net:type_name -> sensor.v1.Net
-	17, // 16: sensor.v1.Event.syscall:type_name -> sensor.v1.Syscall
-	19, // 17: sensor.v1.Event.gpu:type_name -> sensor.v1.Gpu
-	18, // 18: sensor.v1.Event.exit:type_name -> sensor.v1.Exit
-	20, // 19: sensor.v1.Event.finding:type_name -> sensor.v1.Finding
+	49, // 11: sensor.v1.Event.time:type_name -> google.protobuf.Timestamp
+	15, // 12: sensor.v1.Event.process:type_name -> sensor.v1.Process
+	17, // 13: sensor.v1.Event.container:type_name -> sensor.v1.Container
+	19, // 14: sensor.v1.Event.file:type_name -> sensor.v1.File
+	21, // 15: sensor.v1.Event.net:type_name -> sensor.v1.Net
+	23, // 16: sensor.v1.Event.syscall:type_name -> sensor.v1.Syscall
+	26, // 17: sensor.v1.Event.gpu:type_name -> sensor.v1.Gpu
+	25, // 18: sensor.v1.Event.exit:type_name -> sensor.v1.Exit
+	27, // 19: sensor.v1.Event.finding:type_name -> sensor.v1.Finding
 	8,  // 20: sensor.v1.Event.lost:type_name -> sensor.v1.Lost
-	21, // 21: sensor.v1.Event.status:type_name -> sensor.v1.Status
-	12, // 22: sensor.v1.Process.env:type_name -> sensor.v1.EnvVar
-	41, // 23: sensor.v1.Process.start_time:type_name -> google.protobuf.Timestamp
-	41, // 24: sensor.v1.Process.exec_time:type_name -> google.protobuf.Timestamp
-	10, // 25: sensor.v1.Process.ns:type_name -> sensor.v1.Namespaces
-	11, // 26: sensor.v1.Process.ancestors:type_name -> sensor.v1.Ancestor
-	34, // 27: sensor.v1.Container.labels:type_name -> sensor.v1.Container.LabelsEntry
-	41, // 28: sensor.v1.Container.start_time:type_name -> google.protobuf.Timestamp
-	2,  // 29: sensor.v1.File.path_source:type_name -> sensor.v1.PathSource
-	1,  // 30: sensor.v1.Finding.severity:type_name -> sensor.v1.Severity
-	9,  // 31: sensor.v1.Finding.evidence:type_name -> sensor.v1.Event
-	35, // 32: sensor.v1.Finding.attrs:type_name -> sensor.v1.Finding.AttrsEntry
-	36, // 33: sensor.v1.Finding.attrs_bytes:type_name -> sensor.v1.Finding.AttrsBytesEntry
-	37, // 34: sensor.v1.Status.fields:type_name -> sensor.v1.Status.FieldsEntry
-	38, // 35: sensor.v1.Status.counters:type_name -> sensor.v1.Status.CountersEntry
-	41, // 36: sensor.v1.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
-	21, // 37: sensor.v1.GetStatusResponse.status:type_name -> sensor.v1.Status
-	23, // 38: sensor.v1.GetStatusResponse.ring:type_name -> sensor.v1.RingStatus
-	24, // 39: sensor.v1.GetStatusResponse.subscribers:type_name -> sensor.v1.SubscriberStatus
-	39, // 40: sensor.v1.GetStatusResponse.export_lost:type_name -> sensor.v1.GetStatusResponse.ExportLostEntry
-	26, // 41: sensor.v1.GetStatusResponse.gpu:type_name -> sensor.v1.GpuStatus
-	40, // 42: sensor.v1.GetStatusResponse.export_counters:type_name -> sensor.v1.GetStatusResponse.ExportCountersEntry
-	29, // 43: sensor.v1.GetInventoryResponse.inventory:type_name -> sensor.v1.Inventory
-	41, // 44: sensor.v1.Inventory.time:type_name -> google.protobuf.Timestamp
-	30, // 45: sensor.v1.Inventory.gpus:type_name -> sensor.v1.InventoryGpu
-	31, // 46: sensor.v1.Inventory.unowned:type_name -> sensor.v1.InventoryOwner
-	31, // 47: sensor.v1.InventoryGpu.owners:type_name -> sensor.v1.InventoryOwner
-	13, // 48: sensor.v1.InventoryOwner.process:type_name -> sensor.v1.Process
-	14, // 49: sensor.v1.InventoryOwner.container:type_name -> sensor.v1.Container
-	32, // 50: sensor.v1.InventoryOwner.models:type_name -> sensor.v1.ModelFile
-	33, // 51: sensor.v1.InventoryOwner.peers:type_name -> sensor.v1.Peer
-	41, // 52: sensor.v1.ModelFile.first_seen:type_name -> google.protobuf.Timestamp
-	5,  // 53: sensor.v1.SensorService.Subscribe:input_type -> sensor.v1.SubscribeRequest
-	22, // 54: sensor.v1.SensorService.GetStatus:input_type -> sensor.v1.GetStatusRequest
-	27, // 55: sensor.v1.SensorService.GetInventory:input_type -> sensor.v1.GetInventoryRequest
-	6,  // 56: sensor.v1.SensorService.Subscribe:output_type -> sensor.v1.SubscribeResponse
-	25, // 57: sensor.v1.SensorService.GetStatus:output_type -> sensor.v1.GetStatusResponse
-	28, // 58: sensor.v1.SensorService.GetInventory:output_type -> sensor.v1.GetInventoryResponse
-	56, // [56:59] is the sub-list for method output_type
-	53, // [53:56] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	29, // 21: sensor.v1.Event.status:type_name -> sensor.v1.Status
+	12, // 22: sensor.v1.Ancestor.exact:type_name -> sensor.v1.AncestorExact
+	14, // 23: sensor.v1.EnvVar.exact:type_name -> sensor.v1.EnvVarExact
+	13, // 24: sensor.v1.Process.env:type_name -> sensor.v1.EnvVar
+	49, // 25: sensor.v1.Process.start_time:type_name -> google.protobuf.Timestamp
+	49, // 26: sensor.v1.Process.exec_time:type_name -> google.protobuf.Timestamp
+	10, // 27: sensor.v1.Process.ns:type_name -> sensor.v1.Namespaces
+	11, // 28: sensor.v1.Process.ancestors:type_name -> sensor.v1.Ancestor
+	16, // 29: sensor.v1.Process.exact:type_name -> sensor.v1.ProcessExact
+	42, // 30: sensor.v1.Container.labels:type_name -> sensor.v1.Container.LabelsEntry
+	49, // 31: sensor.v1.Container.start_time:type_name -> google.protobuf.Timestamp
+	18, // 32: sensor.v1.Container.exact:type_name -> sensor.v1.ContainerExact
+	2,  // 33: sensor.v1.File.path_source:type_name -> sensor.v1.PathSource
+	20, // 34: sensor.v1.File.exact:type_name -> sensor.v1.FileExact
+	22, // 35: sensor.v1.Net.exact:type_name -> sensor.v1.NetExact
+	24, // 36: sensor.v1.Syscall.exact:type_name -> sensor.v1.SyscallExact
+	1,  // 37: sensor.v1.Finding.severity:type_name -> sensor.v1.Severity
+	9,  // 38: sensor.v1.Finding.evidence:type_name -> sensor.v1.Event
+	43, // 39: sensor.v1.Finding.attrs:type_name -> sensor.v1.Finding.AttrsEntry
+	28, // 40: sensor.v1.Finding.exact:type_name -> sensor.v1.FindingExact
+	44, // 41: sensor.v1.FindingExact.attrs:type_name -> sensor.v1.FindingExact.AttrsEntry
+	45, // 42: sensor.v1.Status.fields:type_name -> sensor.v1.Status.FieldsEntry
+	46, // 43: sensor.v1.Status.counters:type_name -> sensor.v1.Status.CountersEntry
+	49, // 44: sensor.v1.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
+	29, // 45: sensor.v1.GetStatusResponse.status:type_name -> sensor.v1.Status
+	31, // 46: sensor.v1.GetStatusResponse.ring:type_name -> sensor.v1.RingStatus
+	32, // 47: sensor.v1.GetStatusResponse.subscribers:type_name -> sensor.v1.SubscriberStatus
+	47, // 48: sensor.v1.GetStatusResponse.export_lost:type_name -> sensor.v1.GetStatusResponse.ExportLostEntry
+	34, // 49: sensor.v1.GetStatusResponse.gpu:type_name -> sensor.v1.GpuStatus
+	48, // 50: sensor.v1.GetStatusResponse.export_counters:type_name -> sensor.v1.GetStatusResponse.ExportCountersEntry
+	37, // 51: sensor.v1.GetInventoryResponse.inventory:type_name -> sensor.v1.Inventory
+	49, // 52: sensor.v1.Inventory.time:type_name -> google.protobuf.Timestamp
+	38, // 53: sensor.v1.Inventory.gpus:type_name -> sensor.v1.InventoryGpu
+	39, // 54: sensor.v1.Inventory.unowned:type_name -> sensor.v1.InventoryOwner
+	39, // 55: sensor.v1.InventoryGpu.owners:type_name -> sensor.v1.InventoryOwner
+	15, // 56: sensor.v1.InventoryOwner.process:type_name -> sensor.v1.Process
+	17, // 57: sensor.v1.InventoryOwner.container:type_name -> sensor.v1.Container
+	40, // 58: sensor.v1.InventoryOwner.models:type_name -> sensor.v1.ModelFile
+	41, // 59: sensor.v1.InventoryOwner.peers:type_name -> sensor.v1.Peer
+	49, // 60: sensor.v1.ModelFile.first_seen:type_name -> google.protobuf.Timestamp
+	5,  // 61: sensor.v1.SensorService.Subscribe:input_type -> sensor.v1.SubscribeRequest
+	30, // 62: sensor.v1.SensorService.GetStatus:input_type -> sensor.v1.GetStatusRequest
+	35, // 63: sensor.v1.SensorService.GetInventory:input_type -> sensor.v1.GetInventoryRequest
+	6,  // 64: sensor.v1.SensorService.Subscribe:output_type -> sensor.v1.SubscribeResponse
+	33, // 65: sensor.v1.SensorService.GetStatus:output_type -> sensor.v1.GetStatusResponse
+	36, // 66: sensor.v1.SensorService.GetInventory:output_type -> sensor.v1.GetInventoryResponse
+	64, // [64:67] is the sub-list for method output_type
+	61, // [61:64] is the sub-list for method input_type
+	61, // [61:61] is the sub-list for extension type_name
+	61, // [61:61] is the sub-list for extension extendee
+	0,  // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_sensor_proto_init() }
@@ -3795,7 +4187,7 @@ func file_sensor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sensor_proto_rawDesc), len(file_sensor_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   38,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

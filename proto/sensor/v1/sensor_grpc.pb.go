@@ -34,8 +34,10 @@ const (
 //
 // Text: every string field is valid UTF-8. Names the kernel reports as bytes
 // (paths, arguments, executables) that are not valid UTF-8 are sent with each
-// invalid byte replaced by U+FFFD, and their exact bytes in the *_bytes field
-// beside them; a *_bytes field is empty when the string is exact.
+// invalid byte replaced by U+FFFD, and their exact bytes in the message's
+// "exact" field (ProcessExact, FileExact ...), which is unset when every name
+// of the message is exact: a consumer that needs the real name takes
+// exact.<field> when it is set, else <field>.
 //
 // Errors that end a stream carry a google.rpc.ErrorInfo detail with domain
 // "kestrel.sensor.v1" and one of these reasons:
@@ -126,8 +128,10 @@ func (c *sensorServiceClient) GetInventory(ctx context.Context, in *GetInventory
 //
 // Text: every string field is valid UTF-8. Names the kernel reports as bytes
 // (paths, arguments, executables) that are not valid UTF-8 are sent with each
-// invalid byte replaced by U+FFFD, and their exact bytes in the *_bytes field
-// beside them; a *_bytes field is empty when the string is exact.
+// invalid byte replaced by U+FFFD, and their exact bytes in the message's
+// "exact" field (ProcessExact, FileExact ...), which is unset when every name
+// of the message is exact: a consumer that needs the real name takes
+// exact.<field> when it is set, else <field>.
 //
 // Errors that end a stream carry a google.rpc.ErrorInfo detail with domain
 // "kestrel.sensor.v1" and one of these reasons:
