@@ -225,6 +225,8 @@ func (s *Server) newGRPC(extra ...grpc.ServerOption) *grpc.Server {
 		grpc.MaxHeaderListSize(64 << 10),
 		// Subscribe streams are bounded separately; leave room for unary calls.
 		grpc.MaxConcurrentStreams(uint32(s.cfg.MaxSubscribers) + 16),
+		// Subscribe marshals its messages itself (see codec.go).
+		grpc.ForceServerCodecV2(newFeedCodec()),
 	}, extra...)
 	g := grpc.NewServer(opts...)
 	sensorv1.RegisterSensorServiceServer(g, s)

@@ -11,7 +11,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/kestrel-sec/kestrel/internal/event"
@@ -122,7 +121,7 @@ func (s *Server) Subscribe(req *sensorv1.SubscribeRequest, stream grpc.ServerStr
 	}
 	defer s.leave(sub)
 
-	f := &feed{s: s, sub: sub, stream: stream, ctx: ctx, snd: newSender(stream)}
+	f := &feed{s: s, sub: sub, ctx: ctx, snd: newSender(stream)}
 	defer f.snd.close()
 	waiter := s.ring.NewWaiter()
 	defer waiter.Close()
@@ -255,14 +254,13 @@ func (s *Server) removeLocked(sub *subscriber) {
 
 // feed is one Subscribe stream's batch in the making.
 type feed struct {
-	s      *Server
-	sub    *subscriber
-	stream grpc.ServerStream
-	ctx    context.Context
-	snd    *sender
-	check  *time.Ticker
+	s     *Server
+	sub   *subscriber
+	ctx   context.Context
+	snd   *sender
+	check *time.Ticker
 
-	batch    []*grpc.PreparedMsg
+	batch    []*encoded
 	bytes    int
 	delivers bool // the batch holds an event or a loss record
 }
@@ -271,8 +269,7 @@ type feed struct {
 // the stream: it becomes an in-band Lost record (source encode_error) with
 // the event's cursor, and is counted.
 func (f *feed) add(r *sensorv1.SubscribeResponse, ev *event.Event) {
-	pm := &grpc.PreparedMsg{}
-	err := pm.Encode(f.stream, r)
+	m, err := encode(r)
 	if err != nil && ev != nil {
 		f.s.encodeErrors.Add(1)
 		f.sub.lost.Add(1)
@@ -283,8 +280,7 @@ func (f *feed) add(r *sensorv1.SubscribeResponse, ev *event.Event) {
 				Detail: vt(fmt.Sprintf("event %d (%s): %v", ev.Seq, ev.Kind, err))}},
 			Cursor: r.GetCursor(), NodeName: r.GetNodeName(),
 		}
-		pm = &grpc.PreparedMsg{}
-		err = pm.Encode(f.stream, r)
+		m, err = encode(r)
 	}
 	if err != nil {
 		// Not even a Lost record encodes: the codec itself is broken.
@@ -292,8 +288,8 @@ func (f *feed) add(r *sensorv1.SubscribeResponse, ev *event.Event) {
 		f.s.log.Error("a feed record could not be encoded", "subscriber", f.sub.id, "err", err)
 		return
 	}
-	f.batch = append(f.batch, pm)
-	f.bytes += proto.Size(r)
+	f.batch = append(f.batch, m)
+	f.bytes += len(m.b)
 	if r.GetHeartbeat() == nil {
 		f.delivers = true
 	}
@@ -355,13 +351,13 @@ func (f *feed) flush(count bool) error {
 // reports each on results (buffered, so it never blocks there either).
 type sender struct {
 	stream   grpc.ServerStream
-	work     chan []*grpc.PreparedMsg
+	work     chan []*encoded
 	results  chan error
 	progress atomic.Int64 // unix nanos of the last completed send or submit
 }
 
 func newSender(stream grpc.ServerStream) *sender {
-	s := &sender{stream: stream, work: make(chan []*grpc.PreparedMsg), results: make(chan error, 1)}
+	s := &sender{stream: stream, work: make(chan []*encoded), results: make(chan error, 1)}
 	s.progress.Store(time.Now().UnixNano())
 	go s.run()
 	return s
