@@ -14,7 +14,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -42,6 +41,10 @@ Flags:
   --socket PATH        daemon socket (default from config: export.unix_socket)
   --in-process         with --tail: do not attach to a daemon even if one runs
   --no-color           plain text even on a terminal
+  --log-format F       text (default) or json: the sensor's own logs on stderr (config: log_format)
+  --metrics-listen A   host:port of the Prometheus /metrics endpoint, "" to turn it off
+                       (config: metrics.listen; default 127.0.0.1:2112). In a DaemonSet pass
+                       --metrics-listen=$(POD_IP):2112 to let Prometheus scrape the node address
   --version            print the version and exit
   -h, --help           this help
 
@@ -69,6 +72,9 @@ type options struct {
 	noColor   bool
 	showVer   bool
 	filter    filterFlags
+	// logFormat and metricsListen override the config when set.
+	logFormat     string
+	metricsListen *string
 }
 
 type filterFlags struct {
@@ -121,6 +127,8 @@ func parseArgs(args []string) (*options, error) {
 	fs.BoolVar(&o.inProcess, "in-process", false, "")
 	fs.BoolVar(&o.noColor, "no-color", false, "")
 	fs.BoolVar(&o.showVer, "version", false, "")
+	fs.StringVar(&o.logFormat, "log-format", "", "")
+	fs.Func("metrics-listen", "", func(v string) error { o.metricsListen = &v; return nil })
 	fs.Var(&o.filter.kinds, "kind", "")
 	fs.StringVar(&o.filter.severity, "severity", "", "")
 	fs.Var(&o.filter.rules, "rule", "")
@@ -149,6 +157,11 @@ func parseArgs(args []string) (*options, error) {
 	}
 	if o.inProcess && !o.tail {
 		return nil, usageError{errors.New("--in-process needs --tail")}
+	}
+	if o.logFormat != "" {
+		if err := config.ValidateLogFormat(o.logFormat); err != nil {
+			return nil, usageError{fmt.Errorf("--log-format: %w", err)}
+		}
 	}
 	return o, nil
 }
@@ -188,7 +201,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		cfg.Export.UnixSocket = o.socket
 	}
 	watchModelRoots(cfg)
-	logger := newLogger(stderr, cfg.LogLevel)
+	if o.logFormat != "" {
+		cfg.LogFormat = o.logFormat
+	}
+	if o.metricsListen != nil {
+		cfg.Metrics.Listen = *o.metricsListen
+		if err := cfg.Metrics.ValidateListen(); err != nil {
+			fmt.Fprintf(stderr, "sensor: --metrics-%v (see sensor --help)\n", err)
+			return 2
+		}
+	}
+	logger := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -213,12 +236,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-func newLogger(w io.Writer, level string) *slog.Logger {
-	var l slog.Level
-	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
 // watchModelRoots makes the kernel report opens under every configured model

@@ -116,7 +116,7 @@ func New(ctx context.Context, cfg config.OTLPExport, opts *Options) (*Exporter, 
 		x.kinds |= 1 << k
 	}
 	if cfg.Body == config.OTLPBodyOCSF {
-		x.ocsf = export.NewOCSFEncoder(&export.OCSFOptions{ProductVersion: opts.Version, InstanceID: opts.InstanceID})
+		x.ocsf = export.NewOCSFEncoder(&export.OCSFOptions{Hostname: opts.NodeName, ProductVersion: opts.Version, InstanceID: opts.InstanceID})
 	}
 	x.provider = sdklog.NewLoggerProvider(sdklog.WithResource(Resource(cfg, opts)), sdklog.WithProcessor(x.batch))
 	x.logger = x.provider.Logger(ScopeName, otellog.WithInstrumentationVersion(opts.Version))
