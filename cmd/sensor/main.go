@@ -58,6 +58,12 @@ Filters (with --tail; repeatable where it makes sense):
   --gpu UUID           only events about GPU UUID
   --host-only          only host (non-container) processes
 
+Exclude filters (with --tail; repeatable; each hides what it matches, whatever the
+filters above select; lost and status lines are always shown):
+  --exclude-kind K     hide events of kind K           --exclude-rule ID     hide findings of rule ID
+  --exclude-container RE  hide container id/name regex --exclude-pod RE      hide pod name regex
+  --exclude-namespace RE  hide namespace regex         --exclude-binary RE   hide executable path regex
+
 Exit codes: 0 ok, 1 runtime failure, 2 bad flags or config.
 `
 
@@ -87,7 +93,27 @@ type filterFlags struct {
 	binary    string
 	gpu       string
 	hostOnly  bool
+	exclude   excludeFlags
 }
+
+// excludeFlags are the --exclude-* flags: each value hides what it matches,
+// whatever the other filters select (a deny filter of the API each).
+type excludeFlags struct {
+	kinds, rules                       multiFlag
+	containers, pods, namespaces, bins regexFlag
+}
+
+func (e *excludeFlags) active() bool {
+	return len(e.kinds) > 0 || len(e.rules) > 0 || len(e.containers) > 0 || len(e.pods) > 0 ||
+		len(e.namespaces) > 0 || len(e.bins) > 0
+}
+
+// regexFlag is a repeatable flag whose values are kept whole: a regex may
+// hold commas ("a{1,3}").
+type regexFlag []string
+
+func (r *regexFlag) String() string     { return strings.Join(*r, " ") }
+func (r *regexFlag) Set(v string) error { *r = append(*r, v); return nil }
 
 type multiFlag []string
 
@@ -138,6 +164,12 @@ func parseArgs(args []string) (*options, error) {
 	fs.StringVar(&o.filter.binary, "binary", "", "")
 	fs.StringVar(&o.filter.gpu, "gpu", "", "")
 	fs.BoolVar(&o.filter.hostOnly, "host-only", false, "")
+	fs.Var(&o.filter.exclude.kinds, "exclude-kind", "")
+	fs.Var(&o.filter.exclude.rules, "exclude-rule", "")
+	fs.Var(&o.filter.exclude.containers, "exclude-container", "")
+	fs.Var(&o.filter.exclude.pods, "exclude-pod", "")
+	fs.Var(&o.filter.exclude.namespaces, "exclude-namespace", "")
+	fs.Var(&o.filter.exclude.bins, "exclude-binary", "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -152,7 +184,7 @@ func parseArgs(args []string) (*options, error) {
 	default:
 		return nil, usageError{fmt.Errorf("-o %q: want text, json or ocsf", o.output)}
 	}
-	if o.cmd == "" && !o.tail && (o.output != "" || o.filter.active()) {
+	if o.cmd == "" && !o.tail && (o.output != "" || o.filter.active() || o.filter.exclude.active()) {
 		return nil, usageError{errors.New("-o and filters need --tail (or the gpus/bom commands)")}
 	}
 	if o.inProcess && !o.tail {
