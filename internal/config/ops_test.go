@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -102,5 +103,26 @@ export:
 				tt.check(t, cfg)
 			}
 		})
+	}
+}
+
+// deploy/sensor.yaml documents the defaults of the new sections: what it
+// shows must be what the sensor runs with.
+func TestDeployConfigShowsTheOpsDefaults(t *testing.T) {
+	cfg, err := Load("../../deploy/sensor.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := Default()
+	if cfg.LogFormat != def.LogFormat || cfg.Metrics != def.Metrics {
+		t.Errorf("log_format %q, metrics %+v; want the defaults %q, %+v", cfg.LogFormat, cfg.Metrics, def.LogFormat, def.Metrics)
+	}
+	got, want := cfg.Export.OTLP, def.Export.OTLP
+	if len(got.Headers) != 0 || len(got.Kinds) != 0 {
+		t.Errorf("otlp headers %v, kinds %v; want empty", got.Headers, got.Kinds)
+	}
+	got.Headers, got.Kinds, want.Headers, want.Kinds = nil, nil, nil, nil
+	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
+		t.Errorf("export.otlp:\n got %+v\nwant %+v", got, want)
 	}
 }
