@@ -90,7 +90,10 @@ func startOps(cfg *config.Config, log *slog.Logger, o *ops) (_ *ops, err error) 
 		return nil, err
 	}
 	if o.metrics, err = metrics.Listen(cfg.Metrics.Listen, reg, &metrics.Options{Logger: log}); err != nil {
-		return nil, err
+		// Detection matters more than its metrics: run on, loudly (the
+		// scrape's up series goes to 0 too).
+		log.Error("metrics endpoint not served; the sensor runs without it (set metrics.listen or --metrics-listen to a free address, \"\" for none)", "err", err)
+		return o, nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	o.cancelMetrics = cancel
