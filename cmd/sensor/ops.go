@@ -44,6 +44,10 @@ type ops struct {
 	cancelMetrics, cancelOTLP context.CancelFunc
 	wg                        sync.WaitGroup
 	stopOnce                  sync.Once
+	// gatherMu keeps a scrape still running after the endpoint's shutdown
+	// (Shutdown does not wait past its timeout) off a stack being closed.
+	gatherMu sync.RWMutex
+	stopped  bool
 }
 
 // startOps starts the metrics endpoint and the OTLP exporter as configured.
@@ -68,7 +72,7 @@ func startOps(cfg *config.Config, log *slog.Logger, o *ops) (_ *ops, err error) 
 		go func() {
 			defer o.wg.Done()
 			if err := o.otlp.Run(ctx, o.ring); err != nil {
-				log.Error("OTLP exporter stopped", "endpoint", cfg.Export.OTLP.Endpoint, "err", err)
+				log.Error("OTLP exporter failed", "endpoint", cfg.Export.OTLP.Endpoint, "err", err)
 			}
 		}()
 		log.Info("exporting to an OpenTelemetry collector", "endpoint", cfg.Export.OTLP.Endpoint,
@@ -119,6 +123,9 @@ func (o *ops) stop() {
 			o.cancelMetrics()
 		}
 		o.wg.Wait()
+		o.gatherMu.Lock()
+		o.stopped = true
+		o.gatherMu.Unlock()
 		if o.otlp != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), otlp.ShutdownGrace)
 			if err := o.otlp.Shutdown(ctx); err != nil {
@@ -139,6 +146,11 @@ func (o *ops) bpfStats() bool { return o.statsCloser != nil || runtime.StatsEnab
 // gather fills a metrics snapshot from the counters every stage keeps. It
 // runs on the scrape's goroutine.
 func (o *ops) gather(s *metrics.Snapshot) {
+	o.gatherMu.RLock()
+	defer o.gatherMu.RUnlock()
+	if o.stopped {
+		return
+	}
 	s.Events, s.Lost, s.Values = map[string]uint64{}, map[string]uint64{}, map[string]uint64{}
 	st := o.st
 	if p := st.pipe; p != nil {
