@@ -4,6 +4,10 @@
 //
 // Loading is all or nothing: Load either attaches every program or leaves
 // nothing of its own in the kernel. Decoding is pure and needs no root.
+//
+// Once attached, the sensor defends what it loaded (selfcheck.go): its maps
+// are frozen, its links and filter maps verified, and every signal sent to
+// it reported (bpf/self.bpf.h).
 package runtime
 
 import (
@@ -71,6 +75,7 @@ type Sensor struct {
 	drops       [dropSources]atomic.Uint64
 	lostDecoder uint64 // decode errors already reported as Lost (reader goroutine)
 	egress      egressReporter
+	self        selfCheck
 }
 
 // Kernel drop sources (enum drop_source in bpf/common.h).
@@ -154,6 +159,9 @@ func load(cfg config.CaptureConfig, opts *Options, floor bool) (_ *Sensor, err e
 		return nil, err
 	}
 	if !floor {
+		if err := s.protect(spec); err != nil {
+			return nil, err
+		}
 		s.rd, err = ringbuf.NewReader(s.coll.Maps["events"])
 		if err != nil {
 			return nil, fmt.Errorf("open ring buffer reader: %w", err)
@@ -271,9 +279,11 @@ var (
 	testHookAttached func(name string) error
 )
 
-// Programs returns the names of the attached programs, sorted.
+// Programs returns the names of the attached programs, sorted; a program
+// whose link was found detached (and could not be attached again) is not
+// listed.
 func (s *Sensor) Programs() []string {
-	return append([]string(nil), s.progs...)
+	return s.attachedPrograms()
 }
 
 // Counters returns events decoded, decode errors and the kernel drop
@@ -287,6 +297,7 @@ func (s *Sensor) Counters() map[string]uint64 {
 		m["drops_"+n] = s.drops[i].Load()
 	}
 	s.egress.counters(m)
+	s.self.counters(m)
 	return m
 }
 
@@ -310,10 +321,12 @@ func (s *Sensor) Close() error {
 			errs = append(errs, s.rd.Close())
 			s.rdMu.Unlock()
 		}
+		s.self.mu.Lock() // a repair may be swapping a link
 		for i := len(s.links) - 1; i >= 0; i-- {
 			errs = append(errs, s.links[i].Close())
 		}
 		s.links = nil
+		s.self.mu.Unlock()
 		if s.coll != nil {
 			s.coll.Close()
 		}
@@ -417,6 +430,7 @@ func (s *Sensor) tick(now time.Time, emit func(*event.Event)) {
 		s.lostDecoder = de
 	}
 	egressTick(s, now, emit)
+	selfTick(s, now, emit)
 }
 
 // sumPerCPU sums the per-CPU counters first, first+1, ... of the array

@@ -306,6 +306,7 @@ const (
 	sensorProgKestrelRenameatX        = "kestrel_renameat_x"
 	sensorProgKestrelSetns            = "kestrel_setns"
 	sensorProgKestrelSetnsX           = "kestrel_setns_x"
+	sensorProgKestrelSignal           = "kestrel_signal"
 	sensorProgKestrelSymlink          = "kestrel_symlink"
 	sensorProgKestrelSymlinkX         = "kestrel_symlink_x"
 	sensorProgKestrelSymlinkat        = "kestrel_symlinkat"
@@ -330,6 +331,7 @@ const (
 	sensorProgNetSockSetState         = "net_sock_set_state"
 	sensorVarBtfExitRec               = "_btf_exit_rec"
 	sensorVarBtfForkRec               = "_btf_fork_rec"
+	sensorVarBtfSigRec                = "_btf_sig_rec"
 	sensorVarOpenPending              = "open_pending"
 	sensorVarPrefixGate               = "prefix_gate"
 	sensorVarSelfTgid                 = "self_tgid"
@@ -435,6 +437,7 @@ type sensorProgramSpecs struct {
 	KestrelRenameatX        *ebpf.ProgramSpec `ebpf:"kestrel_renameat_x"`
 	KestrelSetns            *ebpf.ProgramSpec `ebpf:"kestrel_setns"`
 	KestrelSetnsX           *ebpf.ProgramSpec `ebpf:"kestrel_setns_x"`
+	KestrelSignal           *ebpf.ProgramSpec `ebpf:"kestrel_signal"`
 	KestrelSymlink          *ebpf.ProgramSpec `ebpf:"kestrel_symlink"`
 	KestrelSymlinkX         *ebpf.ProgramSpec `ebpf:"kestrel_symlink_x"`
 	KestrelSymlinkat        *ebpf.ProgramSpec `ebpf:"kestrel_symlinkat"`
@@ -489,6 +492,7 @@ type sensorMapSpecs struct {
 type sensorVariableSpecs struct {
 	BtfExitRec  *ebpf.VariableSpec `ebpf:"_btf_exit_rec"`
 	BtfForkRec  *ebpf.VariableSpec `ebpf:"_btf_fork_rec"`
+	BtfSigRec   *ebpf.VariableSpec `ebpf:"_btf_sig_rec"`
 	OpenPending *ebpf.VariableSpec `ebpf:"open_pending"`
 	PrefixGate  *ebpf.VariableSpec `ebpf:"prefix_gate"`
 	SelfTgid    *ebpf.VariableSpec `ebpf:"self_tgid"`
@@ -566,6 +570,7 @@ func (m *sensorMaps) Close() error {
 type sensorVariables struct {
 	BtfExitRec  *ebpf.Variable `ebpf:"_btf_exit_rec"`
 	BtfForkRec  *ebpf.Variable `ebpf:"_btf_fork_rec"`
+	BtfSigRec   *ebpf.Variable `ebpf:"_btf_sig_rec"`
 	OpenPending *ebpf.Variable `ebpf:"open_pending"`
 	PrefixGate  *ebpf.Variable `ebpf:"prefix_gate"`
 	SelfTgid    *ebpf.Variable `ebpf:"self_tgid"`
@@ -633,6 +638,7 @@ type sensorPrograms struct {
 	KestrelRenameatX        *ebpf.Program `ebpf:"kestrel_renameat_x"`
 	KestrelSetns            *ebpf.Program `ebpf:"kestrel_setns"`
 	KestrelSetnsX           *ebpf.Program `ebpf:"kestrel_setns_x"`
+	KestrelSignal           *ebpf.Program `ebpf:"kestrel_signal"`
 	KestrelSymlink          *ebpf.Program `ebpf:"kestrel_symlink"`
 	KestrelSymlinkX         *ebpf.Program `ebpf:"kestrel_symlink_x"`
 	KestrelSymlinkat        *ebpf.Program `ebpf:"kestrel_symlinkat"`
@@ -714,6 +720,7 @@ func (p *sensorPrograms) Close() error {
 		p.KestrelRenameatX,
 		p.KestrelSetns,
 		p.KestrelSetnsX,
+		p.KestrelSignal,
 		p.KestrelSymlink,
 		p.KestrelSymlinkX,
 		p.KestrelSymlinkat,

@@ -54,6 +54,8 @@ func runHelper(action string, args []string) int {
 		fmt.Println(fd, err)
 	case "sys":
 		return runSysHelper(args)
+	case "signal":
+		return runSignalHelper(args)
 	case "memfdexec": // execve a copy of args[1] from a memfd
 		data, err := os.ReadFile(args[1])
 		if err != nil {

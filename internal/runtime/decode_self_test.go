@@ -1,0 +1,98 @@
+package runtime
+
+import (
+	"bytes"
+	goruntime "runtime"
+	"testing"
+
+	"github.com/cilium/ebpf/btf"
+
+	"github.com/kestrel-sec/kestrel/internal/event"
+)
+
+func buildSignal(h hdrFields, sig, code, result int32, tid uint32, nr int64, group uint32) []byte {
+	h.typ = recSignal
+	b := make([]byte, sigSize)
+	putRecHdr(b, h)
+	le.PutUint32(b[sigSig:], uint32(sig))
+	le.PutUint32(b[sigCode:], uint32(code))
+	le.PutUint32(b[sigResult:], uint32(result))
+	le.PutUint32(b[sigTargetTID:], tid)
+	le.PutUint64(b[sigSenderSyscall:], uint64(nr))
+	le.PutUint32(b[sigGroup:], group)
+	return b
+}
+
+// TestSignalRecordLayout checks the decoder's offsets of struct sig_rec
+// (bpf/self.bpf.h) against the BTF of the committed object.
+func TestSignalRecordLayout(t *testing.T) {
+	spec, err := btf.LoadSpecFromReader(bytes.NewReader(_SensorBytes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s *btf.Struct
+	if err := spec.TypeByName("sig_rec", &s); err != nil {
+		t.Fatalf("struct sig_rec: %v", err)
+	}
+	want := map[string]int{"h": 0, "sig": sigSig, "code": sigCode, "result": sigResult, "target_tid": sigTargetTID,
+		"sender_syscall": sigSenderSyscall, "group": sigGroup}
+	for _, m := range s.Members {
+		if off, ok := want[m.Name]; ok {
+			if got := int(m.Offset.Bytes()); got != off {
+				t.Errorf("sig_rec.%s at %d; decoder uses %d", m.Name, got, off)
+			}
+			delete(want, m.Name)
+		}
+	}
+	for name := range want {
+		t.Errorf("sig_rec has no field %s", name)
+	}
+	if int(s.Size) != sigSize {
+		t.Errorf("sig_rec is %d bytes; decoder uses %d", s.Size, sigSize)
+	}
+}
+
+func TestDecodeSignal(t *testing.T) {
+	tests := []struct {
+		name           string
+		sig, code      int32
+		nr             int64
+		group          uint32
+		wantArg        string
+		amd64Only      bool
+		wantFd, wantF2 int32
+	}{
+		{"pidfd_send_signal", 19, 0, 424, 1, "SIGSTOP via pidfd_send_signal", true, 0, 1},
+		{"tgkill", 9, -6, 234, 0, "SIGKILL via tgkill", true, -6, 0},
+		{"ptrace attach", 19, 0x80, 101, 0, "SIGSTOP via ptrace", true, 0x80, 0},
+		{"OOM killer", 9, 0x80, -1, 1, "SIGKILL from the kernel", false, 0x80, 1},
+		{"unknown syscall", 15, -1, -1, 1, "SIGTERM (si_code -1)", false, -1, 1},
+		{"realtime", 36, -1, -1, 1, "SIGRTMIN+2 (si_code -1)", false, -1, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.amd64Only && goruntime.GOARCH != "amd64" {
+				t.Skip("syscall names are decoded on amd64 only")
+			}
+			e, err := testDecoder().decode(buildSignal(testHdr, tt.sig, tt.code, 0, 777, tt.nr, tt.group))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := event.Syscall{Name: event.SyscallSignal, Flags: uint64(tt.sig), Target: 777, Arg: tt.wantArg,
+				Arg2: uint64(tt.nr), Fd: tt.wantFd, Fd2: tt.wantF2}
+			if e.Kind != event.KindSyscall || *e.Sys != want || e.Process.PID != testHdr.tgid {
+				t.Errorf("got %v %+v (pid %d); want %+v (pid %d)", e.Kind, *e.Sys, e.Process.PID, want, testHdr.tgid)
+			}
+		})
+	}
+	for _, bad := range [][]byte{
+		buildSignal(testHdr, 0, 0, 0, 1, 62, 0),      // no signal 0 is ever generated
+		buildSignal(testHdr, 65, 0, 0, 1, 62, 0),     // beyond SIGRTMAX
+		buildSignal(testHdr, 9, 0, 0, 1, 62, 2),      // group is 0 or 1
+		buildSignal(testHdr, 9, 0, 0, 1, 62, 0)[:80], // short
+	} {
+		if e, err := testDecoder().decode(bad); err == nil {
+			t.Errorf("decoded a malformed signal record: %+v", e.Sys)
+		}
+	}
+}
