@@ -20,7 +20,15 @@ const (
 	// it loaded (detached, program replaced, contents changed). Message
 	// says what changed and what was repaired.
 	SelfCheckTampered = "tampered"
-	// SelfCheckGap: the sensor's reader did not run for a while (the
-	// process was stopped, frozen or starved); Fields["gap"] is how long.
+	// SelfCheckGap: the sensor's reader did not run for a while;
+	// Fields["gap"] is how long, Fields["cause"] one of the Gap* values.
 	SelfCheckGap = "gap"
+
+	// GapStopped: the reader was not even runnable (SIGSTOP, a ptrace
+	// stop, the cgroup freezer).
+	GapStopped = "stopped"
+	// GapStarved: the reader waited on a CPU run queue for most of the gap.
+	GapStarved = "starved"
+	// GapUnknown: the kernel keeps no scheduler statistics to tell.
+	GapUnknown = "unknown"
 )

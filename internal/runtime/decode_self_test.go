@@ -3,7 +3,9 @@ package runtime
 import (
 	"bytes"
 	goruntime "runtime"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf/btf"
 
@@ -93,6 +95,27 @@ func TestDecodeSignal(t *testing.T) {
 	} {
 		if e, err := testDecoder().decode(bad); err == nil {
 			t.Errorf("decoded a malformed signal record: %+v", e.Sys)
+		}
+	}
+}
+
+// gapEvent tells a stop (the thread did not even wait for a CPU) from
+// starvation (it waited for one most of the gap).
+func TestGapCause(t *testing.T) {
+	from := epoch
+	for _, tt := range []struct {
+		gap, waited time.Duration
+		known       bool
+		want        string
+	}{
+		{3 * time.Second, 2 * time.Millisecond, true, event.GapStopped},
+		{3 * time.Second, 2500 * time.Millisecond, true, event.GapStarved},
+		{3 * time.Second, 0, false, event.GapUnknown},
+	} {
+		e := gapEvent(from, from.Add(tt.gap), tt.gap, tt.waited, tt.known)
+		f := e.Status.Fields
+		if f[event.FieldSelfCheck] != event.SelfCheckGap || f["cause"] != tt.want || f["gap_ms"] != strconv.FormatInt(tt.gap.Milliseconds(), 10) {
+			t.Errorf("gap %s waited %s: fields %v; want cause %s", tt.gap, tt.waited, f, tt.want)
 		}
 	}
 }

@@ -287,6 +287,9 @@ func TestSelfProtection(t *testing.T) {
 			return e.Kind == event.KindStatus && e.Status.Fields[event.FieldSelfCheck] == event.SelfCheckGap &&
 				e.Time.After(stop.Time)
 		})
+		if c := gap.Status.Fields["cause"]; c != event.GapStopped {
+			t.Errorf("gap cause %q; want %s", c, event.GapStopped)
+		}
 		ms, _ := strconv.Atoi(gap.Status.Fields["gap_ms"])
 		// The reader's last tick before the stop may precede start by a
 		// poll interval.

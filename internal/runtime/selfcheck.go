@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -74,7 +76,12 @@ type selfCheck struct {
 	summary  string   // the last tampering found, for status; "" when none
 
 	every, gap time.Duration // check interval, shortest gap reported
-	next, last time.Time     // reader goroutine only
+	// Reader goroutine only: the last tick, and its thread's run-queue
+	// wait then (see runQueueWait).
+	next, last time.Time
+	lastWait   uint64
+	waitOK     bool
+	locked     bool
 
 	runs, tampered, repaired, gaps atomic.Uint64
 }
@@ -164,13 +171,18 @@ func selfTick(s *Sensor, now time.Time, emit func(*event.Event)) {
 	}
 	// now carries Go's monotonic clock: a wall-clock step does not count,
 	// a stopped or frozen process does, a suspended machine does not.
+	wait, ok := sc.runQueueWait()
 	if !sc.last.IsZero() {
 		if d := now.Sub(sc.last); d >= sc.gap {
 			sc.gaps.Add(1)
-			emit(gapEvent(sc.last, now, d))
+			var waited time.Duration
+			if ok && sc.waitOK && wait >= sc.lastWait {
+				waited = time.Duration(wait - sc.lastWait)
+			}
+			emit(gapEvent(sc.last, now, d, waited, ok && sc.waitOK))
 		}
 	}
-	sc.last = now
+	sc.last, sc.lastWait, sc.waitOK = now, wait, ok
 	if now.Before(sc.next) {
 		return
 	}
@@ -180,16 +192,50 @@ func selfTick(s *Sensor, now time.Time, emit func(*event.Event)) {
 	}
 }
 
-func gapEvent(from, to time.Time, d time.Duration) *event.Event {
-	ms := d.Milliseconds()
+// runQueueWait returns how long, in ns, the reader's thread has waited on
+// a CPU run queue (the second field of /proc/thread-self/schedstat). The
+// first call wires the reader goroutine to its thread, so that successive
+// readings are of one thread. False where the kernel keeps no schedstat.
+func (sc *selfCheck) runQueueWait() (uint64, bool) {
+	if !sc.locked {
+		goruntime.LockOSThread() // for the rest of Run: the reader is one long loop
+		sc.locked = true
+	}
+	b, err := os.ReadFile("/proc/thread-self/schedstat")
+	if err != nil {
+		return 0, false
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0, false
+	}
+	w, err := strconv.ParseUint(f[1], 10, 64)
+	return w, err == nil
+}
+
+// gapEvent reports a pause of d of the reader. A thread that waited on a
+// run queue for most of it was starved of CPU, not stopped: a stopped or
+// frozen task is not runnable, so it does not wait on a run queue.
+func gapEvent(from, to time.Time, d, waited time.Duration, known bool) *event.Event {
+	cause := event.GapStopped
+	why := "the process was stopped or frozen: it did not even wait for a CPU"
+	switch {
+	case !known:
+		cause, why = event.GapUnknown, "the process was stopped, frozen or starved"
+	case waited >= d/2:
+		cause = event.GapStarved
+		why = fmt.Sprintf("it was starved: it waited %s of it for a CPU", waited.Round(time.Millisecond))
+	}
 	return &event.Event{Kind: event.KindStatus, Time: to, Process: &event.Process{}, Status: &event.Status{
-		Message: fmt.Sprintf("the sensor's reader did not run for %s (the process was stopped, frozen or starved); "+
+		Message: fmt.Sprintf("the sensor's reader did not run for %s (%s); "+
 			"what happened meanwhile waited in the kernel ring buffer, and was counted as lost where it overflowed",
-			d.Round(time.Millisecond)),
+			d.Round(time.Millisecond), why),
 		Fields: map[string]string{
 			event.FieldSelfCheck: event.SelfCheckGap,
 			"gap":                d.Round(time.Millisecond).String(),
-			"gap_ms":             strconv.FormatInt(ms, 10),
+			"gap_ms":             strconv.FormatInt(d.Milliseconds(), 10),
+			"cause":              cause,
+			"runqueue_wait_ms":   strconv.FormatInt(waited.Milliseconds(), 10),
 			"from":               from.UTC().Format(event.TimeFormat),
 			"to":                 to.UTC().Format(event.TimeFormat),
 		},
