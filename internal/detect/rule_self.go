@@ -162,7 +162,10 @@ var ptraceNames = map[uint64]string{
 
 func (r *self003) Eval(ctx *Context, ev *event.Event) {
 	s := ev.Sys
-	if s == nil || !r.self.is(s.Target) {
+	// The target is a pid as the caller sees it: it names the sensor only
+	// for a caller in the host PID namespace (a process in its own cannot
+	// see the sensor at all).
+	if s == nil || ev.Process == nil || !hostPIDView(ctx.Settings, ev.Process) || !r.self.is(s.Target) {
 		return
 	}
 	var what string

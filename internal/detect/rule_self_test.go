@@ -72,6 +72,9 @@ func selfRuleCases() []ruleCase {
 		{"process_vm_readv of the sensor", "SELF-003", func() []*event.Event {
 			return evs(sysEv(attacker(), priv, event.Syscall{Name: "process_vm_readv", Target: 7001}))
 		}, true, event.SevCritical},
+		{"ptrace of its own pid 7001 in a container's PID namespace", "SELF-003", func() []*event.Event {
+			return evs(sysEv(proc(75, "/usr/bin/gdb"), priv, event.Syscall{Name: "ptrace", Flags: 16, Target: 7001}))
+		}, false, 0},
 		{"ptrace of another process", "SELF-003", func() []*event.Event {
 			return evs(sysEv(proc(73, "/usr/bin/gdb"), priv, event.Syscall{Name: "ptrace", Flags: 16, Target: 8000}))
 		}, false, 0},
