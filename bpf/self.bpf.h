@@ -28,7 +28,7 @@ struct sig_rec {
 	__s32 code;           /* si_code: SI_USER 0, SI_KERNEL 0x80, SI_QUEUE -1, SI_TKILL -6, ... */
 	__s32 result;         /* TRACE_SIGNAL_*: 0 delivered, 1 ignored, 2 already pending, 3 overflow, 4 info lost */
 	__u32 target_tid;     /* the sensor thread it was generated for */
-	__s64 sender_syscall; /* syscall the sender was in (x86-64 orig_ax); -1 when unknown */
+	__s64 sender_syscall; /* syscall the sender was in (x86-64 orig_ax, arm64 syscallno); -1 when unknown */
 	__u32 group;          /* 1: for the whole thread group, 0: for the one thread */
 	__u32 _pad;
 };
@@ -36,18 +36,30 @@ struct sig_rec {
 /* Anchor so that BTF describes the record (TestRecordLayout reads it). */
 const struct sig_rec *_btf_sig_rec __attribute__((unused));
 
+/* The arm64 layout of the saved registers (vmlinux.h is x86-64's): a CO-RE
+ * flavour, matched against the running kernel's struct pt_regs. */
+struct pt_regs___arm64 {
+	int syscallno;
+} __attribute__((preserve_access_index));
+
 /* sender_syscall returns the number of the syscall current is in, or -1
  * where this kernel or architecture cannot say (no bpf_task_pt_regs before
- * 5.15, no orig_ax outside x86). Both are CO-RE checks: on such a kernel
- * the branch is dead code and the program still loads. */
+ * 5.15; neither x86-64's orig_ax nor arm64's syscallno). These are CO-RE
+ * checks: on such a kernel the branch is dead code and the program still
+ * loads. */
 static __always_inline __s64 sender_syscall(void)
 {
 	if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs))
 		return -1;
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-	if (!regs || !bpf_core_field_exists(regs->orig_ax))
+	if (!regs)
 		return -1;
-	return (__s64)BPF_CORE_READ(regs, orig_ax);
+	if (bpf_core_field_exists(regs->orig_ax))
+		return (__s64)BPF_CORE_READ(regs, orig_ax);
+	struct pt_regs___arm64 *a = (struct pt_regs___arm64 *)regs;
+	if (bpf_core_field_exists(a->syscallno))
+		return (__s64)BPF_CORE_READ(a, syscallno);
+	return -1;
 }
 
 SEC("tp_btf/signal_generate")

@@ -23,11 +23,13 @@ const (
 	siKernel = 0x80 // si_code of a signal the kernel generated
 )
 
-// signalSenders names the x86-64 syscalls that generate a signal for
-// another task. bpf/self.bpf.h reads the number only on x86-64.
-var signalSenders = map[int64]string{
-	62: "kill", 200: "tkill", 234: "tgkill", 129: "rt_sigqueueinfo", 297: "rt_tgsigqueueinfo",
-	424: "pidfd_send_signal", 101: "ptrace",
+// signalSenders names, per architecture, the syscalls that generate a
+// signal for another task.
+var signalSenders = map[string]map[int64]string{
+	"amd64": {62: "kill", 200: "tkill", 234: "tgkill", 129: "rt_sigqueueinfo", 297: "rt_tgsigqueueinfo",
+		424: "pidfd_send_signal", 101: "ptrace"},
+	"arm64": {129: "kill", 130: "tkill", 131: "tgkill", 138: "rt_sigqueueinfo", 240: "rt_tgsigqueueinfo",
+		424: "pidfd_send_signal", 117: "ptrace"},
 }
 
 var signalNames = [...]string{
@@ -75,7 +77,7 @@ func (d *decoder) decodeSignal(h *recHeader, b []byte) (*event.Event, error) {
 		Ret:    int64(int32(le.Uint32(b[sigResult:]))),
 		Flags:  uint64(sig),
 		Target: le.Uint32(b[sigTargetTID:]),
-		Arg:    signalVia(int(sig), code, nr),
+		Arg:    signalVia(goruntime.GOARCH, int(sig), code, nr),
 		Arg2:   uint64(nr),
 		Fd:     code,
 		Fd2:    int32(group),
@@ -84,14 +86,12 @@ func (d *decoder) decodeSignal(h *recHeader, b []byte) (*event.Event, error) {
 	return &se.e, nil
 }
 
-// signalVia says how a signal came: "SIGSTOP via tgkill", "SIGKILL from the
-// kernel", or the si_code when the sending syscall is unknown.
-func signalVia(sig int, code int32, nr int64) string {
+// signalVia says how a signal came on arch: "SIGSTOP via tgkill", "SIGKILL
+// from the kernel", or the si_code when the sending syscall is unknown.
+func signalVia(arch string, sig int, code int32, nr int64) string {
 	s := signalName(sig)
-	if goruntime.GOARCH == "amd64" {
-		if name, ok := signalSenders[nr]; ok {
-			return s + " via " + name
-		}
+	if name, ok := signalSenders[arch][nr]; ok {
+		return s + " via " + name
 	}
 	if code == siKernel {
 		return s + " from the kernel"

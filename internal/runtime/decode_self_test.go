@@ -61,7 +61,7 @@ func TestDecodeSignal(t *testing.T) {
 		nr             int64
 		group          uint32
 		wantArg        string
-		amd64Only      bool
+		amd64Only      bool // the syscall numbers are amd64's
 		wantFd, wantF2 int32
 	}{
 		{"pidfd_send_signal", 19, 0, 424, 1, "SIGSTOP via pidfd_send_signal", true, 0, 1},
@@ -116,6 +116,15 @@ func TestGapCause(t *testing.T) {
 		f := e.Status.Fields
 		if f[event.FieldSelfCheck] != event.SelfCheckGap || f["cause"] != tt.want || f["gap_ms"] != strconv.FormatInt(tt.gap.Milliseconds(), 10) {
 			t.Errorf("gap %s waited %s: fields %v; want cause %s", tt.gap, tt.waited, f, tt.want)
+		}
+	}
+}
+
+func TestSignalViaArm64(t *testing.T) {
+	for nr, want := range map[int64]string{129: "SIGSTOP via kill", 131: "SIGSTOP via tgkill", 424: "SIGSTOP via pidfd_send_signal",
+		117: "SIGSTOP via ptrace", -1: "SIGSTOP (si_code 0)"} {
+		if got := signalVia("arm64", 19, 0, nr); got != want {
+			t.Errorf("arm64 syscall %d: %q; want %q", nr, got, want)
 		}
 	}
 }

@@ -116,7 +116,9 @@ func (s *Sensor) protect(spec *ebpf.CollectionSpec) error {
 			continue
 		}
 		switch err := m.Freeze(); {
-		case err == nil, errors.Is(err, unix.EBUSY): // EBUSY: frozen already (.rodata)
+		// EBUSY: frozen already; EPERM: read-only to user space already
+		// (.rodata, which the loader froze).
+		case err == nil, errors.Is(err, unix.EBUSY), errors.Is(err, unix.EPERM):
 			sc.frozen = append(sc.frozen, name)
 		default:
 			sc.notFroze = append(sc.notFroze, name+": "+err.Error())
