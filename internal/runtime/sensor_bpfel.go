@@ -13,6 +13,34 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type sensorCgroupScratch struct {
+	_ structs.HostLayout
+	R struct {
+		_ structs.HostLayout
+		H struct {
+			_        structs.HostLayout
+			Type     uint16
+			Size     uint16
+			Tgid     uint32
+			Tid      uint32
+			Uid      uint32
+			Euid     uint32
+			Pad      uint32
+			TsNs     uint64
+			CgroupId uint64
+			Comm     [16]int8
+		}
+		Id      uint64
+		Op      uint16
+		Flags   uint16
+		PathLen uint16
+		Pad     uint16
+		Path    [1024]int8
+	}
+	Spill [256]int8
+	Names [16]uint64
+}
+
 type sensorConnRec struct {
 	_   structs.HostLayout
 	Hdr struct {
@@ -233,6 +261,8 @@ type sensorSysRec struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	sensorMapCgroupKnown              = "cgroup_known"
+	sensorMapCgroupScratch            = "cgroup_scratch"
 	sensorMapDirCache                 = "dir_cache"
 	sensorMapDrops                    = "drops"
 	sensorMapEgressSocks              = "egress_socks"
@@ -253,6 +283,9 @@ const (
 	sensorMapSysStash                 = "sys_stash"
 	sensorProgKestrelBpf              = "kestrel_bpf"
 	sensorProgKestrelBpfX             = "kestrel_bpf_x"
+	sensorProgKestrelCgroupAttach     = "kestrel_cgroup_attach"
+	sensorProgKestrelCgroupMkdir      = "kestrel_cgroup_mkdir"
+	sensorProgKestrelCgroupRmdir      = "kestrel_cgroup_rmdir"
 	sensorProgKestrelChroot           = "kestrel_chroot"
 	sensorProgKestrelChrootX          = "kestrel_chroot_x"
 	sensorProgKestrelCreat            = "kestrel_creat"
@@ -382,6 +415,9 @@ type sensorSpecs struct {
 type sensorProgramSpecs struct {
 	KestrelBpf              *ebpf.ProgramSpec `ebpf:"kestrel_bpf"`
 	KestrelBpfX             *ebpf.ProgramSpec `ebpf:"kestrel_bpf_x"`
+	KestrelCgroupAttach     *ebpf.ProgramSpec `ebpf:"kestrel_cgroup_attach"`
+	KestrelCgroupMkdir      *ebpf.ProgramSpec `ebpf:"kestrel_cgroup_mkdir"`
+	KestrelCgroupRmdir      *ebpf.ProgramSpec `ebpf:"kestrel_cgroup_rmdir"`
 	KestrelChroot           *ebpf.ProgramSpec `ebpf:"kestrel_chroot"`
 	KestrelChrootX          *ebpf.ProgramSpec `ebpf:"kestrel_chroot_x"`
 	KestrelCreat            *ebpf.ProgramSpec `ebpf:"kestrel_creat"`
@@ -463,6 +499,8 @@ type sensorProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sensorMapSpecs struct {
+	CgroupKnown     *ebpf.MapSpec `ebpf:"cgroup_known"`
+	CgroupScratch   *ebpf.MapSpec `ebpf:"cgroup_scratch"`
 	DirCache        *ebpf.MapSpec `ebpf:"dir_cache"`
 	Drops           *ebpf.MapSpec `ebpf:"drops"`
 	EgressSocks     *ebpf.MapSpec `ebpf:"egress_socks"`
@@ -517,6 +555,8 @@ func (o *sensorObjects) Close() error {
 //
 // It can be passed to loadSensorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sensorMaps struct {
+	CgroupKnown     *ebpf.Map `ebpf:"cgroup_known"`
+	CgroupScratch   *ebpf.Map `ebpf:"cgroup_scratch"`
 	DirCache        *ebpf.Map `ebpf:"dir_cache"`
 	Drops           *ebpf.Map `ebpf:"drops"`
 	EgressSocks     *ebpf.Map `ebpf:"egress_socks"`
@@ -539,6 +579,8 @@ type sensorMaps struct {
 
 func (m *sensorMaps) Close() error {
 	return _SensorClose(
+		m.CgroupKnown,
+		m.CgroupScratch,
 		m.DirCache,
 		m.Drops,
 		m.EgressSocks,
@@ -580,6 +622,9 @@ type sensorVariables struct {
 type sensorPrograms struct {
 	KestrelBpf              *ebpf.Program `ebpf:"kestrel_bpf"`
 	KestrelBpfX             *ebpf.Program `ebpf:"kestrel_bpf_x"`
+	KestrelCgroupAttach     *ebpf.Program `ebpf:"kestrel_cgroup_attach"`
+	KestrelCgroupMkdir      *ebpf.Program `ebpf:"kestrel_cgroup_mkdir"`
+	KestrelCgroupRmdir      *ebpf.Program `ebpf:"kestrel_cgroup_rmdir"`
 	KestrelChroot           *ebpf.Program `ebpf:"kestrel_chroot"`
 	KestrelChrootX          *ebpf.Program `ebpf:"kestrel_chroot_x"`
 	KestrelCreat            *ebpf.Program `ebpf:"kestrel_creat"`
@@ -661,6 +706,9 @@ func (p *sensorPrograms) Close() error {
 	return _SensorClose(
 		p.KestrelBpf,
 		p.KestrelBpfX,
+		p.KestrelCgroupAttach,
+		p.KestrelCgroupMkdir,
+		p.KestrelCgroupRmdir,
 		p.KestrelChroot,
 		p.KestrelChrootX,
 		p.KestrelCreat,
