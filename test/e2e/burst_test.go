@@ -260,7 +260,11 @@ func startPodSensor(t *testing.T, bin, cfg, root string, pod podSpec, withSysAdm
 	}
 	// The pod's container cgroup, then its own cgroup and mount namespaces
 	// (unshare without --fork: the pid stays the sensor's), without tracefs.
+	// Where the runtime mounts cgroup2 for a container is the namespace's
+	// own view (its root is the sensor's cgroup); the host's hierarchy is
+	// a hostPath elsewhere.
 	cg := filepath.Join(root, fmt.Sprintf("kestrel-e2e-sensor-%d", os.Getpid()))
+	hostCg := filepath.Join(t.TempDir(), "host", "sys", "fs", "cgroup")
 	if err := os.Mkdir(cg, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		t.Fatal(err)
 	}
@@ -269,11 +273,19 @@ func startPodSensor(t *testing.T, bin, cfg, root string, pod podSpec, withSysAdm
 		priv = append(priv, "--no-new-privs")
 	}
 	script := `echo $$ > "$1/cgroup.procs" || exit 1
+shift
 exec unshare --cgroup --mount --propagation private sh -c '
-for m in /sys/kernel/tracing /sys/kernel/debug/tracing; do umount -l "$m" 2>/dev/null; done
+set -e
+root=$1 host=$2
+shift 2
+for m in /sys/kernel/tracing /sys/kernel/debug/tracing; do umount -l "$m" 2>/dev/null || true; done
 if grep -q " - tracefs " /proc/self/mountinfo; then echo "tracefs still mounted" >&2; exit 1; fi
-shift; exec setpriv "$@"' sh "$@"`
-	args := append([]string{"-c", script, "sh", cg}, priv...)
+mkdir -p "$host"
+mount --bind "$root" "$host"
+umount -l "$root"
+mount -t cgroup2 cgroup2 "$root"
+exec setpriv "$@"' sh "$@"`
+	args := append([]string{"-c", script, "sh", cg, root, hostCg}, priv...)
 	args = append(args, bin, "--tail", "--in-process", "-o", "json", "--kind", "finding,status", "--config", cfg)
 	s := &podSensor{cmd: exec.Command("sh", args...), more: make(chan struct{}, 1), done: make(chan struct{})}
 	s.cmd.Stderr = &s.stderr
@@ -306,7 +318,7 @@ shift; exec setpriv "$@"' sh "$@"`
 		return nil, fmt.Errorf("sensor not ready after 60s: %s", s.stderr.String())
 	}
 	t.Cleanup(stop)
-	s.checkConfinement(t, root, cg, caps, pod.noNewPrivs, !withSysAdmin)
+	s.checkConfinement(t, root, cg, hostCg, caps, pod.noNewPrivs, !withSysAdmin)
 	return s, nil
 }
 
@@ -336,7 +348,7 @@ func (s *podSensor) read(r io.Reader, ready chan<- struct{}) {
 // checkConfinement checks, from outside, that the running sensor has the
 // capability set, no-new-privs, its own cgroup (namespace) and, when
 // noTracefs, a mount namespace without tracefs.
-func (s *podSensor) checkConfinement(t *testing.T, root, cg string, caps []string, noNewPrivs, noTracefs bool) {
+func (s *podSensor) checkConfinement(t *testing.T, root, cg, hostCg string, caps []string, noNewPrivs, noTracefs bool) {
 	t.Helper()
 	pid := s.cmd.Process.Pid
 	eff, _ := strconv.ParseUint(statusField(t, pid, "CapEff"), 16, 64)
@@ -362,10 +374,13 @@ func (s *podSensor) checkConfinement(t *testing.T, root, cg string, caps []strin
 	if !strings.Contains(string(cgf), "0::"+strings.TrimPrefix(cg, root)+"\n") {
 		t.Errorf("sensor cgroup %q; want %s", cgf, cg)
 	}
-	if noTracefs {
-		mi, _ := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
-		if strings.Contains(string(mi), " - tracefs ") {
-			t.Error("tracefs is mounted in the sensor's mount namespace")
+	mi, _ := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+	if noTracefs && strings.Contains(string(mi), " - tracefs ") {
+		t.Error("tracefs is mounted in the sensor's mount namespace")
+	}
+	for _, point := range []string{root, hostCg} {
+		if !strings.Contains(string(mi), " "+point+" ") {
+			t.Errorf("no cgroup2 mount at %s in the sensor's mount namespace:\n%s", point, mi)
 		}
 	}
 }
