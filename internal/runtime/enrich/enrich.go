@@ -585,7 +585,7 @@ func (e *Enricher) snapshotFor(en *proc.Entry, p *event.Process) *event.Process 
 
 // attach resolves the container of a process read from /proc.
 func (e *Enricher) attach(en *proc.Entry, p *proc.Proc) {
-	ref, pending := e.resolve(en.Snap.CgroupID, p.CgroupPath, p.Cgroups, en.Snap.NS)
+	ref, pending := e.resolve(en.Snap.CgroupID, en.Snap.NS, func() (string, proc.Cgroups) { return p.CgroupPath, p.Cgroups })
 	en.Data = &entryData{ref: ref, resolvedCgroup: en.Snap.CgroupID, pending: pending}
 }
 
@@ -600,16 +600,14 @@ func (e *Enricher) containerOf(en *proc.Entry) *event.Container {
 			ref = e.byCgroup[id]
 		}
 		if ref == nil {
-			// Not a known container cgroup: /proc/<pid>/cgroup has the
-			// v1 paths, which name containers where the runtime
-			// places only v1 cgroups.
-			path, cgs := "", proc.Cgroups(nil)
-			if e.fs != nil && !en.Exited() {
-				if c, v2, _, err := e.fs.Cgroup(en.Snap.PID); err == nil {
-					path, cgs = v2, c
+			ref, pending = e.resolve(id, en.Snap.NS, func() (string, proc.Cgroups) {
+				if e.fs != nil && !en.Exited() {
+					if c, v2, _, err := e.fs.Cgroup(en.Snap.PID); err == nil {
+						return v2, c
+					}
 				}
-			}
-			ref, pending = e.resolve(id, path, cgs, en.Snap.NS)
+				return "", nil
+			})
 		}
 		d = &entryData{ref: ref, resolvedCgroup: id, pending: pending}
 		en.Data = d
@@ -637,9 +635,11 @@ func (e *Enricher) pathKnown(id uint64) bool {
 // nil for the host. pending says that the id's path is not known yet, so
 // the answer is provisional and must not stick to the process.
 //
-// v2path, the process's line in /proc/<pid>/cgroup, is used only where
-// there is no id and it is a path from the root of the hierarchy.
-func (e *Enricher) resolve(id uint64, v2path string, cgs proc.Cgroups, ns event.Namespaces) (ref *containerRef, pending bool) {
+// procCgroup reads the process's /proc/<pid>/cgroup, only when the id's
+// path names no container: for the v1 paths (runtimes that place only v1
+// cgroups), and for the v2 path where there is no id and that path is from
+// the root of the hierarchy.
+func (e *Enricher) resolve(id uint64, ns event.Namespaces, procCgroup func() (v2 string, cgs proc.Cgroups)) (ref *containerRef, pending bool) {
 	if id != 0 {
 		if ref, ok := e.byCgroup[id]; ok && ref != nil {
 			return ref, false
@@ -656,16 +656,21 @@ func (e *Enricher) resolve(id uint64, v2path string, cgs proc.Cgroups, ns event.
 		path = p
 	case id != 0:
 		pending = true
-	case e.procPathsFull:
-		path = v2path
-	default:
+	case !e.procPathsFull:
 		pending = true // seeded in a cgroup namespace: the id comes with the first event
 	}
 	info := e.parser.Parse(path)
 	if !info.Container {
+		v2, cgs := procCgroup()
+		if id == 0 && e.procPathsFull {
+			path, info = v2, e.parser.Parse(v2)
+		}
 		// cgroup v1 hierarchies (v1-only hosts, or runtimes that place
 		// only v1 cgroups) name containers too.
 		for _, c := range cgs {
+			if info.Container {
+				break
+			}
 			if c.Hierarchy == 0 {
 				continue
 			}
