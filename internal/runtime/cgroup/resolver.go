@@ -68,10 +68,12 @@ type Resolver struct {
 	rootErr error
 	checked bool
 	// byHandle is set while ids can be looked up by file handle: root is
-	// a cgroup2 mount and the kernel has not refused a lookup.
-	byHandle bool
-	walked   bool
-	lastWalk time.Time
+	// a cgroup2 mount and the kernel has not refused a lookup (handleErr
+	// says why it did).
+	byHandle  bool
+	handleErr error
+	walked    bool
+	lastWalk  time.Time
 
 	walks, misses, resets, learned, forgotten, handles atomic.Uint64
 }
@@ -148,7 +150,28 @@ func (r *Resolver) checkLocked() {
 	}
 	// Lookups by handle need kernfs (a stand-in tree in tests is not).
 	var sfs unix.Statfs_t
-	r.byHandle = unix.Statfs(r.root, &sfs) == nil && sfs.Type == unix.CGROUP2_SUPER_MAGIC
+	if err := unix.Statfs(r.root, &sfs); err != nil || sfs.Type != unix.CGROUP2_SUPER_MAGIC {
+		r.handleErr = fmt.Errorf("%s is not a cgroup2 mount", r.root)
+		return
+	}
+	// Ask for the root itself, so that a refusal is known (and said) now.
+	if _, err := r.byHandleLocked(r.opts.RootID); err != nil {
+		r.handleErr = err
+		return
+	}
+	r.byHandle = true
+}
+
+// HandleErr says why cgroup ids are not looked up by file handle (and a miss
+// walks the hierarchy instead), or nil when they are.
+func (r *Resolver) HandleErr() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.checkLocked()
+	if r.root == "" {
+		return r.rootErr
+	}
+	return r.handleErr
 }
 
 // Path returns the path of id, such as
@@ -176,7 +199,7 @@ func (r *Resolver) Path(id uint64) (string, error) {
 		}
 		// Refused (no CAP_DAC_READ_SEARCH, or a kernel without kernfs
 		// file handles): walk from now on.
-		r.byHandle = false
+		r.byHandle, r.handleErr = false, err
 	}
 	now := r.opts.Now()
 	if r.walked && now.Sub(r.lastWalk) < r.opts.MinRescan {

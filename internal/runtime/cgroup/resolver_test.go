@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func ino(t *testing.T, p string) uint64 {
@@ -117,6 +120,9 @@ func TestResolverWalkStandIn(t *testing.T) {
 	if c := r.Counters(); c.Walks != 2 || c.Misses != 1 || c.Handles != 0 {
 		t.Errorf("counters %+v; want 2 walks, 1 miss, no handle lookups", c)
 	}
+	if err := r.HandleErr(); err == nil || !strings.Contains(err.Error(), "not a cgroup2 mount") {
+		t.Errorf("HandleErr = %v; want not a cgroup2 mount", err)
+	}
 }
 
 func TestResolverSubtreeIsNotUsed(t *testing.T) {
@@ -199,7 +205,51 @@ func TestResolverRealCgroup(t *testing.T) {
 	if _, err := r.Path(goneID); !errors.Is(err, ErrNotFound) {
 		t.Errorf("removed cgroup: got %v; want ErrNotFound", err)
 	}
-	if c := r.Counters(); c.Walks != 1 || c.Handles != 2 {
-		t.Errorf("counters %+v; want 1 walk and 2 lookups by handle", c)
+	// Three lookups by handle: the root's, to see that the kernel allows
+	// them, and the two misses.
+	if c := r.Counters(); c.Walks != 1 || c.Handles != 3 {
+		t.Errorf("counters %+v; want 1 walk and 3 lookups by handle", c)
+	}
+	if err := r.HandleErr(); err != nil {
+		t.Errorf("HandleErr = %v", err)
+	}
+}
+
+// Without CAP_DAC_READ_SEARCH the kernel refuses lookups by handle: the
+// refusal is said at CheckRoot time and a miss walks the hierarchy instead.
+func TestResolverHandleRefused(t *testing.T) {
+	root := v2Root(t)
+	dir := filepath.Join(root, fmt.Sprintf("kestrel-test-refused-%d", os.Getpid()))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(dir) })
+	// Capabilities are per thread: drop the effective one on this thread
+	// only, and raise it again from the permitted set before unlocking.
+	runtime.LockOSThread()
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		t.Fatal(err)
+	}
+	saved := data
+	data[0].Effective &^= 1 << unix.CAP_DAC_READ_SEARCH
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		t.Fatal(err)
+	}
+	r := NewResolver(root, nil)
+	herr := r.HandleErr()
+	p, perr := r.Path(ino(t, dir))
+	if err := unix.Capset(&hdr, &saved[0]); err == nil {
+		runtime.UnlockOSThread()
+	}
+	if herr == nil || !errors.Is(herr, unix.EPERM) {
+		t.Errorf("HandleErr without CAP_DAC_READ_SEARCH = %v; want EPERM", herr)
+	}
+	if perr != nil || p != "/"+filepath.Base(dir) {
+		t.Errorf("Path = %q, %v; want the walk to find it", p, perr)
+	}
+	if c := r.Counters(); c.Walks != 1 {
+		t.Errorf("counters %+v; want 1 walk", c)
 	}
 }

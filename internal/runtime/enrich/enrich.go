@@ -210,13 +210,18 @@ func (e *Enricher) openLocked() error {
 	e.resolver = cgroup.NewResolver(root, e.opts.CgroupResolver)
 	if err := e.resolver.CheckRoot(); err != nil {
 		e.log.Info("cgroup paths come from the kernel's cgroup records only", "reason", err)
-	} else if self, err := fs.SelfNamespaces(); err == nil && self.Cgroup != 0 && self.Cgroup == e.hostNS.Cgroup {
+	} else {
+		if err := e.resolver.HandleErr(); err != nil {
+			e.log.Info("cgroup ids the kernel has not reported are found by walking the hierarchy, at most once a second", "reason", err)
+		}
 		// Only from the initial cgroup namespace are the paths in
 		// /proc/<pid>/cgroup from the root of the hierarchy; inside a
 		// pod they are relative to the sensor's own cgroup, and the
 		// ids of seeded processes come with their first event instead.
-		fs.SetCgroupV2Root(root)
-		e.procPathsFull = true
+		if self, err := fs.SelfNamespaces(); err == nil && self.Cgroup != 0 && self.Cgroup == e.hostNS.Cgroup {
+			fs.SetCgroupV2Root(root)
+			e.procPathsFull = true
+		}
 	}
 	e.fs = fs
 	return nil
