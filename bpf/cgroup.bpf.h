@@ -30,8 +30,10 @@
 #define CGROUP_NAME 256 /* a kernfs name, NAME_MAX plus the NUL */
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH); /* an evicted id is only sent again */
-	__uint(max_entries, 65536);
+	/* LRU: an evicted id is only sent again. A node has a few thousand
+	 * cgroups; 16384 entries cost about 1 MiB. */
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, __u8);
 } cgroup_known SEC(".maps");
