@@ -2,19 +2,24 @@ package runtime
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/kestrel-sec/kestrel/internal/config"
 	"github.com/kestrel-sec/kestrel/internal/event"
+	"github.com/kestrel-sec/kestrel/internal/runtime/enrich"
 )
 
 func TestDecodeCgroup(t *testing.T) {
@@ -394,4 +399,114 @@ func waitCond(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// TestAttributionAtEventTime joins the real pieces: the kernel's records
+// feed the enricher's index (and nothing else does), and the exec of each of
+// a burst of containers
+// created at once (kubepods pod slices, containerd scopes, nothing of them
+// existing when the sensor started) is attributed to its container when it
+// is enriched, as the pipeline does it, in ring order.
+func TestAttributionAtEventTime(t *testing.T) {
+	requireKernel(t)
+	root := v2Root(t)
+	// Under a directory of this test's own: other tests share kubepods.slice.
+	base := filepath.Join(root, fmt.Sprintf("kestrel-rt-%d", os.Getpid()))
+	mkCgroup(t, base)
+	cfg := config.DefaultContext()
+	cfg.CRISocket = config.CRIOff
+	// The enricher is given a sub-tree as its cgroup mount, as a pod with
+	// only its own namespace's cgroup2 view has: no walk, no lookup by
+	// id, paths from the kernel's records only.
+	en, err := enrich.New(cfg, &enrich.Options{NoNetlink: true, CgroupRoot: base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := en.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Load(testConfig(), &Options{Cgroups: en.Cgroups()})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	marker := filepath.Join(t.TempDir(), "kestrel-attrib-marker")
+	if err := copyExe("/bin/true", marker); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	execs := map[string]*event.Event{} // argv[1] → enriched exec
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Run(ctx, func(e *event.Event) {
+			en.Enrich(e)
+			if e.Kind == event.KindExec && e.Process.Exe == marker && len(e.Process.Args) > 1 {
+				mu.Lock()
+				execs[e.Process.Args[1]] = e
+				mu.Unlock()
+			}
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		s.Close()
+	})
+
+	const n = 10
+	kube := filepath.Join(base, "kubepods.slice")
+	mkCgroup(t, kube)
+	type ctr struct{ id, uid, cg string }
+	ctrs := make([]ctr, n)
+	for i := range ctrs {
+		b := make([]byte, 48)
+		if _, err := rand.Read(b); err != nil {
+			t.Fatal(err)
+		}
+		h := hex.EncodeToString(b)
+		ctrs[i].id = h[:64]
+		ctrs[i].uid = h[64:72] + "-" + h[72:76] + "-" + h[76:80] + "-" + h[80:84] + "-" + h[84:96]
+		pod := filepath.Join(kube, "kubepods-besteffort-pod"+strings.ReplaceAll(ctrs[i].uid, "-", "_")+".slice")
+		ctrs[i].cg = filepath.Join(pod, "cri-containerd-"+ctrs[i].id+".scope")
+		t.Cleanup(func() { rmCgroup(ctrs[i].cg); rmCgroup(pod) })
+	}
+	var wg sync.WaitGroup
+	gate := make(chan struct{})
+	errs := make([]error, n)
+	for i := range ctrs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-gate
+			out, err := exec.Command("sh", "-c", `mkdir -p "$0" && echo $$ > "$0/cgroup.procs" && exec "$1" "$2"`,
+				ctrs[i].cg, marker, strconv.Itoa(i)).CombinedOutput()
+			if err != nil {
+				errs[i] = fmt.Errorf("container %d: %v: %s", i, err, out)
+			}
+		}()
+	}
+	close(gate)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	waitCond(t, "the burst's execs", func() bool { mu.Lock(); defer mu.Unlock(); return len(execs) == n })
+	mu.Lock()
+	defer mu.Unlock()
+	for i, c := range ctrs {
+		e := execs[strconv.Itoa(i)]
+		if ct := e.Container; ct == nil || ct.ID != c.id || ct.Runtime != "containerd" || ct.PodUID != c.uid {
+			t.Errorf("container %d: exec attributed to %+v; want %s… pod %s", i, ct, c.id[:12], c.uid)
+		}
+	}
+}
+
+func copyExe(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o755)
 }
