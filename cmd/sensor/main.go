@@ -23,9 +23,6 @@ import (
 	"github.com/kestrel-sec/kestrel/internal/config"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 const usageText = `Kestrel: eBPF host sensor for GPU inference nodes.
 
 Usage:
@@ -42,7 +39,7 @@ Flags:
   --socket PATH        daemon socket (default from config: export.unix_socket)
   --in-process         with --tail: do not attach to a daemon even if one runs
   --no-color           plain text even on a terminal
-  --version            print the version and exit
+  --version            print the version, commit, Go and cilium/ebpf versions, and exit
   -h, --help           this help
 
 Filters (with --tail; repeatable where it makes sense):
@@ -173,7 +170,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if o.showVer {
-		fmt.Fprintf(stdout, "sensor %s\n", version)
+		printVersion(stdout, readBuildInfo())
 		return 0
 	}
 	cfg := config.Default()
