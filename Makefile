@@ -42,7 +42,9 @@ run: build ## Run the sensor in the foreground with --tail and the default confi
 	./$(BIN) --tail --config $(CONFIG)
 
 .PHONY: test
-test: ## Run every test; eBPF and scenario tests run for real as root.
+test: ## Run every test; eBPF and scenario tests run for real as root (installs missing packages first).
+	@# As root where apt-get exists, the missing Debian packages are installed (KESTREL_NO_INSTALL=1: check only).
+	@scripts/preflight.sh $(if $(KESTREL_NO_INSTALL),,--install)
 	$(GOTEST) -count=1 -timeout 20m $$($(GO) list ./... | grep -v /test/e2e)
 	@# The scenario replay watches the whole host: run it alone, not beside other root tests.
 	$(GOTEST) -count=1 -timeout 20m -v ./test/e2e
@@ -81,6 +83,14 @@ fuzz: ## Fuzz every parser (decoder, cgroup paths, /proc, config, filters, repla
 	  echo "== $${t#*:} in $${t%%:*}"; \
 	  $(GO) test $${t%%:*} -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $${FUZZTIME:-30s}; \
 	done
+
+.PHONY: preflight
+preflight: ## Check what `make test` needs (tools, Go, root, BTF, cgroup v2, kernel); name what is missing.
+	@scripts/preflight.sh
+
+.PHONY: deps
+deps: ## Install the Debian/Ubuntu packages the tests and `make generate` need (root, apt-get).
+	@scripts/preflight.sh --install --generate
 
 .PHONY: manifests
 manifests: ## Render deploy/daemonset.yaml from charts/kestrel (deploy/manifest-values.yaml).

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -270,4 +271,39 @@ func TestImageBuildContext(t *testing.T) {
 			t.Errorf("sensor --version lacks %q", want)
 		}
 	}
+}
+
+// make test checks what it needs before any test runs, and names each
+// missing tool with the package to install, instead of a scenario failing
+// for want of it (no modprobe: no init_module, so "A3: MISSING ESC-008").
+func TestPreflightNamesWhatIsMissing(t *testing.T) {
+	bin := t.TempDir()
+	// Everything the script and the tests run, except kmod's and logrotate's.
+	for _, tool := range []string{"bash", "env", "go", "sed", "sort", "grep", "id", "uname", "head",
+		"make", "git", "gcc", "python3", "perl", "curl", "wget", "tar", "gzip", "sha256sum", "base64", "split",
+		"dd", "tee", "timeout", "find", "xargs", "unshare", "nsenter", "mount", "flock", "setpriv", "ip",
+		"pgrep", "ps", "iptables", "scp", "ssh"} {
+		if p, err := exec.LookPath(tool); err == nil {
+			if err := os.Symlink(p, filepath.Join(bin, tool)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cmd := exec.Command(filepath.Join(repoRoot, "scripts", "preflight.sh"))
+	cmd.Env = append(os.Environ(), "PATH="+bin)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("preflight without modprobe: %v; want exit code 1\n%s", err, out)
+	}
+	for _, want := range []string{"command modprobe (package kmod)", "command rmmod (package kmod)",
+		"command logrotate (package logrotate)", "apt-get install", "sudo make deps"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("preflight output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "command python3") && exec.Command("python3", "-V").Run() == nil {
+		t.Errorf("preflight names python3, which is there:\n%s", out)
+	}
+	t.Logf("%s", out)
 }
