@@ -75,7 +75,8 @@ func render(values map[string]any) (string, error) {
 	for _, m := range manifests {
 		fmt.Fprintf(&b, "---\n# Source: %s\n%s\n", m.Name, m.Content)
 	}
-	return b.String(), nil
+	// As helm template prints it: no blank line at the end.
+	return strings.TrimRight(b.String(), "\n") + "\n", nil
 }
 
 // mustRender renders values (a YAML document) or fails the test.
