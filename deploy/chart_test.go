@@ -183,6 +183,7 @@ func TestChartRejectsBadValues(t *testing.T) {
 		{`tls: {certManager: {enabled: true}}`, `feed.tcp.enabled is false`},
 		{`readiness: {requireGPU: true}` + "\n" + `nvml: {mode: "off"}`, `never be ready`},
 		{`metrics: {enabled: false, serviceMonitor: {enabled: true}}`, `needs metrics.enabled`},
+		{`otlp: {endpoint: "collector:4317", clientCertificate: true}`, `needs otlp.tlsSecret`},
 		{`placement: {gpuNodesOnly: true}` + "\n" +
 			`affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: []}}}`, `cannot be set too`},
 	} {

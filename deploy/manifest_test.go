@@ -16,7 +16,6 @@ import (
 
 	cmv1 "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
-	"gopkg.in/yaml.v3"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -165,12 +164,7 @@ func stripComments(doc string) string {
 
 // variants are value sets people deploy with; every check runs on each
 // rendering and on daemonset.yaml.
-var variants = []struct {
-	name, values string
-	// needs are config keys the rendering sets that this build's config
-	// may not know yet (added with the OTLP exporter).
-	needs []string
-}{
+var variants = []struct{ name, values string }{
 	{name: "defaults"},
 	{name: "mtls-feed-cert-manager", values: `
 feed: {tcp: {enabled: true, clientNames: [siem-collector]}}
@@ -207,8 +201,9 @@ goMemLimit: 800MiB
 extraEnv: [{name: GODEBUG, value: madvdontneed=1}]
 extraVolumes: [{name: models, hostPath: {path: /srv/models, type: Directory}}]
 extraVolumeMounts: [{name: models, mountPath: /srv/models, readOnly: true}]`},
-	{name: "otlp", needs: []string{"export.otlp"}, values: `
-otlp: {endpoint: "otel-collector.observability:4317", clusterName: prod-gpu, tlsSecret: otlp-ca, headersSecret: otlp-headers}`},
+	{name: "otlp", values: `
+otlp: {endpoint: "otel-collector.observability:4317", clusterName: prod-gpu, tlsSecret: otlp-tls, clientCertificate: true,
+  headersSecret: otlp-headers}`},
 }
 
 // manifests returns daemonset.yaml and the chart rendered with each variant.
@@ -222,10 +217,6 @@ func manifests(t *testing.T) []*manifest {
 	m.values = string(mustYAML(t, readValues(t, manifestValues)))
 	out := []*manifest{m}
 	for _, v := range variants {
-		if missing := slices.DeleteFunc(slices.Clone(v.needs), configKnows); len(missing) > 0 {
-			t.Logf("variant %s skipped: this build's config has no %v yet", v.name, missing)
-			continue
-		}
 		m := parse(t, v.name, []byte(mustRender(t, v.values)))
 		m.values = v.values
 		out = append(out, m)
@@ -241,29 +232,7 @@ func mustYAML(t *testing.T, v any) []byte {
 	return b
 }
 
-// configKnows reports whether the sensor's config has the dotted key path.
-func configKnows(p string) bool {
-	b, err := yaml.Marshal(config.Default())
-	if err != nil {
-		return false
-	}
-	var node any = map[string]any{}
-	if yaml.Unmarshal(b, &node) != nil {
-		return false
-	}
-	for _, k := range strings.Split(p, ".") {
-		mp, ok := node.(map[string]any)
-		if !ok {
-			return false
-		}
-		if node, ok = mp[k]; !ok {
-			return false
-		}
-	}
-	return true
-}
-
-// values decodes a variant's values for the checks that depend on them.
+// value is the variant's value at a dotted path (nil when unset), for the checks that depend on it.
 func (m *manifest) value(t *testing.T, dotted string) any {
 	t.Helper()
 	var v map[string]any
@@ -760,6 +729,21 @@ func TestMounts(t *testing.T) {
 			v := m.volume("tls")
 			if v == nil || v.Secret == nil || v.Secret.Optional != nil && *v.Secret.Optional {
 				t.Error("the TLS secret must be a required secret volume")
+			}
+		}
+		if o := m.value(t, "otlp.tlsSecret"); o != nil {
+			tls := m.cfg.Export.OTLP.TLS
+			for k, p := range map[string]string{"ca": tls.CA, "cert": tls.Cert, "key": tls.Key} {
+				if p == "" {
+					continue
+				}
+				paths["export.otlp.tls."+k] = p
+				if vm, _ := m.mountOf(p); m.volume(vm.Name) == nil || m.volume(vm.Name).Secret == nil || m.volume(vm.Name).Secret.SecretName != o {
+					t.Errorf("export.otlp.tls.%s %s is not in Secret %v", k, p, o)
+				}
+			}
+			if m.value(t, "otlp.clientCertificate") == true && (tls.Cert == "" || tls.Key == "") {
+				t.Error("otlp.clientCertificate sets no export.otlp.tls.cert and key")
 			}
 		}
 		for what, p := range paths {

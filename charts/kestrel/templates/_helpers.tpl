@@ -150,7 +150,13 @@ and flags. Setting a wired key in .Values.config is an error, so the two cannot 
 {{- $_ := set $otlp "cluster_name" . -}}
 {{- end -}}
 {{- if $.Values.otlp.tlsSecret -}}
-{{- $_ := set $otlp "tls" (dict "ca" "/etc/kestrel/otlp-tls/ca.crt") -}}
+{{- $tls := dict "ca" "/etc/kestrel/otlp-tls/ca.crt" -}}
+{{- if $.Values.otlp.clientCertificate -}}
+{{- $tls = merge $tls (dict "cert" "/etc/kestrel/otlp-tls/tls.crt" "key" "/etc/kestrel/otlp-tls/tls.key") -}}
+{{- end -}}
+{{- $_ := set $otlp "tls" $tls -}}
+{{- else if $.Values.otlp.clientCertificate -}}
+{{- fail "otlp.clientCertificate needs otlp.tlsSecret, the Secret that holds it" -}}
 {{- end -}}
 {{- $_ := set $export "otlp" $otlp -}}
 {{- end -}}
