@@ -253,7 +253,11 @@ var openFlagNames = []struct {
 
 // OpenFlagString renders open(2) flags as "O_RDONLY|O_CLOEXEC".
 func OpenFlagString(flags uint32) string {
-	var b []byte
+	return string(AppendOpenFlags(nil, flags))
+}
+
+// AppendOpenFlags appends the OpenFlagString form of flags to b.
+func AppendOpenFlags(b []byte, flags uint32) []byte {
 	switch flags & OAccMode {
 	case ORdonly:
 		b = append(b, "O_RDONLY"...)
@@ -270,5 +274,5 @@ func OpenFlagString(flags uint32) string {
 			b = append(b, f.name...)
 		}
 	}
-	return string(b)
+	return b
 }
