@@ -43,6 +43,10 @@ bench: ## Run the overhead storms (none / empty programs / sensor, alternating) 
 otlp-e2e: ## Build a real OpenTelemetry Collector (test/otelcol), export to it from the daemon, count its records against the sensor's (root; minutes).
 	./scripts/otlp-e2e.sh
 
+.PHONY: docs
+docs: ## Regenerate docs/rules.md from the rule registry (a test fails when it is stale).
+	$(GO) run ./internal/detect/rulesdoc/gendoc -o docs/rules.md
+
 .PHONY: generate
 generate: ## Rebuild generated code: bpf2go objects and bindings, vmlinux.h, protobuf (needs clang, bpftool, protoc).
 	$(GO) generate ./...
