@@ -18,7 +18,7 @@ import (
 type Kind uint8
 
 // Event kinds. The string forms (see Kind.String) are the "kind" field of the
-// JSON contract in DESIGN.md §6 and must not change.
+// JSON contract (docs/output.md) and must not change.
 const (
 	KindInvalid Kind = iota
 	KindExec

@@ -106,7 +106,7 @@ func FuzzEventFromProto(f *testing.F) {
 	})
 }
 
-// The export package stays on its floor (DESIGN.md §9): it imports event and
+// The export package stays on its floor (docs/architecture.md): it imports event and
 // config of ours, the generated proto, and never another middle package or
 // cilium/ebpf.
 func TestImportsStayOnTheFloor(t *testing.T) {
