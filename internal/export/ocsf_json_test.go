@@ -46,3 +46,15 @@ func FuzzAppendJSONString(f *testing.F) {
 		}
 	})
 }
+
+func TestIsUUID(t *testing.T) {
+	for s, want := range map[string]bool{
+		"0f6a1c2e-5b3d-4e7f-9a10-7c2b3d4e5f60": true, "0F6A1C2E-5B3D-4E7F-9A10-7C2B3D4E5F60": true,
+		"0f6a1c2e5b3d4e7f9a107c2b3d4e5f60":     false, // a static pod's hash
+		"0f6a1c2e-5b3d-4e7f-9a10-7c2b3d4e5f6g": false, "0f6a1c2e-5b3d-4e7f-9a10_7c2b3d4e5f60": false, "": false,
+	} {
+		if got := isUUID(s); got != want {
+			t.Errorf("isUUID(%q) = %v; want %v", s, got, want)
+		}
+	}
+}

@@ -161,6 +161,8 @@ func TestOCSFMapping(t *testing.T) {
 			"metadata.uid": "b9c597a3-7", "metadata.product.version": "0.1.0", "time": "1795723200123"}},
 		{matrix["host/fork"], map[string]any{"launch_type_id": "2", "metadata.profiles.1": absent, "process.container": absent}},
 		{matrix["exec/thread"], map[string]any{"process.ptid": "31338", "process.tid": absent}},
+		{matrix["exec/static_pod"], map[string]any{"process.container.pod_uuid": absent, "process.container.tags.2.name": "k8s.pod.uid",
+			"process.container.tags.2.value": "8a4f2e0c9d1b7a6f5e4d3c2b1a0f9e8d", "process.container.orchestrator": "Kubernetes"}},
 		{fx["process_exit"], map[string]any{"activity_id": "2", "exit_code": "0", "unmapped.signal": "9", "process.terminated_time": "1795723200123"}},
 		{fx["file_open"], map[string]any{"class_uid": "1001", "activity_id": "14", "status_id": "1", "file.path": "/sys/fs/cgroup/release_agent",
 			"actor.process.container.uid": ctrA, "unmapped.open.flags": "O_WRONLY|O_CREAT|O_TRUNC", "access_mask": "577"}},

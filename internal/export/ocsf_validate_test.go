@@ -66,6 +66,8 @@ func ocsfMatrix() map[string]*event.Event {
 	add("exec/deep_lineage", &event.Event{Kind: event.KindExec, Process: long, Container: c})
 	add("exec/unknown_process", &event.Event{Kind: event.KindExec, Process: bare})
 	add("exec/odd_strings", &event.Event{Kind: event.KindExec, Process: odd, Container: c})
+	add("exec/static_pod", &event.Event{Kind: event.KindExec, Process: p, Container: &event.Container{ID: ctrA, Runtime: "containerd",
+		PodUID: "8a4f2e0c9d1b7a6f5e4d3c2b1a0f9e8d", Pod: "kube-proxy-x", Namespace: "kube-system"}})
 	add("exit/no_payload", &event.Event{Kind: event.KindExit, Process: bare})
 	add("open/no_process", &event.Event{Kind: event.KindOpen,
 		File: &event.File{Path: "/etc/shadow", RawPath: "/etc/shadow", Flags: event.ORdonly, Result: 3, Size: -1}})
