@@ -544,9 +544,6 @@ func writeFileFields(w *jsonWriter, p string, typeID int) {
 	switch {
 	case p == "":
 		w.lit("name", event.Unknown)
-	case p == "/":
-		w.str("name", "/")
-		w.str("path", "/")
 	default:
 		w.str("name", path.Base(p))
 		if strings.HasPrefix(p, "/") {
