@@ -59,6 +59,10 @@ bench: ## Run the overhead storms (none / empty programs / sensor, alternating) 
 otlp-e2e: ## Build a real OpenTelemetry Collector (test/otelcol), export to it from the daemon, count its records against the sensor's (root; minutes).
 	./scripts/otlp-e2e.sh
 
+.PHONY: docs
+docs: ## Regenerate docs/rules.md from the rule registry (a test fails when it is stale).
+	$(GO) run ./internal/detect/rulesdoc/gendoc -o docs/rules.md
+
 .PHONY: generate
 generate: ## Rebuild generated code: bpf2go objects and bindings, vmlinux.h, protobuf (needs clang, bpftool, protoc).
 	$(GO) generate ./...
@@ -82,7 +86,7 @@ fuzz: ## Fuzz every parser (decoder, cgroup paths, /proc, config, filters, repla
 	  ./internal/runtime/cgroup:FuzzParse ./internal/runtime/proc:FuzzParseStat \
 	  ./internal/runtime/proc:FuzzParseStatus ./internal/runtime/proc:FuzzParseCgroup \
 	  ./internal/runtime/proc:FuzzParseMountinfo ./internal/config:FuzzParse \
-	  ./internal/export:FuzzCompileFilter ./internal/export:FuzzEventFromProto \
+	  ./internal/export:FuzzCompileFilter ./internal/export:FuzzEventFromProto ./internal/export:FuzzAppendJSONString \
 	  ./internal/gpu:FuzzParseReplay ./internal/detect:FuzzProcess ./internal/detect/model:FuzzIsModel; do \
 	  echo "== $${t#*:} in $${t%%:*}"; \
 	  $(GO) test $${t%%:*} -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $${FUZZTIME:-30s}; \

@@ -251,7 +251,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case o.cmd == "bom":
 		err = runBOM(ctx, cfg, o, stdout)
 	case o.tail:
-		err = runTail(ctx, cfg, o, stdout, logger)
+		err = runTail(ctx, cfg, o, stdout, stderr, logger)
 	default:
 		err = runDaemon(ctx, cfg, logger)
 	}

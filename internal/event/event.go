@@ -18,7 +18,7 @@ import (
 type Kind uint8
 
 // Event kinds. The string forms (see Kind.String) are the "kind" field of the
-// JSON contract in DESIGN.md §6 and must not change.
+// JSON contract (docs/output.md) and must not change.
 const (
 	KindInvalid Kind = iota
 	KindExec
@@ -262,9 +262,19 @@ type Net struct {
 	Fd int32
 }
 
+// SyscallNames are the values Syscall.Name takes: one name per family of
+// escape-primitive calls the kernel side reports (umount2 is "umount",
+// renameat2 is "rename", dup3 is "dup", tgkill is "kill"). Exporters map
+// each of them; a new name is added here first.
+var SyscallNames = []string{
+	"mount", "umount", "unshare", "setns", "ptrace", "process_vm_readv", "process_vm_writev",
+	"init_module", "finit_module", "delete_module", "bpf", "memfd_create", "rename", "unlink",
+	"link", "symlink", "dup", "mknod", "pivot_root", "chroot", "kill",
+}
+
 // Syscall is the payload of the escape-primitive syscalls.
 type Syscall struct {
-	Name   string // mount, umount, setns, unshare, ptrace, process_vm_readv, init_module, finit_module, bpf, memfd_create, rename, unlink, link, symlink, dup, pivot_root, chroot, mknod, kill
+	Name   string // one of SyscallNames
 	Ret    int64
 	Flags  uint64 // clone flags, mount flags, nstype, ptrace request, bpf cmd ...
 	Target uint32 // target pid for ptrace, process_vm_*, kill; 0 if none

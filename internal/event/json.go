@@ -5,7 +5,7 @@ import (
 	"strconv"
 )
 
-// The JSON contract of DESIGN.md §6. These mirror types keep the wire names in
+// The JSON contract (docs/output.md). These mirror types keep the wire names in
 // one place; Event itself carries no tags so the hot path stays free of them.
 
 type jsonProcess struct {
@@ -124,7 +124,7 @@ type jsonEvent struct {
 // TimeFormat is RFC 3339 with nanoseconds, as the contract requires.
 const TimeFormat = "2006-01-02T15:04:05.000000000Z07:00"
 
-// MarshalJSON renders e in the --tail -o json contract (DESIGN.md §6).
+// MarshalJSON renders e in the --tail -o json contract (docs/output.md).
 func (e *Event) MarshalJSON() ([]byte, error) {
 	return json.Marshal(toJSON(e, 0))
 }
@@ -253,7 +253,11 @@ var openFlagNames = []struct {
 
 // OpenFlagString renders open(2) flags as "O_RDONLY|O_CLOEXEC".
 func OpenFlagString(flags uint32) string {
-	var b []byte
+	return string(AppendOpenFlags(nil, flags))
+}
+
+// AppendOpenFlags appends the OpenFlagString form of flags to b.
+func AppendOpenFlags(b []byte, flags uint32) []byte {
 	switch flags & OAccMode {
 	case ORdonly:
 		b = append(b, "O_RDONLY"...)
@@ -270,5 +274,5 @@ func OpenFlagString(flags uint32) string {
 			b = append(b, f.name...)
 		}
 	}
-	return string(b)
+	return b
 }

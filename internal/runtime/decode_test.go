@@ -167,6 +167,13 @@ func TestDecodeSyscall(t *testing.T) {
 		if err != nil || e.Sys.Name != name {
 			t.Errorf("call %d: %v, %v; want %s", i, e, err, name)
 		}
+		// The exporters map every name of the contract, and only those.
+		if !slices.Contains(event.SyscallNames, name) {
+			t.Errorf("call %d: %q is not in event.SyscallNames; add it there and map it in the exporters", i, name)
+		}
+	}
+	if len(event.SyscallNames) != len(sysCallNames) {
+		t.Errorf("event.SyscallNames has %d names; the decoder produces %d", len(event.SyscallNames), len(sysCallNames))
 	}
 }
 
