@@ -74,11 +74,15 @@ type Sensor struct {
 const (
 	dropRingbuf  = 0
 	dropPathLong = 1
-	dropStash    = 2
+	dropInflight = 2
 	dropSources  = 3
 )
 
-var dropNames = [dropSources]string{"kernel_ringbuf", "path_truncated", "open_stash_full"}
+var dropNames = [dropSources]string{"kernel_ringbuf", "path_truncated", "inflight_alloc_failed"}
+
+// dropIsLoss says which drop sources lose an event (reported in-band as
+// Lost); a truncated path is still sent.
+var dropIsLoss = [dropSources]bool{dropRingbuf: true, dropInflight: true}
 
 // Load loads the sensor's BPF programs with cfg's filter tables, attaches
 // every program and opens the ring buffer reader. On any error nothing of
@@ -96,8 +100,11 @@ func LoadFloor(cfg config.CaptureConfig, opts *Options) (*Sensor, error) {
 }
 
 func load(cfg config.CaptureConfig, opts *Options, floor bool) (_ *Sensor, err error) {
-	if err := CheckPrivileges(); err != nil {
+	if err := requireBTF(); err != nil {
 		return nil, err
+	}
+	if len(sysHandlers) == 0 {
+		return nil, errors.New("the sensor has no syscall table for this architecture (amd64 and arm64 are supported)")
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if opts != nil && opts.Logger != nil {
@@ -125,12 +132,13 @@ func load(cfg config.CaptureConfig, opts *Options, floor bool) (_ *Sensor, err e
 	if floor {
 		emptyPrograms(spec)
 	}
-	if needsTracefs(spec) {
-		if err := ensureTracefs(); err != nil {
-			return nil, err
-		}
-	}
 	if err := s.loadCollection(spec); err != nil {
+		if errors.Is(err, unix.EPERM) {
+			// Say which capability the kernel wants for what.
+			if perr := probeSpec(spec); perr != nil {
+				return nil, perr
+			}
+		}
 		return nil, err
 	}
 	s.recordIDs()
@@ -141,6 +149,9 @@ func load(cfg config.CaptureConfig, opts *Options, floor bool) (_ *Sensor, err e
 	}
 	if !floor {
 		if err := fillFilters(s.coll, cfg); err != nil {
+			return nil, err
+		}
+		if err := fillSyscallCalls(s.coll, sysHandlers); err != nil {
 			return nil, err
 		}
 	}
@@ -177,6 +188,9 @@ func configureSpec(spec *ebpf.CollectionSpec, cfg config.CaptureConfig) error {
 		}
 	}
 	if err := setGates(spec, cfg); err != nil {
+		return err
+	}
+	if err := setSyscallTable(spec, sysHandlers); err != nil {
 		return err
 	}
 	return bakeVariables(spec)
@@ -393,14 +407,16 @@ func (s *Sensor) tick(now time.Time, emit func(*event.Event)) {
 	if err := sumPerCPU(s.coll.Maps["drops"], "drops", 0, total[:]); err != nil {
 		s.log.Warn("read drop counters", "error", err)
 	}
-	if prev := s.drops[dropRingbuf].Load(); total[dropRingbuf] > prev {
-		emit(&event.Event{Kind: event.KindLost, Time: now, Process: &event.Process{},
-			Lost: &event.Lost{Source: dropNames[dropRingbuf], Count: total[dropRingbuf] - prev}})
-	}
 	for i := range total {
-		if total[i] > s.drops[i].Load() {
-			s.drops[i].Store(total[i])
+		prev := s.drops[i].Load()
+		if total[i] <= prev {
+			continue
 		}
+		if dropIsLoss[i] {
+			emit(&event.Event{Kind: event.KindLost, Time: now, Process: &event.Process{},
+				Lost: &event.Lost{Source: dropNames[i], Count: total[i] - prev}})
+		}
+		s.drops[i].Store(total[i])
 	}
 	if de := s.decodeErrors.Load(); de > s.lostDecoder {
 		emit(&event.Event{Kind: event.KindLost, Time: now, Process: &event.Process{},
