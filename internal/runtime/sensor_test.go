@@ -124,6 +124,13 @@ func (c *collector) wait(t *testing.T, what string, pred func(*event.Event) bool
 	return nil
 }
 
+// all returns a copy of the events so far.
+func (c *collector) all() []*event.Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.evs)
+}
+
 func (c *collector) find(pred func(*event.Event) bool) *event.Event {
 	c.mu.Lock()
 	defer c.mu.Unlock()
