@@ -45,7 +45,7 @@ func (s *Sensor) attachAll(spec *ebpf.CollectionSpec) error {
 				continue
 			}
 			caps, why := programCaps(ps.Type)
-			return fmt.Errorf("attach %s (%s): %w", name, ps.SectionName, explainEPERM(err, caps, why))
+			return explainEPERM(fmt.Sprintf("attach %s (%s)", name, ps.SectionName), err, caps, why)
 		}
 		s.links = append(s.links, l)
 		s.progs = append(s.progs, name)

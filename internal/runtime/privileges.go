@@ -108,7 +108,7 @@ func probeMap(orig *ebpf.MapSpec) error {
 	}
 	m, err := ebpf.NewMap(ms)
 	if err != nil {
-		return explainEPERM(fmt.Errorf("create a %s map (like %s): %w", orig.Type, orig.Name, err),
+		return explainEPERM(fmt.Sprintf("create a %s map (like %s)", orig.Type, orig.Name), err,
 			[]capability{capBPF}, "to create BPF maps")
 	}
 	return m.Close()
@@ -125,7 +125,7 @@ func probeProgram(orig *ebpf.ProgramSpec, cgroupRoot string) error {
 	caps, why := programCaps(ps.Type)
 	p, err := ebpf.NewProgram(ps)
 	if err != nil {
-		return explainEPERM(fmt.Errorf("load a %s program (%s): %w", ps.Type, ps.SectionName, err), caps, why)
+		return explainEPERM(fmt.Sprintf("load a %s program (%s)", ps.Type, ps.SectionName), err, caps, why)
 	}
 	defer p.Close()
 	l, err := attachOne(p, ps, cgroupRoot)
@@ -133,7 +133,7 @@ func probeProgram(orig *ebpf.ProgramSpec, cgroupRoot string) error {
 		if isCgroupType(ps.Type) {
 			why += ", and read access to the cgroup v2 root " + cgroupRoot
 		}
-		return explainEPERM(fmt.Errorf("attach a %s program (%s): %w", ps.Type, ps.SectionName, err), caps, why)
+		return explainEPERM(fmt.Sprintf("attach a %s program (%s)", ps.Type, ps.SectionName), err, caps, why)
 	}
 	return l.Close()
 }
@@ -167,11 +167,13 @@ func programCaps(t ebpf.ProgramType) ([]capability, string) {
 	return []capability{capBPF}, "to load BPF programs"
 }
 
-// explainEPERM adds to a refusal (EPERM) the capabilities the kernel wants
-// and which of them this process lacks; other errors pass unchanged.
-func explainEPERM(err error, caps []capability, why string) error {
+// explainEPERM wraps err from the operation what. A refusal (EPERM) is
+// explained with the capabilities the kernel wants and which of them this
+// process lacks, in place of the library's text (which suggests raising
+// RLIMIT_MEMLOCK, something kernels since 5.11 no longer check).
+func explainEPERM(what string, err error, caps []capability, why string) error {
 	if !errors.Is(err, unix.EPERM) {
-		return err
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	names := make([]string, len(caps))
 	for i, c := range caps {
@@ -196,7 +198,7 @@ func explainEPERM(err error, caps []capability, why string) error {
 				"the kernel.unprivileged_bpf_disabled sysctl, or a user namespace)"
 		}
 	}
-	return fmt.Errorf("%w: %s", err, msg)
+	return fmt.Errorf("%s: %w: %s", what, unix.EPERM, msg)
 }
 
 // effectiveCaps returns this thread's effective capability set.

@@ -54,6 +54,10 @@ func runHelper(action string, args []string) int {
 		fmt.Println(fd, err)
 	case "sys":
 		return runSysHelper(args)
+	case "deployed": // stage 1 of TestLoadWithDeployedCapabilities
+		return deployedStage1(args[0], args[1])
+	case "deployed2":
+		return deployedStage2(args[1])
 	case "memfdexec": // execve a copy of args[1] from a memfd
 		data, err := os.ReadFile(args[1])
 		if err != nil {
