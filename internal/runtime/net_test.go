@@ -914,7 +914,7 @@ func TestUnixConnectFallback(t *testing.T) {
 			connect = append(connect, h)
 		}
 	}
-	if err := fillSyscallCalls(coll, connect); err != nil {
+	if _, err := fillSyscallCalls(coll, connect); err != nil {
 		t.Fatal(err)
 	}
 	for name, prog := range coll.Programs {

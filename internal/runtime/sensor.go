@@ -52,6 +52,9 @@ type Sensor struct {
 	coll  *ebpf.Collection
 	links []link.Link
 	progs []string
+	// handlers are the syscall handlers in the dispatcher's program
+	// arrays: active, though not attached themselves.
+	handlers []string
 	// ids are the kernel ids of our programs and maps, for leak checks.
 	progIDs []ebpf.ProgramID
 	mapIDs  []ebpf.MapID
@@ -151,7 +154,7 @@ func load(cfg config.CaptureConfig, opts *Options, floor bool) (_ *Sensor, err e
 		if err := fillFilters(s.coll, cfg); err != nil {
 			return nil, err
 		}
-		if err := fillSyscallCalls(s.coll, sysHandlers); err != nil {
+		if s.handlers, err = fillSyscallCalls(s.coll, sysHandlers); err != nil {
 			return nil, err
 		}
 	}
@@ -164,7 +167,7 @@ func load(cfg config.CaptureConfig, opts *Options, floor bool) (_ *Sensor, err e
 			return nil, fmt.Errorf("open ring buffer reader: %w", err)
 		}
 	}
-	log.Info("sensor attached", "programs", len(s.progs), "floor", floor)
+	log.Info("sensor attached", "programs", len(s.progs), "syscall_handlers", len(s.handlers), "floor", floor)
 	return s, nil
 }
 
@@ -279,9 +282,10 @@ var (
 	testHookAttached func(name string) error
 )
 
-// Programs returns the names of the attached programs, sorted.
+// Programs returns the names of the attached programs and of the syscall
+// handlers the dispatcher tail-calls, sorted.
 func (s *Sensor) Programs() []string {
-	return append([]string(nil), s.progs...)
+	return slices.Sorted(slices.Values(slices.Concat(s.progs, s.handlers)))
 }
 
 // Counters returns events decoded, decode errors and the kernel drop

@@ -110,28 +110,30 @@ func setSyscallTable(spec *ebpf.CollectionSpec, table []sysHandler) error {
 }
 
 // fillSyscallCalls puts every handler program of table at its slots in
-// the dispatcher's program arrays.
-func fillSyscallCalls(coll *ebpf.Collection, table []sysHandler) error {
+// the dispatcher's program arrays and returns their names.
+func fillSyscallCalls(coll *ebpf.Collection, table []sysHandler) ([]string, error) {
 	slots, err := syscallSlots(table)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var names []string
 	for _, arr := range []struct{ prefix, name string }{{sysEnterPrefix, sysEnterCalls}, {sysExitPrefix, sysExitCalls}} {
 		m := coll.Maps[arr.name]
 		if m == nil {
-			return fmt.Errorf("fill syscall dispatch: no map %s", arr.name)
+			return nil, fmt.Errorf("fill syscall dispatch: no map %s", arr.name)
 		}
 		for name, ss := range slots {
 			p := coll.Programs[arr.prefix+name]
 			if p == nil {
-				return fmt.Errorf("fill syscall dispatch: no program %s%s", arr.prefix, name)
+				return nil, fmt.Errorf("fill syscall dispatch: no program %s%s", arr.prefix, name)
 			}
 			for _, s := range ss {
 				if err := m.Put(s, p); err != nil {
-					return fmt.Errorf("fill syscall dispatch %s[%d] with %s%s: %w", arr.name, s, arr.prefix, name, err)
+					return nil, fmt.Errorf("fill syscall dispatch %s[%d] with %s%s: %w", arr.name, s, arr.prefix, name, err)
 				}
 			}
+			names = append(names, arr.prefix+name)
 		}
 	}
-	return nil
+	return names, nil
 }
