@@ -64,7 +64,8 @@ func main() {
 	files := flag.Int("files", 2000, "distinct model files the distinct storm cycles through")
 	storms := flag.String("storms", "open,realistic,unwatched,exec,connect,watched,distinct",
 		"comma-separated storms to run (also: relative, opens of a relative path)")
-	flag.BoolVar(&progStats, "progstats", false, "in sensor runs, print each program's average run time (kernel BPF stats; adds some cost)")
+	flag.BoolVar(&progStats, "progstats", false, "in sensor runs, print each program's average run time (kernel BPF stats; adds some cost; "+
+		"the syscall handlers' time counts in kestrel_sys_enter/kestrel_sys_exit, which tail-call them)")
 	flag.Parse()
 	n := counts{opens: *opens, execs: *execs, conns: *conns, watched: *watched, realistic: *realistic,
 		unwatched: *unwatched, distinct: *distinct, files: *files}

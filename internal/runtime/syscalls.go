@@ -134,6 +134,12 @@ func fillSyscallCalls(coll *ebpf.Collection, table []sysHandler) ([]string, erro
 			}
 			names = append(names, arr.prefix+name)
 		}
+		// No process may swap a handler afterwards (a no-op program would
+		// blind the sensor to that syscall): updates from user space now
+		// fail. The kernel still clears the array when the sensor closes.
+		if err := m.Freeze(); err != nil {
+			return nil, fmt.Errorf("freeze %s: %w", arr.name, err)
+		}
 	}
 	return names, nil
 }

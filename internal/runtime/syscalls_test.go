@@ -1,9 +1,12 @@
 package runtime
 
 import (
+	"errors"
 	"runtime"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestSyscallBitmaps(t *testing.T) {
@@ -68,5 +71,26 @@ func TestSyscallTableCoversHandlers(t *testing.T) {
 	}
 	if n != 2*len(rows) {
 		t.Errorf("%d handler programs for %d rows; want a pair per row", n, len(rows))
+	}
+}
+
+// TestSyscallDispatchFrozen: once filled, the dispatcher's program arrays
+// refuse changes from user space, so no process can unhook a syscall by
+// deleting or replacing its handler.
+func TestSyscallDispatchFrozen(t *testing.T) {
+	s, _ := startSensor(t, testConfig())
+	slots, err := syscallSlots(sysHandlers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slot := slots["openat"][0]
+	for _, name := range []string{sysEnterCalls, sysExitCalls} {
+		m := s.coll.Maps[name]
+		if err := m.Delete(slot); !errors.Is(err, unix.EPERM) {
+			t.Errorf("delete %s[%d]: %v; want EPERM (frozen)", name, slot, err)
+		}
+		if err := m.Put(slot, s.coll.Programs["exit_kill"]); !errors.Is(err, unix.EPERM) {
+			t.Errorf("replace %s[%d]: %v; want EPERM (frozen)", name, slot, err)
+		}
 	}
 }
