@@ -88,6 +88,8 @@ func attachOne(prog *ebpf.Program, ps *ebpf.ProgramSpec, cgroupRoot string) (lin
 
 // emptyPrograms replaces every program body with an immediate return, so the
 // floor runs on exactly the sensor's hooks. Cgroup programs return 1 (allow).
+// For syscalls the floor is the empty dispatcher on sys_enter and sys_exit:
+// the price of running a program on every syscall, before any bitmap test.
 func emptyPrograms(spec *ebpf.CollectionSpec) {
 	for _, ps := range spec.Programs {
 		var ret int64
