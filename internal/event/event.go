@@ -206,6 +206,13 @@ type File struct {
 	Dev    uint64
 	// Syscall names the call: open, openat, openat2, creat.
 	Syscall string
+	// ExitOnly is set when the open was refused before it ran (a seccomp
+	// filter or a tracer; sys_enter never fired) and was seen at sys_exit
+	// only, with the errno in Result.
+	ExitOnly bool
+	// Compat is set for a 32-bit syscall on a 64-bit kernel (a 32-bit
+	// binary, or int 0x80 from a 64-bit one).
+	Compat bool
 }
 
 // Open flag bits (asm-generic, as on x86-64 and arm64).
@@ -291,6 +298,13 @@ type Syscall struct {
 	NSInode uint32
 	// FdIsSocket is set for dup onto stdio when the old fd is a socket.
 	FdIsSocket bool
+	// ExitOnly is set when the call was refused before it ran (a seccomp
+	// filter or a tracer; sys_enter never fired) and was seen at sys_exit
+	// only, with the errno in Ret: a blocked attempt.
+	ExitOnly bool
+	// Compat is set for a 32-bit syscall on a 64-bit kernel (a 32-bit
+	// binary, or int 0x80 from a 64-bit one).
+	Compat bool
 }
 
 // Exit is the payload of exit events.
