@@ -90,6 +90,8 @@ struct cgroup_rec {
 #define OPEN_F_PATH_TRUNC (1 << 1)
 #define OPEN_F_PATH_KERNEL (1 << 2)   /* path resolved from the opened file */
 #define OPEN_F_PATH_BASE (1 << 3)     /* path is the base dir (cwd/dirfd); join raw */
+#define OPEN_F_EXIT_ONLY (1 << 4)     /* refused before sys_enter: seen at sys_exit only */
+#define OPEN_F_COMPAT (1 << 5)        /* a 32-bit compat syscall (int 0x80, 32-bit binary) */
 
 /* Syscall ids of an open record. */
 enum open_call { CALL_OPEN = 0, CALL_OPENAT = 1, CALL_OPENAT2 = 2, CALL_CREAT = 3 };

@@ -184,9 +184,7 @@ func (s *stack) status() *event.Status {
 	st.Fields["nvml"] = gpuState
 	st.Fields["version"] = version
 	st.Fields["uptime"] = time.Since(s.started).Round(time.Second).String()
-	if h, err := os.Hostname(); err == nil {
-		st.Fields["node"] = h
-	}
+	st.Fields["node"] = nodeName()
 	st.Message = "GPU: " + gpuState
 	return st
 }

@@ -82,6 +82,8 @@ const (
 	rawSlot      = 512
 	openFKernel  = 1 << 2
 	openFBase    = 1 << 3
+	openFExit    = 1 << 4
+	openFCompat  = 1 << 5
 	openCallMax  = 3
 	maxArgsKept  = 64
 	maxEnvValLen = 256
@@ -371,12 +373,14 @@ func (d *decoder) decodeOpen(h *recHeader, b []byte) (*event.Event, error) {
 	fe := &fileEvent{p: h.Process}
 	f := &fe.f
 	*f = event.File{
-		RawPath: raw,
-		Flags:   le.Uint32(b[openFlags:]),
-		Mode:    le.Uint32(b[openMode:]),
-		Result:  int32(le.Uint32(b[openResult:])),
-		Size:    -1,
-		Syscall: openCallNames[call],
+		RawPath:  raw,
+		Flags:    le.Uint32(b[openFlags:]),
+		Mode:     le.Uint32(b[openMode:]),
+		Result:   int32(le.Uint32(b[openResult:])),
+		Size:     -1,
+		Syscall:  openCallNames[call],
+		ExitOnly: rflags&openFExit != 0,
+		Compat:   rflags&openFCompat != 0,
 	}
 	switch {
 	case rflags&openFKernel != 0 && kpath != "":

@@ -94,6 +94,8 @@ func TestDecodeOpen(t *testing.T) {
 			"y.pt", event.PathUnresolved, -1},
 		{"nsfs file", openFields{result: 4, call: 3, rflags: openFKernel, raw: "/proc/self/ns/mnt", path: "mnt:[4026531841]"},
 			"mnt:[4026531841]", event.PathKernel, 0},
+		{"refused before sys_enter, compat", openFields{result: -1, call: 0, rflags: openFExit | openFCompat, raw: "/etc/shadow"},
+			"/etc/shadow", event.PathAsPassed, -1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,7 +106,8 @@ func TestDecodeOpen(t *testing.T) {
 			}
 			f := e.File
 			if f.Path != tt.path || f.PathSource != tt.source || f.Size != tt.size || f.Result != tt.f.result ||
-				f.RawPath != tt.f.raw || f.Syscall != openCallNames[tt.f.call] {
+				f.RawPath != tt.f.raw || f.Syscall != openCallNames[tt.f.call] ||
+				f.ExitOnly != (tt.f.rflags&openFExit != 0) || f.Compat != (tt.f.rflags&openFCompat != 0) {
 				t.Errorf("got %+v; want path %q source %v size %d", f, tt.path, tt.source, tt.size)
 			}
 		})
@@ -167,11 +170,26 @@ func TestDecodeSyscall(t *testing.T) {
 	if e.Sys.Name != "mount" || e.Sys.Path != "/dev/sda1" || e.Sys.Path2 != "/mnt" || e.Sys.Arg != "ext4" {
 		t.Errorf("mount: %+v", *e.Sys)
 	}
+	b := buildSys(testHdr, 2, -1, "", "", "")
+	le.PutUint16(b[sysSFlags:], sysFExitOnly|sysFCompat)
+	if e, err = testDecoder().decode(b); err != nil {
+		t.Fatal(err)
+	}
+	if !e.Sys.ExitOnly || !e.Sys.Compat || e.Sys.FdIsSocket {
+		t.Errorf("flags exit-only|compat decoded as %+v", *e.Sys)
+	}
 	for i, name := range sysCallNames {
 		e, err := testDecoder().decode(buildSys(testHdr, uint16(i), 0, "", "", ""))
 		if err != nil || e.Sys.Name != name {
 			t.Errorf("call %d: %v, %v; want %s", i, e, err, name)
 		}
+		// The exporters map every name of the contract, and only those.
+		if !slices.Contains(event.SyscallNames, name) {
+			t.Errorf("call %d: %q is not in event.SyscallNames; add it there and map it in the exporters", i, name)
+		}
+	}
+	if len(event.SyscallNames) != len(sysCallNames) {
+		t.Errorf("event.SyscallNames has %d names; the decoder produces %d", len(event.SyscallNames), len(sysCallNames))
 	}
 }
 

@@ -55,12 +55,18 @@ type Sensor struct {
 	coll  *ebpf.Collection
 	links []link.Link
 	progs []string
+	// handlers are the syscall handlers in the dispatcher's program
+	// arrays: active, though not attached themselves.
+	handlers []string
 	// ids are the kernel ids of our programs and maps, for leak checks.
 	progIDs []ebpf.ProgramID
 	mapIDs  []ebpf.MapID
 
 	rd  *ringbuf.Reader
 	dec decoder
+	// rdMu keeps RingbufUsage off the ring's memory once Close unmapped it.
+	rdMu     sync.RWMutex
+	rdClosed bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -78,11 +84,18 @@ type Sensor struct {
 const (
 	dropRingbuf  = 0
 	dropPathLong = 1
-	dropStash    = 2
+	dropInflight = 2
 	dropSources  = 3
 )
 
-var dropNames = [dropSources]string{"kernel_ringbuf", "path_truncated", "open_stash_full"}
+var dropNames = [dropSources]string{"kernel_ringbuf", "path_truncated", "inflight_alloc_failed"}
+
+// dropIsLoss says which drop sources lose an event (reported in-band as
+// Lost); a truncated path is still sent.
+var dropIsLoss = [dropSources]bool{dropRingbuf: true, dropInflight: true}
+
+// lostDecoder is the lost source of malformed records.
+const lostSourceDecoder = "decoder"
 
 // Load loads the sensor's BPF programs with cfg's filter tables, attaches
 // every program and opens the ring buffer reader. On any error nothing of
@@ -100,8 +113,11 @@ func LoadFloor(cfg config.CaptureConfig, opts *Options) (*Sensor, error) {
 }
 
 func load(cfg config.CaptureConfig, opts *Options, floor bool) (_ *Sensor, err error) {
-	if err := CheckPrivileges(); err != nil {
+	if err := requireBTF(); err != nil {
 		return nil, err
+	}
+	if len(sysHandlers) == 0 {
+		return nil, errors.New("the sensor has no syscall table for this architecture (amd64 and arm64 are supported)")
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if opts != nil && opts.Logger != nil {
@@ -132,12 +148,13 @@ func load(cfg config.CaptureConfig, opts *Options, floor bool) (_ *Sensor, err e
 	if floor {
 		emptyPrograms(spec)
 	}
-	if needsTracefs(spec) {
-		if err := ensureTracefs(); err != nil {
-			return nil, err
-		}
-	}
 	if err := s.loadCollection(spec); err != nil {
+		if errors.Is(err, unix.EPERM) {
+			// Say which capability the kernel wants for what.
+			if perr := probeSpec(spec); perr != nil {
+				return nil, perr
+			}
+		}
 		return nil, err
 	}
 	s.recordIDs()
@@ -148,6 +165,9 @@ func load(cfg config.CaptureConfig, opts *Options, floor bool) (_ *Sensor, err e
 	}
 	if !floor {
 		if err := fillFilters(s.coll, cfg); err != nil {
+			return nil, err
+		}
+		if s.handlers, err = fillSyscallCalls(s.coll, sysHandlers); err != nil {
 			return nil, err
 		}
 	}
@@ -163,7 +183,7 @@ func load(cfg config.CaptureConfig, opts *Options, floor bool) (_ *Sensor, err e
 			return nil, fmt.Errorf("open ring buffer reader: %w", err)
 		}
 	}
-	log.Info("sensor attached", "programs", len(s.progs), "floor", floor)
+	log.Info("sensor attached", "programs", len(s.progs), "syscall_handlers", len(s.handlers), "floor", floor)
 	return s, nil
 }
 
@@ -187,6 +207,9 @@ func configureSpec(spec *ebpf.CollectionSpec, cfg config.CaptureConfig) error {
 		}
 	}
 	if err := setGates(spec, cfg); err != nil {
+		return err
+	}
+	if err := setSyscallTable(spec, sysHandlers); err != nil {
 		return err
 	}
 	return bakeVariables(spec)
@@ -275,9 +298,10 @@ var (
 	testHookAttached func(name string) error
 )
 
-// Programs returns the names of the attached programs, sorted.
+// Programs returns the names of the attached programs and of the syscall
+// handlers the dispatcher tail-calls, sorted.
 func (s *Sensor) Programs() []string {
-	return append([]string(nil), s.progs...)
+	return slices.Sorted(slices.Values(slices.Concat(s.progs, s.handlers)))
 }
 
 // Counters returns events decoded, decode errors and the kernel drop
@@ -310,7 +334,10 @@ func (s *Sensor) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error
 		if s.rd != nil {
+			s.rdMu.Lock()
+			s.rdClosed = true
 			errs = append(errs, s.rd.Close())
+			s.rdMu.Unlock()
 		}
 		for i := len(s.links) - 1; i >= 0; i-- {
 			errs = append(errs, s.links[i].Close())
@@ -408,18 +435,20 @@ func (s *Sensor) tick(now time.Time, emit func(*event.Event)) {
 	if err := sumPerCPU(s.coll.Maps["drops"], "drops", 0, total[:]); err != nil {
 		s.log.Warn("read drop counters", "error", err)
 	}
-	if prev := s.drops[dropRingbuf].Load(); total[dropRingbuf] > prev {
-		emit(&event.Event{Kind: event.KindLost, Time: now, Process: &event.Process{},
-			Lost: &event.Lost{Source: dropNames[dropRingbuf], Count: total[dropRingbuf] - prev}})
-	}
 	for i := range total {
-		if total[i] > s.drops[i].Load() {
-			s.drops[i].Store(total[i])
+		prev := s.drops[i].Load()
+		if total[i] <= prev {
+			continue
 		}
+		if dropIsLoss[i] {
+			emit(&event.Event{Kind: event.KindLost, Time: now, Process: &event.Process{},
+				Lost: &event.Lost{Source: dropNames[i], Count: total[i] - prev}})
+		}
+		s.drops[i].Store(total[i])
 	}
 	if de := s.decodeErrors.Load(); de > s.lostDecoder {
 		emit(&event.Event{Kind: event.KindLost, Time: now, Process: &event.Process{},
-			Lost: &event.Lost{Source: "decoder", Count: de - s.lostDecoder}})
+			Lost: &event.Lost{Source: lostSourceDecoder, Count: de - s.lostDecoder}})
 		s.lostDecoder = de
 	}
 	egressTick(s, now, emit)
@@ -449,6 +478,9 @@ func sumPerCPU(m *ebpf.Map, name string, first int, total []uint64) error {
 type ProgramStat struct {
 	Runs    uint64
 	Runtime time.Duration
+	// RecursionMisses are runs skipped because another BPF program was
+	// running on that CPU (5.12+).
+	RecursionMisses uint64
 }
 
 // ProgramStats returns run count and cumulative run time of each attached
@@ -469,7 +501,7 @@ func (s *Sensor) ProgramStats() map[string]ProgramStat {
 		if err != nil {
 			continue
 		}
-		out[name] = ProgramStat{Runs: st.RunCount, Runtime: st.Runtime}
+		out[name] = ProgramStat{Runs: st.RunCount, Runtime: st.Runtime, RecursionMisses: st.RecursionMisses}
 	}
 	return out
 }
