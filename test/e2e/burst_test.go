@@ -247,8 +247,9 @@ func startPodSensor(t *testing.T, bin, cfg, root string, pod podSpec) *podSensor
 	// The pod's container cgroup, then its own cgroup and mount namespaces
 	// (unshare without --fork: the pid stays the sensor's), without tracefs.
 	// Where the runtime mounts cgroup2 for a container is the namespace's
-	// own view (its root is the sensor's cgroup); the host's hierarchy is
-	// a hostPath elsewhere.
+	// own view (its root is the sensor's cgroup), listed first in
+	// mountinfo as runc mounts it first; the host's hierarchy is a
+	// hostPath elsewhere, mounted after it.
 	cg := filepath.Join(root, fmt.Sprintf("kestrel-e2e-sensor-%d", os.Getpid()))
 	hostCg := filepath.Join(t.TempDir(), "host", "sys", "fs", "cgroup")
 	if err := os.Mkdir(cg, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
@@ -266,10 +267,12 @@ root=$1 host=$2
 shift 2
 for m in /sys/kernel/tracing /sys/kernel/debug/tracing; do umount -l "$m" 2>/dev/null || true; done
 if grep -q " - tracefs " /proc/self/mountinfo; then echo "tracefs still mounted" >&2; exit 1; fi
-mkdir -p "$host"
-mount --bind "$root" "$host"
+mkdir -p "$host.hold" "$host"
+mount --bind "$root" "$host.hold"
 umount -l "$root"
 mount -t cgroup2 cgroup2 "$root"
+mount --bind "$host.hold" "$host"
+umount -l "$host.hold"
 exec setpriv "$@"' sh "$@"`
 	args := append([]string{"-c", script, "sh", cg, root, hostCg}, priv...)
 	args = append(args, bin, "--tail", "--in-process", "-o", "json", "--kind", "finding,status", "--config", cfg)
@@ -304,6 +307,7 @@ exec setpriv "$@"' sh "$@"`
 	}
 	t.Logf("sh %s\n%s", strings.Join(args, " "), s.readyLine)
 	s.checkConfinement(t, root, cg, hostCg, pod.caps, pod.noNewPrivs)
+	attachedAtRoot(t, s.cmd.Process.Pid)
 	return s
 }
 
@@ -465,5 +469,32 @@ func rmCgroup(dir string) {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// attachedAtRoot checks, from the sensor's link fds, that its cgroup
+// programs (connect, sock_release) are attached to the root of the
+// hierarchy, cgroup 1, where they see every process, and not to the
+// sensor's own cgroup, the root of its namespace's cgroup2 view.
+func attachedAtRoot(t *testing.T, pid int) {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fdinfo", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	links := 0
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil || !strings.Contains(string(b), "link_type:\tcgroup\n") {
+			continue
+		}
+		links++
+		if !strings.Contains(string(b), "cgroup_id:\t1\n") {
+			t.Errorf("a cgroup link of the sensor is not on the hierarchy's root (cgroup 1):\n%s", b)
+		}
+	}
+	if links == 0 {
+		t.Error("the sensor holds no cgroup link")
 	}
 }
