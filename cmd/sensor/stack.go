@@ -101,7 +101,13 @@ func newStack(ctx context.Context, cfg *config.Config, log *slog.Logger, sinks [
 	s.det = &snapshotDetector{Engine: s.engine}
 	s.det.counters.Store(map[string]uint64{})
 
-	s.kernel, err = runtime.Load(cfg.Capture, &runtime.Options{Logger: log})
+	// The kernel's cgroup records keep the enricher's index of cgroup
+	// paths current, so that every process is attributed at event time.
+	ropts := &runtime.Options{Logger: log}
+	if cg := s.enricher.Cgroups(); cg != nil {
+		ropts.Cgroups = cg
+	}
+	s.kernel, err = runtime.Load(cfg.Capture, ropts)
 	if err != nil {
 		return nil, fmt.Errorf("load eBPF programs: %w", err)
 	}

@@ -33,6 +33,9 @@ import (
 type Options struct {
 	// Logger receives load and attach progress; nil discards.
 	Logger *slog.Logger
+	// Cgroups, when set, is fed the cgroup v2 ids and paths the kernel
+	// reports (cgroups.go), and marks what it already holds as known.
+	Cgroups CgroupIndex
 }
 
 // optionalSuffix marks a program that may fail to load or attach on this
@@ -74,6 +77,7 @@ type Sensor struct {
 	drops       [dropSources]atomic.Uint64
 	lostDecoder uint64 // decode errors already reported as Lost (reader goroutine)
 	egress      egressReporter
+	cg          cgroupState
 }
 
 // Kernel drop sources (enum drop_source in bpf/common.h).
@@ -120,6 +124,9 @@ func load(cfg config.CaptureConfig, opts *Options, floor bool) (_ *Sensor, err e
 		log = opts.Logger
 	}
 	s := &Sensor{log: log, cfg: cfg, floor: floor}
+	if opts != nil && !floor {
+		s.cg.index = opts.Cgroups
+	}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -165,6 +172,9 @@ func load(cfg config.CaptureConfig, opts *Options, floor bool) (_ *Sensor, err e
 		}
 	}
 	if err := s.attachAll(spec); err != nil {
+		return nil, err
+	}
+	if err := s.fillKnown(); err != nil {
 		return nil, err
 	}
 	if !floor {
@@ -305,6 +315,7 @@ func (s *Sensor) Counters() map[string]uint64 {
 		m["drops_"+n] = s.drops[i].Load()
 	}
 	s.egress.counters(m)
+	s.cgroupCounters(m)
 	return m
 }
 
@@ -401,6 +412,10 @@ func (s *Sensor) Run(ctx context.Context, emit func(*event.Event)) error {
 }
 
 func (s *Sensor) handle(b []byte, emit func(*event.Event)) {
+	if len(b) >= hdrSize && le.Uint16(b[hdrType:]) == recCgroup {
+		s.handleCgroup(b) // context for later events, not an event
+		return
+	}
 	ev, err := s.dec.decode(b)
 	if err != nil {
 		if s.decodeErrors.Add(1) <= 10 {

@@ -13,6 +13,34 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type sensorCgroupScratch struct {
+	_ structs.HostLayout
+	R struct {
+		_ structs.HostLayout
+		H struct {
+			_        structs.HostLayout
+			Type     uint16
+			Size     uint16
+			Tgid     uint32
+			Tid      uint32
+			Uid      uint32
+			Euid     uint32
+			Pad      uint32
+			TsNs     uint64
+			CgroupId uint64
+			Comm     [16]int8
+		}
+		Id      uint64
+		Op      uint16
+		Flags   uint16
+		PathLen uint16
+		Pad     uint16
+		Path    [1024]int8
+	}
+	Spill [256]int8
+	Names [16]uint64
+}
+
 type sensorConnRec struct {
 	_   structs.HostLayout
 	Hdr struct {
@@ -234,6 +262,8 @@ type sensorSysInflight struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	sensorMapCgroupKnown             = "cgroup_known"
+	sensorMapCgroupScratch           = "cgroup_scratch"
 	sensorMapDirCache                = "dir_cache"
 	sensorMapDrops                   = "drops"
 	sensorMapEgressSocks             = "egress_socks"
@@ -322,6 +352,9 @@ const (
 	sensorProgExitUnlink             = "exit_unlink"
 	sensorProgExitUnlinkat           = "exit_unlinkat"
 	sensorProgExitUnshare            = "exit_unshare"
+	sensorProgKestrelCgroupAttach    = "kestrel_cgroup_attach"
+	sensorProgKestrelCgroupMkdir     = "kestrel_cgroup_mkdir"
+	sensorProgKestrelCgroupRmdir     = "kestrel_cgroup_rmdir"
 	sensorProgKestrelExec            = "kestrel_exec"
 	sensorProgKestrelExit            = "kestrel_exit"
 	sensorProgKestrelFork            = "kestrel_fork"
@@ -455,6 +488,9 @@ type sensorProgramSpecs struct {
 	ExitUnlink             *ebpf.ProgramSpec `ebpf:"exit_unlink"`
 	ExitUnlinkat           *ebpf.ProgramSpec `ebpf:"exit_unlinkat"`
 	ExitUnshare            *ebpf.ProgramSpec `ebpf:"exit_unshare"`
+	KestrelCgroupAttach    *ebpf.ProgramSpec `ebpf:"kestrel_cgroup_attach"`
+	KestrelCgroupMkdir     *ebpf.ProgramSpec `ebpf:"kestrel_cgroup_mkdir"`
+	KestrelCgroupRmdir     *ebpf.ProgramSpec `ebpf:"kestrel_cgroup_rmdir"`
 	KestrelExec            *ebpf.ProgramSpec `ebpf:"kestrel_exec"`
 	KestrelExit            *ebpf.ProgramSpec `ebpf:"kestrel_exit"`
 	KestrelFork            *ebpf.ProgramSpec `ebpf:"kestrel_fork"`
@@ -472,6 +508,8 @@ type sensorProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sensorMapSpecs struct {
+	CgroupKnown     *ebpf.MapSpec `ebpf:"cgroup_known"`
+	CgroupScratch   *ebpf.MapSpec `ebpf:"cgroup_scratch"`
 	DirCache        *ebpf.MapSpec `ebpf:"dir_cache"`
 	Drops           *ebpf.MapSpec `ebpf:"drops"`
 	EgressSocks     *ebpf.MapSpec `ebpf:"egress_socks"`
@@ -526,6 +564,8 @@ func (o *sensorObjects) Close() error {
 //
 // It can be passed to loadSensorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sensorMaps struct {
+	CgroupKnown     *ebpf.Map `ebpf:"cgroup_known"`
+	CgroupScratch   *ebpf.Map `ebpf:"cgroup_scratch"`
 	DirCache        *ebpf.Map `ebpf:"dir_cache"`
 	Drops           *ebpf.Map `ebpf:"drops"`
 	EgressSocks     *ebpf.Map `ebpf:"egress_socks"`
@@ -548,6 +588,8 @@ type sensorMaps struct {
 
 func (m *sensorMaps) Close() error {
 	return _SensorClose(
+		m.CgroupKnown,
+		m.CgroupScratch,
 		m.DirCache,
 		m.Drops,
 		m.EgressSocks,
@@ -657,6 +699,9 @@ type sensorPrograms struct {
 	ExitUnlink             *ebpf.Program `ebpf:"exit_unlink"`
 	ExitUnlinkat           *ebpf.Program `ebpf:"exit_unlinkat"`
 	ExitUnshare            *ebpf.Program `ebpf:"exit_unshare"`
+	KestrelCgroupAttach    *ebpf.Program `ebpf:"kestrel_cgroup_attach"`
+	KestrelCgroupMkdir     *ebpf.Program `ebpf:"kestrel_cgroup_mkdir"`
+	KestrelCgroupRmdir     *ebpf.Program `ebpf:"kestrel_cgroup_rmdir"`
 	KestrelExec            *ebpf.Program `ebpf:"kestrel_exec"`
 	KestrelExit            *ebpf.Program `ebpf:"kestrel_exit"`
 	KestrelFork            *ebpf.Program `ebpf:"kestrel_fork"`
@@ -742,6 +787,9 @@ func (p *sensorPrograms) Close() error {
 		p.ExitUnlink,
 		p.ExitUnlinkat,
 		p.ExitUnshare,
+		p.KestrelCgroupAttach,
+		p.KestrelCgroupMkdir,
+		p.KestrelCgroupRmdir,
 		p.KestrelExec,
 		p.KestrelExit,
 		p.KestrelFork,
