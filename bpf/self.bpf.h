@@ -16,6 +16,7 @@
 #pragma once
 
 #include "common.h"
+#include "dispatch.bpf.h" /* sys_nr, in_compat_syscall */
 
 /* Record type of struct sig_rec (30..39: self-protection). */
 #define REC_SIGNAL 30
@@ -28,7 +29,7 @@ struct sig_rec {
 	__s32 code;           /* si_code: SI_USER 0, SI_KERNEL 0x80, SI_QUEUE -1, SI_TKILL -6, ... */
 	__s32 result;         /* TRACE_SIGNAL_*: 0 delivered, 1 ignored, 2 already pending, 3 overflow, 4 info lost */
 	__u32 target_tid;     /* the sensor thread it was generated for */
-	__s64 sender_syscall; /* syscall the sender was in (x86-64 orig_ax, arm64 syscallno); -1 when unknown */
+	__s64 sender_syscall; /* syscall the sender was in (+SYS_COMPAT_BASE if 32-bit); -1 when unknown */
 	__u32 group;          /* 1: for the whole thread group, 0: for the one thread */
 	__u32 _pad;
 };
@@ -36,17 +37,11 @@ struct sig_rec {
 /* Anchor so that BTF describes the record (TestRecordLayout reads it). */
 const struct sig_rec *_btf_sig_rec __attribute__((unused));
 
-/* The arm64 layout of the saved registers (vmlinux.h is x86-64's): a CO-RE
- * flavour, matched against the running kernel's struct pt_regs. */
-struct pt_regs___arm64 {
-	int syscallno;
-} __attribute__((preserve_access_index));
-
-/* sender_syscall returns the number of the syscall current is in, or -1
- * where this kernel or architecture cannot say (no bpf_task_pt_regs before
- * 5.15; neither x86-64's orig_ax nor arm64's syscallno). These are CO-RE
- * checks: on such a kernel the branch is dead code and the program still
- * loads. */
+/* sender_syscall returns the number of the syscall current is in (the
+ * dispatcher's sys_nr: x86-64 orig_ax, arm64 syscallno), offset by
+ * SYS_COMPAT_BASE for a 32-bit call, as the dispatch table numbers them;
+ * -1 where the kernel cannot say (no bpf_task_pt_regs before 5.15: a CO-RE
+ * check, so there the branch is dead code and the program still loads). */
 static __always_inline __s64 sender_syscall(void)
 {
 	if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs))
@@ -54,12 +49,10 @@ static __always_inline __s64 sender_syscall(void)
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	if (!regs)
 		return -1;
-	if (bpf_core_field_exists(regs->orig_ax))
-		return (__s64)BPF_CORE_READ(regs, orig_ax);
-	struct pt_regs___arm64 *a = (struct pt_regs___arm64 *)regs;
-	if (bpf_core_field_exists(a->syscallno))
-		return (__s64)BPF_CORE_READ(a, syscallno);
-	return -1;
+	long nr = sys_nr(regs);
+	if (nr >= 0 && in_compat_syscall())
+		nr += SYS_COMPAT_BASE;
+	return nr;
 }
 
 SEC("tp_btf/signal_generate")

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* The Kestrel sensor: one translation unit, so that every program shares the
  * one ring buffer, drop counters and self filter of common.h. The loader
- * (internal/runtime) attaches each program from its section name. */
+ * (internal/runtime) attaches each program from its section name, except the
+ * syscall handlers (enter_*, exit_*), which the dispatcher of dispatch.bpf.h
+ * tail-calls. No program needs tracefs. */
 #include "common.h"
 #include "records.h"
+#include "dispatch.bpf.h"
 #include "process.bpf.h"
 #include "open.bpf.h"
 #include "syscalls.bpf.h"

@@ -103,7 +103,13 @@ func newStack(ctx context.Context, cfg *config.Config, log *slog.Logger, sinks [
 	s.det = &snapshotDetector{Engine: s.engine}
 	s.det.counters.Store(map[string]uint64{})
 
-	s.kernel, err = runtime.Load(cfg.Capture, &runtime.Options{Logger: log})
+	// The kernel's cgroup records keep the enricher's index of cgroup
+	// paths current, so that every process is attributed at event time.
+	ropts := &runtime.Options{Logger: log}
+	if cg := s.enricher.Cgroups(); cg != nil {
+		ropts.Cgroups = cg
+	}
+	s.kernel, err = runtime.Load(cfg.Capture, ropts)
 	if err != nil {
 		return nil, fmt.Errorf("load eBPF programs: %w", err)
 	}
@@ -180,9 +186,7 @@ func (s *stack) status() *event.Status {
 	st.Fields["nvml"] = gpuState
 	st.Fields["version"] = version
 	st.Fields["uptime"] = time.Since(s.started).Round(time.Second).String()
-	if h, err := os.Hostname(); err == nil {
-		st.Fields["node"] = h
-	}
+	st.Fields["node"] = nodeName()
 	st.Message = "GPU: " + gpuState
 	if s.kernel != nil {
 		sc := s.kernel.SelfCheck()

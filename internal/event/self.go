@@ -9,8 +9,9 @@ const (
 	// Ret the kernel's verdict (0 delivered, 1 ignored, 2 already pending,
 	// 3 queue overflow, 4 delivered without its siginfo), Arg a readable
 	// summary ("SIGSTOP via pidfd_send_signal"), Arg2 the number of the
-	// syscall the sender was in (^0 when unknown), Fd the si_code, Fd2 1
-	// when the signal was for the whole process.
+	// syscall the sender was in (^0 when unknown; Compat when it was a
+	// 32-bit call), Fd the si_code, Fd2 1 when the signal was for the
+	// whole process.
 	SyscallSignal = "signal"
 
 	// FieldSelfCheck is the Status.Fields key of a status event that

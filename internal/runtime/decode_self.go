@@ -4,6 +4,8 @@ import (
 	goruntime "runtime"
 	"strconv"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/kestrel-sec/kestrel/internal/event"
 )
 
@@ -23,14 +25,24 @@ const (
 	siKernel = 0x80 // si_code of a signal the kernel generated
 )
 
-// signalSenders names, per architecture, the syscalls that generate a
-// signal for another task.
-var signalSenders = map[string]map[int64]string{
-	"amd64": {62: "kill", 200: "tkill", 234: "tgkill", 129: "rt_sigqueueinfo", 297: "rt_tgsigqueueinfo",
-		424: "pidfd_send_signal", 101: "ptrace"},
-	"arm64": {129: "kill", 130: "tkill", 131: "tgkill", 138: "rt_sigqueueinfo", 240: "rt_tgsigqueueinfo",
-		424: "pidfd_send_signal", 117: "ptrace"},
-}
+// signalSenders names the syscalls that generate a signal for another
+// task, by the number bpf/self.bpf.h reports: the native numbers of this
+// architecture and, on amd64, the i386 ones (32-bit binaries, int 0x80)
+// offset by sysCompatBase, as the syscall dispatcher numbers them.
+var signalSenders = func() map[int64]string {
+	m := map[int64]string{
+		unix.SYS_KILL: "kill", unix.SYS_TKILL: "tkill", unix.SYS_TGKILL: "tgkill",
+		unix.SYS_RT_SIGQUEUEINFO: "rt_sigqueueinfo", unix.SYS_RT_TGSIGQUEUEINFO: "rt_tgsigqueueinfo",
+		unix.SYS_PIDFD_SEND_SIGNAL: "pidfd_send_signal", unix.SYS_PTRACE: "ptrace",
+	}
+	if goruntime.GOARCH == "amd64" { // arch/x86/entry/syscalls/syscall_32.tbl
+		for nr, name := range map[int64]string{37: "kill", 238: "tkill", 270: "tgkill", 178: "rt_sigqueueinfo",
+			335: "rt_tgsigqueueinfo", 424: "pidfd_send_signal", 26: "ptrace"} {
+			m[sysCompatBase+nr] = name + " (32-bit)"
+		}
+	}
+	return m
+}()
 
 var signalNames = [...]string{
 	1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE",
@@ -77,20 +89,21 @@ func (d *decoder) decodeSignal(h *recHeader, b []byte) (*event.Event, error) {
 		Ret:    int64(int32(le.Uint32(b[sigResult:]))),
 		Flags:  uint64(sig),
 		Target: le.Uint32(b[sigTargetTID:]),
-		Arg:    signalVia(goruntime.GOARCH, int(sig), code, nr),
+		Arg:    signalVia(int(sig), code, nr),
 		Arg2:   uint64(nr),
 		Fd:     code,
 		Fd2:    int32(group),
+		Compat: nr >= sysCompatBase,
 	}
 	se.e = event.Event{Kind: event.KindSyscall, Time: h.Time, Process: &se.p, Sys: &se.s}
 	return &se.e, nil
 }
 
-// signalVia says how a signal came on arch: "SIGSTOP via tgkill", "SIGKILL
-// from the kernel", or the si_code when the sending syscall is unknown.
-func signalVia(arch string, sig int, code int32, nr int64) string {
+// signalVia says how a signal came: "SIGSTOP via tgkill", "SIGKILL from the
+// kernel", or the si_code when the sending syscall is unknown.
+func signalVia(sig int, code int32, nr int64) string {
 	s := signalName(sig)
-	if name, ok := signalSenders[arch][nr]; ok {
+	if name, ok := signalSenders[nr]; ok {
 		return s + " via " + name
 	}
 	if code == siKernel {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf/btf"
+	"golang.org/x/sys/unix"
 
 	"github.com/kestrel-sec/kestrel/internal/event"
 )
@@ -120,11 +121,16 @@ func TestGapCause(t *testing.T) {
 	}
 }
 
-func TestSignalViaArm64(t *testing.T) {
-	for nr, want := range map[int64]string{129: "SIGSTOP via kill", 131: "SIGSTOP via tgkill", 424: "SIGSTOP via pidfd_send_signal",
-		117: "SIGSTOP via ptrace", -1: "SIGSTOP (si_code 0)"} {
-		if got := signalVia("arm64", 19, 0, nr); got != want {
-			t.Errorf("arm64 syscall %d: %q; want %q", nr, got, want)
+func TestSignalVia(t *testing.T) {
+	want := map[int64]string{unix.SYS_KILL: "SIGSTOP via kill", unix.SYS_TGKILL: "SIGSTOP via tgkill",
+		unix.SYS_PIDFD_SEND_SIGNAL: "SIGSTOP via pidfd_send_signal", unix.SYS_PTRACE: "SIGSTOP via ptrace",
+		-1: "SIGSTOP (si_code 0)", unix.SYS_READ: "SIGSTOP (si_code 0)"}
+	if goruntime.GOARCH == "amd64" {
+		want[sysCompatBase+37] = "SIGSTOP via kill (32-bit)"
+	}
+	for nr, w := range want {
+		if got := signalVia(19, 0, nr); got != w {
+			t.Errorf("syscall %d: %q; want %q", nr, got, w)
 		}
 	}
 }

@@ -59,7 +59,9 @@ var (
 // writableMaps are the maps user space writes after load; every other map
 // but the ring buffer is frozen. Add a map here when user space starts
 // writing it at run time (the write would fail with EPERM otherwise).
-var writableMaps = map[string]bool{}
+var writableMaps = map[string]bool{
+	"cgroup_known": true, // resetKnown empties it when the cgroup index does
+}
 
 // filterMaps are the maps whose contents come from the config and never
 // change: their digest is verified.
