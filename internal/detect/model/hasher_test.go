@@ -56,6 +56,10 @@ func le32(b []byte) uint32 {
 	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
 }
 
+// The files these tests watch are named *.dat, which no sensor watches by
+// default: other sensors running on the same host must not register and
+// hash them (their opens would show in the inotify watch).
+
 // TestHasherStaysInContainerRoot: a container's model path that is a
 // symlink to a host file or device, or that is itself a device node or
 // FIFO, is never opened by the hasher, even when the observed identity is
@@ -64,8 +68,8 @@ func TestHasherStaysInContainerRoot(t *testing.T) {
 	dir := t.TempDir()
 	hostDir := filepath.Join(dir, "host")
 	os.MkdirAll(hostDir, 0o755)
-	hostFile, hostObs, _ := writeModel(t, hostDir, "secret.safetensors", 1<<16)
-	hostFifo := filepath.Join(hostDir, "device.safetensors")
+	hostFile, hostObs, _ := writeModel(t, hostDir, "secret.dat", 1<<16)
+	hostFifo := filepath.Join(hostDir, "device.dat")
 	if err := unix.Mkfifo(hostFifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +87,7 @@ func TestHasherStaysInContainerRoot(t *testing.T) {
 		}
 		return "/models/" + name
 	}
-	ctrFifo := filepath.Join(models, "fifo.safetensors")
+	ctrFifo := filepath.Join(models, "fifo.dat")
 	if err := unix.Mkfifo(ctrFifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -97,14 +101,14 @@ func TestHasherStaysInContainerRoot(t *testing.T) {
 		watch   string
 		wantErr string
 	}{
-		{"absolute symlink to a host file", link("abs.safetensors", hostFile), hostObs, false, hostFile, "no such file"},
-		{"relative symlink climbing out of the root", link("rel.safetensors", strings.Repeat("../", 12)+hostFile[1:]), hostObs, false, hostFile, "no such file"},
-		{"absolute symlink to a host FIFO (a device stand-in)", link("dev.safetensors", hostFifo), observe(t, hostFifo), false, hostFifo, "no such file"},
-		{"FIFO in the container", "/models/fifo.safetensors", ctrFifoObs, false, ctrFifo, "not a regular file"},
+		{"absolute symlink to a host file", link("abs.dat", hostFile), hostObs, false, hostFile, "no such file"},
+		{"relative symlink climbing out of the root", link("rel.dat", strings.Repeat("../", 12)+hostFile[1:]), hostObs, false, hostFile, "no such file"},
+		{"absolute symlink to a host FIFO (a device stand-in)", link("dev.dat", hostFifo), observe(t, hostFifo), false, hostFifo, "no such file"},
+		{"FIFO in the container", "/models/fifo.dat", ctrFifoObs, false, ctrFifo, "not a regular file"},
 		{"magic link through /proc/self/root", "/proc/self/root" + hostFile, hostObs, true, hostFile, "too many levels of symbolic links"},
 	}
 	if os.Geteuid() == 0 {
-		dev := filepath.Join(models, "null.safetensors")
+		dev := filepath.Join(models, "null.dat")
 		if err := unix.Mknod(dev, unix.S_IFCHR|0o600, int(unix.Mkdev(1, 3))); err != nil {
 			t.Fatalf("mknod: %v", err)
 		}
@@ -115,7 +119,7 @@ func TestHasherStaysInContainerRoot(t *testing.T) {
 			host    bool
 			watch   string
 			wantErr string
-		}{"character device in the container", "/models/null.safetensors", observe(t, dev), false, dev, "not a regular file"})
+		}{"character device in the container", "/models/null.dat", observe(t, dev), false, dev, "not a regular file"})
 	} else {
 		t.Log("not root: the character-device case is left out (mknod); the FIFO cases stand in")
 	}
@@ -144,7 +148,7 @@ func TestHasherStaysInContainerRoot(t *testing.T) {
 	// cache links snapshots to blobs), and the file is hashed.
 	_, blobObs, want := writeModel(t, models, "blob", 1<<16)
 	o := blobObs
-	o.Path = link("snapshot.safetensors", "/models/blob")
+	o.Path = link("snapshot.dat", "/models/blob")
 	o.RawPath, o.PID, o.ContainerID = o.Path, pid, "c1"
 	r := newTestRegistry(t, &RegistryOptions{HashRate: 1 << 30, ProcRoot: proc})
 	runHasher(t, r)
@@ -160,7 +164,7 @@ func TestHasherRefusesWithoutOpenat2(t *testing.T) {
 	defer func(f func(int, string, *unix.OpenHow) (int, error)) { openat2 = f }(openat2)
 	openat2 = func(int, string, *unix.OpenHow) (int, error) { return -1, unix.ENOSYS }
 	dir := t.TempDir()
-	p, o, _ := writeModel(t, dir, "m.safetensors", 4096)
+	p, o, _ := writeModel(t, dir, "m.dat", 4096)
 	w := newOpenWatch(t, p)
 	r := newTestRegistry(t, &RegistryOptions{HashRate: 1 << 30})
 	runHasher(t, r)
