@@ -73,7 +73,8 @@ func (l *textLog) waitLine(t *testing.T, s string, d time.Duration) []byte {
 }
 
 // TestSelfDefenseThroughTheDaemon runs a privileged hostPID container's
-// attacks on the real daemon, watched by `sensor --tail` attached to it:
+// attacks on the real daemon, run with the DaemonSet's capabilities and
+// watched by `sensor --tail` attached to it:
 // a file name that forges a status line and clears the screen, a signal by
 // pidfd, a SIGSTOP held for seconds, strace, and `bpftool link detach` of
 // the connect4 link found in the daemon's fdinfo. Every attempt gives a
@@ -81,7 +82,7 @@ func (l *textLog) waitLine(t *testing.T, s string, d time.Duration) []byte {
 // reading as all clear.
 func TestSelfDefenseThroughTheDaemon(t *testing.T) {
 	needRoot(t)
-	requireTools(t, "unshare", "python3", "bpftool")
+	requireTools(t, "unshare", "python3", "bpftool", "setpriv")
 	dir := t.TempDir()
 	bin := buildSensor(t, dir)
 	sock := filepath.Join(dir, "sensor.sock")
@@ -116,9 +117,20 @@ export:
   unix_socket: %s
 `, watched, sock)), 0o600)
 
+	// The daemon runs with the DaemonSet's capabilities only (setpriv), in
+	// the host's PID namespace as hostPID gives it.
+	pod := readManifest(t)
+	bounding := "-all"
+	for _, c := range pod.caps {
+		bounding += ",+" + c
+	}
+	priv := []string{"--reuid", strconv.FormatInt(pod.uid, 10), "--inh-caps", "-all", "--bounding-set", bounding}
+	if pod.noNewPrivs {
+		priv = append(priv, "--no-new-privs")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	daemon := exec.CommandContext(ctx, bin, "--config", cfg)
+	daemon := exec.CommandContext(ctx, "setpriv", append(priv, bin, "--config", cfg)...)
 	// A SIGSTOP'ed daemon takes no SIGINT: the wait delay ends in SIGKILL.
 	daemon.Cancel = func() error { return daemon.Process.Signal(os.Interrupt) }
 	daemon.WaitDelay = 10 * time.Second
@@ -155,9 +167,22 @@ export:
 	if err != nil {
 		t.Fatal(err)
 	}
+	if status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		for _, l := range strings.Split(string(status), "\n") {
+			if strings.HasPrefix(l, "CapEff:") {
+				t.Logf("daemon pid %d runs with %s (the DaemonSet's %v)", pid, strings.Join(strings.Fields(l), " "), pod.caps)
+				if eff, _ := strconv.ParseUint(strings.Fields(l)[1], 16, 64); eff != capMask(t, pod.caps) {
+					t.Fatalf("daemon CapEff %x; want the DaemonSet's %x", eff, capMask(t, pod.caps))
+				}
+			}
+		}
+	}
 	programs := len(st.GetStatus().GetPrograms())
 	if got := st.GetStatus().GetFields()[event.FieldSelfCheck]; got != "ok" {
 		t.Fatalf("self_check %q before any attack; want ok", got)
+	}
+	if c := st.GetStatus().GetCounters(); c["maps_frozen"] == 0 || c["maps_not_frozen"] != 0 {
+		t.Errorf("maps frozen %d, left writable %d; want all frozen", c["maps_frozen"], c["maps_not_frozen"])
 	}
 
 	var (
