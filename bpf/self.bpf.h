@@ -34,7 +34,7 @@ struct sig_rec {
 	__u32 _pad;
 };
 
-/* Anchor so that BTF describes the record (TestRecordLayout reads it). */
+/* Anchor so that BTF describes the record (TestSignalRecordLayout reads it). */
 const struct sig_rec *_btf_sig_rec __attribute__((unused));
 
 /* sender_syscall returns the number of the syscall current is in (the
