@@ -358,6 +358,7 @@ const (
 	sensorProgKestrelExec            = "kestrel_exec"
 	sensorProgKestrelExit            = "kestrel_exit"
 	sensorProgKestrelFork            = "kestrel_fork"
+	sensorProgKestrelSignal          = "kestrel_signal"
 	sensorProgKestrelSysEnter        = "kestrel_sys_enter"
 	sensorProgKestrelSysExit         = "kestrel_sys_exit"
 	sensorProgNetConnect4            = "net_connect4"
@@ -368,6 +369,7 @@ const (
 	sensorProgNetSockSetState        = "net_sock_set_state"
 	sensorVarBtfExitRec              = "_btf_exit_rec"
 	sensorVarBtfForkRec              = "_btf_fork_rec"
+	sensorVarBtfSigRec               = "_btf_sig_rec"
 	sensorVarPrefixGate              = "prefix_gate"
 	sensorVarSelfTgid                = "self_tgid"
 	sensorVarSuffixGate              = "suffix_gate"
@@ -494,6 +496,7 @@ type sensorProgramSpecs struct {
 	KestrelExec            *ebpf.ProgramSpec `ebpf:"kestrel_exec"`
 	KestrelExit            *ebpf.ProgramSpec `ebpf:"kestrel_exit"`
 	KestrelFork            *ebpf.ProgramSpec `ebpf:"kestrel_fork"`
+	KestrelSignal          *ebpf.ProgramSpec `ebpf:"kestrel_signal"`
 	KestrelSysEnter        *ebpf.ProgramSpec `ebpf:"kestrel_sys_enter"`
 	KestrelSysExit         *ebpf.ProgramSpec `ebpf:"kestrel_sys_exit"`
 	NetConnect4            *ebpf.ProgramSpec `ebpf:"net_connect4"`
@@ -536,6 +539,7 @@ type sensorMapSpecs struct {
 type sensorVariableSpecs struct {
 	BtfExitRec  *ebpf.VariableSpec `ebpf:"_btf_exit_rec"`
 	BtfForkRec  *ebpf.VariableSpec `ebpf:"_btf_fork_rec"`
+	BtfSigRec   *ebpf.VariableSpec `ebpf:"_btf_sig_rec"`
 	PrefixGate  *ebpf.VariableSpec `ebpf:"prefix_gate"`
 	SelfTgid    *ebpf.VariableSpec `ebpf:"self_tgid"`
 	SuffixGate  *ebpf.VariableSpec `ebpf:"suffix_gate"`
@@ -617,6 +621,7 @@ func (m *sensorMaps) Close() error {
 type sensorVariables struct {
 	BtfExitRec  *ebpf.Variable `ebpf:"_btf_exit_rec"`
 	BtfForkRec  *ebpf.Variable `ebpf:"_btf_fork_rec"`
+	BtfSigRec   *ebpf.Variable `ebpf:"_btf_sig_rec"`
 	PrefixGate  *ebpf.Variable `ebpf:"prefix_gate"`
 	SelfTgid    *ebpf.Variable `ebpf:"self_tgid"`
 	SuffixGate  *ebpf.Variable `ebpf:"suffix_gate"`
@@ -705,6 +710,7 @@ type sensorPrograms struct {
 	KestrelExec            *ebpf.Program `ebpf:"kestrel_exec"`
 	KestrelExit            *ebpf.Program `ebpf:"kestrel_exit"`
 	KestrelFork            *ebpf.Program `ebpf:"kestrel_fork"`
+	KestrelSignal          *ebpf.Program `ebpf:"kestrel_signal"`
 	KestrelSysEnter        *ebpf.Program `ebpf:"kestrel_sys_enter"`
 	KestrelSysExit         *ebpf.Program `ebpf:"kestrel_sys_exit"`
 	NetConnect4            *ebpf.Program `ebpf:"net_connect4"`
@@ -793,6 +799,7 @@ func (p *sensorPrograms) Close() error {
 		p.KestrelExec,
 		p.KestrelExit,
 		p.KestrelFork,
+		p.KestrelSignal,
 		p.KestrelSysEnter,
 		p.KestrelSysExit,
 		p.NetConnect4,
