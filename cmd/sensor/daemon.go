@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/kestrel-sec/kestrel/internal/config"
 	"github.com/kestrel-sec/kestrel/internal/event"
 	"github.com/kestrel-sec/kestrel/internal/export"
+	"github.com/kestrel-sec/kestrel/internal/export/otlp"
 	"github.com/kestrel-sec/kestrel/internal/pipeline"
 )
 
@@ -19,15 +19,13 @@ import (
 //
 // Order matters: everything the configuration can get wrong (TLS files, the
 // export file, the listeners) is set up before a BPF program is loaded, so a
-// bad config exits 2 with nothing attached. On shutdown the feed stops first
-// (subscribers are told), then the pipeline drains, then every program is
-// detached; each step is bounded.
+// bad config exits 2 with nothing attached. On shutdown the pipeline drains
+// into the ring, the OTLP exporter sends its tail, the feed stops
+// (subscribers are told), then every program is detached; each step is
+// bounded.
 func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	ring := export.NewRing(cfg.Export.RingSize)
-	host := os.Getenv("NODE_NAME") // the DaemonSet passes spec.nodeName
-	if host == "" {
-		host, _ = os.Hostname()
-	}
+	host := nodeName()
 	var st *stack
 	srv, err := export.NewServer(cfg.Export, ring, export.Sources{
 		Status: func() *event.Status {
@@ -55,6 +53,21 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 		}
 		defer fx.Close()
 	}
+	// The OTLP exporter reads its TLS files now: a bad one is a config error.
+	var oexp *otlp.Exporter
+	if cfg.Export.OTLP.Enabled() {
+		oexp, err = otlp.New(context.Background(), cfg.Export.OTLP, &otlp.Options{NodeName: host,
+			Version: version, InstanceID: ring.InstanceID(), From: 1, Logger: log})
+		if err != nil {
+			return configError{err}
+		}
+	}
+	started := false // from here on op.stop shuts oexp down
+	defer func() {
+		if oexp != nil && !started {
+			oexp.Shutdown(context.Background())
+		}
+	}()
 	if err := srv.Listen(); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
@@ -80,6 +93,14 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 			}
 		}()
 	}
+	// Metrics and the OTLP exporter; stopped once the pipeline has drained,
+	// so the exporter sends the tail of the ring.
+	op, err := startOps(cfg, log, &ops{st: st, srv: srv, ring: ring, file: fx, otlp: oexp})
+	started = true
+	if err != nil {
+		return err
+	}
+	defer op.stop()
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(feedCtx) }()
 
@@ -89,6 +110,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 	go func() { pipeErr <- st.Run(pipeCtx) }()
 	select {
 	case err = <-pipeErr:
+		op.stop()
 		t := time.Now()
 		stopFeed()
 		if e := <-srvErr; err == nil && e != nil {
@@ -101,6 +123,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 		if e := <-pipeErr; err == nil {
 			err = e
 		}
+		op.stop()
 	}
 	if errors.Is(err, context.Canceled) {
 		err = nil

@@ -9,7 +9,7 @@ import (
 )
 
 // ExportConfig drives the event ring, the gRPC listeners and the file
-// exporter (DESIGN.md §6, internal/export).
+// exporter (docs/output.md, internal/export).
 type ExportConfig struct {
 	// RingSize is how many events the in-memory export ring keeps for
 	// subscribers, replay and resume.
@@ -56,6 +56,8 @@ type ExportConfig struct {
 	HandshakeTimeout Duration `yaml:"handshake_timeout"`
 	// File is the optional JSON-lines file exporter.
 	File FileExport `yaml:"file"`
+	// OTLP is the optional OpenTelemetry logs exporter (otlp.go).
+	OTLP OTLPExport `yaml:"otlp"`
 }
 
 // TLSConfig names the PEM files of the mutual-TLS TCP listener. The files
@@ -121,6 +123,7 @@ func defaultExport() ExportConfig {
 			MaxBytes: 100 << 20,
 			Keep:     5,
 		},
+		OTLP: defaultOTLP(),
 	}
 }
 
@@ -199,6 +202,9 @@ func (c *ExportConfig) validate() error {
 	}
 	if c.MaxConnections <= c.MaxSubscribers {
 		return fmt.Errorf("max_connections: %d leaves no room beside max_subscribers %d for status calls and probes", c.MaxConnections, c.MaxSubscribers)
+	}
+	if err := c.OTLP.validate(); err != nil {
+		return err
 	}
 	return c.File.validate()
 }

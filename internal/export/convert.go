@@ -93,7 +93,7 @@ func eventToProto(ev *event.Event, depth int) *sensorv1.Event {
 		pf := &sensorv1.File{
 			PathSource: sensorv1.PathSource(f.PathSource + 1), Flags: f.Flags,
 			Mode: f.Mode, Result: f.Result, Size: f.Size, Inode: f.Inode, Dev: f.Dev, Syscall: vt(f.Syscall),
-			Truncated: f.Truncated.Names(),
+			Truncated: f.Truncated.Names(), ExitOnly: f.ExitOnly, Compat: f.Compat,
 		}
 		var path, raw []byte
 		pf.Path, path = text(f.Path)
@@ -119,6 +119,7 @@ func eventToProto(ev *event.Event, depth int) *sensorv1.Event {
 		ps := &sensorv1.Syscall{
 			Name: vt(s.Name), Ret: s.Ret, Flags: s.Flags, Target: s.Target, Arg2: s.Arg2,
 			Fd: s.Fd, Fd2: s.Fd2, NsInode: s.NSInode, FdIsSocket: s.FdIsSocket, Truncated: s.Truncated.Names(),
+			ExitOnly: s.ExitOnly, Compat: s.Compat,
 		}
 		var path, path2, arg []byte
 		ps.Path, path = text(s.Path)
@@ -268,7 +269,8 @@ func eventFromProto(p *sensorv1.Event, depth int) (*event.Event, error) {
 		}
 		ev.File = &event.File{Path: fromText(f.GetPath(), f.GetExact().GetPath()), RawPath: fromText(f.GetRawPath(), f.GetExact().GetRawPath()),
 			PathSource: src, Flags: f.GetFlags(), Mode: f.GetMode(), Result: f.GetResult(), Size: f.GetSize(), Inode: f.GetInode(),
-			Dev: f.GetDev(), Syscall: f.GetSyscall(), Truncated: event.ParseTruncation(f.GetTruncated())}
+			Dev: f.GetDev(), Syscall: f.GetSyscall(), Truncated: event.ParseTruncation(f.GetTruncated()),
+			ExitOnly: f.GetExitOnly(), Compat: f.GetCompat()}
 	case *sensorv1.Event_Net:
 		n := pl.Net
 		if n.GetSport() > 65535 || n.GetDport() > 65535 {
@@ -290,7 +292,8 @@ func eventFromProto(p *sensorv1.Event, depth int) (*event.Event, error) {
 		ev.Sys = &event.Syscall{Name: s.GetName(), Ret: s.GetRet(), Flags: s.GetFlags(), Target: s.GetTarget(),
 			Path: fromText(s.GetPath(), s.GetExact().GetPath()), Path2: fromText(s.GetPath2(), s.GetExact().GetPath2()),
 			Arg: fromText(s.GetArg(), s.GetExact().GetArg()), Arg2: s.GetArg2(), Fd: s.GetFd(), Fd2: s.GetFd2(),
-			NSInode: s.GetNsInode(), FdIsSocket: s.GetFdIsSocket(), Truncated: event.ParseTruncation(s.GetTruncated())}
+			NSInode: s.GetNsInode(), FdIsSocket: s.GetFdIsSocket(), Truncated: event.ParseTruncation(s.GetTruncated()),
+			ExitOnly: s.GetExitOnly(), Compat: s.GetCompat()}
 	case *sensorv1.Event_Gpu:
 		g := pl.Gpu
 		ev.GPU = &event.GPU{Change: g.GetChange(), UUID: g.GetUuid(), Index: int(g.GetIndex()), MIG: g.GetMig(),

@@ -1,25 +1,14 @@
 package export
 
 import (
-	"encoding/base64"
-
 	"github.com/kestrel-sec/kestrel/internal/event"
 )
 
-// rawB64 maps the JSON-contract name of every field of ev that is not valid
-// UTF-8 ("file.path", "process.args[1]") to its exact bytes in base64, or
-// returns nil when every name is valid. JSON encoding replaces invalid bytes
-// with U+FFFD; encoders without a typed place for the exact bytes (OCSF puts
-// it in unmapped.raw_b64) keep them here so the evidence names the real file.
-func rawB64(ev *event.Event) map[string]string {
-	var m map[string]string
-	ev.RawStrings(func(field, raw string) {
-		if m == nil {
-			m = map[string]string{}
-		}
-		m[field] = base64.StdEncoding.EncodeToString([]byte(raw))
-	})
-	return m
+// hasRawStrings reports whether any name of ev is not valid UTF-8.
+func hasRawStrings(ev *event.Event) bool {
+	found := false
+	ev.RawStrings(func(string, string) { found = true })
+	return found
 }
 
 // text splits s into its wire form: valid UTF-8 by construction (proto3

@@ -22,8 +22,10 @@ const (
 	sysArgSlot  = 64
 	sysSize     = 2224
 
-	sysFSocket = 1 << 0
-	sysFPathTr = 1 << 2
+	sysFSocket   = 1 << 0
+	sysFExitOnly = 1 << 3
+	sysFCompat   = 1 << 4
+	sysFPathTr   = 1 << 2
 )
 
 // sysCallNames are the event.Syscall names of enum sys_call.
@@ -59,6 +61,7 @@ func (d *decoder) decodeSyscall(h *recHeader, b []byte) (*event.Event, error) {
 	if err != nil {
 		return nil, err
 	}
+	sflags := le.Uint16(b[sysSFlags:])
 	se := &sysEvent{p: h.Process}
 	se.s = event.Syscall{
 		Name:       sysCallNames[call],
@@ -72,7 +75,9 @@ func (d *decoder) decodeSyscall(h *recHeader, b []byte) (*event.Event, error) {
 		Fd:         int32(le.Uint32(b[sysFd:])),
 		Fd2:        int32(le.Uint32(b[sysFd2:])),
 		NSInode:    le.Uint32(b[sysNSInode:]),
-		FdIsSocket: le.Uint16(b[sysSFlags:])&sysFSocket != 0,
+		FdIsSocket: sflags&sysFSocket != 0,
+		ExitOnly:   sflags&sysFExitOnly != 0,
+		Compat:     sflags&sysFCompat != 0,
 	}
 	if le.Uint16(b[sysSFlags:])&sysFPathTr != 0 {
 		se.s.Truncated = event.TruncPath

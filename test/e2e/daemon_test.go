@@ -5,10 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -70,6 +76,8 @@ func TestDaemonSubscribeFilterAndTailAttached(t *testing.T) {
 	bin := buildSensor(t, dir)
 	sock := filepath.Join(dir, "sensor.sock")
 	cfg := filepath.Join(dir, "sensor.yaml")
+	metricsAddr := freeLoopbackAddr(t)
+	ocsfFile := filepath.Join(dir, "events.ocsf.jsonl")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`log_level: warn
 context:
   container_cgroup_regex: ['^/simctr-']
@@ -78,7 +86,10 @@ gpu:
   source: "off"
 export:
   unix_socket: %s
-`, sock)), 0o600)
+  file: {path: %s, format: ocsf, max_bytes: 1073741824, keep: 1}
+metrics:
+  listen: %s
+`, sock, ocsfFile, metricsAddr)), 0o600)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -174,6 +185,42 @@ export:
 	case <-time.After(20 * time.Second):
 		t.Fatal("sensor --tail did not attach to the daemon")
 	}
+	// A second tail prints the findings as OCSF; its stderr has the status
+	// line (stdout is OCSF only).
+	var ocsfLines []string
+	ocsfTail := exec.CommandContext(ctx, bin, "--tail", "-o", "ocsf", "--kind", "finding", "--socket", sock)
+	ocsfTail.Cancel = func() error { return ocsfTail.Process.Signal(os.Interrupt) }
+	ocsfTail.WaitDelay = 5 * time.Second
+	oout, _ := ocsfTail.StdoutPipe()
+	oerr, _ := ocsfTail.StderrPipe()
+	if err := ocsfTail.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ocsfRdy := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(oerr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), `"mode":"attached to daemon"`) {
+				close(ocsfRdy)
+				io.Copy(io.Discard, oerr)
+				return
+			}
+		}
+	}()
+	go func() {
+		sc := bufio.NewScanner(oout)
+		sc.Buffer(make([]byte, 1<<20), 16<<20)
+		for sc.Scan() {
+			mu.Lock()
+			ocsfLines = append(ocsfLines, sc.Text())
+			mu.Unlock()
+		}
+	}()
+	select {
+	case <-ocsfRdy:
+	case <-time.After(20 * time.Second):
+		t.Fatal("sensor --tail -o ocsf did not attach to the daemon")
+	}
 
 	// The same host-namespace attempts from the target container, another
 	// container and the host.
@@ -185,7 +232,7 @@ export:
 	waitFor(t, 20*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(filtered) > 0 && len(tailLines) >= countFindings(feed) && countFindings(feed) > 0
+		return len(filtered) > 0 && len(tailLines) >= countFindings(feed) && len(ocsfLines) >= countFindings(feed) && countFindings(feed) > 0
 	})
 	time.Sleep(3 * time.Second) // late arrivals would show up as extra findings
 	mu.Lock()
@@ -233,6 +280,65 @@ export:
 		t.Fatalf("sensor --tail showed %v; the daemon's feed %v", fromTail, fromFeed)
 	}
 	t.Logf("filtered: %v; feed and tail: %d findings", got, len(fromFeed))
+	if len(ocsfLines) != len(fromFeed) {
+		t.Errorf("sensor --tail -o ocsf printed %d lines; the feed has %d findings", len(ocsfLines), len(fromFeed))
+	}
+	checkOCSFFile(t, ocsfFile, ocsfLines)
+
+	// The daemon's Prometheus endpoint counts what the feed carried.
+	m := scrapeMetrics(t, metricsAddr)
+	var findings float64
+	for k, v := range m {
+		if strings.HasPrefix(k, "kestrel_findings_total{") {
+			findings += v
+		}
+	}
+	if findings < float64(len(fromFeed)) {
+		t.Errorf("kestrel_findings_total sums to %v; the feed carried %d findings", findings, len(fromFeed))
+	}
+	if !slices.ContainsFunc(slices.Collect(maps.Keys(m)), func(k string) bool {
+		return strings.HasPrefix(k, `kestrel_findings_total{rule="ESC-004",`)
+	}) {
+		t.Errorf("no kestrel_findings_total series for ESC-004")
+	}
+	if m[`kestrel_events_total{kind="exec"}`] == 0 || m["kestrel_export_subscribers"] < 3 || m["kestrel_bpf_programs_attached"] == 0 {
+		t.Errorf("exec events %v, subscribers %v (two streams and --tail), programs %v: want all above 0, 3",
+			m[`kestrel_events_total{kind="exec"}`], m["kestrel_export_subscribers"], m["kestrel_bpf_programs_attached"])
+	}
+}
+
+// freeLoopbackAddr returns a loopback address nothing listens on now.
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// scrapeMetrics returns the samples of a Prometheus text page by series.
+func scrapeMetrics(t *testing.T, addr string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape the daemon's metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		i := strings.LastIndexByte(line, ' ')
+		if strings.HasPrefix(line, "#") || i < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out
 }
 
 func countFindings(evs []*event.Event) int {

@@ -1026,7 +1026,7 @@ type Ancestor struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Pid   uint32                 `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`
 	Exe   string                 `protobuf:"bytes,2,opt,name=exe,proto3" json:"exe,omitempty"`
-	// comm names kernel threads, which have no exe.
+	// comm names kernel threads (kthreadd, kworker/*), which have no exe.
 	Comm          string         `protobuf:"bytes,3,opt,name=comm,proto3" json:"comm,omitempty"`
 	Exact         *AncestorExact `protobuf:"bytes,4,opt,name=exact,proto3" json:"exact,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1789,6 +1789,10 @@ type File struct {
 	Syscall string `protobuf:"bytes,10,opt,name=syscall,proto3" json:"syscall,omitempty"`
 	// Paths the capture cut short: "path", "raw_path".
 	Truncated []string `protobuf:"bytes,11,rep,name=truncated,proto3" json:"truncated,omitempty"`
+	// exit_only: refused before it ran (seccomp, a tracer) and seen at
+	// sys_exit only, with the errno in result. compat: a 32-bit syscall.
+	ExitOnly bool `protobuf:"varint,12,opt,name=exit_only,json=exitOnly,proto3" json:"exit_only,omitempty"`
+	Compat   bool `protobuf:"varint,13,opt,name=compat,proto3" json:"compat,omitempty"`
 	// Set when a path is not valid UTF-8.
 	Exact         *FileExact `protobuf:"bytes,20,opt,name=exact,proto3" json:"exact,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1900,6 +1904,20 @@ func (x *File) GetTruncated() []string {
 		return x.Truncated
 	}
 	return nil
+}
+
+func (x *File) GetExitOnly() bool {
+	if x != nil {
+		return x.ExitOnly
+	}
+	return false
+}
+
+func (x *File) GetCompat() bool {
+	if x != nil {
+		return x.Compat
+	}
+	return false
 }
 
 func (x *File) GetExact() *FileExact {
@@ -2169,6 +2187,10 @@ type Syscall struct {
 	// A second numeric argument: bpf program type, mknod device, rename or
 	// link flags, init_module image length.
 	Arg2 uint64 `protobuf:"varint,13,opt,name=arg2,proto3" json:"arg2,omitempty"`
+	// exit_only: refused before it ran (seccomp, a tracer) and seen at
+	// sys_exit only, with the errno in ret. compat: a 32-bit syscall.
+	ExitOnly bool `protobuf:"varint,14,opt,name=exit_only,json=exitOnly,proto3" json:"exit_only,omitempty"`
+	Compat   bool `protobuf:"varint,15,opt,name=compat,proto3" json:"compat,omitempty"`
 	// Set when a path or the argument is not valid UTF-8.
 	Exact         *SyscallExact `protobuf:"bytes,20,opt,name=exact,proto3" json:"exact,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -2294,6 +2316,20 @@ func (x *Syscall) GetArg2() uint64 {
 		return x.Arg2
 	}
 	return 0
+}
+
+func (x *Syscall) GetExitOnly() bool {
+	if x != nil {
+		return x.ExitOnly
+	}
+	return false
+}
+
+func (x *Syscall) GetCompat() bool {
+	if x != nil {
+		return x.Compat
+	}
+	return false
 }
 
 func (x *Syscall) GetExact() *SyscallExact {
@@ -3799,7 +3835,7 @@ const file_sensor_proto_rawDesc = "" +
 	"\x03pod\x18\x03 \x01(\fR\x03pod\x12\x1c\n" +
 	"\tnamespace\x18\x04 \x01(\fR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x05 \x01(\fR\x04name\x12\x14\n" +
-	"\x05image\x18\x06 \x01(\fR\x05image\"\xcf\x02\n" +
+	"\x05image\x18\x06 \x01(\fR\x05image\"\x84\x03\n" +
 	"\x04File\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x19\n" +
 	"\braw_path\x18\x02 \x01(\tR\arawPath\x126\n" +
@@ -3813,7 +3849,9 @@ const file_sensor_proto_rawDesc = "" +
 	"\x03dev\x18\t \x01(\x04R\x03dev\x12\x18\n" +
 	"\asyscall\x18\n" +
 	" \x01(\tR\asyscall\x12\x1c\n" +
-	"\ttruncated\x18\v \x03(\tR\ttruncated\x12*\n" +
+	"\ttruncated\x18\v \x03(\tR\ttruncated\x12\x1b\n" +
+	"\texit_only\x18\f \x01(\bR\bexitOnly\x12\x16\n" +
+	"\x06compat\x18\r \x01(\bR\x06compat\x12*\n" +
 	"\x05exact\x18\x14 \x01(\v2\x14.sensor.v1.FileExactR\x05exact\":\n" +
 	"\tFileExact\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\fR\x04path\x12\x19\n" +
@@ -3835,7 +3873,7 @@ const file_sensor_proto_rawDesc = "" +
 	"\x02fd\x18\f \x01(\x05R\x02fd\x12)\n" +
 	"\x05exact\x18\x14 \x01(\v2\x13.sensor.v1.NetExactR\x05exact\"'\n" +
 	"\bNetExact\x12\x1b\n" +
-	"\tunix_path\x18\x01 \x01(\fR\bunixPath\"\xd9\x02\n" +
+	"\tunix_path\x18\x01 \x01(\fR\bunixPath\"\x8e\x03\n" +
 	"\aSyscall\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03ret\x18\x02 \x01(\x03R\x03ret\x12\x14\n" +
@@ -3851,7 +3889,9 @@ const file_sensor_proto_rawDesc = "" +
 	"\ffd_is_socket\x18\v \x01(\bR\n" +
 	"fdIsSocket\x12\x1c\n" +
 	"\ttruncated\x18\f \x03(\tR\ttruncated\x12\x12\n" +
-	"\x04arg2\x18\r \x01(\x04R\x04arg2\x12-\n" +
+	"\x04arg2\x18\r \x01(\x04R\x04arg2\x12\x1b\n" +
+	"\texit_only\x18\x0e \x01(\bR\bexitOnly\x12\x16\n" +
+	"\x06compat\x18\x0f \x01(\bR\x06compat\x12-\n" +
 	"\x05exact\x18\x14 \x01(\v2\x17.sensor.v1.SyscallExactR\x05exact\"J\n" +
 	"\fSyscallExact\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\fR\x04path\x12\x14\n" +
