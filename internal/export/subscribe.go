@@ -135,6 +135,17 @@ func (s *Server) Subscribe(req *sensorv1.SubscribeRequest, stream grpc.ServerStr
 		f.add(r, nil)
 	}
 	for {
+		// A subscriber whose filter passes nothing of a flood never waits
+		// below: look for its end here too.
+		select {
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		case <-s.closing:
+			return errShutdown
+		case <-sub.evicted:
+			return s.errIdle(sub)
+		default:
+		}
 		n, gap := s.ring.Read(next, buf)
 		if gap.Skipped > 0 {
 			sub.lost.Add(gap.Lost)
