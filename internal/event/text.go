@@ -135,16 +135,28 @@ func (e *Event) rawStrings(pfx string, fn func(field, raw string), depth int) {
 		check("process.comm", p.Comm)
 		check("process.exe", p.Exe)
 		check("process.cwd", p.Cwd)
+		// Names are built only for a field that is not valid: the common
+		// case costs one scan per string and nothing else.
 		for i, a := range p.Args {
-			check("process.args["+strconv.Itoa(i)+"]", a)
+			if !utf8.ValidString(a) {
+				fn(pfx+"process.args["+strconv.Itoa(i)+"]", a)
+			}
 		}
 		for i, v := range p.Env {
-			check("process.env["+strconv.Itoa(i)+"].name", v.Name)
-			check("process.env["+strconv.Itoa(i)+"].value", v.Value)
+			if !utf8.ValidString(v.Name) {
+				fn(pfx+"process.env["+strconv.Itoa(i)+"].name", v.Name)
+			}
+			if !utf8.ValidString(v.Value) {
+				fn(pfx+"process.env["+strconv.Itoa(i)+"].value", v.Value)
+			}
 		}
 		for i, a := range p.Ancestors {
-			check("process.ancestors["+strconv.Itoa(i)+"].exe", a.Exe)
-			check("process.ancestors["+strconv.Itoa(i)+"].comm", a.Comm)
+			if !utf8.ValidString(a.Exe) {
+				fn(pfx+"process.ancestors["+strconv.Itoa(i)+"].exe", a.Exe)
+			}
+			if !utf8.ValidString(a.Comm) {
+				fn(pfx+"process.ancestors["+strconv.Itoa(i)+"].comm", a.Comm)
+			}
 		}
 	}
 	if c := e.Container; c != nil {
@@ -169,17 +181,39 @@ func (e *Event) rawStrings(pfx string, fn func(field, raw string), depth int) {
 	}
 	if f := e.Finding; f != nil {
 		check("explanation", f.Explanation)
-		for _, k := range sortedKeys(f.Attrs) {
-			check("attrs."+k, f.Attrs[k])
+		if anyInvalid(f.Attrs) {
+			// In key order, so the order does not vary.
+			for _, k := range sortedKeys(f.Attrs) {
+				check("attrs."+k, f.Attrs[k])
+			}
 		}
 		if depth == 0 {
 			for i, ev := range f.Evidence {
-				ev.rawStrings(pfx+"evidence["+strconv.Itoa(i)+"].", fn, depth+1)
+				if ev != nil && ev.hasInvalid() {
+					ev.rawStrings(pfx+"evidence["+strconv.Itoa(i)+"].", fn, depth+1)
+				}
 			}
 		}
 	}
 }
 
+func anyInvalid(m map[string]string) bool {
+	for _, v := range m {
+		if !utf8.ValidString(v) {
+			return true
+		}
+	}
+	return false
+}
+
 func sortedKeys(m map[string]string) []string {
 	return slices.Sorted(maps.Keys(m))
+}
+
+// hasInvalid reports whether any string RawStrings walks (evidence aside)
+// is not valid UTF-8.
+func (e *Event) hasInvalid() bool {
+	found := false
+	e.rawStrings("", func(string, string) { found = true }, 1)
+	return found
 }
