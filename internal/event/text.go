@@ -189,7 +189,7 @@ func (e *Event) rawStrings(pfx string, fn func(field, raw string), depth int) {
 		}
 		if depth == 0 {
 			for i, ev := range f.Evidence {
-				if ev != nil && ev.hasInvalid() {
+				if ev != nil && !ev.validUTF8(depth+1) {
 					ev.rawStrings(pfx+"evidence["+strconv.Itoa(i)+"].", fn, depth+1)
 				}
 			}
@@ -210,10 +210,57 @@ func sortedKeys(m map[string]string) []string {
 	return slices.Sorted(maps.Keys(m))
 }
 
-// hasInvalid reports whether any string RawStrings walks (evidence aside)
-// is not valid UTF-8.
-func (e *Event) hasInvalid() bool {
-	found := false
-	e.rawStrings("", func(string, string) { found = true }, 1)
-	return found
+// ValidUTF8 reports whether every string RawStrings walks is valid UTF-8:
+// the common case, checked with one scan per string and no calls.
+func (e *Event) ValidUTF8() bool {
+	return e.validUTF8(0)
+}
+
+func (e *Event) validUTF8(depth int) bool {
+	v := utf8.ValidString
+	if p := e.Process; p != nil {
+		if !v(p.Comm) || !v(p.Exe) || !v(p.Cwd) {
+			return false
+		}
+		for _, a := range p.Args {
+			if !v(a) {
+				return false
+			}
+		}
+		for _, x := range p.Env {
+			if !v(x.Name) || !v(x.Value) {
+				return false
+			}
+		}
+		for _, a := range p.Ancestors {
+			if !v(a.Exe) || !v(a.Comm) {
+				return false
+			}
+		}
+	}
+	if c := e.Container; c != nil && (!v(c.ID) || !v(c.CgroupPath) || !v(c.Name) || !v(c.Pod) || !v(c.Namespace) || !v(c.Image)) {
+		return false
+	}
+	if f := e.File; f != nil && (!v(f.Path) || !v(f.RawPath)) {
+		return false
+	}
+	if n := e.Net; n != nil && !v(n.UnixPath) {
+		return false
+	}
+	if s := e.Sys; s != nil && (!v(s.Path) || !v(s.Path2) || !v(s.Arg)) {
+		return false
+	}
+	if f := e.Finding; f != nil {
+		if !v(f.Explanation) || anyInvalid(f.Attrs) {
+			return false
+		}
+		if depth == 0 {
+			for _, ev := range f.Evidence {
+				if ev != nil && !ev.validUTF8(depth+1) {
+					return false
+				}
+			}
+		}
+	}
+	return true
 }

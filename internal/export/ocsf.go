@@ -1089,7 +1089,7 @@ func writeUnmapped(w *jsonWriter, ev *event.Event) {
 		attrs = ev.Finding.Attrs
 	}
 	exitSignal := ev.Kind == event.KindExit && ev.Exit != nil && ev.Exit.Signal != 0
-	raw := hasRawStrings(ev)
+	raw := !ev.ValidUTF8()
 	if len(gpus) == 0 && len(attrs) == 0 && !exitSignal && ev.File == nil && ev.Net == nil && ev.Sys == nil && !raw {
 		return
 	}

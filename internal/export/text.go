@@ -4,13 +4,6 @@ import (
 	"github.com/kestrel-sec/kestrel/internal/event"
 )
 
-// hasRawStrings reports whether any name of ev is not valid UTF-8.
-func hasRawStrings(ev *event.Event) bool {
-	found := false
-	ev.RawStrings(func(string, string) { found = true })
-	return found
-}
-
 // text splits s into its wire form: valid UTF-8 by construction (proto3
 // strings must be, or the whole stream fails), and the exact bytes beside it
 // when they differ, so that evidence still names the real file.
