@@ -1,0 +1,149 @@
+package detect
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/kestrel-sec/kestrel/internal/event"
+)
+
+// Egress accounting of the model-weight rules: bytes per socket to
+// destinations outside the allowlist (EXF-001's trigger) and per
+// (container, destination prefix) bucket (EXF-003).
+
+// aiSock is one connected socket of interest: to a destination that is not
+// allowlisted for its container.
+type aiSock struct {
+	pid      uint32
+	cid      string
+	addr     netip.Addr
+	port     uint16
+	class    string
+	bytes    uint64
+	exfLevel event.Severity // highest EXF-001 severity reported for it
+	exfBytes uint64         // bytes named in the last EXF-001 report
+	exfSrc   *taintSrc
+	// lastCtr is the socket's container snapshot (for deferred reports).
+	counted uint64 // bytes already added to the EXF-003 bucket
+}
+
+type bucketKey struct {
+	cid    string
+	prefix netip.Prefix
+}
+
+type bucket struct {
+	start    time.Time
+	bytes    uint64
+	reported uint64         // bytes named in the last EXF-003 report
+	level    event.Severity // highest EXF-003 severity reported in this window
+}
+
+// exfilCapableSocket reports whether the runtime API behind a socket can
+// move data off the node or into a new container (docker, containerd, CRI).
+// The kubelet pod-resources API is read-only (device allocations): GPU
+// agents, and the sensor's own inventory, read weights and then list it.
+func exfilCapableSocket(name string) bool {
+	return name != "kubelet/pod-resources/kubelet.sock"
+}
+
+func (a *aiState) onNet(st *State, p *event.Process, c *event.Container, ev *event.Event, now time.Time) {
+	n := ev.Net
+	cid := cidOf(c)
+	if n.UnixPath != "" || n.Protocol == "unix" {
+		if ev.Kind != event.KindConnect {
+			return
+		}
+		if name, sev := runtimeSocket(n.UnixPath); name != "" && sev == 0 && exfilCapableSocket(name) {
+			src, via, _ := a.taintOf(p.PID, now)
+			if src == nil {
+				if src = a.containerTaint(cid, now); src != nil {
+					via = viaContainer
+				}
+			}
+			if src != nil {
+				a.trigger(exfTrigger{ev: ev, src: src, sender: p, via: via, cond: "runtime_socket",
+					dest: n.UnixPath, class: event.ClassUnix, sev: event.SevHigh, stage: "unix:" + n.UnixPath})
+			}
+		}
+		return
+	}
+	if !n.DAddr.IsValid() {
+		return
+	}
+	if ev.Kind == event.KindEgress {
+		a.inv.peer(p, c, st.IsGPUOwner(p.PID) || p.GPUOwner, n)
+	}
+	if n.Class == event.ClassLoopback || n.DAddr.IsLoopback() || a.s.EgressAllowed(c, n.DAddr, n.DPort) {
+		return
+	}
+	sk := a.socks.Ptr(n.Cookie)
+	if sk == nil || n.Cookie == 0 {
+		v := aiSock{pid: p.PID, cid: cid, addr: n.DAddr, port: n.DPort, class: n.Class}
+		if n.Cookie != 0 {
+			sk = a.socks.Put(n.Cookie, v)
+		} else {
+			sk = &v
+		}
+	}
+	if n.BytesSent > sk.bytes {
+		sk.bytes = n.BytesSent
+	}
+	if c != nil && sk.bytes > sk.counted {
+		a.count(c, sk, now)
+	}
+	// EXF-001: a tainted sender, or any sender in a tainted container.
+	src, via, _ := a.taintOf(p.PID, now)
+	if src == nil {
+		if src = a.containerTaint(cid, now); src != nil {
+			via = viaContainer
+		}
+	}
+	if src == nil && sk.exfSrc != nil && !sk.exfSrc.dropped {
+		src, via = sk.exfSrc, "socket"
+	}
+	if src == nil {
+		return
+	}
+	sk.exfSrc = src
+	crit := src.criticalBytes()
+	sev := event.SevHigh
+	stage := "high"
+	if sk.bytes >= crit {
+		sev, stage = event.SevCritical, "critical"
+	}
+	switch {
+	case sev > sk.exfLevel:
+	case n.Closed && sk.exfLevel > 0 && grew(sk.exfBytes, sk.bytes):
+		stage = "final"
+	default:
+		return
+	}
+	t := exfTrigger{ev: ev, src: src, sender: p, via: via, cond: "egress",
+		dest: netip.AddrPortFrom(n.DAddr, n.DPort).String(), class: n.Class, bytes: sk.bytes, sev: sev,
+		stage: stage, cookie: n.Cookie}
+	sk.exfLevel, sk.exfBytes = sev, sk.bytes
+	a.trigger(t)
+}
+
+// grew reports whether now exceeds was by more than 10 %.
+func grew(was, now uint64) bool { return now > was && now-was > was/10 }
+
+// count adds the socket's new bytes to its EXF-003 bucket.
+func (a *aiState) count(c *event.Container, sk *aiSock, now time.Time) {
+	bits := 24
+	if sk.addr.Is6() && !sk.addr.Is4In6() {
+		bits = 64
+	}
+	pfx, err := sk.addr.Unmap().Prefix(bits)
+	if err != nil {
+		return
+	}
+	k := bucketKey{cid: c.ID, prefix: pfx}
+	b := a.buckets.Ptr(k)
+	if b == nil || now.Sub(b.start) > exf003Window {
+		b = a.buckets.Put(k, bucket{start: now})
+	}
+	b.bytes += sk.bytes - sk.counted
+	sk.counted = sk.bytes
+}
