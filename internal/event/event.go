@@ -131,9 +131,14 @@ type Process struct {
 	// StartTime is when the process (tgid) started.
 	StartTime time.Time
 	// ExecTime is when the current image was exec'd.
-	ExecTime  time.Time
-	CgroupID  uint64
-	NS        Namespaces
+	ExecTime time.Time
+	CgroupID uint64
+	NS       Namespaces
+	// NSPID is the pid in the process's own PID namespace (the last field
+	// of NSpid in /proc/<pid>/status), which is the pid its container's
+	// processes name it by; 0 when unknown. With NS.PID it maps the pids
+	// that ptrace, process_vm_* and /proc/<pid>/ paths carry to host pids.
+	NSPID     uint32
 	CapEff    uint64
 	CapPrm    uint64
 	TTY       bool

@@ -171,5 +171,8 @@ func TestNamespacePIDsAndIdentity(t *testing.T) {
 		if len(m) != 1 || m[1] != child {
 			t.Errorf("namespace %d: %v; want {1: %d}", ns, m, child)
 		}
+		if cp, err := fs.Process(child); err != nil || cp.NSPID != 1 {
+			t.Errorf("child NSPID: %+v, %v; want 1", cp, err)
+		}
 	})
 }
