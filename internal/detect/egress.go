@@ -92,7 +92,8 @@ func (a *aiState) onNet(st *State, p *event.Process, c *event.Container, ev *eve
 	if c != nil && sk.bytes > sk.counted {
 		a.count(c, sk, now)
 	}
-	// EXF-001: a tainted sender, or any sender in a tainted container.
+	// EXF-001: a tainted sender, any sender in a tainted container or pod,
+	// a tainted socket, or a sender that holds weights by fd or mapping.
 	src, via, _ := a.taintOf(p.PID, now)
 	if src == nil {
 		if src = a.containerTaint(cid, now); src != nil {
@@ -102,16 +103,30 @@ func (a *aiState) onNet(st *State, p *event.Process, c *event.Container, ev *eve
 	if src == nil && sk.exfSrc != nil && !sk.exfSrc.dropped {
 		src, via = sk.exfSrc, "socket"
 	}
+	if src == nil && sk.bytes >= a.heldQueryBytes() {
+		if src, _ = a.podTaintOf(p, c, now); src != nil {
+			via = viaPod
+		} else if !a.isOwner(st, p) && !a.loaderExempt(st, p, c) {
+			if src = a.heldSource(st, p, c, now); src != nil {
+				via = viaHeld
+			}
+		}
+	}
 	if src == nil {
 		return
 	}
-	sk.exfSrc = src
-	crit := src.criticalBytes()
-	sev := event.SevHigh
-	stage := "high"
-	if sk.bytes >= crit {
+	// The severity follows the bytes sent against the weights read: a
+	// 50-byte API call after a checksum of the weights is not them leaving.
+	sev, stage := event.SevLow, "low"
+	switch {
+	case sk.bytes >= src.criticalBytes():
 		sev, stage = event.SevCritical, "critical"
+	case sk.bytes >= src.highBytes():
+		sev, stage = event.SevHigh, "high"
+	case heldOrPod(via):
+		return
 	}
+	sk.exfSrc = src
 	switch {
 	case sev > sk.exfLevel:
 	case n.Closed && sk.exfLevel > 0 && grew(sk.exfBytes, sk.bytes):
@@ -124,6 +139,22 @@ func (a *aiState) onNet(st *State, p *event.Process, c *event.Container, ev *eve
 		stage: stage, cookie: n.Cookie}
 	sk.exfLevel, sk.exfBytes = sev, sk.bytes
 	a.trigger(t)
+}
+
+// heldQueryBytes is the volume on one socket at which a sender with no
+// taint is asked what it holds: model_min_bytes, between 64 KiB and 1 MiB.
+func (a *aiState) heldQueryBytes() uint64 {
+	return min(max(uint64(max(a.s.Config.ModelMinBytes, 0)), exf001HighFloor), exf001HighCap)
+}
+
+// isOwner reports whether p owns GPU memory now or did (ownership is
+// sticky: a server that freed its memory still owns its weights).
+func (a *aiState) isOwner(st *State, p *event.Process) bool {
+	if p.GPUOwner || st.IsGPUOwner(p.PID) {
+		return true
+	}
+	r, ok := a.procs.Peek(p.PID)
+	return ok && !r.ownerSince.IsZero()
 }
 
 // grew reports whether now exceeds was by more than 10 %.

@@ -45,6 +45,8 @@ const (
 	exf003Window      = 10 * time.Minute
 	exf003Critical    = 1 << 30
 	exf001CriticalCap = 64 << 20
+	exf001HighCap     = 1 << 20  // a send this large is model-scale whatever the file
+	exf001HighFloor   = 64 << 10 // and one smaller never is
 	sweepWindow       = 5 * time.Second
 	sweepPIDs         = 20 // distinct /proc/<pid>/cmdline reads in sweepWindow that make a sweep
 	mapsMemWindow     = 10 * time.Second
@@ -75,6 +77,8 @@ type aiProc struct {
 	// mapsAt is when it last opened /proc/<owner>/maps (GPU-004 certainty).
 	mapsAt    time.Time
 	mapsOwner uint32
+	// heldAt is when the kernel was last asked what it holds.
+	heldAt time.Time
 }
 
 // aiCtr is what the correlation state keeps per container.
@@ -109,6 +113,7 @@ type aiState struct {
 	kids    *LRU[uint32, kidSet]
 	ctrs    *LRU[string, aiCtr]
 	paths   *LRU[pathKey, pathTaint]
+	pods    *LRU[podKey, podTaint]
 	socks   *LRU[uint64, aiSock]
 	buckets *LRU[bucketKey, bucket]
 
@@ -128,6 +133,7 @@ type aiState struct {
 
 	envRoots                                                     int
 	deferDrops, envRootDrops, sources, promoted, trigs, kidDrops uint64
+	heldQueries, heldHits                                        uint64
 }
 
 func newAIState(s *Settings, opts *AIOptions, log *slog.Logger, size int) (*aiState, error) {
@@ -152,6 +158,7 @@ func newAIState(s *Settings, opts *AIOptions, log *slog.Logger, size int) (*aiSt
 		kids:    NewLRU[uint32, kidSet](size, nil),
 		ctrs:    NewLRU[string, aiCtr](size, nil),
 		paths:   NewLRU[pathKey, pathTaint](size, nil),
+		pods:    NewLRU[podKey, podTaint](size, nil),
 		socks:   NewLRU[uint64, aiSock](size, nil),
 		buckets: NewLRU[bucketKey, bucket](size, nil),
 		inv:     newInventory(opts.Node, size),
@@ -199,8 +206,10 @@ func (a *aiState) counters() map[string]uint64 {
 	m["detect_exf_deferred_dropped"] = a.deferDrops
 	m["detect_model_env_roots_dropped"] = a.envRootDrops
 	m["detect_taint_children_dropped"] = a.kidDrops
+	m["detect_taint_held_queries"] = a.heldQueries
+	m["detect_taint_held_hits"] = a.heldHits
 	m["detect_ai_state_evictions"] = a.procs.Evictions() + a.kids.Evictions() + a.ctrs.Evictions() + a.paths.Evictions() +
-		a.socks.Evictions() + a.buckets.Evictions()
+		a.pods.Evictions() + a.socks.Evictions() + a.buckets.Evictions()
 	return m
 }
 

@@ -57,7 +57,7 @@ func (r *gpu001) childAllowed(s *Settings, p *event.Process) bool {
 	if len(s.gpuChild) == 0 {
 		return false
 	}
-	r.buf = append(r.buf[:0], argv0Base(p)...)
+	r.buf = append(r.buf[:0], actorName(p)...)
 	for i := 1; i < len(p.Args); i++ {
 		r.buf = append(r.buf, ' ')
 		r.buf = append(r.buf, p.Args[i]...)
@@ -693,7 +693,7 @@ func (r *gpu005) Eval(ctx *Context, ev *event.Event) {
 	default:
 		return
 	}
-	if a.IsModelUpdater(p, ev.Container) {
+	if a.isModelUpdater(ctx.State, p, ev.Container) {
 		return
 	}
 	var sev event.Severity

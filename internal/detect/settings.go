@@ -361,10 +361,11 @@ func (s *Settings) IsIMDSAllowed(c *event.Container, exe string) bool {
 	return matchWorkload(s.imds, c, exe)
 }
 
-// IsLoaderAllowed reports whether exe (or comm) may read model files in c
-// without owning a GPU (loader_allowlist).
-func (s *Settings) IsLoaderAllowed(c *event.Container, exeOrComm string) bool {
-	return matchWorkload(s.loader, c, exeOrComm)
+// IsLoaderAllowed reports whether the exe path may read model files in c
+// without owning a GPU (loader_allowlist). The comm is not consulted: any
+// process can set its own.
+func (s *Settings) IsLoaderAllowed(c *event.Container, exe string) bool {
+	return matchWorkload(s.loader, c, exe)
 }
 
 // IsGPUWorkloadAllowed reports whether exe may own GPU memory in c.

@@ -64,6 +64,17 @@ func (s *taintSrc) criticalBytes() uint64 {
 	return exf001CriticalCap
 }
 
+// highBytes is what a send must reach before it can be the weights leaving
+// rather than an API call, a webhook or a checksum: 10 % of the largest
+// tainted file, between 64 KiB and 1 MiB (1 MiB when no size is known).
+// Below it, a tainted egress is low.
+func (s *taintSrc) highBytes() uint64 {
+	if s.maxSize <= 0 {
+		return exf001HighCap
+	}
+	return min(max(uint64(s.maxSize)/10, exf001HighFloor), exf001HighCap)
+}
+
 // Taint propagation paths.
 const (
 	viaRead      = "read"      // the process read model weights itself
@@ -71,7 +82,13 @@ const (
 	viaFork      = "fork"      // it was forked by a tainted process
 	viaPipeline  = "pipeline"  // a sibling with an overlapping lifetime was tainted
 	viaContainer = "container" // a process of its container read weights
+	viaPod       = "pod"       // a process of another container of its pod read weights
+	viaHeld      = "held"      // it holds a model file (or a tainted copy) by fd or mapping
 )
+
+// Taint by held files and by pod is judged on model-scale sends only: the
+// sender never opened weights, so only the volume says it carries them.
+func heldOrPod(via string) bool { return via == viaHeld || via == viaPod }
 
 // pathKey identifies a tainted file: by device and inode when known, else
 // by container and path.
@@ -111,6 +128,113 @@ func (a *aiState) taintOf(pid uint32, now time.Time) (*taintSrc, string, time.Ti
 		return nil, "", time.Time{}
 	}
 	return p.src, p.via, p.srcSince
+}
+
+// podKey names a pod: by its UID when the enricher knows it, or by its
+// network namespace (which the containers of a pod share, and no two pods
+// do) for a container whose pod is not known. One of the fields is set.
+type podKey struct {
+	uid string
+	net uint32
+}
+
+// podTaint is the taint a container left on its pod.
+type podTaint struct {
+	src   *taintSrc
+	since time.Time
+	cid   string // the container it came from
+}
+
+// podKeys returns the keys of the pod of process p in container c; zero
+// keys are unknown. The host network namespace is no pod's.
+func (a *aiState) podKeys(p *event.Process, c *event.Container) [2]podKey {
+	var k [2]podKey
+	if c == nil {
+		return k
+	}
+	if c.PodUID != "" && c.PodUID != event.Unknown {
+		k[0].uid = c.PodUID
+	}
+	if n := p.NS.Net; n != 0 && n != a.s.HostNS.Net {
+		k[1].net = n
+	}
+	return k
+}
+
+// podTaintOf returns the active taint another container of the pod of p
+// left, and that container's id.
+func (a *aiState) podTaintOf(p *event.Process, c *event.Container, now time.Time) (*taintSrc, string) {
+	if c == nil || a.pods.Len() == 0 {
+		return nil, ""
+	}
+	for _, k := range a.podKeys(p, c) {
+		if k == (podKey{}) {
+			continue
+		}
+		if t, ok := a.pods.Peek(k); ok && t.cid != c.ID && t.src != nil && !t.src.dropped && now.Sub(t.since) <= a.window {
+			return t.src, t.cid
+		}
+	}
+	return nil, ""
+}
+
+// heldSource asks the kernel whether p holds a model file, or a file a
+// tainted process wrote, by descriptor or mapping: an fd inherited from the
+// model server or passed over a unix socket, weights mapped before the
+// sensor started, a reader that waited past exfil_window. Asked only when
+// p sends model-scale bytes outside the allowlist, at most once per
+// holdingsEvery per process and under the engine's rate limit. A hit
+// taints p (and its container and pod) with a confirmed source.
+func (a *aiState) heldSource(st *State, p *event.Process, c *event.Container, now time.Time) *taintSrc {
+	r := a.proc(p, c)
+	if !r.heldAt.IsZero() && now.Sub(r.heldAt) < holdingsEvery {
+		return nil
+	}
+	r.heldAt = now
+	held := st.facts.holdings(p.PID, now)
+	a.heldQueries++
+	var src *taintSrc
+	for _, h := range held {
+		ref := fileRef{key: model.KeyOf(h.Dev, h.Inode, h.Path), path: h.Path, size: h.Size}
+		hit := false
+		if pt, ok := a.paths.Peek(pathKey{dev: h.Dev, ino: h.Inode}); ok && h.Inode != 0 && pt.src != nil && !pt.src.dropped {
+			// A copy a tainted process wrote: the original weights name it.
+			for i := 0; i < pt.src.n; i++ {
+				if src == nil {
+					src = &taintSrc{reader: p.PID, readerExe: p.Exe, cid: cidOf(c), at: now, maxSize: -1, confirmed: true}
+				}
+				src.add(pt.src.files[i])
+			}
+			ref.path += " (copy)"
+			hit = true
+		} else if e, ok := a.reg.Get(ref.key); ok && h.Inode != 0 {
+			if ref.size < 0 {
+				ref.size = e.Size
+			}
+			hit = true
+		} else if ok, _ := a.match.IsModel("", h.Path, h.Size); ok {
+			hit = true
+		}
+		if !hit {
+			continue
+		}
+		if h.FD >= 0 {
+			ref.path += " (held, fd " + itoa(uint64(h.FD)) + ")"
+		} else {
+			ref.path += " (mapped)"
+		}
+		if src == nil {
+			src = &taintSrc{reader: p.PID, readerExe: p.Exe, cid: cidOf(c), at: now, maxSize: -1, confirmed: true}
+		}
+		src.add(ref)
+	}
+	if src == nil {
+		return nil
+	}
+	a.sources++
+	a.heldHits++
+	a.taint(r, p, c, src, viaHeld, p.PID, now)
+	return src
 }
 
 // containerTaint returns the active taint of container cid.
@@ -217,7 +341,7 @@ func (a *aiState) onOpen(st *State, p *event.Process, c *event.Container, ev *ev
 		return
 	}
 	if isModel {
-		if owner || a.loaderExempt(p, c) {
+		if owner || a.loaderExempt(st, p, c) {
 			return
 		}
 		a.source(p, c, f, now)
@@ -244,7 +368,7 @@ func (a *aiState) onOpen(st *State, p *event.Process, c *event.Container, ev *ev
 	if r.src == pt.src {
 		return
 	}
-	a.taint(r, p.PID, c, pt.src, viaFile, pt.by, now)
+	a.taint(r, p, c, pt.src, viaFile, pt.by, now)
 }
 
 // mayBeModel is a cheap prefilter of Matcher.IsModel: paths under /dev
@@ -285,11 +409,12 @@ func (a *aiState) source(p *event.Process, c *event.Container, f *event.File, no
 	}
 	src.add(ref)
 	a.sources++
-	a.taint(r, p.PID, c, src, viaRead, p.PID, now)
+	a.taint(r, p, c, src, viaRead, p.PID, now)
 }
 
-// taint gives r (process pid) the taint src, and its container too.
-func (a *aiState) taint(r *aiProc, pid uint32, c *event.Container, src *taintSrc, via string, from uint32, now time.Time) {
+// taint gives r (process p) the taint src, and its container and pod too.
+func (a *aiState) taint(r *aiProc, p *event.Process, c *event.Container, src *taintSrc, via string, from uint32, now time.Time) {
+	pid := p.PID
 	r.src, r.srcSince, r.via, r.from = src, now, via, from
 	if via == viaFile {
 		src.confirmed = true
@@ -305,6 +430,11 @@ func (a *aiState) taint(r *aiProc, pid uint32, c *event.Container, src *taintSrc
 	if c != nil {
 		cs := a.ctr(c)
 		cs.src, cs.srcSince = src, now
+		for _, k := range a.podKeys(p, c) {
+			if k != (podKey{}) {
+				a.pods.Put(k, podTaint{src: src, since: now, cid: c.ID})
+			}
+		}
 	}
 	// Live children (tar's compressor) and siblings (the other side of
 	// "tar c | curl -T -") of the same container share the taint.
@@ -438,8 +568,11 @@ func (a *aiState) release(now time.Time) {
 			if t.cookie != 0 {
 				if sk, ok := a.socks.Peek(t.cookie); ok && sk.bytes > t.bytes {
 					t.bytes = sk.bytes
-					if t.bytes >= t.src.criticalBytes() {
+					switch {
+					case t.bytes >= t.src.criticalBytes():
 						t.sev, t.stage = event.SevCritical, "critical"
+					case t.bytes >= t.src.highBytes() && t.sev < event.SevHigh:
+						t.sev, t.stage = event.SevHigh, "high"
 					}
 				}
 			}

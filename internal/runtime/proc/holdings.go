@@ -37,8 +37,10 @@ type Held struct {
 	// Dev and Inode are in the encoding stat(2) returns (which is what the
 	// decoder gives for opens, too).
 	Dev, Inode uint64
-	// Size is the file size, or -1 for a mapping no descriptor also holds
-	// (its size would need a walk into the process's root).
+	// Size is the file size for a descriptor; for a mapping no descriptor
+	// also holds, the furthest extent mapped (offset + length, rounded up
+	// to a page): a lower bound that stat would need a walk into the
+	// process's root to better.
 	Size int64
 	// Path is the descriptor's link or the mapping's path as the kernel
 	// prints them: evidence, not identity.
@@ -101,13 +103,20 @@ func (fs *FS) Holdings(pid uint32) ([]Held, error) {
 		return out, fmt.Errorf("read mappings of %d: %w", pid, err)
 	}
 	full := false
+	mapped := map[key]int{} // index in out of files held by mapping only
 	err = ParseMaps(b, func(m Mapping) bool {
 		k := key{m.Dev, m.Inode}
+		ext := int64(min(m.Offset+(m.End-m.Start), 1<<62))
+		if i, ok := mapped[k]; ok {
+			out[i].Size = max(out[i].Size, ext)
+			return true
+		}
 		if seen[k] {
 			return true
 		}
 		seen[k] = true
-		out = append(out, Held{Dev: m.Dev, Inode: m.Inode, Size: -1, Path: m.Path, FD: -1})
+		mapped[k] = len(out)
+		out = append(out, Held{Dev: m.Dev, Inode: m.Inode, Size: ext, Path: m.Path, FD: -1})
 		full = len(out) >= MaxHeld
 		return !full
 	})

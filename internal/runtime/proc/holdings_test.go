@@ -17,13 +17,13 @@ func TestParseMaps(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Mapping{
-		{unix.Mkdev(0xfd, 1), 1835219, "r--p", "/usr/bin/python3.11"},
-		{unix.Mkdev(0xfd, 1), 1835219, "r-xp", "/usr/bin/python3.11"},
-		{unix.Mkdev(0x103, 2), 4194312, "r--s", "/models/llama-3-8b-instruct/model-00001-of-00004.safetensors"},
-		{unix.Mkdev(0x103, 2), 4194313, "r--s", "/models/llama 3 (copy)/model.safetensors"},
-		{unix.Mkdev(0, 0x1a), 77, "r--s", "/dev/shm/weights (deleted)"},
-		{unix.Mkdev(0xfd, 1), 1837001, "r--p", "/usr/lib/x86_64-linux-gnu/libc.so.6"},
-		{unix.Mkdev(0xfd, 1), 1837001, "r-xp", "/usr/lib/x86_64-linux-gnu/libc.so.6"},
+		{unix.Mkdev(0xfd, 1), 1835219, 0x55e3c1a00000, 0x55e3c1a28000, 0, "r--p", "/usr/bin/python3.11"},
+		{unix.Mkdev(0xfd, 1), 1835219, 0x55e3c1a28000, 0x55e3c1c8f000, 0x28000, "r-xp", "/usr/bin/python3.11"},
+		{unix.Mkdev(0x103, 2), 4194312, 0x7f3b40000000, 0x7f3b60000000, 0, "r--s", "/models/llama-3-8b-instruct/model-00001-of-00004.safetensors"},
+		{unix.Mkdev(0x103, 2), 4194313, 0x7f3b60000000, 0x7f3b70000000, 0, "r--s", "/models/llama 3 (copy)/model.safetensors"},
+		{unix.Mkdev(0, 0x1a), 77, 0x7f3b70000000, 0x7f3b70001000, 0, "r--s", "/dev/shm/weights (deleted)"},
+		{unix.Mkdev(0xfd, 1), 1837001, 0x7f3b8a2c0000, 0x7f3b8a2e8000, 0, "r--p", "/usr/lib/x86_64-linux-gnu/libc.so.6"},
+		{unix.Mkdev(0xfd, 1), 1837001, 0x7f3b8a2e8000, 0x7f3b8a47d000, 0x28000, "r-xp", "/usr/lib/x86_64-linux-gnu/libc.so.6"},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %d mappings; want %d: %+v", len(got), len(want), got)
@@ -37,7 +37,8 @@ func TestParseMaps(t *testing.T) {
 	if err := ParseMaps(fixture(t, "maps.server"), func(Mapping) bool { n++; return n < 2 }); err != nil || n != 2 {
 		t.Errorf("stop after 2: %d calls, err %v", n, err)
 	}
-	for _, bad := range []string{"7f-7f r--p 0 fd:01\n", "7f-7f r--p 0 fd01 12 /x\n", "7f-7f r--p 0 fd:01 x /x\n"} {
+	for _, bad := range []string{"7f-7f r--p 0 fd:01\n", "7f-7f r--p 0 fd01 12 /x\n", "7f-7f r--p 0 fd:01 x /x\n",
+		"7f-7e r--p 0 fd:01 12 /x\n", "7f r--p 0 fd:01 12 /x\n", "7f-80 r--p zz fd:01 12 /x\n"} {
 		if err := ParseMaps([]byte(bad), func(Mapping) bool { return true }); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%q: err %v; want ErrMalformed", bad, err)
 		}
@@ -113,8 +114,8 @@ func TestHoldingsSelf(t *testing.T) {
 	if h := find(held); h.FD != int32(hf.Fd()) || h.Size != 1<<16 || h.Path != held {
 		t.Errorf("descriptor: got %+v; want fd %d, size %d, path %s", *h, hf.Fd(), 1<<16, held)
 	}
-	if h := find(mapped); h.FD != -1 || h.Size != -1 || h.Path != mapped {
-		t.Errorf("mapping: got %+v; want fd -1, size -1, path %s", *h, mapped)
+	if h := find(mapped); h.FD != -1 || h.Size != 1<<16 || h.Path != mapped {
+		t.Errorf("mapping: got %+v; want fd -1, size (extent) %d, path %s", *h, 1<<16, mapped)
 	}
 	if _, err := fs.Holdings(1 << 30); err == nil {
 		t.Error("nonexistent pid: no error")

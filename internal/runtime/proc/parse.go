@@ -370,6 +370,9 @@ type Mapping struct {
 	// Dev and Inode identify the mapped file; Dev is in the encoding
 	// stat(2) returns.
 	Dev, Inode uint64
+	// Start and End are the addresses mapped; Offset is the file offset
+	// at Start.
+	Start, End, Offset uint64
 	// Perms is the protection and sharing, e.g. "r--s".
 	Perms string
 	// Path is the pathname as the kernel prints it (newlines escaped as
@@ -408,6 +411,13 @@ func ParseMaps(b []byte, fn func(Mapping) bool) error {
 		if err != nil {
 			return fmt.Errorf("maps: %w: line %d inode %q", ErrMalformed, n, f[4])
 		}
+		lo, hi, ok1 := bytes.Cut(f[0], []byte{'-'})
+		start, err1 := strconv.ParseUint(string(lo), 16, 64)
+		end, err2 := strconv.ParseUint(string(hi), 16, 64)
+		off, err3 := strconv.ParseUint(string(f[2]), 16, 64)
+		if !ok1 || err1 != nil || err2 != nil || err3 != nil || end < start {
+			return fmt.Errorf("maps: %w: line %d range %q offset %q", ErrMalformed, n, f[0], f[2])
+		}
 		maj, min, ok := bytes.Cut(f[3], []byte{':'})
 		ma, err1 := strconv.ParseUint(string(maj), 16, 32)
 		mi, err2 := strconv.ParseUint(string(min), 16, 32)
@@ -421,7 +431,9 @@ func ParseMaps(b []byte, fn func(Mapping) bool) error {
 		if len(path) == 0 || path[0] == '[' {
 			continue
 		}
-		if !fn(Mapping{Dev: unix.Mkdev(uint32(ma), uint32(mi)), Inode: ino, Perms: string(f[1]), Path: string(path)}) {
+		m := Mapping{Dev: unix.Mkdev(uint32(ma), uint32(mi)), Inode: ino, Start: start, End: end, Offset: off,
+			Perms: string(f[1]), Path: string(path)}
+		if !fn(m) {
 			return nil
 		}
 	}

@@ -1,0 +1,241 @@
+package detect
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kestrel-sec/kestrel/internal/config"
+	"github.com/kestrel-sec/kestrel/internal/detect/model"
+	"github.com/kestrel-sec/kestrel/internal/event"
+)
+
+// The misses and false alarms measured in issue 12, one test each: the
+// events were all there, and the rules judged them wrong.
+
+// fakeProc is a ProcView over fixed answers; it counts its calls.
+type fakeProc struct {
+	held  map[uint32][]HeldFile
+	ns    map[uint32]map[uint32]uint32
+	ids   map[uint32]ProcIdentity
+	calls map[string]int
+}
+
+func newFakeProc() *fakeProc {
+	return &fakeProc{held: map[uint32][]HeldFile{}, ns: map[uint32]map[uint32]uint32{},
+		ids: map[uint32]ProcIdentity{}, calls: map[string]int{}}
+}
+
+func (f *fakeProc) Holdings(pid uint32) ([]HeldFile, error) {
+	f.calls["holdings"]++
+	return f.held[pid], nil
+}
+
+func (f *fakeProc) NamespacePIDs(ns uint32) (map[uint32]uint32, error) {
+	f.calls["ns"]++
+	return f.ns[ns], nil
+}
+
+func (f *fakeProc) Identity(pid uint32) (ProcIdentity, error) {
+	f.calls["identity"]++
+	return f.ids[pid], nil
+}
+
+// newProcEngine is the harness engine with a ProcView.
+func newProcEngine(t testing.TB, view ProcView, mod func(*config.DetectConfig)) *Engine {
+	t.Helper()
+	c := harnessConfig()
+	if mod != nil {
+		mod(&c)
+	}
+	reg, err := model.NewRegistry(&model.RegistryOptions{NoHash: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(c, &Options{HostNS: hostNS, Proc: view,
+		AI: &AIOptions{Registry: reg, StaticAlloc: harnessAlloc, Node: "node-a"}})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return e
+}
+
+// heldLlama is the harness llama file as mopen names it, held by fd 7.
+var heldLlama = HeldFile{Dev: 2049, Inode: 11, Size: 8 * mib, Path: llamaFile, FD: 7}
+
+// send20MB is a connect and the byte reports of 20 MB to the exfil sink.
+func send20MB(b pb, c *event.Container, d time.Duration, cookie uint64) []*event.Event {
+	return []*event.Event{
+		at(d, cookieConn(b, c, "10.200.2.2", 9000, event.ClassExternal, cookie)),
+		at(d+time.Second, egressEv(b, c, "10.200.2.2", 9000, event.ClassExternal, cookie, 4*mib, false)),
+		at(d+2*time.Second, egressEv(b, c, "10.200.2.2", 9000, event.ClassExternal, cookie, 20*mib, true)),
+	}
+}
+
+// wantEXF001 fails unless EXF-001 fired critical with the given taint path
+// and a model_files attribute that names path.
+func wantEXF001(t *testing.T, out []*event.Event, via, path string) *event.Finding {
+	t.Helper()
+	f := rulesFired(out)["EXF-001"]
+	if f == nil || f.Severity != event.SevCritical {
+		t.Fatalf("EXF-001 not critical:\n%s", firedList(out))
+	}
+	if via != "" && f.Attrs["taint_via"] != via {
+		t.Errorf("taint_via = %q; want %q (%s)", f.Attrs["taint_via"], via, f.Explanation)
+	}
+	if !strings.Contains(f.Attrs["model_files"], path) {
+		t.Errorf("model_files = %q; want %s", f.Attrs["model_files"], path)
+	}
+	return f
+}
+
+func TestIssue12ExfilMisses(t *testing.T) {
+	c := ctr("simctr-infer-i12")
+	srv := proc(900, "/usr/bin/python3.11", "python3", "/srv/server.py").caps(0)
+
+	t.Run("reader waits past exfil_window holding the file open", func(t *testing.T) {
+		fp := newFakeProc()
+		e := newProcEngine(t, fp, nil)
+		py := proc(901, "/usr/bin/python3.11", "python3", "-c", "f = open(...); time.sleep(200); send(f.read())")
+		fp.held[901] = []HeldFile{heldLlama}
+		evs := append([]*event.Event{at(0, execEv(py, c)), at(time.Second, mopen(py, c, llamaFile, "", rd, 8*mib, 11))},
+			send20MB(py, c, 200*time.Second, 1)...) // exfil_window is 120 s
+		out := run(e, evs...)
+		wantEXF001(t, out, viaHeld, llamaFile+" (held, fd 7)")
+	})
+
+	t.Run("reader's argv[0] claims to be a package tool", func(t *testing.T) {
+		e := newProcEngine(t, nil, nil)
+		py := proc(902, "/usr/bin/python3.11", "pip", "download", "x") // exec -a pip python3 -c ...
+		evs := append([]*event.Event{at(0, execEv(py, c)), at(time.Second, mopen(py, c, llamaFile, "", rd, 8*mib, 11)),
+			at(2*time.Second, exitEv(proc(950, "/bin/true"), c))}, send20MB(py, c, 3*time.Second, 2)...)
+		out := run(e, evs...)
+		wantEXF001(t, out, viaRead, llamaFile)
+	})
+
+	t.Run("binary copied to a runtime-sounding name inside the container", func(t *testing.T) {
+		e := newProcEngine(t, nil, nil)
+		for _, exe := range []string{"/tmp/runc", "/usr/local/bin/containerd-shim-runc-v2", "/usr/bin/nvidia-ctk"} {
+			b := proc(903, exe, baseName(exe))
+			evs := append([]*event.Event{at(0, execEv(b, c)), at(time.Second, mopen(b, c, llamaFile, "", rd, 8*mib, 11))},
+				send20MB(b, c, 61*time.Second, 3)...)
+			out := run(e, evs...)
+			wantEXF001(t, out, "", llamaFile)
+			e = newProcEngine(t, nil, nil)
+		}
+	})
+
+	t.Run("child of the model server sends through an inherited fd", func(t *testing.T) {
+		fp := newFakeProc()
+		e := newProcEngine(t, fp, nil)
+		child := proc(904, "/usr/bin/python3.11", "python3", "/srv/server.py").caps(0).anc(an(900, "/usr/bin/python3.11"))
+		fp.held[904] = []HeldFile{heldLlama}
+		evs := append([]*event.Event{
+			at(0, execEv(srv, c)), at(time.Second, gpuStart(srv, c, 0, "GPU-0")),
+			at(2*time.Second, mopen(srv.owner(), c, llamaFile, "", rd, 8*mib, 11)),
+			at(3*time.Second, forkEv(child, c)),
+		}, send20MB(child, c, 4*time.Second, 4)...)
+		out := run(e, evs...)
+		f := wantEXF001(t, out, viaHeld, llamaFile+" (held, fd 7)")
+		if f.Attrs["sender_pid"] != "904" {
+			t.Errorf("sender_pid = %s; want the child 904", f.Attrs["sender_pid"])
+		}
+		// The owner's own sends are GPU-006's, not a taint: it was not asked.
+		if fp.calls["holdings"] != 1 {
+			t.Errorf("Holdings called %d times; want once (the child)", fp.calls["holdings"])
+		}
+	})
+
+	t.Run("a second container of the same pod does the sending", func(t *testing.T) {
+		for _, tc := range []struct {
+			name string
+			a, b *event.Container
+		}{
+			{"pod uid", podCtr("simctr-infer-i12a"), podCtr("simctr-infer-i12b")},
+			{"shared network namespace", ctr("simctr-infer-i12a"), ctr("simctr-infer-i12b")},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				e := newProcEngine(t, nil, nil)
+				if tc.a.PodUID != "" {
+					tc.b.PodUID = tc.a.PodUID
+				}
+				cat := proc(905, "/usr/bin/cat", "cat", llamaFile)
+				side := proc(906, "/usr/bin/python3.11", "python3", "-c", "relay")
+				if tc.a.PodUID != "" { // pod known: separate network namespaces would not matter
+					side = side.ns(event.Namespaces{Mnt: 4026532401, PID: 4026532402, Net: 4026532403})
+				}
+				evs := append([]*event.Event{
+					at(0, execEv(cat, tc.a)), at(time.Second, mopen(cat, tc.a, llamaFile, "", rd, 8*mib, 11)),
+					at(2*time.Second, exitEv(cat, tc.a)),
+				}, send20MB(side, tc.b, 3*time.Second, 5)...)
+				out := run(e, evs...)
+				f := wantEXF001(t, out, viaPod, llamaFile)
+				if f.Attrs["reader_container"] != tc.a.ID || f.Attrs["container"] != tc.b.ID {
+					t.Errorf("reader container %s, sender container %s; want %s and %s", f.Attrs["reader_container"],
+						f.Attrs["container"], tc.a.ID, tc.b.ID)
+				}
+			})
+		}
+	})
+
+	t.Run("file opened before the sensor started", func(t *testing.T) {
+		fp := newFakeProc()
+		e := newProcEngine(t, fp, nil)
+		// No open event: the weights were mapped before the sensor came up.
+		old := proc(907, "/usr/bin/python3.11", "python3", "/srv/old.py")
+		fp.held[907] = []HeldFile{{Dev: 2049, Inode: 31, Size: 8 * mib, Path: hfBlob, FD: -1},
+			{Dev: 2049, Inode: 40, Size: 2 * mib, Path: "/usr/lib/x86_64-linux-gnu/libc.so.6", FD: -1}}
+		out := run(e, send20MB(old, c, 0, 6)...)
+		wantEXF001(t, out, viaHeld, hfBlob+" (mapped)")
+	})
+
+	t.Run("a sender that holds nothing is not asked twice within holdingsEvery", func(t *testing.T) {
+		fp := newFakeProc()
+		e := newProcEngine(t, fp, nil)
+		up := proc(908, "/usr/bin/python3.11", "python3", "upload.py")
+		out := run(e, append(send20MB(up, c, 0, 7), send20MB(up, c, 3*time.Second, 8)...)...)
+		if f := rulesFired(out)["EXF-001"]; f != nil {
+			t.Errorf("EXF-001 without any weights: %s", f.Explanation)
+		}
+		if fp.calls["holdings"] != 1 {
+			t.Errorf("Holdings called %d times; want 1", fp.calls["holdings"])
+		}
+		if got := e.Counters()["detect_taint_held_queries"]; got != 1 {
+			t.Errorf("detect_taint_held_queries = %d; want 1", got)
+		}
+	})
+}
+
+func TestIssue12ExfilFalseAlarms(t *testing.T) {
+	c := ctr("simctr-infer-i12")
+	t.Run("entrypoint checksums its weights, later a 50-byte API call", func(t *testing.T) {
+		e := newProcEngine(t, newFakeProc(), nil)
+		sum := proc(910, "/usr/bin/sha256sum", "sha256sum", llamaFile)
+		api := proc(911, "/usr/bin/curl", "curl", "-s", "-d", `{"ready":true}`, "https://api.example.com/v1/ready")
+		out := run(e,
+			at(0, execEv(sum, c)), at(time.Millisecond, mopen(sum, c, llamaFile, "", rd, 8*mib, 11)),
+			at(time.Second, exitEv(sum, c)),
+			at(30*time.Second, execEv(api, c)),
+			at(31*time.Second, cookieConn(api, c, "10.200.2.2", 443, event.ClassExternal, 9)),
+			at(32*time.Second, egressEv(api, c, "10.200.2.2", 443, event.ClassExternal, 9, 50, true)),
+		)
+		for _, f := range out {
+			if f.Finding.Severity > event.SevLow {
+				t.Errorf("%s %s: %s", f.Finding.Rule, f.Finding.Severity, f.Finding.Explanation)
+			}
+		}
+	})
+	t.Run("the checksum itself is sent (64 bytes)", func(t *testing.T) {
+		e := newProcEngine(t, newFakeProc(), nil)
+		sh := proc(912, "/usr/bin/python3.11", "python3", "verify_and_report.py")
+		out := run(e,
+			at(0, mopen(sh, c, llamaFile, "", rd, 8*mib, 11)),
+			at(61*time.Second, cookieConn(sh, c, "10.200.2.2", 443, event.ClassExternal, 10)),
+			at(62*time.Second, egressEv(sh, c, "10.200.2.2", 443, event.ClassExternal, 10, 64, true)),
+		)
+		f := rulesFired(out)["EXF-001"]
+		if f == nil || f.Severity != event.SevLow {
+			t.Fatalf("EXF-001 = %v; want one low finding (the correlation, without model-scale bytes):\n%s", f, firedList(out))
+		}
+	})
+}
