@@ -239,3 +239,98 @@ func TestIssue12ExfilFalseAlarms(t *testing.T) {
 		}
 	})
 }
+
+func TestIssue12GPU004AcrossPIDNamespace(t *testing.T) {
+	// A process in the server's container (its own PID namespace, where the
+	// server is pid 1) reads /proc/1/maps and /proc/1/mem of the GPU owner
+	// and calls process_vm_readv on it.
+	c := ctr("simctr-infer-i12")
+	attack := func(srv, py pb) []*event.Event {
+		return []*event.Event{
+			at(0, execEv(srv, c)), at(time.Second, gpuStart(srv, c, 0, "GPU-0")),
+			at(2*time.Second, openEv(py, c, "/proc/1/maps", "", rd, 3)),
+			at(3*time.Second, openEv(py, c, "/proc/1/mem", "", rd, 4)),
+			at(4*time.Second, sysEv(py, c, event.Syscall{Name: "process_vm_readv", Target: 1})),
+		}
+	}
+	check := func(t *testing.T, out []*event.Event) {
+		t.Helper()
+		conds := map[string]bool{}
+		for _, f := range findingsOf(out, "GPU-004") {
+			if f.Attrs["target_pid"] != "900" {
+				t.Errorf("target_pid = %s; want the host pid 900", f.Attrs["target_pid"])
+			}
+			conds[f.Attrs["condition"]] = true
+		}
+		for _, want := range []string{"maps", "maps_and_mem", "process_vm_readv"} {
+			if !conds[want] {
+				t.Errorf("no GPU-004 %s finding:\n%s", want, firedList(out))
+			}
+		}
+	}
+	t.Run("the server's namespace pid came with its events", func(t *testing.T) {
+		srv := proc(900, "/usr/bin/python3.11", "python3", "/srv/server.py")
+		srv.p.NSPID = 1
+		py := proc(930, "/usr/bin/python3.11", "python3", "-c", "scrape")
+		py.p.NSPID = 57
+		check(t, run(newProcEngine(t, nil, nil), attack(srv, py)...))
+	})
+	t.Run("the kernel names the namespace's members", func(t *testing.T) {
+		fp := newFakeProc()
+		fp.ns[ctrNS.PID] = map[uint32]uint32{1: 900, 57: 930}
+		srv := proc(900, "/usr/bin/python3.11", "python3", "/srv/server.py")
+		py := proc(930, "/usr/bin/python3.11", "python3", "-c", "scrape")
+		e := newProcEngine(t, fp, nil)
+		check(t, run(e, attack(srv, py)...))
+		// One scan answers the three questions (it stays fresh for a second).
+		if fp.calls["ns"] > 3 || e.Counters()["detect_proc_calls"] == 0 {
+			t.Errorf("%d namespace scans, %d calls counted", fp.calls["ns"], e.Counters()["detect_proc_calls"])
+		}
+	})
+	t.Run("without a way to map the pid, /proc/1 is not the host's pid 1", func(t *testing.T) {
+		srv := proc(1, "/sbin/init").ns(hostNS)
+		py := proc(930, "/usr/bin/python3.11", "python3", "-c", "scrape")
+		out := run(newProcEngine(t, nil, nil), at(0, gpuStart(srv, nil, 0, "GPU-0")),
+			at(time.Second, openEv(py, c, "/proc/1/mem", "", rd, 4)))
+		if fs := findingsOf(out, "GPU-004"); len(fs) != 0 {
+			t.Errorf("GPU-004 on an unmapped namespace pid: %s", fs[0].Explanation)
+		}
+	})
+}
+
+func TestIssue12EscapesSeenNotCalled(t *testing.T) {
+	// A hostPID container (host PID namespace, own mount namespace and
+	// cgroup) pokes a host process the engine never saw an event of: the
+	// kernel places it (ProcView identity).
+	fp := newFakeProc()
+	fp.ids[1234] = ProcIdentity{CgroupID: 1, NS: hostNS}
+	c := side("i12")
+	py := proc(940, "/usr/bin/python3.11", "python3", "-c", "inject").ns(hostPIDNS)
+	py.p.CgroupID = 7777
+	out := run(newProcEngine(t, fp, nil),
+		at(0, sysEv(py, c, event.Syscall{Name: "ptrace", Flags: 16, Target: 1234})),
+		at(time.Second, sysEv(py, c, event.Syscall{Name: "ptrace", Flags: 5, Target: 1234})),
+		at(2*time.Second, openEv(py, c, "/proc/1234/mem", "", rdw, 5)),
+		at(3*time.Second, sysEv(py.cwd("/"), c, event.Syscall{Name: "chroot", Path: "proc/1234/root"})),
+		at(4*time.Second, sysEv(py, c, event.Syscall{Name: "mknod", Path: "/tmp/d", Flags: sIFBLK | 0o600, Arg2: 259 << 8})),
+		at(5*time.Second, sysEv(py, c, event.Syscall{Name: "mount", Path: "/tmp/d", Path2: "/mnt", Arg: "squashfs"})),
+	)
+	conds := map[string]event.Severity{}
+	for _, f := range out {
+		k := f.Finding.Rule + "/" + f.Finding.Attrs["condition"]
+		conds[k] = sevMax(conds[k], f.Finding.Severity)
+		if f.Finding.Rule == "ESC-011" && f.Finding.Attrs["target"] != "the host" {
+			t.Errorf("ESC-011 target %q; want the host: %s", f.Finding.Attrs["target"], f.Finding.Explanation)
+		}
+	}
+	for k, sev := range map[string]event.Severity{"ESC-011/ptrace": event.SevCritical,
+		"ESC-011/proc_mem_write": event.SevCritical, "ESC-005/chroot": event.SevCritical,
+		"ESC-007/mknod": event.SevCritical, "ESC-007/mount_syscall": event.SevCritical} {
+		if conds[k] != sev {
+			t.Errorf("%s: %s; want %s\n%s", k, conds[k], sev, firedList(out))
+		}
+	}
+}
+
+// side is a sidecar container of the harness.
+func side(s string) *event.Container { return ctr("simctr-sidecar-" + s) }

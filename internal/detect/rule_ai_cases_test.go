@@ -157,8 +157,12 @@ func aiRuleCases() []ruleCase {
 		}, true, event.SevCritical},
 		{"ptrace attach to the owner", "GPU-004", func() []*event.Event {
 			return evs(gpuStart(srv(440), infer("x"), 0, "GPU-0"),
-				sysEv(proc(442, "/usr/bin/gdb"), side("x"), event.Syscall{Name: "ptrace", Flags: 16, Target: 440}))
+				sysEv(proc(442, "/usr/bin/gdb").ns(hostPIDNS), side("x"), event.Syscall{Name: "ptrace", Flags: 16, Target: 440}))
 		}, true, 0},
+		{"ptrace target 440 in the actor's own PID namespace is not host pid 440", "GPU-004", func() []*event.Event {
+			return evs(gpuStart(srv(440), infer("x"), 0, "GPU-0"),
+				sysEv(proc(442, "/usr/bin/gdb"), side("x"), event.Syscall{Name: "ptrace", Flags: 16, Target: 440}))
+		}, false, 0},
 		{"py-spy dump against the owner", "GPU-004", func() []*event.Event {
 			return evs(gpuStart(srv(440), infer("x"), 0, "GPU-0"),
 				execEv(proc(443, "/usr/local/bin/py-spy", "py-spy", "dump", "--pid", "440").ns(hostNS), nil))

@@ -459,16 +459,12 @@ func newGPU004(*Settings) Rule {
 			"or maps (medium); " +
 			"ptrace attach/seize/peek/poke or process_vm_readv/writev on an owner; runs gdb, cuda-gdb, lldb, " +
 			"gcore, py-spy, pyrasite, strace, nsys, ncu or compute-sanitizer against an owner's pid; or opens " +
-			"/dev/nvidia-uvm-tools without owning a GPU (high). Pids in paths and arguments are read as host " +
-			"pids, so actors in another pid namespace are judged by syscalls only.",
+			"/dev/nvidia-uvm-tools without owning a GPU (high). Pids in syscalls, paths and arguments are the " +
+			"actor's: an actor in a container's PID namespace (/proc/1/mem of the server beside it) is mapped " +
+			"to host pids through the namespace's members.",
 		Knobs: []string{"gpu_agent_allowlist"},
 		Kinds: kinds(event.KindOpen, event.KindSyscall, event.KindExec),
 	}}}
-}
-
-// hostPIDView reports whether pids p sees are host pids.
-func hostPIDView(s *Settings, p *event.Process) bool {
-	return s.HostNS.PID == 0 || p.NS.PID == 0 || p.NS.PID == s.HostNS.PID
 }
 
 func (r *gpu004) Eval(ctx *Context, ev *event.Event) {
@@ -478,6 +474,11 @@ func (r *gpu004) Eval(ctx *Context, ev *event.Event) {
 	}
 	st := ctx.State
 	isOwner := func(t uint32) bool { return t != 0 && t != p.PID && st.IsGPUOwner(t) }
+	// owner maps a pid as the actor names it to a GPU owner's host pid.
+	owner := func(n uint32) (uint32, bool) {
+		t, ok := st.HostPID(p, n, ctx.Now)
+		return t, ok && isOwner(t)
+	}
 	emit := func(t uint32, cond string, sev event.Severity, detail string) {
 		if ctx.Settings.IsGPUAgent(p, ev.Container) {
 			return
@@ -507,19 +508,17 @@ func (r *gpu004) Eval(ctx *Context, ev *event.Event) {
 			})
 			return
 		}
-		if !hostPIDView(ctx.Settings, p) {
-			return
-		}
 		raw := f.RawPath
 		if _, _, ok := procPath(raw); !ok {
 			raw = f.Path
 		}
 		pid, rest, ok := procPath(raw)
-		if !ok {
+		if !ok || !(rest == "mem" || rest == "environ" || rest == "maps" || rest == "smaps" ||
+			strings.HasPrefix(rest, "map_files/")) {
 			return
 		}
-		t := atoiPID(pid)
-		if !isOwner(t) {
+		t, ok := owner(atoiPID(pid))
+		if !ok {
 			return
 		}
 		a := ctx.eng.ai
@@ -545,19 +544,23 @@ func (r *gpu004) Eval(ctx *Context, ev *event.Event) {
 		}
 	case event.KindSyscall:
 		sy := ev.Sys
-		if sy == nil || !isOwner(sy.Target) {
+		if sy == nil || sy.Name != "ptrace" && sy.Name != "process_vm_readv" && sy.Name != "process_vm_writev" {
+			return
+		}
+		t, ok := owner(sy.Target)
+		if !ok {
 			return
 		}
 		switch sy.Name {
 		case "ptrace":
 			for _, rq := range ptraceRequests {
 				if sy.Flags == rq {
-					emit(sy.Target, "ptrace", event.SevCritical, "ptrace request "+itoa(sy.Flags)+resultNote(sy.Ret))
+					emit(t, "ptrace", event.SevCritical, "ptrace request "+itoa(sy.Flags)+resultNote(sy.Ret))
 					return
 				}
 			}
 		case "process_vm_readv", "process_vm_writev":
-			emit(sy.Target, sy.Name, event.SevCritical, sy.Name+resultNote(sy.Ret))
+			emit(t, sy.Name, event.SevCritical, sy.Name+resultNote(sy.Ret))
 		}
 	case event.KindExec:
 		b := argv0Base(p)
@@ -568,15 +571,14 @@ func (r *gpu004) Eval(ctx *Context, ev *event.Event) {
 			emit(0, "profiler_attach", event.SevHigh, "ran "+cmdline(p)+" attaching to GPU processes")
 			return
 		}
-		if !hostPIDView(ctx.Settings, p) {
-			return
-		}
 		for i := 1; i < len(p.Args); i++ {
 			x := p.Args[i]
 			if j := strings.IndexByte(x, '='); j > 0 {
 				x = x[j+1:]
 			}
-			if t := atoiPID(x); isOwner(t) {
+			if n := atoiPID(x); n == 0 {
+				continue
+			} else if t, ok := owner(n); ok {
 				emit(t, "debugger", event.SevCritical, "ran "+cmdline(p)+" against the process")
 				return
 			}

@@ -67,6 +67,11 @@ type ContainerState struct {
 	// CgroupMount is when the container last mounted a cgroup filesystem
 	// (set by ESC-007, read by ESC-001).
 	CgroupMount time.Time
+	// BlockNodes are the last block device nodes the container made with
+	// mknod (set and read by ESC-007), so that a mount of one under an
+	// innocuous name is known for what it is.
+	BlockNodes [4]string
+	blockNext  uint8
 	// Execs counts execs seen in the container.
 	Execs uint64
 	// PostureReported is set by ESC-010 once it has looked at the container.
