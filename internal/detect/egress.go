@@ -147,6 +147,13 @@ func (a *aiState) heldQueryBytes() uint64 {
 	return min(max(uint64(max(a.s.Config.ModelMinBytes, 0)), exf001HighFloor), exf001HighCap)
 }
 
+// modelScaleBytes is modelScale of the largest model file container cid
+// opened.
+func (a *aiState) modelScaleBytes(cid string) uint64 {
+	cs, _ := a.ctrs.Peek(cid)
+	return modelScale(cs.maxModel)
+}
+
 // isOwner reports whether p owns GPU memory now or did (ownership is
 // sticky: a server that freed its memory still owns its weights).
 func (a *aiState) isOwner(st *State, p *event.Process) bool {

@@ -334,3 +334,96 @@ func TestIssue12EscapesSeenNotCalled(t *testing.T) {
 
 // side is a sidecar container of the harness.
 func side(s string) *event.Container { return ctr("simctr-sidecar-" + s) }
+
+func TestIssue12GPUFalseAlarms(t *testing.T) {
+	t.Run("GPU-006: the GPU server posts 200 bytes to a webhook, no allowlist configured", func(t *testing.T) {
+		noAllow := func(c *config.DetectConfig) {
+			c.EgressAllowlist = map[string][]string{"*": {"127.0.0.0/8", "::1/128"}} // deploy/sensor.yaml
+		}
+		e := newProcEngine(t, nil, noAllow)
+		c := ctr("simctr-infer-hook")
+		srv := proc(960, "/usr/bin/python3.11", "python3", "-m", "vllm.entrypoints.openai.api_server")
+		out := run(e, at(0, execEv(srv, c)), at(time.Second, gpuStart(srv, c, 0, "GPU-0")),
+			at(2*time.Second, mopen(srv.owner(), c, llamaFile, "", rd, 8*mib, 11)),
+			at(3*time.Second, cookieConn(srv.owner(), c, "10.200.2.2", 443, event.ClassExternal, 20)),
+			at(4*time.Second, egressEv(srv.owner(), c, "10.200.2.2", 443, event.ClassExternal, 20, 200, true)))
+		f := rulesFired(out)["GPU-006"]
+		if f == nil || f.Severity != event.SevMedium || f.Attrs["egress_allowlist"] != "none configured" {
+			t.Fatalf("GPU-006 = %v; want medium, no allowlist configured:\n%s", f, firedList(out))
+		}
+		// Model-scale bytes on the same kind of socket are high; the volume
+		// threshold critical.
+		e = newProcEngine(t, nil, noAllow)
+		out = run(e, at(0, execEv(srv, c)), at(time.Second, gpuStart(srv, c, 0, "GPU-0")),
+			at(2*time.Second, mopen(srv.owner(), c, llamaFile, "", rd, 8*mib, 11)),
+			at(3*time.Second, cookieConn(srv.owner(), c, "10.200.2.2", 443, event.ClassExternal, 21)),
+			at(4*time.Second, egressEv(srv.owner(), c, "10.200.2.2", 443, event.ClassExternal, 21, mib, false)),
+			at(5*time.Second, egressEv(srv.owner(), c, "10.200.2.2", 443, event.ClassExternal, 21, 5*mib, true)))
+		var stages []string
+		for _, f := range findingsOf(out, "GPU-006") {
+			if f.Attrs["aggregate"] == "" {
+				stages = append(stages, f.Severity.String())
+			}
+		}
+		if strings.Join(stages, ",") != "medium,high,critical" {
+			t.Errorf("GPU-006 severities %v; want medium, high, critical:\n%s", stages, firedList(out))
+		}
+		// Where the operator listed the workload's destinations, a connect
+		// elsewhere stays high.
+		e = newProcEngine(t, nil, nil)
+		out = run(e, at(0, execEv(srv, c)), at(time.Second, gpuStart(srv, c, 0, "GPU-0")),
+			at(3*time.Second, cookieConn(srv.owner(), c, "10.200.2.2", 443, event.ClassExternal, 22)))
+		if f := rulesFired(out)["GPU-006"]; f == nil || f.Severity != event.SevHigh {
+			t.Errorf("GPU-006 with an allowlist = %v; want high", f)
+		}
+	})
+
+	t.Run("GPU-005: a Hugging Face download lands in the blob store", func(t *testing.T) {
+		e := newProcEngine(t, nil, nil)
+		c := ctr("simctr-infer-hf")
+		repo := "/tmp/h/hf/hub/models--acme--new-7b"
+		blob := repo + "/blobs/" + strings.Repeat("ab", 32)
+		cfgBlob := repo + "/blobs/" + strings.Repeat("cd", 20)
+		dl := proc(970, "/usr/bin/python3.11", "python3", "-m", "huggingface_hub.commands.huggingface_cli", "download", "acme/new-7b")
+		out := run(e,
+			at(0, execEv(dl, c)),
+			at(time.Millisecond, mopen(dl, c, blob+".incomplete", "", wr, -1, 80)),
+			at(time.Second, sysEv(dl, c, event.Syscall{Name: "rename", Path: blob + ".incomplete", Path2: blob})),
+			at(time.Second+time.Millisecond, sysEv(dl, c, event.Syscall{Name: "symlink", Path: "../../blobs/" + strings.Repeat("ab", 32),
+				Path2: repo + "/snapshots/0123abcd/model.safetensors"})),
+			at(2*time.Second, mopen(dl, c, cfgBlob+".incomplete", "", wr, -1, 81)),
+			at(2*time.Second+time.Millisecond, sysEv(dl, c, event.Syscall{Name: "rename", Path: cfgBlob + ".incomplete", Path2: cfgBlob})),
+			at(2*time.Second+2*time.Millisecond, sysEv(dl, c, event.Syscall{Name: "symlink", Path: "../../blobs/" + strings.Repeat("cd", 20),
+				Path2: repo + "/snapshots/0123abcd/config.json"})),
+			// A cross-device move copies instead of renaming.
+			at(3*time.Second, mopen(dl, c, repo+"/blobs/"+strings.Repeat("ef", 32), "", wr, -1, 82)),
+		)
+		if fs := findingsOf(out, "GPU-005"); len(fs) != 0 {
+			t.Errorf("GPU-005 on a download: %s", fs[0].Explanation)
+		}
+	})
+
+	t.Run("GPU-005: the same moves over a served model are tampering", func(t *testing.T) {
+		e := newProcEngine(t, nil, nil)
+		c := ctr("simctr-infer-hf")
+		srv := proc(971, "/usr/bin/python3.11", "python3", "/srv/server.py")
+		x := proc(972, "/usr/bin/python3.11", "python3", "-c", "swap")
+		out := run(e,
+			at(0, execEv(srv, c)), at(time.Second, gpuStart(srv, c, 0, "GPU-0")),
+			at(2*time.Second, mopen(srv.owner(), c, hfBlob, hfSnap, rd, 8*mib, 31)),
+			at(3*time.Second, sysEv(x, c, event.Syscall{Name: "rename", Path: "/tmp/evil.tmp", Path2: hfBlob})),
+			at(4*time.Second, sysEv(x, c, event.Syscall{Name: "symlink", Path: "../../blobs/" + strings.Repeat("0", 40), Path2: hfSnap})),
+			at(5*time.Second, sysEv(x, c, event.Syscall{Name: "rename", Path: "/tmp/evil.pt", Path2: "/tmp/h/models/llama-3-8b-instruct/pytorch_model.bin"})),
+		)
+		conds := map[string]bool{}
+		for _, f := range findingsOf(out, "GPU-005") {
+			conds[f.Attrs["condition"]+" "+f.Attrs["path"]] = true
+		}
+		for _, want := range []string{"rename onto " + hfBlob, "symlink onto " + hfSnap,
+			"rename onto /tmp/h/models/llama-3-8b-instruct/pytorch_model.bin"} {
+			if !conds[want] {
+				t.Errorf("no GPU-005 %q:\n%s", want, firedList(out))
+			}
+		}
+	})
+}

@@ -3,6 +3,7 @@ package detect
 import (
 	"errors"
 	"net/netip"
+	"path"
 	"strings"
 	"time"
 
@@ -598,8 +599,11 @@ func newGPU005(*Settings) Rule {
 			"model file, a model file under a model root or in a Hugging Face/Ollama/Triton store, or a model " +
 			"config (config.json, generation_config.json, tokenizer*.json, chat_template*, *.jinja, config.pbtxt, " +
 			"Triton model.py, model.safetensors.index.json) where models live; or renames, links or truncates " +
-			"onto or over one. HF .incomplete and .lock files are ignored. Critical when the file has a GPU owner " +
-			"already (the served model is changed under the server) or a pickle format replaces safetensors.",
+			"onto or over one. HF .incomplete and .lock files are ignored, and so is a load into a " +
+			"content-addressed store (Hugging Face blobs/<sha>, Ollama blobs/sha256-<hex>): a new blob renamed, " +
+			"linked or written there under a name no registered model file has, and a new snapshot symlink " +
+			"pointing at a blob of its own repository. Critical when the file has a GPU owner already (the " +
+			"served model is changed under the server) or a pickle format replaces safetensors.",
 		Knobs: []string{"model_updaters", "model_roots"},
 		Kinds: kinds(event.KindOpen, event.KindSyscall),
 	}}}
@@ -635,6 +639,44 @@ func (a *aiState) tamperTarget(raw, path string, dev, ino uint64, now time.Time)
 	return false, false
 }
 
+// newBlob reports whether p names a blob of a content-addressed model store
+// (its name is its content's hash) that no registered model file had before
+// now: a downloader putting a new file there loads it, it does not change
+// one. ino (when not 0) is the file the event opened, which the registry
+// may have learned from this very event.
+func (a *aiState) newBlob(p string, dev, ino uint64, now time.Time) bool {
+	_, reason := a.match.IsModel("", p, -1)
+	if reason != model.ReasonHFBlob && reason != model.ReasonOllamaBlob {
+		return false
+	}
+	if ino != 0 {
+		e, ok := a.reg.Get(model.KeyOf(dev, ino, p))
+		return !ok || e.Opens <= 1 && !e.FirstSeen.Before(now)
+	}
+	return !a.reg.HasPath(p)
+}
+
+// newSnapshotPointer reports whether symlink(target, link) creates a Hugging
+// Face snapshot pointer: link in <repo>/snapshots/, target resolving to a
+// blob of the same repository, and no registered model known by link
+// (replacing a served model's pointer is tampering).
+func (a *aiState) newSnapshotPointer(target, link string) bool {
+	i := strings.Index(link, "/snapshots/")
+	if i < 0 || target == "" || a.reg.HasPath(link) {
+		return false
+	}
+	blob := target
+	if blob[0] != '/' {
+		blob = path.Join(path.Dir(link), target)
+	}
+	repo := link[:i]
+	if !strings.HasPrefix(blob, repo+"/blobs/") {
+		return false
+	}
+	_, reason := a.match.IsModel("", blob, -1)
+	return reason == model.ReasonHFBlob
+}
+
 func isPickleName(p string) bool {
 	b := strings.ToLower(baseName(p))
 	return strings.HasSuffix(b, ".bin") || strings.HasSuffix(b, ".pt") || strings.HasSuffix(b, ".pth") ||
@@ -656,7 +698,7 @@ func (r *gpu005) Eval(ctx *Context, ev *event.Event) {
 			return
 		}
 		ok, o := a.tamperTarget(f.RawPath, f.Path, f.Dev, f.Inode, ctx.Now)
-		if !ok {
+		if !ok || !o && f.Flags&event.OCreat != 0 && a.newBlob(f.Path, f.Dev, f.Inode, ctx.Now) {
 			return
 		}
 		path, owned, cond = f.Path, o, "write"
@@ -672,6 +714,11 @@ func (r *gpu005) Eval(ctx *Context, ev *event.Event) {
 		case strings.HasPrefix(sy.Name, "rename"), strings.HasPrefix(sy.Name, "link"), strings.HasPrefix(sy.Name, "symlink"):
 			if strings.HasSuffix(sy.Path, ".incomplete") {
 				return
+			}
+			dst := absPath(sy.Path2, p.Cwd)
+			if strings.HasPrefix(sy.Name, "symlink") && a.newSnapshotPointer(sy.Path, dst) ||
+				!strings.HasPrefix(sy.Name, "symlink") && a.newBlob(dst, 0, 0, ctx.Now) {
+				return // a download landing in its store
 			}
 			if ok, _ := a.tamperTarget("", sy.Path2, 0, 0, ctx.Now); ok {
 				path, cond = sy.Path2, sy.Name+" onto"
@@ -726,9 +773,11 @@ func newGPU006(*Settings) Rule {
 		MITRE:    []string{"T1041", "AML.T0025", "AML.T0072"},
 		Severity: event.SevHigh,
 		Description: "A GPU owner, or a process with a GPU owner of the same container in its fork-time lineage " +
-			"(re-parenting does not hide it), connects to an inet destination outside egress_allowlist. Critical " +
-			"on a miner pool port or once the socket sent exfil_bytes_threshold. Connects of the last 10 s are " +
-			"judged again when NVML first lists an ancestor.",
+			"(re-parenting does not hide it), connects to an inet destination outside egress_allowlist. High where " +
+			"egress_allowlist lists destinations beyond loopback for the workload; where it lists none, medium " +
+			"until the socket carries model-scale bytes (10 % of the largest model file its container opened, " +
+			"64 KiB to 1 MiB), then high. Critical on a miner pool port or once the socket sent " +
+			"exfil_bytes_threshold. Connects of the last 10 s are judged again when NVML first lists an ancestor.",
 		Knobs: []string{"egress_allowlist", "exfil_bytes_threshold"},
 		Kinds: kinds(event.KindConnect, event.KindEgress, event.KindGPU),
 	}}}
@@ -767,15 +816,27 @@ func (r *gpu006) check(ctx *Context, ev *event.Event, lateOwner uint32) {
 	var sev event.Severity
 	stage := "connect"
 	attrs := map[string]string{"destination": dst, "class": n.Class, "owner_pid": itoa(uint64(owner))}
+	// Without an allowlist beyond loopback nobody said where the server
+	// talks: a webhook or a metrics push is medium until it carries
+	// model-scale bytes.
+	configured := ctx.Settings.EgressConfigured(ev.Container)
+	if !configured {
+		sev = event.SevMedium
+		attrs["egress_allowlist"] = "none configured"
+	}
 	if in16(n.DPort, minerPorts) {
 		sev = event.SevCritical
 		attrs["miner_port"] = "true"
 	}
 	if ev.Kind == event.KindEgress {
-		if n.BytesSent < uint64(ctx.Settings.Config.ExfilBytesThreshold) {
+		switch {
+		case n.BytesSent >= uint64(ctx.Settings.Config.ExfilBytesThreshold):
+			sev, stage = event.SevCritical, "volume"
+		case !configured && n.BytesSent >= ctx.eng.ai.modelScaleBytes(cidOf(ev.Container)):
+			sev, stage = event.SevHigh, "model_scale"
+		default:
 			return
 		}
-		sev, stage = event.SevCritical, "volume"
 		attrs["bytes_sent"] = itoa(n.BytesSent)
 	}
 	rel := "its lineage holds GPU owner pid " + itoa(uint64(owner))
@@ -789,9 +850,16 @@ func (r *gpu006) check(ctx *Context, ev *event.Event, lateOwner uint32) {
 	ctx.Emit(ev, Report{
 		Key:         "dst:" + dst + ":" + stage,
 		Severity:    sev,
-		Explanation: who(ev) + " in " + where(ev) + " connected to " + dst + " (" + n.Class + "), outside egress_allowlist; " + rel + ".",
+		Explanation: who(ev) + " in " + where(ev) + " connected to " + dst + " (" + n.Class + "), " + allowNote(configured) + "; " + rel + ".",
 		Attrs:       attrs,
 	})
+}
+
+func allowNote(configured bool) string {
+	if configured {
+		return "outside egress_allowlist"
+	}
+	return "with no egress_allowlist configured beyond loopback"
 }
 
 func in16(v uint16, set []uint16) bool {

@@ -157,6 +157,9 @@ type workloadRegexes struct {
 type workloadDests struct {
 	w     workload
 	dests []config.Destination
+	// beyondLoopback is set when some destination is not a loopback one:
+	// the operator said where the workload may send.
+	beyondLoopback bool
 }
 
 func compileWorkloadRegexes(key string, m map[string][]string) ([]workloadRegexes, error) {
@@ -274,6 +277,7 @@ func NewSettings(cfg config.DetectConfig, hostNS event.Namespaces) (*Settings, e
 				return nil, fmt.Errorf("egress_allowlist.%s[%d]: %w", k, i, err)
 			}
 			wd.dests = append(wd.dests, dst)
+			wd.beyondLoopback = wd.beyondLoopback || !dst.Prefix.Addr().IsLoopback()
 		}
 		s.egress = append(s.egress, wd)
 	}
@@ -384,6 +388,19 @@ func (s *Settings) EgressAllowed(c *event.Container, addr netip.Addr, port uint1
 			if d.Contains(addr, port) {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// EgressConfigured reports whether egress_allowlist says where c (nil for
+// the host) may send beyond loopback: some key that matches c lists a
+// destination that is not a loopback one. The default config allows
+// loopback only, which says nothing about where a workload talks to.
+func (s *Settings) EgressConfigured(c *event.Container) bool {
+	for i := range s.egress {
+		if s.egress[i].beyondLoopback && s.egress[i].w.matches(c) {
+			return true
 		}
 	}
 	return false

@@ -65,14 +65,17 @@ func (s *taintSrc) criticalBytes() uint64 {
 }
 
 // highBytes is what a send must reach before it can be the weights leaving
-// rather than an API call, a webhook or a checksum: 10 % of the largest
-// tainted file, between 64 KiB and 1 MiB (1 MiB when no size is known).
-// Below it, a tainted egress is low.
-func (s *taintSrc) highBytes() uint64 {
-	if s.maxSize <= 0 {
+// rather than an API call, a webhook or a checksum (see modelScale). Below
+// it, a tainted egress is low.
+func (s *taintSrc) highBytes() uint64 { return modelScale(s.maxSize) }
+
+// modelScale is the volume that may be a model of size bytes leaving: 10 %
+// of it, between 64 KiB and 1 MiB (1 MiB when the size is unknown).
+func modelScale(size int64) uint64 {
+	if size <= 0 {
 		return exf001HighCap
 	}
-	return min(max(uint64(s.maxSize)/10, exf001HighFloor), exf001HighCap)
+	return min(max(uint64(size)/10, exf001HighFloor), exf001HighCap)
 }
 
 // Taint propagation paths.
