@@ -209,7 +209,9 @@ type File struct {
 	Size   int64 // -1 when unknown
 	Inode  uint64
 	Dev    uint64
-	// Syscall names the call: open, openat, openat2, creat.
+	// Syscall names the call: open, openat, openat2, creat; "held" for a
+	// model file a process held (descriptor or mapping) when the sensor
+	// started, read from /proc.
 	Syscall string
 }
 
