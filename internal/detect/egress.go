@@ -37,6 +37,9 @@ type bucket struct {
 	bytes    uint64
 	reported uint64         // bytes named in the last EXF-003 report
 	level    event.Severity // highest EXF-003 severity reported in this window
+	// tainted counts the bytes of sockets that carried EXF-001 taint: the
+	// weights sent in many small connections add up.
+	tainted uint64
 }
 
 // exfilCapableSocket reports whether the runtime API behind a socket can
@@ -89,8 +92,10 @@ func (a *aiState) onNet(st *State, p *event.Process, c *event.Container, ev *eve
 	if n.BytesSent > sk.bytes {
 		sk.bytes = n.BytesSent
 	}
-	if c != nil && sk.bytes > sk.counted {
-		a.count(c, sk, now)
+	var b *bucket
+	delta := sk.bytes - sk.counted
+	if c != nil {
+		b = a.count(c, sk, now)
 	}
 	// EXF-001: a tainted sender, any sender in a tainted container or pod,
 	// a tainted socket, or a sender that holds weights by fd or mapping.
@@ -117,11 +122,17 @@ func (a *aiState) onNet(st *State, p *event.Process, c *event.Container, ev *eve
 	}
 	// The severity follows the bytes sent against the weights read: a
 	// 50-byte API call after a checksum of the weights is not them leaving.
+	// Tainted bytes to one destination add up over sockets (chunks).
+	sent := sk.bytes
+	if b != nil {
+		b.tainted += delta
+		sent = max(sent, b.tainted)
+	}
 	sev, stage := event.SevLow, "low"
 	switch {
-	case sk.bytes >= src.criticalBytes():
+	case sent >= src.criticalBytes():
 		sev, stage = event.SevCritical, "critical"
-	case sk.bytes >= src.highBytes():
+	case sent >= src.highBytes():
 		sev, stage = event.SevHigh, "high"
 	case heldOrPod(via):
 		return
@@ -135,8 +146,8 @@ func (a *aiState) onNet(st *State, p *event.Process, c *event.Container, ev *eve
 		return
 	}
 	t := exfTrigger{ev: ev, src: src, sender: p, via: via, cond: "egress",
-		dest: netip.AddrPortFrom(n.DAddr, n.DPort).String(), class: n.Class, bytes: sk.bytes, sev: sev,
-		stage: stage, cookie: n.Cookie}
+		dest: netip.AddrPortFrom(n.DAddr, n.DPort).String(), class: n.Class, bytes: sk.bytes, destBytes: sent,
+		sev: sev, stage: stage, cookie: n.Cookie}
 	sk.exfLevel, sk.exfBytes = sev, sk.bytes
 	a.trigger(t)
 }
@@ -167,15 +178,16 @@ func (a *aiState) isOwner(st *State, p *event.Process) bool {
 // grew reports whether now exceeds was by more than 10 %.
 func grew(was, now uint64) bool { return now > was && now-was > was/10 }
 
-// count adds the socket's new bytes to its EXF-003 bucket.
-func (a *aiState) count(c *event.Container, sk *aiSock, now time.Time) {
+// count adds the socket's new bytes to its EXF-003 bucket and returns the
+// bucket (nil for an address with no prefix).
+func (a *aiState) count(c *event.Container, sk *aiSock, now time.Time) *bucket {
 	bits := 24
 	if sk.addr.Is6() && !sk.addr.Is4In6() {
 		bits = 64
 	}
 	pfx, err := sk.addr.Unmap().Prefix(bits)
 	if err != nil {
-		return
+		return nil
 	}
 	k := bucketKey{cid: c.ID, prefix: pfx}
 	b := a.buckets.Ptr(k)
@@ -184,4 +196,5 @@ func (a *aiState) count(c *event.Container, sk *aiSock, now time.Time) {
 	}
 	b.bytes += sk.bytes - sk.counted
 	sk.counted = sk.bytes
+	return b
 }

@@ -94,6 +94,10 @@ func (a *aiState) emitTrigger(ctx *Context, t *exfTrigger) {
 		attrs["class"] = t.class
 		attrs["bytes_sent"] = itoa(t.bytes)
 		what = "sent " + itoa(t.bytes) + " bytes to " + t.dest + " (" + t.class + ")"
+		if t.destBytes > t.bytes {
+			attrs["bytes_to_destination"] = itoa(t.destBytes)
+			what += ", " + itoa(t.destBytes) + " over its connections to that network"
+		}
 		if t.bytes == 0 {
 			what = "connected to " + t.dest + " (" + t.class + "; bytes follow)"
 		}

@@ -774,7 +774,7 @@ func newGPU006(*Settings) Rule {
 		Severity: event.SevHigh,
 		Description: "A GPU owner, or a process with a GPU owner of the same container in its fork-time lineage " +
 			"(re-parenting does not hide it), connects to an inet destination outside egress_allowlist. High where " +
-			"egress_allowlist lists destinations beyond loopback for the workload; where it lists none, medium " +
+			"egress_allowlist lists destinations beyond loopback for the workload; where it lists none, low " +
 			"until the socket carries model-scale bytes (10 % of the largest model file its container opened, " +
 			"64 KiB to 1 MiB), then high. Critical on a miner pool port or once the socket sent " +
 			"exfil_bytes_threshold. Connects of the last 10 s are judged again when NVML first lists an ancestor.",
@@ -817,11 +817,11 @@ func (r *gpu006) check(ctx *Context, ev *event.Event, lateOwner uint32) {
 	stage := "connect"
 	attrs := map[string]string{"destination": dst, "class": n.Class, "owner_pid": itoa(uint64(owner))}
 	// Without an allowlist beyond loopback nobody said where the server
-	// talks: a webhook or a metrics push is medium until it carries
-	// model-scale bytes.
+	// talks: a webhook, a metrics push or a hub download at start is
+	// context (low) until the socket carries model-scale bytes.
 	configured := ctx.Settings.EgressConfigured(ev.Container)
 	if !configured {
-		sev = event.SevMedium
+		sev = event.SevLow
 		attrs["egress_allowlist"] = "none configured"
 	}
 	if in16(n.DPort, minerPorts) {

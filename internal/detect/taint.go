@@ -109,18 +109,21 @@ type pathTaint struct {
 
 // exfTrigger is an EXF-001 conclusion waiting to be emitted by the rule.
 type exfTrigger struct {
-	ev       *event.Event
-	src      *taintSrc
-	sender   *event.Process
-	via      string
-	cond     string // egress, runtime_socket, transfer_tool
-	dest     string
-	class    string
-	bytes    uint64
-	sev      event.Severity
-	stage    string
-	cookie   uint64
-	deadline time.Time
+	ev     *event.Event
+	src    *taintSrc
+	sender *event.Process
+	via    string
+	cond   string // egress, runtime_socket, transfer_tool
+	dest   string
+	class  string
+	bytes  uint64
+	// destBytes are the tainted bytes to the destination's prefix from
+	// the container, over every socket (at least bytes).
+	destBytes uint64
+	sev       event.Severity
+	stage     string
+	cookie    uint64
+	deadline  time.Time
 }
 
 // taintOf returns the active taint of pid: its source (nil if none, dropped
