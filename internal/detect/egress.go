@@ -108,6 +108,14 @@ func (a *aiState) onNet(st *State, p *event.Process, c *event.Container, ev *eve
 	if src == nil && sk.exfSrc != nil && !sk.exfSrc.dropped {
 		src, via = sk.exfSrc, "socket"
 	}
+	if src == nil && ev.Kind == event.KindConnect && !a.isOwner(st, p) && a.mayHold(st, p, c) &&
+		!a.loaderExempt(st, p, c) {
+		// Asked before the bytes flow: a sender that sends and exits at once
+		// is gone from /proc when its close report arrives.
+		if src = a.heldSource(st, p, c, now); src != nil {
+			via = viaHeld
+		}
+	}
 	if src == nil && sk.bytes >= a.heldQueryBytes() {
 		if src, _ = a.podTaintOf(p, c, now); src != nil {
 			via = viaPod
@@ -163,6 +171,27 @@ func (a *aiState) heldQueryBytes() uint64 {
 func (a *aiState) modelScaleBytes(cid string) uint64 {
 	cs, _ := a.ctrs.Peek(cid)
 	return modelScale(cs.maxModel)
+}
+
+// mayHold reports whether p may hold model files it did not open itself,
+// so that its connect outside the allowlist is worth asking about: it read
+// weights before (its taint expired), or a fork-time ancestor in its
+// container owns a GPU or opened model files (descriptors and mappings
+// survive fork, and pass_fds survives exec).
+func (a *aiState) mayHold(st *State, p *event.Process, c *event.Container) bool {
+	if r, ok := a.procs.Peek(p.PID); ok && (r.src != nil || !r.firstModel.IsZero()) {
+		return true
+	}
+	cid := cidOf(c)
+	for _, an := range p.Ancestors {
+		if o, ok := st.GPUOwner(an.PID); ok && o.Container == cid {
+			return true
+		}
+		if r, ok := a.procs.Peek(an.PID); ok && r.cid == cid && !r.firstModel.IsZero() {
+			return true
+		}
+	}
+	return false
 }
 
 // isOwner reports whether p owns GPU memory now or did (ownership is
