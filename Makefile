@@ -39,6 +39,10 @@ bench: ## Run the overhead storms (none / empty programs / sensor, alternating) 
 	./bin/sensorbench $(BENCHFLAGS)
 	$(GOTEST) -run '^$$' -bench . -benchmem -benchtime 200000x -count 1 ./internal/detect/... ./internal/export ./internal/runtime/enrich
 
+.PHONY: otlp-e2e
+otlp-e2e: ## Build a real OpenTelemetry Collector (test/otelcol), export to it from the daemon, count its records against the sensor's (root; minutes).
+	./scripts/otlp-e2e.sh
+
 .PHONY: generate
 generate: ## Rebuild generated code: bpf2go objects and bindings, vmlinux.h, protobuf (needs clang, bpftool, protoc).
 	$(GO) generate ./...

@@ -46,8 +46,9 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var fx *export.FileExporter
 	if cfg.Export.File.Path != "" {
-		fx, err := export.NewFileExporter(cfg.Export.File, &export.FileOptions{Logger: log,
+		fx, err = export.NewFileExporter(cfg.Export.File, &export.FileOptions{Logger: log,
 			OCSF: &export.OCSFOptions{Hostname: host, ProductVersion: version, InstanceID: ring.InstanceID()}})
 		if err != nil {
 			return fmt.Errorf("open file exporter: %w", err)
@@ -59,18 +60,26 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 			}
 		}()
 	}
+	// Metrics and the OTLP exporter; stopped once the pipeline has drained,
+	// so the exporter sends the tail of the ring.
+	op, err := startOps(cfg, log, &ops{st: st, srv: srv, ring: ring, file: fx})
+	if err != nil {
+		return err
+	}
+	defer op.stop()
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ctx) }()
 
 	err = st.Run(ctx)
 	cancel()
+	op.stop()
 	if e := <-srvErr; err == nil && e != nil && !errors.Is(e, context.Canceled) {
 		err = e
 	}
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
-	log.Info("sensor stopped", "uptime", time.Since(st.started).Round(time.Second))
+	log.Info("sensor stopped", "uptime", time.Since(st.started).Round(time.Second).String())
 	return err
 }
 

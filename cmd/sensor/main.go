@@ -14,7 +14,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -42,6 +41,10 @@ Flags:
   --socket PATH        daemon socket (default from config: export.unix_socket)
   --in-process         with --tail: do not attach to a daemon even if one runs
   --no-color           plain text even on a terminal
+  --log-format F       text (default) or json: the sensor's own logs on stderr (config: log_format)
+  --metrics-listen A   host:port of the Prometheus /metrics endpoint, "" to turn it off
+                       (config: metrics.listen; default 127.0.0.1:2112). In a DaemonSet pass
+                       --metrics-listen=$(POD_IP):2112 to let Prometheus scrape the node address
   --version            print the version and exit
   -h, --help           this help
 
@@ -54,6 +57,12 @@ Filters (with --tail; repeatable where it makes sense):
   --namespace RE       namespace regex         --binary RE     executable path regex
   --gpu UUID           only events about GPU UUID
   --host-only          only host (non-container) processes
+
+Exclude filters (with --tail; repeatable; each hides what it matches, whatever the
+filters above select; lost and status lines are always shown):
+  --exclude-kind K     hide events of kind K           --exclude-rule ID     hide findings of rule ID
+  --exclude-container RE  hide container id/name regex --exclude-pod RE      hide pod name regex
+  --exclude-namespace RE  hide namespace regex         --exclude-binary RE   hide executable path regex
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad flags or config.
 `
@@ -69,6 +78,9 @@ type options struct {
 	noColor   bool
 	showVer   bool
 	filter    filterFlags
+	// logFormat and metricsListen override the config when set.
+	logFormat     string
+	metricsListen *string
 }
 
 type filterFlags struct {
@@ -81,7 +93,27 @@ type filterFlags struct {
 	binary    string
 	gpu       string
 	hostOnly  bool
+	exclude   excludeFlags
 }
+
+// excludeFlags are the --exclude-* flags: each value hides what it matches,
+// whatever the other filters select (a deny filter of the API each).
+type excludeFlags struct {
+	kinds, rules                       multiFlag
+	containers, pods, namespaces, bins regexFlag
+}
+
+func (e *excludeFlags) active() bool {
+	return len(e.kinds) > 0 || len(e.rules) > 0 || len(e.containers) > 0 || len(e.pods) > 0 ||
+		len(e.namespaces) > 0 || len(e.bins) > 0
+}
+
+// regexFlag is a repeatable flag whose values are kept whole: a regex may
+// hold commas ("a{1,3}").
+type regexFlag []string
+
+func (r *regexFlag) String() string     { return strings.Join(*r, " ") }
+func (r *regexFlag) Set(v string) error { *r = append(*r, v); return nil }
 
 type multiFlag []string
 
@@ -121,6 +153,8 @@ func parseArgs(args []string) (*options, error) {
 	fs.BoolVar(&o.inProcess, "in-process", false, "")
 	fs.BoolVar(&o.noColor, "no-color", false, "")
 	fs.BoolVar(&o.showVer, "version", false, "")
+	fs.StringVar(&o.logFormat, "log-format", "", "")
+	fs.Func("metrics-listen", "", func(v string) error { o.metricsListen = &v; return nil })
 	fs.Var(&o.filter.kinds, "kind", "")
 	fs.StringVar(&o.filter.severity, "severity", "", "")
 	fs.Var(&o.filter.rules, "rule", "")
@@ -130,6 +164,12 @@ func parseArgs(args []string) (*options, error) {
 	fs.StringVar(&o.filter.binary, "binary", "", "")
 	fs.StringVar(&o.filter.gpu, "gpu", "", "")
 	fs.BoolVar(&o.filter.hostOnly, "host-only", false, "")
+	fs.Var(&o.filter.exclude.kinds, "exclude-kind", "")
+	fs.Var(&o.filter.exclude.rules, "exclude-rule", "")
+	fs.Var(&o.filter.exclude.containers, "exclude-container", "")
+	fs.Var(&o.filter.exclude.pods, "exclude-pod", "")
+	fs.Var(&o.filter.exclude.namespaces, "exclude-namespace", "")
+	fs.Var(&o.filter.exclude.bins, "exclude-binary", "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -144,11 +184,16 @@ func parseArgs(args []string) (*options, error) {
 	default:
 		return nil, usageError{fmt.Errorf("-o %q: want text, json or ocsf", o.output)}
 	}
-	if o.cmd == "" && !o.tail && (o.output != "" || o.filter.active()) {
+	if o.cmd == "" && !o.tail && (o.output != "" || o.filter.active() || o.filter.exclude.active()) {
 		return nil, usageError{errors.New("-o and filters need --tail (or the gpus/bom commands)")}
 	}
 	if o.inProcess && !o.tail {
 		return nil, usageError{errors.New("--in-process needs --tail")}
+	}
+	if o.logFormat != "" {
+		if err := config.ValidateLogFormat(o.logFormat); err != nil {
+			return nil, usageError{fmt.Errorf("--log-format: %w", err)}
+		}
 	}
 	return o, nil
 }
@@ -188,7 +233,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		cfg.Export.UnixSocket = o.socket
 	}
 	watchModelRoots(cfg)
-	logger := newLogger(stderr, cfg.LogLevel)
+	if o.logFormat != "" {
+		cfg.LogFormat = o.logFormat
+	}
+	if o.metricsListen != nil {
+		cfg.Metrics.Listen = *o.metricsListen
+		if err := cfg.Metrics.ValidateListen(); err != nil {
+			fmt.Fprintf(stderr, "sensor: --metrics-%v (see sensor --help)\n", err)
+			return 2
+		}
+	}
+	logger := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -213,12 +268,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-func newLogger(w io.Writer, level string) *slog.Logger {
-	var l slog.Level
-	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
 // watchModelRoots makes the kernel report opens under every configured model

@@ -35,6 +35,12 @@ func TestBadInputExitsTwoWithOneLine(t *testing.T) {
 		{"bad value", []string{"--tail", "--config", badValue}, "ring_buffer_bytes"},
 		{"bad severity", []string{"--tail", "--in-process", "--severity", "urgent"}, `--severity "urgent"`},
 		{"bad kind", []string{"--tail", "--in-process", "--kind", "opne"}, `--kind "opne"`},
+		{"exclude without tail", []string{"--exclude-kind", "open"}, "need --tail"},
+		{"bad exclude kind", []string{"--tail", "--in-process", "--exclude-kind", "opne"}, `--exclude-kind "opne"`},
+		{"bad exclude regex", []string{"--tail", "--in-process", "--exclude-binary", "(py"}, `--exclude-binary "(py": error parsing regexp`},
+		{"empty exclude pod", []string{"--tail", "--in-process", "--exclude-pod", ""}, "--exclude-pod: empty regex"},
+		{"bad log format", []string{"--log-format", "xml"}, `--log-format: "xml" is not one of text, json`},
+		{"bad metrics address", []string{"--metrics-listen", "2112"}, `--metrics-listen: "2112" is not host:port`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -158,5 +164,71 @@ func TestBOMJSONUsesTheEventContract(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("bom JSON lacks %s: %s", want, b)
 		}
+	}
+}
+
+// Exclude flags hide what each matches, on top of the include filters, the
+// same way in-process (the printer's Matcher) and attached (the filters sent
+// to the daemon, which compiles them from the wire).
+func TestTailExcludeFlags(t *testing.T) {
+	curl := &event.Event{Kind: event.KindExec, Process: &event.Process{PID: 2, Exe: "/usr/bin/curl"}}
+	sh := &event.Event{Kind: event.KindExec, Process: &event.Process{PID: 3, Exe: "/bin/sh"},
+		Container: &event.Container{ID: "abcdef0123456789", Pod: "vllm-0", Namespace: "inference"}}
+	noisy := &event.Event{Kind: event.KindExec, Process: &event.Process{PID: 4, Exe: "/bin/sh"},
+		Container: &event.Container{ID: "0123456789abcdef", Name: "sidecar", Pod: "vllm-0", Namespace: "kube-system"}}
+	open := &event.Event{Kind: event.KindOpen, Process: &event.Process{PID: 2, Exe: "/bin/sh"}}
+	shell := &event.Event{Kind: event.KindFinding, Process: sh.Process, Finding: &event.Finding{Rule: "EXE-001", Severity: event.SevHigh}}
+	escape := &event.Event{Kind: event.KindFinding, Process: curl.Process, Finding: &event.Finding{Rule: "ESC-002", Severity: event.SevCritical}}
+	lost := &event.Event{Kind: event.KindLost, Lost: &event.Lost{Source: "kernel_ringbuf", Count: 1}}
+	all := []*event.Event{curl, sh, noisy, open, shell, escape, lost}
+	names := []string{"curl", "sh", "noisy", "open", "shell", "escape", "lost"}
+	for _, tt := range []struct {
+		name string
+		args []string
+		want []string // what is shown
+	}{
+		{"binary", []string{"--exclude-binary", "curl$"}, []string{"sh", "noisy", "open", "shell", "lost"}},
+		{"two binaries", []string{"--exclude-binary", "curl$", "--exclude-binary", "^/bin/(sh|bash)$"}, []string{"lost"}},
+		{"kinds", []string{"--exclude-kind", "open,exec"}, []string{"shell", "escape", "lost"}},
+		{"rule", []string{"--exclude-rule", "EXE-001"}, []string{"curl", "sh", "noisy", "open", "escape", "lost"}},
+		{"namespace", []string{"--exclude-namespace", "^kube-"}, []string{"curl", "sh", "open", "shell", "escape", "lost"}},
+		{"container name", []string{"--exclude-container", "^sidecar$"}, []string{"curl", "sh", "open", "shell", "escape", "lost"}},
+		{"pod", []string{"--exclude-pod", "vllm"}, []string{"curl", "open", "shell", "escape", "lost"}},
+		{"with include", []string{"--kind", "exec", "--exclude-binary", "curl"}, []string{"sh", "noisy", "lost"}},
+		{"severity and rule", []string{"--severity", "high", "--exclude-rule", "ESC-002"}, []string{"shell", "lost"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseArgs(append([]string{"--tail"}, tt.args...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fs, err := filtersFromFlags(&o.filter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			local, err := export.Compile(fs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wire, err := export.FiltersFromProto(fs.ToProto())
+			if err != nil {
+				t.Fatal(err)
+			}
+			remote, err := export.Compile(wire)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for i, ev := range all {
+				if l, r := local.Match(ev), remote.Match(ev); l != r {
+					t.Errorf("%s: in-process shows %v, the daemon %v", names[i], l, r)
+				} else if l {
+					got = append(got, names[i])
+				}
+			}
+			if strings.Join(got, " ") != strings.Join(tt.want, " ") {
+				t.Errorf("%v shows %v; want %v", tt.args, got, tt.want)
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -125,10 +126,59 @@ func filtersFromFlags(f *filterFlags) (export.Filters, error) {
 	if len(fl.Kinds) > 0 {
 		deny = nil
 	}
+	ex, err := excludesFromFlags(&f.exclude)
+	if err != nil {
+		return export.Filters{}, err
+	}
+	deny = append(deny, ex...)
 	if !f.active() {
 		return export.Filters{Deny: deny}, nil
 	}
 	return export.Filters{Allow: []export.Filter{fl}, Deny: deny}, nil
+}
+
+// excludesFromFlags turns each --exclude-* value into a deny filter of its
+// own, so that an event is hidden when it matches any of them.
+func excludesFromFlags(e *excludeFlags) ([]export.Filter, error) {
+	var deny []export.Filter
+	for _, k := range e.kinds {
+		kind, ok := event.ParseKind(k)
+		if !ok {
+			return nil, usageError{fmt.Errorf("--exclude-kind %q: not an event kind", k)}
+		}
+		deny = append(deny, export.Filter{Kinds: []event.Kind{kind}})
+	}
+	for _, r := range e.rules {
+		if r == "" {
+			return nil, usageError{errors.New("--exclude-rule: empty rule id")}
+		}
+		deny = append(deny, export.Filter{Rules: []string{r}})
+	}
+	for _, x := range []struct {
+		flag string
+		res  regexFlag
+		set  func(*export.Filter, string)
+	}{
+		{"--exclude-container", e.containers, func(f *export.Filter, re string) { f.Container = re }},
+		{"--exclude-pod", e.pods, func(f *export.Filter, re string) { f.Pod = re }},
+		{"--exclude-namespace", e.namespaces, func(f *export.Filter, re string) { f.Namespace = re }},
+		{"--exclude-binary", e.bins, func(f *export.Filter, re string) { f.Binary = re }},
+	} {
+		for _, re := range x.res {
+			var f export.Filter
+			x.set(&f, re)
+			// Compile names the API field; name the flag the user typed.
+			if re == "" {
+				return nil, usageError{fmt.Errorf("%s: empty regex", x.flag)}
+			}
+			if _, err := export.Compile(export.Filters{Deny: []export.Filter{f}}); err != nil {
+				_, msg, _ := strings.Cut(err.Error(), ": ")
+				return nil, usageError{fmt.Errorf("%s %q: %s", x.flag, re, msg)}
+			}
+			deny = append(deny, f)
+		}
+	}
+	return deny, nil
 }
 
 // runTail is the on-call view: attach to the daemon when one runs, else run

@@ -23,24 +23,30 @@ import (
 // Config is the whole sensor configuration.
 type Config struct {
 	// LogLevel is debug, info, warn or error.
-	LogLevel string        `yaml:"log_level"`
-	Capture  CaptureConfig `yaml:"capture"`
-	Context  ContextConfig `yaml:"context"`
-	GPU      GPUConfig     `yaml:"gpu"`
-	Detect   DetectConfig  `yaml:"detect"`
-	Export   ExportConfig  `yaml:"export"`
+	LogLevel string `yaml:"log_level"`
+	// LogFormat is text (logfmt-like key=value) or json (one object per
+	// line, for log pipelines).
+	LogFormat string        `yaml:"log_format"`
+	Capture   CaptureConfig `yaml:"capture"`
+	Context   ContextConfig `yaml:"context"`
+	GPU       GPUConfig     `yaml:"gpu"`
+	Detect    DetectConfig  `yaml:"detect"`
+	Export    ExportConfig  `yaml:"export"`
+	Metrics   MetricsConfig `yaml:"metrics"`
 }
 
 // Default returns the built-in configuration. It is what the sensor runs
 // with when no --config is given, and the base a config file overrides.
 func Default() *Config {
 	return &Config{
-		LogLevel: "info",
-		Capture:  defaultCapture(),
-		Context:  defaultContext(),
-		GPU:      defaultGPU(),
-		Detect:   defaultDetect(),
-		Export:   defaultExport(),
+		LogLevel:  "info",
+		LogFormat: LogFormatText,
+		Capture:   defaultCapture(),
+		Context:   defaultContext(),
+		GPU:       defaultGPU(),
+		Detect:    defaultDetect(),
+		Export:    defaultExport(),
+		Metrics:   defaultMetrics(),
 	}
 }
 
@@ -89,6 +95,9 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("log_level: %q is not one of debug, info, warn, error", c.LogLevel)
 	}
+	if err := ValidateLogFormat(c.LogFormat); err != nil {
+		return fmt.Errorf("log_format: %w", err)
+	}
 	for _, s := range []struct {
 		name string
 		fn   func() error
@@ -98,10 +107,26 @@ func (c *Config) Validate() error {
 		{"gpu", c.GPU.validate},
 		{"detect", c.Detect.validate},
 		{"export", c.Export.validate},
+		{"metrics", c.Metrics.validate},
 	} {
 		if err := s.fn(); err != nil {
 			return fmt.Errorf("%s.%w", s.name, err)
 		}
+	}
+	return nil
+}
+
+// Log formats.
+const (
+	LogFormatText = "text"
+	LogFormatJSON = "json"
+)
+
+// ValidateLogFormat checks a log format (the log_format key and the
+// --log-format flag).
+func ValidateLogFormat(f string) error {
+	if f != LogFormatText && f != LogFormatJSON {
+		return fmt.Errorf("%q is not one of text, json", f)
 	}
 	return nil
 }

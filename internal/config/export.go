@@ -34,6 +34,8 @@ type ExportConfig struct {
 	MaxSubscribers int `yaml:"max_subscribers"`
 	// File is the optional JSON-lines file exporter.
 	File FileExport `yaml:"file"`
+	// OTLP is the optional OpenTelemetry logs exporter (otlp.go).
+	OTLP OTLPExport `yaml:"otlp"`
 }
 
 // TLSConfig names the PEM files of the mutual-TLS TCP listener. The files
@@ -90,6 +92,7 @@ func defaultExport() ExportConfig {
 			MaxBytes: 100 << 20,
 			Keep:     5,
 		},
+		OTLP: defaultOTLP(),
 	}
 }
 
@@ -141,6 +144,9 @@ func (c *ExportConfig) validate() error {
 	}
 	if c.MaxSubscribers < 1 || c.MaxSubscribers > 1024 {
 		return fmt.Errorf("max_subscribers: %d is outside [1, 1024]", c.MaxSubscribers)
+	}
+	if err := c.OTLP.validate(); err != nil {
+		return err
 	}
 	return c.File.validate()
 }

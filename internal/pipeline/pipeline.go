@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,11 +69,27 @@ type Pipeline struct {
 	opts     Options
 	queue    chan *event.Event
 
-	queued    atomic.Uint64
-	dropped   atomic.Uint64
-	reported  uint64 // drops already reported in-band (pipeline goroutine only)
-	processed atomic.Uint64
-	findings  atomic.Uint64
+	queued   atomic.Uint64
+	dropped  atomic.Uint64
+	reported uint64 // drops already reported in-band (pipeline goroutine only)
+	// byKind counts processed events by kind: the one add per event that a
+	// total would cost anyway, so metrics read kinds for free.
+	byKind   [kindSlots]atomic.Uint64
+	findings atomic.Uint64
+	// byRule counts findings by rule and severity; findings are rare next
+	// to events, so a map under a lock costs nothing that matters.
+	byRuleMu sync.Mutex
+	byRule   map[FindingKey]uint64
+}
+
+// kindSlots bounds event.Kind values counted by kind (filters hold kinds in
+// a 32-bit mask too); a larger kind is counted in the last slot.
+const kindSlots = 32
+
+// FindingKey is a rule and a severity.
+type FindingKey struct {
+	Rule     string
+	Severity event.Severity
 }
 
 // New builds a pipeline. enricher and detector may be nil.
@@ -95,7 +112,7 @@ func New(sources []Source, enricher Enricher, detector Detector, sinks []Sink, o
 	}
 	return &Pipeline{
 		sources: sources, enricher: enricher, detector: detector, sinks: sinks,
-		opts: o, queue: make(chan *event.Event, o.QueueSize),
+		opts: o, queue: make(chan *event.Event, o.QueueSize), byRule: map[FindingKey]uint64{},
 	}
 }
 
@@ -112,14 +129,41 @@ func (p *Pipeline) Emit(ev *event.Event) {
 
 // Counters reports the pipeline's own counts. Safe for concurrent use.
 func (p *Pipeline) Counters() map[string]uint64 {
+	var processed uint64
+	for i := range p.byKind {
+		processed += p.byKind[i].Load()
+	}
 	return map[string]uint64{
 		"pipeline_queued":    p.queued.Load(),
-		"pipeline_processed": p.processed.Load(),
+		"pipeline_processed": processed,
 		"pipeline_findings":  p.findings.Load(),
 		"lost_queue":         p.dropped.Load(),
 		"queue_len":          uint64(len(p.queue)),
 		"queue_cap":          uint64(cap(p.queue)),
 	}
+}
+
+// KindCounts returns the events processed, by kind, findings included.
+// Safe for concurrent use.
+func (p *Pipeline) KindCounts() map[event.Kind]uint64 {
+	m := map[event.Kind]uint64{}
+	for i := range p.byKind {
+		if n := p.byKind[i].Load(); n > 0 {
+			m[event.Kind(i)] = n
+		}
+	}
+	if n := p.findings.Load(); n > 0 {
+		m[event.KindFinding] += n
+	}
+	return m
+}
+
+// FindingCounts returns the findings emitted, by rule and severity. Safe for
+// concurrent use.
+func (p *Pipeline) FindingCounts() map[FindingKey]uint64 {
+	p.byRuleMu.Lock()
+	defer p.byRuleMu.Unlock()
+	return maps.Clone(p.byRule)
 }
 
 // Run starts every source and processes events until ctx is done or a source
@@ -179,7 +223,7 @@ loop:
 }
 
 func (p *Pipeline) handle(ev *event.Event) {
-	p.processed.Add(1)
+	p.byKind[min(int(ev.Kind), kindSlots-1)].Add(1)
 	if p.enricher != nil && ev.Kind != event.KindLost && ev.Kind != event.KindStatus {
 		p.enricher.Enrich(ev)
 	}
@@ -191,6 +235,11 @@ func (p *Pipeline) handle(ev *event.Event) {
 
 func (p *Pipeline) finding(ev *event.Event) {
 	p.findings.Add(1)
+	if f := ev.Finding; f != nil {
+		p.byRuleMu.Lock()
+		p.byRule[FindingKey{f.Rule, f.Severity}]++
+		p.byRuleMu.Unlock()
+	}
 	p.sink(ev)
 }
 

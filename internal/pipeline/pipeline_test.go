@@ -142,3 +142,52 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// The metrics read kinds and findings from these counts; they must add up to
+// what the pipeline handled.
+func TestPipelineCountsByKindAndRule(t *testing.T) {
+	src := SourceFunc(func(ctx context.Context, emit func(*event.Event)) error {
+		emit(&event.Event{Kind: event.KindExec})
+		emit(&event.Event{Kind: event.KindOpen})
+		emit(&event.Event{Kind: event.KindOpen})
+		emit(&event.Event{Kind: event.KindLost, Lost: &event.Lost{Source: "kernel_ringbuf", Count: 3}})
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	sevDetector := detectorFunc(func(ev *event.Event, emit func(*event.Event)) {
+		if ev.Kind == event.KindOpen {
+			emit(&event.Event{Kind: event.KindFinding, Finding: &event.Finding{Rule: "T-1", Severity: event.SevHigh}})
+		}
+		if ev.Kind == event.KindExec {
+			emit(&event.Event{Kind: event.KindFinding, Finding: &event.Finding{Rule: "T-2", Severity: event.SevLow}})
+		}
+	})
+	var c collector
+	p := New([]Source{src}, nil, sevDetector, []Sink{c.sink}, &Options{FlushInterval: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- p.Run(ctx) }()
+	waitFor(t, func() bool { return len(c.kinds()) >= 7 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	kinds := p.KindCounts()
+	for k, want := range map[event.Kind]uint64{event.KindExec: 1, event.KindOpen: 2, event.KindLost: 1, event.KindFinding: 3} {
+		if kinds[k] != want {
+			t.Errorf("KindCounts[%s]: got %d; want %d", k, kinds[k], want)
+		}
+	}
+	if got := p.Counters()["pipeline_processed"]; got != 4 {
+		t.Errorf("pipeline_processed: got %d; want 4 (the sum of the kinds, findings apart)", got)
+	}
+	rules := p.FindingCounts()
+	if len(rules) != 2 || rules[FindingKey{"T-1", event.SevHigh}] != 2 || rules[FindingKey{"T-2", event.SevLow}] != 1 {
+		t.Errorf("FindingCounts: got %v; want T-1/high 2, T-2/low 1", rules)
+	}
+}
+
+type detectorFunc func(ev *event.Event, emit func(*event.Event))
+
+func (f detectorFunc) Process(ev *event.Event, emit func(*event.Event)) { f(ev, emit) }
+func (detectorFunc) Flush(time.Time, func(*event.Event))                {}

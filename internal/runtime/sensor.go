@@ -58,6 +58,9 @@ type Sensor struct {
 
 	rd  *ringbuf.Reader
 	dec decoder
+	// rdMu keeps RingbufUsage off the ring's memory once Close unmapped it.
+	rdMu     sync.RWMutex
+	rdClosed bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -79,6 +82,9 @@ const (
 )
 
 var dropNames = [dropSources]string{"kernel_ringbuf", "path_truncated", "open_stash_full"}
+
+// lostDecoder is the lost source of malformed records.
+const lostSourceDecoder = "decoder"
 
 // Load loads the sensor's BPF programs with cfg's filter tables, attaches
 // every program and opens the ring buffer reader. On any error nothing of
@@ -299,7 +305,10 @@ func (s *Sensor) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error
 		if s.rd != nil {
+			s.rdMu.Lock()
+			s.rdClosed = true
 			errs = append(errs, s.rd.Close())
+			s.rdMu.Unlock()
 		}
 		for i := len(s.links) - 1; i >= 0; i-- {
 			errs = append(errs, s.links[i].Close())
@@ -404,7 +413,7 @@ func (s *Sensor) tick(now time.Time, emit func(*event.Event)) {
 	}
 	if de := s.decodeErrors.Load(); de > s.lostDecoder {
 		emit(&event.Event{Kind: event.KindLost, Time: now, Process: &event.Process{},
-			Lost: &event.Lost{Source: "decoder", Count: de - s.lostDecoder}})
+			Lost: &event.Lost{Source: lostSourceDecoder, Count: de - s.lostDecoder}})
 		s.lostDecoder = de
 	}
 	egressTick(s, now, emit)
@@ -434,6 +443,9 @@ func sumPerCPU(m *ebpf.Map, name string, first int, total []uint64) error {
 type ProgramStat struct {
 	Runs    uint64
 	Runtime time.Duration
+	// RecursionMisses are runs skipped because another BPF program was
+	// running on that CPU (5.12+).
+	RecursionMisses uint64
 }
 
 // ProgramStats returns run count and cumulative run time of each attached
@@ -454,7 +466,7 @@ func (s *Sensor) ProgramStats() map[string]ProgramStat {
 		if err != nil {
 			continue
 		}
-		out[name] = ProgramStat{Runs: st.RunCount, Runtime: st.Runtime}
+		out[name] = ProgramStat{Runs: st.RunCount, Runtime: st.Runtime, RecursionMisses: st.RecursionMisses}
 	}
 	return out
 }

@@ -450,11 +450,18 @@ func TestCloseLeavesNothing(t *testing.T) {
 			t.Errorf("program %s not attached; attached: %v", want, s.Programs())
 		}
 	}
+	if mem := s.MapMemory(); mem["events"] < uint64(testConfig().RingBufferBytes) {
+		t.Errorf("MapMemory events = %d; want at least the ring buffer's %d bytes (all maps: %v)", mem["events"], testConfig().RingBufferBytes, mem)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
+	}
+	// A scrape after Close must not touch the unmapped ring.
+	if used, size := s.RingbufUsage(); used != 0 || size != 0 {
+		t.Errorf("RingbufUsage after Close = %d, %d; want 0, 0", used, size)
 	}
 	assertGone(t, progs, maps)
 
@@ -569,6 +576,10 @@ func TestRingFullCountedAsLost(t *testing.T) {
 	for range opens {
 		helper(t, "/", "open", "-", model)
 	}
+	// Nothing read yet: the metrics see the ring buffer full of records.
+	if used, size := s.RingbufUsage(); size != 4096 || used == 0 {
+		t.Errorf("RingbufUsage before reading: %d of %d bytes; want some of 4096", used, size)
+	}
 	c := &collector{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -597,6 +608,9 @@ func TestRingFullCountedAsLost(t *testing.T) {
 	}
 	if n := s.Counters()["drops_kernel_ringbuf"]; n != lostTotal {
 		t.Errorf("Counters drops_kernel_ringbuf = %d; Lost events said %d", n, lostTotal)
+	}
+	if n := s.Losses()["kernel_ringbuf"]; n != lostTotal {
+		t.Errorf("Losses kernel_ringbuf = %d; Lost events said %d", n, lostTotal)
 	}
 }
 

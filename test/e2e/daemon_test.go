@@ -5,10 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -70,6 +75,7 @@ func TestDaemonSubscribeFilterAndTailAttached(t *testing.T) {
 	bin := buildSensor(t, dir)
 	sock := filepath.Join(dir, "sensor.sock")
 	cfg := filepath.Join(dir, "sensor.yaml")
+	metricsAddr := freeLoopbackAddr(t)
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`log_level: warn
 context:
   container_cgroup_regex: ['^/simctr-']
@@ -78,7 +84,9 @@ gpu:
   source: "off"
 export:
   unix_socket: %s
-`, sock)), 0o600)
+metrics:
+  listen: %s
+`, sock, metricsAddr)), 0o600)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -233,6 +241,61 @@ export:
 		t.Fatalf("sensor --tail showed %v; the daemon's feed %v", fromTail, fromFeed)
 	}
 	t.Logf("filtered: %v; feed and tail: %d findings", got, len(fromFeed))
+
+	// The daemon's Prometheus endpoint counts what the feed carried.
+	m := scrapeMetrics(t, metricsAddr)
+	var findings float64
+	for k, v := range m {
+		if strings.HasPrefix(k, "kestrel_findings_total{") {
+			findings += v
+		}
+	}
+	if findings < float64(len(fromFeed)) {
+		t.Errorf("kestrel_findings_total sums to %v; the feed carried %d findings", findings, len(fromFeed))
+	}
+	if !slices.ContainsFunc(slices.Collect(maps.Keys(m)), func(k string) bool {
+		return strings.HasPrefix(k, `kestrel_findings_total{rule="ESC-004",`)
+	}) {
+		t.Errorf("no kestrel_findings_total series for ESC-004")
+	}
+	if m[`kestrel_events_total{kind="exec"}`] == 0 || m["kestrel_export_subscribers"] < 3 || m["kestrel_bpf_programs_attached"] == 0 {
+		t.Errorf("exec events %v, subscribers %v (two streams and --tail), programs %v: want all above 0, 3",
+			m[`kestrel_events_total{kind="exec"}`], m["kestrel_export_subscribers"], m["kestrel_bpf_programs_attached"])
+	}
+}
+
+// freeLoopbackAddr returns a loopback address nothing listens on now.
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// scrapeMetrics returns the samples of a Prometheus text page by series.
+func scrapeMetrics(t *testing.T, addr string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape the daemon's metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		i := strings.LastIndexByte(line, ' ')
+		if strings.HasPrefix(line, "#") || i < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out
 }
 
 func countFindings(evs []*event.Event) int {
