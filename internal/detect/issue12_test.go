@@ -39,7 +39,11 @@ func (f *fakeProc) Holdings(pid uint32) ([]HeldFile, error) {
 
 func (f *fakeProc) NamespacePIDs(ns uint32) (map[uint32]uint32, error) {
 	f.calls["ns"]++
-	return f.ns[ns], nil
+	m := f.ns[ns]
+	if f.gone[ns] {
+		delete(f.ns, ns)
+	}
+	return m, nil
 }
 
 func (f *fakeProc) Identity(pid uint32) (ProcIdentity, error) {
@@ -313,6 +317,27 @@ func TestIssue12GPU004AcrossPIDNamespace(t *testing.T) {
 		if fp.calls["ns"] > 3 || e.Counters()["detect_proc_calls"] == 0 {
 			t.Errorf("%d namespace scans, %d calls counted", fp.calls["ns"], e.Counters()["detect_proc_calls"])
 		}
+	})
+	t.Run("the owner's namespace pid is learned when NVML lists it", func(t *testing.T) {
+		// The namespace scans find nothing once the owner is listed (its
+		// neighbours, and the reader, are gone when the reader's events are
+		// judged): the owner's pid was kept from the scan at its GPU event.
+		fp := newFakeProc()
+		fp.ns[ctrNS.PID] = map[uint32]uint32{1: 900}
+		srv := proc(900, "/usr/bin/python3.11", "python3", "/srv/server.py")
+		py := proc(930, "/usr/bin/python3.11", "python3", "-c", "scrape")
+		e := newProcEngine(t, fp, nil)
+		var out []*event.Event
+		sink := func(f *event.Event) { out = append(out, f) }
+		for i, ev := range attack(srv, py) {
+			if i == 2 {
+				delete(fp.ns, ctrNS.PID)
+			}
+			ev.Time = ev.Time.Add(time.Duration(i) * 2 * time.Second) // past each scan's freshness
+			e.Process(ev, sink)
+		}
+		e.Flush(t0.Add(time.Hour), sink)
+		check(t, out)
 	})
 	t.Run("without a way to map the pid, /proc/1 is not the host's pid 1", func(t *testing.T) {
 		srv := proc(1, "/sbin/init").ns(hostNS)

@@ -119,6 +119,36 @@ func (f *procFacts) learn(p *event.Process) {
 	f.byEvent.Put(k, p.PID)
 }
 
+// learnOwner records the namespace pid of a new GPU owner: the target of
+// every GPU-004 question, which its own container names by that pid. When
+// the event does not carry it, one scan of the owner's namespace (rate
+// limited) finds it while the owner is surely alive.
+func (f *procFacts) learnOwner(p *event.Process, now time.Time) {
+	if p.NSPID != 0 || p.NS.PID == 0 || p.NS.PID == f.hostNS.PID || f.hostNS.PID == 0 {
+		f.learn(p)
+		return
+	}
+	sc, have := f.scans.Peek(p.NS.PID)
+	if !have || now.Sub(sc.at) >= nsScanFresh {
+		if !f.allow(now) {
+			return
+		}
+		m, err := f.view.NamespacePIDs(p.NS.PID)
+		if err != nil {
+			f.errs++
+			return
+		}
+		sc = nsScan{at: now, pids: m}
+		f.scans.Put(p.NS.PID, sc)
+	}
+	for nspid, host := range sc.pids {
+		if host == p.PID {
+			f.byEvent.Put(nsKey{p.NS.PID, nspid}, host)
+			return
+		}
+	}
+}
+
 // forget drops the mapping of an exited process.
 func (f *procFacts) forget(p *event.Process) {
 	if p.NSPID != 0 && p.NS.PID != 0 {

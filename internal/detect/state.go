@@ -255,6 +255,9 @@ func (s *State) observe(ev *event.Event) {
 		case event.GPUStop:
 			s.gpuOwners.Delete(g.PID)
 		default:
+			if _, known := s.gpuOwners.Peek(g.PID); !known && p != nil && p.PID == g.PID {
+				s.facts.learnOwner(p, ev.Time)
+			}
 			s.addOwner(g.PID, ev.Time, c)
 		}
 	case event.KindConnect:
