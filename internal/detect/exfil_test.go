@@ -491,6 +491,9 @@ func TestModelUpdaterGlobs(t *testing.T) {
 		{proc(7, "/usr/bin/dash", "curl", "-c", "cp /tmp/x /m/x.safetensors"), build, false},
 		{proc(8, "/tmp/curl", "curl", "-o", "/m/x.safetensors"), build, false},
 		{proc(9, "/usr/local/bin/curl", "curl", "-o", "/m/x.safetensors"), build, false}, // written below
+		// On the host, interpreters live outside /usr/bin too; scratch space is not the host's own.
+		{proc(11, "/root/.pyenv/versions/3.11.7/bin/python3.11", "python3", "/tmp/ebpfh.Q1/mkmodel.py", "/m/a", "8"), nil, true},
+		{proc(12, "/tmp/python3", "python3", "/tmp/ebpfh.Q1/mkmodel.py", "/m/a", "8"), nil, false},
 	}
 	// The build container dropped its own "curl" over /usr/local/bin/curl.
 	run(e, at(0, openEv(proc(10, "/usr/bin/cp", "cp", "/tmp/evil", "/usr/local/bin/curl"), build, "/usr/local/bin/curl", "", wr, 3)))

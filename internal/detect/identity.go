@@ -13,16 +13,20 @@ import (
 // copied to a runtime's name inside a container is not the runtime.
 
 // systemBinary reports whether p runs one of the system's own executables:
-// an absolute exe path under a system binary directory, not a memfd, and,
-// in a container, not written there since the sensor saw it start. A tool
-// copied to /tmp, or a binary dropped over /usr/bin/curl in the container,
-// is not one.
+// an absolute exe path, not a memfd; on the host, outside scratch space
+// (/tmp, /var/tmp, /dev/shm: interpreters live in /opt/conda or ~/.pyenv
+// too); in a container, under a system binary directory and not written
+// there since the sensor saw the container start. A tool copied to /tmp, or
+// a binary dropped over /usr/bin/curl in the container, is not one.
 func (a *aiState) systemBinary(st *State, p *event.Process, c *event.Container) bool {
 	exe := p.Exe
-	if exe == "" || exe[0] != '/' || p.ExeMemfd || strings.HasPrefix(exe, "/memfd:") || !a.s.InHostBinDir(exe) {
+	if exe == "" || exe[0] != '/' || p.ExeMemfd || strings.HasPrefix(exe, "/memfd:") {
 		return false
 	}
-	return c == nil || st.WasWritten(c.ID, exe).IsZero()
+	if c == nil {
+		return !underAny(exe, tmpDirs)
+	}
+	return a.s.InHostBinDir(exe) && st.WasWritten(c.ID, exe).IsZero()
 }
 
 // actorName is the name allowlists know p by: the basename of argv[0] when
