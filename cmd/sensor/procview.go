@@ -26,7 +26,9 @@ func (v procView) Holdings(pid uint32) ([]detect.HeldFile, error) {
 	return out, err
 }
 
-func (v procView) NamespacePIDs(pidNS uint32) (map[uint32]uint32, error) { return v.fs.NamespacePIDs(pidNS) }
+func (v procView) NamespacePIDs(pidNS uint32) (map[uint32]uint32, error) {
+	return v.fs.NamespacePIDs(pidNS)
+}
 
 func (v procView) Identity(pid uint32) (detect.ProcIdentity, error) {
 	id, err := v.fs.Identity(pid)
