@@ -1,6 +1,8 @@
 # V48 (before the sensor starts): a container process opens the weights and holds them, waiting
+# (in a pod, a network namespace, of its own)
 rm -f "$H/go-v48" "$H/go-v48.ready"
-ctr_run simctr-infer-v48 ctr-infer --mount --pid --fork --mount-proc -- timeout 900 python3 -c '
+mk_ns pod-v48 vh-pod48 vc-pod48 10.200.8.1 10.200.8.2 >/dev/null 2>&1
+ctr_run simctr-infer-v48 pod-v48 --mount --pid --fork --mount-proc -- timeout 900 python3 -c '
 import os, socket, sys, time
 f = open(sys.argv[1], "rb")                                  # opened before the sensor ran
 open(sys.argv[2] + ".ready", "w").close()
