@@ -45,8 +45,10 @@ const (
 	exf003Window      = 10 * time.Minute
 	exf003Critical    = 1 << 30
 	exf001CriticalCap = 64 << 20
-	exf001HighCap     = 1 << 20  // a send this large is model-scale whatever the file
-	exf001HighFloor   = 64 << 10 // and one smaller never is
+	exf001HighCap     = 1 << 20         // a send this large is model-scale whatever the file
+	exf001HighFloor   = 64 << 10        // and one smaller never is
+	maxRenew          = 256             // taint sources watched for held files
+	renewMargin       = 5 * time.Second // asked this long before the window ends
 	sweepWindow       = 5 * time.Second
 	sweepPIDs         = 20 // distinct /proc/<pid>/cmdline reads in sweepWindow that make a sweep
 	mapsMemWindow     = 10 * time.Second
@@ -121,6 +123,11 @@ type aiState struct {
 	// their source's promote_grace to end.
 	out      []exfTrigger
 	deferred []exfTrigger
+	// renew are the taint sources whose readers are asked, before the
+	// window ends, whether they still hold the files.
+	renew []renewal
+	// cmdBuf is reused to match command lines without allocating.
+	cmdBuf []byte
 
 	// ring holds recent container execs of shells/tools and inet connects
 	// outside the allowlist; late are those a new GPU owner turned out to
@@ -133,7 +140,7 @@ type aiState struct {
 
 	envRoots                                                     int
 	deferDrops, envRootDrops, sources, promoted, trigs, kidDrops uint64
-	heldQueries, heldHits                                        uint64
+	heldQueries, heldHits, renewed, renewDrops                   uint64
 }
 
 func newAIState(s *Settings, opts *AIOptions, log *slog.Logger, size int) (*aiState, error) {
@@ -208,6 +215,8 @@ func (a *aiState) counters() map[string]uint64 {
 	m["detect_taint_children_dropped"] = a.kidDrops
 	m["detect_taint_held_queries"] = a.heldQueries
 	m["detect_taint_held_hits"] = a.heldHits
+	m["detect_taint_held_renewed"] = a.renewed
+	m["detect_taint_held_watch_dropped"] = a.renewDrops
 	m["detect_ai_state_evictions"] = a.procs.Evictions() + a.kids.Evictions() + a.ctrs.Evictions() + a.paths.Evictions() +
 		a.pods.Evictions() + a.socks.Evictions() + a.buckets.Evictions()
 	return m
@@ -350,7 +359,24 @@ func (a *aiState) onExec(st *State, p *event.Process, c *event.Container, ev *ev
 			a.trigger(exfTrigger{ev: ev, src: src, sender: p, via: via, cond: "transfer_tool", dest: tool,
 				sev: event.SevHigh, stage: "exec:" + tool})
 		}
+	} else if a.heldByParent(st, p, c) && !a.isOwner(st, p) && !a.s.gpuChildAllowedBuf(&a.cmdBuf, p) &&
+		!a.loaderExempt(st, p, c) {
+		// Descriptors handed to a child (pass_fds, no O_CLOEXEC) survive
+		// exec: asked now, not at its connect, which a child that reads,
+		// sends and exits in milliseconds does not outlive in /proc.
+		a.heldSource(st, p, c, now)
 	}
+}
+
+// heldByParent reports whether the fork parent of p, in its container,
+// owns a GPU or opened model files: what it holds, p may have inherited.
+func (a *aiState) heldByParent(st *State, p *event.Process, c *event.Container) bool {
+	cid := cidOf(c)
+	if o, ok := st.GPUOwner(p.ForkParent); ok && o.Container == cid {
+		return true
+	}
+	r, ok := a.procs.Peek(p.ForkParent)
+	return ok && r.cid == cid && !r.firstModel.IsZero()
 }
 
 // promote records that p became a GPU owner: files it opens for the next

@@ -146,7 +146,12 @@ func TestIssue12ExfilMisses(t *testing.T) {
 			at(2*time.Second, mopen(srv.owner(), c, llamaFile, "", rd, 8*mib, 11)),
 			at(3*time.Second, forkEv(child, c)),
 		}, send20MB(child, c, 4*time.Second, 4)...)
-		out := run(e, evs...)
+		var out []*event.Event
+		for _, ev := range evs {
+			e.Process(ev, func(f *event.Event) { out = append(out, f) })
+		}
+		asked := fp.calls["holdings"]
+		e.Flush(t0.Add(time.Hour), func(f *event.Event) { out = append(out, f) })
 		f := wantEXF001(t, out, viaHeld, llamaFile+" (held, fd 7)")
 		if f.Attrs["sender_pid"] != "904" {
 			t.Errorf("sender_pid = %s; want the child 904", f.Attrs["sender_pid"])
@@ -155,9 +160,24 @@ func TestIssue12ExfilMisses(t *testing.T) {
 		// The child was asked at its connect, before the bytes flowed: a
 		// sender that exits as it closes is gone when the close report
 		// comes.
-		if fp.calls["holdings"] != 1 {
-			t.Errorf("Holdings called %d times; want once (the child)", fp.calls["holdings"])
+		if asked != 1 {
+			t.Errorf("Holdings called %d times before the flush; want once (the child)", asked)
 		}
+	})
+
+	t.Run("an exec'd child of the server is asked at its exec, before it sends and exits", func(t *testing.T) {
+		fp := newFakeProc()
+		e := newProcEngine(t, fp, nil)
+		child := proc(905, "/usr/bin/python3.11", "python3", "-c", "send(os.pread(3, ...))").caps(0).anc(an(900, "/usr/bin/python3.11"))
+		fp.held[905] = []HeldFile{heldLlama}
+		fp.gone[905] = true // only the first question finds it alive
+		evs := append([]*event.Event{
+			at(0, execEv(srv, c)), at(time.Second, gpuStart(srv, c, 0, "GPU-0")),
+			at(2*time.Second, mopen(srv.owner(), c, llamaFile, "", rd, 8*mib, 11)),
+			at(3*time.Second, execEv(child, c)),
+		}, send20MB(child, c, 10*time.Second, 9)...)
+		out := run(e, evs...)
+		wantEXF001(t, out, viaHeld, llamaFile+" (held, fd 7)")
 	})
 
 	t.Run("a second container of the same pod does the sending", func(t *testing.T) {
@@ -189,6 +209,39 @@ func TestIssue12ExfilMisses(t *testing.T) {
 						f.Attrs["container"], tc.a.ID, tc.b.ID)
 				}
 			})
+		}
+	})
+
+	t.Run("a reader that holds the file keeps its taint past exfil_window; one that let go does not", func(t *testing.T) {
+		for _, holds := range []bool{true, false} {
+			fp := newFakeProc()
+			e := newProcEngine(t, fp, nil)
+			py := proc(920, "/usr/bin/python3.11", "python3", "-c", "hold, wait, send")
+			if holds {
+				fp.held[920] = []HeldFile{heldLlama}
+			}
+			fp.gone[920] = true // it sends and exits at once: its connect finds nothing in /proc
+			var out []*event.Event
+			sink := func(f *event.Event) { out = append(out, f) }
+			e.Process(at(0, mopen(py, c, llamaFile, "", rd, 8*mib, 11)), sink)
+			for s := time.Duration(1); s <= 200; s++ { // the pipeline flushes every second
+				e.Flush(t0.Add(s*time.Second), sink)
+			}
+			for _, ev := range send20MB(py, c, 201*time.Second, 30) {
+				e.Process(ev, sink)
+			}
+			e.Process(at(204*time.Second, exitEv(py, c)), sink)
+			e.Flush(t0.Add(time.Hour), sink)
+			f := rulesFired(out)["EXF-001"]
+			switch {
+			case holds && (f == nil || f.Severity != event.SevCritical):
+				t.Errorf("holding: EXF-001 = %v; want critical\n%s", f, firedList(out))
+			case !holds && f != nil:
+				t.Errorf("let go: EXF-001 fired: %s", f.Explanation)
+			}
+			if holds && e.Counters()["detect_taint_held_renewed"] == 0 {
+				t.Errorf("no renewal counted")
+			}
 		}
 	})
 

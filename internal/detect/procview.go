@@ -198,14 +198,21 @@ func (f *procFacts) hostPID(p *event.Process, pid uint32, now time.Time) (uint32
 
 // holdings lists what pid holds, under the rate limit.
 func (f *procFacts) holdings(pid uint32, now time.Time) []HeldFile {
+	h, _ := f.holdingsOK(pid, now)
+	return h
+}
+
+// holdingsOK is holdings that also says whether the question was asked
+// (false: refused by the rate limit, or no ProcView).
+func (f *procFacts) holdingsOK(pid uint32, now time.Time) ([]HeldFile, bool) {
 	if !f.allow(now) {
-		return nil
+		return nil, false
 	}
 	h, err := f.view.Holdings(pid)
 	if err != nil {
 		f.errs++
 	}
-	return h
+	return h, true
 }
 
 // identity returns where the live host pid is, under the rate limit.

@@ -52,6 +52,7 @@ func (r *exf001) Eval(ctx *Context, ev *event.Event) {
 // flushAI releases the EXF-001 triggers whose wait is over by now, through
 // the EXF-001 rule when it is enabled.
 func (e *Engine) flushAI(now time.Time) {
+	e.ai.renewHeld(e.state, now)
 	e.ai.release(now)
 	if len(e.ai.out) == 0 {
 		return

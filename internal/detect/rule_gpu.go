@@ -52,23 +52,9 @@ type gpu001 struct {
 	buf []byte // "<argv0 basename> <args...>" for the allowlist, reused
 }
 
-// childAllowed is Settings.IsGPUChildAllowed without allocating: the
-// command line is built in a reused buffer.
+// childAllowed is Settings.IsGPUChildAllowed without allocating.
 func (r *gpu001) childAllowed(s *Settings, p *event.Process) bool {
-	if len(s.gpuChild) == 0 {
-		return false
-	}
-	r.buf = append(r.buf[:0], actorName(p)...)
-	for i := 1; i < len(p.Args); i++ {
-		r.buf = append(r.buf, ' ')
-		r.buf = append(r.buf, p.Args[i]...)
-	}
-	for _, re := range s.gpuChild {
-		if re.Match(r.buf) {
-			return true
-		}
-	}
-	return false
+	return s.gpuChildAllowedBuf(&r.buf, p)
 }
 
 func newGPU001(*Settings) Rule {

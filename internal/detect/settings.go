@@ -350,6 +350,26 @@ func (s *Settings) IsGPUChildAllowed(p *event.Process) bool {
 	return p != nil && anyMatch(s.gpuChild, baseCmdline(p))
 }
 
+// gpuChildAllowedBuf is IsGPUChildAllowed without allocating: the command
+// line is built in *buf, which the caller keeps for the next call.
+func (s *Settings) gpuChildAllowedBuf(buf *[]byte, p *event.Process) bool {
+	if len(s.gpuChild) == 0 || p == nil {
+		return false
+	}
+	b := append((*buf)[:0], actorName(p)...)
+	for i := 1; i < len(p.Args); i++ {
+		b = append(b, ' ')
+		b = append(b, p.Args[i]...)
+	}
+	*buf = b
+	for _, re := range s.gpuChild {
+		if re.Match(b) {
+			return true
+		}
+	}
+	return false
+}
+
 // IsNVHookChildAllowed reports whether the process matches nv_hook_child_allowlist.
 func (s *Settings) IsNVHookChildAllowed(p *event.Process) bool {
 	return p != nil && anyMatch(s.nvHookChild, baseCmdline(p))

@@ -240,6 +240,7 @@ func (a *aiState) heldSource(st *State, p *event.Process, c *event.Container, no
 	a.sources++
 	a.heldHits++
 	a.taint(r, p, c, src, viaHeld, p.PID, now)
+	a.watchHeld(p.PID, src, now)
 	return src
 }
 
@@ -416,6 +417,81 @@ func (a *aiState) source(p *event.Process, c *event.Container, f *event.File, no
 	src.add(ref)
 	a.sources++
 	a.taint(r, p, c, src, viaRead, p.PID, now)
+	a.watchHeld(p.PID, src, now)
+}
+
+// renewal is a taint source whose reader may still hold its files when its
+// exfil_window ends.
+type renewal struct {
+	pid uint32
+	src *taintSrc
+	due time.Time
+}
+
+// watchHeld remembers to ask, before the taint of reader pid expires,
+// whether it still holds the files of src.
+func (a *aiState) watchHeld(pid uint32, src *taintSrc, now time.Time) {
+	for i := range a.renew {
+		if a.renew[i].pid == pid {
+			a.renew[i] = renewal{pid: pid, src: src, due: now.Add(a.window - renewMargin)}
+			return
+		}
+	}
+	if len(a.renew) >= maxRenew {
+		a.renewDrops++
+		return
+	}
+	a.renew = append(a.renew, renewal{pid: pid, src: src, due: now.Add(a.window - renewMargin)})
+}
+
+// renewHeld keeps the taint of readers that still hold a tainted file by
+// descriptor or mapping (the kernel is asked, rate-limited, shortly before
+// the window ends): data that is held is not stale. A reader that exited,
+// took another taint or let go of the files is forgotten. Asked from Flush,
+// before the sender's bytes flow: a sender that reads, sends and exits in a
+// few milliseconds is gone from /proc by the time its connect is judged.
+func (a *aiState) renewHeld(st *State, now time.Time) {
+	keep := a.renew[:0]
+	for _, w := range a.renew {
+		r := a.procs.Ptr(w.pid)
+		switch {
+		case r == nil || r.src != w.src || w.src.dropped:
+			continue
+		case now.Before(w.due):
+			keep = append(keep, w)
+			continue
+		}
+		held, ok := st.facts.holdingsOK(w.pid, now)
+		if !ok {
+			keep = append(keep, w) // refused by the rate limit: next flush
+			continue
+		}
+		if !holdsAny(held, w.src) {
+			continue
+		}
+		r.srcSince = now
+		if cs := a.ctrs.Ptr(r.cid); cs != nil && cs.src == w.src {
+			cs.srcSince = now
+		}
+		w.due = now.Add(a.window - renewMargin)
+		a.renewed++
+		keep = append(keep, w)
+	}
+	clear(a.renew[len(keep):])
+	a.renew = keep
+}
+
+// holdsAny reports whether held names one of the files of src.
+func holdsAny(held []HeldFile, src *taintSrc) bool {
+	for _, h := range held {
+		k := model.KeyOf(h.Dev, h.Inode, h.Path)
+		for i := 0; i < src.n; i++ {
+			if src.files[i].key == k {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // taint gives r (process p) the taint src, and its container and pod too.
