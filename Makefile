@@ -3,11 +3,21 @@
 
 SHELL    := /bin/bash
 GO        ?= go
-BIN       := bin/sensor
+BIN       ?= bin/sensor
 CONFIG    ?= deploy/sensor.yaml
-VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -s -w -X main.version=$(VERSION)
 GOTEST    ?= $(GO) test
+# The semantic version from git tags (scripts/version.sh says how), computed once; set VERSION and
+# COMMIT to build from a tree without git (the image build does).
+ifeq ($(origin VERSION),undefined)
+VERSION   := $(shell scripts/version.sh)
+endif
+ifeq ($(origin COMMIT),undefined)
+COMMIT    := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+endif
+LDFLAGS   := -s -w -X main.buildVersion=$(VERSION) -X main.buildCommit=$(COMMIT)
+IMAGE     ?= ghcr.io/kestrel-sec/kestrel
+# A tag allows no "+": v0.0.0-dev+1a2b3c is tagged v0.0.0-dev-1a2b3c.
+IMAGE_TAG ?= $(subst +,-,$(VERSION))
 
 # go-nvml is cgo; silence the deprecation warnings of its header.
 export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
@@ -19,8 +29,12 @@ help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## Build bin/sensor (needs no clang: BPF objects are committed).
+build: ## Build bin/sensor, stamped with VERSION and COMMIT (needs no clang: BPF objects are committed).
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sensor
+
+.PHONY: version
+version: ## Print the version `make build` stamps (from git tags; see scripts/version.sh).
+	@echo $(VERSION)
 
 .PHONY: run
 run: build ## Run the sensor in the foreground with --tail and the default config (needs root).
@@ -28,7 +42,9 @@ run: build ## Run the sensor in the foreground with --tail and the default confi
 	./$(BIN) --tail --config $(CONFIG)
 
 .PHONY: test
-test: ## Run every test; eBPF and scenario tests run for real as root.
+test: ## Run every test; eBPF and scenario tests run for real as root (installs missing packages first).
+	@# As root where apt-get exists, the missing Debian packages are installed (KESTREL_NO_INSTALL=1: check only).
+	@scripts/preflight.sh $(if $(KESTREL_NO_INSTALL),,--install)
 	$(GOTEST) -count=1 -timeout 20m $$($(GO) list ./... | grep -v /test/e2e)
 	@# The scenario replay watches the whole host: run it alone, not beside other root tests.
 	$(GOTEST) -count=1 -timeout 20m -v ./test/e2e
@@ -42,6 +58,10 @@ bench: ## Run the overhead storms (none / empty programs / sensor, alternating) 
 .PHONY: otlp-e2e
 otlp-e2e: ## Build a real OpenTelemetry Collector (test/otelcol), export to it from the daemon, count its records against the sensor's (root; minutes).
 	./scripts/otlp-e2e.sh
+
+.PHONY: docs
+docs: ## Regenerate docs/rules.md from the rule registry (a test fails when it is stale).
+	$(GO) run ./internal/detect/rulesdoc/gendoc -o docs/rules.md
 
 .PHONY: generate
 generate: ## Rebuild generated code: bpf2go objects and bindings, vmlinux.h, protobuf (needs clang, bpftool, protoc).
@@ -66,11 +86,39 @@ fuzz: ## Fuzz every parser (decoder, cgroup paths, /proc, config, filters, repla
 	  ./internal/runtime/cgroup:FuzzParse ./internal/runtime/proc:FuzzParseStat \
 	  ./internal/runtime/proc:FuzzParseStatus ./internal/runtime/proc:FuzzParseCgroup \
 	  ./internal/runtime/proc:FuzzParseMountinfo ./internal/config:FuzzParse \
-	  ./internal/export:FuzzCompileFilter ./internal/export:FuzzEventFromProto \
+	  ./internal/export:FuzzCompileFilter ./internal/export:FuzzEventFromProto ./internal/export:FuzzAppendJSONString \
 	  ./internal/gpu:FuzzParseReplay ./internal/detect:FuzzProcess ./internal/detect/model:FuzzIsModel; do \
 	  echo "== $${t#*:} in $${t%%:*}"; \
 	  $(GO) test $${t%%:*} -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $${FUZZTIME:-30s}; \
 	done
+
+.PHONY: preflight
+preflight: ## Check what `make test` needs (tools, Go, root, BTF, cgroup v2, kernel); name what is missing.
+	@scripts/preflight.sh
+
+.PHONY: deps
+deps: ## Install the Debian/Ubuntu packages the tests and `make generate` need (root, apt-get).
+	@scripts/preflight.sh --install --generate
+
+.PHONY: manifests
+manifests: ## Render deploy/daemonset.yaml from charts/kestrel (deploy/manifest-values.yaml).
+	$(GOTEST) ./deploy -run '^TestManifestIsRenderedFromTheChart$$' -count=1 -update
+
+.PHONY: chart
+chart: ## helm lint and helm template of charts/kestrel, with the pinned Helm (go tool helm).
+	$(GO) tool helm lint --strict charts/kestrel
+	$(GO) tool helm template kestrel charts/kestrel --namespace kestrel-system -f deploy/manifest-values.yaml
+
+.PHONY: image
+image: ## Build the image IMAGE:IMAGE_TAG (ghcr.io/kestrel-sec/kestrel:<version>) with docker, podman or buildah.
+	@scripts/image.sh "$(IMAGE):$(IMAGE_TAG)" "$(VERSION)" "$(COMMIT)"
+
+.PHONY: release-files
+release-files: ## Set the chart's version/appVersion to VERSION (a release vX.Y.Z) and re-render the manifest.
+	@[[ "$(VERSION)" =~ ^v[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$$ && "$(VERSION)" != *dev* ]] || \
+	  { echo "release-files: VERSION=$(VERSION) is not a release version vX.Y.Z[-rc.N]"; exit 2; }
+	sed -i -E 's/^version: .*/version: $(patsubst v%,%,$(VERSION))/; s/^appVersion: .*/appVersion: "$(VERSION)"/' charts/kestrel/Chart.yaml
+	@$(MAKE) --no-print-directory manifests
 
 .PHONY: clean
 clean: ## Remove build outputs.

@@ -15,6 +15,7 @@ enum record_type {
 	REC_FORK = 2,
 	REC_EXIT = 3,
 	REC_OPEN = 4,
+	REC_CGROUP = 5, /* cgroup.bpf.h */
 	/* 10..19: network (net.bpf.h) */
 	REC_CONNECT = 10,
 	REC_SOCK_STATS = 11,
@@ -40,7 +41,7 @@ struct rec_hdr {
 enum drop_source {
 	DROP_RINGBUF_RESERVE = 0, /* ring buffer full */
 	DROP_PATH_TOO_LONG = 1,   /* path truncated (still sent, counted) */
-	DROP_STASH_FULL = 2,      /* syscall enter/exit stash map full */
+	DROP_INFLIGHT = 2,        /* no task storage for a watched call in flight */
 	DROP_MAX = 8,
 };
 

@@ -11,7 +11,8 @@
  * hooks below (runtime.LoadFloor).
  *
  * Hooks and why:
- *   tracepoint/syscalls/sys_enter_connect  fd, and the sockaddr read from user
+ *   connect's sys_enter handler (enter_connect, tail-called by the syscall
+ *       dispatcher of dispatch.bpf.h)  fd, and the sockaddr read from user
  *       memory (the AF_UNIX path when cgroup/connect_unix is unavailable);
  *       opens the thread's pending record (task storage).
  *   cgroup/connect4, cgroup/connect6       destination, protocol and socket
@@ -21,8 +22,8 @@
  *   cgroup/connect_unix (kernel >= 6.7)    sun_path as copied into the kernel
  *       (abstract names keep their leading NUL; user space shows "@name").
  *       OPTIONAL: if it does not load, the loader may skip it (its program
- *       name ends in "_optional") and sys_enter_connect's user copy is used.
- *   tracepoint/syscalls/sys_exit_connect   the result (0 or -errno) and, for
+ *       name ends in "_optional") and enter_connect's user copy is used.
+ *   connect's sys_exit handler (exit_connect)  the result (0 or -errno) and, for
  *       inet, the source address and port read from the socket behind the fd
  *       (the source port is bound by then); emits the REC_CONNECT record.
  *       Choice: one record per connect, emitted when connect() returns, so it
@@ -33,9 +34,9 @@
  *       socket leaves SYN_SENT: result 0 on ESTABLISHED, -sk_err on CLOSE
  *       (-ECONNABORTED if the caller gave up first). On loopback the
  *       handshake is done before connect() returns, so nothing waits.
- *       A connect that does not come through the connect syscall (io_uring)
- *       is emitted from the cgroup hook itself with CONN_F_RESULT and
- *       CONN_F_FD clear.
+ *       A connect that does not come through the connect syscall (io_uring,
+ *       i386 socketcall) is emitted from the cgroup hook itself with
+ *       CONN_F_RESULT and CONN_F_FD clear.
  *   tp_btf/sock_send_length                bytes returned by every sendmsg on
  *       an accounted socket, summed in the kernel (egress_socks, LRU hash
  *       keyed by socket cookie). Nothing is sent per send.
@@ -134,8 +135,8 @@ struct {
 	__type(value, struct egress_val);
 } egress_socks SEC(".maps");
 
-/* The connect() call a thread is in, per task: sys_enter_connect starts the
- * record, the cgroup hooks add the destination, sys_exit_connect emits it and
+/* The connect() call a thread is in, per task: enter_connect starts the
+ * record, the cgroup hooks add the destination, exit_connect emits it and
  * marks it done (hdr.type = 0). Task storage rather than a hash keyed by
  * pid_tgid: no insert and delete per connect (measured here: a hash update
  * cost ~1 us per connect, task storage ~0.3 us), nothing to leak or fill up,
@@ -228,13 +229,14 @@ static __always_inline void egress_track(struct net_scratch *s, struct conn_rec 
 		net_count(NET_SOCK_TRACKED);
 }
 
-SEC("tracepoint/syscalls/sys_enter_connect")
-int net_enter_connect(struct trace_event_raw_sys_enter *ctx)
+SYS_ENTER(connect)
 {
 	if (is_self())
 		return 0;
-	const void *uaddr = (const void *)ctx->args[1];
-	__u32 alen = (__u32)ctx->args[2];
+	struct sys_args a;
+	sys_args_get(regs, &a);
+	const void *uaddr = (const void *)a.a[1];
+	__u32 alen = (__u32)a.a[2];
 	__u16 family = 0;
 	struct conn_rec *c;
 	if (alen < sizeof(family) || bpf_probe_read_user(&family, sizeof(family), uaddr) ||
@@ -253,7 +255,7 @@ int net_enter_connect(struct trace_event_raw_sys_enter *ctx)
 	__builtin_memset(c, 0, sizeof(*c));
 	fill_hdr(&c->hdr, REC_CONNECT, sizeof(*c));
 	c->family = family;
-	c->fd = (__s32)ctx->args[0];
+	c->fd = (__s32)a.a[0];
 	c->flags = CONN_F_FD;
 	if (family == KS_AF_UNIX) {
 		__u64 n = alen - sizeof(family);
@@ -413,8 +415,7 @@ static __always_inline void conn_finish_or_park(struct conn_rec *c, struct sock 
 	}
 }
 
-SEC("tracepoint/syscalls/sys_exit_connect")
-int net_exit_connect(struct trace_event_raw_sys_exit *ctx)
+SYS_EXIT(connect)
 {
 	struct conn_rec *c = pending_get(0);
 	if (!c || c->hdr.type != REC_CONNECT)
@@ -425,7 +426,7 @@ int net_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	 * socket still matters. */
 	if (!(c->flags & CONN_F_DST) && c->family != KS_AF_UNIX)
 		goto out;
-	c->result = (__s32)ctx->ret;
+	c->result = (__s32)ret;
 	c->flags |= CONN_F_RESULT;
 	struct sock *sk = NULL;
 	if (c->family == KS_AF_INET || c->family == KS_AF_INET6) {
@@ -487,7 +488,7 @@ int BPF_PROG(net_sock_set_state, const struct sock *sk, int oldstate, int newsta
 	struct conn_rec *c = &s->conn;
 	__builtin_memcpy(c, p, sizeof(*c));
 	if (bpf_map_delete_elem(&inflight_connect, &cookie))
-		return 0; /* sys_exit_connect reported it */
+		return 0; /* exit_connect reported it */
 	c->result = conn_state_result(sk, newstate);
 	conn_emit(c);
 	return 0;

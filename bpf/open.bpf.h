@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* File opens: open, openat, openat2 and creat, filtered in the kernel.
+ * Their handlers are tail-called by the syscall dispatcher (dispatch.bpf.h)
+ * on sys_enter and sys_exit, native and 32-bit compat calls alike.
  *
  * sys_enter reads the path once and decides with three table lookups, all
  * filled from config by the loader:
@@ -16,19 +18,22 @@
  * from user memory is already most of what it may cost. So before each trie
  * a bitmap in .rodata, indexed by two bytes, rejects almost every path with
  * two loads and no helper call: prefix_gate by the two bytes after the
- * leading '/', suffix_gate by the last two bytes lower-cased. sys_exit skips
- * its stash lookup while no watched open is in flight (open_pending).
+ * leading '/', suffix_gate by the last two bytes lower-cased.
  *
  * A relative path is also joined with its base directory (the cwd or the
  * dirfd's, cached by dentry in dir_cache) for the prefix lookup.
  *
- * Only a match stashes the call in open_stash; sys_exit then reads the result
- * and, on success, the absolute path of the opened file (dentry walk). A
- * failed relative open gets the base directory (cwd or dirfd) and user space
- * joins it with the raw path. */
+ * A match stages the record in the task's open_inflight storage, path
+ * included (it is not read from user memory again); sys_exit adds the
+ * result and, on success, the absolute path of the opened file (dentry
+ * walk). A failed relative open gets the base directory (cwd or dirfd) and
+ * user space joins it with the raw path. An open refused before sys_enter
+ * ran (seccomp) is filtered and reported at sys_exit from the argument
+ * registers, flagged OPEN_F_EXIT_ONLY. */
 #pragma once
 
 #include "path.h"
+#include "dispatch.bpf.h"
 
 #define FILTER_PREFIX 64
 #define SUFFIX_MAX 32
@@ -89,11 +94,6 @@ static __always_inline bool gate(const volatile __u8 *g, __u8 a, __u8 b)
 	return g[(bit >> 3) & (GATE_BYTES - 1)] & (1 << (bit & 7));
 }
 
-/* Watched opens between sys_enter and sys_exit, all threads together. While
- * it is zero, sys_exit has nothing to look up. An entry lost to LRU eviction
- * or a killed thread only leaves it high, which costs lookups, never events. */
-__u64 open_pending = 0;
-
 static __always_inline char lower(char c)
 {
 	return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
@@ -108,6 +108,7 @@ struct open_scratch {
 	struct proc_key proc;
 	struct prefix_key rel; /* base directory + "/" + relative path */
 	char dir[PATH_SLOT];   /* a base directory being resolved */
+	__u32 raw_n;           /* bytes read into raw, with the NUL */
 };
 
 /* The first FILTER_PREFIX bytes of a directory's absolute path, cached by
@@ -147,28 +148,23 @@ struct {
 	__type(value, struct open_scratch);
 } open_scratch_map SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct open_rec);
-} open_rec_scratch SEC(".maps");
 
-/* What sys_enter hands to sys_exit for a watched open. */
-struct open_args {
-	__u64 path; /* user pointer */
-	__s32 dirfd;
-	__u32 flags;
-	__u32 mode;
-	__u16 call;
+/* A watched open in flight, per task: sys_enter fills the record (the
+ * path read from user memory once, here), sys_exit completes and sends it.
+ * Task storage rather than a hash keyed by pid_tgid: no insert and delete
+ * per open, nothing to evict or leak, freed with the task, and sys_exit
+ * needs no host-wide "anything pending?" counter to stay cheap. */
+struct open_inflight {
+	struct open_rec r;
+	__u32 pending; /* call + 1 while r waits for its sys_exit */
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct open_args);
-} open_stash SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct open_inflight);
+} open_inflight SEC(".maps");
 
 static __always_inline bool proc_match(struct open_scratch *s, __u32 len)
 {
@@ -291,6 +287,7 @@ static __always_inline bool watched(const char *upath, int dirfd)
 	long n = bpf_probe_read_user_str(s->raw, RAW_SLOT, upath);
 	if (n <= 1)
 		return false;
+	s->raw_n = n;
 	__u32 len = n - 1;
 
 	if (s->raw[0] == '/' && gate(prefix_gate, s->raw[1], s->raw[2])) {
@@ -326,63 +323,83 @@ proc:
 	return false;
 }
 
-static __always_inline void open_enter(const char *path, __s32 dirfd, __u32 flags, __u32 mode, __u16 call)
+/* The arguments of one open call. */
+struct open_argv {
+	const char *path;
+	__s32 dirfd;
+	__u32 flags;
+	__u32 mode;
+};
+
+#define KS_AT_FDCWD -100
+
+/* open_call_args decodes the arguments of call (a constant once inlined). */
+static __always_inline void open_call_args(__u16 call, struct sys_args *a, struct open_argv *oc)
 {
-	if (is_self())
-		return;
-	if (!watched(path, dirfd))
-		return;
-	__u64 id = bpf_get_current_pid_tgid();
-	struct open_args a = {
-		.path = (__u64)path,
-		.dirfd = dirfd,
-		.flags = flags,
-		.mode = mode,
-		.call = call,
-	};
-	if (bpf_map_update_elem(&open_stash, &id, &a, BPF_ANY) < 0) {
-		count_drop(DROP_STASH_FULL);
-		return;
+	switch (call) {
+	case CALL_OPEN:
+		oc->path = (const char *)a->a[0];
+		oc->dirfd = KS_AT_FDCWD;
+		oc->flags = a->a[1];
+		oc->mode = a->a[2];
+		break;
+	case CALL_CREAT: /* creat(path, mode) == open(path, O_CREAT|O_WRONLY|O_TRUNC, mode) */
+		oc->path = (const char *)a->a[0];
+		oc->dirfd = KS_AT_FDCWD;
+		oc->flags = 0x40 | 0x1 | 0x200;
+		oc->mode = a->a[1];
+		break;
+	case CALL_OPENAT2: {
+		struct open_how how = {};
+		bpf_probe_read_user(&how, sizeof(how), (void *)a->a[2]);
+		oc->path = (const char *)a->a[1];
+		oc->dirfd = a->a[0];
+		oc->flags = how.flags;
+		oc->mode = how.mode;
+		break;
 	}
-	__sync_fetch_and_add(&open_pending, 1);
+	default:
+		oc->path = (const char *)a->a[1];
+		oc->dirfd = a->a[0];
+		oc->flags = a->a[2];
+		oc->mode = a->a[3];
+	}
 }
 
-
-static __always_inline void open_exit(long ret)
+/* open_stage fills r with the call and the path that watched() left in s. */
+static __always_inline void open_stage(struct open_rec *r, struct open_scratch *s, struct open_argv *oc,
+				       __u16 call, __u16 rflags)
 {
-	if (open_pending == 0)
-		return;
-	__u64 id = bpf_get_current_pid_tgid();
-	struct open_args *a = bpf_map_lookup_elem(&open_stash, &id);
-	if (!a)
-		return;
-	__sync_fetch_and_add(&open_pending, -1);
-	__u32 zero = 0;
-	struct open_rec *r = bpf_map_lookup_elem(&open_rec_scratch, &zero);
-	if (!r)
-		goto out;
+	__u32 n = s->raw_n;
+	r->flags = oc->flags;
+	r->mode = oc->mode;
+	r->dirfd = oc->dirfd;
+	r->call = call;
+	r->rflags = rflags;
+	if (n > RAW_SLOT)
+		n = RAW_SLOT;
+	if (n < 1)
+		n = 1;
+	bpf_probe_read_kernel(r->raw, n, s->raw);
+	r->raw[(n - 1) & (RAW_SLOT - 1)] = 0;
+	r->raw_len = n - 1;
+	if (n == RAW_SLOT)
+		r->rflags |= OPEN_F_RAW_TRUNC;
+}
+
+/* open_finish adds the result, the header and the path of the opened file
+ * (or the base directory of a failed relative open) to r and sends it. */
+static __always_inline void open_finish(struct open_rec *r, long ret)
+{
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
 	bool trunc = false;
 
 	fill_hdr(&r->h, REC_OPEN, 0);
 	r->result = ret;
-	r->flags = a->flags;
-	r->mode = a->mode;
-	r->dirfd = a->dirfd;
-	r->call = a->call;
-	r->rflags = 0;
 	r->ino = 0;
 	r->size = 0;
 	r->dev = 0;
 	r->_pad = 0;
-	long n = bpf_probe_read_user_str(r->raw, RAW_SLOT, (const char *)a->path);
-	if (n < 1) {
-		n = 1;
-		r->raw[0] = 0;
-	}
-	r->raw_len = n - 1;
-	if (n == RAW_SLOT)
-		r->rflags |= OPEN_F_RAW_TRUNC;
 
 	__u32 plen = 0;
 	if (ret >= 0) {
@@ -398,12 +415,12 @@ static __always_inline void open_exit(long ret)
 		}
 	} else if (r->raw[0] != '/') {
 		struct path p;
-		if (a->dirfd == -100 /* AT_FDCWD */ || a->call == CALL_OPEN || a->call == CALL_CREAT) {
+		if (r->dirfd == KS_AT_FDCWD || r->call == CALL_OPEN || r->call == CALL_CREAT) {
 			p = BPF_CORE_READ(t, fs, pwd);
 			plen = resolve_path(&p, r->path, &trunc);
 			r->rflags |= OPEN_F_PATH_BASE;
 		} else {
-			struct file *f = fd_file(t, a->dirfd);
+			struct file *f = fd_file(t, r->dirfd);
 			if (f) {
 				p = BPF_CORE_READ(f, f_path);
 				plen = resolve_path(&p, r->path, &trunc);
@@ -426,67 +443,109 @@ static __always_inline void open_exit(long ret)
 	r->h.size = size;
 	if (bpf_ringbuf_output(&events, r, size, submit_flags()) < 0)
 		count_drop(DROP_RINGBUF_RESERVE);
-out:
-	bpf_map_delete_elem(&open_stash, &id);
 }
 
-/* Per-syscall tracepoints rather than one raw sys_enter dispatcher: only the
- * four open calls run this code. */
-SEC("tracepoint/syscalls/sys_enter_openat")
-int kestrel_openat(struct trace_event_raw_sys_enter *ctx)
+static __always_inline void open_enter(struct pt_regs *regs, __u16 call)
 {
-	open_enter((const char *)ctx->args[1], ctx->args[0], ctx->args[2], ctx->args[3], CALL_OPENAT);
+	if (is_self())
+		return;
+	struct sys_args a;
+	struct open_argv oc;
+	sys_args_get(regs, &a);
+	open_call_args(call, &a, &oc);
+	if (!watched(oc.path, oc.dirfd))
+		return;
+	__u32 zero = 0;
+	struct open_scratch *s = bpf_map_lookup_elem(&open_scratch_map, &zero);
+	if (!s)
+		return;
+	struct open_inflight *st =
+		bpf_task_storage_get(&open_inflight, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!st) {
+		count_drop(DROP_INFLIGHT);
+		return;
+	}
+	open_stage(&st->r, s, &oc, call, a.compat ? OPEN_F_COMPAT : 0);
+	st->pending = call + 1;
+}
+
+/* open_exit completes the open that sys_enter staged. With nothing staged
+ * and a refusal errno, the call may have been stopped before sys_enter
+ * (seccomp): the arguments are still in the registers, so it is filtered
+ * and staged here, flagged OPEN_F_EXIT_ONLY. Both ways end in the one
+ * open_finish, which keeps the program within the verifier's budget. */
+static __always_inline void open_exit(struct pt_regs *regs, long ret, __u16 call)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct open_inflight *st = bpf_task_storage_get(&open_inflight, t, 0, 0);
+	if (!st || st->pending != call + 1) {
+		if (!refused_errno(ret) || is_self())
+			return;
+		struct sys_args a;
+		struct open_argv oc;
+		sys_args_get(regs, &a);
+		open_call_args(call, &a, &oc);
+		if (!watched(oc.path, oc.dirfd))
+			return;
+		__u32 zero = 0;
+		struct open_scratch *s = bpf_map_lookup_elem(&open_scratch_map, &zero);
+		if (!s)
+			return;
+		st = bpf_task_storage_get(&open_inflight, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (!st) {
+			count_drop(DROP_INFLIGHT);
+			return;
+		}
+		open_stage(&st->r, s, &oc, call, OPEN_F_EXIT_ONLY | (a.compat ? OPEN_F_COMPAT : 0));
+	}
+	st->pending = 0;
+	open_finish(&st->r, ret);
+}
+
+SYS_ENTER(openat)
+{
+	open_enter(regs, CALL_OPENAT);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_openat")
-int kestrel_openat_x(struct trace_event_raw_sys_exit *ctx)
+SYS_EXIT(openat)
 {
-	open_exit(ctx->ret);
+	open_exit(regs, ret, CALL_OPENAT);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_open")
-int kestrel_open(struct trace_event_raw_sys_enter *ctx)
+SYS_ENTER(open)
 {
-	open_enter((const char *)ctx->args[0], -100, ctx->args[1], ctx->args[2], CALL_OPEN);
+	open_enter(regs, CALL_OPEN);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_open")
-int kestrel_open_x(struct trace_event_raw_sys_exit *ctx)
+SYS_EXIT(open)
 {
-	open_exit(ctx->ret);
+	open_exit(regs, ret, CALL_OPEN);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_creat")
-int kestrel_creat(struct trace_event_raw_sys_enter *ctx)
+SYS_ENTER(creat)
 {
-	/* creat(path, mode) == open(path, O_CREAT|O_WRONLY|O_TRUNC, mode) */
-	open_enter((const char *)ctx->args[0], -100, 0x40 | 0x1 | 0x200, ctx->args[1], CALL_CREAT);
+	open_enter(regs, CALL_CREAT);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_creat")
-int kestrel_creat_x(struct trace_event_raw_sys_exit *ctx)
+SYS_EXIT(creat)
 {
-	open_exit(ctx->ret);
+	open_exit(regs, ret, CALL_CREAT);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_openat2")
-int kestrel_openat2(struct trace_event_raw_sys_enter *ctx)
+SYS_ENTER(openat2)
 {
-	struct open_how how = {};
-	bpf_probe_read_user(&how, sizeof(how), (void *)ctx->args[2]);
-	open_enter((const char *)ctx->args[1], ctx->args[0], how.flags, how.mode, CALL_OPENAT2);
+	open_enter(regs, CALL_OPENAT2);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_openat2")
-int kestrel_openat2_x(struct trace_event_raw_sys_exit *ctx)
+SYS_EXIT(openat2)
 {
-	open_exit(ctx->ret);
+	open_exit(regs, ret, CALL_OPENAT2);
 	return 0;
 }

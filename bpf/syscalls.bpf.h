@@ -4,13 +4,23 @@
  * (BPF_PROG_LOAD), memfd_create, pivot_root, chroot, mknod(at), the rename,
  * unlink, link and symlink families (watched paths only, by the open
  * filter), dup2/dup3 of a socket onto fds 0-2, and kill/tgkill of the
- * sensor.
+ * sensor. Handlers are tail-called by the syscall dispatcher
+ * (dispatch.bpf.h), native and 32-bit compat calls alike.
  *
- * sys_enter decides and fills the record (arguments, strings); it is kept
- * per thread in sys_stash until sys_exit adds the return value and sends it,
- * so that failed attempts are reported with their -errno. Syscalls that are
- * common on any host (unlink, rename, dup2, kill) are filtered on enter, and
- * the exit programs skip their lookup while nothing is pending. */
+ * sys_enter decides and fills the record (arguments, strings) in the task's
+ * sys_inflight storage; sys_exit adds the return value and sends it, so
+ * that failed attempts are reported with their -errno. Syscalls that are
+ * common on any host (unlink, rename, dup2, kill) are filtered on enter.
+ *
+ * A call refused before sys_enter ran (seccomp filters run first, and a
+ * tracer may skip the call) reaches sys_exit with nothing staged: the exit
+ * handler decides on the argument registers, which still hold the
+ * arguments, and reports it flagged SYS_F_EXIT_ONLY. This is done for the
+ * escape primitives and dup/kill, whatever the result. The path families
+ * (rename, unlink, link, symlink) are reported from sys_enter only: a
+ * second path filter in each exit program would cost every failed unlink
+ * a second path read and the loader another verifier pass of the filter
+ * per program. */
 #pragma once
 
 #include "open.bpf.h"
@@ -47,6 +57,8 @@ enum sys_call {
 #define SYS_F_SOCKET (1 << 0)     /* dup: the old fd is a socket */
 #define SYS_F_PATH_FD (1 << 1)    /* path was resolved from an fd (finit_module) */
 #define SYS_F_PATH_TRUNC (1 << 2)
+#define SYS_F_EXIT_ONLY (1 << 3)  /* refused before sys_enter: seen at sys_exit only */
+#define SYS_F_COMPAT (1 << 4)     /* a 32-bit compat syscall (int 0x80, 32-bit binary) */
 
 struct sys_rec {
 	struct rec_hdr h;
@@ -69,32 +81,21 @@ struct sys_rec {
 	char arg[SYS_ARG_SLOT];
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct sys_rec);
-} sys_scratch SEC(".maps");
+/* A watched call in flight, per task (see open_inflight). */
+struct sys_inflight {
+	struct sys_rec r;
+	__u32 pending; /* call + 1 while r waits for its sys_exit */
+};
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u64);
-	__type(value, struct sys_rec);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-} sys_stash SEC(".maps");
+	__type(key, int);
+	__type(value, struct sys_inflight);
+} sys_inflight SEC(".maps");
 
-/* Stashed syscalls not yet exited (see open_pending). */
-__u64 sys_pending = 0;
-
-static __always_inline struct sys_rec *sys_begin(__u16 call)
+static __always_inline void sys_begin(struct sys_rec *r, __u16 call, struct sys_args *a, __u16 sflags)
 {
-	__u32 zero = 0;
-	if (is_self())
-		return NULL;
-	struct sys_rec *r = bpf_map_lookup_elem(&sys_scratch, &zero);
-	if (!r)
-		return NULL;
 	fill_hdr(&r->h, REC_SYSCALL, sizeof(*r));
 	r->ret = 0;
 	r->flags = 0;
@@ -104,7 +105,7 @@ static __always_inline struct sys_rec *sys_begin(__u16 call)
 	r->fd2 = -1;
 	r->ns_inode = 0;
 	r->call = call;
-	r->sflags = 0;
+	r->sflags = sflags | (a->compat ? SYS_F_COMPAT : 0);
 	r->path_len = 0;
 	r->path2_len = 0;
 	r->arg_len = 0;
@@ -113,7 +114,6 @@ static __always_inline struct sys_rec *sys_begin(__u16 call)
 	r->path[0] = 0;
 	r->path2[0] = 0;
 	r->arg[0] = 0;
-	return r;
 }
 
 /* user_str reads a user string into dst (size bytes) and returns its length
@@ -132,81 +132,100 @@ static __always_inline __u16 user_str(char *dst, __u32 size, const void *src)
 #define SYS_PATH2(r, p) ((r)->path2_len = user_str((r)->path2, RAW_SLOT, (const void *)(p)))
 #define SYS_ARG(r, p) ((r)->arg_len = user_str((r)->arg, SYS_ARG_SLOT, (const void *)(p)))
 
-static __always_inline void sys_stash_rec(struct sys_rec *r)
+static __always_inline void sys_emit(struct sys_rec *r, long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	if (bpf_map_update_elem(&sys_stash, &id, r, BPF_ANY) < 0) {
-		count_drop(DROP_STASH_FULL);
-		return;
-	}
-	__sync_fetch_and_add(&sys_pending, 1);
-}
-
-static __always_inline void sys_finish(long ret)
-{
-	if (sys_pending == 0)
-		return;
-	__u64 id = bpf_get_current_pid_tgid();
-	struct sys_rec *r = bpf_map_lookup_elem(&sys_stash, &id);
-	if (!r)
-		return;
-	__sync_fetch_and_add(&sys_pending, -1);
 	r->ret = ret;
 	if (bpf_ringbuf_output(&events, r, sizeof(*r), submit_flags()) < 0)
 		count_drop(DROP_RINGBUF_RESERVE);
-	bpf_map_delete_elem(&sys_stash, &id);
 }
 
 #define NSFS_MAGIC_K 0x6e736673
 #define S_IFMT_K 00170000
 #define S_IFSOCK_K 0140000
 
-/* Defines the enter program kestrel_NAME on sys_enter_SC: when the
- * expression WANT (ctx in scope) holds, it fills a record with BODY (r and
- * ctx in scope) and stashes it; and the exit program kestrel_NAME_x. The
- * filter runs first, so a syscall that is not reported costs only WANT. */
-#define SYS_PROGS(sc, name, call, want, body)                               \
-	SEC("tracepoint/syscalls/sys_enter_" #sc)                          \
-	int kestrel_##name(struct trace_event_raw_sys_enter *ctx)          \
-	{                                                                  \
-		if (!(want))                                               \
-			return 0;                                          \
-		struct sys_rec *r = sys_begin(call);                       \
-		if (!r)                                                    \
-			return 0;                                          \
-		body;                                                      \
-		sys_stash_rec(r);                                          \
-		return 0;                                                  \
-	}                                                                  \
-	SEC("tracepoint/syscalls/sys_exit_" #sc)                           \
-	int kestrel_##name##_x(struct trace_event_raw_sys_exit *ctx)       \
-	{                                                                  \
-		sys_finish(ctx->ret);                                      \
-		return 0;                                                  \
+/* SYS_HANDLERS defines the handler pair of the table rows named name:
+ * enter_NAME fills a record with BODY (r and a in scope) when the
+ * expression WANT holds, and exit_NAME sends it with the result. With
+ * nothing staged, exit_NAME rebuilds the call from the registers when
+ * REFUSED (ret in scope) and WANT hold. WANT and BODY read arguments with
+ * ARG(i). The filter runs first, so a call that is not reported costs only
+ * WANT. */
+#define SYS_HANDLERS(name, call, want, refused, body)                              \
+	static __always_inline void sys_body_##name(struct sys_rec *r, struct sys_args *a) \
+	{                                                                          \
+		body;                                                              \
+	}                                                                          \
+	SYS_ENTER(name)                                                            \
+	{                                                                          \
+		struct sys_args args, *a = &args;                                  \
+		if (is_self())                                                     \
+			return 0;                                                  \
+		sys_args_get(regs, a);                                             \
+		if (!(want))                                                       \
+			return 0;                                                  \
+		struct sys_inflight *st = bpf_task_storage_get(                    \
+			&sys_inflight, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE); \
+		if (!st) {                                                         \
+			count_drop(DROP_INFLIGHT);                                 \
+			return 0;                                                  \
+		}                                                                  \
+		sys_begin(&st->r, call, a, 0);                                     \
+		sys_body_##name(&st->r, a);                                        \
+		st->pending = call + 1;                                            \
+		return 0;                                                          \
+	}                                                                          \
+	SYS_EXIT(name)                                                             \
+	{                                                                          \
+		struct sys_args args, *a = &args;                                  \
+		struct task_struct *t = bpf_get_current_task_btf();                \
+		struct sys_inflight *st = bpf_task_storage_get(&sys_inflight, t, 0, 0); \
+		if (!st || st->pending != call + 1) {                              \
+			if (!(refused) || is_self())                               \
+				return 0;                                          \
+			sys_args_get(regs, a);                                     \
+			if (!(want))                                               \
+				return 0;                                          \
+			st = bpf_task_storage_get(&sys_inflight, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE); \
+			if (!st) {                                                 \
+				count_drop(DROP_INFLIGHT);                         \
+				return 0;                                          \
+			}                                                          \
+			sys_begin(&st->r, call, a, SYS_F_EXIT_ONLY);               \
+			sys_body_##name(&st->r, a);                                \
+		}                                                                  \
+		st->pending = 0;                                                   \
+		sys_emit(&st->r, ret);                                             \
+		return 0;                                                          \
 	}
 
-#define ARG(i) (ctx->args[i])
-#define AT_FDCWD_K -100
+/* The result conditions for an exit-only report. */
+#define ANY_RESULT true
+#define NO_EXIT_ONLY false
+
+#define ARG(i) (a->a[i])
 /* WATCHED(i) for a path argument relative to the cwd, WATCHED_AT(d, i) for
  * one relative to the dirfd in argument d. */
-#define WATCHED(i) watched((const char *)ARG(i), AT_FDCWD_K)
+#define WATCHED(i) watched((const char *)ARG(i), KS_AT_FDCWD)
 #define WATCHED_AT(d, i) watched((const char *)ARG(i), (int)ARG(d))
 
-SYS_PROGS(mount, mount, SYS_MOUNT, true, {
+SYS_HANDLERS(mount, SYS_MOUNT, true, ANY_RESULT, {
 	SYS_PATH(r, ARG(0));
 	SYS_PATH2(r, ARG(1));
 	SYS_ARG(r, ARG(2));
 	r->flags = ARG(3);
 })
 
-SYS_PROGS(umount, umount, SYS_UMOUNT, true, {
+SYS_HANDLERS(umount, SYS_UMOUNT, true, ANY_RESULT, {
 	SYS_PATH(r, ARG(0));
 	r->flags = ARG(1);
 })
 
-SYS_PROGS(unshare, unshare, SYS_UNSHARE, true, { r->flags = ARG(0); })
+/* i386's umount(name): umount2 without flags. */
+SYS_HANDLERS(oldumount, SYS_UMOUNT, true, ANY_RESULT, { SYS_PATH(r, ARG(0)); })
 
-SYS_PROGS(setns, setns, SYS_SETNS, true, {
+SYS_HANDLERS(unshare, SYS_UNSHARE, true, ANY_RESULT, { r->flags = ARG(0); })
+
+SYS_HANDLERS(setns, SYS_SETNS, true, ANY_RESULT, {
 	r->fd = ARG(0);
 	r->flags = ARG(1);
 	struct file *f = fd_file((struct task_struct *)bpf_get_current_task_btf(), r->fd);
@@ -236,20 +255,20 @@ static __always_inline bool ptrace_reported(long req)
 	return false;
 }
 
-SYS_PROGS(ptrace, ptrace, SYS_PTRACE, ptrace_reported(ARG(0)), {
+SYS_HANDLERS(ptrace, SYS_PTRACE, ptrace_reported(ARG(0)), ANY_RESULT, {
 	r->flags = ARG(0);
 	r->target = ARG(1);
 })
 
-SYS_PROGS(process_vm_readv, process_vm_readv, SYS_VM_READV, true, { r->target = ARG(0); })
-SYS_PROGS(process_vm_writev, process_vm_writev, SYS_VM_WRITEV, true, { r->target = ARG(0); })
+SYS_HANDLERS(process_vm_readv, SYS_VM_READV, true, ANY_RESULT, { r->target = ARG(0); })
+SYS_HANDLERS(process_vm_writev, SYS_VM_WRITEV, true, ANY_RESULT, { r->target = ARG(0); })
 
-SYS_PROGS(init_module, init_module, SYS_INIT_MODULE, true, {
+SYS_HANDLERS(init_module, SYS_INIT_MODULE, true, ANY_RESULT, {
 	r->arg2 = ARG(1); /* image length */
 	SYS_ARG(r, ARG(2));
 })
 
-SYS_PROGS(finit_module, finit_module, SYS_FINIT_MODULE, true, {
+SYS_HANDLERS(finit_module, SYS_FINIT_MODULE, true, ANY_RESULT, {
 	r->fd = ARG(0);
 	SYS_ARG(r, ARG(1));
 	r->flags = ARG(2);
@@ -262,12 +281,12 @@ SYS_PROGS(finit_module, finit_module, SYS_FINIT_MODULE, true, {
 	}
 })
 
-SYS_PROGS(delete_module, delete_module, SYS_DELETE_MODULE, true, {
+SYS_HANDLERS(delete_module, SYS_DELETE_MODULE, true, ANY_RESULT, {
 	SYS_ARG(r, ARG(0));
 	r->flags = ARG(1);
 })
 
-SYS_PROGS(bpf, bpf, SYS_BPF, ARG(0) == 5 /* BPF_PROG_LOAD */, {
+SYS_HANDLERS(bpf, SYS_BPF, ARG(0) == 5 /* BPF_PROG_LOAD */, ANY_RESULT, {
 	r->flags = ARG(0);
 	const union bpf_attr *attr = (const void *)ARG(1);
 	__u32 ptype = 0;
@@ -276,25 +295,25 @@ SYS_PROGS(bpf, bpf, SYS_BPF, ARG(0) == 5 /* BPF_PROG_LOAD */, {
 	r->arg_len = user_str(r->arg, sizeof(attr->prog_name) + 1, attr->prog_name);
 })
 
-SYS_PROGS(memfd_create, memfd_create, SYS_MEMFD_CREATE, true, {
+SYS_HANDLERS(memfd_create, SYS_MEMFD_CREATE, true, ANY_RESULT, {
 	SYS_ARG(r, ARG(0));
 	r->flags = ARG(1);
 })
 
-SYS_PROGS(pivot_root, pivot_root, SYS_PIVOT_ROOT, true, {
+SYS_HANDLERS(pivot_root, SYS_PIVOT_ROOT, true, ANY_RESULT, {
 	SYS_PATH(r, ARG(0));
 	SYS_PATH2(r, ARG(1));
 })
 
-SYS_PROGS(chroot, chroot, SYS_CHROOT, true, { SYS_PATH(r, ARG(0)); })
+SYS_HANDLERS(chroot, SYS_CHROOT, true, ANY_RESULT, { SYS_PATH(r, ARG(0)); })
 
-SYS_PROGS(mknod, mknod, SYS_MKNOD, true, {
+SYS_HANDLERS(mknod, SYS_MKNOD, true, ANY_RESULT, {
 	SYS_PATH(r, ARG(0));
 	r->flags = ARG(1);
 	r->arg2 = ARG(2);
 })
 
-SYS_PROGS(mknodat, mknodat, SYS_MKNOD, true, {
+SYS_HANDLERS(mknodat, SYS_MKNOD, true, ANY_RESULT, {
 	r->fd = ARG(0);
 	SYS_PATH(r, ARG(1));
 	r->flags = ARG(2);
@@ -302,27 +321,27 @@ SYS_PROGS(mknodat, mknodat, SYS_MKNOD, true, {
 })
 
 /* Path families: reported only when a path is watched by the open filter. */
-SYS_PROGS(unlink, unlink, SYS_UNLINK, WATCHED(0), { SYS_PATH(r, ARG(0)); })
+SYS_HANDLERS(unlink, SYS_UNLINK, WATCHED(0), NO_EXIT_ONLY, { SYS_PATH(r, ARG(0)); })
 
-SYS_PROGS(unlinkat, unlinkat, SYS_UNLINK, WATCHED_AT(0, 1), {
+SYS_HANDLERS(unlinkat, SYS_UNLINK, WATCHED_AT(0, 1), NO_EXIT_ONLY, {
 	r->fd = ARG(0);
 	SYS_PATH(r, ARG(1));
 	r->flags = ARG(2);
 })
 
-SYS_PROGS(rename, rename, SYS_RENAME, WATCHED(0) || WATCHED(1), {
+SYS_HANDLERS(rename, SYS_RENAME, WATCHED(0) || WATCHED(1), NO_EXIT_ONLY, {
 	SYS_PATH(r, ARG(0));
 	SYS_PATH2(r, ARG(1));
 })
 
-SYS_PROGS(renameat, renameat, SYS_RENAME, WATCHED_AT(0, 1) || WATCHED_AT(2, 3), {
+SYS_HANDLERS(renameat, SYS_RENAME, WATCHED_AT(0, 1) || WATCHED_AT(2, 3), NO_EXIT_ONLY, {
 	r->fd = ARG(0);
 	SYS_PATH(r, ARG(1));
 	r->fd2 = ARG(2);
 	SYS_PATH2(r, ARG(3));
 })
 
-SYS_PROGS(renameat2, renameat2, SYS_RENAME, WATCHED_AT(0, 1) || WATCHED_AT(2, 3), {
+SYS_HANDLERS(renameat2, SYS_RENAME, WATCHED_AT(0, 1) || WATCHED_AT(2, 3), NO_EXIT_ONLY, {
 	r->fd = ARG(0);
 	SYS_PATH(r, ARG(1));
 	r->fd2 = ARG(2);
@@ -330,12 +349,12 @@ SYS_PROGS(renameat2, renameat2, SYS_RENAME, WATCHED_AT(0, 1) || WATCHED_AT(2, 3)
 	r->arg2 = ARG(4);
 })
 
-SYS_PROGS(link, link, SYS_LINK, WATCHED(0) || WATCHED(1), {
+SYS_HANDLERS(link, SYS_LINK, WATCHED(0) || WATCHED(1), NO_EXIT_ONLY, {
 	SYS_PATH(r, ARG(0));
 	SYS_PATH2(r, ARG(1));
 })
 
-SYS_PROGS(linkat, linkat, SYS_LINK, WATCHED_AT(0, 1) || WATCHED_AT(2, 3), {
+SYS_HANDLERS(linkat, SYS_LINK, WATCHED_AT(0, 1) || WATCHED_AT(2, 3), NO_EXIT_ONLY, {
 	r->fd = ARG(0);
 	SYS_PATH(r, ARG(1));
 	r->fd2 = ARG(2);
@@ -345,12 +364,12 @@ SYS_PROGS(linkat, linkat, SYS_LINK, WATCHED_AT(0, 1) || WATCHED_AT(2, 3), {
 
 /* symlink(target, linkpath): the target is any string; a link pointing at or
  * placed on a watched path is reported. */
-SYS_PROGS(symlink, symlink, SYS_SYMLINK, WATCHED(0) || WATCHED(1), {
+SYS_HANDLERS(symlink, SYS_SYMLINK, WATCHED(0) || WATCHED(1), NO_EXIT_ONLY, {
 	SYS_PATH(r, ARG(0));
 	SYS_PATH2(r, ARG(1));
 })
 
-SYS_PROGS(symlinkat, symlinkat, SYS_SYMLINK, WATCHED(0) || WATCHED_AT(1, 2), {
+SYS_HANDLERS(symlinkat, SYS_SYMLINK, WATCHED(0) || WATCHED_AT(1, 2), NO_EXIT_ONLY, {
 	SYS_PATH(r, ARG(0));
 	r->fd2 = ARG(1);
 	SYS_PATH2(r, ARG(2));
@@ -367,15 +386,15 @@ static __always_inline bool fd_is_socket(int fd)
 /* A socket dup'ed onto stdin/stdout/stderr: the shape of a reverse shell.
  * Only sockets are reported: every shell redirection and every fork+exec of
  * a Go or Python program dups onto 0-2, and those say nothing. */
-#define SOCKET_ONTO_STDIO ((long)ARG(1) >= 0 && (long)ARG(1) <= 2 && fd_is_socket(ARG(0)))
+#define SOCKET_ONTO_STDIO ((int)ARG(1) >= 0 && (int)ARG(1) <= 2 && fd_is_socket(ARG(0)))
 
-SYS_PROGS(dup2, dup2, SYS_DUP, SOCKET_ONTO_STDIO, {
+SYS_HANDLERS(dup2, SYS_DUP, SOCKET_ONTO_STDIO, ANY_RESULT, {
 	r->fd = ARG(0);
 	r->fd2 = ARG(1);
 	r->sflags |= SYS_F_SOCKET;
 })
 
-SYS_PROGS(dup3, dup3, SYS_DUP, SOCKET_ONTO_STDIO, {
+SYS_HANDLERS(dup3, SYS_DUP, SOCKET_ONTO_STDIO, ANY_RESULT, {
 	r->fd = ARG(0);
 	r->fd2 = ARG(1);
 	r->flags = ARG(2);
@@ -383,12 +402,12 @@ SYS_PROGS(dup3, dup3, SYS_DUP, SOCKET_ONTO_STDIO, {
 })
 
 /* Signals to the sensor (self-protection); signal 0 only probes. */
-SYS_PROGS(kill, kill, SYS_KILL, (__u32)ARG(0) == self_tgid && ARG(1) != 0, {
+SYS_HANDLERS(kill, SYS_KILL, (__u32)ARG(0) == self_tgid && ARG(1) != 0, ANY_RESULT, {
 	r->target = ARG(0);
 	r->flags = ARG(1);
 })
 
-SYS_PROGS(tgkill, tgkill, SYS_KILL, (__u32)ARG(0) == self_tgid && ARG(2) != 0, {
+SYS_HANDLERS(tgkill, SYS_KILL, (__u32)ARG(0) == self_tgid && ARG(2) != 0, ANY_RESULT, {
 	r->target = ARG(0);
 	r->flags = ARG(2);
 })

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/kestrel-sec/kestrel/internal/config"
@@ -26,10 +25,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 	}
 	defer st.Close()
 
-	host := os.Getenv("NODE_NAME") // the DaemonSet passes spec.nodeName
-	if host == "" {
-		host, _ = os.Hostname()
-	}
+	host := nodeName()
 	srv, err := export.NewServer(cfg.Export, ring, export.Sources{Status: st.status, Inventory: st.inventory},
 		&export.Options{Logger: log, NodeName: host})
 	if err != nil {

@@ -22,9 +22,6 @@ import (
 	"github.com/kestrel-sec/kestrel/internal/config"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 const usageText = `Kestrel: eBPF host sensor for GPU inference nodes.
 
 Usage:
@@ -45,7 +42,7 @@ Flags:
   --metrics-listen A   host:port of the Prometheus /metrics endpoint, "" to turn it off
                        (config: metrics.listen; default 127.0.0.1:2112). In a DaemonSet pass
                        --metrics-listen=$(POD_IP):2112 to let Prometheus scrape the node address
-  --version            print the version and exit
+  --version            print the version, commit, Go and cilium/ebpf versions, and exit
   -h, --help           this help
 
 Filters (with --tail; repeatable where it makes sense):
@@ -218,7 +215,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if o.showVer {
-		fmt.Fprintf(stdout, "sensor %s\n", version)
+		printVersion(stdout, readBuildInfo())
 		return 0
 	}
 	cfg := config.Default()
@@ -254,7 +251,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case o.cmd == "bom":
 		err = runBOM(ctx, cfg, o, stdout)
 	case o.tail:
-		err = runTail(ctx, cfg, o, stdout, logger)
+		err = runTail(ctx, cfg, o, stdout, stderr, logger)
 	default:
 		err = runDaemon(ctx, cfg, logger)
 	}

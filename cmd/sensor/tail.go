@@ -29,11 +29,16 @@ type printer struct {
 	w     *bufio.Writer
 	human *humanRenderer
 	ocsf  *export.OCSFEncoder
+	buf   []byte // the OCSF line being written
+	// diag takes, in the ocsf format, what OCSF has no class for (status,
+	// lost and gpu lines): stdout stays OCSF only, and the reader still
+	// learns what the view misses.
+	diag  io.Writer
 	match *export.Matcher
 	err   error
 }
 
-func newPrinter(out io.Writer, format string, noColor bool, match *export.Matcher) *printer {
+func newPrinter(out, diag io.Writer, format string, noColor bool, match *export.Matcher) *printer {
 	isTTY := false
 	if f, ok := out.(*os.File); ok {
 		isTTY = term.IsTerminal(int(f.Fd()))
@@ -44,14 +49,27 @@ func newPrinter(out io.Writer, format string, noColor bool, match *export.Matche
 			format = "text"
 		}
 	}
-	p := &printer{w: bufio.NewWriterSize(out, 64<<10), match: match}
+	p := &printer{w: bufio.NewWriterSize(out, 64<<10), diag: diag, match: match}
 	switch format {
 	case "text":
 		p.human = newHumanRenderer(p.w, isTTY && !noColor && os.Getenv("NO_COLOR") == "")
 	case "ocsf":
-		p.ocsf = export.NewOCSFEncoder(nil)
+		// In process, the events are this process's: this node, this
+		// build, no ring (so no metadata.uid).
+		p.ocsf = export.NewOCSFEncoder(&export.OCSFOptions{Hostname: nodeName(), ProductVersion: version})
 	}
 	return p
+}
+
+// attached gives OCSF lines the daemon's identity, the one its file
+// exporter writes: its node name, version and ring instance, so an event
+// has the same metadata.uid in both.
+func (p *printer) attached(node, daemonVersion, instance string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ocsf != nil {
+		p.ocsf = export.NewOCSFEncoder(&export.OCSFOptions{Hostname: node, ProductVersion: daemonVersion, InstanceID: instance})
+	}
 }
 
 // print renders ev if the filters let it through. Status lines are always
@@ -68,14 +86,15 @@ func (p *printer) print(ev *event.Event) {
 	case p.human != nil:
 		err = p.human.Render(ev)
 	case p.ocsf != nil:
-		if ev.Kind == event.KindStatus || ev.Kind == event.KindLost {
-			err = writeJSONLine(p.w, ev) // OCSF has no class for these; keep the native line
+		var b []byte
+		b, err = p.ocsf.AppendEncode(p.buf[:0], ev)
+		if errors.Is(err, export.ErrNoOCSFClass) {
+			err = writeDiagLine(p.diag, ev)
 			break
 		}
-		var b []byte
-		if b, err = p.ocsf.Encode(ev); err == nil {
-			p.w.Write(b)
-			err = p.w.WriteByte('\n')
+		if err == nil {
+			p.buf = append(b, '\n')
+			_, err = p.w.Write(p.buf)
 		}
 	default:
 		err = writeJSONLine(p.w, ev)
@@ -86,6 +105,17 @@ func (p *printer) print(ev *event.Event) {
 	if err != nil && p.err == nil {
 		p.err = err
 	}
+}
+
+// writeDiagLine writes the native JSON line of an event OCSF has no class
+// for.
+func writeDiagLine(w io.Writer, ev *event.Event) error {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
 }
 
 func writeJSONLine(w *bufio.Writer, ev *event.Event) error {
@@ -183,7 +213,7 @@ func excludesFromFlags(e *excludeFlags) ([]export.Filter, error) {
 
 // runTail is the on-call view: attach to the daemon when one runs, else run
 // the pipeline in this process.
-func runTail(ctx context.Context, cfg *config.Config, o *options, stdout io.Writer, log *slog.Logger) error {
+func runTail(ctx context.Context, cfg *config.Config, o *options, stdout, stderr io.Writer, log *slog.Logger) error {
 	filters, err := filtersFromFlags(&o.filter)
 	if err != nil {
 		return err
@@ -192,7 +222,7 @@ func runTail(ctx context.Context, cfg *config.Config, o *options, stdout io.Writ
 	if err != nil {
 		return usageError{err}
 	}
-	pr := newPrinter(stdout, o.output, o.noColor, match)
+	pr := newPrinter(stdout, stderr, o.output, o.noColor, match)
 
 	if !o.inProcess {
 		if _, err := os.Stat(cfg.Export.UnixSocket); err == nil {
@@ -210,6 +240,7 @@ func runTail(ctx context.Context, cfg *config.Config, o *options, stdout io.Writ
 				defer c.Close()
 				log.Debug("attached to the running daemon", "socket", cfg.Export.UnixSocket)
 				st.Ready = true
+				pr.attached(st.Fields["node"], st.Fields["version"], cur.Instance)
 				pr.print(&event.Event{Kind: event.KindStatus, Time: time.Now(), Status: st})
 				// Resume right after the head the status line reported: no
 				// event falls between the line and the stream.
@@ -246,11 +277,13 @@ func daemonStatus(ctx context.Context, c *export.Client) (*event.Status, *export
 		return nil, nil, err
 	}
 	st := &event.Status{Fields: map[string]string{"nvml": resp.GetNvmlState(), "node": resp.GetNodeName(),
-		"instance": resp.GetInstanceId(), "mode": "attached to daemon"}}
+		"instance": resp.GetInstanceId(), "version": resp.GetStatus().GetFields()["version"], "mode": "attached to daemon",
+		event.FieldSelfCheck: resp.GetStatus().GetFields()[event.FieldSelfCheck]}}
 	if s := resp.GetStatus(); s != nil {
 		st.Programs = s.GetPrograms()
 		st.Counters = s.GetCounters()
 	}
-	st.Message = "attached to the daemon; GPU: " + resp.GetNvmlState()
+	st.Message = "attached to the daemon; GPU: " + resp.GetNvmlState() +
+		selfCheckNote(resp.GetStatus().GetFields()[event.FieldSelfCheck])
 	return st, &export.Cursor{Instance: resp.GetInstanceId(), Seq: resp.GetRing().GetHeadSeq()}, nil
 }

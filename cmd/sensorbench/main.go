@@ -1,10 +1,22 @@
 // Command sensorbench measures what the sensor costs the workloads it
-// watches. Each storm (open, exec, connect+send, and an open storm of watched
-// model files) runs three ways, alternating in one run: with nothing
+// watches. Each storm runs three ways, alternating in one run: with nothing
 // attached ("none"), with empty programs on the same hooks ("floor": the
 // price of hooking those events at all) and with the sensor. It prints the
 // median speed of each relative to none, the events per second the sensor
-// delivered and the events it lost.
+// delivered, the events it lost, and the CPU time the sensor process itself
+// spent (reading and decoding) per 1000 events.
+//
+// Storms:
+//
+//	open        opens of one uninteresting file
+//	realistic   opens of the paths a Python server opens: site-packages
+//	            modules, /etc, /proc/self, /sys, /dev/null, shared libraries
+//	unwatched   a syscall the sensor does not watch (getppid)
+//	exec        fork+exec of /bin/true
+//	connect     TCP connect + send + close on loopback
+//	watched     the same watched model file, opened again and again
+//	distinct    watched opens of distinct model files (every open a new file)
+//	relative    opens of a relative path (not in the default set)
 //
 // Storms run in a child process (this binary re-executed with -worker),
 // because the sensor never reports its own process. Run as root:
@@ -46,10 +58,18 @@ func main() {
 	execs := flag.Int("execs", 2000, "fork+exec of /bin/true per exec storm")
 	conns := flag.Int("conns", 20000, "connect+send+close per connect storm (loopback)")
 	watched := flag.Int("watched", 200_000, "opens of a watched model file per watched-open storm (0 skips it)")
-	storms := flag.String("storms", "open,exec,connect,watched", "comma-separated storms to run (also: relative, opens of a relative path)")
-	flag.BoolVar(&progStats, "progstats", false, "in sensor runs, print each program's average run time (kernel BPF stats; adds some cost)")
+	realistic := flag.Int("realistic", 500_000, "opens per realistic-paths storm")
+	unwatched := flag.Int("unwatched", 2_000_000, "getppid calls per unwatched-syscall storm")
+	distinct := flag.Int("distinct", 200_000, "opens per distinct-model-files storm")
+	files := flag.Int("files", 2000, "distinct model files the distinct storm cycles through")
+	storms := flag.String("storms", "open,realistic,unwatched,exec,connect,watched,distinct",
+		"comma-separated storms to run (also: relative, opens of a relative path)")
+	flag.BoolVar(&progStats, "progstats", false, "in sensor runs, print each program's average run time (kernel BPF stats; adds some cost; "+
+		"the syscall handlers' time counts in kestrel_sys_enter/kestrel_sys_exit, which tail-call them)")
 	flag.Parse()
-	if err := run(*rounds, *opens, *execs, *conns, *watched, strings.Split(*storms, ",")); err != nil {
+	n := counts{opens: *opens, execs: *execs, conns: *conns, watched: *watched, realistic: *realistic,
+		unwatched: *unwatched, distinct: *distinct, files: *files}
+	if err := run(*rounds, n, strings.Split(*storms, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "sensorbench:", err)
 		os.Exit(1)
 	}
@@ -74,14 +94,20 @@ type storm struct {
 
 // sample is one storm run in one mode.
 type sample struct {
-	nsPerOp  float64 // wall clock
-	cpuPerOp float64 // CPU time of the storm process and its children
-	events   uint64
-	lost     uint64
-	seconds  float64
+	nsPerOp   float64 // wall clock
+	cpuPerOp  float64 // CPU time of the storm process and its children
+	events    uint64
+	lost      uint64
+	seconds   float64
+	sensorCPU time.Duration // user+sys of this process (the sensor's reader) during the storm
 }
 
-func run(rounds, opens, execs, conns, watched int, names []string) error {
+// counts are the operations per storm.
+type counts struct {
+	opens, execs, conns, watched, realistic, unwatched, distinct, files int
+}
+
+func run(rounds int, n counts, names []string) error {
 	if err := runtime.CheckPrivileges(); err != nil {
 		return err
 	}
@@ -97,18 +123,29 @@ func run(rounds, opens, execs, conns, watched int, names []string) error {
 			return err
 		}
 	}
+	realList, err := realisticPaths(dir)
+	if err != nil {
+		return err
+	}
+	distinctList, err := distinctModels(dir, n.files)
+	if err != nil {
+		return err
+	}
 	all := map[string]storm{
-		"open":     {"open", []string{"open", plain, strconv.Itoa(opens)}, opens},
-		"exec":     {"exec", []string{"exec", "/bin/true", strconv.Itoa(execs)}, execs},
-		"connect":  {"connect", []string{"connect", "", strconv.Itoa(conns)}, conns},
-		"watched":  {"watched", []string{"open", model, strconv.Itoa(watched)}, watched},
-		"relative": {"relative", []string{"openrel", plain, strconv.Itoa(opens)}, opens},
+		"open":      {"open", []string{"open", plain, strconv.Itoa(n.opens)}, n.opens},
+		"realistic": {"realistic", []string{"openlist", realList, strconv.Itoa(n.realistic)}, n.realistic},
+		"unwatched": {"unwatched", []string{"getppid", "-", strconv.Itoa(n.unwatched)}, n.unwatched},
+		"exec":      {"exec", []string{"exec", "/bin/true", strconv.Itoa(n.execs)}, n.execs},
+		"connect":   {"connect", []string{"connect", "", strconv.Itoa(n.conns)}, n.conns},
+		"watched":   {"watched", []string{"open", model, strconv.Itoa(n.watched)}, n.watched},
+		"distinct":  {"distinct", []string{"openlist", distinctList, strconv.Itoa(n.distinct)}, n.distinct},
+		"relative":  {"relative", []string{"openrel", plain, strconv.Itoa(n.opens)}, n.opens},
 	}
 	var list []storm
-	for _, n := range names {
-		s, ok := all[strings.TrimSpace(n)]
+	for _, name := range names {
+		s, ok := all[strings.TrimSpace(name)]
 		if !ok {
-			return fmt.Errorf("unknown storm %q (want open, exec, connect, watched, relative)", n)
+			return fmt.Errorf("unknown storm %q (want open, realistic, unwatched, exec, connect, watched, distinct, relative)", name)
 		}
 		if s.ops > 0 {
 			list = append(list, s)
@@ -181,6 +218,7 @@ func runMode(m mode, cfg config.CaptureConfig, list []storm) (map[string]sample,
 		}
 		before := s.ProgramStats()
 		e0, l0 := events.Load(), lost.Load()
+		cpu0 := selfCPU()
 		start := time.Now()
 		ns, cpu, err := runWorker(st.args)
 		if err != nil {
@@ -199,11 +237,12 @@ func runMode(m mode, cfg config.CaptureConfig, list []storm) (map[string]sample,
 			time.Sleep(3 * cfg.PollInterval.D())
 		}
 		out[st.name] = sample{
-			nsPerOp:  float64(ns) / float64(st.ops),
-			cpuPerOp: float64(cpu) / float64(st.ops),
-			events:   events.Load() - e0,
-			lost:     lost.Load() - l0,
-			seconds:  secs,
+			nsPerOp:   float64(ns) / float64(st.ops),
+			cpuPerOp:  float64(cpu) / float64(st.ops),
+			events:    events.Load() - e0,
+			lost:      lost.Load() - l0,
+			seconds:   secs,
+			sensorCPU: selfCPU() - cpu0,
 		}
 	}
 	cancel()
@@ -217,6 +256,15 @@ func runMode(m mode, cfg config.CaptureConfig, list []storm) (map[string]sample,
 		}
 	}
 	return out, nil
+}
+
+// selfCPU is the user and system time of this process: in sensor runs, the
+// ring-buffer reader and decoder (the BPF programs run in the storm's
+// process and count there). Waited-for children are not included.
+func selfCPU() time.Duration {
+	var ru unix.Rusage
+	unix.Getrusage(unix.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // runWorker runs one storm in a child and returns its elapsed wall-clock and
@@ -278,7 +326,7 @@ func report(w io.Writer, list []storm, results map[string]map[mode][]sample, rou
 	} {
 		fmt.Fprintf(w, "== %s\n", metric.title)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintf(tw, "storm\tops\tnone ns/op\tfloor/none\tsensor/none\tsensor-floor\tevents/s\tevents\tlost\t\n")
+		fmt.Fprintf(tw, "storm\tops\tnone ns/op\tfloor/none\tsensor/none\tsensor-floor\tevents/s\tevents\tlost\tsensor cpu ms\tcpu us/1k ev\t\n")
 		for _, st := range list {
 			r := results[st.name]
 			ns := func(m mode) float64 {
@@ -298,16 +346,25 @@ func report(w io.Writer, list []storm, results map[string]map[mode][]sample, rou
 				}
 				return median(v)
 			}
-			var evps []float64
+			var evps, cpuMS, cpuPer1k []float64
 			var events, lost uint64
 			for _, s := range r[modeSensor] {
 				evps = append(evps, float64(s.events)/s.seconds)
 				events += s.events
 				lost += s.lost
+				cpuMS = append(cpuMS, float64(s.sensorCPU.Microseconds())/1000)
+				if s.events >= 1000 { // fewer: the reader's idle polling, not events
+
+					cpuPer1k = append(cpuPer1k, float64(s.sensorCPU.Nanoseconds())/float64(s.events))
+				}
+			}
+			per1k := "-"
+			if len(cpuPer1k) > 0 {
+				per1k = fmt.Sprintf("%.0f", median(cpuPer1k))
 			}
 			fl, se := ratio(modeFloor), ratio(modeSensor)
-			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.3f\t%.3f\t%+.3f\t%.0f\t%d\t%d\t\n",
-				st.name, st.ops, ns(modeNone), fl, se, se-fl, median(evps), events, lost)
+			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.3f\t%.3f\t%+.3f\t%.0f\t%d\t%d\t%.1f\t%s\t\n",
+				st.name, st.ops, ns(modeNone), fl, se, se-fl, median(evps), events, lost, median(cpuMS), per1k)
 		}
 		tw.Flush()
 		for _, st := range list {
@@ -326,5 +383,6 @@ func report(w io.Writer, list []storm, results map[string]map[mode][]sample, rou
 		}
 	}
 	fmt.Fprintf(w, "medians of %d alternating rounds; ratios are speed relative to none (1.000 = no cost); "+
-		"events and lost are totals over the sensor runs\n", rounds)
+		"events and lost are totals over the sensor runs; sensor cpu is this process's user+sys during a sensor "+
+		"run (reader and decoder; the BPF programs count in the storm's time), per run and per 1000 events\n", rounds)
 }

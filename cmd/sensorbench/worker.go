@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -19,6 +20,9 @@ import (
 //
 //	open <path> <n>       n x open(path, O_RDONLY) + close
 //	openrel <path> <n>    the same, relative: chdir to dir(path), open base(path)
+//	openlist <file> <n>   n opens (O_RDONLY) cycling through the paths listed in
+//	                      file, one per line; failed opens count like others
+//	getppid - <n>         n x getppid, a syscall the sensor does not watch
 //	exec <binary> <n>     n x fork+exec+wait of binary
 //	connect - <n>         n x TCP connect to a loopback listener, send 1 KiB, close
 func worker(kind string, args []string) int {
@@ -40,6 +44,10 @@ func worker(kind string, args []string) int {
 		if err = os.Chdir(filepath.Dir(args[0])); err == nil {
 			elapsed, err = openStorm(filepath.Base(args[0]), n)
 		}
+	case "openlist":
+		elapsed, err = openListStorm(args[0], n)
+	case "getppid":
+		elapsed = getppidStorm(n)
 	case "exec":
 		elapsed, err = execStorm(args[0], n)
 	case "connect":
@@ -77,6 +85,39 @@ func openStorm(path string, n int) (time.Duration, error) {
 		unix.Close(fd)
 	}
 	return time.Since(start), nil
+}
+
+func openListStorm(list string, n int) (time.Duration, error) {
+	data, err := os.ReadFile(list)
+	if err != nil {
+		return 0, err
+	}
+	paths := strings.Fields(string(data))
+	if len(paths) == 0 {
+		return 0, fmt.Errorf("%s lists no paths", list)
+	}
+	opened := 0
+	start := time.Now()
+	for i := range n {
+		fd, err := unix.Open(paths[i%len(paths)], unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err == nil {
+			unix.Close(fd)
+			opened++
+		}
+	}
+	elapsed := time.Since(start)
+	if opened == 0 {
+		return 0, fmt.Errorf("no path of %s could be opened", list)
+	}
+	return elapsed, nil
+}
+
+func getppidStorm(n int) time.Duration {
+	start := time.Now()
+	for range n {
+		unix.Getppid()
+	}
+	return time.Since(start)
 }
 
 func execStorm(bin string, n int) (time.Duration, error) {

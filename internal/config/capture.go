@@ -63,7 +63,7 @@ const (
 )
 
 // DefaultWatchSuffixes are model-artifact extensions and sensitive file
-// endings (detections.md §1.4, ESC-006/008, CRED-003).
+// endings (docs/detection.md#model-files; ESC-006/008, CRED-003).
 var DefaultWatchSuffixes = []string{
 	// model weights and serialized models
 	".safetensors", ".gguf", ".ggml", ".pt", ".pth", ".ckpt", ".onnx", ".onnx_data", ".onnx.data",
@@ -89,7 +89,7 @@ var DefaultWatchNames = []string{
 }
 
 // DefaultWatchPrefixes are model roots, devices, kernel knobs, loader
-// configuration, secrets and runtime state (detections.md §1.1, §1.4, §4).
+// configuration, secrets and runtime state (docs/detection.md).
 var DefaultWatchPrefixes = []string{
 	// model roots
 	"/models/", "/mnt/models/", "/opt/ml/model", "/data/models/", "/workspace/models/", "/opt/nim/.cache/",

@@ -25,7 +25,7 @@ const (
 )
 
 // DefaultUMHAllowlist is the catalog's umh_allowlist: the programs the kernel
-// legitimately runs as usermode helpers (detections.md §1.5, ESC-003).
+// legitimately runs as usermode helpers (ESC-003 in docs/rules.md).
 var DefaultUMHAllowlist = []string{
 	"/sbin/modprobe", "/usr/sbin/modprobe", "/sbin/request-key", "/usr/sbin/request-key",
 	"/sbin/poweroff", "/usr/sbin/poweroff", "/sbin/reboot", "/usr/sbin/reboot",
@@ -34,7 +34,7 @@ var DefaultUMHAllowlist = []string{
 	"/sbin/bridge-stp", "/usr/sbin/bridge-stp", "/sbin/nfsdcltrack", "/usr/sbin/nfsdcltrack", "/sbin/hotplug",
 }
 
-// DefaultModelRoots are the catalog's model roots (detections.md §1.4). A "*"
+// DefaultModelRoots are the default model roots (docs/detection.md#model-files). A "*"
 // matches one path component.
 var DefaultModelRoots = []string{
 	"/models", "/mnt/models", "/opt/ml/model", "/data/models", "/workspace/models", "/opt/nim/.cache",
@@ -71,7 +71,7 @@ var DefaultPreloadAllowlist = []string{
 }
 
 // DetectConfig turns rules on and off, overrides severities and holds the
-// allowlists and tunables of detections.md §1.5.
+// allowlists and tunables described in docs/detection.md#knobs.
 //
 // Workload-keyed maps (model_updaters, loader_allowlist, egress_allowlist,
 // imds_allowlist, gpu_workload_allowlist, preload_allowlist) take as key

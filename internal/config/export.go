@@ -8,7 +8,7 @@ import (
 )
 
 // ExportConfig drives the event ring, the gRPC listeners and the file
-// exporter (DESIGN.md §6, internal/export).
+// exporter (docs/output.md, internal/export).
 type ExportConfig struct {
 	// RingSize is how many events the in-memory export ring keeps for
 	// subscribers, replay and resume.

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// TestDependencies keeps the floors of DESIGN.md §9: detect imports event
+// TestDependencies keeps the floors of docs/architecture.md: detect imports event
 // and config, never runtime, gpu or export, and never cilium/ebpf.
 func TestDependencies(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").Output()

@@ -34,6 +34,9 @@ type Options struct {
 	// leaves rules with what events say: no taint from held files, and
 	// namespace pids mapped only through Process.NSPID.
 	Proc ProcView
+	// Self names the sensor's own process for the SELF rules; zero turns
+	// off what needs it (SELF-003).
+	Self SelfIdentity
 }
 
 // Engine runs the enabled rules over enriched events and aggregates their
@@ -111,6 +114,7 @@ func New(cfg config.DetectConfig, opts *Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compile detect config: %w", err)
 	}
+	s.Self = opts.Self
 	e := &Engine{
 		settings: s,
 		state:    newState(cfg.StateSize, opts.HostNS, opts.Proc),

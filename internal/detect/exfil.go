@@ -13,7 +13,7 @@ import (
 )
 
 // Model-weight correlation state: the model registry wired into the engine,
-// the EXF-001 taint state machine (detections.md §4, EXF-001), per-socket
+// the EXF-001 taint state machine (EXF-001 in docs/rules.md), per-socket
 // and per-destination byte counts (EXF-003), per-container GPU allocation
 // facts (GPU-002/003/007) and the inventory behind Engine.Inventory.
 //

@@ -13,7 +13,7 @@ import (
 	"github.com/kestrel-sec/kestrel/internal/event"
 )
 
-// harnessAlloc is gpu.static_alloc of the harness (detections.md §5).
+// harnessAlloc is gpu.static_alloc of the scenario harness (docs/testing.md).
 func harnessAlloc(cg string) ([]int, bool) {
 	switch {
 	case strings.HasPrefix(cg, "/simctr-infer-"):
@@ -97,7 +97,7 @@ func within10(got, want uint64) bool {
 	return math.Abs(float64(got)-float64(want)) <= 0.1*float64(want)
 }
 
-// a8 is detections.md A8: recon, tar (with its compressor child, which
+// a8 is scenario A8 (docs/testing.md): recon, tar (with its compressor child, which
 // opens the archive before tar reads the weights) to /tmp/w.tgz, curl -T.
 func a8(sent uint64) []*event.Event {
 	c := ctr("simctr-infer-a8")
@@ -128,7 +128,7 @@ func a8(sent uint64) []*event.Event {
 	}
 }
 
-// a9 is detections.md A9: python copies an HF snapshot (raw .safetensors,
+// a9 is scenario A9 (docs/testing.md): python copies an HF snapshot (raw .safetensors,
 // resolved blobs/<sha>) to /dev/shm, then sends it over a raw socket.
 func a9(sent uint64) []*event.Event {
 	c := ctr("simctr-infer-a9")

@@ -10,7 +10,7 @@ import (
 	"github.com/kestrel-sec/kestrel/internal/event"
 )
 
-// Synthetic enriched events, shaped like the harness of detections.md §5.
+// Synthetic enriched events, shaped like the scenario harness (docs/testing.md).
 
 var (
 	t0     = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
@@ -26,7 +26,7 @@ var (
 
 const allCaps = 0x1ffffffffff
 
-// harnessConfig is the detect section of the harness (detections.md §5).
+// harnessConfig is the detect section of the scenario harness (docs/testing.md).
 func harnessConfig() config.DetectConfig {
 	c := config.Default().Detect
 	c.InferenceSelector = config.Selector{CgroupRegex: config.Patterns{"^/simctr-infer-"}}
@@ -51,7 +51,7 @@ func newTestEngine(t testing.TB, mod func(*config.DetectConfig)) *Engine {
 	if mod != nil {
 		mod(&c)
 	}
-	e, err := New(c, &Options{HostNS: hostNS})
+	e, err := New(c, &Options{HostNS: hostNS, Self: testSelf})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/kestrel-sec/kestrel/internal/event"
 )
 
-// TestFindingJSON pins the JSON line of a finding (DESIGN.md §6): rule
+// TestFindingJSON pins the JSON line of a finding (docs/output.md): rule
 // metadata, the actor with its lineage, the container and pod, the
 // explanation and the evidence.
 func TestFindingJSON(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 )
 
 // Table cases of the GPU-* and EXF-* rules for TestRules: per rule, the
-// attack shapes of detections.md §6 fire and the benign shapes of §7 stay
+// attack shapes of the scenarios (docs/testing.md) fire and the benign shapes stay
 // silent. Multi-step correlation (EXF-001) is tested in exfil_test.go.
 
 const (

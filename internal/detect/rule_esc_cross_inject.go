@@ -6,11 +6,6 @@ import (
 	"github.com/kestrel-sec/kestrel/internal/event"
 )
 
-// ptraceNames names the ptrace requests the kernel side reports (every one
-// that attaches or writes the tracee; TRACEME aside).
-var ptraceNames = map[uint64]string{4: "POKETEXT", 5: "POKEDATA", 6: "POKEUSER", 13: "SETREGS", 15: "SETFPREGS",
-	16: "ATTACH", 0x4205: "SETREGSET", 0x4206: "SEIZE"}
-
 type esc011 struct{ baseRule }
 
 func newESC011(*Settings) Rule {
@@ -49,7 +44,7 @@ func (r *esc011) Eval(ctx *Context, ev *event.Event) {
 		switch s.Name {
 		case "ptrace":
 			name, ok := ptraceNames[s.Flags]
-			if !ok {
+			if !ok || s.Flags == 0 { // TRACEME names no target
 				return
 			}
 			cond, detail = "ptrace", "ptrace "+name

@@ -7,7 +7,7 @@ import (
 	"github.com/kestrel-sec/kestrel/internal/event"
 )
 
-// EXF — model-weight exfiltration (detections.md §4, EXF-001…006).
+// EXF — model-weight exfiltration (docs/rules.md, EXF-001…006).
 
 type exf001 struct{ baseRule }
 

@@ -13,7 +13,7 @@ import (
 
 var errNotIndex = errors.New("not a GPU index")
 
-// GPU — GPU-node and inference-workload rules (detections.md §4,
+// GPU — GPU-node and inference-workload rules (docs/rules.md,
 // GPU-001…008).
 
 // inferenceServers are the server executables of GPU-001's parent test.

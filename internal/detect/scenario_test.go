@@ -15,7 +15,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
-// The scenarios of detections.md §6–§7 as the sensor would see them after
+// The scenarios of docs/testing.md as the sensor would see them after
 // enrichment: the event streams of the harness scripts, replayed offline.
 // They check the rules of this package (issue 5); the EXF/GPU rules of
 // issue 6 are checked by their own tests.

@@ -18,7 +18,7 @@ import (
 type Kind uint8
 
 // Event kinds. The string forms (see Kind.String) are the "kind" field of the
-// JSON contract in DESIGN.md §6 and must not change.
+// JSON contract (docs/output.md) and must not change.
 const (
 	KindInvalid Kind = iota
 	KindExec
@@ -213,6 +213,13 @@ type File struct {
 	// model file a process held (descriptor or mapping) when the sensor
 	// started, read from /proc.
 	Syscall string
+	// ExitOnly is set when the open was refused before it ran (a seccomp
+	// filter or a tracer; sys_enter never fired) and was seen at sys_exit
+	// only, with the errno in Result.
+	ExitOnly bool
+	// Compat is set for a 32-bit syscall on a 64-bit kernel (a 32-bit
+	// binary, or int 0x80 from a 64-bit one).
+	Compat bool
 }
 
 // Open flag bits (asm-generic, as on x86-64 and arm64).
@@ -269,9 +276,19 @@ type Net struct {
 	Fd int32
 }
 
+// SyscallNames are the values Syscall.Name takes: one name per family of
+// escape-primitive calls the kernel side reports (umount2 is "umount",
+// renameat2 is "rename", dup3 is "dup", tgkill is "kill"). Exporters map
+// each of them; a new name is added here first.
+var SyscallNames = []string{
+	"mount", "umount", "unshare", "setns", "ptrace", "process_vm_readv", "process_vm_writev",
+	"init_module", "finit_module", "delete_module", "bpf", "memfd_create", "rename", "unlink",
+	"link", "symlink", "dup", "mknod", "pivot_root", "chroot", "kill",
+}
+
 // Syscall is the payload of the escape-primitive syscalls.
 type Syscall struct {
-	Name   string // mount, umount, setns, unshare, ptrace, process_vm_readv, init_module, finit_module, bpf, memfd_create, rename, unlink, link, symlink, dup, pivot_root, chroot, mknod, kill
+	Name   string // one of SyscallNames
 	Ret    int64
 	Flags  uint64 // clone flags, mount flags, nstype, ptrace request, bpf cmd ...
 	Target uint32 // target pid for ptrace, process_vm_*, kill; 0 if none
@@ -288,6 +305,13 @@ type Syscall struct {
 	NSInode uint32
 	// FdIsSocket is set for dup onto stdio when the old fd is a socket.
 	FdIsSocket bool
+	// ExitOnly is set when the call was refused before it ran (a seccomp
+	// filter or a tracer; sys_enter never fired) and was seen at sys_exit
+	// only, with the errno in Ret: a blocked attempt.
+	ExitOnly bool
+	// Compat is set for a 32-bit syscall on a 64-bit kernel (a 32-bit
+	// binary, or int 0x80 from a 64-bit one).
+	Compat bool
 }
 
 // Exit is the payload of exit events.

@@ -5,7 +5,7 @@ import (
 	"strconv"
 )
 
-// The JSON contract of DESIGN.md §6. These mirror types keep the wire names in
+// The JSON contract (docs/output.md). These mirror types keep the wire names in
 // one place; Event itself carries no tags so the hot path stays free of them.
 
 type jsonProcess struct {
@@ -50,6 +50,8 @@ type jsonFile struct {
 	Result     int32  `json:"result"`
 	Syscall    string `json:"syscall,omitempty"`
 	Size       *int64 `json:"size,omitempty"`
+	ExitOnly   bool   `json:"exit_only,omitempty"`
+	Compat     bool   `json:"compat,omitempty"`
 }
 
 type jsonNet struct {
@@ -79,6 +81,8 @@ type jsonSys struct {
 	Fd2        int32  `json:"fd2,omitempty"`
 	NSInode    uint32 `json:"ns_inode,omitempty"`
 	FdIsSocket bool   `json:"fd_is_socket,omitempty"`
+	ExitOnly   bool   `json:"exit_only,omitempty"`
+	Compat     bool   `json:"compat,omitempty"`
 }
 
 type jsonGPU struct {
@@ -124,7 +128,7 @@ type jsonEvent struct {
 // TimeFormat is RFC 3339 with nanoseconds, as the contract requires.
 const TimeFormat = "2006-01-02T15:04:05.000000000Z07:00"
 
-// MarshalJSON renders e in the --tail -o json contract (DESIGN.md §6).
+// MarshalJSON renders e in the --tail -o json contract (docs/output.md).
 func (e *Event) MarshalJSON() ([]byte, error) {
 	return json.Marshal(toJSON(e, 0))
 }
@@ -139,7 +143,8 @@ func toJSON(e *Event, depth int) *jsonEvent {
 	j.Container = containerJSON(e.Container)
 	if f := e.File; f != nil {
 		jf := &jsonFile{Path: f.Path, RawPath: f.RawPath, PathSource: f.PathSource.String(), Flags: f.Flags,
-			FlagNames: OpenFlagString(f.Flags), Mode: f.Mode, Result: f.Result, Syscall: f.Syscall}
+			FlagNames: OpenFlagString(f.Flags), Mode: f.Mode, Result: f.Result, Syscall: f.Syscall,
+			ExitOnly: f.ExitOnly, Compat: f.Compat}
 		if f.Size >= 0 {
 			sz := f.Size
 			jf.Size = &sz
@@ -159,7 +164,8 @@ func toJSON(e *Event, depth int) *jsonEvent {
 	}
 	if s := e.Sys; s != nil {
 		j.Sys = &jsonSys{Name: s.Name, Ret: s.Ret, Flags: s.Flags, Target: s.Target, Path: s.Path, Path2: s.Path2,
-			Arg: s.Arg, Arg2: s.Arg2, Fd: s.Fd, Fd2: s.Fd2, NSInode: s.NSInode, FdIsSocket: s.FdIsSocket}
+			Arg: s.Arg, Arg2: s.Arg2, Fd: s.Fd, Fd2: s.Fd2, NSInode: s.NSInode, FdIsSocket: s.FdIsSocket,
+			ExitOnly: s.ExitOnly, Compat: s.Compat}
 	}
 	if g := e.GPU; g != nil {
 		j.GPU = &jsonGPU{Change: g.Change, UUID: g.UUID, Index: g.Index, MIG: g.MIG, Name: g.Name, PID: g.PID, UsedBytes: g.UsedBytes}
@@ -253,7 +259,11 @@ var openFlagNames = []struct {
 
 // OpenFlagString renders open(2) flags as "O_RDONLY|O_CLOEXEC".
 func OpenFlagString(flags uint32) string {
-	var b []byte
+	return string(AppendOpenFlags(nil, flags))
+}
+
+// AppendOpenFlags appends the OpenFlagString form of flags to b.
+func AppendOpenFlags(b []byte, flags uint32) []byte {
 	switch flags & OAccMode {
 	case ORdonly:
 		b = append(b, "O_RDONLY"...)
@@ -270,5 +280,5 @@ func OpenFlagString(flags uint32) string {
 			b = append(b, f.name...)
 		}
 	}
-	return string(b)
+	return b
 }

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// The --tail -o json contract (DESIGN.md §6): every line has kind, time in
+// The --tail -o json contract (docs/output.md): every line has kind, time in
 // RFC 3339 with nanoseconds, a process object and a container that is null on
 // the host.
 func TestJSONContract(t *testing.T) {

@@ -154,7 +154,7 @@ func processToProto(pr *event.Process) *sensorv1.Process {
 		p.Env = append(p.Env, &sensorv1.EnvVar{Name: e.Name, Value: e.Value})
 	}
 	for _, a := range pr.Ancestors {
-		p.Ancestors = append(p.Ancestors, &sensorv1.Ancestor{Pid: a.PID, Exe: a.Exe})
+		p.Ancestors = append(p.Ancestors, &sensorv1.Ancestor{Pid: a.PID, Exe: a.Exe, Comm: a.Comm})
 	}
 	return p
 }
@@ -274,7 +274,7 @@ func processFromProto(p *sensorv1.Process) *event.Process {
 		pr.Env = append(pr.Env, event.EnvVar{Name: e.GetName(), Value: e.GetValue()})
 	}
 	for _, a := range p.GetAncestors() {
-		pr.Ancestors = append(pr.Ancestors, event.Ancestor{PID: a.GetPid(), Exe: a.GetExe()})
+		pr.Ancestors = append(pr.Ancestors, event.Ancestor{PID: a.GetPid(), Exe: a.GetExe(), Comm: a.GetComm()})
 	}
 	return pr
 }

@@ -29,7 +29,7 @@ func TestEventProtoRoundTrip(t *testing.T) {
 		PID: 1, TID: 2, PPID: 3, ForkParent: 4, UID: 5, EUID: 6, Comm: "c", Exe: "/e", Args: []string{"a"}, Cwd: "/w",
 		Env: []event.EnvVar{{Name: "LD_PRELOAD", Value: "/x.so"}}, StartTime: fixedTime, ExecTime: fixedTime.Add(time.Second),
 		CgroupID: 7, NS: event.Namespaces{Mnt: 1, PID: 2, Net: 3, User: 4, UTS: 5, IPC: 6, Cgroup: 7}, CapEff: 0x1ff, CapPrm: 0x3ff,
-		TTY: true, GPUOwner: true, ExeMemfd: true, Ancestors: []event.Ancestor{{PID: 3, Exe: "/p"}}}}
+		TTY: true, GPUOwner: true, ExeMemfd: true, Ancestors: []event.Ancestor{{PID: 3, Exe: "/p", Comm: "p"}, {PID: 2, Comm: "kthreadd"}}}}
 	for name, ev := range fixtures {
 		t.Run(name, func(t *testing.T) {
 			wire, err := proto.Marshal(EventToProto(ev))
@@ -106,7 +106,7 @@ func FuzzEventFromProto(f *testing.F) {
 	})
 }
 
-// The export package stays on its floor (DESIGN.md §9): it imports event and
+// The export package stays on its floor (docs/architecture.md): it imports event and
 // config of ours, the generated proto, and never another middle package or
 // cilium/ebpf.
 func TestImportsStayOnTheFloor(t *testing.T) {

@@ -8,7 +8,7 @@
 //
 // The pipeline only ever calls [Ring.Publish], which never blocks: every
 // consumer reads the ring at its own pace, and one that falls behind is told
-// how many events it lost (DESIGN.md §8).
+// how many events it lost (docs/architecture.md#losses).
 //
 // It imports event and config, never the other middle-floor packages.
 package export

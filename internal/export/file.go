@@ -50,6 +50,7 @@ type FileExporter struct {
 	mu    sync.Mutex
 	f     *os.File
 	stats FileStats
+	buf   []byte // the OCSF line being written
 }
 
 // NewFileExporter opens (or creates) cfg.Path for appending.
@@ -97,15 +98,18 @@ func (x *FileExporter) open() error {
 	return nil
 }
 
-// encode renders one line (with its newline) or reports why not.
-func (x *FileExporter) encode(ev *event.Event) ([]byte, error) {
-	var b []byte
-	var err error
+// encodeLocked renders one line (with its newline) into x.buf, which it
+// reuses, or reports why not.
+func (x *FileExporter) encodeLocked(ev *event.Event) ([]byte, error) {
 	if x.ocsf != nil {
-		b, err = x.ocsf.Encode(ev)
-	} else {
-		b, err = ev.MarshalJSON()
+		b, err := x.ocsf.AppendEncode(x.buf[:0], ev)
+		if err != nil {
+			return nil, err
+		}
+		x.buf = append(b, '\n')
+		return x.buf, nil
 	}
+	b, err := ev.MarshalJSON()
 	if err != nil {
 		return nil, err
 	}
@@ -125,9 +129,9 @@ func (x *FileExporter) Write(ev *event.Event) error {
 		x.mu.Unlock()
 		return nil
 	}
-	line, err := x.encode(ev)
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	line, err := x.encodeLocked(ev)
 	if errors.Is(err, ErrNoOCSFClass) {
 		x.stats.Skipped++
 		return nil

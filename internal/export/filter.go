@@ -12,7 +12,7 @@ import (
 
 // Filter selects events. Every field that is set must match; an unset field
 // matches everything. It is the one filter type of the API, the --tail flags
-// and the exporters (research/ecosystem.md §1.6).
+// and the exporters (docs/output.md).
 type Filter struct {
 	Kinds []event.Kind
 	// MinSeverity, when set, matches only findings at or above it.

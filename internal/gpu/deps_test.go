@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// TestImportShape keeps the package on the middle floor (DESIGN.md §9): it
+// TestImportShape keeps the package on the middle floor (docs/architecture.md): it
 // may import event and config, never runtime, detect, export or the eBPF
 // library.
 func TestImportShape(t *testing.T) {

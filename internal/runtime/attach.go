@@ -16,11 +16,14 @@ import (
 
 // attachAll attaches every loaded program from its ELF section name, in
 // name order, so that programs added to bpf/ (net.bpf.h, ...) need no loader
-// change. A non-optional program that does not attach fails the load.
+// change. The syscall handlers are not attached: the dispatcher tail-calls
+// them. A non-optional program that does not attach fails the load.
 func (s *Sensor) attachAll(spec *ebpf.CollectionSpec) error {
 	names := make([]string, 0, len(s.coll.Programs))
 	for name := range s.coll.Programs {
-		names = append(names, name)
+		if !isSyscallHandler(name) {
+			names = append(names, name)
+		}
 	}
 	sort.Strings(names)
 	var cgroupRoot string
@@ -38,18 +41,12 @@ func (s *Sensor) attachAll(spec *ebpf.CollectionSpec) error {
 		}
 		l, err := attachOne(s.coll.Programs[name], ps, cgroupRoot)
 		if err != nil {
-			if errors.Is(err, os.ErrNotExist) && strings.HasPrefix(ps.SectionName, "tracepoint/syscalls/") {
-				// Legacy calls (open, rename, dup2 ...) do not exist on
-				// every architecture (their *at forms are hooked too), and
-				// module calls not on kernels built without modules.
-				s.log.Info("syscall tracepoint absent on this kernel; program not attached", "program", name, "section", ps.SectionName)
-				continue
-			}
 			if strings.HasSuffix(name, optionalSuffix) {
 				s.log.Warn("optional BPF program not attached", "program", name, "error", err)
 				continue
 			}
-			return fmt.Errorf("attach %s (%s): %w", name, ps.SectionName, err)
+			caps, why := programCaps(ps.Type)
+			return explainEPERM(fmt.Sprintf("attach %s (%s)", name, ps.SectionName), err, caps, why)
 		}
 		s.links = append(s.links, l)
 		s.progs = append(s.progs, name)
@@ -81,11 +78,9 @@ func attachOne(prog *ebpf.Program, ps *ebpf.ProgramSpec, cgroupRoot string) (lin
 	case prefix == "raw_tp" || prefix == "raw_tracepoint":
 		return link.AttachRawTracepoint(link.RawTracepointOptions{Name: rest, Program: prog})
 	case prefix == "tracepoint" || prefix == "tp":
-		group, name, ok := strings.Cut(rest, "/")
-		if !ok {
-			return nil, fmt.Errorf("section %q: want tracepoint/<group>/<name>", sec)
-		}
-		return link.Tracepoint(group, name, prog, nil)
+		// Classic tracepoints are found by id in tracefs, which a pod
+		// without CAP_SYS_ADMIN can neither mount nor count on.
+		return nil, fmt.Errorf("section %q: classic tracepoints need tracefs; use tp_btf or raw_tp", sec)
 	case isCgroupType(ps.Type):
 		return link.AttachCgroup(link.CgroupOptions{Path: cgroupRoot, Attach: ps.AttachType, Program: prog})
 	}
@@ -94,6 +89,8 @@ func attachOne(prog *ebpf.Program, ps *ebpf.ProgramSpec, cgroupRoot string) (lin
 
 // emptyPrograms replaces every program body with an immediate return, so the
 // floor runs on exactly the sensor's hooks. Cgroup programs return 1 (allow).
+// For syscalls the floor is the empty dispatcher on sys_enter and sys_exit:
+// the price of running a program on every syscall, before any bitmap test.
 func emptyPrograms(spec *ebpf.CollectionSpec) {
 	for _, ps := range spec.Programs {
 		var ret int64
@@ -102,33 +99,6 @@ func emptyPrograms(spec *ebpf.CollectionSpec) {
 		}
 		ps.Instructions = asm.Instructions{asm.Mov.Imm(asm.R0, int32(ret)), asm.Return()}
 	}
-}
-
-func needsTracefs(spec *ebpf.CollectionSpec) bool {
-	for _, ps := range spec.Programs {
-		if strings.HasPrefix(ps.SectionName, "tracepoint/") || strings.HasPrefix(ps.SectionName, "tp/") {
-			return true
-		}
-	}
-	return false
-}
-
-const tracefsPath = "/sys/kernel/tracing"
-
-// ensureTracefs mounts tracefs at /sys/kernel/tracing when it is absent:
-// classic tracepoints are looked up there by id. The mount is left in place
-// (as systemd would have made it); it holds no sensor state.
-func ensureTracefs() error {
-	if _, err := os.Stat(tracefsPath + "/events"); err == nil {
-		return nil
-	}
-	if _, err := os.Stat("/sys/kernel/debug/tracing/events"); err == nil {
-		return nil
-	}
-	if err := unix.Mount("tracefs", tracefsPath, "tracefs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-		return fmt.Errorf("mount tracefs at %s (needed for syscall tracepoints): %w", tracefsPath, err)
-	}
-	return nil
 }
 
 // cgroupV2Root returns the mount point of the cgroup v2 hierarchy listed in
@@ -144,6 +114,12 @@ func cgroupV2Root(mountinfo string) (string, error) {
 }
 
 func parseCgroupV2Root(sc *bufio.Scanner) (string, error) {
+	// Inside a pod, the runtime's own cgroup2 mount shows the container's
+	// cgroup namespace (its root is the pod's cgroup) and comes first; the
+	// host's hierarchy is a hostPath. Programs attached to the former would
+	// see only the sensor's processes: take the mount whose root directory
+	// is the hierarchy's root, cgroup 1, else the first.
+	first := ""
 	for sc.Scan() {
 		// id parent major:minor root mountpoint options [optional...] - fstype source superopts
 		line := sc.Text()
@@ -159,10 +135,20 @@ func parseCgroupV2Root(sc *bufio.Scanner) (string, error) {
 		if len(fields) < 5 {
 			continue
 		}
-		return unescapeMountinfo(fields[4]), nil
+		point := unescapeMountinfo(fields[4])
+		var st unix.Stat_t
+		if unix.Stat(point, &st) == nil && st.Ino == 1 {
+			return point, nil
+		}
+		if first == "" {
+			first = point
+		}
 	}
 	if err := sc.Err(); err != nil {
 		return "", fmt.Errorf("read mountinfo: %w", err)
+	}
+	if first != "" {
+		return first, nil
 	}
 	return "", errors.New("no cgroup2 mount in mountinfo: cgroup programs need the cgroup v2 hierarchy mounted")
 }
@@ -185,41 +171,3 @@ func unescapeMountinfo(s string) string {
 }
 
 func isOctal(c byte) bool { return c >= '0' && c <= '7' }
-
-// CheckPrivileges reports what the sensor lacks to load its programs: root
-// or the capabilities CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN, the kernel's
-// BTF, and a BPF-capable kernel. The error lists every missing piece.
-func CheckPrivileges() error {
-	var missing []string
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		missing = append(missing, fmt.Sprintf("cannot read capabilities: %v", err))
-	} else {
-		eff := uint64(data[0].Effective) | uint64(data[1].Effective)<<32
-		for _, c := range []struct {
-			bit  uint
-			name string
-			why  string
-		}{
-			{unix.CAP_BPF, "CAP_BPF", "load programs and create maps"},
-			{unix.CAP_PERFMON, "CAP_PERFMON", "attach tracing programs and read kernel memory"},
-			{unix.CAP_SYS_ADMIN, "CAP_SYS_ADMIN", "attach cgroup programs and mount tracefs"},
-		} {
-			if eff&(1<<c.bit) == 0 {
-				missing = append(missing, fmt.Sprintf("%s (to %s)", c.name, c.why))
-			}
-		}
-	}
-	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
-		missing = append(missing, "kernel BTF at /sys/kernel/btf/vmlinux (needs CONFIG_DEBUG_INFO_BTF=y): "+err.Error())
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	msg := "the sensor cannot load its eBPF programs; missing: " + strings.Join(missing, "; ")
-	if os.Geteuid() != 0 {
-		msg += " (run as root, e.g. with sudo)"
-	}
-	return errors.New(msg)
-}

@@ -17,6 +17,7 @@ const (
 	recFork    = 2
 	recExit    = 3
 	recOpen    = 4
+	recCgroup  = 5
 	recNetMin  = 10
 	recNetMax  = 19
 	recSyscall = 20
@@ -57,10 +58,11 @@ const (
 	envSlot      = 4096
 	execFTTY     = 1 << 0
 	execFEnvTr   = 1 << 2
-	forkSize     = 72
+	forkSize     = 80
 	forkChild    = 56
 	forkParent   = 60
 	forkStart    = 64
+	forkCgroup   = 72
 	exitSize     = 72
 	exitCode     = 56
 	exitStart    = 64
@@ -80,6 +82,8 @@ const (
 	rawSlot      = 512
 	openFKernel  = 1 << 2
 	openFBase    = 1 << 3
+	openFExit    = 1 << 4
+	openFCompat  = 1 << 5
 	openCallMax  = 3
 	maxArgsKept  = 64
 	maxEnvValLen = 256
@@ -235,6 +239,8 @@ func (d *decoder) decode(b []byte) (*event.Event, error) {
 		return decodeNet(&h, b)
 	case h.Type == recSyscall:
 		return d.decodeSyscall(&h, b)
+	case h.Type == recSignal:
+		return d.decodeSignal(&h, b)
 	}
 	return nil, malformed("unknown record type %d", h.Type)
 }
@@ -326,6 +332,9 @@ func (d *decoder) decodeFork(h *recHeader, b []byte) (*event.Event, error) {
 	p.PPID = le.Uint32(b[forkParent:])
 	p.ForkParent = p.PPID
 	p.StartTime = d.wall(le.Uint64(b[forkStart:]))
+	if id := le.Uint64(b[forkCgroup:]); id != 0 {
+		p.CgroupID = id // the child's: clone3 can place it in another cgroup
+	}
 	pe.e = event.Event{Kind: event.KindFork, Time: h.Time, Process: p}
 	return &pe.e, nil
 }
@@ -366,12 +375,14 @@ func (d *decoder) decodeOpen(h *recHeader, b []byte) (*event.Event, error) {
 	fe := &fileEvent{p: h.Process}
 	f := &fe.f
 	*f = event.File{
-		RawPath: raw,
-		Flags:   le.Uint32(b[openFlags:]),
-		Mode:    le.Uint32(b[openMode:]),
-		Result:  int32(le.Uint32(b[openResult:])),
-		Size:    -1,
-		Syscall: openCallNames[call],
+		RawPath:  raw,
+		Flags:    le.Uint32(b[openFlags:]),
+		Mode:     le.Uint32(b[openMode:]),
+		Result:   int32(le.Uint32(b[openResult:])),
+		Size:     -1,
+		Syscall:  openCallNames[call],
+		ExitOnly: rflags&openFExit != 0,
+		Compat:   rflags&openFCompat != 0,
 	}
 	switch {
 	case rflags&openFKernel != 0 && kpath != "":

@@ -22,7 +22,9 @@ const (
 	sysArgSlot  = 64
 	sysSize     = 2224
 
-	sysFSocket = 1 << 0
+	sysFSocket   = 1 << 0
+	sysFExitOnly = 1 << 3
+	sysFCompat   = 1 << 4
 )
 
 // sysCallNames are the event.Syscall names of enum sys_call.
@@ -58,6 +60,7 @@ func (d *decoder) decodeSyscall(h *recHeader, b []byte) (*event.Event, error) {
 	if err != nil {
 		return nil, err
 	}
+	sflags := le.Uint16(b[sysSFlags:])
 	se := &sysEvent{p: h.Process}
 	se.s = event.Syscall{
 		Name:       sysCallNames[call],
@@ -71,7 +74,9 @@ func (d *decoder) decodeSyscall(h *recHeader, b []byte) (*event.Event, error) {
 		Fd:         int32(le.Uint32(b[sysFd:])),
 		Fd2:        int32(le.Uint32(b[sysFd2:])),
 		NSInode:    le.Uint32(b[sysNSInode:]),
-		FdIsSocket: le.Uint16(b[sysSFlags:])&sysFSocket != 0,
+		FdIsSocket: sflags&sysFSocket != 0,
+		ExitOnly:   sflags&sysFExitOnly != 0,
+		Compat:     sflags&sysFCompat != 0,
 	}
 	se.e = event.Event{Kind: event.KindSyscall, Time: h.Time, Process: &se.p, Sys: &se.s}
 	return &se.e, nil

@@ -94,6 +94,8 @@ func TestDecodeOpen(t *testing.T) {
 			"y.pt", event.PathUnresolved, -1},
 		{"nsfs file", openFields{result: 4, call: 3, rflags: openFKernel, raw: "/proc/self/ns/mnt", path: "mnt:[4026531841]"},
 			"mnt:[4026531841]", event.PathKernel, 0},
+		{"refused before sys_enter, compat", openFields{result: -1, call: 0, rflags: openFExit | openFCompat, raw: "/etc/shadow"},
+			"/etc/shadow", event.PathAsPassed, -1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,7 +106,8 @@ func TestDecodeOpen(t *testing.T) {
 			}
 			f := e.File
 			if f.Path != tt.path || f.PathSource != tt.source || f.Size != tt.size || f.Result != tt.f.result ||
-				f.RawPath != tt.f.raw || f.Syscall != openCallNames[tt.f.call] {
+				f.RawPath != tt.f.raw || f.Syscall != openCallNames[tt.f.call] ||
+				f.ExitOnly != (tt.f.rflags&openFExit != 0) || f.Compat != (tt.f.rflags&openFCompat != 0) {
 				t.Errorf("got %+v; want path %q source %v size %d", f, tt.path, tt.source, tt.size)
 			}
 		})
@@ -124,13 +127,18 @@ func TestDecodeOpenDevice(t *testing.T) {
 
 func TestDecodeForkExit(t *testing.T) {
 	d := testDecoder()
-	e, err := d.decode(buildFork(testHdr, 5000, 4242, 6e9))
+	e, err := d.decode(buildFork(testHdr, 5000, 4242, 6e9, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if e.Kind != event.KindFork || e.Process.PID != 5000 || e.Process.TID != 5000 || e.Process.PPID != 4242 ||
-		e.Process.ForkParent != 4242 || !e.Process.StartTime.Equal(epoch.Add(6*time.Second)) {
+		e.Process.ForkParent != 4242 || !e.Process.StartTime.Equal(epoch.Add(6*time.Second)) ||
+		e.Process.CgroupID != testHdr.cgroup {
 		t.Errorf("fork: %+v", e.Process)
+	}
+	// clone3(CLONE_INTO_CGROUP): the child's cgroup, not the parent's.
+	if e, err := d.decode(buildFork(testHdr, 5001, 4242, 6e9, 777)); err != nil || e.Process.CgroupID != 777 {
+		t.Errorf("fork into cgroup 777: %+v, %v", e, err)
 	}
 	for _, tt := range []struct {
 		status       uint32
@@ -162,11 +170,26 @@ func TestDecodeSyscall(t *testing.T) {
 	if e.Sys.Name != "mount" || e.Sys.Path != "/dev/sda1" || e.Sys.Path2 != "/mnt" || e.Sys.Arg != "ext4" {
 		t.Errorf("mount: %+v", *e.Sys)
 	}
+	b := buildSys(testHdr, 2, -1, "", "", "")
+	le.PutUint16(b[sysSFlags:], sysFExitOnly|sysFCompat)
+	if e, err = testDecoder().decode(b); err != nil {
+		t.Fatal(err)
+	}
+	if !e.Sys.ExitOnly || !e.Sys.Compat || e.Sys.FdIsSocket {
+		t.Errorf("flags exit-only|compat decoded as %+v", *e.Sys)
+	}
 	for i, name := range sysCallNames {
 		e, err := testDecoder().decode(buildSys(testHdr, uint16(i), 0, "", "", ""))
 		if err != nil || e.Sys.Name != name {
 			t.Errorf("call %d: %v, %v; want %s", i, e, err, name)
 		}
+		// The exporters map every name of the contract, and only those.
+		if !slices.Contains(event.SyscallNames, name) {
+			t.Errorf("call %d: %q is not in event.SyscallNames; add it there and map it in the exporters", i, name)
+		}
+	}
+	if len(event.SyscallNames) != len(sysCallNames) {
+		t.Errorf("event.SyscallNames has %d names; the decoder produces %d", len(event.SyscallNames), len(sysCallNames))
 	}
 }
 
@@ -192,7 +215,7 @@ func TestDecodeMalformed(t *testing.T) {
 		{"open path length", mut(open, func(b []byte) []byte { le.PutUint16(b[openPathLen:], 7); return b }), "open path length"},
 		{"open call", mut(open, func(b []byte) []byte { le.PutUint16(b[openCall:], 9); return b }), "call id"},
 		{"open embedded NUL", mut(open, func(b []byte) []byte { b[openRaw+2] = 0; return b }), "embedded NUL"},
-		{"fork size", mut(buildFork(testHdr, 1, 2, 3), func(b []byte) []byte {
+		{"fork size", mut(buildFork(testHdr, 1, 2, 3, 0), func(b []byte) []byte {
 			b = append(b, 0)
 			le.PutUint16(b[hdrSizeOff:], uint16(len(b)))
 			return b
@@ -277,7 +300,8 @@ func TestRecordLayout(t *testing.T) {
 	if _, size := offsets("open_rec"); size != openPath+pathSlot {
 		t.Errorf("open_rec is %d bytes; want %d", size, openPath+pathSlot)
 	}
-	for f, off := range map[string]int{"child_tgid": forkChild, "parent_tgid": forkParent, "child_start_ns": forkStart} {
+	for f, off := range map[string]int{"child_tgid": forkChild, "parent_tgid": forkParent, "child_start_ns": forkStart,
+		"child_cgroup_id": forkCgroup} {
 		check("fork_rec", f, off)
 	}
 	for f, off := range map[string]int{"exit_code": exitCode, "start_ns": exitStart} {
@@ -295,6 +319,12 @@ func TestRecordLayout(t *testing.T) {
 	if _, size := offsets("fork_rec"); size != forkSize {
 		t.Errorf("fork_rec is %d bytes; decoder uses %d", size, forkSize)
 	}
+	for f, off := range map[string]int{"id": cgroupID, "op": cgroupOp, "flags": cgroupFlags, "path_len": cgroupPathLen, "path": cgroupPath} {
+		check("cgroup_rec", f, off)
+	}
+	if _, size := offsets("cgroup_rec"); size != cgroupPath+cgroupSlot {
+		t.Errorf("cgroup_rec is %d bytes; decoder uses %d", size, cgroupPath+cgroupSlot)
+	}
 	if _, size := offsets("exit_rec"); size != exitSize {
 		t.Errorf("exit_rec is %d bytes; decoder uses %d", size, exitSize)
 	}
@@ -305,10 +335,11 @@ func fuzzSeeds() map[string][]byte {
 		"exec":      sampleExec(),
 		"open":      sampleOpen(),
 		"open_base": buildOpen(openFields{hdrFields: testHdr, result: -2, rflags: openFBase, raw: "a.pt", path: "/x"}),
-		"fork":      buildFork(testHdr, 1, 2, 3),
+		"fork":      buildFork(testHdr, 1, 2, 3, 0),
 		"exit":      buildExit(testHdr, 9, 3),
 		"truncated": sampleExec()[:100],
 		"syscall":   buildSys(testHdr, 0, -1, "/dev/sda1", "/mnt", "ext4"),
+		"signal":    buildSignal(testHdr, 19, 0, 0, 4242, 62, 1),
 	}
 }
 

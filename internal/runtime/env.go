@@ -10,7 +10,7 @@ import (
 )
 
 // Environment capture keeps only the names loader-hijack and GPU rules need
-// (detections.md §1.3 "env capture"); everything else in the block is
+// (docs/detection.md#environment-capture); everything else in the block is
 // dropped without allocating.
 var (
 	envExact = map[string]bool{

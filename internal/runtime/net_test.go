@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -882,7 +883,7 @@ func TestNoEgressForAcceptedSockets(t *testing.T) {
 
 // TestUnixConnectFallback: on kernels without cgroup/connect_unix (< 6.7) the
 // loader leaves that optional program out, and the sun_path read by
-// sys_enter_connect from user memory is reported instead.
+// enter_connect from user memory is reported instead.
 func TestUnixConnectFallback(t *testing.T) {
 	requireKernel(t)
 	spec, err := loadSensor()
@@ -895,20 +896,31 @@ func TestUnixConnectFallback(t *testing.T) {
 	if _, ok := spec.Programs["net_connect_unix_optional"]; !ok {
 		t.Fatal("no net_connect_unix_optional program in the object")
 	}
+	// The dispatcher and connect's handlers only.
+	keep := []string{"kestrel_sys_enter", "kestrel_sys_exit", "enter_connect", "exit_connect"}
 	for name := range spec.Programs {
-		if name != "net_enter_connect" && name != "net_exit_connect" {
+		if !slices.Contains(keep, name) {
 			delete(spec.Programs, name)
 		}
-	}
-	if err := ensureTracefs(); err != nil {
-		t.Fatal(err)
 	}
 	coll, err := ebpf.NewCollection(spec)
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
 	defer coll.Close()
+	var connect []sysHandler
+	for _, h := range sysHandlers {
+		if h.name == "connect" {
+			connect = append(connect, h)
+		}
+	}
+	if _, err := fillSyscallCalls(coll, connect); err != nil {
+		t.Fatal(err)
+	}
 	for name, prog := range coll.Programs {
+		if isSyscallHandler(name) {
+			continue
+		}
 		l, err := attachOne(prog, spec.Programs[name], "")
 		if err != nil {
 			t.Fatalf("attach %s: %v", name, err)

@@ -4,6 +4,10 @@
 //
 // Loading is all or nothing: Load either attaches every program or leaves
 // nothing of its own in the kernel. Decoding is pure and needs no root.
+//
+// Once attached, the sensor defends what it loaded (selfcheck.go): its maps
+// are frozen, its links and filter maps verified, and every signal sent to
+// it reported (bpf/self.bpf.h).
 package runtime
 
 import (
@@ -33,6 +37,9 @@ import (
 type Options struct {
 	// Logger receives load and attach progress; nil discards.
 	Logger *slog.Logger
+	// Cgroups, when set, is fed the cgroup v2 ids and paths the kernel
+	// reports (cgroups.go), and marks what it already holds as known.
+	Cgroups CgroupIndex
 }
 
 // optionalSuffix marks a program that may fail to load or attach on this
@@ -52,6 +59,9 @@ type Sensor struct {
 	coll  *ebpf.Collection
 	links []link.Link
 	progs []string
+	// handlers are the syscall handlers in the dispatcher's program
+	// arrays: active, though not attached themselves.
+	handlers []string
 	// ids are the kernel ids of our programs and maps, for leak checks.
 	progIDs []ebpf.ProgramID
 	mapIDs  []ebpf.MapID
@@ -71,17 +81,23 @@ type Sensor struct {
 	drops       [dropSources]atomic.Uint64
 	lostDecoder uint64 // decode errors already reported as Lost (reader goroutine)
 	egress      egressReporter
+	cg          cgroupState
+	self        selfCheck
 }
 
 // Kernel drop sources (enum drop_source in bpf/common.h).
 const (
 	dropRingbuf  = 0
 	dropPathLong = 1
-	dropStash    = 2
+	dropInflight = 2
 	dropSources  = 3
 )
 
-var dropNames = [dropSources]string{"kernel_ringbuf", "path_truncated", "open_stash_full"}
+var dropNames = [dropSources]string{"kernel_ringbuf", "path_truncated", "inflight_alloc_failed"}
+
+// dropIsLoss says which drop sources lose an event (reported in-band as
+// Lost); a truncated path is still sent.
+var dropIsLoss = [dropSources]bool{dropRingbuf: true, dropInflight: true}
 
 // lostDecoder is the lost source of malformed records.
 const lostSourceDecoder = "decoder"
@@ -102,14 +118,20 @@ func LoadFloor(cfg config.CaptureConfig, opts *Options) (*Sensor, error) {
 }
 
 func load(cfg config.CaptureConfig, opts *Options, floor bool) (_ *Sensor, err error) {
-	if err := CheckPrivileges(); err != nil {
+	if err := requireBTF(); err != nil {
 		return nil, err
+	}
+	if len(sysHandlers) == 0 {
+		return nil, errors.New("the sensor has no syscall table for this architecture (amd64 and arm64 are supported)")
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if opts != nil && opts.Logger != nil {
 		log = opts.Logger
 	}
 	s := &Sensor{log: log, cfg: cfg, floor: floor}
+	if opts != nil && !floor {
+		s.cg.index = opts.Cgroups
+	}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -131,12 +153,13 @@ func load(cfg config.CaptureConfig, opts *Options, floor bool) (_ *Sensor, err e
 	if floor {
 		emptyPrograms(spec)
 	}
-	if needsTracefs(spec) {
-		if err := ensureTracefs(); err != nil {
-			return nil, err
-		}
-	}
 	if err := s.loadCollection(spec); err != nil {
+		if errors.Is(err, unix.EPERM) {
+			// Say which capability the kernel wants for what.
+			if perr := probeSpec(spec); perr != nil {
+				return nil, perr
+			}
+		}
 		return nil, err
 	}
 	s.recordIDs()
@@ -149,17 +172,26 @@ func load(cfg config.CaptureConfig, opts *Options, floor bool) (_ *Sensor, err e
 		if err := fillFilters(s.coll, cfg); err != nil {
 			return nil, err
 		}
+		if s.handlers, err = fillSyscallCalls(s.coll, sysHandlers); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.attachAll(spec); err != nil {
 		return nil, err
 	}
+	if err := s.fillKnown(); err != nil {
+		return nil, err
+	}
 	if !floor {
+		if err := s.protect(spec); err != nil {
+			return nil, err
+		}
 		s.rd, err = ringbuf.NewReader(s.coll.Maps["events"])
 		if err != nil {
 			return nil, fmt.Errorf("open ring buffer reader: %w", err)
 		}
 	}
-	log.Info("sensor attached", "programs", len(s.progs), "floor", floor)
+	log.Info("sensor attached", "programs", len(s.progs), "syscall_handlers", len(s.handlers), "floor", floor)
 	return s, nil
 }
 
@@ -183,6 +215,9 @@ func configureSpec(spec *ebpf.CollectionSpec, cfg config.CaptureConfig) error {
 		}
 	}
 	if err := setGates(spec, cfg); err != nil {
+		return err
+	}
+	if err := setSyscallTable(spec, sysHandlers); err != nil {
 		return err
 	}
 	return bakeVariables(spec)
@@ -271,9 +306,11 @@ var (
 	testHookAttached func(name string) error
 )
 
-// Programs returns the names of the attached programs, sorted.
+// Programs returns the names of the attached programs and of the syscall
+// handlers the dispatcher tail-calls, sorted; a program whose link was
+// found detached (and could not be attached again) is not listed.
 func (s *Sensor) Programs() []string {
-	return append([]string(nil), s.progs...)
+	return slices.Sorted(slices.Values(slices.Concat(s.attachedPrograms(), s.handlers)))
 }
 
 // Counters returns events decoded, decode errors and the kernel drop
@@ -287,6 +324,8 @@ func (s *Sensor) Counters() map[string]uint64 {
 		m["drops_"+n] = s.drops[i].Load()
 	}
 	s.egress.counters(m)
+	s.cgroupCounters(m)
+	s.self.counters(m)
 	return m
 }
 
@@ -310,10 +349,12 @@ func (s *Sensor) Close() error {
 			errs = append(errs, s.rd.Close())
 			s.rdMu.Unlock()
 		}
+		s.self.mu.Lock() // a repair may be swapping a link
 		for i := len(s.links) - 1; i >= 0; i-- {
 			errs = append(errs, s.links[i].Close())
 		}
 		s.links = nil
+		s.self.mu.Unlock()
 		if s.coll != nil {
 			s.coll.Close()
 		}
@@ -383,6 +424,10 @@ func (s *Sensor) Run(ctx context.Context, emit func(*event.Event)) error {
 }
 
 func (s *Sensor) handle(b []byte, emit func(*event.Event)) {
+	if len(b) >= hdrSize && le.Uint16(b[hdrType:]) == recCgroup {
+		s.handleCgroup(b) // context for later events, not an event
+		return
+	}
 	ev, err := s.dec.decode(b)
 	if err != nil {
 		if s.decodeErrors.Add(1) <= 10 {
@@ -402,14 +447,16 @@ func (s *Sensor) tick(now time.Time, emit func(*event.Event)) {
 	if err := sumPerCPU(s.coll.Maps["drops"], "drops", 0, total[:]); err != nil {
 		s.log.Warn("read drop counters", "error", err)
 	}
-	if prev := s.drops[dropRingbuf].Load(); total[dropRingbuf] > prev {
-		emit(&event.Event{Kind: event.KindLost, Time: now, Process: &event.Process{},
-			Lost: &event.Lost{Source: dropNames[dropRingbuf], Count: total[dropRingbuf] - prev}})
-	}
 	for i := range total {
-		if total[i] > s.drops[i].Load() {
-			s.drops[i].Store(total[i])
+		prev := s.drops[i].Load()
+		if total[i] <= prev {
+			continue
 		}
+		if dropIsLoss[i] {
+			emit(&event.Event{Kind: event.KindLost, Time: now, Process: &event.Process{},
+				Lost: &event.Lost{Source: dropNames[i], Count: total[i] - prev}})
+		}
+		s.drops[i].Store(total[i])
 	}
 	if de := s.decodeErrors.Load(); de > s.lostDecoder {
 		emit(&event.Event{Kind: event.KindLost, Time: now, Process: &event.Process{},
@@ -417,6 +464,7 @@ func (s *Sensor) tick(now time.Time, emit func(*event.Event)) {
 		s.lostDecoder = de
 	}
 	egressTick(s, now, emit)
+	selfTick(s, now, emit)
 }
 
 // sumPerCPU sums the per-CPU counters first, first+1, ... of the array

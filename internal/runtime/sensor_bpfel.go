@@ -13,6 +13,34 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type sensorCgroupScratch struct {
+	_ structs.HostLayout
+	R struct {
+		_ structs.HostLayout
+		H struct {
+			_        structs.HostLayout
+			Type     uint16
+			Size     uint16
+			Tgid     uint32
+			Tid      uint32
+			Uid      uint32
+			Euid     uint32
+			Pad      uint32
+			TsNs     uint64
+			CgroupId uint64
+			Comm     [16]int8
+		}
+		Id      uint64
+		Op      uint16
+		Flags   uint16
+		PathLen uint16
+		Pad     uint16
+		Path    [1024]int8
+	}
+	Spill [256]int8
+	Names [16]uint64
+}
+
 type sensorConnRec struct {
 	_   structs.HostLayout
 	Hdr struct {
@@ -121,45 +149,40 @@ type sensorNetScratch struct {
 	Eg   sensorEgressVal
 }
 
-type sensorOpenArgs struct {
-	_     structs.HostLayout
-	Path  uint64
-	Dirfd int32
-	Flags uint32
-	Mode  uint32
-	Call  uint16
-	_     [2]byte
-}
-
-type sensorOpenRec struct {
+type sensorOpenInflight struct {
 	_ structs.HostLayout
-	H struct {
-		_        structs.HostLayout
-		Type     uint16
-		Size     uint16
-		Tgid     uint32
-		Tid      uint32
-		Uid      uint32
-		Euid     uint32
-		Pad      uint32
-		TsNs     uint64
-		CgroupId uint64
-		Comm     [16]int8
+	R struct {
+		_ structs.HostLayout
+		H struct {
+			_        structs.HostLayout
+			Type     uint16
+			Size     uint16
+			Tgid     uint32
+			Tid      uint32
+			Uid      uint32
+			Euid     uint32
+			Pad      uint32
+			TsNs     uint64
+			CgroupId uint64
+			Comm     [16]int8
+		}
+		Result  int32
+		Flags   uint32
+		Mode    uint32
+		Dirfd   int32
+		Ino     uint64
+		Size    uint64
+		Dev     uint32
+		Call    uint16
+		Rflags  uint16
+		RawLen  uint16
+		PathLen uint16
+		Pad     uint32
+		Raw     [512]int8
+		Path    [1024]int8
 	}
-	Result  int32
-	Flags   uint32
-	Mode    uint32
-	Dirfd   int32
-	Ino     uint64
-	Size    uint64
-	Dev     uint32
-	Call    uint16
-	Rflags  uint16
-	RawLen  uint16
-	PathLen uint16
-	Pad     uint32
-	Raw     [512]int8
-	Path    [1024]int8
+	Pending uint32
+	_       [4]byte
 }
 
 type sensorOpenScratch struct {
@@ -170,6 +193,7 @@ type sensorOpenScratch struct {
 	Proc sensorProcKey
 	Rel  sensorPrefixKey
 	Dir  [1024]int8
+	RawN uint32
 }
 
 type sensorPathbuf struct {
@@ -195,147 +219,163 @@ type sensorSuffixKey struct {
 	Data [32]int8
 }
 
-type sensorSysRec struct {
+type sensorSysInflight struct {
 	_ structs.HostLayout
-	H struct {
-		_        structs.HostLayout
-		Type     uint16
-		Size     uint16
-		Tgid     uint32
-		Tid      uint32
-		Uid      uint32
-		Euid     uint32
-		Pad      uint32
-		TsNs     uint64
-		CgroupId uint64
-		Comm     [16]int8
+	R struct {
+		_ structs.HostLayout
+		H struct {
+			_        structs.HostLayout
+			Type     uint16
+			Size     uint16
+			Tgid     uint32
+			Tid      uint32
+			Uid      uint32
+			Euid     uint32
+			Pad      uint32
+			TsNs     uint64
+			CgroupId uint64
+			Comm     [16]int8
+		}
+		Ret      int64
+		Flags    uint64
+		Arg2     uint64
+		Target   uint32
+		Fd       int32
+		Fd2      int32
+		NsInode  uint32
+		Call     uint16
+		Sflags   uint16
+		PathLen  uint16
+		Path2Len uint16
+		ArgLen   uint16
+		Pad      uint16
+		Pad2     uint32
+		Path     [1024]int8
+		Path2    [1024]int8
+		Arg      [64]int8
 	}
-	Ret      int64
-	Flags    uint64
-	Arg2     uint64
-	Target   uint32
-	Fd       int32
-	Fd2      int32
-	NsInode  uint32
-	Call     uint16
-	Sflags   uint16
-	PathLen  uint16
-	Path2Len uint16
-	ArgLen   uint16
-	Pad      uint16
-	Pad2     uint32
-	Path     [1024]int8
-	Path2    [1024]int8
-	Arg      [64]int8
+	Pending uint32
+	_       [4]byte
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	sensorMapDirCache                 = "dir_cache"
-	sensorMapDrops                    = "drops"
-	sensorMapEgressSocks              = "egress_socks"
-	sensorMapEvents                   = "events"
-	sensorMapExecScratch              = "exec_scratch"
-	sensorMapInflightConnect          = "inflight_connect"
-	sensorMapNetScratch               = "net_scratch"
-	sensorMapNetStats                 = "net_stats"
-	sensorMapOpenRecScratch           = "open_rec_scratch"
-	sensorMapOpenScratchMap           = "open_scratch_map"
-	sensorMapOpenStash                = "open_stash"
-	sensorMapPathScratch              = "path_scratch"
-	sensorMapPendingConnect           = "pending_connect"
-	sensorMapPrefixTrie               = "prefix_trie"
-	sensorMapProcTrie                 = "proc_trie"
-	sensorMapSuffixTrie               = "suffix_trie"
-	sensorMapSysScratch               = "sys_scratch"
-	sensorMapSysStash                 = "sys_stash"
-	sensorProgKestrelBpf              = "kestrel_bpf"
-	sensorProgKestrelBpfX             = "kestrel_bpf_x"
-	sensorProgKestrelChroot           = "kestrel_chroot"
-	sensorProgKestrelChrootX          = "kestrel_chroot_x"
-	sensorProgKestrelCreat            = "kestrel_creat"
-	sensorProgKestrelCreatX           = "kestrel_creat_x"
-	sensorProgKestrelDeleteModule     = "kestrel_delete_module"
-	sensorProgKestrelDeleteModuleX    = "kestrel_delete_module_x"
-	sensorProgKestrelDup2             = "kestrel_dup2"
-	sensorProgKestrelDup2X            = "kestrel_dup2_x"
-	sensorProgKestrelDup3             = "kestrel_dup3"
-	sensorProgKestrelDup3X            = "kestrel_dup3_x"
-	sensorProgKestrelExec             = "kestrel_exec"
-	sensorProgKestrelExit             = "kestrel_exit"
-	sensorProgKestrelFinitModule      = "kestrel_finit_module"
-	sensorProgKestrelFinitModuleX     = "kestrel_finit_module_x"
-	sensorProgKestrelFork             = "kestrel_fork"
-	sensorProgKestrelInitModule       = "kestrel_init_module"
-	sensorProgKestrelInitModuleX      = "kestrel_init_module_x"
-	sensorProgKestrelKill             = "kestrel_kill"
-	sensorProgKestrelKillX            = "kestrel_kill_x"
-	sensorProgKestrelLink             = "kestrel_link"
-	sensorProgKestrelLinkX            = "kestrel_link_x"
-	sensorProgKestrelLinkat           = "kestrel_linkat"
-	sensorProgKestrelLinkatX          = "kestrel_linkat_x"
-	sensorProgKestrelMemfdCreate      = "kestrel_memfd_create"
-	sensorProgKestrelMemfdCreateX     = "kestrel_memfd_create_x"
-	sensorProgKestrelMknod            = "kestrel_mknod"
-	sensorProgKestrelMknodX           = "kestrel_mknod_x"
-	sensorProgKestrelMknodat          = "kestrel_mknodat"
-	sensorProgKestrelMknodatX         = "kestrel_mknodat_x"
-	sensorProgKestrelMount            = "kestrel_mount"
-	sensorProgKestrelMountX           = "kestrel_mount_x"
-	sensorProgKestrelOpen             = "kestrel_open"
-	sensorProgKestrelOpenX            = "kestrel_open_x"
-	sensorProgKestrelOpenat           = "kestrel_openat"
-	sensorProgKestrelOpenat2          = "kestrel_openat2"
-	sensorProgKestrelOpenat2X         = "kestrel_openat2_x"
-	sensorProgKestrelOpenatX          = "kestrel_openat_x"
-	sensorProgKestrelPivotRoot        = "kestrel_pivot_root"
-	sensorProgKestrelPivotRootX       = "kestrel_pivot_root_x"
-	sensorProgKestrelProcessVmReadv   = "kestrel_process_vm_readv"
-	sensorProgKestrelProcessVmReadvX  = "kestrel_process_vm_readv_x"
-	sensorProgKestrelProcessVmWritev  = "kestrel_process_vm_writev"
-	sensorProgKestrelProcessVmWritevX = "kestrel_process_vm_writev_x"
-	sensorProgKestrelPtrace           = "kestrel_ptrace"
-	sensorProgKestrelPtraceX          = "kestrel_ptrace_x"
-	sensorProgKestrelRename           = "kestrel_rename"
-	sensorProgKestrelRenameX          = "kestrel_rename_x"
-	sensorProgKestrelRenameat         = "kestrel_renameat"
-	sensorProgKestrelRenameat2        = "kestrel_renameat2"
-	sensorProgKestrelRenameat2X       = "kestrel_renameat2_x"
-	sensorProgKestrelRenameatX        = "kestrel_renameat_x"
-	sensorProgKestrelSetns            = "kestrel_setns"
-	sensorProgKestrelSetnsX           = "kestrel_setns_x"
-	sensorProgKestrelSymlink          = "kestrel_symlink"
-	sensorProgKestrelSymlinkX         = "kestrel_symlink_x"
-	sensorProgKestrelSymlinkat        = "kestrel_symlinkat"
-	sensorProgKestrelSymlinkatX       = "kestrel_symlinkat_x"
-	sensorProgKestrelTgkill           = "kestrel_tgkill"
-	sensorProgKestrelTgkillX          = "kestrel_tgkill_x"
-	sensorProgKestrelUmount           = "kestrel_umount"
-	sensorProgKestrelUmountX          = "kestrel_umount_x"
-	sensorProgKestrelUnlink           = "kestrel_unlink"
-	sensorProgKestrelUnlinkX          = "kestrel_unlink_x"
-	sensorProgKestrelUnlinkat         = "kestrel_unlinkat"
-	sensorProgKestrelUnlinkatX        = "kestrel_unlinkat_x"
-	sensorProgKestrelUnshare          = "kestrel_unshare"
-	sensorProgKestrelUnshareX         = "kestrel_unshare_x"
-	sensorProgNetConnect4             = "net_connect4"
-	sensorProgNetConnect6             = "net_connect6"
-	sensorProgNetConnectUnixOptional  = "net_connect_unix_optional"
-	sensorProgNetEnterConnect         = "net_enter_connect"
-	sensorProgNetExitConnect          = "net_exit_connect"
-	sensorProgNetSendLength           = "net_send_length"
-	sensorProgNetSockRelease          = "net_sock_release"
-	sensorProgNetSockSetState         = "net_sock_set_state"
-	sensorVarBtfExitRec               = "_btf_exit_rec"
-	sensorVarBtfForkRec               = "_btf_fork_rec"
-	sensorVarOpenPending              = "open_pending"
-	sensorVarPrefixGate               = "prefix_gate"
-	sensorVarSelfTgid                 = "self_tgid"
-	sensorVarSuffixGate               = "suffix_gate"
-	sensorVarSysPending               = "sys_pending"
-	sensorVarWakeupBytes              = "wakeup_bytes"
+	sensorMapCgroupKnown             = "cgroup_known"
+	sensorMapCgroupScratch           = "cgroup_scratch"
+	sensorMapDirCache                = "dir_cache"
+	sensorMapDrops                   = "drops"
+	sensorMapEgressSocks             = "egress_socks"
+	sensorMapEvents                  = "events"
+	sensorMapExecScratch             = "exec_scratch"
+	sensorMapInflightConnect         = "inflight_connect"
+	sensorMapNetScratch              = "net_scratch"
+	sensorMapNetStats                = "net_stats"
+	sensorMapOpenInflight            = "open_inflight"
+	sensorMapOpenScratchMap          = "open_scratch_map"
+	sensorMapPathScratch             = "path_scratch"
+	sensorMapPendingConnect          = "pending_connect"
+	sensorMapPrefixTrie              = "prefix_trie"
+	sensorMapProcTrie                = "proc_trie"
+	sensorMapSuffixTrie              = "suffix_trie"
+	sensorMapSysEnterCalls           = "sys_enter_calls"
+	sensorMapSysExitCalls            = "sys_exit_calls"
+	sensorMapSysInflight             = "sys_inflight"
+	sensorProgEnterBpf               = "enter_bpf"
+	sensorProgEnterChroot            = "enter_chroot"
+	sensorProgEnterConnect           = "enter_connect"
+	sensorProgEnterCreat             = "enter_creat"
+	sensorProgEnterDeleteModule      = "enter_delete_module"
+	sensorProgEnterDup2              = "enter_dup2"
+	sensorProgEnterDup3              = "enter_dup3"
+	sensorProgEnterFinitModule       = "enter_finit_module"
+	sensorProgEnterInitModule        = "enter_init_module"
+	sensorProgEnterKill              = "enter_kill"
+	sensorProgEnterLink              = "enter_link"
+	sensorProgEnterLinkat            = "enter_linkat"
+	sensorProgEnterMemfdCreate       = "enter_memfd_create"
+	sensorProgEnterMknod             = "enter_mknod"
+	sensorProgEnterMknodat           = "enter_mknodat"
+	sensorProgEnterMount             = "enter_mount"
+	sensorProgEnterOldumount         = "enter_oldumount"
+	sensorProgEnterOpen              = "enter_open"
+	sensorProgEnterOpenat            = "enter_openat"
+	sensorProgEnterOpenat2           = "enter_openat2"
+	sensorProgEnterPivotRoot         = "enter_pivot_root"
+	sensorProgEnterProcessVmReadv    = "enter_process_vm_readv"
+	sensorProgEnterProcessVmWritev   = "enter_process_vm_writev"
+	sensorProgEnterPtrace            = "enter_ptrace"
+	sensorProgEnterRename            = "enter_rename"
+	sensorProgEnterRenameat          = "enter_renameat"
+	sensorProgEnterRenameat2         = "enter_renameat2"
+	sensorProgEnterSetns             = "enter_setns"
+	sensorProgEnterSymlink           = "enter_symlink"
+	sensorProgEnterSymlinkat         = "enter_symlinkat"
+	sensorProgEnterTgkill            = "enter_tgkill"
+	sensorProgEnterUmount            = "enter_umount"
+	sensorProgEnterUnlink            = "enter_unlink"
+	sensorProgEnterUnlinkat          = "enter_unlinkat"
+	sensorProgEnterUnshare           = "enter_unshare"
+	sensorProgExitBpf                = "exit_bpf"
+	sensorProgExitChroot             = "exit_chroot"
+	sensorProgExitConnect            = "exit_connect"
+	sensorProgExitCreat              = "exit_creat"
+	sensorProgExitDeleteModule       = "exit_delete_module"
+	sensorProgExitDup2               = "exit_dup2"
+	sensorProgExitDup3               = "exit_dup3"
+	sensorProgExitFinitModule        = "exit_finit_module"
+	sensorProgExitInitModule         = "exit_init_module"
+	sensorProgExitKill               = "exit_kill"
+	sensorProgExitLink               = "exit_link"
+	sensorProgExitLinkat             = "exit_linkat"
+	sensorProgExitMemfdCreate        = "exit_memfd_create"
+	sensorProgExitMknod              = "exit_mknod"
+	sensorProgExitMknodat            = "exit_mknodat"
+	sensorProgExitMount              = "exit_mount"
+	sensorProgExitOldumount          = "exit_oldumount"
+	sensorProgExitOpen               = "exit_open"
+	sensorProgExitOpenat             = "exit_openat"
+	sensorProgExitOpenat2            = "exit_openat2"
+	sensorProgExitPivotRoot          = "exit_pivot_root"
+	sensorProgExitProcessVmReadv     = "exit_process_vm_readv"
+	sensorProgExitProcessVmWritev    = "exit_process_vm_writev"
+	sensorProgExitPtrace             = "exit_ptrace"
+	sensorProgExitRename             = "exit_rename"
+	sensorProgExitRenameat           = "exit_renameat"
+	sensorProgExitRenameat2          = "exit_renameat2"
+	sensorProgExitSetns              = "exit_setns"
+	sensorProgExitSymlink            = "exit_symlink"
+	sensorProgExitSymlinkat          = "exit_symlinkat"
+	sensorProgExitTgkill             = "exit_tgkill"
+	sensorProgExitUmount             = "exit_umount"
+	sensorProgExitUnlink             = "exit_unlink"
+	sensorProgExitUnlinkat           = "exit_unlinkat"
+	sensorProgExitUnshare            = "exit_unshare"
+	sensorProgKestrelCgroupAttach    = "kestrel_cgroup_attach"
+	sensorProgKestrelCgroupMkdir     = "kestrel_cgroup_mkdir"
+	sensorProgKestrelCgroupRmdir     = "kestrel_cgroup_rmdir"
+	sensorProgKestrelExec            = "kestrel_exec"
+	sensorProgKestrelExit            = "kestrel_exit"
+	sensorProgKestrelFork            = "kestrel_fork"
+	sensorProgKestrelSignal          = "kestrel_signal"
+	sensorProgKestrelSysEnter        = "kestrel_sys_enter"
+	sensorProgKestrelSysExit         = "kestrel_sys_exit"
+	sensorProgNetConnect4            = "net_connect4"
+	sensorProgNetConnect6            = "net_connect6"
+	sensorProgNetConnectUnixOptional = "net_connect_unix_optional"
+	sensorProgNetSendLength          = "net_send_length"
+	sensorProgNetSockRelease         = "net_sock_release"
+	sensorProgNetSockSetState        = "net_sock_set_state"
+	sensorVarBtfExitRec              = "_btf_exit_rec"
+	sensorVarBtfForkRec              = "_btf_fork_rec"
+	sensorVarBtfSigRec               = "_btf_sig_rec"
+	sensorVarPrefixGate              = "prefix_gate"
+	sensorVarSelfTgid                = "self_tgid"
+	sensorVarSuffixGate              = "suffix_gate"
+	sensorVarSysAny                  = "sys_any"
+	sensorVarSysWatched              = "sys_watched"
+	sensorVarWakeupBytes             = "wakeup_bytes"
 )
 
 // loadSensor returns the embedded CollectionSpec for sensor.
@@ -380,89 +420,99 @@ type sensorSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sensorProgramSpecs struct {
-	KestrelBpf              *ebpf.ProgramSpec `ebpf:"kestrel_bpf"`
-	KestrelBpfX             *ebpf.ProgramSpec `ebpf:"kestrel_bpf_x"`
-	KestrelChroot           *ebpf.ProgramSpec `ebpf:"kestrel_chroot"`
-	KestrelChrootX          *ebpf.ProgramSpec `ebpf:"kestrel_chroot_x"`
-	KestrelCreat            *ebpf.ProgramSpec `ebpf:"kestrel_creat"`
-	KestrelCreatX           *ebpf.ProgramSpec `ebpf:"kestrel_creat_x"`
-	KestrelDeleteModule     *ebpf.ProgramSpec `ebpf:"kestrel_delete_module"`
-	KestrelDeleteModuleX    *ebpf.ProgramSpec `ebpf:"kestrel_delete_module_x"`
-	KestrelDup2             *ebpf.ProgramSpec `ebpf:"kestrel_dup2"`
-	KestrelDup2X            *ebpf.ProgramSpec `ebpf:"kestrel_dup2_x"`
-	KestrelDup3             *ebpf.ProgramSpec `ebpf:"kestrel_dup3"`
-	KestrelDup3X            *ebpf.ProgramSpec `ebpf:"kestrel_dup3_x"`
-	KestrelExec             *ebpf.ProgramSpec `ebpf:"kestrel_exec"`
-	KestrelExit             *ebpf.ProgramSpec `ebpf:"kestrel_exit"`
-	KestrelFinitModule      *ebpf.ProgramSpec `ebpf:"kestrel_finit_module"`
-	KestrelFinitModuleX     *ebpf.ProgramSpec `ebpf:"kestrel_finit_module_x"`
-	KestrelFork             *ebpf.ProgramSpec `ebpf:"kestrel_fork"`
-	KestrelInitModule       *ebpf.ProgramSpec `ebpf:"kestrel_init_module"`
-	KestrelInitModuleX      *ebpf.ProgramSpec `ebpf:"kestrel_init_module_x"`
-	KestrelKill             *ebpf.ProgramSpec `ebpf:"kestrel_kill"`
-	KestrelKillX            *ebpf.ProgramSpec `ebpf:"kestrel_kill_x"`
-	KestrelLink             *ebpf.ProgramSpec `ebpf:"kestrel_link"`
-	KestrelLinkX            *ebpf.ProgramSpec `ebpf:"kestrel_link_x"`
-	KestrelLinkat           *ebpf.ProgramSpec `ebpf:"kestrel_linkat"`
-	KestrelLinkatX          *ebpf.ProgramSpec `ebpf:"kestrel_linkat_x"`
-	KestrelMemfdCreate      *ebpf.ProgramSpec `ebpf:"kestrel_memfd_create"`
-	KestrelMemfdCreateX     *ebpf.ProgramSpec `ebpf:"kestrel_memfd_create_x"`
-	KestrelMknod            *ebpf.ProgramSpec `ebpf:"kestrel_mknod"`
-	KestrelMknodX           *ebpf.ProgramSpec `ebpf:"kestrel_mknod_x"`
-	KestrelMknodat          *ebpf.ProgramSpec `ebpf:"kestrel_mknodat"`
-	KestrelMknodatX         *ebpf.ProgramSpec `ebpf:"kestrel_mknodat_x"`
-	KestrelMount            *ebpf.ProgramSpec `ebpf:"kestrel_mount"`
-	KestrelMountX           *ebpf.ProgramSpec `ebpf:"kestrel_mount_x"`
-	KestrelOpen             *ebpf.ProgramSpec `ebpf:"kestrel_open"`
-	KestrelOpenX            *ebpf.ProgramSpec `ebpf:"kestrel_open_x"`
-	KestrelOpenat           *ebpf.ProgramSpec `ebpf:"kestrel_openat"`
-	KestrelOpenat2          *ebpf.ProgramSpec `ebpf:"kestrel_openat2"`
-	KestrelOpenat2X         *ebpf.ProgramSpec `ebpf:"kestrel_openat2_x"`
-	KestrelOpenatX          *ebpf.ProgramSpec `ebpf:"kestrel_openat_x"`
-	KestrelPivotRoot        *ebpf.ProgramSpec `ebpf:"kestrel_pivot_root"`
-	KestrelPivotRootX       *ebpf.ProgramSpec `ebpf:"kestrel_pivot_root_x"`
-	KestrelProcessVmReadv   *ebpf.ProgramSpec `ebpf:"kestrel_process_vm_readv"`
-	KestrelProcessVmReadvX  *ebpf.ProgramSpec `ebpf:"kestrel_process_vm_readv_x"`
-	KestrelProcessVmWritev  *ebpf.ProgramSpec `ebpf:"kestrel_process_vm_writev"`
-	KestrelProcessVmWritevX *ebpf.ProgramSpec `ebpf:"kestrel_process_vm_writev_x"`
-	KestrelPtrace           *ebpf.ProgramSpec `ebpf:"kestrel_ptrace"`
-	KestrelPtraceX          *ebpf.ProgramSpec `ebpf:"kestrel_ptrace_x"`
-	KestrelRename           *ebpf.ProgramSpec `ebpf:"kestrel_rename"`
-	KestrelRenameX          *ebpf.ProgramSpec `ebpf:"kestrel_rename_x"`
-	KestrelRenameat         *ebpf.ProgramSpec `ebpf:"kestrel_renameat"`
-	KestrelRenameat2        *ebpf.ProgramSpec `ebpf:"kestrel_renameat2"`
-	KestrelRenameat2X       *ebpf.ProgramSpec `ebpf:"kestrel_renameat2_x"`
-	KestrelRenameatX        *ebpf.ProgramSpec `ebpf:"kestrel_renameat_x"`
-	KestrelSetns            *ebpf.ProgramSpec `ebpf:"kestrel_setns"`
-	KestrelSetnsX           *ebpf.ProgramSpec `ebpf:"kestrel_setns_x"`
-	KestrelSymlink          *ebpf.ProgramSpec `ebpf:"kestrel_symlink"`
-	KestrelSymlinkX         *ebpf.ProgramSpec `ebpf:"kestrel_symlink_x"`
-	KestrelSymlinkat        *ebpf.ProgramSpec `ebpf:"kestrel_symlinkat"`
-	KestrelSymlinkatX       *ebpf.ProgramSpec `ebpf:"kestrel_symlinkat_x"`
-	KestrelTgkill           *ebpf.ProgramSpec `ebpf:"kestrel_tgkill"`
-	KestrelTgkillX          *ebpf.ProgramSpec `ebpf:"kestrel_tgkill_x"`
-	KestrelUmount           *ebpf.ProgramSpec `ebpf:"kestrel_umount"`
-	KestrelUmountX          *ebpf.ProgramSpec `ebpf:"kestrel_umount_x"`
-	KestrelUnlink           *ebpf.ProgramSpec `ebpf:"kestrel_unlink"`
-	KestrelUnlinkX          *ebpf.ProgramSpec `ebpf:"kestrel_unlink_x"`
-	KestrelUnlinkat         *ebpf.ProgramSpec `ebpf:"kestrel_unlinkat"`
-	KestrelUnlinkatX        *ebpf.ProgramSpec `ebpf:"kestrel_unlinkat_x"`
-	KestrelUnshare          *ebpf.ProgramSpec `ebpf:"kestrel_unshare"`
-	KestrelUnshareX         *ebpf.ProgramSpec `ebpf:"kestrel_unshare_x"`
-	NetConnect4             *ebpf.ProgramSpec `ebpf:"net_connect4"`
-	NetConnect6             *ebpf.ProgramSpec `ebpf:"net_connect6"`
-	NetConnectUnixOptional  *ebpf.ProgramSpec `ebpf:"net_connect_unix_optional"`
-	NetEnterConnect         *ebpf.ProgramSpec `ebpf:"net_enter_connect"`
-	NetExitConnect          *ebpf.ProgramSpec `ebpf:"net_exit_connect"`
-	NetSendLength           *ebpf.ProgramSpec `ebpf:"net_send_length"`
-	NetSockRelease          *ebpf.ProgramSpec `ebpf:"net_sock_release"`
-	NetSockSetState         *ebpf.ProgramSpec `ebpf:"net_sock_set_state"`
+	EnterBpf               *ebpf.ProgramSpec `ebpf:"enter_bpf"`
+	EnterChroot            *ebpf.ProgramSpec `ebpf:"enter_chroot"`
+	EnterConnect           *ebpf.ProgramSpec `ebpf:"enter_connect"`
+	EnterCreat             *ebpf.ProgramSpec `ebpf:"enter_creat"`
+	EnterDeleteModule      *ebpf.ProgramSpec `ebpf:"enter_delete_module"`
+	EnterDup2              *ebpf.ProgramSpec `ebpf:"enter_dup2"`
+	EnterDup3              *ebpf.ProgramSpec `ebpf:"enter_dup3"`
+	EnterFinitModule       *ebpf.ProgramSpec `ebpf:"enter_finit_module"`
+	EnterInitModule        *ebpf.ProgramSpec `ebpf:"enter_init_module"`
+	EnterKill              *ebpf.ProgramSpec `ebpf:"enter_kill"`
+	EnterLink              *ebpf.ProgramSpec `ebpf:"enter_link"`
+	EnterLinkat            *ebpf.ProgramSpec `ebpf:"enter_linkat"`
+	EnterMemfdCreate       *ebpf.ProgramSpec `ebpf:"enter_memfd_create"`
+	EnterMknod             *ebpf.ProgramSpec `ebpf:"enter_mknod"`
+	EnterMknodat           *ebpf.ProgramSpec `ebpf:"enter_mknodat"`
+	EnterMount             *ebpf.ProgramSpec `ebpf:"enter_mount"`
+	EnterOldumount         *ebpf.ProgramSpec `ebpf:"enter_oldumount"`
+	EnterOpen              *ebpf.ProgramSpec `ebpf:"enter_open"`
+	EnterOpenat            *ebpf.ProgramSpec `ebpf:"enter_openat"`
+	EnterOpenat2           *ebpf.ProgramSpec `ebpf:"enter_openat2"`
+	EnterPivotRoot         *ebpf.ProgramSpec `ebpf:"enter_pivot_root"`
+	EnterProcessVmReadv    *ebpf.ProgramSpec `ebpf:"enter_process_vm_readv"`
+	EnterProcessVmWritev   *ebpf.ProgramSpec `ebpf:"enter_process_vm_writev"`
+	EnterPtrace            *ebpf.ProgramSpec `ebpf:"enter_ptrace"`
+	EnterRename            *ebpf.ProgramSpec `ebpf:"enter_rename"`
+	EnterRenameat          *ebpf.ProgramSpec `ebpf:"enter_renameat"`
+	EnterRenameat2         *ebpf.ProgramSpec `ebpf:"enter_renameat2"`
+	EnterSetns             *ebpf.ProgramSpec `ebpf:"enter_setns"`
+	EnterSymlink           *ebpf.ProgramSpec `ebpf:"enter_symlink"`
+	EnterSymlinkat         *ebpf.ProgramSpec `ebpf:"enter_symlinkat"`
+	EnterTgkill            *ebpf.ProgramSpec `ebpf:"enter_tgkill"`
+	EnterUmount            *ebpf.ProgramSpec `ebpf:"enter_umount"`
+	EnterUnlink            *ebpf.ProgramSpec `ebpf:"enter_unlink"`
+	EnterUnlinkat          *ebpf.ProgramSpec `ebpf:"enter_unlinkat"`
+	EnterUnshare           *ebpf.ProgramSpec `ebpf:"enter_unshare"`
+	ExitBpf                *ebpf.ProgramSpec `ebpf:"exit_bpf"`
+	ExitChroot             *ebpf.ProgramSpec `ebpf:"exit_chroot"`
+	ExitConnect            *ebpf.ProgramSpec `ebpf:"exit_connect"`
+	ExitCreat              *ebpf.ProgramSpec `ebpf:"exit_creat"`
+	ExitDeleteModule       *ebpf.ProgramSpec `ebpf:"exit_delete_module"`
+	ExitDup2               *ebpf.ProgramSpec `ebpf:"exit_dup2"`
+	ExitDup3               *ebpf.ProgramSpec `ebpf:"exit_dup3"`
+	ExitFinitModule        *ebpf.ProgramSpec `ebpf:"exit_finit_module"`
+	ExitInitModule         *ebpf.ProgramSpec `ebpf:"exit_init_module"`
+	ExitKill               *ebpf.ProgramSpec `ebpf:"exit_kill"`
+	ExitLink               *ebpf.ProgramSpec `ebpf:"exit_link"`
+	ExitLinkat             *ebpf.ProgramSpec `ebpf:"exit_linkat"`
+	ExitMemfdCreate        *ebpf.ProgramSpec `ebpf:"exit_memfd_create"`
+	ExitMknod              *ebpf.ProgramSpec `ebpf:"exit_mknod"`
+	ExitMknodat            *ebpf.ProgramSpec `ebpf:"exit_mknodat"`
+	ExitMount              *ebpf.ProgramSpec `ebpf:"exit_mount"`
+	ExitOldumount          *ebpf.ProgramSpec `ebpf:"exit_oldumount"`
+	ExitOpen               *ebpf.ProgramSpec `ebpf:"exit_open"`
+	ExitOpenat             *ebpf.ProgramSpec `ebpf:"exit_openat"`
+	ExitOpenat2            *ebpf.ProgramSpec `ebpf:"exit_openat2"`
+	ExitPivotRoot          *ebpf.ProgramSpec `ebpf:"exit_pivot_root"`
+	ExitProcessVmReadv     *ebpf.ProgramSpec `ebpf:"exit_process_vm_readv"`
+	ExitProcessVmWritev    *ebpf.ProgramSpec `ebpf:"exit_process_vm_writev"`
+	ExitPtrace             *ebpf.ProgramSpec `ebpf:"exit_ptrace"`
+	ExitRename             *ebpf.ProgramSpec `ebpf:"exit_rename"`
+	ExitRenameat           *ebpf.ProgramSpec `ebpf:"exit_renameat"`
+	ExitRenameat2          *ebpf.ProgramSpec `ebpf:"exit_renameat2"`
+	ExitSetns              *ebpf.ProgramSpec `ebpf:"exit_setns"`
+	ExitSymlink            *ebpf.ProgramSpec `ebpf:"exit_symlink"`
+	ExitSymlinkat          *ebpf.ProgramSpec `ebpf:"exit_symlinkat"`
+	ExitTgkill             *ebpf.ProgramSpec `ebpf:"exit_tgkill"`
+	ExitUmount             *ebpf.ProgramSpec `ebpf:"exit_umount"`
+	ExitUnlink             *ebpf.ProgramSpec `ebpf:"exit_unlink"`
+	ExitUnlinkat           *ebpf.ProgramSpec `ebpf:"exit_unlinkat"`
+	ExitUnshare            *ebpf.ProgramSpec `ebpf:"exit_unshare"`
+	KestrelCgroupAttach    *ebpf.ProgramSpec `ebpf:"kestrel_cgroup_attach"`
+	KestrelCgroupMkdir     *ebpf.ProgramSpec `ebpf:"kestrel_cgroup_mkdir"`
+	KestrelCgroupRmdir     *ebpf.ProgramSpec `ebpf:"kestrel_cgroup_rmdir"`
+	KestrelExec            *ebpf.ProgramSpec `ebpf:"kestrel_exec"`
+	KestrelExit            *ebpf.ProgramSpec `ebpf:"kestrel_exit"`
+	KestrelFork            *ebpf.ProgramSpec `ebpf:"kestrel_fork"`
+	KestrelSignal          *ebpf.ProgramSpec `ebpf:"kestrel_signal"`
+	KestrelSysEnter        *ebpf.ProgramSpec `ebpf:"kestrel_sys_enter"`
+	KestrelSysExit         *ebpf.ProgramSpec `ebpf:"kestrel_sys_exit"`
+	NetConnect4            *ebpf.ProgramSpec `ebpf:"net_connect4"`
+	NetConnect6            *ebpf.ProgramSpec `ebpf:"net_connect6"`
+	NetConnectUnixOptional *ebpf.ProgramSpec `ebpf:"net_connect_unix_optional"`
+	NetSendLength          *ebpf.ProgramSpec `ebpf:"net_send_length"`
+	NetSockRelease         *ebpf.ProgramSpec `ebpf:"net_sock_release"`
+	NetSockSetState        *ebpf.ProgramSpec `ebpf:"net_sock_set_state"`
 }
 
 // sensorMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sensorMapSpecs struct {
+	CgroupKnown     *ebpf.MapSpec `ebpf:"cgroup_known"`
+	CgroupScratch   *ebpf.MapSpec `ebpf:"cgroup_scratch"`
 	DirCache        *ebpf.MapSpec `ebpf:"dir_cache"`
 	Drops           *ebpf.MapSpec `ebpf:"drops"`
 	EgressSocks     *ebpf.MapSpec `ebpf:"egress_socks"`
@@ -471,16 +521,16 @@ type sensorMapSpecs struct {
 	InflightConnect *ebpf.MapSpec `ebpf:"inflight_connect"`
 	NetScratch      *ebpf.MapSpec `ebpf:"net_scratch"`
 	NetStats        *ebpf.MapSpec `ebpf:"net_stats"`
-	OpenRecScratch  *ebpf.MapSpec `ebpf:"open_rec_scratch"`
+	OpenInflight    *ebpf.MapSpec `ebpf:"open_inflight"`
 	OpenScratchMap  *ebpf.MapSpec `ebpf:"open_scratch_map"`
-	OpenStash       *ebpf.MapSpec `ebpf:"open_stash"`
 	PathScratch     *ebpf.MapSpec `ebpf:"path_scratch"`
 	PendingConnect  *ebpf.MapSpec `ebpf:"pending_connect"`
 	PrefixTrie      *ebpf.MapSpec `ebpf:"prefix_trie"`
 	ProcTrie        *ebpf.MapSpec `ebpf:"proc_trie"`
 	SuffixTrie      *ebpf.MapSpec `ebpf:"suffix_trie"`
-	SysScratch      *ebpf.MapSpec `ebpf:"sys_scratch"`
-	SysStash        *ebpf.MapSpec `ebpf:"sys_stash"`
+	SysEnterCalls   *ebpf.MapSpec `ebpf:"sys_enter_calls"`
+	SysExitCalls    *ebpf.MapSpec `ebpf:"sys_exit_calls"`
+	SysInflight     *ebpf.MapSpec `ebpf:"sys_inflight"`
 }
 
 // sensorVariableSpecs contains global variables before they are loaded into the kernel.
@@ -489,11 +539,12 @@ type sensorMapSpecs struct {
 type sensorVariableSpecs struct {
 	BtfExitRec  *ebpf.VariableSpec `ebpf:"_btf_exit_rec"`
 	BtfForkRec  *ebpf.VariableSpec `ebpf:"_btf_fork_rec"`
-	OpenPending *ebpf.VariableSpec `ebpf:"open_pending"`
+	BtfSigRec   *ebpf.VariableSpec `ebpf:"_btf_sig_rec"`
 	PrefixGate  *ebpf.VariableSpec `ebpf:"prefix_gate"`
 	SelfTgid    *ebpf.VariableSpec `ebpf:"self_tgid"`
 	SuffixGate  *ebpf.VariableSpec `ebpf:"suffix_gate"`
-	SysPending  *ebpf.VariableSpec `ebpf:"sys_pending"`
+	SysAny      *ebpf.VariableSpec `ebpf:"sys_any"`
+	SysWatched  *ebpf.VariableSpec `ebpf:"sys_watched"`
 	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
@@ -517,6 +568,8 @@ func (o *sensorObjects) Close() error {
 //
 // It can be passed to loadSensorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sensorMaps struct {
+	CgroupKnown     *ebpf.Map `ebpf:"cgroup_known"`
+	CgroupScratch   *ebpf.Map `ebpf:"cgroup_scratch"`
 	DirCache        *ebpf.Map `ebpf:"dir_cache"`
 	Drops           *ebpf.Map `ebpf:"drops"`
 	EgressSocks     *ebpf.Map `ebpf:"egress_socks"`
@@ -525,20 +578,22 @@ type sensorMaps struct {
 	InflightConnect *ebpf.Map `ebpf:"inflight_connect"`
 	NetScratch      *ebpf.Map `ebpf:"net_scratch"`
 	NetStats        *ebpf.Map `ebpf:"net_stats"`
-	OpenRecScratch  *ebpf.Map `ebpf:"open_rec_scratch"`
+	OpenInflight    *ebpf.Map `ebpf:"open_inflight"`
 	OpenScratchMap  *ebpf.Map `ebpf:"open_scratch_map"`
-	OpenStash       *ebpf.Map `ebpf:"open_stash"`
 	PathScratch     *ebpf.Map `ebpf:"path_scratch"`
 	PendingConnect  *ebpf.Map `ebpf:"pending_connect"`
 	PrefixTrie      *ebpf.Map `ebpf:"prefix_trie"`
 	ProcTrie        *ebpf.Map `ebpf:"proc_trie"`
 	SuffixTrie      *ebpf.Map `ebpf:"suffix_trie"`
-	SysScratch      *ebpf.Map `ebpf:"sys_scratch"`
-	SysStash        *ebpf.Map `ebpf:"sys_stash"`
+	SysEnterCalls   *ebpf.Map `ebpf:"sys_enter_calls"`
+	SysExitCalls    *ebpf.Map `ebpf:"sys_exit_calls"`
+	SysInflight     *ebpf.Map `ebpf:"sys_inflight"`
 }
 
 func (m *sensorMaps) Close() error {
 	return _SensorClose(
+		m.CgroupKnown,
+		m.CgroupScratch,
 		m.DirCache,
 		m.Drops,
 		m.EgressSocks,
@@ -547,16 +602,16 @@ func (m *sensorMaps) Close() error {
 		m.InflightConnect,
 		m.NetScratch,
 		m.NetStats,
-		m.OpenRecScratch,
+		m.OpenInflight,
 		m.OpenScratchMap,
-		m.OpenStash,
 		m.PathScratch,
 		m.PendingConnect,
 		m.PrefixTrie,
 		m.ProcTrie,
 		m.SuffixTrie,
-		m.SysScratch,
-		m.SysStash,
+		m.SysEnterCalls,
+		m.SysExitCalls,
+		m.SysInflight,
 	)
 }
 
@@ -566,11 +621,12 @@ func (m *sensorMaps) Close() error {
 type sensorVariables struct {
 	BtfExitRec  *ebpf.Variable `ebpf:"_btf_exit_rec"`
 	BtfForkRec  *ebpf.Variable `ebpf:"_btf_fork_rec"`
-	OpenPending *ebpf.Variable `ebpf:"open_pending"`
+	BtfSigRec   *ebpf.Variable `ebpf:"_btf_sig_rec"`
 	PrefixGate  *ebpf.Variable `ebpf:"prefix_gate"`
 	SelfTgid    *ebpf.Variable `ebpf:"self_tgid"`
 	SuffixGate  *ebpf.Variable `ebpf:"suffix_gate"`
-	SysPending  *ebpf.Variable `ebpf:"sys_pending"`
+	SysAny      *ebpf.Variable `ebpf:"sys_any"`
+	SysWatched  *ebpf.Variable `ebpf:"sys_watched"`
 	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
@@ -578,161 +634,177 @@ type sensorVariables struct {
 //
 // It can be passed to loadSensorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sensorPrograms struct {
-	KestrelBpf              *ebpf.Program `ebpf:"kestrel_bpf"`
-	KestrelBpfX             *ebpf.Program `ebpf:"kestrel_bpf_x"`
-	KestrelChroot           *ebpf.Program `ebpf:"kestrel_chroot"`
-	KestrelChrootX          *ebpf.Program `ebpf:"kestrel_chroot_x"`
-	KestrelCreat            *ebpf.Program `ebpf:"kestrel_creat"`
-	KestrelCreatX           *ebpf.Program `ebpf:"kestrel_creat_x"`
-	KestrelDeleteModule     *ebpf.Program `ebpf:"kestrel_delete_module"`
-	KestrelDeleteModuleX    *ebpf.Program `ebpf:"kestrel_delete_module_x"`
-	KestrelDup2             *ebpf.Program `ebpf:"kestrel_dup2"`
-	KestrelDup2X            *ebpf.Program `ebpf:"kestrel_dup2_x"`
-	KestrelDup3             *ebpf.Program `ebpf:"kestrel_dup3"`
-	KestrelDup3X            *ebpf.Program `ebpf:"kestrel_dup3_x"`
-	KestrelExec             *ebpf.Program `ebpf:"kestrel_exec"`
-	KestrelExit             *ebpf.Program `ebpf:"kestrel_exit"`
-	KestrelFinitModule      *ebpf.Program `ebpf:"kestrel_finit_module"`
-	KestrelFinitModuleX     *ebpf.Program `ebpf:"kestrel_finit_module_x"`
-	KestrelFork             *ebpf.Program `ebpf:"kestrel_fork"`
-	KestrelInitModule       *ebpf.Program `ebpf:"kestrel_init_module"`
-	KestrelInitModuleX      *ebpf.Program `ebpf:"kestrel_init_module_x"`
-	KestrelKill             *ebpf.Program `ebpf:"kestrel_kill"`
-	KestrelKillX            *ebpf.Program `ebpf:"kestrel_kill_x"`
-	KestrelLink             *ebpf.Program `ebpf:"kestrel_link"`
-	KestrelLinkX            *ebpf.Program `ebpf:"kestrel_link_x"`
-	KestrelLinkat           *ebpf.Program `ebpf:"kestrel_linkat"`
-	KestrelLinkatX          *ebpf.Program `ebpf:"kestrel_linkat_x"`
-	KestrelMemfdCreate      *ebpf.Program `ebpf:"kestrel_memfd_create"`
-	KestrelMemfdCreateX     *ebpf.Program `ebpf:"kestrel_memfd_create_x"`
-	KestrelMknod            *ebpf.Program `ebpf:"kestrel_mknod"`
-	KestrelMknodX           *ebpf.Program `ebpf:"kestrel_mknod_x"`
-	KestrelMknodat          *ebpf.Program `ebpf:"kestrel_mknodat"`
-	KestrelMknodatX         *ebpf.Program `ebpf:"kestrel_mknodat_x"`
-	KestrelMount            *ebpf.Program `ebpf:"kestrel_mount"`
-	KestrelMountX           *ebpf.Program `ebpf:"kestrel_mount_x"`
-	KestrelOpen             *ebpf.Program `ebpf:"kestrel_open"`
-	KestrelOpenX            *ebpf.Program `ebpf:"kestrel_open_x"`
-	KestrelOpenat           *ebpf.Program `ebpf:"kestrel_openat"`
-	KestrelOpenat2          *ebpf.Program `ebpf:"kestrel_openat2"`
-	KestrelOpenat2X         *ebpf.Program `ebpf:"kestrel_openat2_x"`
-	KestrelOpenatX          *ebpf.Program `ebpf:"kestrel_openat_x"`
-	KestrelPivotRoot        *ebpf.Program `ebpf:"kestrel_pivot_root"`
-	KestrelPivotRootX       *ebpf.Program `ebpf:"kestrel_pivot_root_x"`
-	KestrelProcessVmReadv   *ebpf.Program `ebpf:"kestrel_process_vm_readv"`
-	KestrelProcessVmReadvX  *ebpf.Program `ebpf:"kestrel_process_vm_readv_x"`
-	KestrelProcessVmWritev  *ebpf.Program `ebpf:"kestrel_process_vm_writev"`
-	KestrelProcessVmWritevX *ebpf.Program `ebpf:"kestrel_process_vm_writev_x"`
-	KestrelPtrace           *ebpf.Program `ebpf:"kestrel_ptrace"`
-	KestrelPtraceX          *ebpf.Program `ebpf:"kestrel_ptrace_x"`
-	KestrelRename           *ebpf.Program `ebpf:"kestrel_rename"`
-	KestrelRenameX          *ebpf.Program `ebpf:"kestrel_rename_x"`
-	KestrelRenameat         *ebpf.Program `ebpf:"kestrel_renameat"`
-	KestrelRenameat2        *ebpf.Program `ebpf:"kestrel_renameat2"`
-	KestrelRenameat2X       *ebpf.Program `ebpf:"kestrel_renameat2_x"`
-	KestrelRenameatX        *ebpf.Program `ebpf:"kestrel_renameat_x"`
-	KestrelSetns            *ebpf.Program `ebpf:"kestrel_setns"`
-	KestrelSetnsX           *ebpf.Program `ebpf:"kestrel_setns_x"`
-	KestrelSymlink          *ebpf.Program `ebpf:"kestrel_symlink"`
-	KestrelSymlinkX         *ebpf.Program `ebpf:"kestrel_symlink_x"`
-	KestrelSymlinkat        *ebpf.Program `ebpf:"kestrel_symlinkat"`
-	KestrelSymlinkatX       *ebpf.Program `ebpf:"kestrel_symlinkat_x"`
-	KestrelTgkill           *ebpf.Program `ebpf:"kestrel_tgkill"`
-	KestrelTgkillX          *ebpf.Program `ebpf:"kestrel_tgkill_x"`
-	KestrelUmount           *ebpf.Program `ebpf:"kestrel_umount"`
-	KestrelUmountX          *ebpf.Program `ebpf:"kestrel_umount_x"`
-	KestrelUnlink           *ebpf.Program `ebpf:"kestrel_unlink"`
-	KestrelUnlinkX          *ebpf.Program `ebpf:"kestrel_unlink_x"`
-	KestrelUnlinkat         *ebpf.Program `ebpf:"kestrel_unlinkat"`
-	KestrelUnlinkatX        *ebpf.Program `ebpf:"kestrel_unlinkat_x"`
-	KestrelUnshare          *ebpf.Program `ebpf:"kestrel_unshare"`
-	KestrelUnshareX         *ebpf.Program `ebpf:"kestrel_unshare_x"`
-	NetConnect4             *ebpf.Program `ebpf:"net_connect4"`
-	NetConnect6             *ebpf.Program `ebpf:"net_connect6"`
-	NetConnectUnixOptional  *ebpf.Program `ebpf:"net_connect_unix_optional"`
-	NetEnterConnect         *ebpf.Program `ebpf:"net_enter_connect"`
-	NetExitConnect          *ebpf.Program `ebpf:"net_exit_connect"`
-	NetSendLength           *ebpf.Program `ebpf:"net_send_length"`
-	NetSockRelease          *ebpf.Program `ebpf:"net_sock_release"`
-	NetSockSetState         *ebpf.Program `ebpf:"net_sock_set_state"`
+	EnterBpf               *ebpf.Program `ebpf:"enter_bpf"`
+	EnterChroot            *ebpf.Program `ebpf:"enter_chroot"`
+	EnterConnect           *ebpf.Program `ebpf:"enter_connect"`
+	EnterCreat             *ebpf.Program `ebpf:"enter_creat"`
+	EnterDeleteModule      *ebpf.Program `ebpf:"enter_delete_module"`
+	EnterDup2              *ebpf.Program `ebpf:"enter_dup2"`
+	EnterDup3              *ebpf.Program `ebpf:"enter_dup3"`
+	EnterFinitModule       *ebpf.Program `ebpf:"enter_finit_module"`
+	EnterInitModule        *ebpf.Program `ebpf:"enter_init_module"`
+	EnterKill              *ebpf.Program `ebpf:"enter_kill"`
+	EnterLink              *ebpf.Program `ebpf:"enter_link"`
+	EnterLinkat            *ebpf.Program `ebpf:"enter_linkat"`
+	EnterMemfdCreate       *ebpf.Program `ebpf:"enter_memfd_create"`
+	EnterMknod             *ebpf.Program `ebpf:"enter_mknod"`
+	EnterMknodat           *ebpf.Program `ebpf:"enter_mknodat"`
+	EnterMount             *ebpf.Program `ebpf:"enter_mount"`
+	EnterOldumount         *ebpf.Program `ebpf:"enter_oldumount"`
+	EnterOpen              *ebpf.Program `ebpf:"enter_open"`
+	EnterOpenat            *ebpf.Program `ebpf:"enter_openat"`
+	EnterOpenat2           *ebpf.Program `ebpf:"enter_openat2"`
+	EnterPivotRoot         *ebpf.Program `ebpf:"enter_pivot_root"`
+	EnterProcessVmReadv    *ebpf.Program `ebpf:"enter_process_vm_readv"`
+	EnterProcessVmWritev   *ebpf.Program `ebpf:"enter_process_vm_writev"`
+	EnterPtrace            *ebpf.Program `ebpf:"enter_ptrace"`
+	EnterRename            *ebpf.Program `ebpf:"enter_rename"`
+	EnterRenameat          *ebpf.Program `ebpf:"enter_renameat"`
+	EnterRenameat2         *ebpf.Program `ebpf:"enter_renameat2"`
+	EnterSetns             *ebpf.Program `ebpf:"enter_setns"`
+	EnterSymlink           *ebpf.Program `ebpf:"enter_symlink"`
+	EnterSymlinkat         *ebpf.Program `ebpf:"enter_symlinkat"`
+	EnterTgkill            *ebpf.Program `ebpf:"enter_tgkill"`
+	EnterUmount            *ebpf.Program `ebpf:"enter_umount"`
+	EnterUnlink            *ebpf.Program `ebpf:"enter_unlink"`
+	EnterUnlinkat          *ebpf.Program `ebpf:"enter_unlinkat"`
+	EnterUnshare           *ebpf.Program `ebpf:"enter_unshare"`
+	ExitBpf                *ebpf.Program `ebpf:"exit_bpf"`
+	ExitChroot             *ebpf.Program `ebpf:"exit_chroot"`
+	ExitConnect            *ebpf.Program `ebpf:"exit_connect"`
+	ExitCreat              *ebpf.Program `ebpf:"exit_creat"`
+	ExitDeleteModule       *ebpf.Program `ebpf:"exit_delete_module"`
+	ExitDup2               *ebpf.Program `ebpf:"exit_dup2"`
+	ExitDup3               *ebpf.Program `ebpf:"exit_dup3"`
+	ExitFinitModule        *ebpf.Program `ebpf:"exit_finit_module"`
+	ExitInitModule         *ebpf.Program `ebpf:"exit_init_module"`
+	ExitKill               *ebpf.Program `ebpf:"exit_kill"`
+	ExitLink               *ebpf.Program `ebpf:"exit_link"`
+	ExitLinkat             *ebpf.Program `ebpf:"exit_linkat"`
+	ExitMemfdCreate        *ebpf.Program `ebpf:"exit_memfd_create"`
+	ExitMknod              *ebpf.Program `ebpf:"exit_mknod"`
+	ExitMknodat            *ebpf.Program `ebpf:"exit_mknodat"`
+	ExitMount              *ebpf.Program `ebpf:"exit_mount"`
+	ExitOldumount          *ebpf.Program `ebpf:"exit_oldumount"`
+	ExitOpen               *ebpf.Program `ebpf:"exit_open"`
+	ExitOpenat             *ebpf.Program `ebpf:"exit_openat"`
+	ExitOpenat2            *ebpf.Program `ebpf:"exit_openat2"`
+	ExitPivotRoot          *ebpf.Program `ebpf:"exit_pivot_root"`
+	ExitProcessVmReadv     *ebpf.Program `ebpf:"exit_process_vm_readv"`
+	ExitProcessVmWritev    *ebpf.Program `ebpf:"exit_process_vm_writev"`
+	ExitPtrace             *ebpf.Program `ebpf:"exit_ptrace"`
+	ExitRename             *ebpf.Program `ebpf:"exit_rename"`
+	ExitRenameat           *ebpf.Program `ebpf:"exit_renameat"`
+	ExitRenameat2          *ebpf.Program `ebpf:"exit_renameat2"`
+	ExitSetns              *ebpf.Program `ebpf:"exit_setns"`
+	ExitSymlink            *ebpf.Program `ebpf:"exit_symlink"`
+	ExitSymlinkat          *ebpf.Program `ebpf:"exit_symlinkat"`
+	ExitTgkill             *ebpf.Program `ebpf:"exit_tgkill"`
+	ExitUmount             *ebpf.Program `ebpf:"exit_umount"`
+	ExitUnlink             *ebpf.Program `ebpf:"exit_unlink"`
+	ExitUnlinkat           *ebpf.Program `ebpf:"exit_unlinkat"`
+	ExitUnshare            *ebpf.Program `ebpf:"exit_unshare"`
+	KestrelCgroupAttach    *ebpf.Program `ebpf:"kestrel_cgroup_attach"`
+	KestrelCgroupMkdir     *ebpf.Program `ebpf:"kestrel_cgroup_mkdir"`
+	KestrelCgroupRmdir     *ebpf.Program `ebpf:"kestrel_cgroup_rmdir"`
+	KestrelExec            *ebpf.Program `ebpf:"kestrel_exec"`
+	KestrelExit            *ebpf.Program `ebpf:"kestrel_exit"`
+	KestrelFork            *ebpf.Program `ebpf:"kestrel_fork"`
+	KestrelSignal          *ebpf.Program `ebpf:"kestrel_signal"`
+	KestrelSysEnter        *ebpf.Program `ebpf:"kestrel_sys_enter"`
+	KestrelSysExit         *ebpf.Program `ebpf:"kestrel_sys_exit"`
+	NetConnect4            *ebpf.Program `ebpf:"net_connect4"`
+	NetConnect6            *ebpf.Program `ebpf:"net_connect6"`
+	NetConnectUnixOptional *ebpf.Program `ebpf:"net_connect_unix_optional"`
+	NetSendLength          *ebpf.Program `ebpf:"net_send_length"`
+	NetSockRelease         *ebpf.Program `ebpf:"net_sock_release"`
+	NetSockSetState        *ebpf.Program `ebpf:"net_sock_set_state"`
 }
 
 func (p *sensorPrograms) Close() error {
 	return _SensorClose(
-		p.KestrelBpf,
-		p.KestrelBpfX,
-		p.KestrelChroot,
-		p.KestrelChrootX,
-		p.KestrelCreat,
-		p.KestrelCreatX,
-		p.KestrelDeleteModule,
-		p.KestrelDeleteModuleX,
-		p.KestrelDup2,
-		p.KestrelDup2X,
-		p.KestrelDup3,
-		p.KestrelDup3X,
+		p.EnterBpf,
+		p.EnterChroot,
+		p.EnterConnect,
+		p.EnterCreat,
+		p.EnterDeleteModule,
+		p.EnterDup2,
+		p.EnterDup3,
+		p.EnterFinitModule,
+		p.EnterInitModule,
+		p.EnterKill,
+		p.EnterLink,
+		p.EnterLinkat,
+		p.EnterMemfdCreate,
+		p.EnterMknod,
+		p.EnterMknodat,
+		p.EnterMount,
+		p.EnterOldumount,
+		p.EnterOpen,
+		p.EnterOpenat,
+		p.EnterOpenat2,
+		p.EnterPivotRoot,
+		p.EnterProcessVmReadv,
+		p.EnterProcessVmWritev,
+		p.EnterPtrace,
+		p.EnterRename,
+		p.EnterRenameat,
+		p.EnterRenameat2,
+		p.EnterSetns,
+		p.EnterSymlink,
+		p.EnterSymlinkat,
+		p.EnterTgkill,
+		p.EnterUmount,
+		p.EnterUnlink,
+		p.EnterUnlinkat,
+		p.EnterUnshare,
+		p.ExitBpf,
+		p.ExitChroot,
+		p.ExitConnect,
+		p.ExitCreat,
+		p.ExitDeleteModule,
+		p.ExitDup2,
+		p.ExitDup3,
+		p.ExitFinitModule,
+		p.ExitInitModule,
+		p.ExitKill,
+		p.ExitLink,
+		p.ExitLinkat,
+		p.ExitMemfdCreate,
+		p.ExitMknod,
+		p.ExitMknodat,
+		p.ExitMount,
+		p.ExitOldumount,
+		p.ExitOpen,
+		p.ExitOpenat,
+		p.ExitOpenat2,
+		p.ExitPivotRoot,
+		p.ExitProcessVmReadv,
+		p.ExitProcessVmWritev,
+		p.ExitPtrace,
+		p.ExitRename,
+		p.ExitRenameat,
+		p.ExitRenameat2,
+		p.ExitSetns,
+		p.ExitSymlink,
+		p.ExitSymlinkat,
+		p.ExitTgkill,
+		p.ExitUmount,
+		p.ExitUnlink,
+		p.ExitUnlinkat,
+		p.ExitUnshare,
+		p.KestrelCgroupAttach,
+		p.KestrelCgroupMkdir,
+		p.KestrelCgroupRmdir,
 		p.KestrelExec,
 		p.KestrelExit,
-		p.KestrelFinitModule,
-		p.KestrelFinitModuleX,
 		p.KestrelFork,
-		p.KestrelInitModule,
-		p.KestrelInitModuleX,
-		p.KestrelKill,
-		p.KestrelKillX,
-		p.KestrelLink,
-		p.KestrelLinkX,
-		p.KestrelLinkat,
-		p.KestrelLinkatX,
-		p.KestrelMemfdCreate,
-		p.KestrelMemfdCreateX,
-		p.KestrelMknod,
-		p.KestrelMknodX,
-		p.KestrelMknodat,
-		p.KestrelMknodatX,
-		p.KestrelMount,
-		p.KestrelMountX,
-		p.KestrelOpen,
-		p.KestrelOpenX,
-		p.KestrelOpenat,
-		p.KestrelOpenat2,
-		p.KestrelOpenat2X,
-		p.KestrelOpenatX,
-		p.KestrelPivotRoot,
-		p.KestrelPivotRootX,
-		p.KestrelProcessVmReadv,
-		p.KestrelProcessVmReadvX,
-		p.KestrelProcessVmWritev,
-		p.KestrelProcessVmWritevX,
-		p.KestrelPtrace,
-		p.KestrelPtraceX,
-		p.KestrelRename,
-		p.KestrelRenameX,
-		p.KestrelRenameat,
-		p.KestrelRenameat2,
-		p.KestrelRenameat2X,
-		p.KestrelRenameatX,
-		p.KestrelSetns,
-		p.KestrelSetnsX,
-		p.KestrelSymlink,
-		p.KestrelSymlinkX,
-		p.KestrelSymlinkat,
-		p.KestrelSymlinkatX,
-		p.KestrelTgkill,
-		p.KestrelTgkillX,
-		p.KestrelUmount,
-		p.KestrelUmountX,
-		p.KestrelUnlink,
-		p.KestrelUnlinkX,
-		p.KestrelUnlinkat,
-		p.KestrelUnlinkatX,
-		p.KestrelUnshare,
-		p.KestrelUnshareX,
+		p.KestrelSignal,
+		p.KestrelSysEnter,
+		p.KestrelSysExit,
 		p.NetConnect4,
 		p.NetConnect6,
 		p.NetConnectUnixOptional,
-		p.NetEnterConnect,
-		p.NetExitConnect,
 		p.NetSendLength,
 		p.NetSockRelease,
 		p.NetSockSetState,

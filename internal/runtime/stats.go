@@ -66,18 +66,18 @@ func (s *Sensor) RingbufUsage() (used, size uint64) {
 }
 
 // Losses returns the events lost on the kernel side and in decoding, by the
-// source their in-band "lost" events name (kernel_ringbuf, decoder,
-// egress_evicted, egress_untracked), plus opens whose syscall-enter record
-// found the stash full (open_stash_full), which have no in-band report.
-// Safe for concurrent use.
+// source their in-band "lost" events name (kernel_ringbuf,
+// inflight_alloc_failed: a watched call found no task storage for its
+// in-flight record, decoder, egress_evicted, egress_untracked). Safe for
+// concurrent use.
 func (s *Sensor) Losses() map[string]uint64 {
 	if s == nil {
 		return map[string]uint64{}
 	}
 	m := map[string]uint64{
-		dropNames[dropRingbuf]: s.drops[dropRingbuf].Load(),
-		dropNames[dropStash]:   s.drops[dropStash].Load(),
-		lostSourceDecoder:      s.decodeErrors.Load(),
+		dropNames[dropRingbuf]:  s.drops[dropRingbuf].Load(),
+		dropNames[dropInflight]: s.drops[dropInflight].Load(),
+		lostSourceDecoder:       s.decodeErrors.Load(),
 	}
 	s.egress.mu.Lock()
 	m[lostEgressEvicted] = s.egress.evicted

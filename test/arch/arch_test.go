@@ -1,4 +1,4 @@
-// Tests of package arch guard the shape of the code base (DESIGN.md §9): the middle
+// Tests of package arch guard the shape of the code base (docs/architecture.md): the middle
 // floor (runtime, gpu, detect, export) never imports itself across packages,
 // the kernel library stays out of the pure packages, and every package says
 // what it is for.
@@ -68,7 +68,7 @@ func TestMiddleFloorDoesNotImportItself(t *testing.T) {
 		}
 		for _, d := range p.Deps {
 			if to := floor(d); to != "" && to != from {
-				t.Errorf("%s imports %s: the middle floor talks only through internal/event (DESIGN.md §9)", p.ImportPath, d)
+				t.Errorf("%s imports %s: the middle floor talks only through internal/event (docs/architecture.md)", p.ImportPath, d)
 			}
 		}
 	}

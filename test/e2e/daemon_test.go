@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"net/http"
@@ -76,6 +77,7 @@ func TestDaemonSubscribeFilterAndTailAttached(t *testing.T) {
 	sock := filepath.Join(dir, "sensor.sock")
 	cfg := filepath.Join(dir, "sensor.yaml")
 	metricsAddr := freeLoopbackAddr(t)
+	ocsfFile := filepath.Join(dir, "events.ocsf.jsonl")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`log_level: warn
 context:
   container_cgroup_regex: ['^/simctr-']
@@ -84,9 +86,10 @@ gpu:
   source: "off"
 export:
   unix_socket: %s
+  file: {path: %s, format: ocsf, max_bytes: 1073741824, keep: 1}
 metrics:
   listen: %s
-`, sock, metricsAddr)), 0o600)
+`, sock, ocsfFile, metricsAddr)), 0o600)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -182,6 +185,42 @@ metrics:
 	case <-time.After(20 * time.Second):
 		t.Fatal("sensor --tail did not attach to the daemon")
 	}
+	// A second tail prints the findings as OCSF; its stderr has the status
+	// line (stdout is OCSF only).
+	var ocsfLines []string
+	ocsfTail := exec.CommandContext(ctx, bin, "--tail", "-o", "ocsf", "--kind", "finding", "--socket", sock)
+	ocsfTail.Cancel = func() error { return ocsfTail.Process.Signal(os.Interrupt) }
+	ocsfTail.WaitDelay = 5 * time.Second
+	oout, _ := ocsfTail.StdoutPipe()
+	oerr, _ := ocsfTail.StderrPipe()
+	if err := ocsfTail.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ocsfRdy := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(oerr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), `"mode":"attached to daemon"`) {
+				close(ocsfRdy)
+				io.Copy(io.Discard, oerr)
+				return
+			}
+		}
+	}()
+	go func() {
+		sc := bufio.NewScanner(oout)
+		sc.Buffer(make([]byte, 1<<20), 16<<20)
+		for sc.Scan() {
+			mu.Lock()
+			ocsfLines = append(ocsfLines, sc.Text())
+			mu.Unlock()
+		}
+	}()
+	select {
+	case <-ocsfRdy:
+	case <-time.After(20 * time.Second):
+		t.Fatal("sensor --tail -o ocsf did not attach to the daemon")
+	}
 
 	// The same host-namespace attempts from the target container, another
 	// container and the host.
@@ -193,7 +232,7 @@ metrics:
 	waitFor(t, 20*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(filtered) > 0 && len(tailLines) >= countFindings(feed) && countFindings(feed) > 0
+		return len(filtered) > 0 && len(tailLines) >= countFindings(feed) && len(ocsfLines) >= countFindings(feed) && countFindings(feed) > 0
 	})
 	time.Sleep(3 * time.Second) // late arrivals would show up as extra findings
 	mu.Lock()
@@ -241,6 +280,10 @@ metrics:
 		t.Fatalf("sensor --tail showed %v; the daemon's feed %v", fromTail, fromFeed)
 	}
 	t.Logf("filtered: %v; feed and tail: %d findings", got, len(fromFeed))
+	if len(ocsfLines) != len(fromFeed) {
+		t.Errorf("sensor --tail -o ocsf printed %d lines; the feed has %d findings", len(ocsfLines), len(fromFeed))
+	}
+	checkOCSFFile(t, ocsfFile, ocsfLines)
 
 	// The daemon's Prometheus endpoint counts what the feed carried.
 	m := scrapeMetrics(t, metricsAddr)

@@ -1,5 +1,5 @@
 // Package e2e replays the attack and benign scenarios of the detection
-// catalog (../shared/detections.md §5–§7) against the real sensor binary, as
+// catalog (docs/testing.md) against the real sensor binary, as
 // root, without Kubernetes: containers are unshare'd process trees in cgroup
 // v2 directories, remote hosts are network namespaces behind veths, GPU
 // ownership comes from the replay file that the harness rewrites.

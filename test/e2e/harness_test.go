@@ -148,10 +148,6 @@ type replayHarness struct {
 	// late holds findings of a script's containers that arrived while a
 	// later script ran; they count for the script that owns the container.
 	late map[string][]finding
-	// simOnly keeps only the findings of the harness's simulated containers
-	// and of host processes descended from this test binary: tests of other
-	// packages running on the same host raise findings too.
-	simOnly bool
 }
 
 // harnessPrefix sources the harness environment and helpers before a script.
@@ -275,10 +271,10 @@ func (rh *replayHarness) replay(id, script string, exp expectation, benign bool)
 	start := rh.sensor.count()
 	out, err := rh.shell(150*time.Second, harnessPrefix+". "+script)
 	waitQuiet(rh.sensor, 2*time.Second, 12*time.Second)
-	got := attribute(rh.sensor.since(start), id)
-	if rh.simOnly {
-		got = simulatedOrOurs(got)
-	}
+	// Only what this harness caused is judged: the sensor sees the whole
+	// host, where other tests, other sensors and the host's own services
+	// raise findings too.
+	got := ours(attribute(rh.sensor.since(start), id), rh.work)
 	// Follow-ups of an earlier scenario's container that arrive now belong
 	// to that scenario.
 	for _, f := range rh.sensor.since(start) {
@@ -398,9 +394,12 @@ func attribute(fs []finding, id string) []finding {
 	return out
 }
 
-// simulatedOrOurs keeps the findings of the harness's simctr-* containers and
-// of host processes that descend from this test binary.
-func simulatedOrOurs(fs []finding) []finding {
+// ours keeps the findings this harness caused: those of its simctr-*
+// containers, of host processes descended from this test binary, and of host
+// processes running a file under work (the harness's payloads that the
+// kernel itself starts, such as a core_pattern or release_agent helper,
+// whose parent is kthreadd).
+func ours(fs []finding, work string) []finding {
 	self, _ := os.Executable()
 	var out []finding
 	for _, f := range fs {
@@ -410,17 +409,36 @@ func simulatedOrOurs(fs []finding) []finding {
 			}
 			continue
 		}
-		if f.Process == nil || self == "" {
-			continue
-		}
-		for _, a := range f.Process.Ancestors {
-			if m, ok := a.(map[string]any); ok && m["exe"] == self {
-				out = append(out, f)
-				break
-			}
+		if f.Process != nil && (descendsFrom(f.Process.Ancestors, self) || runsFileUnder(f.Process.Exe, f.Process.Args, work)) {
+			out = append(out, f)
 		}
 	}
 	return out
+}
+
+// descendsFrom reports whether one of the ancestors ran exe.
+func descendsFrom(ancestors []any, exe string) bool {
+	if exe == "" {
+		return false
+	}
+	for _, a := range ancestors {
+		if m, ok := a.(map[string]any); ok && m["exe"] == exe {
+			return true
+		}
+	}
+	return false
+}
+
+// runsFileUnder reports whether exe or an argument (a script an interpreter
+// runs) is a file under dir.
+func runsFileUnder(exe string, args []string, dir string) bool {
+	prefix := strings.TrimSuffix(dir, "/") + "/"
+	for _, p := range append([]string{exe}, args...) {
+		if strings.HasPrefix(p, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // waitQuiet waits until the sensor has printed no finding for quiet, or max.
@@ -435,4 +453,43 @@ func waitQuiet(s *sensorProc, quiet, max time.Duration) {
 			return
 		}
 	}
+}
+
+// The harness judges only what it caused: a finding of another container or
+// of an unrelated host process (another sensor, another test, a host
+// service) must not count for or against a scenario.
+func TestOursKeepsOnlyTheHarnessFindings(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Skipf("no path for the test binary: %v", err)
+	}
+	work := "/tmp/kestrel-e2e-123"
+	line := func(s string) finding {
+		var f finding
+		if err := json.Unmarshal([]byte(s), &f); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	fs := []finding{
+		line(`{"rule":"ESC-002","container":{"id":"simctr-infer-a2"},"process":{"exe":"/usr/bin/sh"}}`),
+		line(`{"rule":"ESC-004","container":{"id":"3f2a9c"},"process":{"exe":"/usr/bin/cat"}}`),
+		line(`{"rule":"EXF-001","process":{"exe":"/usr/bin/curl","ancestors":[{"exe":"/usr/bin/bash"},{"exe":"/usr/sbin/sshd"}]}}`),
+		line(`{"rule":"EXF-001","process":{"exe":"/usr/bin/curl","ancestors":[{"exe":"/usr/bin/bash"},{"exe":` + jsonString(self) + `}]}}`),
+		line(`{"rule":"ESC-003","process":{"exe":"/usr/bin/dash","args":["/bin/sh","` + work + `/h/cp_payload.sh","123"],"ancestors":[{"pid":2}]}}`),
+		line(`{"rule":"ESC-003","process":{"exe":"/usr/bin/dash","args":["/bin/sh","/tmp/kestrel-e2e-1234/h/cp_payload.sh"],"ancestors":[{"pid":2}]}}`),
+	}
+	var got []string
+	for _, f := range ours(fs, work) {
+		got = append(got, f.Rule+" "+f.Process.Exe)
+	}
+	want := []string{"ESC-002 /usr/bin/sh", "EXF-001 /usr/bin/curl", "ESC-003 /usr/bin/dash"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("ours kept %q; want %q", got, want)
+	}
+}
+
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }

@@ -144,7 +144,6 @@ func TestVariants(t *testing.T) {
 	}
 	rh := newReplayHarness(t, strings.Join(before, "; "))
 	requireTools(t, "perl", "scp", "wget", "split", "base64", "xargs", "gzip", "dd", "tee")
-	rh.simOnly = true
 	byID := map[string]variant{}
 	var results []replayResult
 	for _, v := range vs {

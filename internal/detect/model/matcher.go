@@ -2,7 +2,7 @@
 // model files a node has loaded.
 //
 // The Matcher implements the catalog's model_file(path) predicate
-// (detections.md §1.4): weight suffixes, the content-addressed stores of
+// (docs/detection.md#model-files): weight suffixes, the content-addressed stores of
 // Hugging Face and Ollama, Triton and TensorRT-LLM layouts, configured model
 // roots and a size gate. It runs on the event path, so it uses no regular
 // expressions and does not allocate.
@@ -57,8 +57,8 @@ const (
 	ReasonSnapshotName = "snapshot_metadata"
 )
 
-// DefaultRoots returns the catalog's default model roots (detections.md
-// §1.4), as the detect config section defines them. A "*" matches one path
+// DefaultRoots returns the default model roots
+// (docs/detection.md#model-files), as the detect config section defines them. A "*" matches one path
 // component.
 func DefaultRoots() []string {
 	return slices.Clone(config.DefaultModelRoots)

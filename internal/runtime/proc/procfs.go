@@ -184,9 +184,19 @@ func (fs *FS) Cgroup(pid uint32) (cgs Cgroups, v2 string, id uint64, err error) 
 // Namespaces reads the namespace inodes of pid. Unreadable links are left
 // zero; the error is the first failure.
 func (fs *FS) Namespaces(pid uint32) (event.Namespaces, error) {
+	return fs.namespaces(strconv.FormatUint(uint64(pid), 10))
+}
+
+// SelfNamespaces reads the namespace inodes of the reading process, as
+// Namespaces does.
+func (fs *FS) SelfNamespaces() (event.Namespaces, error) {
+	return fs.namespaces("self")
+}
+
+func (fs *FS) namespaces(pid string) (event.Namespaces, error) {
 	var ns event.Namespaces
 	var first error
-	dir := filepath.Join(fs.root, strconv.FormatUint(uint64(pid), 10), "ns")
+	dir := filepath.Join(fs.root, pid, "ns")
 	for _, n := range []struct {
 		name string
 		dst  *uint32
@@ -199,7 +209,7 @@ func (fs *FS) Namespaces(pid uint32) (event.Namespaces, error) {
 			*n.dst, err = ParseNSLink(l)
 		}
 		if err != nil && first == nil {
-			first = fmt.Errorf("read namespaces of %d: %w", pid, err)
+			first = fmt.Errorf("read namespaces of %s: %w", pid, err)
 		}
 	}
 	return ns, first
@@ -214,6 +224,16 @@ func (fs *FS) CgroupV2Mount() (string, error) {
 	mounts, err := ParseMountinfo(b)
 	if err != nil {
 		return "", err
+	}
+	// The mount that shows the whole hierarchy: its root directory is the
+	// root cgroup, id 1. Inside a cgroup namespace mountinfo gives every
+	// cgroup2 mount a root relative to that namespace ("/.."), so the root
+	// field cannot tell; nor can it when a host mount covers a namespace's.
+	for _, m := range mounts {
+		var st unix.Stat_t
+		if m.FSType == "cgroup2" && unix.Stat(m.Point, &st) == nil && st.Ino == 1 {
+			return m.Point, nil
+		}
 	}
 	p, ok := CgroupV2Mount(mounts)
 	if !ok {

@@ -1013,9 +1013,11 @@ func (x *Namespaces) GetCgroup() uint32 {
 
 // Ancestor is one step of a process lineage, parent first.
 type Ancestor struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Pid           uint32                 `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`
-	Exe           string                 `protobuf:"bytes,2,opt,name=exe,proto3" json:"exe,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Pid   uint32                 `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`
+	Exe   string                 `protobuf:"bytes,2,opt,name=exe,proto3" json:"exe,omitempty"`
+	// comm names kernel threads (kthreadd, kworker/*), which have no exe.
+	Comm          string `protobuf:"bytes,3,opt,name=comm,proto3" json:"comm,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1060,6 +1062,13 @@ func (x *Ancestor) GetPid() uint32 {
 func (x *Ancestor) GetExe() string {
 	if x != nil {
 		return x.Exe
+	}
+	return ""
+}
+
+func (x *Ancestor) GetComm() string {
+	if x != nil {
+		return x.Comm
 	}
 	return ""
 }
@@ -3012,10 +3021,11 @@ const file_sensor_proto_rawDesc = "" +
 	"\x04user\x18\x04 \x01(\rR\x04user\x12\x10\n" +
 	"\x03uts\x18\x05 \x01(\rR\x03uts\x12\x10\n" +
 	"\x03ipc\x18\x06 \x01(\rR\x03ipc\x12\x16\n" +
-	"\x06cgroup\x18\a \x01(\rR\x06cgroup\".\n" +
+	"\x06cgroup\x18\a \x01(\rR\x06cgroup\"B\n" +
 	"\bAncestor\x12\x10\n" +
 	"\x03pid\x18\x01 \x01(\rR\x03pid\x12\x10\n" +
-	"\x03exe\x18\x02 \x01(\tR\x03exe\"2\n" +
+	"\x03exe\x18\x02 \x01(\tR\x03exe\x12\x12\n" +
+	"\x04comm\x18\x03 \x01(\tR\x04comm\"2\n" +
 	"\x06EnvVar\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"\xe2\x04\n" +

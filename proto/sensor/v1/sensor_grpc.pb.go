@@ -28,8 +28,8 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// SensorService is the Kestrel sensor's event feed and state (DESIGN.md §6,
-// research/ecosystem.md §1.6). Messages mirror internal/event. It is served on
+// SensorService is the Kestrel sensor's event feed and state
+// (docs/output.md). Messages mirror internal/event. It is served on
 // a unix socket (mode 0600) and, optionally, on TCP with mutual TLS only.
 type SensorServiceClient interface {
 	// Subscribe streams events from the sensor's in-memory ring: live events,
@@ -99,8 +99,8 @@ func (c *sensorServiceClient) GetInventory(ctx context.Context, in *GetInventory
 // All implementations must embed UnimplementedSensorServiceServer
 // for forward compatibility.
 //
-// SensorService is the Kestrel sensor's event feed and state (DESIGN.md §6,
-// research/ecosystem.md §1.6). Messages mirror internal/event. It is served on
+// SensorService is the Kestrel sensor's event feed and state
+// (docs/output.md). Messages mirror internal/event. It is served on
 // a unix socket (mode 0600) and, optionally, on TCP with mutual TLS only.
 type SensorServiceServer interface {
 	// Subscribe streams events from the sensor's in-memory ring: live events,

@@ -1,0 +1,145 @@
+package runtime
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/cilium/ebpf"
+)
+
+// The syscall dispatcher (bpf/dispatch.bpf.h) routes each watched syscall
+// number to a pair of tail-call targets, the programs enter_<name> and
+// exit_<name>. sysHandlers (per architecture, syscalls_<arch>.go) says
+// which numbers go to which pair; the loader sets the dispatcher's bitmap
+// from it and fills the two program arrays. Those programs are never
+// attached themselves.
+
+// Dispatch slot layout (SYS_COMPAT_BASE, SYS_SLOTS in bpf/dispatch.bpf.h).
+const (
+	sysCompatBase = 1024
+	sysSlots      = 2048
+)
+
+// Tail-call target name prefixes and the program arrays they go to.
+const (
+	sysEnterPrefix = "enter_"
+	sysExitPrefix  = "exit_"
+	sysEnterCalls  = "sys_enter_calls"
+	sysExitCalls   = "sys_exit_calls"
+)
+
+// noSyscall marks a syscall an ABI does not have.
+const noSyscall = -1
+
+// sysHandler routes one syscall to its handler pair: native is the number
+// of the architecture's own ABI, compat the number of its 32-bit compat ABI
+// (i386 on x86-64), noSyscall where the ABI lacks the call.
+type sysHandler struct {
+	name           string
+	native, compat int
+}
+
+// isSyscallHandler reports whether program name is a dispatcher tail-call
+// target rather than a program to attach.
+func isSyscallHandler(name string) bool {
+	return strings.HasPrefix(name, sysEnterPrefix) || strings.HasPrefix(name, sysExitPrefix)
+}
+
+// syscallSlots returns the dispatch slot of every handler row: handler
+// name to slots. It fails on a number outside the table.
+func syscallSlots(table []sysHandler) (map[string][]uint32, error) {
+	slots := map[string][]uint32{}
+	for _, h := range table {
+		for _, n := range []struct {
+			nr   int
+			base int
+		}{{h.native, 0}, {h.compat, sysCompatBase}} {
+			if n.nr == noSyscall {
+				continue
+			}
+			if n.nr < 0 || n.nr >= sysCompatBase {
+				return nil, fmt.Errorf("syscall %s: number %d outside the dispatch table (0..%d)", h.name, n.nr, sysCompatBase-1)
+			}
+			slots[h.name] = append(slots[h.name], uint32(n.base+n.nr))
+		}
+	}
+	return slots, nil
+}
+
+// syscallBitmaps returns the dispatcher's constants for table: the slot
+// bitmap and the OR of its native and compat halves.
+func syscallBitmaps(table []sysHandler) (watched [sysSlots / 8]byte, union [sysCompatBase / 8]byte, err error) {
+	slots, err := syscallSlots(table)
+	if err != nil {
+		return watched, union, err
+	}
+	for _, ss := range slots {
+		for _, s := range ss {
+			watched[s/8] |= 1 << (s % 8)
+			n := s % sysCompatBase
+			union[n/8] |= 1 << (n % 8)
+		}
+	}
+	return watched, union, nil
+}
+
+// setSyscallTable checks that spec has a handler pair for every row of
+// table and writes the dispatcher's bitmaps into spec's constants.
+func setSyscallTable(spec *ebpf.CollectionSpec, table []sysHandler) error {
+	for _, h := range table {
+		for _, p := range []string{sysEnterPrefix + h.name, sysExitPrefix + h.name} {
+			if _, ok := spec.Programs[p]; !ok {
+				return fmt.Errorf("syscall %s: BPF object has no handler program %s", h.name, p)
+			}
+		}
+	}
+	watched, union, err := syscallBitmaps(table)
+	if err != nil {
+		return err
+	}
+	for name, v := range map[string]any{"sys_watched": watched, "sys_any": union} {
+		vs, ok := spec.Variables[name]
+		if !ok {
+			return fmt.Errorf("BPF spec has no variable %s", name)
+		}
+		if err := vs.Set(v); err != nil {
+			return fmt.Errorf("set %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// fillSyscallCalls puts every handler program of table at its slots in
+// the dispatcher's program arrays and returns their names.
+func fillSyscallCalls(coll *ebpf.Collection, table []sysHandler) ([]string, error) {
+	slots, err := syscallSlots(table)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, arr := range []struct{ prefix, name string }{{sysEnterPrefix, sysEnterCalls}, {sysExitPrefix, sysExitCalls}} {
+		m := coll.Maps[arr.name]
+		if m == nil {
+			return nil, fmt.Errorf("fill syscall dispatch: no map %s", arr.name)
+		}
+		for name, ss := range slots {
+			p := coll.Programs[arr.prefix+name]
+			if p == nil {
+				return nil, fmt.Errorf("fill syscall dispatch: no program %s%s", arr.prefix, name)
+			}
+			for _, s := range ss {
+				if err := m.Put(s, p); err != nil {
+					return nil, fmt.Errorf("fill syscall dispatch %s[%d] with %s%s: %w", arr.name, s, arr.prefix, name, err)
+				}
+			}
+			names = append(names, arr.prefix+name)
+		}
+		// No process may swap a handler afterwards (a no-op program would
+		// blind the sensor to that syscall): updates from user space now
+		// fail. The kernel still clears the array when the sensor closes.
+		if err := m.Freeze(); err != nil {
+			return nil, fmt.Errorf("freeze %s: %w", arr.name, err)
+		}
+	}
+	return names, nil
+}
