@@ -56,6 +56,7 @@ type jsonFile struct {
 
 type jsonNet struct {
 	Protocol  string `json:"protocol"`
+	IPProto   uint8  `json:"ip_proto,omitempty"`
 	SAddr     string `json:"saddr,omitempty"`
 	SPort     uint16 `json:"sport"`
 	DAddr     string `json:"daddr,omitempty"`
@@ -66,6 +67,9 @@ type jsonNet struct {
 	BytesSent uint64 `json:"bytes_sent"`
 	Closed    bool   `json:"closed,omitempty"`
 	Result    int32  `json:"result,omitempty"`
+	Fd        *int32 `json:"fd,omitempty"`
+	Origin    string `json:"origin,omitempty"`
+	Via       string `json:"via,omitempty"`
 }
 
 type jsonSys struct {
@@ -152,8 +156,13 @@ func toJSON(e *Event, depth int) *jsonEvent {
 		j.File = jf
 	}
 	if n := e.Net; n != nil {
-		jn := &jsonNet{Protocol: n.Protocol, SPort: n.SPort, DPort: n.DPort, UnixPath: n.UnixPath,
-			Class: n.Class, Cookie: n.Cookie, BytesSent: n.BytesSent, Closed: n.Closed, Result: n.Result}
+		jn := &jsonNet{Protocol: n.Protocol, IPProto: n.IPProto, SPort: n.SPort, DPort: n.DPort, UnixPath: n.UnixPath,
+			Class: n.Class, Cookie: n.Cookie, BytesSent: n.BytesSent, Closed: n.Closed, Result: n.Result,
+			Origin: n.Origin, Via: n.Via}
+		if n.Fd >= 0 && e.Kind != KindEgress {
+			fd := n.Fd
+			jn.Fd = &fd
+		}
 		if n.SAddr.IsValid() {
 			jn.SAddr = n.SAddr.String()
 		}
