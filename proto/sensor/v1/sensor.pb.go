@@ -38,6 +38,8 @@ const (
 	EventKind_EVENT_KIND_FINDING     EventKind = 9
 	EventKind_EVENT_KIND_LOST        EventKind = 10
 	EventKind_EVENT_KIND_STATUS      EventKind = 11
+	// An inbound connection accepted from a remote peer (net.daddr/dport).
+	EventKind_EVENT_KIND_ACCEPT EventKind = 12
 )
 
 // Enum value maps for EventKind.
@@ -55,6 +57,7 @@ var (
 		9:  "EVENT_KIND_FINDING",
 		10: "EVENT_KIND_LOST",
 		11: "EVENT_KIND_STATUS",
+		12: "EVENT_KIND_ACCEPT",
 	}
 	EventKind_value = map[string]int32{
 		"EVENT_KIND_UNSPECIFIED": 0,
@@ -69,6 +72,7 @@ var (
 		"EVENT_KIND_FINDING":     9,
 		"EVENT_KIND_LOST":        10,
 		"EVENT_KIND_STATUS":      11,
+		"EVENT_KIND_ACCEPT":      12,
 	}
 )
 
@@ -1577,19 +1581,27 @@ func (x *File) GetSyscall() string {
 // Net is the payload of connect and egress events. Addresses are strings
 // in their canonical form ("" when unknown).
 type Net struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Protocol      string                 `protobuf:"bytes,1,opt,name=protocol,proto3" json:"protocol,omitempty"`
-	Saddr         string                 `protobuf:"bytes,2,opt,name=saddr,proto3" json:"saddr,omitempty"`
-	Sport         uint32                 `protobuf:"varint,3,opt,name=sport,proto3" json:"sport,omitempty"`
-	Daddr         string                 `protobuf:"bytes,4,opt,name=daddr,proto3" json:"daddr,omitempty"`
-	Dport         uint32                 `protobuf:"varint,5,opt,name=dport,proto3" json:"dport,omitempty"`
-	UnixPath      string                 `protobuf:"bytes,6,opt,name=unix_path,json=unixPath,proto3" json:"unix_path,omitempty"`
-	Class         string                 `protobuf:"bytes,7,opt,name=class,proto3" json:"class,omitempty"`
-	Cookie        uint64                 `protobuf:"varint,8,opt,name=cookie,proto3" json:"cookie,omitempty"`
-	BytesSent     uint64                 `protobuf:"varint,9,opt,name=bytes_sent,json=bytesSent,proto3" json:"bytes_sent,omitempty"`
-	Closed        bool                   `protobuf:"varint,10,opt,name=closed,proto3" json:"closed,omitempty"`
-	Result        int32                  `protobuf:"varint,11,opt,name=result,proto3" json:"result,omitempty"`
-	Fd            int32                  `protobuf:"varint,12,opt,name=fd,proto3" json:"fd,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Protocol  string                 `protobuf:"bytes,1,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Saddr     string                 `protobuf:"bytes,2,opt,name=saddr,proto3" json:"saddr,omitempty"`
+	Sport     uint32                 `protobuf:"varint,3,opt,name=sport,proto3" json:"sport,omitempty"`
+	Daddr     string                 `protobuf:"bytes,4,opt,name=daddr,proto3" json:"daddr,omitempty"`
+	Dport     uint32                 `protobuf:"varint,5,opt,name=dport,proto3" json:"dport,omitempty"`
+	UnixPath  string                 `protobuf:"bytes,6,opt,name=unix_path,json=unixPath,proto3" json:"unix_path,omitempty"`
+	Class     string                 `protobuf:"bytes,7,opt,name=class,proto3" json:"class,omitempty"`
+	Cookie    uint64                 `protobuf:"varint,8,opt,name=cookie,proto3" json:"cookie,omitempty"`
+	BytesSent uint64                 `protobuf:"varint,9,opt,name=bytes_sent,json=bytesSent,proto3" json:"bytes_sent,omitempty"`
+	Closed    bool                   `protobuf:"varint,10,opt,name=closed,proto3" json:"closed,omitempty"`
+	Result    int32                  `protobuf:"varint,11,opt,name=result,proto3" json:"result,omitempty"`
+	Fd        int32                  `protobuf:"varint,12,opt,name=fd,proto3" json:"fd,omitempty"`
+	// ip_proto is the IP protocol number of raw and other sockets.
+	IpProto uint32 `protobuf:"varint,13,opt,name=ip_proto,json=ipProto,proto3" json:"ip_proto,omitempty"`
+	// origin: connect, accept, datagram, or empty when the socket was first
+	// seen sending.
+	Origin string `protobuf:"bytes,14,opt,name=origin,proto3" json:"origin,omitempty"`
+	// via: io_uring, socketcall, fastopen, kernel, other; empty for the
+	// call's own syscall.
+	Via           string `protobuf:"bytes,15,opt,name=via,proto3" json:"via,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1706,6 +1718,27 @@ func (x *Net) GetFd() int32 {
 		return x.Fd
 	}
 	return 0
+}
+
+func (x *Net) GetIpProto() uint32 {
+	if x != nil {
+		return x.IpProto
+	}
+	return 0
+}
+
+func (x *Net) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *Net) GetVia() string {
+	if x != nil {
+		return x.Via
+	}
+	return ""
 }
 
 // Syscall is the payload of escape-primitive syscalls.
@@ -3084,7 +3117,7 @@ const file_sensor_proto_rawDesc = "" +
 	"\x05inode\x18\b \x01(\x04R\x05inode\x12\x10\n" +
 	"\x03dev\x18\t \x01(\x04R\x03dev\x12\x18\n" +
 	"\asyscall\x18\n" +
-	" \x01(\tR\asyscall\"\xa3\x02\n" +
+	" \x01(\tR\asyscall\"\xe8\x02\n" +
 	"\x03Net\x12\x1a\n" +
 	"\bprotocol\x18\x01 \x01(\tR\bprotocol\x12\x14\n" +
 	"\x05saddr\x18\x02 \x01(\tR\x05saddr\x12\x14\n" +
@@ -3099,7 +3132,10 @@ const file_sensor_proto_rawDesc = "" +
 	"\x06closed\x18\n" +
 	" \x01(\bR\x06closed\x12\x16\n" +
 	"\x06result\x18\v \x01(\x05R\x06result\x12\x0e\n" +
-	"\x02fd\x18\f \x01(\x05R\x02fd\"\xf8\x01\n" +
+	"\x02fd\x18\f \x01(\x05R\x02fd\x12\x19\n" +
+	"\bip_proto\x18\r \x01(\rR\aipProto\x12\x16\n" +
+	"\x06origin\x18\x0e \x01(\tR\x06origin\x12\x10\n" +
+	"\x03via\x18\x0f \x01(\tR\x03via\"\xf8\x01\n" +
 	"\aSyscall\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03ret\x18\x02 \x01(\x03R\x03ret\x12\x14\n" +
@@ -3221,7 +3257,7 @@ const file_sensor_proto_rawDesc = "" +
 	"\bprotocol\x18\x03 \x01(\tR\bprotocol\x12\x14\n" +
 	"\x05class\x18\x04 \x01(\tR\x05class\x12\x1d\n" +
 	"\n" +
-	"bytes_sent\x18\x05 \x01(\x04R\tbytesSent*\x9a\x02\n" +
+	"bytes_sent\x18\x05 \x01(\x04R\tbytesSent*\xb1\x02\n" +
 	"\tEventKind\x12\x1a\n" +
 	"\x16EVENT_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fEVENT_KIND_EXEC\x10\x01\x12\x13\n" +
@@ -3235,7 +3271,8 @@ const file_sensor_proto_rawDesc = "" +
 	"\x12EVENT_KIND_FINDING\x10\t\x12\x13\n" +
 	"\x0fEVENT_KIND_LOST\x10\n" +
 	"\x12\x15\n" +
-	"\x11EVENT_KIND_STATUS\x10\v*\x88\x01\n" +
+	"\x11EVENT_KIND_STATUS\x10\v\x12\x15\n" +
+	"\x11EVENT_KIND_ACCEPT\x10\f*\x88\x01\n" +
 	"\bSeverity\x12\x18\n" +
 	"\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSEVERITY_INFO\x10\x01\x12\x10\n" +
