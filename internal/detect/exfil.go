@@ -173,12 +173,29 @@ type pathTaint struct {
 
 // aiSock is one connected socket of interest: to a destination that is not
 // allowlisted for its container.
+// sockKey names a socket and its destination: the kernel counts bytes per
+// socket and destination (one unconnected socket sends to many; a
+// re-connected one starts over), and so does the state here.
+type sockKey struct {
+	cookie uint64
+	addr   netip.Addr
+	port   uint16
+}
+
+func sockKeyOf(n *event.Net) sockKey { return sockKey{n.Cookie, n.DAddr, n.DPort} }
+
 type aiSock struct {
-	pid      uint32
-	cid      string
-	addr     netip.Addr
-	port     uint16
-	class    string
+	pid   uint32
+	cid   string
+	addr  netip.Addr
+	port  uint16
+	class string
+	// serving is set for a socket the model server accepted (its owner, its
+	// lineage or a parent of an owner): answering clients is its job, and
+	// those bytes do not count for EXF-003.
+	serving bool
+	// reports counts the egress reports seen for it.
+	reports  uint32
 	bytes    uint64
 	exfLevel event.Severity // highest EXF-001 severity reported for it
 	exfBytes uint64         // bytes named in the last EXF-001 report
@@ -211,7 +228,8 @@ type exfTrigger struct {
 	bytes    uint64
 	sev      event.Severity
 	stage    string
-	cookie   uint64
+	origin   string  // the socket's event.Origin*
+	sock     sockKey // the socket and destination of an egress trigger
 	deadline time.Time
 }
 
@@ -302,7 +320,7 @@ type aiState struct {
 	kids    *LRU[uint32, kidSet]
 	ctrs    *LRU[string, aiCtr]
 	paths   *LRU[pathKey, pathTaint]
-	socks   *LRU[uint64, aiSock]
+	socks   *LRU[sockKey, aiSock]
 	buckets *LRU[bucketKey, bucket]
 
 	// out are the EXF-001 triggers of the current event; deferred wait for
@@ -350,7 +368,7 @@ func newAIState(s *Settings, opts *AIOptions, log *slog.Logger, size int) (*aiSt
 		kids:    NewLRU[uint32, kidSet](size, nil),
 		ctrs:    NewLRU[string, aiCtr](size, nil),
 		paths:   NewLRU[pathKey, pathTaint](size, nil),
-		socks:   NewLRU[uint64, aiSock](size, nil),
+		socks:   NewLRU[sockKey, aiSock](size, nil),
 		buckets: NewLRU[bucketKey, bucket](size, nil),
 		inv:     newInventory(opts.Node, size),
 	}
@@ -668,7 +686,7 @@ func (a *aiState) observe(st *State, ev *event.Event) {
 		if p != nil && ev.File != nil {
 			a.onOpen(st, p, c, ev, now)
 		}
-	case event.KindConnect, event.KindEgress:
+	case event.KindConnect, event.KindEgress, event.KindAccept:
 		if p != nil && ev.Net != nil {
 			a.onNet(st, p, c, ev, now)
 			if ev.Kind == event.KindConnect {
@@ -1104,28 +1122,36 @@ func (a *aiState) onNet(st *State, p *event.Process, c *event.Container, ev *eve
 		}
 		return
 	}
-	if !n.DAddr.IsValid() {
+	// An egress whose destination the kernel did not see (a raw send whose
+	// packet was dropped before the wire) still carried the bytes: judged
+	// as a destination outside the allowlist.
+	if !n.DAddr.IsValid() && ev.Kind != event.KindEgress {
 		return
 	}
-	if ev.Kind == event.KindEgress {
+	if ev.Kind == event.KindEgress && n.DAddr.IsValid() {
 		a.inv.peer(p, c, st.IsGPUOwner(p.PID) || p.GPUOwner, n)
 	}
-	if n.Class == event.ClassLoopback || n.DAddr.IsLoopback() || a.s.EgressAllowed(c, n.DAddr, n.DPort) {
+	if n.Class == event.ClassLoopback || n.DAddr.IsLoopback() || n.DAddr.IsValid() && a.s.EgressAllowed(c, n.DAddr, n.DPort) {
 		return
 	}
-	sk := a.socks.Ptr(n.Cookie)
+	k := sockKeyOf(n)
+	sk := a.socks.Ptr(k)
 	if sk == nil || n.Cookie == 0 {
 		v := aiSock{pid: p.PID, cid: cid, addr: n.DAddr, port: n.DPort, class: n.Class}
+		v.serving = n.Origin == event.OriginAccept && a.modelServer(st, p, c)
 		if n.Cookie != 0 {
-			sk = a.socks.Put(n.Cookie, v)
+			sk = a.socks.Put(k, v)
 		} else {
 			sk = &v
 		}
 	}
+	if ev.Kind == event.KindEgress {
+		sk.reports++
+	}
 	if n.BytesSent > sk.bytes {
 		sk.bytes = n.BytesSent
 	}
-	if c != nil && sk.bytes > sk.counted {
+	if c != nil && sk.bytes > sk.counted && !sk.serving && n.DAddr.IsValid() {
 		a.count(c, sk, now)
 	}
 	// EXF-001: a tainted sender, or any sender in a tainted container.
@@ -1155,11 +1181,36 @@ func (a *aiState) onNet(st *State, p *event.Process, c *event.Container, ev *eve
 	default:
 		return
 	}
+	dest := "unknown destination"
+	if n.DAddr.IsValid() {
+		dest = netip.AddrPortFrom(n.DAddr, n.DPort).String()
+	}
 	t := exfTrigger{ev: ev, src: src, sender: p, via: via, cond: "egress",
-		dest: netip.AddrPortFrom(n.DAddr, n.DPort).String(), class: n.Class, bytes: sk.bytes, sev: sev,
-		stage: stage, cookie: n.Cookie}
+		dest: dest, class: n.Class, bytes: sk.bytes, sev: sev, origin: n.Origin,
+		stage: stage, sock: k}
 	sk.exfLevel, sk.exfBytes = sev, sk.bytes
 	a.trigger(t)
+}
+
+// modelServer reports whether p belongs to the model server's process tree
+// in its container: a GPU owner, a descendant of one, or the parent of one
+// (an API front end that spawns the GPU workers). Kernel facts: NVML's
+// owners and the fork tree.
+func (a *aiState) modelServer(st *State, p *event.Process, c *event.Container) bool {
+	if _, ok := gpuLineage(st, p, c); ok {
+		return true
+	}
+	cid := cidOf(c)
+	ks, ok := a.kids.Peek(p.PID)
+	if !ok {
+		return false
+	}
+	for i := 0; i < int(ks.n); i++ {
+		if o, ok := st.GPUOwner(ks.pids[i]); ok && o.Container == cid {
+			return true
+		}
+	}
+	return false
 }
 
 // grew reports whether now exceeds was by more than 10 %.
@@ -1198,8 +1249,8 @@ func (a *aiState) trigger(t exfTrigger) {
 	t.ev = snapshot(t.ev)
 	t.deadline = s.at.Add(a.grace)
 	for i := range a.deferred {
-		if d := &a.deferred[i]; d.src == s && d.cookie == t.cookie && d.stage == t.stage ||
-			t.cookie != 0 && d.cookie == t.cookie {
+		if d := &a.deferred[i]; d.src == s && d.sock == t.sock && d.stage == t.stage ||
+			t.sock.cookie != 0 && d.sock == t.sock {
 			if t.sev >= d.sev {
 				*d = t
 			}
@@ -1225,8 +1276,8 @@ func (a *aiState) release(now time.Time) {
 		switch {
 		case t.src.dropped:
 		case t.src.confirmed || !now.Before(t.deadline):
-			if t.cookie != 0 {
-				if sk, ok := a.socks.Peek(t.cookie); ok && sk.bytes > t.bytes {
+			if t.sock.cookie != 0 {
+				if sk, ok := a.socks.Peek(t.sock); ok && sk.bytes > t.bytes {
 					t.bytes = sk.bytes
 					if t.bytes >= t.src.criticalBytes() {
 						t.sev, t.stage = event.SevCritical, "critical"

@@ -724,9 +724,10 @@ func newGPU006(*Settings) Rule {
 		MITRE:    []string{"T1041", "AML.T0025", "AML.T0072"},
 		Severity: event.SevHigh,
 		Description: "A GPU owner, or a process with a GPU owner of the same container in its fork-time lineage " +
-			"(re-parenting does not hide it), connects to an inet destination outside egress_allowlist. Critical " +
-			"on a miner pool port or once the socket sent exfil_bytes_threshold. Connects of the last 10 s are " +
-			"judged again when NVML first lists an ancestor.",
+			"(re-parenting does not hide it), connects to an inet destination outside egress_allowlist, or sends " +
+			"datagrams to one without connecting (UDP sendto, raw and ICMP sockets). Critical on a miner pool port " +
+			"or once the socket sent exfil_bytes_threshold to it. Sockets it accepted (clients that connected in) " +
+			"do not count. Connects of the last 10 s are judged again when NVML first lists an ancestor.",
 		Knobs: []string{"egress_allowlist", "exfil_bytes_threshold"},
 		Kinds: kinds(event.KindConnect, event.KindEgress, event.KindGPU),
 	}}}
@@ -748,7 +749,7 @@ func (r *gpu006) check(ctx *Context, ev *event.Event, lateOwner uint32) {
 	n := ev.Net
 	p := ev.Process
 	if n == nil || p == nil || !n.DAddr.IsValid() || n.Class == event.ClassLoopback || n.DAddr.IsLoopback() ||
-		n.Class == event.ClassUnix {
+		n.Class == event.ClassUnix || n.Origin == event.OriginAccept { // answering a client that connected in
 		return
 	}
 	if ctx.Settings.EgressAllowed(ev.Container, n.DAddr, n.DPort) {
@@ -769,11 +770,19 @@ func (r *gpu006) check(ctx *Context, ev *event.Event, lateOwner uint32) {
 		sev = event.SevCritical
 		attrs["miner_port"] = "true"
 	}
+	verb := "connected to "
 	if ev.Kind == event.KindEgress {
-		if n.BytesSent < uint64(ctx.Settings.Config.ExfilBytesThreshold) {
+		// A destination that came with the send has no connect event: its
+		// first report stands for one.
+		sk, _ := ctx.eng.ai.socks.Peek(sockKeyOf(n))
+		switch {
+		case n.BytesSent >= uint64(ctx.Settings.Config.ExfilBytesThreshold):
+			sev, stage = event.SevCritical, "volume"
+		case n.Origin == event.OriginDatagram && sk.reports == 1:
+			stage, verb = "datagram", "sent "+n.Protocol+" datagrams to "
+		default:
 			return
 		}
-		sev, stage = event.SevCritical, "volume"
 		attrs["bytes_sent"] = itoa(n.BytesSent)
 	}
 	rel := "its lineage holds GPU owner pid " + itoa(uint64(owner))
@@ -787,7 +796,7 @@ func (r *gpu006) check(ctx *Context, ev *event.Event, lateOwner uint32) {
 	ctx.Emit(ev, Report{
 		Key:         "dst:" + dst + ":" + stage,
 		Severity:    sev,
-		Explanation: who(ev) + " in " + where(ev) + " connected to " + dst + " (" + n.Class + "), outside egress_allowlist; " + rel + ".",
+		Explanation: who(ev) + " in " + where(ev) + " " + verb + dst + " (" + n.Class + "), outside egress_allowlist; " + rel + ".",
 		Attrs:       attrs,
 	})
 }
