@@ -1034,7 +1034,9 @@ int net_sock_release(struct bpf_sock *ctx)
 	__u64 cookie = bpf_get_socket_cookie(ctx);
 	struct egress_val *e = bpf_map_lookup_elem(&egress_socks, &cookie);
 	if (e) {
-		eg_emit_final(e);
+		/* An accepted socket that sent nothing has said all in its accept. */
+		if (e->bytes_sent || e->origin != EG_ORIGIN_ACCEPT)
+			eg_emit_final(e);
 		if (!bpf_map_delete_elem(&egress_socks, &cookie))
 			net_count(NET_SOCK_RELEASED);
 	}

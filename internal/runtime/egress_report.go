@@ -68,8 +68,12 @@ type egressReporter struct {
 	// maps' sizes. The maps are made on first use.
 	last      map[uint64]uint64
 	seen      map[uint64]struct{}
-	lastDgram map[dgramKey]uint64
+	dgram     map[dgramKey]dgramState
 	seenDgram map[dgramKey]struct{}
+	// base holds the bytes of egress_dgram entries taken out of the map
+	// while idle: a (socket, destination) that sends again starts over in
+	// the kernel, and its reports add base, so that counts stay cumulative.
+	base map[dgramKey]uint64
 	// closed holds the cookies of released sockets whose egress_dgram
 	// entries the next walk reports as closed and deletes.
 	closed map[uint64]struct{}
@@ -77,7 +81,7 @@ type egressReporter struct {
 	keys      []uint64
 	dkeys     []dgramKey
 	vals      [][egressValSize]byte
-	dgramGone uint64 // egress_dgram entries deleted here (released sockets)
+	dgramGone uint64 // egress_dgram entries deleted here (released sockets, idle entries)
 
 	mu       sync.Mutex // guards the fields below (read by counters)
 	stats    [netStatCount]uint64
@@ -88,6 +92,23 @@ type egressReporter struct {
 	reported [2]uint64 // evictions and insert failures already emitted as Lost
 	errors   uint64
 }
+
+// dgramState is what the reporter keeps of an egress_dgram entry: the
+// kernel's count at its last report, and how many walks since found it idle.
+type dgramState struct {
+	last uint64
+	idle uint8
+}
+
+// Idle egress_dgram entries are taken out of the map after dgramIdleWalks
+// reports without growth, so that a socket that talks to many destinations
+// over time (a DNS or QUIC server, a scanner) does not fill the LRU map and
+// push out entries whose bytes were never reported. base is bounded by
+// dgramBaseMax; beyond it an entry that sends again counts from zero.
+const (
+	dgramIdleWalks = 3
+	dgramBaseMax   = 16384
+)
 
 // sockClosed notes a REC_SOCK_CLOSED record (the whole record in b): the
 // socket's egress_dgram entries are reported closed at the next walk.
@@ -139,7 +160,7 @@ func (r *egressReporter) report(dec *decoder, socks, dgram, stats *ebpf.Map, now
 	}
 	if r.last == nil {
 		r.last, r.seen = map[uint64]uint64{}, map[uint64]struct{}{}
-		r.lastDgram, r.seenDgram = map[dgramKey]uint64{}, map[dgramKey]struct{}{}
+		r.dgram, r.seenDgram, r.base = map[dgramKey]dgramState{}, map[dgramKey]struct{}{}, map[dgramKey]uint64{}
 	}
 	var bad error
 	decodeGrown := func(what string, val []byte, last uint64) *event.Event {
@@ -177,7 +198,7 @@ func (r *egressReporter) report(dec *decoder, socks, dgram, stats *ebpf.Map, now
 	}
 
 	clear(r.seenDgram)
-	var gone []dgramKey
+	var gone, idle []dgramKey
 	err = r.walkDgram(dgram, func(k dgramKey, val []byte) {
 		if _, dup := r.seenDgram[k]; dup {
 			return
@@ -187,38 +208,71 @@ func (r *egressReporter) report(dec *decoder, socks, dgram, stats *ebpf.Map, now
 			return
 		}
 		r.seenDgram[k] = struct{}{}
-		if ev := decodeGrown("egress_dgram entry", val, r.lastDgram[k]); ev != nil {
-			r.lastDgram[k] = ev.Net.BytesSent
+		st := r.dgram[k]
+		if ev := decodeGrown("egress_dgram entry", val, st.last); ev != nil {
+			st.last, st.idle = ev.Net.BytesSent, 0
+			ev.Net.BytesSent += r.base[k]
 			emit(ev)
+		} else if st.idle++; st.idle >= dgramIdleWalks {
+			idle = append(idle, k)
 		}
+		r.dgram[k] = st
 	})
 	if err != nil {
 		return fmt.Errorf("walk egress_dgram: %w", err)
 	}
-	// Entries of released sockets: take each out of the map with its final
-	// count, and report it closed.
-	for _, k := range gone {
+	// Take entries of released sockets out of the map with their final
+	// count, and report them closed; take idle ones out, and report what
+	// they sent since the walk, if anything.
+	take := func(k dgramKey, closed bool) {
 		var val [egressValSize]byte
 		if err := dgram.LookupAndDelete(&k, &val); err != nil {
 			if !errors.Is(err, ebpf.ErrKeyNotExist) {
-				bad = fmt.Errorf("delete egress_dgram entry of a released socket: %w", err)
+				bad = fmt.Errorf("delete egress_dgram entry: %w", err)
 			}
-			continue
+			return
 		}
 		r.dgramGone++
-		ev, err := dec.decode(val[:])
-		if err != nil {
-			bad = fmt.Errorf("decode egress_dgram entry: %w", err)
-			continue
+		st := r.dgram[k]
+		delete(r.dgram, k)
+		delete(r.seenDgram, k)
+		n := le.Uint64(val[egBytes:])
+		base := r.base[k]
+		if closed || n > st.last {
+			ev, err := dec.decode(val[:])
+			if err != nil {
+				bad = fmt.Errorf("decode egress_dgram entry: %w", err)
+				return
+			}
+			ev.Time = now
+			ev.Net.BytesSent += base
+			ev.Net.Closed = closed
+			emit(ev)
 		}
-		ev.Time = now
-		ev.Net.Closed = true
-		emit(ev)
+		switch {
+		case closed:
+			delete(r.base, k)
+		case len(r.base) < dgramBaseMax || base > 0:
+			r.base[k] = base + n
+		}
 	}
-	clear(r.closed) // a released socket makes no new entries
-	for k := range r.lastDgram {
+	for _, k := range gone {
+		take(k, true)
+	}
+	for _, k := range idle {
+		take(k, false)
+	}
+	if len(r.closed) > 0 {
+		for k := range r.base { // entries of a released socket taken out while idle
+			if _, ok := r.closed[k.cookie()]; ok {
+				delete(r.base, k)
+			}
+		}
+		clear(r.closed) // a released socket makes no new entries
+	}
+	for k := range r.dgram {
 		if _, ok := r.seenDgram[k]; !ok {
-			delete(r.lastDgram, k)
+			delete(r.dgram, k)
 		}
 	}
 

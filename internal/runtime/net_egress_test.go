@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/kestrel-sec/kestrel/internal/event"
@@ -394,5 +396,121 @@ func TestEgressSendfileAndSplice(t *testing.T) {
 		if fin.Net.BytesSent != size {
 			t.Errorf("%s: bytes sent = %d; want %d", action, fin.Net.BytesSent, size)
 		}
+	}
+}
+
+// TestEgressReporterDatagrams drives the report over an egress_dgram map:
+// one socket, several destinations, each reported on its own; an idle entry
+// is taken out of the map and its count carried over when it sends again;
+// REC_SOCK_CLOSED makes the next walk report the socket's entries closed.
+func TestEgressReporterDatagrams(t *testing.T) {
+	requireKernel(t)
+	socks, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Hash, KeySize: 8, ValueSize: egressValSize, MaxEntries: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer socks.Close()
+	dgram, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Hash, KeySize: dgramKeySize, ValueSize: egressValSize, MaxEntries: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dgram.Close()
+	stats, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stats.Close()
+	tracked := uint64(0)
+	key := func(cookie uint64, port uint16) dgramKey {
+		var k dgramKey
+		le.PutUint64(k[:], cookie)
+		copy(k[8:], []byte{198, 51, 100, 1})
+		le.PutUint16(k[24:], port)
+		k[26] = afInet
+		return k
+	}
+	put := func(cookie uint64, port uint16, bytes uint64) {
+		k := key(cookie, port)
+		var old [egressValSize]byte
+		if dgram.Lookup(&k, &old) != nil {
+			tracked++
+			per := make([]uint64, ebpf.MustPossibleCPU())
+			per[0] = tracked
+			if err := stats.Put(uint32(netDgramTracked), per); err != nil {
+				t.Fatal(err)
+			}
+		}
+		v := statsRec(cookie, bytes, afInet, ipprotoUDP, connFSrc|connFDst|egFDgram, 5000, port, a16("10.0.0.1"), a16("198.51.100.1"), 0)
+		v[egOrigin] = 3
+		if err := dgram.Put(&k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &Sensor{}
+	r := &s.egress
+	d := decoder{bootEpoch: time.Unix(0, 0)}
+	type rep struct {
+		bytes  uint64
+		closed bool
+	}
+	step := func(want map[uint16]rep) {
+		t.Helper()
+		got := map[uint16]rep{}
+		lost := 0
+		err := r.report(&d, socks, dgram, stats, time.Unix(2000, 0), func(e *event.Event) {
+			if e.Kind == event.KindLost {
+				lost++
+				return
+			}
+			if e.Net.Origin != event.OriginDatagram || e.Net.Cookie != 7 {
+				t.Errorf("report %+v", *e.Net)
+			}
+			got[e.Net.DPort] = rep{e.Net.BytesSent, e.Net.Closed}
+		})
+		if err != nil {
+			t.Fatalf("report: %v", err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) || lost != 0 {
+			t.Errorf("reported %v (lost events %d); want %v", got, lost, want)
+		}
+	}
+	gone := func(port uint16) bool {
+		k := key(7, port)
+		var v [egressValSize]byte
+		return errors.Is(dgram.Lookup(&k, &v), ebpf.ErrKeyNotExist)
+	}
+	put(7, 53, 100)
+	put(7, 5353, 4000)
+	step(map[uint16]rep{53: {100, false}, 5353: {4000, false}})
+	put(7, 5353, 5000)
+	step(map[uint16]rep{5353: {5000, false}})
+	step(map[uint16]rep{})
+	step(map[uint16]rep{}) // port 53 idle for dgramIdleWalks walks: taken out, nothing new to say
+	if !gone(53) || gone(5353) {
+		t.Fatalf("after 3 idle walks: port 53 left %v, port 5353 left %v; want only 53 gone", gone(53), gone(5353))
+	}
+	put(7, 53, 20) // it sends again: the kernel counts from zero, the report carries on
+	step(map[uint16]rep{53: {120, false}})
+	if !gone(5353) {
+		t.Fatal("port 5353 idle for 3 walks is still in the map")
+	}
+	put(7, 53, 30)
+	closed := make([]byte, sockClosedSize)
+	putHdr(closed, recSockClosed, sockClosedSize, 42, 43, 0, 0)
+	le.PutUint64(closed[sockClosedCookie:], 7)
+	if err := r.sockClosed(closed); err != nil {
+		t.Fatal(err)
+	}
+	step(map[uint16]rep{53: {130, true}})
+	if !gone(53) || len(r.base) != 0 || len(r.dgram) != 0 {
+		t.Errorf("after close: map entry left %v, base %v, state %v", !gone(53), r.base, r.dgram)
+	}
+	if err := r.sockClosed(closed[:40]); err == nil {
+		t.Error("a short socket closed record was accepted")
+	}
+	m := map[string]uint64{}
+	r.counters(m)
+	if m["egress_sockets_evicted"] != 0 || m["egress_datagram_released"] != 3 || m["egress_datagram_live"] != 0 {
+		t.Errorf("counters %v", m)
 	}
 }
