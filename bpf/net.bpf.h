@@ -50,8 +50,9 @@
  * Bytes. tp_btf/sock_send_length fires after every sock_sendmsg: send,
  * sendto, sendmsg, sendmmsg, write, sendfile and splice into a socket (6.5+),
  * io_uring SEND/SENDMSG/SEND_ZC/WRITE, from any process. Every AF_INET and
- * AF_INET6 socket is accounted there, summed in the kernel (nothing is sent
- * per send), attributed to the process that sent last:
+ * AF_INET6 socket is accounted there, and AF_PACKET ones (frames for a
+ * device, no IP destination), summed in the kernel (nothing is sent per
+ * send), attributed to the process that sent last:
  *   - a socket with a peer (TCP, connected UDP/raw/ICMP): egress_socks, keyed
  *     by cookie, destination from the socket;
  *   - a send with its own destination (unconnected UDP sendto/sendmsg with
@@ -80,6 +81,7 @@
 #define KS_AF_UNIX 1
 #define KS_AF_INET 2
 #define KS_AF_INET6 10
+#define KS_AF_PACKET 17
 #define KS_SOCK_STREAM 1
 #define KS_IPPROTO_ICMP 1
 #define KS_IPPROTO_ICMPV6 58
@@ -932,7 +934,7 @@ static __always_inline void dgram_account(struct sock *sk, __u64 cookie, __u16 f
 		__builtin_memcpy(k.daddr, d->daddr, sizeof(k.daddr));
 		k.dport = d->dport;
 		k.family = d->family;
-	} else {
+	} else if (family != KS_AF_PACKET) {
 		net_count(NET_SEND_NODST);
 	}
 	struct egress_val *e = bpf_map_lookup_elem(&egress_dgram, &k);
@@ -944,6 +946,17 @@ static __always_inline void dgram_account(struct sock *sk, __u64 cookie, __u16 f
 	if (!s)
 		return;
 	e = eg_new(s, sk, cookie, k.family, n);
+	if (family == KS_AF_PACKET) {
+		/* Frames for a device: no IP endpoints to name. */
+		e->proto = 0;
+		e->flags = EG_F_DGRAM | EG_F_NODST;
+		e->origin = EG_ORIGIN_DATAGRAM;
+		if (bpf_map_update_elem(&egress_dgram, &k, e, BPF_NOEXIST))
+			net_count(NET_DGRAM_INSERT_FAIL);
+		else
+			net_count(NET_DGRAM_TRACKED);
+		return;
+	}
 	__u8 ignore[16];
 	__u16 ignport;
 	sk_addrs(sk, family, e->saddr, &e->sport, ignore, &ignport);
@@ -970,6 +983,12 @@ SEC("tp_btf/sock_send_length")
 int BPF_PROG(net_send_length, struct sock *sk, int ret, int flags)
 {
 	__u16 family = sk->__sk_common.skc_family;
+	if (family == KS_AF_PACKET) {
+		/* Link-layer frames (AF_PACKET, CAP_NET_RAW) leave the node too. */
+		if (ret > 0 && !(((struct task_struct *)bpf_get_current_task_btf())->flags & KS_PF_KTHREAD) && !is_self())
+			dgram_account(sk, bpf_get_socket_cookie(sk), family, NULL, ret);
+		return 0;
+	}
 	if (family != KS_AF_INET && family != KS_AF_INET6)
 		return 0;
 	__u16 proto = sk->sk_protocol;

@@ -273,7 +273,8 @@ const (
 // event DAddr/DPort are where the bytes went; for an accept, the remote peer.
 type Net struct {
 	// Protocol is tcp, udp, udplite, icmp, icmpv6 (ping sockets), raw (a
-	// raw socket; IPProto says which protocol), other (IPProto says) or unix.
+	// raw socket; IPProto says which protocol), other (IPProto says), unix,
+	// or packet (an AF_PACKET socket: link-layer frames, no IP endpoints).
 	Protocol string
 	// IPProto is the IP protocol number of raw and other sockets, else 0.
 	IPProto uint8

@@ -96,9 +96,10 @@ var (
 
 // Address families and protocols as the kernel numbers them.
 const (
-	afUnix  = 1
-	afInet  = 2
-	afInet6 = 10
+	afUnix   = 1
+	afInet   = 2
+	afInet6  = 10
+	afPacket = 17
 
 	ipprotoICMP    = 1
 	ipprotoTCP     = 6
@@ -186,7 +187,7 @@ func decodeSockStats(h *recHeader, b []byte) (*event.Event, error) {
 		return nil, malformed("socket stats record is %d bytes, want %d", len(b), egressValSize)
 	}
 	family := b[egFamily]
-	if family != afInet && family != afInet6 {
+	if family != afInet && family != afInet6 && family != afPacket {
 		return nil, malformed("socket stats address family %d", family)
 	}
 	if int(b[egOrigin]) >= len(origins) {
@@ -195,17 +196,22 @@ func decodeSockStats(h *recHeader, b []byte) (*event.Event, error) {
 	flags := b[egFlags]
 	e := netEvent(h, event.KindEgress)
 	n := e.Net
-	if err := inetProto(n, b[egSotype], b[egProto]); err != nil {
-		return nil, err
-	}
 	n.Cookie = le.Uint64(b[egCookie:])
 	n.BytesSent = le.Uint64(b[egBytes:])
 	n.Origin = origins[b[egOrigin]]
+	n.Closed = flags&connFClosed != 0
+	if family == afPacket {
+		// Link-layer frames: no IP endpoints.
+		n.Protocol = "packet"
+		return e, nil
+	}
+	if err := inetProto(n, b[egSotype], b[egProto]); err != nil {
+		return nil, err
+	}
 	if flags&egFNoDst == 0 {
 		n.DAddr = inetAddr(family, b[egDaddr:egDaddr+16])
 		n.DPort = le.Uint16(b[egDport:])
 	}
-	n.Closed = flags&connFClosed != 0
 	if flags&connFSrc != 0 {
 		n.SAddr = inetAddr(family, b[egSaddr:egSaddr+16])
 		n.SPort = le.Uint16(b[egSport:])

@@ -26,7 +26,10 @@ import (
 // nsAddr, an address that is not a loopback address: traffic to it stays in
 // the namespace, but the kernel and the sensor see a remote-looking peer.
 
-const nsAddr = "10.9.9.1"
+const (
+	nsAddr  = "10.9.9.1"
+	nsAddr6 = "fd00:9::1"
+)
 
 // netHelperMore holds the helper actions of these tests (see netHelper).
 func netHelperMore(action string, f []string) error {
@@ -61,6 +64,33 @@ func netHelperMore(action string, f []string) error {
 			return err
 		}
 		if err := unix.Sendto(fd, make([]byte, n), 0, &unix.SockaddrInet4{Addr: netip.MustParseAddr(f[0]).As4()}); err != nil {
+			return fmt.Errorf("sendto: %w", err)
+		}
+		return unix.Close(fd)
+	case "raw6": // raw6 <ip6> <proto> <bytes>: an IPv6 raw socket's sendto
+		proto, _ := strconv.Atoi(f[1])
+		n, _ := strconv.Atoi(f[2])
+		fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
+		if err != nil {
+			return err
+		}
+		if err := unix.Sendto(fd, make([]byte, n), 0, &unix.SockaddrInet6{Addr: netip.MustParseAddr(f[0]).As16()}); err != nil {
+			return fmt.Errorf("sendto: %w", err)
+		}
+		return unix.Close(fd)
+	case "packet": // packet <frame bytes>: an AF_PACKET socket sends one Ethernet frame on lo
+		n, _ := strconv.Atoi(f[0])
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
+		if err != nil {
+			return err
+		}
+		lo, err := net.InterfaceByName("lo")
+		if err != nil {
+			return err
+		}
+		frame := make([]byte, n)
+		frame[12], frame[13] = 0x88, 0xb5 // local experimental ethertype
+		if err := unix.Sendto(fd, frame, 0, &unix.SockaddrLinklayer{Ifindex: lo.Index, Protocol: htons(0x88b5)}); err != nil {
 			return fmt.Errorf("sendto: %w", err)
 		}
 		return unix.Close(fd)
@@ -201,6 +231,8 @@ func uringHelper(f []string) error {
 	return ln.Close()
 }
 
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
 // runNetHelperNS is runNetHelper in a network namespace of its own, with
 // nsAddr on its loopback device and ping sockets allowed.
 func runNetHelperNS(t *testing.T, action string, args ...string) (uint32, map[string]string) {
@@ -213,7 +245,8 @@ func runNetHelperNS(t *testing.T, action string, args ...string) (uint32, map[st
 	}
 	self, _ := os.Executable()
 	cmd := exec.Command("unshare", "--net", "--", "/bin/sh", "-c",
-		`ip link set lo up && ip addr add `+nsAddr+`/32 dev lo && sysctl -qw net.ipv4.ping_group_range="0 2147483647" && exec "$0" -test.run='^$'`,
+		`ip link set lo up && ip addr add `+nsAddr+`/32 dev lo && ip addr add `+nsAddr6+`/128 dev lo && `+
+			`sysctl -qw net.ipv4.ping_group_range="0 2147483647" && exec "$0" -test.run='^$'`,
 		self)
 	cmd.Env = append(os.Environ(), netHelperEnv+"="+action, "KESTREL_NET_ARGS="+strings.Join(args, " "))
 	out, err := cmd.CombinedOutput()
@@ -328,10 +361,26 @@ func TestEgressDatagrams(t *testing.T) {
 		t.Errorf("raw egress %+v; want raw/253, 700 bytes to %v", *n, dst)
 	}
 
+	pid, _ = runNetHelperNS(t, "raw6", nsAddr6, "253", "900")
+	e = c.wait(t, "raw6 egress", egressBy(pid, func(*event.Net) bool { return true }))
+	if n := e.Net; n.Protocol != "raw" || n.IPProto != 253 || n.DAddr != netip.MustParseAddr(nsAddr6) || n.BytesSent != 900 {
+		t.Errorf("raw6 egress %+v; want raw/253, 900 bytes to %s", *n, nsAddr6)
+	}
+
 	pid, _ = runNetHelperNS(t, "ping", nsAddr, "56")
 	e = c.wait(t, "icmp egress", egressBy(pid, func(*event.Net) bool { return true }))
 	if n := e.Net; n.Protocol != "icmp" || n.DAddr != dst || n.BytesSent != 64 || n.Origin != event.OriginDatagram {
 		t.Errorf("icmp egress %+v; want icmp, 64 bytes to %v", *n, dst)
+	}
+
+	// AF_PACKET sockets are not inet sockets (no release hook): their
+	// entries are reported by the periodic walk.
+	pid, _ = runNetHelperNS(t, "packet", "777")
+	e = c.wait(t, "packet egress", func(x *event.Event) bool {
+		return x.Kind == event.KindEgress && x.Process.PID == pid && x.Net.Protocol == "packet"
+	})
+	if n := e.Net; n.BytesSent != 777 || n.DAddr.IsValid() || n.Origin != event.OriginDatagram {
+		t.Errorf("packet egress %+v; want 777 bytes, no IP destination", *n)
 	}
 }
 

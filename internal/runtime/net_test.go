@@ -244,6 +244,16 @@ func TestDecodeNet(t *testing.T) {
 			kind: event.KindEgress,
 		},
 		{
+			name: "packet socket frames",
+			rec: func() []byte {
+				b := statsRec(22, 6000, afPacket, 0, egFDgram|egFNoDst, 0, 0, a16("::"), a16("::"), 0)
+				b[egSotype], b[egOrigin] = sockRaw, 3
+				return b
+			}(),
+			want: event.Net{Protocol: "packet", Cookie: 22, BytesSent: 6000, Fd: -1, Origin: event.OriginDatagram},
+			kind: event.KindEgress,
+		},
+		{
 			name: "icmpv6 ping datagram",
 			rec: func() []byte {
 				b := statsRec(20, 64, afInet6, ipprotoICMPv6, egFDgram|connFDst, 0, 0, a16("::"), a16("2001:db8::9"), 0)
@@ -1198,6 +1208,10 @@ func FuzzDecodeNet(f *testing.F) {
 		case "unix":
 			if e.Kind != event.KindConnect || len(n.UnixPath) > unixPathMax || n.DAddr.IsValid() {
 				t.Fatalf("bad unix event %+v", n)
+			}
+		case "packet":
+			if e.Kind != event.KindEgress || n.DAddr.IsValid() || n.SAddr.IsValid() {
+				t.Fatalf("bad packet event %+v", n)
 			}
 		default:
 			t.Fatalf("protocol %q", n.Protocol)
