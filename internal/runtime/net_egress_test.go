@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -561,5 +562,31 @@ func TestEgressReporterDatagrams(t *testing.T) {
 	r.counters(m)
 	if m["egress_sockets_evicted"] != 0 || m["egress_datagram_released"] != 3 || m["egress_datagram_live"] != 0 {
 		t.Errorf("counters %v", m)
+	}
+}
+
+// TestNetIdentity: network records name the sending process with its real
+// and effective uid (here an unprivileged one), read at the time of the
+// call.
+func TestNetIdentity(t *testing.T) {
+	_, c := startSensor(t, netConfig())
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	// bash's /dev/udp connects a UDP socket and writes to it.
+	cmd := exec.Command("bash", "-c", "echo hello > /dev/udp/127.0.0.1/"+strconv.Itoa(port))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 4242, Gid: 4242}}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("helper as uid 4242: %v: %s", err, out)
+	}
+	pid := uint32(cmd.Process.Pid)
+	for _, kind := range []event.Kind{event.KindConnect, event.KindEgress} {
+		e := c.wait(t, kind.String(), func(x *event.Event) bool { return x.Kind == kind && x.Process.PID == pid })
+		if e.Process.UID != 4242 || e.Process.EUID != 4242 || e.Process.Comm == "" {
+			t.Errorf("%v by uid %d euid %d comm %q; want 4242, 4242", kind, e.Process.UID, e.Process.EUID, e.Process.Comm)
+		}
 	}
 }
