@@ -144,6 +144,30 @@ func netHelperMore(action string, f []string) error {
 		}
 		sock.Close()
 		return c.Close()
+	case "reconnect": // reconnect <ip> <port1> <n1> <port2> <n2>: one UDP socket connected to port1, then port2
+		ip := netip.MustParseAddr(f[0]).As4()
+		for _, p := range []string{f[1], f[3]} { // receivers, so that no ICMP error fails the socket
+			pc, err := net.ListenPacket("udp4", f[0]+":"+p)
+			if err != nil {
+				return err
+			}
+			defer pc.Close()
+		}
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		for i := 1; i < 5; i += 2 {
+			port, _ := strconv.Atoi(f[i])
+			n, _ := strconv.Atoi(f[i+1])
+			if err := unix.Connect(fd, &unix.SockaddrInet4{Addr: ip, Port: port}); err != nil {
+				return err
+			}
+			if _, err := unix.Write(fd, make([]byte, n)); err != nil {
+				return err
+			}
+		}
+		return unix.Close(fd)
 	case "uring": // uring <ip> <accepted bytes> <connected bytes> <datagram bytes>
 		return uringHelper(f)
 	}
@@ -382,6 +406,20 @@ func TestEgressDatagrams(t *testing.T) {
 	})
 	if n := e.Net; n.BytesSent != 777 || n.DAddr.IsValid() || n.Origin != event.OriginDatagram {
 		t.Errorf("packet egress %+v; want 777 bytes, no IP destination", *n)
+	}
+}
+
+// TestEgressUDPReconnect: a connected UDP socket that connects elsewhere
+// gets a final report for its first destination, and counts anew for the
+// second.
+func TestEgressUDPReconnect(t *testing.T) {
+	_, c := startSensor(t, netConfig())
+	pid, _ := runNetHelperNS(t, "reconnect", nsAddr, "7001", "1500", "7002", "700")
+	for port, want := range map[uint16]uint64{7001: 1500, 7002: 700} {
+		e := c.wait(t, fmt.Sprintf("final to :%d", port), egressBy(pid, func(x *event.Net) bool { return x.DPort == port }))
+		if n := e.Net; n.BytesSent != want || n.Origin != event.OriginConnect || n.Protocol != "udp" {
+			t.Errorf("egress to :%d %+v; want %d bytes, origin connect", port, *n, want)
+		}
 	}
 }
 
