@@ -19,6 +19,8 @@ enum record_type {
 	/* 10..19: network (net.bpf.h) */
 	REC_CONNECT = 10,
 	REC_SOCK_STATS = 11,
+	REC_ACCEPT = 12,
+	REC_SOCK_CLOSED = 13,
 	/* 20..29: escape-primitive syscalls */
 	REC_SYSCALL = 20,
 };

@@ -86,7 +86,7 @@ func (r *humanRenderer) label(ev *event.Event) (string, string) {
 		return ev.Kind.String(), c.dim
 	case event.KindOpen:
 		return "open", c.blue
-	case event.KindConnect, event.KindEgress:
+	case event.KindConnect, event.KindEgress, event.KindAccept:
 		return ev.Kind.String(), c.magenta
 	case event.KindGPU:
 		return "gpu", c.cyan
@@ -154,21 +154,38 @@ func (r *humanRenderer) detail(ev *event.Event) string {
 			}
 			return s
 		}
-	case event.KindConnect, event.KindEgress:
+	case event.KindConnect, event.KindEgress, event.KindAccept:
 		if n := ev.Net; n != nil {
 			dst := escapeText(n.UnixPath)
-			if dst == "" {
+			switch {
+			case dst != "":
+			case n.DAddr.IsValid():
 				dst = hostPort(n.DAddr.String(), n.DPort)
+			default:
+				dst = "destination unknown"
 			}
-			s := escapeText(n.Protocol) + " " + dst
+			proto := escapeText(n.Protocol)
+			if n.IPProto != 0 {
+				proto += "/" + strconv.Itoa(int(n.IPProto))
+			}
+			s := proto + " " + dst
+			if ev.Kind == event.KindAccept {
+				s = proto + " from " + dst + " on :" + strconv.Itoa(int(n.SPort))
+			}
 			if n.Class != "" {
 				s += " " + escapeText(n.Class)
 			}
 			if ev.Kind == event.KindEgress {
 				s = humanBytes(n.BytesSent) + " sent, " + s
+				if n.Origin == event.OriginAccept {
+					s += " (accepted)"
+				}
 				if n.Closed {
 					s += " (closed)"
 				}
+			}
+			if n.Via != "" {
+				s += " via " + escapeText(n.Via)
 			}
 			if n.Result < 0 {
 				s += " = -" + errnoName(-n.Result)

@@ -116,7 +116,7 @@ type aiState struct {
 	ctrs    *LRU[string, aiCtr]
 	paths   *LRU[pathKey, pathTaint]
 	pods    *LRU[podKey, podTaint]
-	socks   *LRU[uint64, aiSock]
+	socks   *LRU[sockKey, aiSock]
 	buckets *LRU[bucketKey, bucket]
 
 	// out are the EXF-001 triggers of the current event; deferred wait for
@@ -166,7 +166,7 @@ func newAIState(s *Settings, opts *AIOptions, log *slog.Logger, size int) (*aiSt
 		ctrs:    NewLRU[string, aiCtr](size, nil),
 		paths:   NewLRU[pathKey, pathTaint](size, nil),
 		pods:    NewLRU[podKey, podTaint](size, nil),
-		socks:   NewLRU[uint64, aiSock](size, nil),
+		socks:   NewLRU[sockKey, aiSock](size, nil),
 		buckets: NewLRU[bucketKey, bucket](size, nil),
 		inv:     newInventory(opts.Node, size),
 	}
@@ -278,7 +278,7 @@ func (a *aiState) observe(st *State, ev *event.Event) {
 		if p != nil && ev.File != nil {
 			a.onOpen(st, p, c, ev, now)
 		}
-	case event.KindConnect, event.KindEgress:
+	case event.KindConnect, event.KindEgress, event.KindAccept:
 		if p != nil && ev.Net != nil {
 			a.onNet(st, p, c, ev, now)
 			if ev.Kind == event.KindConnect {

@@ -759,11 +759,13 @@ func newGPU006(*Settings) Rule {
 		MITRE:    []string{"T1041", "AML.T0025", "AML.T0072"},
 		Severity: event.SevHigh,
 		Description: "A GPU owner, or a process with a GPU owner of the same container in its fork-time lineage " +
-			"(re-parenting does not hide it), connects to an inet destination outside egress_allowlist. High where " +
-			"egress_allowlist lists destinations beyond loopback for the workload; where it lists none, low " +
-			"until the socket carries model-scale bytes (10 % of the largest model file its container opened, " +
-			"64 KiB to 1 MiB), then high. Critical on a miner pool port or once the socket sent " +
-			"exfil_bytes_threshold. Connects of the last 10 s are judged again when NVML first lists an ancestor.",
+			"(re-parenting does not hide it), connects to an inet destination outside egress_allowlist, or sends " +
+			"datagrams to one without connecting (UDP sendto, raw and ICMP sockets). High where egress_allowlist " +
+			"lists destinations beyond loopback for the workload; where it lists none, low until the socket carries " +
+			"model-scale bytes (10 % of the largest model file its container opened, 64 KiB to 1 MiB), then high. " +
+			"Critical on a miner pool port or once the socket sent exfil_bytes_threshold to it. Sockets it accepted " +
+			"(clients that connected in) do not count. Connects of the last 10 s are judged again when NVML first " +
+			"lists an ancestor.",
 		Knobs: []string{"egress_allowlist", "exfil_bytes_threshold"},
 		Kinds: kinds(event.KindConnect, event.KindEgress, event.KindGPU),
 	}}}
@@ -785,7 +787,7 @@ func (r *gpu006) check(ctx *Context, ev *event.Event, lateOwner uint32) {
 	n := ev.Net
 	p := ev.Process
 	if n == nil || p == nil || !n.DAddr.IsValid() || n.Class == event.ClassLoopback || n.DAddr.IsLoopback() ||
-		n.Class == event.ClassUnix {
+		n.Class == event.ClassUnix || n.Origin == event.OriginAccept { // answering a client that connected in
 		return
 	}
 	if ctx.Settings.EgressAllowed(ev.Container, n.DAddr, n.DPort) {
@@ -814,12 +816,18 @@ func (r *gpu006) check(ctx *Context, ev *event.Event, lateOwner uint32) {
 		sev = event.SevCritical
 		attrs["miner_port"] = "true"
 	}
+	verb := "connected to "
 	if ev.Kind == event.KindEgress {
+		// A destination that came with the send has no connect event: its
+		// first report stands for one.
+		sk, _ := ctx.eng.ai.socks.Peek(sockKeyOf(n))
 		switch {
 		case n.BytesSent >= uint64(ctx.Settings.Config.ExfilBytesThreshold):
 			sev, stage = event.SevCritical, "volume"
 		case !configured && n.BytesSent >= ctx.eng.ai.modelScaleBytes(cidOf(ev.Container)):
 			sev, stage = event.SevHigh, "model_scale"
+		case n.Origin == event.OriginDatagram && sk.reports == 1:
+			stage, verb = "datagram", "sent "+n.Protocol+" datagrams to "
 		default:
 			return
 		}
@@ -836,7 +844,7 @@ func (r *gpu006) check(ctx *Context, ev *event.Event, lateOwner uint32) {
 	ctx.Emit(ev, Report{
 		Key:         "dst:" + dst + ":" + stage,
 		Severity:    sev,
-		Explanation: who(ev) + " in " + where(ev) + " connected to " + dst + " (" + n.Class + "), " + allowNote(configured) + "; " + rel + ".",
+		Explanation: who(ev) + " in " + where(ev) + " " + verb + dst + " (" + n.Class + "), " + allowNote(configured) + "; " + rel + ".",
 		Attrs:       attrs,
 	})
 }

@@ -32,6 +32,9 @@ const (
 	KindFinding
 	KindLost
 	KindStatus
+	// KindAccept is an inbound connection a process accepted from a remote
+	// peer (Net.DAddr/DPort are the peer, SAddr/SPort the local end).
+	KindAccept
 	kindMax
 )
 
@@ -48,6 +51,7 @@ var kindNames = [...]string{
 	KindFinding: "finding",
 	KindLost:    "lost",
 	KindStatus:  "status",
+	KindAccept:  "accept",
 }
 
 // String returns the contract name of k.
@@ -260,13 +264,38 @@ const (
 	ClassUnix     = "unix"
 )
 
-// Net is the payload of connect and egress events.
+// Net origins: how a socket came to send to its destination.
+const (
+	OriginConnect  = "connect"  // the socket connected to it
+	OriginAccept   = "accept"   // the peer connected in and the socket was accepted
+	OriginDatagram = "datagram" // the destination came with each send (sendto, raw, ICMP)
+)
+
+// Net vias: how a connect or accept reached the kernel other than by its own
+// system call.
+const (
+	ViaIOUring    = "io_uring"
+	ViaSocketcall = "socketcall" // i386 socketcall(2)
+	ViaFastOpen   = "fastopen"   // TCP fast open: sendto/sendmsg with MSG_FASTOPEN
+	ViaKernel     = "kernel"     // a kernel thread
+	ViaOther      = "other"
+)
+
+// Net is the payload of connect, accept and egress events. For an egress
+// event DAddr/DPort are where the bytes went; for an accept, the remote peer.
 type Net struct {
-	Protocol string // tcp, udp, unix
-	SAddr    netip.Addr
-	SPort    uint16
-	DAddr    netip.Addr
-	DPort    uint16
+	// Protocol is tcp, udp, udplite, icmp, icmpv6 (ping sockets), raw (a
+	// raw socket; IPProto says which protocol), other (IPProto says), unix,
+	// or packet (an AF_PACKET socket: link-layer frames, no IP endpoints).
+	Protocol string
+	// IPProto is the IP protocol number of raw and other sockets, else 0.
+	IPProto uint8
+	SAddr   netip.Addr
+	SPort   uint16
+	// DAddr is invalid when the destination of a send is unknown (the
+	// packet was dropped before it could be seen).
+	DAddr netip.Addr
+	DPort uint16
 	// UnixPath is the sun_path of an AF_UNIX connect ("@name" for abstract).
 	UnixPath string
 	Class    string
@@ -279,6 +308,11 @@ type Net struct {
 	Result int32
 	// Fd is the socket's descriptor in the caller, or -1.
 	Fd int32
+	// Origin is one of the Origin* values, or "" when the socket was first
+	// seen sending (it is older than the sensor, or a loopback accept).
+	Origin string
+	// Via is one of the Via* values, or "" for the call's own syscall.
+	Via string
 }
 
 // SyscallNames are the values Syscall.Name takes: one name per family of

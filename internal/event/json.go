@@ -90,6 +90,7 @@ type jsonFile struct {
 
 type jsonNet struct {
 	Protocol  string `json:"protocol"`
+	IPProto   uint8  `json:"ip_proto,omitempty"`
 	SAddr     string `json:"saddr,omitempty"`
 	SPort     uint16 `json:"sport"`
 	DAddr     string `json:"daddr,omitempty"`
@@ -102,6 +103,9 @@ type jsonNet struct {
 	Result    int32  `json:"result,omitempty"`
 	// UnixPathB64 is the exact sun_path when it is not valid UTF-8.
 	UnixPathB64 string `json:"unix_path_b64,omitempty"`
+	Fd          *int32 `json:"fd,omitempty"`
+	Origin      string `json:"origin,omitempty"`
+	Via         string `json:"via,omitempty"`
 }
 
 type jsonSys struct {
@@ -198,9 +202,13 @@ func toJSON(e *Event, depth int) *jsonEvent {
 		j.File = jf
 	}
 	if n := e.Net; n != nil {
-		jn := &jsonNet{Protocol: n.Protocol, SPort: n.SPort, DPort: n.DPort, UnixPath: n.UnixPath,
+		jn := &jsonNet{Protocol: n.Protocol, IPProto: n.IPProto, SPort: n.SPort, DPort: n.DPort, UnixPath: n.UnixPath,
 			Class: n.Class, Cookie: n.Cookie, BytesSent: n.BytesSent, Closed: n.Closed, Result: n.Result,
-			UnixPathB64: b64(n.UnixPath)}
+			Origin: n.Origin, Via: n.Via, UnixPathB64: b64(n.UnixPath)}
+		if n.Fd >= 0 && e.Kind != KindEgress {
+			fd := n.Fd
+			jn.Fd = &fd
+		}
 		if n.SAddr.IsValid() {
 			jn.SAddr = n.SAddr.String()
 		}

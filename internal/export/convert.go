@@ -27,6 +27,7 @@ var kindPairs = [...]struct {
 	{event.KindFinding, sensorv1.EventKind_EVENT_KIND_FINDING},
 	{event.KindLost, sensorv1.EventKind_EVENT_KIND_LOST},
 	{event.KindStatus, sensorv1.EventKind_EVENT_KIND_STATUS},
+	{event.KindAccept, sensorv1.EventKind_EVENT_KIND_ACCEPT},
 }
 
 func kindToProto(k event.Kind) sensorv1.EventKind {
@@ -107,7 +108,7 @@ func eventToProto(ev *event.Event, depth int) *sensorv1.Event {
 		pn := &sensorv1.Net{
 			Protocol: vt(n.Protocol), Saddr: addrString(n.SAddr), Sport: uint32(n.SPort), Daddr: addrString(n.DAddr),
 			Dport: uint32(n.DPort), Class: vt(n.Class), Cookie: n.Cookie, BytesSent: n.BytesSent,
-			Closed: n.Closed, Result: n.Result, Fd: n.Fd,
+			Closed: n.Closed, Result: n.Result, Fd: n.Fd, IpProto: uint32(n.IPProto), Origin: vt(n.Origin), Via: vt(n.Via),
 		}
 		var raw []byte
 		if pn.UnixPath, raw = text(n.UnixPath); raw != nil {
@@ -276,9 +277,13 @@ func eventFromProto(p *sensorv1.Event, depth int) (*event.Event, error) {
 		if n.GetSport() > 65535 || n.GetDport() > 65535 {
 			return nil, fmt.Errorf("net: port out of range (%d, %d)", n.GetSport(), n.GetDport())
 		}
-		en := &event.Net{Protocol: n.GetProtocol(), SPort: uint16(n.GetSport()), DPort: uint16(n.GetDport()),
-			UnixPath: fromText(n.GetUnixPath(), n.GetExact().GetUnixPath()), Class: n.GetClass(), Cookie: n.GetCookie(), BytesSent: n.GetBytesSent(),
-			Closed: n.GetClosed(), Result: n.GetResult(), Fd: n.GetFd()}
+		if n.GetIpProto() > 255 {
+			return nil, fmt.Errorf("net: ip_proto %d out of range", n.GetIpProto())
+		}
+		en := &event.Net{Protocol: n.GetProtocol(), IPProto: uint8(n.GetIpProto()), SPort: uint16(n.GetSport()),
+			DPort: uint16(n.GetDport()), UnixPath: fromText(n.GetUnixPath(), n.GetExact().GetUnixPath()),
+			Class: n.GetClass(), Cookie: n.GetCookie(), BytesSent: n.GetBytesSent(), Closed: n.GetClosed(),
+			Result: n.GetResult(), Fd: n.GetFd(), Origin: n.GetOrigin(), Via: n.GetVia()}
 		var err error
 		if en.SAddr, err = parseAddr(n.GetSaddr()); err != nil {
 			return nil, fmt.Errorf("net.saddr: %w", err)

@@ -71,6 +71,15 @@ func ocsfFixtures() map[string]*event.Event {
 				DPort: 443, Class: event.ClassExternal, BytesSent: 123456789, Closed: true}},
 		"network_unix": {Kind: event.KindConnect, Time: fixedTime, Seq: 13, Process: p, Container: c,
 			Net: &event.Net{Protocol: "unix", UnixPath: "/run/containerd/containerd.sock", Class: event.ClassUnix}},
+		"network_accept": {Kind: event.KindAccept, Time: fixedTime, Seq: 14, Process: p, Container: c,
+			Net: &event.Net{Protocol: "tcp", SAddr: netip.MustParseAddr("10.244.1.7"), SPort: 8080, DAddr: netip.MustParseAddr("203.0.113.9"),
+				DPort: 51000, Class: event.ClassExternal, Cookie: 78, Fd: 9, Origin: event.OriginAccept}},
+		"network_egress_accepted": {Kind: event.KindEgress, Time: fixedTime, Seq: 15, Process: p, Container: c,
+			Net: &event.Net{Protocol: "tcp", SAddr: netip.MustParseAddr("10.244.1.7"), SPort: 8080, DAddr: netip.MustParseAddr("203.0.113.9"),
+				DPort: 51000, Class: event.ClassExternal, Cookie: 78, BytesSent: 8 << 30, Origin: event.OriginAccept}},
+		"network_egress_icmp": {Kind: event.KindEgress, Time: fixedTime, Seq: 16, Process: p, Container: c,
+			Net: &event.Net{Protocol: "icmp", SAddr: netip.MustParseAddr("10.244.1.7"), DAddr: netip.MustParseAddr("203.0.113.9"),
+				Class: event.ClassExternal, Cookie: 79, BytesSent: 64 << 10, Origin: event.OriginDatagram}},
 	}
 }
 

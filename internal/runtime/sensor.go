@@ -220,6 +220,9 @@ func configureSpec(spec *ebpf.CollectionSpec, cfg config.CaptureConfig) error {
 	if err := setSyscallTable(spec, sysHandlers); err != nil {
 		return err
 	}
+	if err := setNetConstants(spec, sysHandlers); err != nil {
+		return err
+	}
 	return bakeVariables(spec)
 }
 
@@ -426,6 +429,13 @@ func (s *Sensor) Run(ctx context.Context, emit func(*event.Event)) error {
 func (s *Sensor) handle(b []byte, emit func(*event.Event)) {
 	if len(b) >= hdrSize && le.Uint16(b[hdrType:]) == recCgroup {
 		s.handleCgroup(b) // context for later events, not an event
+		return
+	}
+	if len(b) >= hdrSize && le.Uint16(b[hdrType:]) == recSockClosed {
+		// Not an event: the egress reporter closes the socket's entries.
+		if err := s.egress.sockClosed(b); err != nil && s.decodeErrors.Add(1) <= 10 {
+			s.log.Warn("dropped a malformed record", "error", err)
+		}
 		return
 	}
 	ev, err := s.dec.decode(b)

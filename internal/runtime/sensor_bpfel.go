@@ -41,6 +41,12 @@ type sensorCgroupScratch struct {
 	Names [16]uint64
 }
 
+type sensorConnPending struct {
+	_   structs.HostLayout
+	C   sensorConnRec
+	Skp uint64
+}
+
 type sensorConnRec struct {
 	_   structs.HostLayout
 	Hdr struct {
@@ -68,7 +74,18 @@ type sensorConnRec struct {
 	Saddr   [16]uint8
 	Daddr   [16]uint8
 	Path    [108]int8
-	Pad2    uint32
+	Via     uint8
+	Sotype  uint8
+	Pad2    uint16
+}
+
+type sensorDgramKey struct {
+	_      structs.HostLayout
+	Cookie uint64
+	Daddr  [16]uint8
+	Dport  uint16
+	Family uint8
+	Pad    [5]uint8
 }
 
 type sensorDirKey struct {
@@ -104,11 +121,13 @@ type sensorEgressVal struct {
 	Family    uint8
 	Proto     uint8
 	Flags     uint8
-	Pad       uint8
+	Sotype    uint8
 	Sport     uint16
 	Dport     uint16
 	Saddr     [16]uint8
 	Daddr     [16]uint8
+	Origin    uint8
+	Pad       [7]uint8
 }
 
 type sensorExecRec struct {
@@ -213,6 +232,16 @@ type sensorProcKey struct {
 	Data [16]int8
 }
 
+type sensorSendDst struct {
+	_      structs.HostLayout
+	Cookie uint64
+	Daddr  [16]uint8
+	Dport  uint16
+	Family uint8
+	Armed  uint8
+	Pad    uint32
+}
+
 type sensorSuffixKey struct {
 	_    structs.HostLayout
 	Plen uint32
@@ -266,6 +295,7 @@ const (
 	sensorMapCgroupScratch           = "cgroup_scratch"
 	sensorMapDirCache                = "dir_cache"
 	sensorMapDrops                   = "drops"
+	sensorMapEgressDgram             = "egress_dgram"
 	sensorMapEgressSocks             = "egress_socks"
 	sensorMapEvents                  = "events"
 	sensorMapExecScratch             = "exec_scratch"
@@ -278,13 +308,14 @@ const (
 	sensorMapPendingConnect          = "pending_connect"
 	sensorMapPrefixTrie              = "prefix_trie"
 	sensorMapProcTrie                = "proc_trie"
+	sensorMapSendDst                 = "send_dst"
+	sensorMapSkDgram                 = "sk_dgram"
 	sensorMapSuffixTrie              = "suffix_trie"
 	sensorMapSysEnterCalls           = "sys_enter_calls"
 	sensorMapSysExitCalls            = "sys_exit_calls"
 	sensorMapSysInflight             = "sys_inflight"
 	sensorProgEnterBpf               = "enter_bpf"
 	sensorProgEnterChroot            = "enter_chroot"
-	sensorProgEnterConnect           = "enter_connect"
 	sensorProgEnterCreat             = "enter_creat"
 	sensorProgEnterDeleteModule      = "enter_delete_module"
 	sensorProgEnterDup2              = "enter_dup2"
@@ -317,6 +348,7 @@ const (
 	sensorProgEnterUnlink            = "enter_unlink"
 	sensorProgEnterUnlinkat          = "enter_unlinkat"
 	sensorProgEnterUnshare           = "enter_unshare"
+	sensorProgExitAccept             = "exit_accept"
 	sensorProgExitBpf                = "exit_bpf"
 	sensorProgExitChroot             = "exit_chroot"
 	sensorProgExitConnect            = "exit_connect"
@@ -365,11 +397,17 @@ const (
 	sensorProgNetConnect6            = "net_connect6"
 	sensorProgNetConnectUnixOptional = "net_connect_unix_optional"
 	sensorProgNetSendLength          = "net_send_length"
+	sensorProgNetSendmsg4            = "net_sendmsg4"
+	sensorProgNetSendmsg6            = "net_sendmsg6"
+	sensorProgNetSkbEgress           = "net_skb_egress"
 	sensorProgNetSockRelease         = "net_sock_release"
 	sensorProgNetSockSetState        = "net_sock_set_state"
+	sensorProgNetUringComplete       = "net_uring_complete"
 	sensorVarBtfExitRec              = "_btf_exit_rec"
 	sensorVarBtfForkRec              = "_btf_fork_rec"
 	sensorVarBtfSigRec               = "_btf_sig_rec"
+	sensorVarBtfSockClosedRec        = "_btf_sock_closed_rec"
+	sensorVarNetConnectSlot          = "net_connect_slot"
 	sensorVarPrefixGate              = "prefix_gate"
 	sensorVarSelfTgid                = "self_tgid"
 	sensorVarSuffixGate              = "suffix_gate"
@@ -422,7 +460,6 @@ type sensorSpecs struct {
 type sensorProgramSpecs struct {
 	EnterBpf               *ebpf.ProgramSpec `ebpf:"enter_bpf"`
 	EnterChroot            *ebpf.ProgramSpec `ebpf:"enter_chroot"`
-	EnterConnect           *ebpf.ProgramSpec `ebpf:"enter_connect"`
 	EnterCreat             *ebpf.ProgramSpec `ebpf:"enter_creat"`
 	EnterDeleteModule      *ebpf.ProgramSpec `ebpf:"enter_delete_module"`
 	EnterDup2              *ebpf.ProgramSpec `ebpf:"enter_dup2"`
@@ -455,6 +492,7 @@ type sensorProgramSpecs struct {
 	EnterUnlink            *ebpf.ProgramSpec `ebpf:"enter_unlink"`
 	EnterUnlinkat          *ebpf.ProgramSpec `ebpf:"enter_unlinkat"`
 	EnterUnshare           *ebpf.ProgramSpec `ebpf:"enter_unshare"`
+	ExitAccept             *ebpf.ProgramSpec `ebpf:"exit_accept"`
 	ExitBpf                *ebpf.ProgramSpec `ebpf:"exit_bpf"`
 	ExitChroot             *ebpf.ProgramSpec `ebpf:"exit_chroot"`
 	ExitConnect            *ebpf.ProgramSpec `ebpf:"exit_connect"`
@@ -503,8 +541,12 @@ type sensorProgramSpecs struct {
 	NetConnect6            *ebpf.ProgramSpec `ebpf:"net_connect6"`
 	NetConnectUnixOptional *ebpf.ProgramSpec `ebpf:"net_connect_unix_optional"`
 	NetSendLength          *ebpf.ProgramSpec `ebpf:"net_send_length"`
+	NetSendmsg4            *ebpf.ProgramSpec `ebpf:"net_sendmsg4"`
+	NetSendmsg6            *ebpf.ProgramSpec `ebpf:"net_sendmsg6"`
+	NetSkbEgress           *ebpf.ProgramSpec `ebpf:"net_skb_egress"`
 	NetSockRelease         *ebpf.ProgramSpec `ebpf:"net_sock_release"`
 	NetSockSetState        *ebpf.ProgramSpec `ebpf:"net_sock_set_state"`
+	NetUringComplete       *ebpf.ProgramSpec `ebpf:"net_uring_complete"`
 }
 
 // sensorMapSpecs contains maps before they are loaded into the kernel.
@@ -515,6 +557,7 @@ type sensorMapSpecs struct {
 	CgroupScratch   *ebpf.MapSpec `ebpf:"cgroup_scratch"`
 	DirCache        *ebpf.MapSpec `ebpf:"dir_cache"`
 	Drops           *ebpf.MapSpec `ebpf:"drops"`
+	EgressDgram     *ebpf.MapSpec `ebpf:"egress_dgram"`
 	EgressSocks     *ebpf.MapSpec `ebpf:"egress_socks"`
 	Events          *ebpf.MapSpec `ebpf:"events"`
 	ExecScratch     *ebpf.MapSpec `ebpf:"exec_scratch"`
@@ -527,6 +570,8 @@ type sensorMapSpecs struct {
 	PendingConnect  *ebpf.MapSpec `ebpf:"pending_connect"`
 	PrefixTrie      *ebpf.MapSpec `ebpf:"prefix_trie"`
 	ProcTrie        *ebpf.MapSpec `ebpf:"proc_trie"`
+	SendDst         *ebpf.MapSpec `ebpf:"send_dst"`
+	SkDgram         *ebpf.MapSpec `ebpf:"sk_dgram"`
 	SuffixTrie      *ebpf.MapSpec `ebpf:"suffix_trie"`
 	SysEnterCalls   *ebpf.MapSpec `ebpf:"sys_enter_calls"`
 	SysExitCalls    *ebpf.MapSpec `ebpf:"sys_exit_calls"`
@@ -537,15 +582,17 @@ type sensorMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sensorVariableSpecs struct {
-	BtfExitRec  *ebpf.VariableSpec `ebpf:"_btf_exit_rec"`
-	BtfForkRec  *ebpf.VariableSpec `ebpf:"_btf_fork_rec"`
-	BtfSigRec   *ebpf.VariableSpec `ebpf:"_btf_sig_rec"`
-	PrefixGate  *ebpf.VariableSpec `ebpf:"prefix_gate"`
-	SelfTgid    *ebpf.VariableSpec `ebpf:"self_tgid"`
-	SuffixGate  *ebpf.VariableSpec `ebpf:"suffix_gate"`
-	SysAny      *ebpf.VariableSpec `ebpf:"sys_any"`
-	SysWatched  *ebpf.VariableSpec `ebpf:"sys_watched"`
-	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	BtfExitRec       *ebpf.VariableSpec `ebpf:"_btf_exit_rec"`
+	BtfForkRec       *ebpf.VariableSpec `ebpf:"_btf_fork_rec"`
+	BtfSigRec        *ebpf.VariableSpec `ebpf:"_btf_sig_rec"`
+	BtfSockClosedRec *ebpf.VariableSpec `ebpf:"_btf_sock_closed_rec"`
+	NetConnectSlot   *ebpf.VariableSpec `ebpf:"net_connect_slot"`
+	PrefixGate       *ebpf.VariableSpec `ebpf:"prefix_gate"`
+	SelfTgid         *ebpf.VariableSpec `ebpf:"self_tgid"`
+	SuffixGate       *ebpf.VariableSpec `ebpf:"suffix_gate"`
+	SysAny           *ebpf.VariableSpec `ebpf:"sys_any"`
+	SysWatched       *ebpf.VariableSpec `ebpf:"sys_watched"`
+	WakeupBytes      *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // sensorObjects contains all objects after they have been loaded into the kernel.
@@ -572,6 +619,7 @@ type sensorMaps struct {
 	CgroupScratch   *ebpf.Map `ebpf:"cgroup_scratch"`
 	DirCache        *ebpf.Map `ebpf:"dir_cache"`
 	Drops           *ebpf.Map `ebpf:"drops"`
+	EgressDgram     *ebpf.Map `ebpf:"egress_dgram"`
 	EgressSocks     *ebpf.Map `ebpf:"egress_socks"`
 	Events          *ebpf.Map `ebpf:"events"`
 	ExecScratch     *ebpf.Map `ebpf:"exec_scratch"`
@@ -584,6 +632,8 @@ type sensorMaps struct {
 	PendingConnect  *ebpf.Map `ebpf:"pending_connect"`
 	PrefixTrie      *ebpf.Map `ebpf:"prefix_trie"`
 	ProcTrie        *ebpf.Map `ebpf:"proc_trie"`
+	SendDst         *ebpf.Map `ebpf:"send_dst"`
+	SkDgram         *ebpf.Map `ebpf:"sk_dgram"`
 	SuffixTrie      *ebpf.Map `ebpf:"suffix_trie"`
 	SysEnterCalls   *ebpf.Map `ebpf:"sys_enter_calls"`
 	SysExitCalls    *ebpf.Map `ebpf:"sys_exit_calls"`
@@ -596,6 +646,7 @@ func (m *sensorMaps) Close() error {
 		m.CgroupScratch,
 		m.DirCache,
 		m.Drops,
+		m.EgressDgram,
 		m.EgressSocks,
 		m.Events,
 		m.ExecScratch,
@@ -608,6 +659,8 @@ func (m *sensorMaps) Close() error {
 		m.PendingConnect,
 		m.PrefixTrie,
 		m.ProcTrie,
+		m.SendDst,
+		m.SkDgram,
 		m.SuffixTrie,
 		m.SysEnterCalls,
 		m.SysExitCalls,
@@ -619,15 +672,17 @@ func (m *sensorMaps) Close() error {
 //
 // It can be passed to loadSensorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sensorVariables struct {
-	BtfExitRec  *ebpf.Variable `ebpf:"_btf_exit_rec"`
-	BtfForkRec  *ebpf.Variable `ebpf:"_btf_fork_rec"`
-	BtfSigRec   *ebpf.Variable `ebpf:"_btf_sig_rec"`
-	PrefixGate  *ebpf.Variable `ebpf:"prefix_gate"`
-	SelfTgid    *ebpf.Variable `ebpf:"self_tgid"`
-	SuffixGate  *ebpf.Variable `ebpf:"suffix_gate"`
-	SysAny      *ebpf.Variable `ebpf:"sys_any"`
-	SysWatched  *ebpf.Variable `ebpf:"sys_watched"`
-	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
+	BtfExitRec       *ebpf.Variable `ebpf:"_btf_exit_rec"`
+	BtfForkRec       *ebpf.Variable `ebpf:"_btf_fork_rec"`
+	BtfSigRec        *ebpf.Variable `ebpf:"_btf_sig_rec"`
+	BtfSockClosedRec *ebpf.Variable `ebpf:"_btf_sock_closed_rec"`
+	NetConnectSlot   *ebpf.Variable `ebpf:"net_connect_slot"`
+	PrefixGate       *ebpf.Variable `ebpf:"prefix_gate"`
+	SelfTgid         *ebpf.Variable `ebpf:"self_tgid"`
+	SuffixGate       *ebpf.Variable `ebpf:"suffix_gate"`
+	SysAny           *ebpf.Variable `ebpf:"sys_any"`
+	SysWatched       *ebpf.Variable `ebpf:"sys_watched"`
+	WakeupBytes      *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // sensorPrograms contains all programs after they have been loaded into the kernel.
@@ -636,7 +691,6 @@ type sensorVariables struct {
 type sensorPrograms struct {
 	EnterBpf               *ebpf.Program `ebpf:"enter_bpf"`
 	EnterChroot            *ebpf.Program `ebpf:"enter_chroot"`
-	EnterConnect           *ebpf.Program `ebpf:"enter_connect"`
 	EnterCreat             *ebpf.Program `ebpf:"enter_creat"`
 	EnterDeleteModule      *ebpf.Program `ebpf:"enter_delete_module"`
 	EnterDup2              *ebpf.Program `ebpf:"enter_dup2"`
@@ -669,6 +723,7 @@ type sensorPrograms struct {
 	EnterUnlink            *ebpf.Program `ebpf:"enter_unlink"`
 	EnterUnlinkat          *ebpf.Program `ebpf:"enter_unlinkat"`
 	EnterUnshare           *ebpf.Program `ebpf:"enter_unshare"`
+	ExitAccept             *ebpf.Program `ebpf:"exit_accept"`
 	ExitBpf                *ebpf.Program `ebpf:"exit_bpf"`
 	ExitChroot             *ebpf.Program `ebpf:"exit_chroot"`
 	ExitConnect            *ebpf.Program `ebpf:"exit_connect"`
@@ -717,15 +772,18 @@ type sensorPrograms struct {
 	NetConnect6            *ebpf.Program `ebpf:"net_connect6"`
 	NetConnectUnixOptional *ebpf.Program `ebpf:"net_connect_unix_optional"`
 	NetSendLength          *ebpf.Program `ebpf:"net_send_length"`
+	NetSendmsg4            *ebpf.Program `ebpf:"net_sendmsg4"`
+	NetSendmsg6            *ebpf.Program `ebpf:"net_sendmsg6"`
+	NetSkbEgress           *ebpf.Program `ebpf:"net_skb_egress"`
 	NetSockRelease         *ebpf.Program `ebpf:"net_sock_release"`
 	NetSockSetState        *ebpf.Program `ebpf:"net_sock_set_state"`
+	NetUringComplete       *ebpf.Program `ebpf:"net_uring_complete"`
 }
 
 func (p *sensorPrograms) Close() error {
 	return _SensorClose(
 		p.EnterBpf,
 		p.EnterChroot,
-		p.EnterConnect,
 		p.EnterCreat,
 		p.EnterDeleteModule,
 		p.EnterDup2,
@@ -758,6 +816,7 @@ func (p *sensorPrograms) Close() error {
 		p.EnterUnlink,
 		p.EnterUnlinkat,
 		p.EnterUnshare,
+		p.ExitAccept,
 		p.ExitBpf,
 		p.ExitChroot,
 		p.ExitConnect,
@@ -806,8 +865,12 @@ func (p *sensorPrograms) Close() error {
 		p.NetConnect6,
 		p.NetConnectUnixOptional,
 		p.NetSendLength,
+		p.NetSendmsg4,
+		p.NetSendmsg6,
+		p.NetSkbEgress,
 		p.NetSockRelease,
 		p.NetSockSetState,
+		p.NetUringComplete,
 	)
 }
 

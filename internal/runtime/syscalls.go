@@ -12,7 +12,10 @@ import (
 // exit_<name>. sysHandlers (per architecture, syscalls_<arch>.go) says
 // which numbers go to which pair; the loader sets the dispatcher's bitmap
 // from it and fills the two program arrays. Those programs are never
-// attached themselves.
+// attached themselves. A call that needs nothing at entry has no enter_
+// program (connect, accept: their cgroup hooks or the result say it all):
+// its sys_enter slot stays empty, and the dispatcher's tail call falls
+// through at the cost of one array lookup.
 
 // Dispatch slot layout (SYS_COMPAT_BASE, SYS_SLOTS in bpf/dispatch.bpf.h).
 const (
@@ -83,14 +86,13 @@ func syscallBitmaps(table []sysHandler) (watched [sysSlots / 8]byte, union [sysC
 	return watched, union, nil
 }
 
-// setSyscallTable checks that spec has a handler pair for every row of
-// table and writes the dispatcher's bitmaps into spec's constants.
+// setSyscallTable checks that spec has an exit handler for every row of
+// table (an enter handler is optional) and writes the dispatcher's bitmaps
+// into spec's constants.
 func setSyscallTable(spec *ebpf.CollectionSpec, table []sysHandler) error {
 	for _, h := range table {
-		for _, p := range []string{sysEnterPrefix + h.name, sysExitPrefix + h.name} {
-			if _, ok := spec.Programs[p]; !ok {
-				return fmt.Errorf("syscall %s: BPF object has no handler program %s", h.name, p)
-			}
+		if _, ok := spec.Programs[sysExitPrefix+h.name]; !ok {
+			return fmt.Errorf("syscall %s: BPF object has no handler program %s%s", h.name, sysExitPrefix, h.name)
 		}
 	}
 	watched, union, err := syscallBitmaps(table)
@@ -124,6 +126,9 @@ func fillSyscallCalls(coll *ebpf.Collection, table []sysHandler) ([]string, erro
 		}
 		for name, ss := range slots {
 			p := coll.Programs[arr.prefix+name]
+			if p == nil && arr.prefix == sysEnterPrefix {
+				continue // exit-only: the enter slot stays empty
+			}
 			if p == nil {
 				return nil, fmt.Errorf("fill syscall dispatch: no program %s%s", arr.prefix, name)
 			}

@@ -18,6 +18,8 @@ var sysHandlers = []sysHandler{
 	{"openat2", unix.SYS_OPENAT2, 437},
 	{"creat", unix.SYS_CREAT, 8},
 	{"connect", unix.SYS_CONNECT, 362},
+	{"accept", unix.SYS_ACCEPT, noSyscall}, // i386 accepts through socketcall only
+	{"accept", unix.SYS_ACCEPT4, 364},
 	{"mount", unix.SYS_MOUNT, 21},
 	{"umount", unix.SYS_UMOUNT2, 52},
 	{"oldumount", noSyscall, 22},

@@ -10,6 +10,8 @@ var sysHandlers = []sysHandler{
 	{"openat", unix.SYS_OPENAT, noSyscall},
 	{"openat2", unix.SYS_OPENAT2, noSyscall},
 	{"connect", unix.SYS_CONNECT, noSyscall},
+	{"accept", unix.SYS_ACCEPT, noSyscall},
+	{"accept", unix.SYS_ACCEPT4, noSyscall},
 	{"mount", unix.SYS_MOUNT, noSyscall},
 	{"umount", unix.SYS_UMOUNT2, noSyscall},
 	{"unshare", unix.SYS_UNSHARE, noSyscall},

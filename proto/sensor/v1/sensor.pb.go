@@ -38,6 +38,8 @@ const (
 	EventKind_EVENT_KIND_FINDING     EventKind = 9
 	EventKind_EVENT_KIND_LOST        EventKind = 10
 	EventKind_EVENT_KIND_STATUS      EventKind = 11
+	// An inbound connection accepted from a remote peer (net.daddr/dport).
+	EventKind_EVENT_KIND_ACCEPT EventKind = 12
 )
 
 // Enum value maps for EventKind.
@@ -55,6 +57,7 @@ var (
 		9:  "EVENT_KIND_FINDING",
 		10: "EVENT_KIND_LOST",
 		11: "EVENT_KIND_STATUS",
+		12: "EVENT_KIND_ACCEPT",
 	}
 	EventKind_value = map[string]int32{
 		"EVENT_KIND_UNSPECIFIED": 0,
@@ -69,6 +72,7 @@ var (
 		"EVENT_KIND_FINDING":     9,
 		"EVENT_KIND_LOST":        10,
 		"EVENT_KIND_STATUS":      11,
+		"EVENT_KIND_ACCEPT":      12,
 	}
 )
 
@@ -1996,6 +2000,14 @@ type Net struct {
 	Closed    bool                   `protobuf:"varint,10,opt,name=closed,proto3" json:"closed,omitempty"`
 	Result    int32                  `protobuf:"varint,11,opt,name=result,proto3" json:"result,omitempty"`
 	Fd        int32                  `protobuf:"varint,12,opt,name=fd,proto3" json:"fd,omitempty"`
+	// ip_proto is the IP protocol number of raw and other sockets.
+	IpProto uint32 `protobuf:"varint,13,opt,name=ip_proto,json=ipProto,proto3" json:"ip_proto,omitempty"`
+	// origin: connect, accept, datagram, or empty when the socket was first
+	// seen sending.
+	Origin string `protobuf:"bytes,14,opt,name=origin,proto3" json:"origin,omitempty"`
+	// via: io_uring, socketcall, fastopen, kernel, other; empty for the
+	// call's own syscall.
+	Via string `protobuf:"bytes,15,opt,name=via,proto3" json:"via,omitempty"`
 	// Set when unix_path is not valid UTF-8.
 	Exact         *NetExact `protobuf:"bytes,20,opt,name=exact,proto3" json:"exact,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -2114,6 +2126,27 @@ func (x *Net) GetFd() int32 {
 		return x.Fd
 	}
 	return 0
+}
+
+func (x *Net) GetIpProto() uint32 {
+	if x != nil {
+		return x.IpProto
+	}
+	return 0
+}
+
+func (x *Net) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *Net) GetVia() string {
+	if x != nil {
+		return x.Via
+	}
+	return ""
 }
 
 func (x *Net) GetExact() *NetExact {
@@ -3855,7 +3888,7 @@ const file_sensor_proto_rawDesc = "" +
 	"\x05exact\x18\x14 \x01(\v2\x14.sensor.v1.FileExactR\x05exact\":\n" +
 	"\tFileExact\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\fR\x04path\x12\x19\n" +
-	"\braw_path\x18\x02 \x01(\fR\arawPath\"\xce\x02\n" +
+	"\braw_path\x18\x02 \x01(\fR\arawPath\"\x93\x03\n" +
 	"\x03Net\x12\x1a\n" +
 	"\bprotocol\x18\x01 \x01(\tR\bprotocol\x12\x14\n" +
 	"\x05saddr\x18\x02 \x01(\tR\x05saddr\x12\x14\n" +
@@ -3870,7 +3903,10 @@ const file_sensor_proto_rawDesc = "" +
 	"\x06closed\x18\n" +
 	" \x01(\bR\x06closed\x12\x16\n" +
 	"\x06result\x18\v \x01(\x05R\x06result\x12\x0e\n" +
-	"\x02fd\x18\f \x01(\x05R\x02fd\x12)\n" +
+	"\x02fd\x18\f \x01(\x05R\x02fd\x12\x19\n" +
+	"\bip_proto\x18\r \x01(\rR\aipProto\x12\x16\n" +
+	"\x06origin\x18\x0e \x01(\tR\x06origin\x12\x10\n" +
+	"\x03via\x18\x0f \x01(\tR\x03via\x12)\n" +
 	"\x05exact\x18\x14 \x01(\v2\x13.sensor.v1.NetExactR\x05exact\"'\n" +
 	"\bNetExact\x12\x1b\n" +
 	"\tunix_path\x18\x01 \x01(\fR\bunixPath\"\x8e\x03\n" +
@@ -4026,7 +4062,7 @@ const file_sensor_proto_rawDesc = "" +
 	"\bprotocol\x18\x03 \x01(\tR\bprotocol\x12\x14\n" +
 	"\x05class\x18\x04 \x01(\tR\x05class\x12\x1d\n" +
 	"\n" +
-	"bytes_sent\x18\x05 \x01(\x04R\tbytesSent*\x9a\x02\n" +
+	"bytes_sent\x18\x05 \x01(\x04R\tbytesSent*\xb1\x02\n" +
 	"\tEventKind\x12\x1a\n" +
 	"\x16EVENT_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fEVENT_KIND_EXEC\x10\x01\x12\x13\n" +
@@ -4040,7 +4076,8 @@ const file_sensor_proto_rawDesc = "" +
 	"\x12EVENT_KIND_FINDING\x10\t\x12\x13\n" +
 	"\x0fEVENT_KIND_LOST\x10\n" +
 	"\x12\x15\n" +
-	"\x11EVENT_KIND_STATUS\x10\v*\x88\x01\n" +
+	"\x11EVENT_KIND_STATUS\x10\v\x12\x15\n" +
+	"\x11EVENT_KIND_ACCEPT\x10\f*\x88\x01\n" +
 	"\bSeverity\x12\x18\n" +
 	"\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSEVERITY_INFO\x10\x01\x12\x10\n" +
