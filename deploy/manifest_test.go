@@ -603,7 +603,7 @@ func TestProbesAndPortsMatchTheConfig(t *testing.T) {
 		}
 		wantReady := export.ServiceName
 		if m.value(t, "placement.gpuNodesOnly") == true {
-			wantReady = export.ServiceName + ".gpu"
+			wantReady = export.GPUServiceName
 		}
 		if svc := c.ReadinessProbe.GRPC.Service; svc == nil || *svc != wantReady {
 			t.Errorf("readiness probe service %v; want %s", svc, wantReady)
