@@ -70,7 +70,12 @@ func sameListener(a, b string) bool {
 	if pa != pb || pa == 0 {
 		return false
 	}
-	return wildcardHost(ha) || wildcardHost(hb) || ha == hb
+	if wildcardHost(ha) || wildcardHost(hb) || ha == hb {
+		return true
+	}
+	ia, ea := netip.ParseAddr(ha)
+	ib, eb := netip.ParseAddr(hb)
+	return ea == nil && eb == nil && ia.Unmap() == ib.Unmap()
 }
 
 func wildcardHost(h string) bool {

@@ -33,6 +33,8 @@ func TestApplyListenFlags(t *testing.T) {
 			flags: ListenFlags{Health: str("[10.1.2.3]:8443")}, wantErr: "export.health_listen: \"[10.1.2.3]:8443\" is also tcp_listen"},
 		{name: "health and tcp on one address", yaml: mtls,
 			flags: ListenFlags{Health: str("10.1.2.3:8443"), TCP: str("[10.1.2.3]:8443")}, wantErr: "is also tcp_listen"},
+		{name: "one IPv6 address written two ways", yaml: mtls,
+			flags: ListenFlags{Health: str("[fd00:0::7]:8443"), TCP: str("[fd00::7]:8443")}, wantErr: "is also tcp_listen"},
 		{name: "same port on two addresses", yaml: mtls,
 			flags: ListenFlags{Health: str("127.0.0.1:8443"), TCP: str("[10.1.2.3]:8443")}, want: [3]string{"127.0.0.1:8443", "[10.1.2.3]:8443", DefaultMetricsListen}},
 	}
