@@ -41,6 +41,8 @@ func TestBadInputExitsTwoWithOneLine(t *testing.T) {
 		{"empty exclude pod", []string{"--tail", "--in-process", "--exclude-pod", ""}, "--exclude-pod: empty regex"},
 		{"bad log format", []string{"--log-format", "xml"}, `--log-format: "xml" is not one of text, json`},
 		{"bad metrics address", []string{"--metrics-listen", "2112"}, `--metrics-listen: "2112" is not host:port`},
+		{"bad health address", []string{"--health-listen", "9876"}, `--health-listen: "9876" is not host:port`},
+		{"tcp listen without tls", []string{"--tcp-listen=[::1]:8443"}, "export.tcp_listen: TCP is served only with mutual TLS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -177,9 +177,11 @@ type jsonEvent struct {
 // TimeFormat is RFC 3339 with nanoseconds, as the contract requires.
 const TimeFormat = "2006-01-02T15:04:05.000000000Z07:00"
 
-// MarshalJSON renders e in the --tail -o json contract (docs/output.md).
+// MarshalJSON renders e in the --tail -o json contract (docs/output.md),
+// terminal-safe (TerminalSafeJSON): the line may be read on a terminal.
 func (e *Event) MarshalJSON() ([]byte, error) {
-	return json.Marshal(toJSON(e, 0))
+	b, err := json.Marshal(toJSON(e, 0))
+	return TerminalSafeJSON(b), err
 }
 
 func toJSON(e *Event, depth int) *jsonEvent {
