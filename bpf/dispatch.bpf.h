@@ -9,13 +9,14 @@
  * kernel's tracing slow path; the dispatcher adds one BPF program run.
  *
  * Fast path: a syscall the sensor does not watch costs one bit test in
- * sys_any (.rodata) and returns. A watched number is tail-called into its
- * handler, the program enter_<name> or exit_<name> that the loader put at
- * that number's slot in sys_enter_calls / sys_exit_calls
- * (internal/runtime/syscalls*.go holds the numbers per architecture, from
- * golang.org/x/sys/unix). A handler reads its arguments from the pt_regs
- * the tracepoint passes, with direct BTF loads. New capture slots in by
- * adding a handler pair and a table row; the dispatcher does not change.
+ * sys_any_enter or sys_any_exit (.rodata) and returns. A watched number is
+ * tail-called into its handler, the program enter_<name> or exit_<name>
+ * that the loader put at that number's slot in sys_enter_calls /
+ * sys_exit_calls (internal/runtime/syscalls*.go holds the numbers per
+ * architecture, from golang.org/x/sys/unix). A handler reads its
+ * arguments from the pt_regs the tracepoint passes, with direct BTF loads.
+ * New capture slots in by adding a handler pair and a table row; the
+ * dispatcher does not change.
  *
  * Measured choices: tp_btf rather than raw_tp (an empty pair of either
  * costs the same per syscall, and tp_btf reads pt_regs with plain loads
@@ -30,6 +31,10 @@
  * x32 calls (number | __X32_SYSCALL_BIT) use the native registers and,
  * except for a few x32-only numbers in the table, the native numbers.
  *
+ * A row may have an exit handler only (the open family: what it reports is
+ * decided on the file the call opened, which exists at sys_exit only); its
+ * sys_enter returns on the first bit test, and pays no tail call.
+ *
  * Slot layout: SYS_SLOTS bits; native numbers below SYS_COMPAT_BASE. */
 #pragma once
 
@@ -40,11 +45,14 @@
 #define X32_SYSCALL_BIT 0x40000000
 #define TS_COMPAT_K 0x0002
 
-/* sys_watched: slot bits (native and compat halves); sys_any: the OR of
- * the two halves, so that the common unwatched call returns on one test
- * before the compat status is read. Set by the loader. */
-volatile const __u8 sys_watched[SYS_SLOTS / 8] = {};
-volatile const __u8 sys_any[SYS_COMPAT_BASE / 8] = {};
+/* sys_watched_*: slot bits (native and compat halves) of the rows with a
+ * handler on that side; sys_any_*: the OR of the two halves, so that the
+ * common unwatched call returns on one test before the compat status is
+ * read. Set by the loader. */
+volatile const __u8 sys_watched_enter[SYS_SLOTS / 8] = {};
+volatile const __u8 sys_any_enter[SYS_COMPAT_BASE / 8] = {};
+volatile const __u8 sys_watched_exit[SYS_SLOTS / 8] = {};
+volatile const __u8 sys_any_exit[SYS_COMPAT_BASE / 8] = {};
 
 /* Tail-call targets by slot. The loader fills them after load and before
  * the dispatchers attach. */
@@ -95,17 +103,17 @@ static __always_inline long sys_nr(struct pt_regs *regs)
 }
 
 /* sys_slot returns the dispatch slot of syscall nr, or -1 when the sensor
- * does not watch it. */
-static __always_inline int sys_slot(long nr)
+ * has no handler for it on the side whose bitmaps are any and watched. */
+static __always_inline int sys_slot(long nr, const volatile __u8 *any, const volatile __u8 *watched)
 {
 	__u64 n = (__u64)nr & ~(__u64)X32_SYSCALL_BIT;
 	if (n >= SYS_COMPAT_BASE)
 		return -1;
-	if (!(sys_any[n >> 3] & (1 << (n & 7))))
+	if (!(any[n >> 3] & (1 << (n & 7))))
 		return -1;
 	if (in_compat_syscall())
 		n += SYS_COMPAT_BASE;
-	if (!(sys_watched[(n >> 3) & (SYS_SLOTS / 8 - 1)] & (1 << (n & 7))))
+	if (!(watched[(n >> 3) & (SYS_SLOTS / 8 - 1)] & (1 << (n & 7))))
 		return -1;
 	return n;
 }
@@ -113,7 +121,7 @@ static __always_inline int sys_slot(long nr)
 SEC("tp_btf/sys_enter")
 int BPF_PROG(kestrel_sys_enter, struct pt_regs *regs, long id)
 {
-	int slot = sys_slot(id);
+	int slot = sys_slot(id, sys_any_enter, sys_watched_enter);
 	if (slot >= 0)
 		bpf_tail_call(ctx, &sys_enter_calls, slot);
 	return 0;
@@ -122,7 +130,7 @@ int BPF_PROG(kestrel_sys_enter, struct pt_regs *regs, long id)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(kestrel_sys_exit, struct pt_regs *regs, long ret)
 {
-	int slot = sys_slot(sys_nr(regs));
+	int slot = sys_slot(sys_nr(regs), sys_any_exit, sys_watched_exit);
 	if (slot >= 0)
 		bpf_tail_call(ctx, &sys_exit_calls, slot);
 	return 0;

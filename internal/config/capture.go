@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // CaptureConfig drives the kernel side: ring buffer sizing and the in-kernel
@@ -33,6 +34,12 @@ type CaptureConfig struct {
 	WakeupBytes int `yaml:"wakeup_bytes"`
 	// EgressReportInterval is how often per-socket byte counters are reported.
 	EgressReportInterval Duration `yaml:"egress_report_interval"`
+	// OpenRepeatWindow: a process image opening the same file with the same
+	// access mode again within this window after a reported open is counted
+	// in the kernel, not reported; the next report of that file carries the
+	// count (repeats). A first open and a failed one are always reported.
+	// 0 reports every open.
+	OpenRepeatWindow Duration `yaml:"open_repeat_window"`
 	// WatchPrefixes are absolute path prefixes whose opens are reported.
 	WatchPrefixes []string `yaml:"watch_prefixes"`
 	// WatchSuffixes are path suffixes (case-insensitive) whose opens are reported.
@@ -129,6 +136,7 @@ func defaultCapture() CaptureConfig {
 		PollInterval:         Duration(50e6),
 		WakeupBytes:          1 << 20,
 		EgressReportInterval: Duration(2e9),
+		OpenRepeatWindow:     Duration(1e9),
 		WatchPrefixes:        append([]string(nil), DefaultWatchPrefixes...),
 		WatchSuffixes:        append([]string(nil), DefaultWatchSuffixes...),
 		WatchNames:           append([]string(nil), DefaultWatchNames...),
@@ -149,6 +157,9 @@ func (c *CaptureConfig) validate() error {
 	}
 	if c.EgressReportInterval <= 0 {
 		return fmt.Errorf("egress_report_interval: must be positive")
+	}
+	if c.OpenRepeatWindow < 0 || c.OpenRepeatWindow.D() > time.Hour {
+		return fmt.Errorf("open_repeat_window: %s is not between 0 (report every open) and 1h", c.OpenRepeatWindow.D())
 	}
 	for _, t := range []struct {
 		key  string

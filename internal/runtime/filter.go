@@ -96,40 +96,71 @@ func filterTables(cfg config.CaptureConfig) (prefix, suffix, proc []filterEntry,
 	return prefix, suffix, proc, nil
 }
 
-// gateBytes is the size of each two-byte gate bitmap (bpf/open.bpf.h).
-const gateBytes = 8192
+// Gate sizes (bpf/open.bpf.h).
+const (
+	gateBytes = 65536
+	gateShift = 13 // 2^19 bits
+	// gateMax is the most bytes of an entry a gate hashes.
+	gateMax = 12
+)
 
-// gates returns the prefix and suffix gate bitmaps for the filter tables:
-// bit a<<8|b is set for every prefix "/ab..." and every reversed suffix
-// "ba..." (that is, a suffix ending in "ab").
-func gates(prefix, suffix []filterEntry) (pg, sg [gateBytes]byte) {
-	set := func(g *[gateBytes]byte, a, b byte) {
-		bit := uint(a)<<8 | uint(b)
-		g[bit>>3] |= 1 << (bit & 7)
+// fnv1a32 is the gates' hash of b (FNV-1a, 32 bits).
+func fnv1a32(b []byte) uint32 {
+	h := uint32(2166136261)
+	for _, c := range b {
+		h = (h ^ uint32(c)) * 16777619
 	}
+	return h
+}
+
+// gateBit is the bit of hash h in a gate (gate_hit in bpf/open.bpf.h).
+func gateBit(h uint32) uint32 {
+	h ^= h >> 16
+	h *= 0x85ebca6b
+	h ^= h >> 13
+	return h >> gateShift
+}
+
+// gate is one gate bitmap and the lengths it holds hashes of.
+type gate struct {
+	bits [gateBytes]byte
+	lens uint32
+}
+
+// add sets the bit of the first min(len(e), gateMax) bytes of e.
+func (g *gate) add(e []byte) {
+	k := min(len(e), gateMax)
+	bit := gateBit(fnv1a32(e[:k]))
+	g.bits[bit>>3] |= 1 << (bit & 7)
+	g.lens |= 1 << k
+}
+
+// gates returns the prefix and suffix gates of the filter tables: a path
+// reaches the prefix trie only if its first k bytes hash to a bit some
+// prefix set at its length k (capped at gateMax), and the suffix trie only
+// if its reversed, lower-cased tail does the same for some suffix (suffix
+// entries are stored reversed already). So "/usr/lib/x.py" passes neither:
+// no prefix starts "/usr/lib" and no suffix ends "y.py" or "x.py".
+func gates(prefix, suffix []filterEntry) (pg, sg gate) {
 	for _, e := range prefix {
-		if len(e.data) < 3 {
-			for i := range pg {
-				pg[i] = 0xff // too short to gate on: every path goes to the trie
-			}
-			break
-		}
-		set(&pg, e.data[1], e.data[2])
+		pg.add(e.data)
 	}
 	for _, e := range suffix {
-		set(&sg, e.data[1], e.data[0])
+		sg.add(e.data)
 	}
 	return pg, sg
 }
 
-// setGates writes the gate bitmaps for cfg into spec's constants.
+// setGates writes the gates for cfg into spec's constants.
 func setGates(spec *ebpf.CollectionSpec, cfg config.CaptureConfig) error {
 	prefix, suffix, _, err := filterTables(cfg)
 	if err != nil {
 		return err
 	}
 	pg, sg := gates(prefix, suffix)
-	for name, v := range map[string][gateBytes]byte{"prefix_gate": pg, "suffix_gate": sg} {
+	for name, v := range map[string]any{
+		"prefix_gate": pg.bits, "suffix_gate": sg.bits, "prefix_gate_lens": pg.lens, "suffix_gate_lens": sg.lens,
+	} {
 		vs, ok := spec.Variables[name]
 		if !ok {
 			return fmt.Errorf("BPF spec has no variable %s", name)

@@ -74,20 +74,24 @@ type Sensor struct {
 	drops       [dropSources]atomic.Uint64
 	lostDecoder uint64 // decode errors already reported as Lost (reader goroutine)
 	egress      egressReporter
+	// models mirrors the kernel's set of model files by identity.
+	models modelSet
 }
 
 // Kernel drop sources (enum drop_source in bpf/common.h).
 const (
-	dropRingbuf  = 0
-	dropPathLong = 1
-	dropInflight = 2
-	dropSources  = 3
+	dropRingbuf    = 0
+	dropPathLong   = 1
+	dropInflight   = 2
+	dropOpenRepeat = 3
+	dropSources    = 4
 )
 
-var dropNames = [dropSources]string{"kernel_ringbuf", "path_truncated", "inflight_alloc_failed"}
+var dropNames = [dropSources]string{"kernel_ringbuf", "path_truncated", "inflight_alloc_failed", "open_repeats"}
 
 // dropIsLoss says which drop sources lose an event (reported in-band as
-// Lost); a truncated path is still sent.
+// Lost); a truncated path is still sent, and a repeated open is counted
+// in the next report of the same file (event.File.Repeats).
 var dropIsLoss = [dropSources]bool{dropRingbuf: true, dropInflight: true}
 
 // lostDecoder is the lost source of malformed records.
@@ -160,6 +164,9 @@ func load(cfg config.CaptureConfig, opts *Options, floor bool) (_ *Sensor, err e
 		if err := fillFilters(s.coll, cfg); err != nil {
 			return nil, err
 		}
+		if err := fillKnobs(s.coll); err != nil {
+			return nil, err
+		}
 		if s.handlers, err = fillSyscallCalls(s.coll, sysHandlers); err != nil {
 			return nil, err
 		}
@@ -185,8 +192,9 @@ func configureSpec(spec *ebpf.CollectionSpec, cfg config.CaptureConfig) error {
 	}
 	rb.MaxEntries = uint32(cfg.RingBufferBytes)
 	for name, v := range map[string]any{
-		"self_tgid":    uint32(os.Getpid()),
-		"wakeup_bytes": uint64(cfg.WakeupBytes),
+		"self_tgid":        uint32(os.Getpid()),
+		"wakeup_bytes":     uint64(cfg.WakeupBytes),
+		"repeat_window_ns": uint64(cfg.OpenRepeatWindow.D()),
 	} {
 		vs, ok := spec.Variables[name]
 		if !ok {
@@ -197,6 +205,9 @@ func configureSpec(spec *ebpf.CollectionSpec, cfg config.CaptureConfig) error {
 		}
 	}
 	if err := setGates(spec, cfg); err != nil {
+		return err
+	}
+	if err := setKnobLens(spec); err != nil {
 		return err
 	}
 	if err := setSyscallTable(spec, sysHandlers); err != nil {
@@ -305,6 +316,7 @@ func (s *Sensor) Counters() map[string]uint64 {
 		m["drops_"+n] = s.drops[i].Load()
 	}
 	s.egress.counters(m)
+	s.modelCounters(m)
 	return m
 }
 

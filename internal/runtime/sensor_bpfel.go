@@ -115,15 +115,46 @@ type sensorExecRec struct {
 	_       [4]byte
 }
 
+type sensorKnobKey struct {
+	_    structs.HostLayout
+	Fs   uint32
+	Name [20]int8
+}
+
+type sensorKnobVal struct {
+	_     structs.HostLayout
+	Id    uint8
+	Flags uint8
+	Pad   uint16
+}
+
+type sensorModelBitmap struct {
+	_ structs.HostLayout
+	W [1024]uint64
+}
+
+type sensorModelKey struct {
+	_   structs.HostLayout
+	Ino uint64
+	Dev uint32
+	Pad uint32
+}
+
 type sensorNetScratch struct {
 	_    structs.HostLayout
 	Conn sensorConnRec
 	Eg   sensorEgressVal
 }
 
-type sensorOpenInflight struct {
-	_ structs.HostLayout
-	R struct {
+type sensorOpenScratch struct {
+	_    structs.HostLayout
+	Plen uint32
+	Raw  [512]int8
+	Suf  sensorSuffixKey
+	Proc sensorProcKey
+	Rel  sensorPrefixKey
+	Dir  [1024]int8
+	Rec  struct {
 		_ structs.HostLayout
 		H struct {
 			_        structs.HostLayout
@@ -145,27 +176,17 @@ type sensorOpenInflight struct {
 		Ino     uint64
 		Size    uint64
 		Dev     uint32
+		Rdev    uint32
 		Call    uint16
 		Rflags  uint16
 		RawLen  uint16
 		PathLen uint16
-		Pad     uint32
-		Raw     [512]int8
-		Path    [1024]int8
+		Imode   uint16
+		Match   uint8
+		Knob    uint8
+		Repeats uint32
+		Data    [2048]int8
 	}
-	Pending uint32
-	_       [4]byte
-}
-
-type sensorOpenScratch struct {
-	_    structs.HostLayout
-	Plen uint32
-	Raw  [512]int8
-	Suf  sensorSuffixKey
-	Proc sensorProcKey
-	Rel  sensorPrefixKey
-	Dir  [1024]int8
-	RawN uint32
 }
 
 type sensorPathbuf struct {
@@ -185,6 +206,23 @@ type sensorProcKey struct {
 	Data [16]int8
 }
 
+type sensorRepeatKey struct {
+	_      structs.HostLayout
+	Ino    uint64
+	ExecId uint64
+	Dev    uint32
+	Tgid   uint32
+	Fmode  uint32
+	Pad    uint32
+}
+
+type sensorRepeatVal struct {
+	_          structs.HostLayout
+	LastNs     uint64
+	Suppressed uint32
+	Pad        uint32
+}
+
 type sensorSuffixKey struct {
 	_    structs.HostLayout
 	Plen uint32
@@ -192,42 +230,44 @@ type sensorSuffixKey struct {
 }
 
 type sensorSysInflight struct {
-	_ structs.HostLayout
-	R struct {
-		_ structs.HostLayout
-		H struct {
-			_        structs.HostLayout
-			Type     uint16
-			Size     uint16
-			Tgid     uint32
-			Tid      uint32
-			Uid      uint32
-			Euid     uint32
-			Pad      uint32
-			TsNs     uint64
-			CgroupId uint64
-			Comm     [16]int8
-		}
-		Ret      int64
-		Flags    uint64
-		Arg2     uint64
-		Target   uint32
-		Fd       int32
-		Fd2      int32
-		NsInode  uint32
-		Call     uint16
-		Sflags   uint16
-		PathLen  uint16
-		Path2Len uint16
-		ArgLen   uint16
-		Pad      uint16
-		Pad2     uint32
-		Path     [1024]int8
-		Path2    [1024]int8
-		Arg      [64]int8
-	}
+	_       structs.HostLayout
+	R       sensorSysRec
 	Pending uint32
 	_       [4]byte
+}
+
+type sensorSysRec struct {
+	_ structs.HostLayout
+	H struct {
+		_        structs.HostLayout
+		Type     uint16
+		Size     uint16
+		Tgid     uint32
+		Tid      uint32
+		Uid      uint32
+		Euid     uint32
+		Pad      uint32
+		TsNs     uint64
+		CgroupId uint64
+		Comm     [16]int8
+	}
+	Ret      int64
+	Flags    uint64
+	Arg2     uint64
+	Target   uint32
+	Fd       int32
+	Fd2      int32
+	NsInode  uint32
+	Call     uint16
+	Sflags   uint16
+	PathLen  uint16
+	Path2Len uint16
+	ArgLen   uint16
+	Pad      uint16
+	Pad2     uint32
+	Path     [1024]int8
+	Path2    [1024]int8
+	Arg      [64]int8
 }
 
 // Names of all BPF objects in the ELF.
@@ -240,9 +280,12 @@ const (
 	sensorMapEvents                  = "events"
 	sensorMapExecScratch             = "exec_scratch"
 	sensorMapInflightConnect         = "inflight_connect"
+	sensorMapKnobNames               = "knob_names"
+	sensorMapModelBits               = "model_bits"
+	sensorMapModelInodes             = "model_inodes"
 	sensorMapNetScratch              = "net_scratch"
 	sensorMapNetStats                = "net_stats"
-	sensorMapOpenInflight            = "open_inflight"
+	sensorMapOpenRepeats             = "open_repeats"
 	sensorMapOpenScratchMap          = "open_scratch_map"
 	sensorMapPathScratch             = "path_scratch"
 	sensorMapPendingConnect          = "pending_connect"
@@ -252,40 +295,28 @@ const (
 	sensorMapSysEnterCalls           = "sys_enter_calls"
 	sensorMapSysExitCalls            = "sys_exit_calls"
 	sensorMapSysInflight             = "sys_inflight"
+	sensorMapSysScratch              = "sys_scratch"
 	sensorProgEnterBpf               = "enter_bpf"
 	sensorProgEnterChroot            = "enter_chroot"
 	sensorProgEnterConnect           = "enter_connect"
-	sensorProgEnterCreat             = "enter_creat"
 	sensorProgEnterDeleteModule      = "enter_delete_module"
 	sensorProgEnterDup2              = "enter_dup2"
 	sensorProgEnterDup3              = "enter_dup3"
 	sensorProgEnterFinitModule       = "enter_finit_module"
 	sensorProgEnterInitModule        = "enter_init_module"
 	sensorProgEnterKill              = "enter_kill"
-	sensorProgEnterLink              = "enter_link"
-	sensorProgEnterLinkat            = "enter_linkat"
 	sensorProgEnterMemfdCreate       = "enter_memfd_create"
 	sensorProgEnterMknod             = "enter_mknod"
 	sensorProgEnterMknodat           = "enter_mknodat"
 	sensorProgEnterMount             = "enter_mount"
 	sensorProgEnterOldumount         = "enter_oldumount"
-	sensorProgEnterOpen              = "enter_open"
-	sensorProgEnterOpenat            = "enter_openat"
-	sensorProgEnterOpenat2           = "enter_openat2"
 	sensorProgEnterPivotRoot         = "enter_pivot_root"
 	sensorProgEnterProcessVmReadv    = "enter_process_vm_readv"
 	sensorProgEnterProcessVmWritev   = "enter_process_vm_writev"
 	sensorProgEnterPtrace            = "enter_ptrace"
-	sensorProgEnterRename            = "enter_rename"
-	sensorProgEnterRenameat          = "enter_renameat"
-	sensorProgEnterRenameat2         = "enter_renameat2"
 	sensorProgEnterSetns             = "enter_setns"
-	sensorProgEnterSymlink           = "enter_symlink"
-	sensorProgEnterSymlinkat         = "enter_symlinkat"
 	sensorProgEnterTgkill            = "enter_tgkill"
 	sensorProgEnterUmount            = "enter_umount"
-	sensorProgEnterUnlink            = "enter_unlink"
-	sensorProgEnterUnlinkat          = "enter_unlinkat"
 	sensorProgEnterUnshare           = "enter_unshare"
 	sensorProgExitBpf                = "exit_bpf"
 	sensorProgExitChroot             = "exit_chroot"
@@ -303,8 +334,10 @@ const (
 	sensorProgExitMknod              = "exit_mknod"
 	sensorProgExitMknodat            = "exit_mknodat"
 	sensorProgExitMount              = "exit_mount"
+	sensorProgExitNameToHandleAt     = "exit_name_to_handle_at"
 	sensorProgExitOldumount          = "exit_oldumount"
 	sensorProgExitOpen               = "exit_open"
+	sensorProgExitOpenByHandleAt     = "exit_open_by_handle_at"
 	sensorProgExitOpenat             = "exit_openat"
 	sensorProgExitOpenat2            = "exit_openat2"
 	sensorProgExitPivotRoot          = "exit_pivot_root"
@@ -335,11 +368,17 @@ const (
 	sensorProgNetSockSetState        = "net_sock_set_state"
 	sensorVarBtfExitRec              = "_btf_exit_rec"
 	sensorVarBtfForkRec              = "_btf_fork_rec"
+	sensorVarKnobLens                = "knob_lens"
 	sensorVarPrefixGate              = "prefix_gate"
+	sensorVarPrefixGateLens          = "prefix_gate_lens"
+	sensorVarRepeatWindowNs          = "repeat_window_ns"
 	sensorVarSelfTgid                = "self_tgid"
 	sensorVarSuffixGate              = "suffix_gate"
-	sensorVarSysAny                  = "sys_any"
-	sensorVarSysWatched              = "sys_watched"
+	sensorVarSuffixGateLens          = "suffix_gate_lens"
+	sensorVarSysAnyEnter             = "sys_any_enter"
+	sensorVarSysAnyExit              = "sys_any_exit"
+	sensorVarSysWatchedEnter         = "sys_watched_enter"
+	sensorVarSysWatchedExit          = "sys_watched_exit"
 	sensorVarWakeupBytes             = "wakeup_bytes"
 )
 
@@ -388,37 +427,24 @@ type sensorProgramSpecs struct {
 	EnterBpf               *ebpf.ProgramSpec `ebpf:"enter_bpf"`
 	EnterChroot            *ebpf.ProgramSpec `ebpf:"enter_chroot"`
 	EnterConnect           *ebpf.ProgramSpec `ebpf:"enter_connect"`
-	EnterCreat             *ebpf.ProgramSpec `ebpf:"enter_creat"`
 	EnterDeleteModule      *ebpf.ProgramSpec `ebpf:"enter_delete_module"`
 	EnterDup2              *ebpf.ProgramSpec `ebpf:"enter_dup2"`
 	EnterDup3              *ebpf.ProgramSpec `ebpf:"enter_dup3"`
 	EnterFinitModule       *ebpf.ProgramSpec `ebpf:"enter_finit_module"`
 	EnterInitModule        *ebpf.ProgramSpec `ebpf:"enter_init_module"`
 	EnterKill              *ebpf.ProgramSpec `ebpf:"enter_kill"`
-	EnterLink              *ebpf.ProgramSpec `ebpf:"enter_link"`
-	EnterLinkat            *ebpf.ProgramSpec `ebpf:"enter_linkat"`
 	EnterMemfdCreate       *ebpf.ProgramSpec `ebpf:"enter_memfd_create"`
 	EnterMknod             *ebpf.ProgramSpec `ebpf:"enter_mknod"`
 	EnterMknodat           *ebpf.ProgramSpec `ebpf:"enter_mknodat"`
 	EnterMount             *ebpf.ProgramSpec `ebpf:"enter_mount"`
 	EnterOldumount         *ebpf.ProgramSpec `ebpf:"enter_oldumount"`
-	EnterOpen              *ebpf.ProgramSpec `ebpf:"enter_open"`
-	EnterOpenat            *ebpf.ProgramSpec `ebpf:"enter_openat"`
-	EnterOpenat2           *ebpf.ProgramSpec `ebpf:"enter_openat2"`
 	EnterPivotRoot         *ebpf.ProgramSpec `ebpf:"enter_pivot_root"`
 	EnterProcessVmReadv    *ebpf.ProgramSpec `ebpf:"enter_process_vm_readv"`
 	EnterProcessVmWritev   *ebpf.ProgramSpec `ebpf:"enter_process_vm_writev"`
 	EnterPtrace            *ebpf.ProgramSpec `ebpf:"enter_ptrace"`
-	EnterRename            *ebpf.ProgramSpec `ebpf:"enter_rename"`
-	EnterRenameat          *ebpf.ProgramSpec `ebpf:"enter_renameat"`
-	EnterRenameat2         *ebpf.ProgramSpec `ebpf:"enter_renameat2"`
 	EnterSetns             *ebpf.ProgramSpec `ebpf:"enter_setns"`
-	EnterSymlink           *ebpf.ProgramSpec `ebpf:"enter_symlink"`
-	EnterSymlinkat         *ebpf.ProgramSpec `ebpf:"enter_symlinkat"`
 	EnterTgkill            *ebpf.ProgramSpec `ebpf:"enter_tgkill"`
 	EnterUmount            *ebpf.ProgramSpec `ebpf:"enter_umount"`
-	EnterUnlink            *ebpf.ProgramSpec `ebpf:"enter_unlink"`
-	EnterUnlinkat          *ebpf.ProgramSpec `ebpf:"enter_unlinkat"`
 	EnterUnshare           *ebpf.ProgramSpec `ebpf:"enter_unshare"`
 	ExitBpf                *ebpf.ProgramSpec `ebpf:"exit_bpf"`
 	ExitChroot             *ebpf.ProgramSpec `ebpf:"exit_chroot"`
@@ -436,8 +462,10 @@ type sensorProgramSpecs struct {
 	ExitMknod              *ebpf.ProgramSpec `ebpf:"exit_mknod"`
 	ExitMknodat            *ebpf.ProgramSpec `ebpf:"exit_mknodat"`
 	ExitMount              *ebpf.ProgramSpec `ebpf:"exit_mount"`
+	ExitNameToHandleAt     *ebpf.ProgramSpec `ebpf:"exit_name_to_handle_at"`
 	ExitOldumount          *ebpf.ProgramSpec `ebpf:"exit_oldumount"`
 	ExitOpen               *ebpf.ProgramSpec `ebpf:"exit_open"`
+	ExitOpenByHandleAt     *ebpf.ProgramSpec `ebpf:"exit_open_by_handle_at"`
 	ExitOpenat             *ebpf.ProgramSpec `ebpf:"exit_openat"`
 	ExitOpenat2            *ebpf.ProgramSpec `ebpf:"exit_openat2"`
 	ExitPivotRoot          *ebpf.ProgramSpec `ebpf:"exit_pivot_root"`
@@ -478,9 +506,12 @@ type sensorMapSpecs struct {
 	Events          *ebpf.MapSpec `ebpf:"events"`
 	ExecScratch     *ebpf.MapSpec `ebpf:"exec_scratch"`
 	InflightConnect *ebpf.MapSpec `ebpf:"inflight_connect"`
+	KnobNames       *ebpf.MapSpec `ebpf:"knob_names"`
+	ModelBits       *ebpf.MapSpec `ebpf:"model_bits"`
+	ModelInodes     *ebpf.MapSpec `ebpf:"model_inodes"`
 	NetScratch      *ebpf.MapSpec `ebpf:"net_scratch"`
 	NetStats        *ebpf.MapSpec `ebpf:"net_stats"`
-	OpenInflight    *ebpf.MapSpec `ebpf:"open_inflight"`
+	OpenRepeats     *ebpf.MapSpec `ebpf:"open_repeats"`
 	OpenScratchMap  *ebpf.MapSpec `ebpf:"open_scratch_map"`
 	PathScratch     *ebpf.MapSpec `ebpf:"path_scratch"`
 	PendingConnect  *ebpf.MapSpec `ebpf:"pending_connect"`
@@ -490,20 +521,27 @@ type sensorMapSpecs struct {
 	SysEnterCalls   *ebpf.MapSpec `ebpf:"sys_enter_calls"`
 	SysExitCalls    *ebpf.MapSpec `ebpf:"sys_exit_calls"`
 	SysInflight     *ebpf.MapSpec `ebpf:"sys_inflight"`
+	SysScratch      *ebpf.MapSpec `ebpf:"sys_scratch"`
 }
 
 // sensorVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sensorVariableSpecs struct {
-	BtfExitRec  *ebpf.VariableSpec `ebpf:"_btf_exit_rec"`
-	BtfForkRec  *ebpf.VariableSpec `ebpf:"_btf_fork_rec"`
-	PrefixGate  *ebpf.VariableSpec `ebpf:"prefix_gate"`
-	SelfTgid    *ebpf.VariableSpec `ebpf:"self_tgid"`
-	SuffixGate  *ebpf.VariableSpec `ebpf:"suffix_gate"`
-	SysAny      *ebpf.VariableSpec `ebpf:"sys_any"`
-	SysWatched  *ebpf.VariableSpec `ebpf:"sys_watched"`
-	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	BtfExitRec      *ebpf.VariableSpec `ebpf:"_btf_exit_rec"`
+	BtfForkRec      *ebpf.VariableSpec `ebpf:"_btf_fork_rec"`
+	KnobLens        *ebpf.VariableSpec `ebpf:"knob_lens"`
+	PrefixGate      *ebpf.VariableSpec `ebpf:"prefix_gate"`
+	PrefixGateLens  *ebpf.VariableSpec `ebpf:"prefix_gate_lens"`
+	RepeatWindowNs  *ebpf.VariableSpec `ebpf:"repeat_window_ns"`
+	SelfTgid        *ebpf.VariableSpec `ebpf:"self_tgid"`
+	SuffixGate      *ebpf.VariableSpec `ebpf:"suffix_gate"`
+	SuffixGateLens  *ebpf.VariableSpec `ebpf:"suffix_gate_lens"`
+	SysAnyEnter     *ebpf.VariableSpec `ebpf:"sys_any_enter"`
+	SysAnyExit      *ebpf.VariableSpec `ebpf:"sys_any_exit"`
+	SysWatchedEnter *ebpf.VariableSpec `ebpf:"sys_watched_enter"`
+	SysWatchedExit  *ebpf.VariableSpec `ebpf:"sys_watched_exit"`
+	WakeupBytes     *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // sensorObjects contains all objects after they have been loaded into the kernel.
@@ -532,9 +570,12 @@ type sensorMaps struct {
 	Events          *ebpf.Map `ebpf:"events"`
 	ExecScratch     *ebpf.Map `ebpf:"exec_scratch"`
 	InflightConnect *ebpf.Map `ebpf:"inflight_connect"`
+	KnobNames       *ebpf.Map `ebpf:"knob_names"`
+	ModelBits       *ebpf.Map `ebpf:"model_bits"`
+	ModelInodes     *ebpf.Map `ebpf:"model_inodes"`
 	NetScratch      *ebpf.Map `ebpf:"net_scratch"`
 	NetStats        *ebpf.Map `ebpf:"net_stats"`
-	OpenInflight    *ebpf.Map `ebpf:"open_inflight"`
+	OpenRepeats     *ebpf.Map `ebpf:"open_repeats"`
 	OpenScratchMap  *ebpf.Map `ebpf:"open_scratch_map"`
 	PathScratch     *ebpf.Map `ebpf:"path_scratch"`
 	PendingConnect  *ebpf.Map `ebpf:"pending_connect"`
@@ -544,6 +585,7 @@ type sensorMaps struct {
 	SysEnterCalls   *ebpf.Map `ebpf:"sys_enter_calls"`
 	SysExitCalls    *ebpf.Map `ebpf:"sys_exit_calls"`
 	SysInflight     *ebpf.Map `ebpf:"sys_inflight"`
+	SysScratch      *ebpf.Map `ebpf:"sys_scratch"`
 }
 
 func (m *sensorMaps) Close() error {
@@ -554,9 +596,12 @@ func (m *sensorMaps) Close() error {
 		m.Events,
 		m.ExecScratch,
 		m.InflightConnect,
+		m.KnobNames,
+		m.ModelBits,
+		m.ModelInodes,
 		m.NetScratch,
 		m.NetStats,
-		m.OpenInflight,
+		m.OpenRepeats,
 		m.OpenScratchMap,
 		m.PathScratch,
 		m.PendingConnect,
@@ -566,6 +611,7 @@ func (m *sensorMaps) Close() error {
 		m.SysEnterCalls,
 		m.SysExitCalls,
 		m.SysInflight,
+		m.SysScratch,
 	)
 }
 
@@ -573,14 +619,20 @@ func (m *sensorMaps) Close() error {
 //
 // It can be passed to loadSensorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sensorVariables struct {
-	BtfExitRec  *ebpf.Variable `ebpf:"_btf_exit_rec"`
-	BtfForkRec  *ebpf.Variable `ebpf:"_btf_fork_rec"`
-	PrefixGate  *ebpf.Variable `ebpf:"prefix_gate"`
-	SelfTgid    *ebpf.Variable `ebpf:"self_tgid"`
-	SuffixGate  *ebpf.Variable `ebpf:"suffix_gate"`
-	SysAny      *ebpf.Variable `ebpf:"sys_any"`
-	SysWatched  *ebpf.Variable `ebpf:"sys_watched"`
-	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
+	BtfExitRec      *ebpf.Variable `ebpf:"_btf_exit_rec"`
+	BtfForkRec      *ebpf.Variable `ebpf:"_btf_fork_rec"`
+	KnobLens        *ebpf.Variable `ebpf:"knob_lens"`
+	PrefixGate      *ebpf.Variable `ebpf:"prefix_gate"`
+	PrefixGateLens  *ebpf.Variable `ebpf:"prefix_gate_lens"`
+	RepeatWindowNs  *ebpf.Variable `ebpf:"repeat_window_ns"`
+	SelfTgid        *ebpf.Variable `ebpf:"self_tgid"`
+	SuffixGate      *ebpf.Variable `ebpf:"suffix_gate"`
+	SuffixGateLens  *ebpf.Variable `ebpf:"suffix_gate_lens"`
+	SysAnyEnter     *ebpf.Variable `ebpf:"sys_any_enter"`
+	SysAnyExit      *ebpf.Variable `ebpf:"sys_any_exit"`
+	SysWatchedEnter *ebpf.Variable `ebpf:"sys_watched_enter"`
+	SysWatchedExit  *ebpf.Variable `ebpf:"sys_watched_exit"`
+	WakeupBytes     *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // sensorPrograms contains all programs after they have been loaded into the kernel.
@@ -590,37 +642,24 @@ type sensorPrograms struct {
 	EnterBpf               *ebpf.Program `ebpf:"enter_bpf"`
 	EnterChroot            *ebpf.Program `ebpf:"enter_chroot"`
 	EnterConnect           *ebpf.Program `ebpf:"enter_connect"`
-	EnterCreat             *ebpf.Program `ebpf:"enter_creat"`
 	EnterDeleteModule      *ebpf.Program `ebpf:"enter_delete_module"`
 	EnterDup2              *ebpf.Program `ebpf:"enter_dup2"`
 	EnterDup3              *ebpf.Program `ebpf:"enter_dup3"`
 	EnterFinitModule       *ebpf.Program `ebpf:"enter_finit_module"`
 	EnterInitModule        *ebpf.Program `ebpf:"enter_init_module"`
 	EnterKill              *ebpf.Program `ebpf:"enter_kill"`
-	EnterLink              *ebpf.Program `ebpf:"enter_link"`
-	EnterLinkat            *ebpf.Program `ebpf:"enter_linkat"`
 	EnterMemfdCreate       *ebpf.Program `ebpf:"enter_memfd_create"`
 	EnterMknod             *ebpf.Program `ebpf:"enter_mknod"`
 	EnterMknodat           *ebpf.Program `ebpf:"enter_mknodat"`
 	EnterMount             *ebpf.Program `ebpf:"enter_mount"`
 	EnterOldumount         *ebpf.Program `ebpf:"enter_oldumount"`
-	EnterOpen              *ebpf.Program `ebpf:"enter_open"`
-	EnterOpenat            *ebpf.Program `ebpf:"enter_openat"`
-	EnterOpenat2           *ebpf.Program `ebpf:"enter_openat2"`
 	EnterPivotRoot         *ebpf.Program `ebpf:"enter_pivot_root"`
 	EnterProcessVmReadv    *ebpf.Program `ebpf:"enter_process_vm_readv"`
 	EnterProcessVmWritev   *ebpf.Program `ebpf:"enter_process_vm_writev"`
 	EnterPtrace            *ebpf.Program `ebpf:"enter_ptrace"`
-	EnterRename            *ebpf.Program `ebpf:"enter_rename"`
-	EnterRenameat          *ebpf.Program `ebpf:"enter_renameat"`
-	EnterRenameat2         *ebpf.Program `ebpf:"enter_renameat2"`
 	EnterSetns             *ebpf.Program `ebpf:"enter_setns"`
-	EnterSymlink           *ebpf.Program `ebpf:"enter_symlink"`
-	EnterSymlinkat         *ebpf.Program `ebpf:"enter_symlinkat"`
 	EnterTgkill            *ebpf.Program `ebpf:"enter_tgkill"`
 	EnterUmount            *ebpf.Program `ebpf:"enter_umount"`
-	EnterUnlink            *ebpf.Program `ebpf:"enter_unlink"`
-	EnterUnlinkat          *ebpf.Program `ebpf:"enter_unlinkat"`
 	EnterUnshare           *ebpf.Program `ebpf:"enter_unshare"`
 	ExitBpf                *ebpf.Program `ebpf:"exit_bpf"`
 	ExitChroot             *ebpf.Program `ebpf:"exit_chroot"`
@@ -638,8 +677,10 @@ type sensorPrograms struct {
 	ExitMknod              *ebpf.Program `ebpf:"exit_mknod"`
 	ExitMknodat            *ebpf.Program `ebpf:"exit_mknodat"`
 	ExitMount              *ebpf.Program `ebpf:"exit_mount"`
+	ExitNameToHandleAt     *ebpf.Program `ebpf:"exit_name_to_handle_at"`
 	ExitOldumount          *ebpf.Program `ebpf:"exit_oldumount"`
 	ExitOpen               *ebpf.Program `ebpf:"exit_open"`
+	ExitOpenByHandleAt     *ebpf.Program `ebpf:"exit_open_by_handle_at"`
 	ExitOpenat             *ebpf.Program `ebpf:"exit_openat"`
 	ExitOpenat2            *ebpf.Program `ebpf:"exit_openat2"`
 	ExitPivotRoot          *ebpf.Program `ebpf:"exit_pivot_root"`
@@ -675,37 +716,24 @@ func (p *sensorPrograms) Close() error {
 		p.EnterBpf,
 		p.EnterChroot,
 		p.EnterConnect,
-		p.EnterCreat,
 		p.EnterDeleteModule,
 		p.EnterDup2,
 		p.EnterDup3,
 		p.EnterFinitModule,
 		p.EnterInitModule,
 		p.EnterKill,
-		p.EnterLink,
-		p.EnterLinkat,
 		p.EnterMemfdCreate,
 		p.EnterMknod,
 		p.EnterMknodat,
 		p.EnterMount,
 		p.EnterOldumount,
-		p.EnterOpen,
-		p.EnterOpenat,
-		p.EnterOpenat2,
 		p.EnterPivotRoot,
 		p.EnterProcessVmReadv,
 		p.EnterProcessVmWritev,
 		p.EnterPtrace,
-		p.EnterRename,
-		p.EnterRenameat,
-		p.EnterRenameat2,
 		p.EnterSetns,
-		p.EnterSymlink,
-		p.EnterSymlinkat,
 		p.EnterTgkill,
 		p.EnterUmount,
-		p.EnterUnlink,
-		p.EnterUnlinkat,
 		p.EnterUnshare,
 		p.ExitBpf,
 		p.ExitChroot,
@@ -723,8 +751,10 @@ func (p *sensorPrograms) Close() error {
 		p.ExitMknod,
 		p.ExitMknodat,
 		p.ExitMount,
+		p.ExitNameToHandleAt,
 		p.ExitOldumount,
 		p.ExitOpen,
+		p.ExitOpenByHandleAt,
 		p.ExitOpenat,
 		p.ExitOpenat2,
 		p.ExitPivotRoot,

@@ -170,9 +170,12 @@ func startSensor(t *testing.T, cfg config.CaptureConfig) (*Sensor, *collector) {
 	return s, c
 }
 
+// testConfig is the default capture config, polled often, reporting every
+// open (TestOpenRepeatsCounted tests the repeat window).
 func testConfig() config.CaptureConfig {
 	cfg := config.Default().Capture
 	cfg.PollInterval = config.Duration(10 * time.Millisecond)
+	cfg.OpenRepeatWindow = 0
 	return cfg
 }
 

@@ -8,11 +8,13 @@ import (
 )
 
 // The syscall dispatcher (bpf/dispatch.bpf.h) routes each watched syscall
-// number to a pair of tail-call targets, the programs enter_<name> and
+// number to its tail-call targets, the programs enter_<name> and
 // exit_<name>. sysHandlers (per architecture, syscalls_<arch>.go) says
-// which numbers go to which pair; the loader sets the dispatcher's bitmap
+// which numbers go to which pair; the loader sets the dispatcher's bitmaps
 // from it and fills the two program arrays. Those programs are never
-// attached themselves.
+// attached themselves. A row whose object has exit_<name> only (the open
+// family, the path families) is dispatched at sys_exit only: its sys_enter
+// returns on the dispatcher's first bit test.
 
 // Dispatch slot layout (SYS_COMPAT_BASE, SYS_SLOTS in bpf/dispatch.bpf.h).
 const (
@@ -66,14 +68,18 @@ func syscallSlots(table []sysHandler) (map[string][]uint32, error) {
 	return slots, nil
 }
 
-// syscallBitmaps returns the dispatcher's constants for table: the slot
-// bitmap and the OR of its native and compat halves.
-func syscallBitmaps(table []sysHandler) (watched [sysSlots / 8]byte, union [sysCompatBase / 8]byte, err error) {
+// syscallBitmaps returns the dispatcher's constants for one side of the
+// table: the slot bitmap of the rows for which has(name) holds and the OR
+// of its native and compat halves.
+func syscallBitmaps(table []sysHandler, has func(name string) bool) (watched [sysSlots / 8]byte, union [sysCompatBase / 8]byte, err error) {
 	slots, err := syscallSlots(table)
 	if err != nil {
 		return watched, union, err
 	}
-	for _, ss := range slots {
+	for name, ss := range slots {
+		if !has(name) {
+			continue
+		}
 		for _, s := range ss {
 			watched[s/8] |= 1 << (s % 8)
 			n := s % sysCompatBase
@@ -83,34 +89,41 @@ func syscallBitmaps(table []sysHandler) (watched [sysSlots / 8]byte, union [sysC
 	return watched, union, nil
 }
 
-// setSyscallTable checks that spec has a handler pair for every row of
-// table and writes the dispatcher's bitmaps into spec's constants.
+// setSyscallTable checks that spec has an exit handler for every row of
+// table (and an enter handler only where it has an exit one) and writes
+// the dispatcher's bitmaps into spec's constants.
 func setSyscallTable(spec *ebpf.CollectionSpec, table []sysHandler) error {
 	for _, h := range table {
-		for _, p := range []string{sysEnterPrefix + h.name, sysExitPrefix + h.name} {
-			if _, ok := spec.Programs[p]; !ok {
-				return fmt.Errorf("syscall %s: BPF object has no handler program %s", h.name, p)
+		if _, ok := spec.Programs[sysExitPrefix+h.name]; !ok {
+			return fmt.Errorf("syscall %s: BPF object has no handler program %s%s", h.name, sysExitPrefix, h.name)
+		}
+	}
+	for _, side := range []struct {
+		prefix, watched, any string
+	}{{sysEnterPrefix, "sys_watched_enter", "sys_any_enter"}, {sysExitPrefix, "sys_watched_exit", "sys_any_exit"}} {
+		watched, union, err := syscallBitmaps(table, func(name string) bool {
+			_, ok := spec.Programs[side.prefix+name]
+			return ok
+		})
+		if err != nil {
+			return err
+		}
+		for name, v := range map[string]any{side.watched: watched, side.any: union} {
+			vs, ok := spec.Variables[name]
+			if !ok {
+				return fmt.Errorf("BPF spec has no variable %s", name)
 			}
-		}
-	}
-	watched, union, err := syscallBitmaps(table)
-	if err != nil {
-		return err
-	}
-	for name, v := range map[string]any{"sys_watched": watched, "sys_any": union} {
-		vs, ok := spec.Variables[name]
-		if !ok {
-			return fmt.Errorf("BPF spec has no variable %s", name)
-		}
-		if err := vs.Set(v); err != nil {
-			return fmt.Errorf("set %s: %w", name, err)
+			if err := vs.Set(v); err != nil {
+				return fmt.Errorf("set %s: %w", name, err)
+			}
 		}
 	}
 	return nil
 }
 
 // fillSyscallCalls puts every handler program of table at its slots in
-// the dispatcher's program arrays and returns their names.
+// the dispatcher's program arrays and returns their names. A row without
+// an enter program has no slot in sys_enter_calls.
 func fillSyscallCalls(coll *ebpf.Collection, table []sysHandler) ([]string, error) {
 	slots, err := syscallSlots(table)
 	if err != nil {
@@ -124,6 +137,9 @@ func fillSyscallCalls(coll *ebpf.Collection, table []sysHandler) ([]string, erro
 		}
 		for name, ss := range slots {
 			p := coll.Programs[arr.prefix+name]
+			if p == nil && arr.prefix == sysEnterPrefix {
+				continue // dispatched at sys_exit only
+			}
 			if p == nil {
 				return nil, fmt.Errorf("fill syscall dispatch: no program %s%s", arr.prefix, name)
 			}
