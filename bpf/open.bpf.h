@@ -153,6 +153,33 @@ static __always_inline bool prefix_gated(const char *buf, __u32 len)
 	return false;
 }
 
+/* The arguments of one open call. */
+struct open_argv {
+	__u64 path; /* user pointer */
+	__s32 dirfd;
+	__u32 flags;
+	__u32 mode;
+};
+
+/* What the opened file is (identify). */
+struct open_ident {
+	__u64 f; /* the opened struct file, or 0 */
+	__u8 match;
+	__u8 knob;
+};
+
+/* An open decided for a report, handed from the exit handler to the
+ * program that builds and sends the record (tail_open_emit). */
+struct open_pending {
+	struct open_ident id;
+	struct open_argv oc;
+	long ret;
+	long raw_n; /* bytes of the raw path in open_scratch.raw, with the NUL */
+	__u32 repeats;
+	__u16 call;
+	__u16 rflags;
+};
+
 /* Scratch of an open being decided and reported: the prefix key is the path
  * buffer itself (plen in front of raw), so the trie reads the path in place
  * with no copy. */
@@ -163,6 +190,7 @@ struct open_scratch {
 	struct proc_key proc;
 	struct prefix_key rel; /* base directory + "/" + relative path */
 	char dir[PATH_SLOT];   /* a base directory being resolved */
+	struct open_pending pd; /* a decided open, for tail_open_emit */
 	struct open_rec rec;   /* the record being built */
 };
 
@@ -478,12 +506,6 @@ static __always_inline __u32 model_bit(__u64 ino)
 	return (ino * 0x9E3779B97F4A7C15ull) >> 48;
 }
 
-struct open_ident {
-	struct file *f;
-	__u8 match;
-	__u8 knob;
-};
-
 /* foreign_ns reports whether namespace inode inum is none of the caller's. */
 static __always_inline bool foreign_ns(struct task_struct *t, __u64 inum)
 {
@@ -554,7 +576,7 @@ static __always_inline void identify(struct task_struct *t, struct file *fp, str
 	struct file *f = KCAST(struct file, fp);
 	struct inode *ino = f->f_inode;
 	__u16 mode = ino->i_mode;
-	id->f = fp;
+	id->f = (__u64)fp;
 	id->match = 0;
 	id->knob = 0;
 	switch (mode & S_IFMT_K) {
@@ -677,14 +699,6 @@ static __always_inline bool repeated(struct task_struct *t, struct file *fp, __u
 	return false;
 }
 
-/* The arguments of one open call. */
-struct open_argv {
-	const char *path;
-	__s32 dirfd;
-	__u32 flags;
-	__u32 mode;
-};
-
 #define KS_AT_FDCWD -100
 
 /* open_call_args decodes the arguments of call (a constant once inlined). */
@@ -692,13 +706,13 @@ static __always_inline void open_call_args(__u16 call, struct sys_args *a, struc
 {
 	switch (call) {
 	case CALL_OPEN:
-		oc->path = (const char *)a->a[0];
+		oc->path = a->a[0];
 		oc->dirfd = KS_AT_FDCWD;
 		oc->flags = a->a[1];
 		oc->mode = a->a[2];
 		break;
 	case CALL_CREAT: /* creat(path, mode) == open(path, O_CREAT|O_WRONLY|O_TRUNC, mode) */
-		oc->path = (const char *)a->a[0];
+		oc->path = a->a[0];
 		oc->dirfd = KS_AT_FDCWD;
 		oc->flags = 0x40 | 0x1 | 0x200;
 		oc->mode = a->a[1];
@@ -706,32 +720,50 @@ static __always_inline void open_call_args(__u16 call, struct sys_args *a, struc
 	case CALL_OPENAT2: {
 		struct open_how how = {};
 		bpf_probe_read_user(&how, sizeof(how), (void *)a->a[2]);
-		oc->path = (const char *)a->a[1];
+		oc->path = a->a[1];
 		oc->dirfd = a->a[0];
 		oc->flags = how.flags;
 		oc->mode = how.mode;
 		break;
 	}
 	case CALL_OPEN_BY_HANDLE: /* (mount_fd, handle, flags): no path */
-		oc->path = NULL;
+		oc->path = 0;
 		oc->dirfd = a->a[0];
 		oc->flags = a->a[2];
 		oc->mode = 0;
 		break;
 	default:
-		oc->path = (const char *)a->a[1];
+		oc->path = a->a[1];
 		oc->dirfd = a->a[0];
 		oc->flags = a->a[2];
 		oc->mode = a->a[3];
 	}
 }
 
+static const char nsfs_fmt[] = "%s:[%u]";
+
+/* nsfs_name writes the name /proc/<pid>/fd shows for a namespace file,
+ * "uts:[4026531838]", into dst (PATH_SLOT bytes) and returns its length:
+ * nsfs dentries have an empty name that the kernel formats on demand. */
+static __always_inline __u32 nsfs_name(struct inode *ino, char *dst, __u32 plen)
+{
+	struct ns_common *ns = KCAST(struct ns_common, ino->i_private);
+	__u64 data[2] = {(__u64)BPF_CORE_READ(ns, ops, name), ns->inum};
+	long n = bpf_snprintf(dst, 64, nsfs_fmt, data, sizeof(data));
+	return n > 1 ? n - 1 : plen;
+}
+
 /* open_emit builds the record of an open in s->rec from the raw path in
  * s->raw (raw_n bytes with the NUL, 0 for none) and the result, and sends
  * it. id->f is the opened file, or NULL. */
-static __always_inline void open_emit(struct open_scratch *s, struct task_struct *t, struct open_ident *id, long ret,
-				      struct open_argv *oc, __u16 call, __u16 rflags, long raw_n, __u32 repeats)
+static __always_inline void open_emit(struct open_scratch *s, struct task_struct *t)
 {
+	struct open_pending *pd = &s->pd;
+	struct open_ident *id = &pd->id;
+	struct open_argv *oc = &pd->oc;
+	long ret = pd->ret;
+	__u16 call = pd->call;
+	__u16 rflags = pd->rflags;
 	struct open_rec *r = &s->rec;
 	bool trunc = false;
 
@@ -748,9 +780,9 @@ static __always_inline void open_emit(struct open_scratch *s, struct task_struct
 	r->imode = 0;
 	r->match = id->match;
 	r->knob = id->knob;
-	r->repeats = repeats;
+	r->repeats = pd->repeats;
 
-	__u32 n = raw_n;
+	__u32 n = pd->raw_n < 0 ? 0 : pd->raw_n;
 	if (n > RAW_SLOT) /* the string read stops at RAW_SLOT bytes */
 		n = RAW_SLOT;
 	if (n < 1) {
@@ -777,6 +809,8 @@ static __always_inline void open_emit(struct open_scratch *s, struct task_struct
 		plen = resolve_path(&p, dst, &trunc);
 		rflags |= OPEN_F_PATH_KERNEL;
 		struct inode *ino = f->f_inode;
+		if (id->match & MATCH_NSFS)
+			plen = nsfs_name(ino, dst, plen);
 		r->ino = ino->i_ino;
 		r->size = ino->i_size;
 		r->dev = ino->i_sb->s_dev;
@@ -824,9 +858,33 @@ static __always_inline void open_emit(struct open_scratch *s, struct task_struct
 		count_drop(DROP_RINGBUF_RESERVE);
 }
 
-/* open_exit decides and reports one open call at its sys_exit, from the
- * argument registers (still the call's at sys_exit) and the result. */
-static __always_inline void open_exit(struct pt_regs *regs, long ret, __u16 call)
+/* Tail-call targets on sys_exit besides the syscall handlers (the loader
+ * fills them: internal/runtime/syscalls.go). */
+#define TAIL_OPEN_EMIT 0
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 4);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} sys_exit_tails SEC(".maps");
+
+/* tail_open_emit sends the open that an exit handler decided on: a program
+ * of its own, so that the verifier checks the record building (a path
+ * walk) once and apart from the filter, each within its budget. */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(tail_open_emit, struct pt_regs *regs, long ret)
+{
+	__u32 zero = 0;
+	struct open_scratch *s = bpf_map_lookup_elem(&open_scratch_map, &zero);
+	if (s)
+		open_emit(s, bpf_get_current_task_btf());
+	return 0;
+}
+
+/* open_exit decides one open call at its sys_exit, from the argument
+ * registers (still the call's at sys_exit) and the result, and hands a
+ * report to tail_open_emit. */
+static __always_inline void open_exit(void *ctx, struct pt_regs *regs, long ret, __u16 call)
 {
 	if (is_self())
 		return;
@@ -847,7 +905,7 @@ static __always_inline void open_exit(struct pt_regs *regs, long ret, __u16 call
 	open_call_args(call, &a, &oc);
 	long n = 0;
 	if (oc.path)
-		n = bpf_probe_read_user_str(s->raw, RAW_SLOT, oc.path);
+		n = bpf_probe_read_user_str(s->raw, RAW_SLOT, (const char *)oc.path);
 	if (call == CALL_OPEN_BY_HANDLE) {
 		id.match |= MATCH_CALL;
 	} else if (!id.match) {
@@ -856,37 +914,46 @@ static __always_inline void open_exit(struct pt_regs *regs, long ret, __u16 call
 		id.match = MATCH_NAME;
 	}
 	__u32 repeats = 0;
-	if (id.f && repeated(t, id.f, oc.flags, &repeats))
+	if (id.f && repeated(t, (struct file *)id.f, oc.flags, &repeats))
 		return;
-	open_emit(s, t, &id, ret, &oc, call, a.compat ? OPEN_F_COMPAT : 0, n, repeats);
+	struct open_pending *pd = &s->pd;
+	pd->id = id;
+	pd->oc = oc;
+	pd->ret = ret;
+	pd->raw_n = n;
+	pd->repeats = repeats;
+	pd->call = call;
+	pd->rflags = a.compat ? OPEN_F_COMPAT : 0;
+	bpf_tail_call(ctx, &sys_exit_tails, TAIL_OPEN_EMIT);
+	count_drop(DROP_RINGBUF_RESERVE); /* no emitter in the array: the report is lost */
 }
 
 SYS_EXIT(openat)
 {
-	open_exit(regs, ret, CALL_OPENAT);
+	open_exit(ctx, regs, ret, CALL_OPENAT);
 	return 0;
 }
 
 SYS_EXIT(open)
 {
-	open_exit(regs, ret, CALL_OPEN);
+	open_exit(ctx, regs, ret, CALL_OPEN);
 	return 0;
 }
 
 SYS_EXIT(creat)
 {
-	open_exit(regs, ret, CALL_CREAT);
+	open_exit(ctx, regs, ret, CALL_CREAT);
 	return 0;
 }
 
 SYS_EXIT(openat2)
 {
-	open_exit(regs, ret, CALL_OPENAT2);
+	open_exit(ctx, regs, ret, CALL_OPENAT2);
 	return 0;
 }
 
 SYS_EXIT(open_by_handle_at)
 {
-	open_exit(regs, ret, CALL_OPEN_BY_HANDLE);
+	open_exit(ctx, regs, ret, CALL_OPEN_BY_HANDLE);
 	return 0;
 }

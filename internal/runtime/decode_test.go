@@ -372,6 +372,8 @@ func fuzzSeeds() map[string][]byte {
 		"exec":      sampleExec(),
 		"open":      sampleOpen(),
 		"open_base": buildOpen(openFields{hdrFields: testHdr, result: -2, rflags: openFBase, raw: "a.pt", path: "/x"}),
+		"open_knob": buildOpen(openFields{hdrFields: testHdr, result: 3, rflags: openFKernel | openFPathTr | openFIOUring, imode: 0o100644,
+			match: uint8(event.MatchKnob), knob: 9, raw: "/tmp/ra", path: "/sys/fs/cgroup/rdma/release_agent"}),
 		"fork":      buildFork(testHdr, 1, 2, 3),
 		"exit":      buildExit(testHdr, 9, 3),
 		"truncated": sampleExec()[:100],

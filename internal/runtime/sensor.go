@@ -53,7 +53,8 @@ type Sensor struct {
 	links []link.Link
 	progs []string
 	// handlers are the syscall handlers in the dispatcher's program
-	// arrays: active, though not attached themselves.
+	// arrays and the tail_ programs they hand on to: active, though not
+	// attached themselves.
 	handlers []string
 	// ids are the kernel ids of our programs and maps, for leak checks.
 	progIDs []ebpf.ProgramID
@@ -170,6 +171,11 @@ func load(cfg config.CaptureConfig, opts *Options, floor bool) (_ *Sensor, err e
 		if s.handlers, err = fillSyscallCalls(s.coll, sysHandlers); err != nil {
 			return nil, err
 		}
+		tails, err := fillTailCalls(s.coll)
+		if err != nil {
+			return nil, err
+		}
+		s.handlers = append(s.handlers, tails...)
 	}
 	if err := s.attachAll(spec); err != nil {
 		return nil, err

@@ -154,7 +154,30 @@ type sensorOpenScratch struct {
 	Proc sensorProcKey
 	Rel  sensorPrefixKey
 	Dir  [1024]int8
-	Rec  struct {
+	Pd   struct {
+		_  structs.HostLayout
+		Id struct {
+			_     structs.HostLayout
+			F     uint64
+			Match uint8
+			Knob  uint8
+			_     [6]byte
+		}
+		Oc struct {
+			_     structs.HostLayout
+			Path  uint64
+			Dirfd int32
+			Flags uint32
+			Mode  uint32
+			_     [4]byte
+		}
+		Ret     int64
+		RawN    int64
+		Repeats uint32
+		Call    uint16
+		Rflags  uint16
+	}
+	Rec struct {
 		_ structs.HostLayout
 		H struct {
 			_        structs.HostLayout
@@ -294,6 +317,7 @@ const (
 	sensorMapSuffixTrie              = "suffix_trie"
 	sensorMapSysEnterCalls           = "sys_enter_calls"
 	sensorMapSysExitCalls            = "sys_exit_calls"
+	sensorMapSysExitTails            = "sys_exit_tails"
 	sensorMapSysInflight             = "sys_inflight"
 	sensorMapSysScratch              = "sys_scratch"
 	sensorProgEnterBpf               = "enter_bpf"
@@ -366,6 +390,7 @@ const (
 	sensorProgNetSendLength          = "net_send_length"
 	sensorProgNetSockRelease         = "net_sock_release"
 	sensorProgNetSockSetState        = "net_sock_set_state"
+	sensorProgTailOpenEmit           = "tail_open_emit"
 	sensorVarBtfExitRec              = "_btf_exit_rec"
 	sensorVarBtfForkRec              = "_btf_fork_rec"
 	sensorVarKnobLens                = "knob_lens"
@@ -494,6 +519,7 @@ type sensorProgramSpecs struct {
 	NetSendLength          *ebpf.ProgramSpec `ebpf:"net_send_length"`
 	NetSockRelease         *ebpf.ProgramSpec `ebpf:"net_sock_release"`
 	NetSockSetState        *ebpf.ProgramSpec `ebpf:"net_sock_set_state"`
+	TailOpenEmit           *ebpf.ProgramSpec `ebpf:"tail_open_emit"`
 }
 
 // sensorMapSpecs contains maps before they are loaded into the kernel.
@@ -520,6 +546,7 @@ type sensorMapSpecs struct {
 	SuffixTrie      *ebpf.MapSpec `ebpf:"suffix_trie"`
 	SysEnterCalls   *ebpf.MapSpec `ebpf:"sys_enter_calls"`
 	SysExitCalls    *ebpf.MapSpec `ebpf:"sys_exit_calls"`
+	SysExitTails    *ebpf.MapSpec `ebpf:"sys_exit_tails"`
 	SysInflight     *ebpf.MapSpec `ebpf:"sys_inflight"`
 	SysScratch      *ebpf.MapSpec `ebpf:"sys_scratch"`
 }
@@ -584,6 +611,7 @@ type sensorMaps struct {
 	SuffixTrie      *ebpf.Map `ebpf:"suffix_trie"`
 	SysEnterCalls   *ebpf.Map `ebpf:"sys_enter_calls"`
 	SysExitCalls    *ebpf.Map `ebpf:"sys_exit_calls"`
+	SysExitTails    *ebpf.Map `ebpf:"sys_exit_tails"`
 	SysInflight     *ebpf.Map `ebpf:"sys_inflight"`
 	SysScratch      *ebpf.Map `ebpf:"sys_scratch"`
 }
@@ -610,6 +638,7 @@ func (m *sensorMaps) Close() error {
 		m.SuffixTrie,
 		m.SysEnterCalls,
 		m.SysExitCalls,
+		m.SysExitTails,
 		m.SysInflight,
 		m.SysScratch,
 	)
@@ -709,6 +738,7 @@ type sensorPrograms struct {
 	NetSendLength          *ebpf.Program `ebpf:"net_send_length"`
 	NetSockRelease         *ebpf.Program `ebpf:"net_sock_release"`
 	NetSockSetState        *ebpf.Program `ebpf:"net_sock_set_state"`
+	TailOpenEmit           *ebpf.Program `ebpf:"tail_open_emit"`
 }
 
 func (p *sensorPrograms) Close() error {
@@ -783,6 +813,7 @@ func (p *sensorPrograms) Close() error {
 		p.NetSendLength,
 		p.NetSockRelease,
 		p.NetSockSetState,
+		p.TailOpenEmit,
 	)
 }
 

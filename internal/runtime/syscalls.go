@@ -47,6 +47,46 @@ func isSyscallHandler(name string) bool {
 	return strings.HasPrefix(name, sysEnterPrefix) || strings.HasPrefix(name, sysExitPrefix)
 }
 
+// tailPrefix names the other tail-call targets: programs a handler hands
+// its work on to (so that the verifier checks each part within its
+// budget), at a fixed index of a program array of their hook.
+const tailPrefix = "tail_"
+
+// tailTargets says where each tail_ program goes (TAIL_* in bpf/).
+var tailTargets = []struct {
+	prog, array string
+	index       uint32
+}{
+	{"tail_open_emit", "sys_exit_tails", 0},
+}
+
+// isTailTarget reports whether program name is a tail_ target.
+func isTailTarget(name string) bool { return strings.HasPrefix(name, tailPrefix) }
+
+// fillTailCalls puts every tail_ program at its index and freezes the
+// arrays; it returns the programs' names.
+func fillTailCalls(coll *ebpf.Collection) ([]string, error) {
+	arrays := map[string]*ebpf.Map{}
+	var names []string
+	for _, tt := range tailTargets {
+		m, p := coll.Maps[tt.array], coll.Programs[tt.prog]
+		if m == nil || p == nil {
+			return nil, fmt.Errorf("fill tail calls: no map %s or program %s", tt.array, tt.prog)
+		}
+		if err := m.Put(tt.index, p); err != nil {
+			return nil, fmt.Errorf("fill tail call %s[%d] with %s: %w", tt.array, tt.index, tt.prog, err)
+		}
+		arrays[tt.array] = m
+		names = append(names, tt.prog)
+	}
+	for name, m := range arrays {
+		if err := m.Freeze(); err != nil {
+			return nil, fmt.Errorf("freeze %s: %w", name, err)
+		}
+	}
+	return names, nil
+}
+
 // syscallSlots returns the dispatch slot of every handler row: handler
 // name to slots. It fails on a number outside the table.
 func syscallSlots(table []sysHandler) (map[string][]uint32, error) {
