@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* File opens: open, openat, openat2, creat and open_by_handle_at, decided
- * at sys_exit on what the call opened (the handlers are tail-called by the
- * syscall dispatcher of dispatch.bpf.h, native and 32-bit compat calls
- * alike; the open family has no sys_enter handler at all).
+ * at sys_exit on what the call opened, inline in the syscall dispatcher of
+ * dispatch.bpf.h (native and 32-bit compat calls alike; the open family has
+ * no sys_enter handler at all). A report is built and sent by
+ * tail_open_emit.
  *
  * A successful open is reported when the file it opened is one of these,
  * whatever name reached it (a symlink, a hard link, "//", "/./", "..", a
@@ -101,20 +102,36 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } proc_trie SEC(".maps");
 
-/* Gates, set by the loader (internal/runtime/filter.go): bit gate_bit(h)
- * of a gate is set when h is the FNV-1a hash of the first k bytes of some prefix
- * (prefix_gate) or of the last k bytes, reversed and lower-cased, of some
- * suffix or "/name" (suffix_gate), where k is the entry's length capped at
- * GATE_MAX; bit k of *_gate_lens says some entry is gated at length k. */
-#define GATE_BYTES 65536 /* 2^19 bits: few false passes with hundreds of entries */
+/* Gates, set by the loader (internal/runtime/filter.go), in front of the
+ * tries. A prefix's pair is its two bytes after the leading '/'; a
+ * suffix's (or "/name"'s) pair its last two, lower-cased. prefix_klen[pair]
+ * is 0 when no prefix has that pair, else the shortest length (capped at
+ * GATE_MAX) among those that do: every one of them shares its first k bytes
+ * with a path it matches, so one hash of the path's first k bytes, tested
+ * in prefix_gate, says whether any may (suffix_klen and suffix_gate alike,
+ * over the last k bytes reversed). So "/usr/lib/..." is rejected though a
+ * prefix starts "/usr/share/ollama", and "x.py" though a suffix is ".npy",
+ * with two loads, a k-byte hash and one bit test. */
+#define PAIRS 65536
+#define GATE_BYTES 65536 /* 2^19 bits */
 #define GATE_SHIFT 13
 #define GATE_MAX 12
 #define FNV_OFFSET 2166136261u
 #define FNV_PRIME 16777619u
+volatile const __u8 prefix_klen[PAIRS] = {};
+volatile const __u8 suffix_klen[PAIRS] = {};
 volatile const __u8 prefix_gate[GATE_BYTES] = {};
 volatile const __u8 suffix_gate[GATE_BYTES] = {};
-volatile const __u32 prefix_gate_lens = 0;
-volatile const __u32 suffix_gate_lens = 0;
+/* proc_pairs: bit (a<<8|b) set for the first two bytes of every proc_trie
+ * entry (every bit for a one-byte entry). */
+#define PAIR_BYTES 8192
+volatile const __u8 proc_pairs[PAIR_BYTES] = {};
+
+static __always_inline bool pair_hit(const volatile __u8 *g, __u8 a, __u8 b)
+{
+	__u32 bit = (__u32)a << 8 | b;
+	return g[(bit >> 3) & (PAIR_BYTES - 1)] & (1 << (bit & 7));
+}
 
 /* Repeats of one (process image, inode, access mode) within this window are
  * counted, not reported; 0 reports every open. Set by the loader. */
@@ -137,20 +154,22 @@ static __always_inline char lower(char c)
 	return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
 }
 
-/* prefix_gated reports whether the first bytes of buf (len bytes long)
- * may start a watched prefix. */
+/* prefix_gated reports whether buf (len bytes) may start with a watched
+ * prefix. */
 static __always_inline bool prefix_gated(const char *buf, __u32 len)
 {
+	if (len < 3)
+		return true; /* too short to gate: the trie decides */
+	__u32 k = prefix_klen[((__u32)(__u8)buf[1] << 8 | (__u8)buf[2]) & (PAIRS - 1)];
+	if (k == 0 || k > len)
+		return false;
 	__u32 h = FNV_OFFSET;
-	__u32 lens = prefix_gate_lens;
-	for (int k = 0; k < GATE_MAX; k++) {
-		if (k >= len)
+	for (int i = 0; i < GATE_MAX; i++) {
+		if (i >= k)
 			break;
-		h = (h ^ (__u8)buf[k]) * FNV_PRIME;
-		if ((lens & (1u << (k + 1))) && gate_hit(prefix_gate, h))
-			return true;
+		h = (h ^ (__u8)buf[i]) * FNV_PRIME;
 	}
-	return false;
+	return gate_hit(prefix_gate, h);
 }
 
 /* The arguments of one open call. */
@@ -201,25 +220,26 @@ struct {
 	__type(value, struct open_scratch);
 } open_scratch_map SEC(".maps");
 
-/* suffix_gated reports whether the end of s->raw (len bytes) may end a
- * watched suffix or name; the bytes are those of the suffix trie key. */
+/* suffix_gated reports whether s->raw (len bytes) may end with a watched
+ * suffix or name; the bytes are those of the suffix trie key (reversed,
+ * lower-cased, with a '/' after a short path's first byte). */
 static __always_inline bool suffix_gated(struct open_scratch *s, __u32 len)
 {
+	if (len < 2)
+		return false; /* suffixes are 3 bytes or more, "/" included */
+	__u32 pair = (__u32)(__u8)lower(s->raw[(len - 2) & (RAW_SLOT - 1)]) << 8 |
+		     (__u8)lower(s->raw[(len - 1) & (RAW_SLOT - 1)]);
+	__u32 k = suffix_klen[pair & (PAIRS - 1)];
+	if (k == 0 || k > len + 1)
+		return false;
 	__u32 h = FNV_OFFSET;
-	__u32 lens = suffix_gate_lens;
-	for (int k = 0; k < GATE_MAX; k++) {
-		char c;
-		if (k < len)
-			c = lower(s->raw[(len - 1 - k) & (RAW_SLOT - 1)]);
-		else if (k == len)
-			c = '/';
-		else
+	for (int i = 0; i < GATE_MAX; i++) {
+		if (i >= k)
 			break;
+		char c = i < len ? lower(s->raw[(len - 1 - i) & (RAW_SLOT - 1)]) : '/';
 		h = (h ^ (__u8)c) * FNV_PRIME;
-		if ((lens & (1u << (k + 1))) && gate_hit(suffix_gate, h))
-			return true;
 	}
-	return false;
+	return gate_hit(suffix_gate, h);
 }
 
 /* The first FILTER_PREFIX bytes of a directory's absolute path, cached by
@@ -243,7 +263,9 @@ struct {
 	__type(value, struct dir_prefix);
 } dir_cache SEC(".maps");
 
-/* fd_file returns the file at fd in t's table, or NULL. */
+/* fd_file returns the file at fd in t's table, or NULL. The slot is read
+ * with a plain load (the fd array cast to the one-word struct fd): no
+ * helper call on the path every successful open takes. */
 static __always_inline struct file *fd_file(struct task_struct *t, int fd)
 {
 	if (fd < 0)
@@ -254,10 +276,8 @@ static __always_inline struct file *fd_file(struct task_struct *t, int fd)
 	struct fdtable *fdt = files->fdt;
 	if (!fdt || (unsigned int)fd >= fdt->max_fds)
 		return NULL;
-	struct file **fds = fdt->fd;
-	struct file *f = NULL;
-	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
-	return f;
+	__u64 slot = (__u64)fdt->fd + (__u64)fd * sizeof(struct file *);
+	return (struct file *)KCAST(struct fd, slot)->word;
 }
 
 static __always_inline bool proc_match(struct open_scratch *s, __u32 len)
@@ -306,6 +326,9 @@ static __always_inline bool proc_match(struct open_scratch *s, __u32 len)
 	__u32 rest = len - i;
 	if (rest > PROC_KEY)
 		rest = PROC_KEY;
+	/* /proc/self/stat, status, cgroup ...: rejected on two bytes. */
+	if (!pair_hit(proc_pairs, s->raw[i & (RAW_SLOT - 1)], s->raw[(i + 1) & (RAW_SLOT - 1)]))
+		return false;
 	bpf_probe_read_kernel(s->proc.data, PROC_KEY, &s->raw[i & (RAW_SLOT / 2 - 1)]);
 	s->proc.plen = rest * 8;
 	__u32 *v = bpf_map_lookup_elem(&proc_trie, &s->proc);
@@ -883,7 +906,8 @@ int BPF_PROG(tail_open_emit, struct pt_regs *regs, long ret)
 
 /* open_exit decides one open call at its sys_exit, from the argument
  * registers (still the call's at sys_exit) and the result, and hands a
- * report to tail_open_emit. */
+ * report to tail_open_emit. The dispatcher calls it inline for the slots of
+ * the open family (sys_open_call). */
 static __always_inline void open_exit(void *ctx, struct pt_regs *regs, long ret, __u16 call)
 {
 	if (is_self())
@@ -926,34 +950,4 @@ static __always_inline void open_exit(void *ctx, struct pt_regs *regs, long ret,
 	pd->rflags = a.compat ? OPEN_F_COMPAT : 0;
 	bpf_tail_call(ctx, &sys_exit_tails, TAIL_OPEN_EMIT);
 	count_drop(DROP_RINGBUF_RESERVE); /* no emitter in the array: the report is lost */
-}
-
-SYS_EXIT(openat)
-{
-	open_exit(ctx, regs, ret, CALL_OPENAT);
-	return 0;
-}
-
-SYS_EXIT(open)
-{
-	open_exit(ctx, regs, ret, CALL_OPEN);
-	return 0;
-}
-
-SYS_EXIT(creat)
-{
-	open_exit(ctx, regs, ret, CALL_CREAT);
-	return 0;
-}
-
-SYS_EXIT(openat2)
-{
-	open_exit(ctx, regs, ret, CALL_OPENAT2);
-	return 0;
-}
-
-SYS_EXIT(open_by_handle_at)
-{
-	open_exit(ctx, regs, ret, CALL_OPEN_BY_HANDLE);
-	return 0;
 }

@@ -67,32 +67,42 @@ func TestFilterTables(t *testing.T) {
 // gatedPrefix and gatedSuffix are prefix_gated and suffix_gated of
 // bpf/open.bpf.h.
 func gatedPrefix(g *gate, p string) bool {
-	h := uint32(2166136261)
-	for k := 0; k < gateMax && k < len(p); k++ {
-		h = (h ^ uint32(p[k])) * 16777619
-		if g.lens&(1<<(k+1)) != 0 && g.bits[gateBit(h)>>3]&(1<<(gateBit(h)&7)) != 0 {
-			return true
-		}
+	if len(p) < 3 {
+		return true
 	}
-	return false
+	k := int(g.klen[uint16(p[1])<<8|uint16(p[2])])
+	if k == 0 || k > len(p) {
+		return false
+	}
+	bit := gateBit(fnv1a32([]byte(p[:k])))
+	return g.bits[bit>>3]&(1<<(bit&7)) != 0
 }
 
 func gatedSuffix(g *gate, p string) bool {
-	h := uint32(2166136261)
-	for k := 0; k < gateMax && k <= len(p); k++ {
-		c := byte('/')
-		if k < len(p) {
-			c = p[len(p)-1-k]
-			if c >= 'A' && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-		}
-		h = (h ^ uint32(c)) * 16777619
-		if g.lens&(1<<(k+1)) != 0 && g.bits[gateBit(h)>>3]&(1<<(gateBit(h)&7)) != 0 {
-			return true
+	if len(p) < 2 {
+		return false
+	}
+	k := int(g.klen[uint16(lowerByte(p[len(p)-2]))<<8|uint16(lowerByte(p[len(p)-1]))])
+	if k == 0 || k > len(p)+1 {
+		return false
+	}
+	var rev []byte
+	for i := 0; i < k; i++ {
+		if i < len(p) {
+			rev = append(rev, lowerByte(p[len(p)-1-i]))
+		} else {
+			rev = append(rev, '/')
 		}
 	}
-	return false
+	bit := gateBit(fnv1a32(rev))
+	return g.bits[bit>>3]&(1<<(bit&7)) != 0
+}
+
+func lowerByte(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // TestGatesRejectRealisticPaths: the default tables' gates send none of

@@ -345,7 +345,6 @@ const (
 	sensorProgExitBpf                = "exit_bpf"
 	sensorProgExitChroot             = "exit_chroot"
 	sensorProgExitConnect            = "exit_connect"
-	sensorProgExitCreat              = "exit_creat"
 	sensorProgExitDeleteModule       = "exit_delete_module"
 	sensorProgExitDup2               = "exit_dup2"
 	sensorProgExitDup3               = "exit_dup3"
@@ -360,10 +359,6 @@ const (
 	sensorProgExitMount              = "exit_mount"
 	sensorProgExitNameToHandleAt     = "exit_name_to_handle_at"
 	sensorProgExitOldumount          = "exit_oldumount"
-	sensorProgExitOpen               = "exit_open"
-	sensorProgExitOpenByHandleAt     = "exit_open_by_handle_at"
-	sensorProgExitOpenat             = "exit_openat"
-	sensorProgExitOpenat2            = "exit_openat2"
 	sensorProgExitPivotRoot          = "exit_pivot_root"
 	sensorProgExitProcessVmReadv     = "exit_process_vm_readv"
 	sensorProgExitProcessVmWritev    = "exit_process_vm_writev"
@@ -395,13 +390,15 @@ const (
 	sensorVarBtfForkRec              = "_btf_fork_rec"
 	sensorVarKnobLens                = "knob_lens"
 	sensorVarPrefixGate              = "prefix_gate"
-	sensorVarPrefixGateLens          = "prefix_gate_lens"
+	sensorVarPrefixKlen              = "prefix_klen"
+	sensorVarProcPairs               = "proc_pairs"
 	sensorVarRepeatWindowNs          = "repeat_window_ns"
 	sensorVarSelfTgid                = "self_tgid"
 	sensorVarSuffixGate              = "suffix_gate"
-	sensorVarSuffixGateLens          = "suffix_gate_lens"
+	sensorVarSuffixKlen              = "suffix_klen"
 	sensorVarSysAnyEnter             = "sys_any_enter"
 	sensorVarSysAnyExit              = "sys_any_exit"
+	sensorVarSysOpenCall             = "sys_open_call"
 	sensorVarSysWatchedEnter         = "sys_watched_enter"
 	sensorVarSysWatchedExit          = "sys_watched_exit"
 	sensorVarWakeupBytes             = "wakeup_bytes"
@@ -474,7 +471,6 @@ type sensorProgramSpecs struct {
 	ExitBpf                *ebpf.ProgramSpec `ebpf:"exit_bpf"`
 	ExitChroot             *ebpf.ProgramSpec `ebpf:"exit_chroot"`
 	ExitConnect            *ebpf.ProgramSpec `ebpf:"exit_connect"`
-	ExitCreat              *ebpf.ProgramSpec `ebpf:"exit_creat"`
 	ExitDeleteModule       *ebpf.ProgramSpec `ebpf:"exit_delete_module"`
 	ExitDup2               *ebpf.ProgramSpec `ebpf:"exit_dup2"`
 	ExitDup3               *ebpf.ProgramSpec `ebpf:"exit_dup3"`
@@ -489,10 +485,6 @@ type sensorProgramSpecs struct {
 	ExitMount              *ebpf.ProgramSpec `ebpf:"exit_mount"`
 	ExitNameToHandleAt     *ebpf.ProgramSpec `ebpf:"exit_name_to_handle_at"`
 	ExitOldumount          *ebpf.ProgramSpec `ebpf:"exit_oldumount"`
-	ExitOpen               *ebpf.ProgramSpec `ebpf:"exit_open"`
-	ExitOpenByHandleAt     *ebpf.ProgramSpec `ebpf:"exit_open_by_handle_at"`
-	ExitOpenat             *ebpf.ProgramSpec `ebpf:"exit_openat"`
-	ExitOpenat2            *ebpf.ProgramSpec `ebpf:"exit_openat2"`
 	ExitPivotRoot          *ebpf.ProgramSpec `ebpf:"exit_pivot_root"`
 	ExitProcessVmReadv     *ebpf.ProgramSpec `ebpf:"exit_process_vm_readv"`
 	ExitProcessVmWritev    *ebpf.ProgramSpec `ebpf:"exit_process_vm_writev"`
@@ -559,13 +551,15 @@ type sensorVariableSpecs struct {
 	BtfForkRec      *ebpf.VariableSpec `ebpf:"_btf_fork_rec"`
 	KnobLens        *ebpf.VariableSpec `ebpf:"knob_lens"`
 	PrefixGate      *ebpf.VariableSpec `ebpf:"prefix_gate"`
-	PrefixGateLens  *ebpf.VariableSpec `ebpf:"prefix_gate_lens"`
+	PrefixKlen      *ebpf.VariableSpec `ebpf:"prefix_klen"`
+	ProcPairs       *ebpf.VariableSpec `ebpf:"proc_pairs"`
 	RepeatWindowNs  *ebpf.VariableSpec `ebpf:"repeat_window_ns"`
 	SelfTgid        *ebpf.VariableSpec `ebpf:"self_tgid"`
 	SuffixGate      *ebpf.VariableSpec `ebpf:"suffix_gate"`
-	SuffixGateLens  *ebpf.VariableSpec `ebpf:"suffix_gate_lens"`
+	SuffixKlen      *ebpf.VariableSpec `ebpf:"suffix_klen"`
 	SysAnyEnter     *ebpf.VariableSpec `ebpf:"sys_any_enter"`
 	SysAnyExit      *ebpf.VariableSpec `ebpf:"sys_any_exit"`
+	SysOpenCall     *ebpf.VariableSpec `ebpf:"sys_open_call"`
 	SysWatchedEnter *ebpf.VariableSpec `ebpf:"sys_watched_enter"`
 	SysWatchedExit  *ebpf.VariableSpec `ebpf:"sys_watched_exit"`
 	WakeupBytes     *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
@@ -652,13 +646,15 @@ type sensorVariables struct {
 	BtfForkRec      *ebpf.Variable `ebpf:"_btf_fork_rec"`
 	KnobLens        *ebpf.Variable `ebpf:"knob_lens"`
 	PrefixGate      *ebpf.Variable `ebpf:"prefix_gate"`
-	PrefixGateLens  *ebpf.Variable `ebpf:"prefix_gate_lens"`
+	PrefixKlen      *ebpf.Variable `ebpf:"prefix_klen"`
+	ProcPairs       *ebpf.Variable `ebpf:"proc_pairs"`
 	RepeatWindowNs  *ebpf.Variable `ebpf:"repeat_window_ns"`
 	SelfTgid        *ebpf.Variable `ebpf:"self_tgid"`
 	SuffixGate      *ebpf.Variable `ebpf:"suffix_gate"`
-	SuffixGateLens  *ebpf.Variable `ebpf:"suffix_gate_lens"`
+	SuffixKlen      *ebpf.Variable `ebpf:"suffix_klen"`
 	SysAnyEnter     *ebpf.Variable `ebpf:"sys_any_enter"`
 	SysAnyExit      *ebpf.Variable `ebpf:"sys_any_exit"`
+	SysOpenCall     *ebpf.Variable `ebpf:"sys_open_call"`
 	SysWatchedEnter *ebpf.Variable `ebpf:"sys_watched_enter"`
 	SysWatchedExit  *ebpf.Variable `ebpf:"sys_watched_exit"`
 	WakeupBytes     *ebpf.Variable `ebpf:"wakeup_bytes"`
@@ -693,7 +689,6 @@ type sensorPrograms struct {
 	ExitBpf                *ebpf.Program `ebpf:"exit_bpf"`
 	ExitChroot             *ebpf.Program `ebpf:"exit_chroot"`
 	ExitConnect            *ebpf.Program `ebpf:"exit_connect"`
-	ExitCreat              *ebpf.Program `ebpf:"exit_creat"`
 	ExitDeleteModule       *ebpf.Program `ebpf:"exit_delete_module"`
 	ExitDup2               *ebpf.Program `ebpf:"exit_dup2"`
 	ExitDup3               *ebpf.Program `ebpf:"exit_dup3"`
@@ -708,10 +703,6 @@ type sensorPrograms struct {
 	ExitMount              *ebpf.Program `ebpf:"exit_mount"`
 	ExitNameToHandleAt     *ebpf.Program `ebpf:"exit_name_to_handle_at"`
 	ExitOldumount          *ebpf.Program `ebpf:"exit_oldumount"`
-	ExitOpen               *ebpf.Program `ebpf:"exit_open"`
-	ExitOpenByHandleAt     *ebpf.Program `ebpf:"exit_open_by_handle_at"`
-	ExitOpenat             *ebpf.Program `ebpf:"exit_openat"`
-	ExitOpenat2            *ebpf.Program `ebpf:"exit_openat2"`
 	ExitPivotRoot          *ebpf.Program `ebpf:"exit_pivot_root"`
 	ExitProcessVmReadv     *ebpf.Program `ebpf:"exit_process_vm_readv"`
 	ExitProcessVmWritev    *ebpf.Program `ebpf:"exit_process_vm_writev"`
@@ -768,7 +759,6 @@ func (p *sensorPrograms) Close() error {
 		p.ExitBpf,
 		p.ExitChroot,
 		p.ExitConnect,
-		p.ExitCreat,
 		p.ExitDeleteModule,
 		p.ExitDup2,
 		p.ExitDup3,
@@ -783,10 +773,6 @@ func (p *sensorPrograms) Close() error {
 		p.ExitMount,
 		p.ExitNameToHandleAt,
 		p.ExitOldumount,
-		p.ExitOpen,
-		p.ExitOpenByHandleAt,
-		p.ExitOpenat,
-		p.ExitOpenat2,
 		p.ExitPivotRoot,
 		p.ExitProcessVmReadv,
 		p.ExitProcessVmWritev,

@@ -12,9 +12,10 @@ import (
 // exit_<name>. sysHandlers (per architecture, syscalls_<arch>.go) says
 // which numbers go to which pair; the loader sets the dispatcher's bitmaps
 // from it and fills the two program arrays. Those programs are never
-// attached themselves. A row whose object has exit_<name> only (the open
-// family, the path families) is dispatched at sys_exit only: its sys_enter
-// returns on the dispatcher's first bit test.
+// attached themselves. A row whose object has exit_<name> only (the path
+// families) is dispatched at sys_exit only: its sys_enter returns on the
+// dispatcher's first bit test. The open family has no handler at all: the
+// dispatcher decides its sys_exit inline (inlineExit).
 
 // Dispatch slot layout (SYS_COMPAT_BASE, SYS_SLOTS in bpf/dispatch.bpf.h).
 const (
@@ -40,6 +41,11 @@ type sysHandler struct {
 	name           string
 	native, compat int
 }
+
+// inlineExit are the rows whose sys_exit the dispatcher decides inline
+// (the open family, bpf/open.bpf.h), with their open_call ids: they have no
+// handler programs; the loader marks their slots in sys_open_call.
+var inlineExit = map[string]uint8{"open": 0, "openat": 1, "openat2": 2, "creat": 3, "open_by_handle_at": 4}
 
 // isSyscallHandler reports whether program name is a dispatcher tail-call
 // target rather than a program to attach.
@@ -130,32 +136,51 @@ func syscallBitmaps(table []sysHandler, has func(name string) bool) (watched [sy
 }
 
 // setSyscallTable checks that spec has an exit handler for every row of
-// table (and an enter handler only where it has an exit one) and writes
-// the dispatcher's bitmaps into spec's constants.
+// table that is not decided inline (and an enter handler only where it has
+// an exit one) and writes the dispatcher's bitmaps and sys_open_call into
+// spec's constants.
 func setSyscallTable(spec *ebpf.CollectionSpec, table []sysHandler) error {
 	for _, h := range table {
-		if _, ok := spec.Programs[sysExitPrefix+h.name]; !ok {
+		_, exit := spec.Programs[sysExitPrefix+h.name]
+		_, inline := inlineExit[h.name]
+		switch {
+		case inline && exit:
+			return fmt.Errorf("syscall %s: decided inline by the dispatcher, but the BPF object has %s%s", h.name, sysExitPrefix, h.name)
+		case !inline && !exit:
 			return fmt.Errorf("syscall %s: BPF object has no handler program %s%s", h.name, sysExitPrefix, h.name)
 		}
 	}
+	slots, err := syscallSlots(table)
+	if err != nil {
+		return err
+	}
+	var openCall [sysSlots]byte
+	for name, id := range inlineExit {
+		for _, s := range slots[name] {
+			openCall[s] = id + 1
+		}
+	}
+	vals := map[string]any{"sys_open_call": openCall}
 	for _, side := range []struct {
 		prefix, watched, any string
 	}{{sysEnterPrefix, "sys_watched_enter", "sys_any_enter"}, {sysExitPrefix, "sys_watched_exit", "sys_any_exit"}} {
 		watched, union, err := syscallBitmaps(table, func(name string) bool {
 			_, ok := spec.Programs[side.prefix+name]
-			return ok
+			_, inline := inlineExit[name]
+			return ok || inline && side.prefix == sysExitPrefix
 		})
 		if err != nil {
 			return err
 		}
-		for name, v := range map[string]any{side.watched: watched, side.any: union} {
-			vs, ok := spec.Variables[name]
-			if !ok {
-				return fmt.Errorf("BPF spec has no variable %s", name)
-			}
-			if err := vs.Set(v); err != nil {
-				return fmt.Errorf("set %s: %w", name, err)
-			}
+		vals[side.watched], vals[side.any] = watched, union
+	}
+	for name, v := range vals {
+		vs, ok := spec.Variables[name]
+		if !ok {
+			return fmt.Errorf("BPF spec has no variable %s", name)
+		}
+		if err := vs.Set(v); err != nil {
+			return fmt.Errorf("set %s: %w", name, err)
 		}
 	}
 	return nil
@@ -177,8 +202,9 @@ func fillSyscallCalls(coll *ebpf.Collection, table []sysHandler) ([]string, erro
 		}
 		for name, ss := range slots {
 			p := coll.Programs[arr.prefix+name]
-			if p == nil && arr.prefix == sysEnterPrefix {
-				continue // dispatched at sys_exit only
+			_, inline := inlineExit[name]
+			if p == nil && (arr.prefix == sysEnterPrefix || inline) {
+				continue // dispatched at sys_exit only, or decided inline
 			}
 			if p == nil {
 				return nil, fmt.Errorf("fill syscall dispatch: no program %s%s", arr.prefix, name)
