@@ -183,6 +183,7 @@ struct open_argv {
 /* What the opened file is (identify). */
 struct open_ident {
 	__u64 f; /* the opened struct file, or 0 */
+	__u32 target; /* a /proc/<pid> knob's host pid */
 	__u8 match;
 	__u8 knob;
 };
@@ -565,6 +566,7 @@ static __always_inline void knob_match(struct task_struct *t, struct file *f, st
 		int nr = BPF_CORE_READ(pi, pid, numbers[0].nr);
 		if (nr == t->tgid || nr == t->pid)
 			return;
+		id->target = nr;
 	}
 	id->match = MATCH_KNOB;
 	id->knob = v->id;
@@ -600,6 +602,7 @@ static __always_inline void identify(struct task_struct *t, struct file *fp, str
 	struct inode *ino = f->f_inode;
 	__u16 mode = ino->i_mode;
 	id->f = (__u64)fp;
+	id->target = 0;
 	id->match = 0;
 	id->knob = 0;
 	switch (mode & S_IFMT_K) {
@@ -804,6 +807,7 @@ static __always_inline void open_emit(struct open_scratch *s, struct task_struct
 	r->match = id->match;
 	r->knob = id->knob;
 	r->repeats = pd->repeats;
+	r->target = id->target;
 
 	__u32 n = pd->raw_n < 0 ? 0 : pd->raw_n;
 	if (n > RAW_SLOT) /* the string read stops at RAW_SLOT bytes */

@@ -103,5 +103,6 @@ struct open_rec {
 	__u8 match;     /* MATCH_* */
 	__u8 knob;      /* knob id with MATCH_KNOB (internal/runtime/identity.go) */
 	__u32 repeats;  /* like opens not reported since the previous report */
+	__u32 target;   /* a /proc/<pid> knob: the host pid the entry belongs to */
 	char data[RAW_SLOT * 2 + PATH_SLOT];
 };

@@ -221,6 +221,10 @@ type File struct {
 	Type string
 	// Rdev is the device number of a device node (stat(2) encoding).
 	Rdev uint64
+	// TargetPID is, for a /proc/<pid> knob (KnobProcMem ...), the host pid
+	// of the process the entry belongs to, whatever pid namespace or name
+	// the caller reached it through.
+	TargetPID uint32
 	// PathTruncated is set when the kernel's path walk ran out of depth or
 	// room: Path is not the whole path and says so ("..." in front).
 	PathTruncated bool

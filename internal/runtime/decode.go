@@ -80,7 +80,8 @@ const (
 	openMatch    = 106
 	openKnob     = 107
 	openRepeats  = 108
-	openData     = 112
+	openTarget   = 112
+	openData     = 116
 	rawSlot      = 512
 	openFRawTr   = 1 << 0
 	openFPathTr  = 1 << 1
@@ -403,6 +404,7 @@ func (d *decoder) decodeOpen(h *recHeader, b []byte) (*event.Event, error) {
 		Match:        event.FileMatch(match),
 		Knob:         knob,
 		Repeats:      le.Uint32(b[openRepeats:]),
+		TargetPID:    le.Uint32(b[openTarget:]),
 		RawTruncated: rflags&openFRawTr != 0,
 		ExitOnly:     rflags&openFExit != 0,
 		Compat:       rflags&openFCompat != 0,

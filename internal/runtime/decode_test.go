@@ -338,7 +338,7 @@ func TestRecordLayout(t *testing.T) {
 	for f, off := range map[string]int{"result": openResult, "flags": openFlags, "mode": openMode,
 		"dirfd": openDirfd, "ino": openIno, "size": openSize, "dev": openDev, "rdev": openRdev, "call": openCall,
 		"rflags": openRFlags, "raw_len": openRawLen, "path_len": openPathLen, "imode": openIMode, "match": openMatch,
-		"knob": openKnob, "repeats": openRepeats, "data": openData} {
+		"knob": openKnob, "repeats": openRepeats, "target": openTarget, "data": openData} {
 		check("open_rec", f, off)
 	}
 	if _, size := offsets("open_rec"); size < openData+rawSlot+pathSlot {

@@ -207,8 +207,8 @@ func TestOpenByIdentity(t *testing.T) {
 		}
 		pid, _ := helper(t, "/", "ident", "read", link)
 		f := c.wait(t, "proc mem open", openOf(pid)).File
-		if f.Match != event.MatchKnob || f.Knob != event.KnobProcMem || f.Result < 0 {
-			t.Errorf("got %+v; want proc_pid_mem by identity", f)
+		if f.Match != event.MatchKnob || f.Knob != event.KnobProcMem || f.Result < 0 || f.TargetPID != uint32(os.Getpid()) {
+			t.Errorf("got %+v; want proc_pid_mem of %d by identity", f, os.Getpid())
 		}
 		// Its own mem is routine: not reported.
 		self := filepath.Join(dir, "selfmem")

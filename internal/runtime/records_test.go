@@ -69,6 +69,7 @@ type openFields struct {
 	imode        uint16
 	match, knob  uint8
 	repeats      uint32
+	target       uint32
 	raw, path    string
 }
 
@@ -92,6 +93,7 @@ func buildOpen(o openFields) []byte {
 	b[openMatch] = o.match
 	b[openKnob] = o.knob
 	le.PutUint32(b[openRepeats:], o.repeats)
+	le.PutUint32(b[openTarget:], o.target)
 	copy(b[openData:], o.raw)
 	copy(b[openData+len(o.raw)+1:], o.path)
 	return b

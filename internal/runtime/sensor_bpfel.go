@@ -157,11 +157,12 @@ type sensorOpenScratch struct {
 	Pd   struct {
 		_  structs.HostLayout
 		Id struct {
-			_     structs.HostLayout
-			F     uint64
-			Match uint8
-			Knob  uint8
-			_     [6]byte
+			_      structs.HostLayout
+			F      uint64
+			Target uint32
+			Match  uint8
+			Knob   uint8
+			_      [2]byte
 		}
 		Oc struct {
 			_     structs.HostLayout
@@ -208,7 +209,9 @@ type sensorOpenScratch struct {
 		Match   uint8
 		Knob    uint8
 		Repeats uint32
+		Target  uint32
 		Data    [2048]int8
+		_       [4]byte
 	}
 }
 
