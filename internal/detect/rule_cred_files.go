@@ -51,7 +51,8 @@ func newCRED003(*Settings) Rule {
 			"a GPU owner) reads a Hugging Face token, AWS/GCP/Azure credentials, docker config, .netrc, " +
 			".git-credentials, a kubeconfig or Kubernetes/kubelet PKI (raw or resolved path, so /proc/1/root/... " +
 			"and /host/... count); or any process reads /proc/<pid>/environ of a GPU owner, or a container process " +
-			"reads it for a process outside its container (tokens such as HF_TOKEN live in the server env).",
+			"reads it for a process outside its container (tokens such as HF_TOKEN live in the server env); a " +
+			"successful read is recognised by the process the kernel opened the entry of, whatever path reached it.",
 		Knobs: []string{"rules.CRED-003.allow_exe"},
 		Kinds: kinds(event.KindOpen),
 	}}}
@@ -63,14 +64,24 @@ func (r *cred003) Eval(ctx *Context, ev *event.Event) {
 	if p == nil || f == nil || !f.IsRead() {
 		return
 	}
-	if pid, rest, ok := procPath(f.RawPath); ok && rest == "environ" && pid != "self" && pid != "thread-self" {
-		t := atoiPID(pid)
-		if t == 0 || t == p.PID {
-			return
-		}
+	var t uint32
+	pid, rest, ok := procPath(f.RawPath)
+	switch {
+	case f.Knob == event.KnobProcEnviron && f.TargetPID != 0:
+		// The kernel named the process by its host pid, whatever path
+		// (a symlink, another procfs mount) or pid namespace reached it.
+		t = f.TargetPID
+		pid = itoa(uint64(t))
+	case ok && rest == "environ" && pid != "self" && pid != "thread-self":
+		t = atoiPID(pid)
 		host := ctx.Settings.HostNS
 		if inContainer(ev) && host.PID != 0 && p.NS.PID != 0 && p.NS.PID != host.PID {
 			return // the pid is local to the container's own PID namespace
+		}
+	}
+	if t != 0 {
+		if t == p.PID {
+			return
 		}
 		why := ""
 		if ctx.State.IsGPUOwner(t) {

@@ -30,13 +30,37 @@ func newESC007(*Settings) Rule {
 		Description: "A container process (1) runs mount with a block-device source (/dev/sd*, nvme*, vd*, xvd*, " +
 			"dm-*, md*, loop*, mapper/*) or a kernel filesystem type (cgroup, cgroup2, proc, sysfs, debugfs, " +
 			"tracefs, bpf, securityfs, configfs), or runs debugfs/fdisk/sfdisk/losetup; (2) opens a block device " +
-			"or /dev/mem, /dev/kmem, /dev/port, /proc/kcore; (3) calls mount(2) with such a source or type " +
+			"or /dev/mem, /dev/kmem, /dev/port, /proc/kcore (recognised by device number, so a node made with " +
+			"mknod under another name counts; a failed attempt by path); (3) makes such a node with mknod (by its " +
+			"device number); (4) calls mount(2) with such a source or type " +
 			"(syscall tracepoint), except the runtime's own container setup (runc, crun ..., or unshare/nsenter " +
 			"mounting proc on /proc, sysfs on /sys, cgroup on /sys/fs/cgroup). A cgroup mount is remembered for " +
 			"ESC-001's context.",
 		Knobs: []string{"container_image_allowlist", "rules.ESC-007.allow_cgroup"},
 		Kinds: kinds(event.KindExec, event.KindOpen, event.KindSyscall),
 	}}}
+}
+
+// deviceNode says whether mknod's mode and dev make a block device
+// ("block") or a kernel memory node ("mem": /dev/mem, kmem, port), by
+// number: the name it is given says nothing.
+func deviceNode(mode, dev uint64) string {
+	switch mode & 0o170000 {
+	case 0o060000:
+		return "block"
+	case 0o020000:
+		if major, minor := (dev>>8)&0xfff, dev&0xff|(dev>>12)&0xfff00; major == 1 && (minor == 1 || minor == 2 || minor == 4) {
+			return "mem"
+		}
+	}
+	return ""
+}
+
+// devNumber renders a stat(2) device number as "major:minor".
+func devNumber(d uint64) string {
+	major := (d>>32)&0xfffff000 | (d>>8)&0xfff
+	minor := (d>>12)&0xffffff00 | d&0xff
+	return itoa(major) + ":" + itoa(minor)
 }
 
 func isRawDevice(p string) bool {
@@ -120,16 +144,41 @@ func (r *esc007) Eval(ctx *Context, ev *event.Event) {
 		})
 	case event.KindOpen:
 		f := ev.File
-		if f == nil || !isRawDevice(f.Path) {
+		if f == nil {
+			return
+		}
+		var key string
+		var attrs map[string]string
+		switch {
+		case f.Match.Has(event.MatchDevice):
+			// The kernel opened a block device or kernel memory: its
+			// number says which, whatever the node is called (mknod).
+			key = "dev:" + devNumber(f.Rdev)
+			attrs = map[string]string{"condition": "device_open", "path": f.Path, "device": devNumber(f.Rdev), "type": f.Type}
+		case f.Match.Has(event.MatchKnob) && f.Knob == event.KnobKcore, isRawDevice(f.Path):
+			key = "dev:" + f.Path
+			attrs = map[string]string{"condition": "device_open", "path": f.Path}
+		default:
 			return
 		}
 		ctx.Emit(ev, Report{
-			Key:         "dev:" + f.Path,
+			Key:         key,
 			Explanation: who(ev) + " opened raw device " + f.Path + resultNote(int64(f.Result)) + " in " + where(ev) + ".",
-			Attrs:       map[string]string{"condition": "device_open", "path": f.Path},
+			Attrs:       attrs,
 		})
 	case event.KindSyscall:
 		s := ev.Sys
+		if s != nil && s.Name == "mknod" {
+			if kind := deviceNode(s.Flags, s.Arg2); kind != "" {
+				ctx.Emit(ev, Report{
+					Key: "mknod:" + devNumber(s.Arg2),
+					Explanation: who(ev) + " made a " + kind + " node " + s.Path + " (" + devNumber(s.Arg2) + ")" +
+						resultNote(s.Ret) + " in " + where(ev) + ".",
+					Attrs: map[string]string{"condition": "mknod", "path": s.Path, "device": devNumber(s.Arg2), "type": kind},
+				})
+			}
+			return
+		}
 		if s == nil || s.Name != "mount" {
 			return
 		}

@@ -507,18 +507,26 @@ func (r *gpu004) Eval(ctx *Context, ev *event.Event) {
 			})
 			return
 		}
-		if !hostPIDView(ctx.Settings, p) {
-			return
-		}
 		raw := f.RawPath
-		if _, _, ok := procPath(raw); !ok {
-			raw = f.Path
-		}
-		pid, rest, ok := procPath(raw)
-		if !ok {
+		var t uint32
+		var rest string
+		switch {
+		case f.TargetPID != 0 && (f.Knob == event.KnobProcMem || f.Knob == event.KnobProcMaps || f.Knob == event.KnobProcEnviron):
+			// The kernel named the process the entry belongs to by its
+			// host pid, whatever path or pid namespace reached it.
+			t, rest = f.TargetPID, strings.TrimPrefix(f.Knob, "proc_pid_")
+		case !hostPIDView(ctx.Settings, p):
 			return
+		default:
+			if _, _, ok := procPath(raw); !ok {
+				raw = f.Path
+			}
+			pid, r, ok := procPath(raw)
+			if !ok {
+				return
+			}
+			t, rest = atoiPID(pid), r
 		}
-		t := atoiPID(pid)
 		if !isOwner(t) {
 			return
 		}
@@ -654,8 +662,8 @@ func (r *gpu005) Eval(ctx *Context, ev *event.Event) {
 			return
 		}
 		ok, o := a.tamperTarget(f.RawPath, f.Path, f.Dev, f.Inode, ctx.Now)
-		if !ok {
-			return
+		if !ok && !f.Match.Has(event.MatchModel) {
+			return // the kernel knows the inode as a model file: tampering whatever its name
 		}
 		path, owned, cond = f.Path, o, "write"
 		if f.Flags&event.OTrunc != 0 {
