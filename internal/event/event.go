@@ -274,7 +274,8 @@ const (
 	matchMax
 )
 
-var matchNames = [...]string{"name", "model", "knob", "device", "namespace", "layout", "call"}
+// MatchNames are the names of the FileMatch bits, bit 0 first.
+var MatchNames = [...]string{"name", "model", "knob", "device", "namespace", "layout", "call"}
 
 // Has reports whether m has every bit of b.
 func (m FileMatch) Has(b FileMatch) bool { return m&b == b && b != 0 }
@@ -288,7 +289,7 @@ func (m FileMatch) ByIdentity() bool {
 // Names returns the names of m's bits, in bit order.
 func (m FileMatch) Names() []string {
 	var out []string
-	for i, n := range matchNames {
+	for i, n := range MatchNames {
 		if m&(1<<i) != 0 {
 			out = append(out, n)
 		}
@@ -313,7 +314,7 @@ func ParseFileMatch(names []string) (FileMatch, bool) {
 	var m FileMatch
 	for _, n := range names {
 		found := false
-		for i, v := range matchNames {
+		for i, v := range MatchNames {
 			if v == n {
 				m |= 1 << i
 				found = true

@@ -91,6 +91,8 @@ func eventToProto(ev *event.Event, depth int) *sensorv1.Event {
 		p.Payload = &sensorv1.Event_File{File: &sensorv1.File{
 			Path: f.Path, RawPath: f.RawPath, PathSource: sensorv1.PathSource(f.PathSource + 1), Flags: f.Flags,
 			Mode: f.Mode, Result: f.Result, Size: f.Size, Inode: f.Inode, Dev: f.Dev, Syscall: f.Syscall,
+			Via: f.Via, Match: f.Match.Names(), Knob: f.Knob, Type: f.Type, Rdev: f.Rdev, TargetPid: f.TargetPID,
+			PathTruncated: f.PathTruncated, RawTruncated: f.RawTruncated, Repeats: f.Repeats,
 		}}
 	case ev.Net != nil:
 		n := ev.Net
@@ -103,7 +105,7 @@ func eventToProto(ev *event.Event, depth int) *sensorv1.Event {
 		s := ev.Sys
 		p.Payload = &sensorv1.Event_Syscall{Syscall: &sensorv1.Syscall{
 			Name: s.Name, Ret: s.Ret, Flags: s.Flags, Target: s.Target, Path: s.Path, Path2: s.Path2, Arg: s.Arg,
-			Fd: s.Fd, Fd2: s.Fd2, NsInode: s.NSInode, FdIsSocket: s.FdIsSocket,
+			Fd: s.Fd, Fd2: s.Fd2, NsInode: s.NSInode, FdIsSocket: s.FdIsSocket, Via: s.Via, PathTruncated: s.PathTruncated,
 		}}
 	case ev.GPU != nil:
 		g := ev.GPU
@@ -193,8 +195,14 @@ func eventFromProto(p *sensorv1.Event, depth int) (*event.Event, error) {
 		if ps := f.GetPathSource(); ps >= sensorv1.PathSource_PATH_SOURCE_AS_PASSED && ps <= sensorv1.PathSource_PATH_SOURCE_UNRESOLVED {
 			src = event.PathSource(ps - 1)
 		}
+		match, ok := event.ParseFileMatch(f.GetMatch())
+		if !ok {
+			return nil, fmt.Errorf("file.match: unknown match in %q", f.GetMatch())
+		}
 		ev.File = &event.File{Path: f.GetPath(), RawPath: f.GetRawPath(), PathSource: src, Flags: f.GetFlags(),
-			Mode: f.GetMode(), Result: f.GetResult(), Size: f.GetSize(), Inode: f.GetInode(), Dev: f.GetDev(), Syscall: f.GetSyscall()}
+			Mode: f.GetMode(), Result: f.GetResult(), Size: f.GetSize(), Inode: f.GetInode(), Dev: f.GetDev(), Syscall: f.GetSyscall(),
+			Via: f.GetVia(), Match: match, Knob: f.GetKnob(), Type: f.GetType(), Rdev: f.GetRdev(), TargetPID: f.GetTargetPid(),
+			PathTruncated: f.GetPathTruncated(), RawTruncated: f.GetRawTruncated(), Repeats: f.GetRepeats()}
 	case *sensorv1.Event_Net:
 		n := pl.Net
 		if n.GetSport() > 65535 || n.GetDport() > 65535 {
@@ -215,7 +223,7 @@ func eventFromProto(p *sensorv1.Event, depth int) (*event.Event, error) {
 		s := pl.Syscall
 		ev.Sys = &event.Syscall{Name: s.GetName(), Ret: s.GetRet(), Flags: s.GetFlags(), Target: s.GetTarget(),
 			Path: s.GetPath(), Path2: s.GetPath2(), Arg: s.GetArg(), Fd: s.GetFd(), Fd2: s.GetFd2(),
-			NSInode: s.GetNsInode(), FdIsSocket: s.GetFdIsSocket()}
+			NSInode: s.GetNsInode(), FdIsSocket: s.GetFdIsSocket(), Via: s.GetVia(), PathTruncated: s.GetPathTruncated()}
 	case *sensorv1.Event_Gpu:
 		g := pl.Gpu
 		ev.GPU = &event.GPU{Change: g.GetChange(), UUID: g.GetUuid(), Index: int(g.GetIndex()), MIG: g.GetMig(),

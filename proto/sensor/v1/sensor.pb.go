@@ -1466,10 +1466,32 @@ type File struct {
 	Mode       uint32                 `protobuf:"varint,5,opt,name=mode,proto3" json:"mode,omitempty"`
 	Result     int32                  `protobuf:"varint,6,opt,name=result,proto3" json:"result,omitempty"`
 	// -1 when unknown.
-	Size          int64  `protobuf:"varint,7,opt,name=size,proto3" json:"size,omitempty"`
-	Inode         uint64 `protobuf:"varint,8,opt,name=inode,proto3" json:"inode,omitempty"`
-	Dev           uint64 `protobuf:"varint,9,opt,name=dev,proto3" json:"dev,omitempty"`
-	Syscall       string `protobuf:"bytes,10,opt,name=syscall,proto3" json:"syscall,omitempty"`
+	Size    int64  `protobuf:"varint,7,opt,name=size,proto3" json:"size,omitempty"`
+	Inode   uint64 `protobuf:"varint,8,opt,name=inode,proto3" json:"inode,omitempty"`
+	Dev     uint64 `protobuf:"varint,9,opt,name=dev,proto3" json:"dev,omitempty"`
+	Syscall string `protobuf:"bytes,10,opt,name=syscall,proto3" json:"syscall,omitempty"`
+	// "io_uring" for an io_uring request, "" for a syscall.
+	Via string `protobuf:"bytes,11,opt,name=via,proto3" json:"via,omitempty"`
+	// How the kernel matched the open: "name" (the path as passed) or what
+	// it opened: "model", "knob", "device", "namespace", "layout", "call".
+	Match []string `protobuf:"bytes,12,rep,name=match,proto3" json:"match,omitempty"`
+	// The kernel knob of a "knob" match (core_pattern, release_agent ...).
+	Knob string `protobuf:"bytes,13,opt,name=knob,proto3" json:"knob,omitempty"`
+	// The opened inode's type: regular, directory, char, block, fifo,
+	// socket, symlink; "" when unknown.
+	Type string `protobuf:"bytes,14,opt,name=type,proto3" json:"type,omitempty"`
+	// The device number of a device node (stat(2) encoding).
+	Rdev uint64 `protobuf:"varint,15,opt,name=rdev,proto3" json:"rdev,omitempty"`
+	// For another process's /proc/<pid> entry: that process's host pid.
+	TargetPid uint32 `protobuf:"varint,16,opt,name=target_pid,json=targetPid,proto3" json:"target_pid,omitempty"`
+	// The kernel's path walk ran out of depth or room: path is its deepest
+	// part, after "...".
+	PathTruncated bool `protobuf:"varint,17,opt,name=path_truncated,json=pathTruncated,proto3" json:"path_truncated,omitempty"`
+	// The path as passed was longer than the kernel copies.
+	RawTruncated bool `protobuf:"varint,18,opt,name=raw_truncated,json=rawTruncated,proto3" json:"raw_truncated,omitempty"`
+	// Like opens (same process image, file and access mode) counted instead
+	// of reported since the previous report of this one.
+	Repeats       uint32 `protobuf:"varint,19,opt,name=repeats,proto3" json:"repeats,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1572,6 +1594,69 @@ func (x *File) GetSyscall() string {
 		return x.Syscall
 	}
 	return ""
+}
+
+func (x *File) GetVia() string {
+	if x != nil {
+		return x.Via
+	}
+	return ""
+}
+
+func (x *File) GetMatch() []string {
+	if x != nil {
+		return x.Match
+	}
+	return nil
+}
+
+func (x *File) GetKnob() string {
+	if x != nil {
+		return x.Knob
+	}
+	return ""
+}
+
+func (x *File) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *File) GetRdev() uint64 {
+	if x != nil {
+		return x.Rdev
+	}
+	return 0
+}
+
+func (x *File) GetTargetPid() uint32 {
+	if x != nil {
+		return x.TargetPid
+	}
+	return 0
+}
+
+func (x *File) GetPathTruncated() bool {
+	if x != nil {
+		return x.PathTruncated
+	}
+	return false
+}
+
+func (x *File) GetRawTruncated() bool {
+	if x != nil {
+		return x.RawTruncated
+	}
+	return false
+}
+
+func (x *File) GetRepeats() uint32 {
+	if x != nil {
+		return x.Repeats
+	}
+	return 0
 }
 
 // Net is the payload of connect and egress events. Addresses are strings
@@ -1710,18 +1795,22 @@ func (x *Net) GetFd() int32 {
 
 // Syscall is the payload of escape-primitive syscalls.
 type Syscall struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Ret           int64                  `protobuf:"varint,2,opt,name=ret,proto3" json:"ret,omitempty"`
-	Flags         uint64                 `protobuf:"varint,3,opt,name=flags,proto3" json:"flags,omitempty"`
-	Target        uint32                 `protobuf:"varint,4,opt,name=target,proto3" json:"target,omitempty"`
-	Path          string                 `protobuf:"bytes,5,opt,name=path,proto3" json:"path,omitempty"`
-	Path2         string                 `protobuf:"bytes,6,opt,name=path2,proto3" json:"path2,omitempty"`
-	Arg           string                 `protobuf:"bytes,7,opt,name=arg,proto3" json:"arg,omitempty"`
-	Fd            int32                  `protobuf:"varint,8,opt,name=fd,proto3" json:"fd,omitempty"`
-	Fd2           int32                  `protobuf:"varint,9,opt,name=fd2,proto3" json:"fd2,omitempty"`
-	NsInode       uint32                 `protobuf:"varint,10,opt,name=ns_inode,json=nsInode,proto3" json:"ns_inode,omitempty"`
-	FdIsSocket    bool                   `protobuf:"varint,11,opt,name=fd_is_socket,json=fdIsSocket,proto3" json:"fd_is_socket,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Name       string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Ret        int64                  `protobuf:"varint,2,opt,name=ret,proto3" json:"ret,omitempty"`
+	Flags      uint64                 `protobuf:"varint,3,opt,name=flags,proto3" json:"flags,omitempty"`
+	Target     uint32                 `protobuf:"varint,4,opt,name=target,proto3" json:"target,omitempty"`
+	Path       string                 `protobuf:"bytes,5,opt,name=path,proto3" json:"path,omitempty"`
+	Path2      string                 `protobuf:"bytes,6,opt,name=path2,proto3" json:"path2,omitempty"`
+	Arg        string                 `protobuf:"bytes,7,opt,name=arg,proto3" json:"arg,omitempty"`
+	Fd         int32                  `protobuf:"varint,8,opt,name=fd,proto3" json:"fd,omitempty"`
+	Fd2        int32                  `protobuf:"varint,9,opt,name=fd2,proto3" json:"fd2,omitempty"`
+	NsInode    uint32                 `protobuf:"varint,10,opt,name=ns_inode,json=nsInode,proto3" json:"ns_inode,omitempty"`
+	FdIsSocket bool                   `protobuf:"varint,11,opt,name=fd_is_socket,json=fdIsSocket,proto3" json:"fd_is_socket,omitempty"`
+	// "io_uring" for an io_uring request, "" for a syscall.
+	Via string `protobuf:"bytes,12,opt,name=via,proto3" json:"via,omitempty"`
+	// path or path2 was longer than the kernel copies.
+	PathTruncated bool `protobuf:"varint,13,opt,name=path_truncated,json=pathTruncated,proto3" json:"path_truncated,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1829,6 +1918,20 @@ func (x *Syscall) GetNsInode() uint32 {
 func (x *Syscall) GetFdIsSocket() bool {
 	if x != nil {
 		return x.FdIsSocket
+	}
+	return false
+}
+
+func (x *Syscall) GetVia() string {
+	if x != nil {
+		return x.Via
+	}
+	return ""
+}
+
+func (x *Syscall) GetPathTruncated() bool {
+	if x != nil {
+		return x.PathTruncated
 	}
 	return false
 }
@@ -3071,7 +3174,7 @@ const file_sensor_proto_rawDesc = "" +
 	"start_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x85\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xee\x03\n" +
 	"\x04File\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x19\n" +
 	"\braw_path\x18\x02 \x01(\tR\arawPath\x126\n" +
@@ -3084,7 +3187,17 @@ const file_sensor_proto_rawDesc = "" +
 	"\x05inode\x18\b \x01(\x04R\x05inode\x12\x10\n" +
 	"\x03dev\x18\t \x01(\x04R\x03dev\x12\x18\n" +
 	"\asyscall\x18\n" +
-	" \x01(\tR\asyscall\"\xa3\x02\n" +
+	" \x01(\tR\asyscall\x12\x10\n" +
+	"\x03via\x18\v \x01(\tR\x03via\x12\x14\n" +
+	"\x05match\x18\f \x03(\tR\x05match\x12\x12\n" +
+	"\x04knob\x18\r \x01(\tR\x04knob\x12\x12\n" +
+	"\x04type\x18\x0e \x01(\tR\x04type\x12\x12\n" +
+	"\x04rdev\x18\x0f \x01(\x04R\x04rdev\x12\x1d\n" +
+	"\n" +
+	"target_pid\x18\x10 \x01(\rR\ttargetPid\x12%\n" +
+	"\x0epath_truncated\x18\x11 \x01(\bR\rpathTruncated\x12#\n" +
+	"\rraw_truncated\x18\x12 \x01(\bR\frawTruncated\x12\x18\n" +
+	"\arepeats\x18\x13 \x01(\rR\arepeats\"\xa3\x02\n" +
 	"\x03Net\x12\x1a\n" +
 	"\bprotocol\x18\x01 \x01(\tR\bprotocol\x12\x14\n" +
 	"\x05saddr\x18\x02 \x01(\tR\x05saddr\x12\x14\n" +
@@ -3099,7 +3212,7 @@ const file_sensor_proto_rawDesc = "" +
 	"\x06closed\x18\n" +
 	" \x01(\bR\x06closed\x12\x16\n" +
 	"\x06result\x18\v \x01(\x05R\x06result\x12\x0e\n" +
-	"\x02fd\x18\f \x01(\x05R\x02fd\"\xf8\x01\n" +
+	"\x02fd\x18\f \x01(\x05R\x02fd\"\xb1\x02\n" +
 	"\aSyscall\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03ret\x18\x02 \x01(\x03R\x03ret\x12\x14\n" +
@@ -3113,7 +3226,9 @@ const file_sensor_proto_rawDesc = "" +
 	"\bns_inode\x18\n" +
 	" \x01(\rR\ansInode\x12 \n" +
 	"\ffd_is_socket\x18\v \x01(\bR\n" +
-	"fdIsSocket\"2\n" +
+	"fdIsSocket\x12\x10\n" +
+	"\x03via\x18\f \x01(\tR\x03via\x12%\n" +
+	"\x0epath_truncated\x18\r \x01(\bR\rpathTruncated\"2\n" +
 	"\x04Exit\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x16\n" +
 	"\x06signal\x18\x02 \x01(\x05R\x06signal\"\x9e\x01\n" +
