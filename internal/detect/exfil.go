@@ -51,11 +51,11 @@ type AIOptions struct {
 
 // Bounds of the correlation state besides state_size.
 const (
-	maxTaintFiles     = 4   // model files named per taint source
-	maxDeferred       = 256 // EXF-001 triggers waiting for promote_grace
-	maxKids           = 16  // live children kept per process for pipeline-peer taint
-	maxPeersPerActor  = 64  // egress peers kept per inventory actor
-	maxEnvRoots       = 256 // model roots learned from container environments
+	maxTaintFiles     = 4     // model files named per taint source
+	maxDeferred       = 256   // EXF-001 triggers waiting for promote_grace
+	maxKids           = 16    // live children kept per process for pipeline-peer taint
+	maxPeersPerActor  = 64    // egress peers kept per inventory actor
+	maxEnvRoots       = 256   // model roots learned from container environments
 	maxWalkQueue      = 16    // container root walks waiting for Engine.Run
 	maxWalkFiles      = 16384 // model files one walk reports
 	exf003Window      = 10 * time.Minute

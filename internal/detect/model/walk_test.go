@@ -36,7 +36,7 @@ func TestWalk(t *testing.T) {
 		}
 		return p
 	}
-	blob := write("models/llama/blob", big)                       // extension-less under a root
+	blob := write("models/llama/blob", big)                         // extension-less under a root
 	st := write("home/alice/.cache/huggingface/w.safetensors", big) // under a glob root
 	write("models/llama/config.json", []byte("{}"))                 // metadata
 	write("models/llama/tiny.safetensors", []byte("x"))             // under the size gate
