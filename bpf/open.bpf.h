@@ -191,6 +191,7 @@ struct open_ident {
 /* An open decided for a report, handed from the exit handler to the
  * program that builds and sends the record (tail_open_emit). */
 struct open_pending {
+	struct rec_hdr hdr; /* with have_hdr: the header to send (an io_uring submitter's) */
 	struct open_ident id;
 	struct open_argv oc;
 	long ret;
@@ -198,6 +199,7 @@ struct open_pending {
 	__u32 repeats;
 	__u16 call;
 	__u16 rflags;
+	__u32 have_hdr;
 };
 
 /* Scratch of an open being decided and reported: the prefix key is the path
@@ -406,11 +408,16 @@ static __always_inline bool relative_prefix_match(struct open_scratch *s, __u32 
 }
 
 /* name_watched decides whether the path in s->raw (len bytes, then a NUL),
- * relative to dirfd when it is not absolute, is reported. */
-static __always_inline bool name_watched(struct open_scratch *s, __u32 len, int dirfd)
+ * relative to dirfd when it is not absolute, is reported. A global function:
+ * the verifier checks it once, not at each of its callers (the open exit,
+ * every path family handler, io_uring's), which keeps each within budget.
+ * s is open_scratch_map's value. */
+__noinline int name_watched(struct open_scratch *s, __u32 len, int dirfd)
 {
-	if (len == 0)
-		return false;
+	if (!s || len == 0)
+		return 0;
+	if (len >= RAW_SLOT)
+		len = RAW_SLOT - 1;
 	if (s->raw[0] == '/' && prefix_gated(s->raw, len)) {
 		__u32 pl = len < FILTER_PREFIX ? len : FILTER_PREFIX;
 		s->plen = pl * 8;
@@ -420,14 +427,16 @@ static __always_inline bool name_watched(struct open_scratch *s, __u32 len, int 
 
 	if (suffix_gated(s, len)) {
 		/* Reverse the tail, lower-cased, into the suffix key. */
-		__u32 k;
+		__u32 k, idx;
 		for (k = 0; k < SUFFIX_MAX; k++) {
+			idx = k;
+			barrier_var(idx); /* keep the masks: clang would index by len */
 			if (k >= len) {
-				s->suf.data[k] = '/';
+				s->suf.data[idx & (SUFFIX_MAX - 1)] = '/';
 				k++;
 				break;
 			}
-			s->suf.data[k & (SUFFIX_MAX - 1)] = lower(s->raw[(len - 1 - k) & (RAW_SLOT - 1)]);
+			s->suf.data[idx & (SUFFIX_MAX - 1)] = lower(s->raw[(len - 1 - idx) & (RAW_SLOT - 1)]);
 		}
 		s->suf.plen = k * 8;
 		if (bpf_map_lookup_elem(&suffix_trie, &s->suf))
@@ -793,7 +802,12 @@ static __always_inline void open_emit(struct open_scratch *s, struct task_struct
 	struct open_rec *r = &s->rec;
 	bool trunc = false;
 
-	fill_hdr(&r->h, REC_OPEN, 0);
+	if (pd->have_hdr) {
+		r->h = pd->hdr;
+		r->h.type = REC_OPEN;
+	} else {
+		fill_hdr(&r->h, REC_OPEN, 0);
+	}
 	r->result = ret;
 	r->flags = oc->flags;
 	r->mode = oc->mode;
@@ -952,6 +966,7 @@ static __always_inline void open_exit(void *ctx, struct pt_regs *regs, long ret,
 	pd->repeats = repeats;
 	pd->call = call;
 	pd->rflags = a.compat ? OPEN_F_COMPAT : 0;
+	pd->have_hdr = 0;
 	bpf_tail_call(ctx, &sys_exit_tails, TAIL_OPEN_EMIT);
 	count_drop(DROP_RINGBUF_RESERVE); /* no emitter in the array: the report is lost */
 }

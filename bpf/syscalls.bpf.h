@@ -64,6 +64,7 @@ enum sys_call {
 #define SYS_F_PATH_TRUNC (1 << 2)
 #define SYS_F_EXIT_ONLY (1 << 3)  /* refused before sys_enter: seen at sys_exit only */
 #define SYS_F_COMPAT (1 << 4)     /* a 32-bit compat syscall (int 0x80, 32-bit binary) */
+#define SYS_F_IO_URING (1 << 5)   /* an io_uring request, not a syscall (io_uring.bpf.h) */
 
 struct sys_rec {
 	struct rec_hdr h;
@@ -133,8 +134,13 @@ static __always_inline __u16 user_str(char *dst, __u32 size, const void *src)
 	return n - 1;
 }
 
-#define SYS_PATH(r, p) ((r)->path_len = user_str((r)->path, RAW_SLOT, (const void *)(p)))
-#define SYS_PATH2(r, p) ((r)->path2_len = user_str((r)->path2, RAW_SLOT, (const void *)(p)))
+/* A path that fills its RAW_SLOT read is flagged: user space marks it. */
+#define SYS_PATH(r, p)                                                        \
+	((r)->path_len = user_str((r)->path, RAW_SLOT, (const void *)(p)),    \
+	 (r)->sflags |= (r)->path_len >= RAW_SLOT - 1 ? SYS_F_PATH_TRUNC : 0)
+#define SYS_PATH2(r, p)                                                       \
+	((r)->path2_len = user_str((r)->path2, RAW_SLOT, (const void *)(p)),  \
+	 (r)->sflags |= (r)->path2_len >= RAW_SLOT - 1 ? SYS_F_PATH_TRUNC : 0)
 #define SYS_ARG(r, p) ((r)->arg_len = user_str((r)->arg, SYS_ARG_SLOT, (const void *)(p)))
 
 static __always_inline void sys_emit(struct sys_rec *r, long ret)

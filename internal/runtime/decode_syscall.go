@@ -22,9 +22,11 @@ const (
 	sysArgSlot  = 64
 	sysSize     = 2224
 
-	sysFSocket   = 1 << 0
-	sysFExitOnly = 1 << 3
-	sysFCompat   = 1 << 4
+	sysFSocket    = 1 << 0
+	sysFPathTrunc = 1 << 2
+	sysFExitOnly  = 1 << 3
+	sysFCompat    = 1 << 4
+	sysFIOUring   = 1 << 5
 )
 
 // sysCallNames are the event.Syscall names of enum sys_call.
@@ -63,20 +65,39 @@ func (d *decoder) decodeSyscall(h *recHeader, b []byte) (*event.Event, error) {
 	sflags := le.Uint16(b[sysSFlags:])
 	se := &sysEvent{p: h.Process}
 	se.s = event.Syscall{
-		Name:       sysCallNames[call],
-		Ret:        int64(le.Uint64(b[sysRet:])),
-		Flags:      le.Uint64(b[sysFlags:]),
-		Arg2:       le.Uint64(b[sysArg2:]),
-		Target:     le.Uint32(b[sysTarget:]),
-		Path:       path,
-		Path2:      path2,
-		Arg:        arg,
-		Fd:         int32(le.Uint32(b[sysFd:])),
-		Fd2:        int32(le.Uint32(b[sysFd2:])),
-		NSInode:    le.Uint32(b[sysNSInode:]),
-		FdIsSocket: sflags&sysFSocket != 0,
-		ExitOnly:   sflags&sysFExitOnly != 0,
-		Compat:     sflags&sysFCompat != 0,
+		Name:          sysCallNames[call],
+		Ret:           int64(le.Uint64(b[sysRet:])),
+		Flags:         le.Uint64(b[sysFlags:]),
+		Arg2:          le.Uint64(b[sysArg2:]),
+		Target:        le.Uint32(b[sysTarget:]),
+		Path:          path,
+		Path2:         path2,
+		Arg:           arg,
+		Fd:            int32(le.Uint32(b[sysFd:])),
+		Fd2:           int32(le.Uint32(b[sysFd2:])),
+		NSInode:       le.Uint32(b[sysNSInode:]),
+		FdIsSocket:    sflags&sysFSocket != 0,
+		ExitOnly:      sflags&sysFExitOnly != 0,
+		Compat:        sflags&sysFCompat != 0,
+		PathTruncated: sflags&sysFPathTrunc != 0,
+	}
+	if se.s.PathTruncated {
+		// A path as passed that filled its slot ends with the mark; one
+		// finit_module resolved from its fd starts with it.
+		switch {
+		case se.s.Name == "finit_module" && path != "":
+			se.s.Path = truncatedMark + path
+		default:
+			if len(path) >= rawSlot-1 {
+				se.s.Path = path + truncatedMark
+			}
+			if len(path2) >= rawSlot-1 {
+				se.s.Path2 = path2 + truncatedMark
+			}
+		}
+	}
+	if sflags&sysFIOUring != 0 {
+		se.s.Via = event.ViaIOUring
 	}
 	se.e = event.Event{Kind: event.KindSyscall, Time: h.Time, Process: &se.p, Sys: &se.s}
 	return &se.e, nil

@@ -115,6 +115,36 @@ type sensorExecRec struct {
 	_       [4]byte
 }
 
+type sensorIouStage struct {
+	_   structs.HostLayout
+	Hdr struct {
+		_        structs.HostLayout
+		Type     uint16
+		Size     uint16
+		Tgid     uint32
+		Tid      uint32
+		Uid      uint32
+		Euid     uint32
+		Pad      uint32
+		TsNs     uint64
+		CgroupId uint64
+		Comm     [16]int8
+	}
+	Dfd      int32
+	Dfd2     int32
+	Flags    uint32
+	Mode     uint32
+	FileSlot uint32
+	RawN     uint16
+	Raw2N    uint16
+	Op       uint8
+	Named    uint8
+	Pad      uint16
+	Raw      [512]int8
+	Raw2     [512]int8
+	_        [4]byte
+}
+
 type sensorKnobKey struct {
 	_    structs.HostLayout
 	Fs   uint32
@@ -155,7 +185,20 @@ type sensorOpenScratch struct {
 	Rel  sensorPrefixKey
 	Dir  [1024]int8
 	Pd   struct {
-		_  structs.HostLayout
+		_   structs.HostLayout
+		Hdr struct {
+			_        structs.HostLayout
+			Type     uint16
+			Size     uint16
+			Tgid     uint32
+			Tid      uint32
+			Uid      uint32
+			Euid     uint32
+			Pad      uint32
+			TsNs     uint64
+			CgroupId uint64
+			Comm     [16]int8
+		}
 		Id struct {
 			_      structs.HostLayout
 			F      uint64
@@ -177,6 +220,8 @@ type sensorOpenScratch struct {
 		Repeats uint32
 		Call    uint16
 		Rflags  uint16
+		HaveHdr uint32
+		_       [4]byte
 	}
 	Rec struct {
 		_ structs.HostLayout
@@ -300,111 +345,115 @@ type sensorSysRec struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	sensorMapDirCache                = "dir_cache"
-	sensorMapDrops                   = "drops"
-	sensorMapEgressSocks             = "egress_socks"
-	sensorMapEvents                  = "events"
-	sensorMapExecScratch             = "exec_scratch"
-	sensorMapInflightConnect         = "inflight_connect"
-	sensorMapKnobNames               = "knob_names"
-	sensorMapModelBits               = "model_bits"
-	sensorMapModelInodes             = "model_inodes"
-	sensorMapNetScratch              = "net_scratch"
-	sensorMapNetStats                = "net_stats"
-	sensorMapOpenRepeats             = "open_repeats"
-	sensorMapOpenScratchMap          = "open_scratch_map"
-	sensorMapPathScratch             = "path_scratch"
-	sensorMapPendingConnect          = "pending_connect"
-	sensorMapPrefixTrie              = "prefix_trie"
-	sensorMapProcTrie                = "proc_trie"
-	sensorMapSuffixTrie              = "suffix_trie"
-	sensorMapSysEnterCalls           = "sys_enter_calls"
-	sensorMapSysExitCalls            = "sys_exit_calls"
-	sensorMapSysExitTails            = "sys_exit_tails"
-	sensorMapSysInflight             = "sys_inflight"
-	sensorMapSysScratch              = "sys_scratch"
-	sensorProgEnterBpf               = "enter_bpf"
-	sensorProgEnterChroot            = "enter_chroot"
-	sensorProgEnterConnect           = "enter_connect"
-	sensorProgEnterDeleteModule      = "enter_delete_module"
-	sensorProgEnterDup2              = "enter_dup2"
-	sensorProgEnterDup3              = "enter_dup3"
-	sensorProgEnterFinitModule       = "enter_finit_module"
-	sensorProgEnterInitModule        = "enter_init_module"
-	sensorProgEnterKill              = "enter_kill"
-	sensorProgEnterMemfdCreate       = "enter_memfd_create"
-	sensorProgEnterMknod             = "enter_mknod"
-	sensorProgEnterMknodat           = "enter_mknodat"
-	sensorProgEnterMount             = "enter_mount"
-	sensorProgEnterOldumount         = "enter_oldumount"
-	sensorProgEnterPivotRoot         = "enter_pivot_root"
-	sensorProgEnterProcessVmReadv    = "enter_process_vm_readv"
-	sensorProgEnterProcessVmWritev   = "enter_process_vm_writev"
-	sensorProgEnterPtrace            = "enter_ptrace"
-	sensorProgEnterSetns             = "enter_setns"
-	sensorProgEnterTgkill            = "enter_tgkill"
-	sensorProgEnterUmount            = "enter_umount"
-	sensorProgEnterUnshare           = "enter_unshare"
-	sensorProgExitBpf                = "exit_bpf"
-	sensorProgExitChroot             = "exit_chroot"
-	sensorProgExitConnect            = "exit_connect"
-	sensorProgExitDeleteModule       = "exit_delete_module"
-	sensorProgExitDup2               = "exit_dup2"
-	sensorProgExitDup3               = "exit_dup3"
-	sensorProgExitFinitModule        = "exit_finit_module"
-	sensorProgExitInitModule         = "exit_init_module"
-	sensorProgExitKill               = "exit_kill"
-	sensorProgExitLink               = "exit_link"
-	sensorProgExitLinkat             = "exit_linkat"
-	sensorProgExitMemfdCreate        = "exit_memfd_create"
-	sensorProgExitMknod              = "exit_mknod"
-	sensorProgExitMknodat            = "exit_mknodat"
-	sensorProgExitMount              = "exit_mount"
-	sensorProgExitNameToHandleAt     = "exit_name_to_handle_at"
-	sensorProgExitOldumount          = "exit_oldumount"
-	sensorProgExitPivotRoot          = "exit_pivot_root"
-	sensorProgExitProcessVmReadv     = "exit_process_vm_readv"
-	sensorProgExitProcessVmWritev    = "exit_process_vm_writev"
-	sensorProgExitPtrace             = "exit_ptrace"
-	sensorProgExitRename             = "exit_rename"
-	sensorProgExitRenameat           = "exit_renameat"
-	sensorProgExitRenameat2          = "exit_renameat2"
-	sensorProgExitSetns              = "exit_setns"
-	sensorProgExitSymlink            = "exit_symlink"
-	sensorProgExitSymlinkat          = "exit_symlinkat"
-	sensorProgExitTgkill             = "exit_tgkill"
-	sensorProgExitUmount             = "exit_umount"
-	sensorProgExitUnlink             = "exit_unlink"
-	sensorProgExitUnlinkat           = "exit_unlinkat"
-	sensorProgExitUnshare            = "exit_unshare"
-	sensorProgKestrelExec            = "kestrel_exec"
-	sensorProgKestrelExit            = "kestrel_exit"
-	sensorProgKestrelFork            = "kestrel_fork"
-	sensorProgKestrelSysEnter        = "kestrel_sys_enter"
-	sensorProgKestrelSysExit         = "kestrel_sys_exit"
-	sensorProgNetConnect4            = "net_connect4"
-	sensorProgNetConnect6            = "net_connect6"
-	sensorProgNetConnectUnixOptional = "net_connect_unix_optional"
-	sensorProgNetSendLength          = "net_send_length"
-	sensorProgNetSockRelease         = "net_sock_release"
-	sensorProgNetSockSetState        = "net_sock_set_state"
-	sensorProgTailOpenEmit           = "tail_open_emit"
-	sensorVarBtfExitRec              = "_btf_exit_rec"
-	sensorVarBtfForkRec              = "_btf_fork_rec"
-	sensorVarKnobLens                = "knob_lens"
-	sensorVarPrefixGate              = "prefix_gate"
-	sensorVarPrefixKlen              = "prefix_klen"
-	sensorVarProcPairs               = "proc_pairs"
-	sensorVarRepeatWindowNs          = "repeat_window_ns"
-	sensorVarSelfTgid                = "self_tgid"
-	sensorVarSuffixGate              = "suffix_gate"
-	sensorVarSuffixKlen              = "suffix_klen"
-	sensorVarSysAnyEnter             = "sys_any_enter"
-	sensorVarSysAnyExit              = "sys_any_exit"
-	sensorVarSysOpenCall             = "sys_open_call"
-	sensorVarSysWatchedEnter         = "sys_watched_enter"
-	sensorVarSysWatchedExit          = "sys_watched_exit"
-	sensorVarWakeupBytes             = "wakeup_bytes"
+	sensorMapDirCache                    = "dir_cache"
+	sensorMapDrops                       = "drops"
+	sensorMapEgressSocks                 = "egress_socks"
+	sensorMapEvents                      = "events"
+	sensorMapExecScratch                 = "exec_scratch"
+	sensorMapInflightConnect             = "inflight_connect"
+	sensorMapIouScratch                  = "iou_scratch"
+	sensorMapIouStaged                   = "iou_staged"
+	sensorMapKnobNames                   = "knob_names"
+	sensorMapModelBits                   = "model_bits"
+	sensorMapModelInodes                 = "model_inodes"
+	sensorMapNetScratch                  = "net_scratch"
+	sensorMapNetStats                    = "net_stats"
+	sensorMapOpenRepeats                 = "open_repeats"
+	sensorMapOpenScratchMap              = "open_scratch_map"
+	sensorMapPathScratch                 = "path_scratch"
+	sensorMapPendingConnect              = "pending_connect"
+	sensorMapPrefixTrie                  = "prefix_trie"
+	sensorMapProcTrie                    = "proc_trie"
+	sensorMapSuffixTrie                  = "suffix_trie"
+	sensorMapSysEnterCalls               = "sys_enter_calls"
+	sensorMapSysExitCalls                = "sys_exit_calls"
+	sensorMapSysExitTails                = "sys_exit_tails"
+	sensorMapSysInflight                 = "sys_inflight"
+	sensorMapSysScratch                  = "sys_scratch"
+	sensorProgEnterBpf                   = "enter_bpf"
+	sensorProgEnterChroot                = "enter_chroot"
+	sensorProgEnterConnect               = "enter_connect"
+	sensorProgEnterDeleteModule          = "enter_delete_module"
+	sensorProgEnterDup2                  = "enter_dup2"
+	sensorProgEnterDup3                  = "enter_dup3"
+	sensorProgEnterFinitModule           = "enter_finit_module"
+	sensorProgEnterInitModule            = "enter_init_module"
+	sensorProgEnterKill                  = "enter_kill"
+	sensorProgEnterMemfdCreate           = "enter_memfd_create"
+	sensorProgEnterMknod                 = "enter_mknod"
+	sensorProgEnterMknodat               = "enter_mknodat"
+	sensorProgEnterMount                 = "enter_mount"
+	sensorProgEnterOldumount             = "enter_oldumount"
+	sensorProgEnterPivotRoot             = "enter_pivot_root"
+	sensorProgEnterProcessVmReadv        = "enter_process_vm_readv"
+	sensorProgEnterProcessVmWritev       = "enter_process_vm_writev"
+	sensorProgEnterPtrace                = "enter_ptrace"
+	sensorProgEnterSetns                 = "enter_setns"
+	sensorProgEnterTgkill                = "enter_tgkill"
+	sensorProgEnterUmount                = "enter_umount"
+	sensorProgEnterUnshare               = "enter_unshare"
+	sensorProgExitBpf                    = "exit_bpf"
+	sensorProgExitChroot                 = "exit_chroot"
+	sensorProgExitConnect                = "exit_connect"
+	sensorProgExitDeleteModule           = "exit_delete_module"
+	sensorProgExitDup2                   = "exit_dup2"
+	sensorProgExitDup3                   = "exit_dup3"
+	sensorProgExitFinitModule            = "exit_finit_module"
+	sensorProgExitInitModule             = "exit_init_module"
+	sensorProgExitKill                   = "exit_kill"
+	sensorProgExitLink                   = "exit_link"
+	sensorProgExitLinkat                 = "exit_linkat"
+	sensorProgExitMemfdCreate            = "exit_memfd_create"
+	sensorProgExitMknod                  = "exit_mknod"
+	sensorProgExitMknodat                = "exit_mknodat"
+	sensorProgExitMount                  = "exit_mount"
+	sensorProgExitNameToHandleAt         = "exit_name_to_handle_at"
+	sensorProgExitOldumount              = "exit_oldumount"
+	sensorProgExitPivotRoot              = "exit_pivot_root"
+	sensorProgExitProcessVmReadv         = "exit_process_vm_readv"
+	sensorProgExitProcessVmWritev        = "exit_process_vm_writev"
+	sensorProgExitPtrace                 = "exit_ptrace"
+	sensorProgExitRename                 = "exit_rename"
+	sensorProgExitRenameat               = "exit_renameat"
+	sensorProgExitRenameat2              = "exit_renameat2"
+	sensorProgExitSetns                  = "exit_setns"
+	sensorProgExitSymlink                = "exit_symlink"
+	sensorProgExitSymlinkat              = "exit_symlinkat"
+	sensorProgExitTgkill                 = "exit_tgkill"
+	sensorProgExitUmount                 = "exit_umount"
+	sensorProgExitUnlink                 = "exit_unlink"
+	sensorProgExitUnlinkat               = "exit_unlinkat"
+	sensorProgExitUnshare                = "exit_unshare"
+	sensorProgKestrelExec                = "kestrel_exec"
+	sensorProgKestrelExit                = "kestrel_exit"
+	sensorProgKestrelFork                = "kestrel_fork"
+	sensorProgKestrelIouCompleteOptional = "kestrel_iou_complete_optional"
+	sensorProgKestrelIouSubmitOptional   = "kestrel_iou_submit_optional"
+	sensorProgKestrelSysEnter            = "kestrel_sys_enter"
+	sensorProgKestrelSysExit             = "kestrel_sys_exit"
+	sensorProgNetConnect4                = "net_connect4"
+	sensorProgNetConnect6                = "net_connect6"
+	sensorProgNetConnectUnixOptional     = "net_connect_unix_optional"
+	sensorProgNetSendLength              = "net_send_length"
+	sensorProgNetSockRelease             = "net_sock_release"
+	sensorProgNetSockSetState            = "net_sock_set_state"
+	sensorProgTailOpenEmit               = "tail_open_emit"
+	sensorVarBtfExitRec                  = "_btf_exit_rec"
+	sensorVarBtfForkRec                  = "_btf_fork_rec"
+	sensorVarKnobLens                    = "knob_lens"
+	sensorVarPrefixGate                  = "prefix_gate"
+	sensorVarPrefixKlen                  = "prefix_klen"
+	sensorVarProcPairs                   = "proc_pairs"
+	sensorVarRepeatWindowNs              = "repeat_window_ns"
+	sensorVarSelfTgid                    = "self_tgid"
+	sensorVarSuffixGate                  = "suffix_gate"
+	sensorVarSuffixKlen                  = "suffix_klen"
+	sensorVarSysAnyEnter                 = "sys_any_enter"
+	sensorVarSysAnyExit                  = "sys_any_exit"
+	sensorVarSysOpenCall                 = "sys_open_call"
+	sensorVarSysWatchedEnter             = "sys_watched_enter"
+	sensorVarSysWatchedExit              = "sys_watched_exit"
+	sensorVarWakeupBytes                 = "wakeup_bytes"
 )
 
 // loadSensor returns the embedded CollectionSpec for sensor.
@@ -449,72 +498,74 @@ type sensorSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sensorProgramSpecs struct {
-	EnterBpf               *ebpf.ProgramSpec `ebpf:"enter_bpf"`
-	EnterChroot            *ebpf.ProgramSpec `ebpf:"enter_chroot"`
-	EnterConnect           *ebpf.ProgramSpec `ebpf:"enter_connect"`
-	EnterDeleteModule      *ebpf.ProgramSpec `ebpf:"enter_delete_module"`
-	EnterDup2              *ebpf.ProgramSpec `ebpf:"enter_dup2"`
-	EnterDup3              *ebpf.ProgramSpec `ebpf:"enter_dup3"`
-	EnterFinitModule       *ebpf.ProgramSpec `ebpf:"enter_finit_module"`
-	EnterInitModule        *ebpf.ProgramSpec `ebpf:"enter_init_module"`
-	EnterKill              *ebpf.ProgramSpec `ebpf:"enter_kill"`
-	EnterMemfdCreate       *ebpf.ProgramSpec `ebpf:"enter_memfd_create"`
-	EnterMknod             *ebpf.ProgramSpec `ebpf:"enter_mknod"`
-	EnterMknodat           *ebpf.ProgramSpec `ebpf:"enter_mknodat"`
-	EnterMount             *ebpf.ProgramSpec `ebpf:"enter_mount"`
-	EnterOldumount         *ebpf.ProgramSpec `ebpf:"enter_oldumount"`
-	EnterPivotRoot         *ebpf.ProgramSpec `ebpf:"enter_pivot_root"`
-	EnterProcessVmReadv    *ebpf.ProgramSpec `ebpf:"enter_process_vm_readv"`
-	EnterProcessVmWritev   *ebpf.ProgramSpec `ebpf:"enter_process_vm_writev"`
-	EnterPtrace            *ebpf.ProgramSpec `ebpf:"enter_ptrace"`
-	EnterSetns             *ebpf.ProgramSpec `ebpf:"enter_setns"`
-	EnterTgkill            *ebpf.ProgramSpec `ebpf:"enter_tgkill"`
-	EnterUmount            *ebpf.ProgramSpec `ebpf:"enter_umount"`
-	EnterUnshare           *ebpf.ProgramSpec `ebpf:"enter_unshare"`
-	ExitBpf                *ebpf.ProgramSpec `ebpf:"exit_bpf"`
-	ExitChroot             *ebpf.ProgramSpec `ebpf:"exit_chroot"`
-	ExitConnect            *ebpf.ProgramSpec `ebpf:"exit_connect"`
-	ExitDeleteModule       *ebpf.ProgramSpec `ebpf:"exit_delete_module"`
-	ExitDup2               *ebpf.ProgramSpec `ebpf:"exit_dup2"`
-	ExitDup3               *ebpf.ProgramSpec `ebpf:"exit_dup3"`
-	ExitFinitModule        *ebpf.ProgramSpec `ebpf:"exit_finit_module"`
-	ExitInitModule         *ebpf.ProgramSpec `ebpf:"exit_init_module"`
-	ExitKill               *ebpf.ProgramSpec `ebpf:"exit_kill"`
-	ExitLink               *ebpf.ProgramSpec `ebpf:"exit_link"`
-	ExitLinkat             *ebpf.ProgramSpec `ebpf:"exit_linkat"`
-	ExitMemfdCreate        *ebpf.ProgramSpec `ebpf:"exit_memfd_create"`
-	ExitMknod              *ebpf.ProgramSpec `ebpf:"exit_mknod"`
-	ExitMknodat            *ebpf.ProgramSpec `ebpf:"exit_mknodat"`
-	ExitMount              *ebpf.ProgramSpec `ebpf:"exit_mount"`
-	ExitNameToHandleAt     *ebpf.ProgramSpec `ebpf:"exit_name_to_handle_at"`
-	ExitOldumount          *ebpf.ProgramSpec `ebpf:"exit_oldumount"`
-	ExitPivotRoot          *ebpf.ProgramSpec `ebpf:"exit_pivot_root"`
-	ExitProcessVmReadv     *ebpf.ProgramSpec `ebpf:"exit_process_vm_readv"`
-	ExitProcessVmWritev    *ebpf.ProgramSpec `ebpf:"exit_process_vm_writev"`
-	ExitPtrace             *ebpf.ProgramSpec `ebpf:"exit_ptrace"`
-	ExitRename             *ebpf.ProgramSpec `ebpf:"exit_rename"`
-	ExitRenameat           *ebpf.ProgramSpec `ebpf:"exit_renameat"`
-	ExitRenameat2          *ebpf.ProgramSpec `ebpf:"exit_renameat2"`
-	ExitSetns              *ebpf.ProgramSpec `ebpf:"exit_setns"`
-	ExitSymlink            *ebpf.ProgramSpec `ebpf:"exit_symlink"`
-	ExitSymlinkat          *ebpf.ProgramSpec `ebpf:"exit_symlinkat"`
-	ExitTgkill             *ebpf.ProgramSpec `ebpf:"exit_tgkill"`
-	ExitUmount             *ebpf.ProgramSpec `ebpf:"exit_umount"`
-	ExitUnlink             *ebpf.ProgramSpec `ebpf:"exit_unlink"`
-	ExitUnlinkat           *ebpf.ProgramSpec `ebpf:"exit_unlinkat"`
-	ExitUnshare            *ebpf.ProgramSpec `ebpf:"exit_unshare"`
-	KestrelExec            *ebpf.ProgramSpec `ebpf:"kestrel_exec"`
-	KestrelExit            *ebpf.ProgramSpec `ebpf:"kestrel_exit"`
-	KestrelFork            *ebpf.ProgramSpec `ebpf:"kestrel_fork"`
-	KestrelSysEnter        *ebpf.ProgramSpec `ebpf:"kestrel_sys_enter"`
-	KestrelSysExit         *ebpf.ProgramSpec `ebpf:"kestrel_sys_exit"`
-	NetConnect4            *ebpf.ProgramSpec `ebpf:"net_connect4"`
-	NetConnect6            *ebpf.ProgramSpec `ebpf:"net_connect6"`
-	NetConnectUnixOptional *ebpf.ProgramSpec `ebpf:"net_connect_unix_optional"`
-	NetSendLength          *ebpf.ProgramSpec `ebpf:"net_send_length"`
-	NetSockRelease         *ebpf.ProgramSpec `ebpf:"net_sock_release"`
-	NetSockSetState        *ebpf.ProgramSpec `ebpf:"net_sock_set_state"`
-	TailOpenEmit           *ebpf.ProgramSpec `ebpf:"tail_open_emit"`
+	EnterBpf                   *ebpf.ProgramSpec `ebpf:"enter_bpf"`
+	EnterChroot                *ebpf.ProgramSpec `ebpf:"enter_chroot"`
+	EnterConnect               *ebpf.ProgramSpec `ebpf:"enter_connect"`
+	EnterDeleteModule          *ebpf.ProgramSpec `ebpf:"enter_delete_module"`
+	EnterDup2                  *ebpf.ProgramSpec `ebpf:"enter_dup2"`
+	EnterDup3                  *ebpf.ProgramSpec `ebpf:"enter_dup3"`
+	EnterFinitModule           *ebpf.ProgramSpec `ebpf:"enter_finit_module"`
+	EnterInitModule            *ebpf.ProgramSpec `ebpf:"enter_init_module"`
+	EnterKill                  *ebpf.ProgramSpec `ebpf:"enter_kill"`
+	EnterMemfdCreate           *ebpf.ProgramSpec `ebpf:"enter_memfd_create"`
+	EnterMknod                 *ebpf.ProgramSpec `ebpf:"enter_mknod"`
+	EnterMknodat               *ebpf.ProgramSpec `ebpf:"enter_mknodat"`
+	EnterMount                 *ebpf.ProgramSpec `ebpf:"enter_mount"`
+	EnterOldumount             *ebpf.ProgramSpec `ebpf:"enter_oldumount"`
+	EnterPivotRoot             *ebpf.ProgramSpec `ebpf:"enter_pivot_root"`
+	EnterProcessVmReadv        *ebpf.ProgramSpec `ebpf:"enter_process_vm_readv"`
+	EnterProcessVmWritev       *ebpf.ProgramSpec `ebpf:"enter_process_vm_writev"`
+	EnterPtrace                *ebpf.ProgramSpec `ebpf:"enter_ptrace"`
+	EnterSetns                 *ebpf.ProgramSpec `ebpf:"enter_setns"`
+	EnterTgkill                *ebpf.ProgramSpec `ebpf:"enter_tgkill"`
+	EnterUmount                *ebpf.ProgramSpec `ebpf:"enter_umount"`
+	EnterUnshare               *ebpf.ProgramSpec `ebpf:"enter_unshare"`
+	ExitBpf                    *ebpf.ProgramSpec `ebpf:"exit_bpf"`
+	ExitChroot                 *ebpf.ProgramSpec `ebpf:"exit_chroot"`
+	ExitConnect                *ebpf.ProgramSpec `ebpf:"exit_connect"`
+	ExitDeleteModule           *ebpf.ProgramSpec `ebpf:"exit_delete_module"`
+	ExitDup2                   *ebpf.ProgramSpec `ebpf:"exit_dup2"`
+	ExitDup3                   *ebpf.ProgramSpec `ebpf:"exit_dup3"`
+	ExitFinitModule            *ebpf.ProgramSpec `ebpf:"exit_finit_module"`
+	ExitInitModule             *ebpf.ProgramSpec `ebpf:"exit_init_module"`
+	ExitKill                   *ebpf.ProgramSpec `ebpf:"exit_kill"`
+	ExitLink                   *ebpf.ProgramSpec `ebpf:"exit_link"`
+	ExitLinkat                 *ebpf.ProgramSpec `ebpf:"exit_linkat"`
+	ExitMemfdCreate            *ebpf.ProgramSpec `ebpf:"exit_memfd_create"`
+	ExitMknod                  *ebpf.ProgramSpec `ebpf:"exit_mknod"`
+	ExitMknodat                *ebpf.ProgramSpec `ebpf:"exit_mknodat"`
+	ExitMount                  *ebpf.ProgramSpec `ebpf:"exit_mount"`
+	ExitNameToHandleAt         *ebpf.ProgramSpec `ebpf:"exit_name_to_handle_at"`
+	ExitOldumount              *ebpf.ProgramSpec `ebpf:"exit_oldumount"`
+	ExitPivotRoot              *ebpf.ProgramSpec `ebpf:"exit_pivot_root"`
+	ExitProcessVmReadv         *ebpf.ProgramSpec `ebpf:"exit_process_vm_readv"`
+	ExitProcessVmWritev        *ebpf.ProgramSpec `ebpf:"exit_process_vm_writev"`
+	ExitPtrace                 *ebpf.ProgramSpec `ebpf:"exit_ptrace"`
+	ExitRename                 *ebpf.ProgramSpec `ebpf:"exit_rename"`
+	ExitRenameat               *ebpf.ProgramSpec `ebpf:"exit_renameat"`
+	ExitRenameat2              *ebpf.ProgramSpec `ebpf:"exit_renameat2"`
+	ExitSetns                  *ebpf.ProgramSpec `ebpf:"exit_setns"`
+	ExitSymlink                *ebpf.ProgramSpec `ebpf:"exit_symlink"`
+	ExitSymlinkat              *ebpf.ProgramSpec `ebpf:"exit_symlinkat"`
+	ExitTgkill                 *ebpf.ProgramSpec `ebpf:"exit_tgkill"`
+	ExitUmount                 *ebpf.ProgramSpec `ebpf:"exit_umount"`
+	ExitUnlink                 *ebpf.ProgramSpec `ebpf:"exit_unlink"`
+	ExitUnlinkat               *ebpf.ProgramSpec `ebpf:"exit_unlinkat"`
+	ExitUnshare                *ebpf.ProgramSpec `ebpf:"exit_unshare"`
+	KestrelExec                *ebpf.ProgramSpec `ebpf:"kestrel_exec"`
+	KestrelExit                *ebpf.ProgramSpec `ebpf:"kestrel_exit"`
+	KestrelFork                *ebpf.ProgramSpec `ebpf:"kestrel_fork"`
+	KestrelIouCompleteOptional *ebpf.ProgramSpec `ebpf:"kestrel_iou_complete_optional"`
+	KestrelIouSubmitOptional   *ebpf.ProgramSpec `ebpf:"kestrel_iou_submit_optional"`
+	KestrelSysEnter            *ebpf.ProgramSpec `ebpf:"kestrel_sys_enter"`
+	KestrelSysExit             *ebpf.ProgramSpec `ebpf:"kestrel_sys_exit"`
+	NetConnect4                *ebpf.ProgramSpec `ebpf:"net_connect4"`
+	NetConnect6                *ebpf.ProgramSpec `ebpf:"net_connect6"`
+	NetConnectUnixOptional     *ebpf.ProgramSpec `ebpf:"net_connect_unix_optional"`
+	NetSendLength              *ebpf.ProgramSpec `ebpf:"net_send_length"`
+	NetSockRelease             *ebpf.ProgramSpec `ebpf:"net_sock_release"`
+	NetSockSetState            *ebpf.ProgramSpec `ebpf:"net_sock_set_state"`
+	TailOpenEmit               *ebpf.ProgramSpec `ebpf:"tail_open_emit"`
 }
 
 // sensorMapSpecs contains maps before they are loaded into the kernel.
@@ -527,6 +578,8 @@ type sensorMapSpecs struct {
 	Events          *ebpf.MapSpec `ebpf:"events"`
 	ExecScratch     *ebpf.MapSpec `ebpf:"exec_scratch"`
 	InflightConnect *ebpf.MapSpec `ebpf:"inflight_connect"`
+	IouScratch      *ebpf.MapSpec `ebpf:"iou_scratch"`
+	IouStaged       *ebpf.MapSpec `ebpf:"iou_staged"`
 	KnobNames       *ebpf.MapSpec `ebpf:"knob_names"`
 	ModelBits       *ebpf.MapSpec `ebpf:"model_bits"`
 	ModelInodes     *ebpf.MapSpec `ebpf:"model_inodes"`
@@ -594,6 +647,8 @@ type sensorMaps struct {
 	Events          *ebpf.Map `ebpf:"events"`
 	ExecScratch     *ebpf.Map `ebpf:"exec_scratch"`
 	InflightConnect *ebpf.Map `ebpf:"inflight_connect"`
+	IouScratch      *ebpf.Map `ebpf:"iou_scratch"`
+	IouStaged       *ebpf.Map `ebpf:"iou_staged"`
 	KnobNames       *ebpf.Map `ebpf:"knob_names"`
 	ModelBits       *ebpf.Map `ebpf:"model_bits"`
 	ModelInodes     *ebpf.Map `ebpf:"model_inodes"`
@@ -621,6 +676,8 @@ func (m *sensorMaps) Close() error {
 		m.Events,
 		m.ExecScratch,
 		m.InflightConnect,
+		m.IouScratch,
+		m.IouStaged,
 		m.KnobNames,
 		m.ModelBits,
 		m.ModelInodes,
@@ -667,72 +724,74 @@ type sensorVariables struct {
 //
 // It can be passed to loadSensorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sensorPrograms struct {
-	EnterBpf               *ebpf.Program `ebpf:"enter_bpf"`
-	EnterChroot            *ebpf.Program `ebpf:"enter_chroot"`
-	EnterConnect           *ebpf.Program `ebpf:"enter_connect"`
-	EnterDeleteModule      *ebpf.Program `ebpf:"enter_delete_module"`
-	EnterDup2              *ebpf.Program `ebpf:"enter_dup2"`
-	EnterDup3              *ebpf.Program `ebpf:"enter_dup3"`
-	EnterFinitModule       *ebpf.Program `ebpf:"enter_finit_module"`
-	EnterInitModule        *ebpf.Program `ebpf:"enter_init_module"`
-	EnterKill              *ebpf.Program `ebpf:"enter_kill"`
-	EnterMemfdCreate       *ebpf.Program `ebpf:"enter_memfd_create"`
-	EnterMknod             *ebpf.Program `ebpf:"enter_mknod"`
-	EnterMknodat           *ebpf.Program `ebpf:"enter_mknodat"`
-	EnterMount             *ebpf.Program `ebpf:"enter_mount"`
-	EnterOldumount         *ebpf.Program `ebpf:"enter_oldumount"`
-	EnterPivotRoot         *ebpf.Program `ebpf:"enter_pivot_root"`
-	EnterProcessVmReadv    *ebpf.Program `ebpf:"enter_process_vm_readv"`
-	EnterProcessVmWritev   *ebpf.Program `ebpf:"enter_process_vm_writev"`
-	EnterPtrace            *ebpf.Program `ebpf:"enter_ptrace"`
-	EnterSetns             *ebpf.Program `ebpf:"enter_setns"`
-	EnterTgkill            *ebpf.Program `ebpf:"enter_tgkill"`
-	EnterUmount            *ebpf.Program `ebpf:"enter_umount"`
-	EnterUnshare           *ebpf.Program `ebpf:"enter_unshare"`
-	ExitBpf                *ebpf.Program `ebpf:"exit_bpf"`
-	ExitChroot             *ebpf.Program `ebpf:"exit_chroot"`
-	ExitConnect            *ebpf.Program `ebpf:"exit_connect"`
-	ExitDeleteModule       *ebpf.Program `ebpf:"exit_delete_module"`
-	ExitDup2               *ebpf.Program `ebpf:"exit_dup2"`
-	ExitDup3               *ebpf.Program `ebpf:"exit_dup3"`
-	ExitFinitModule        *ebpf.Program `ebpf:"exit_finit_module"`
-	ExitInitModule         *ebpf.Program `ebpf:"exit_init_module"`
-	ExitKill               *ebpf.Program `ebpf:"exit_kill"`
-	ExitLink               *ebpf.Program `ebpf:"exit_link"`
-	ExitLinkat             *ebpf.Program `ebpf:"exit_linkat"`
-	ExitMemfdCreate        *ebpf.Program `ebpf:"exit_memfd_create"`
-	ExitMknod              *ebpf.Program `ebpf:"exit_mknod"`
-	ExitMknodat            *ebpf.Program `ebpf:"exit_mknodat"`
-	ExitMount              *ebpf.Program `ebpf:"exit_mount"`
-	ExitNameToHandleAt     *ebpf.Program `ebpf:"exit_name_to_handle_at"`
-	ExitOldumount          *ebpf.Program `ebpf:"exit_oldumount"`
-	ExitPivotRoot          *ebpf.Program `ebpf:"exit_pivot_root"`
-	ExitProcessVmReadv     *ebpf.Program `ebpf:"exit_process_vm_readv"`
-	ExitProcessVmWritev    *ebpf.Program `ebpf:"exit_process_vm_writev"`
-	ExitPtrace             *ebpf.Program `ebpf:"exit_ptrace"`
-	ExitRename             *ebpf.Program `ebpf:"exit_rename"`
-	ExitRenameat           *ebpf.Program `ebpf:"exit_renameat"`
-	ExitRenameat2          *ebpf.Program `ebpf:"exit_renameat2"`
-	ExitSetns              *ebpf.Program `ebpf:"exit_setns"`
-	ExitSymlink            *ebpf.Program `ebpf:"exit_symlink"`
-	ExitSymlinkat          *ebpf.Program `ebpf:"exit_symlinkat"`
-	ExitTgkill             *ebpf.Program `ebpf:"exit_tgkill"`
-	ExitUmount             *ebpf.Program `ebpf:"exit_umount"`
-	ExitUnlink             *ebpf.Program `ebpf:"exit_unlink"`
-	ExitUnlinkat           *ebpf.Program `ebpf:"exit_unlinkat"`
-	ExitUnshare            *ebpf.Program `ebpf:"exit_unshare"`
-	KestrelExec            *ebpf.Program `ebpf:"kestrel_exec"`
-	KestrelExit            *ebpf.Program `ebpf:"kestrel_exit"`
-	KestrelFork            *ebpf.Program `ebpf:"kestrel_fork"`
-	KestrelSysEnter        *ebpf.Program `ebpf:"kestrel_sys_enter"`
-	KestrelSysExit         *ebpf.Program `ebpf:"kestrel_sys_exit"`
-	NetConnect4            *ebpf.Program `ebpf:"net_connect4"`
-	NetConnect6            *ebpf.Program `ebpf:"net_connect6"`
-	NetConnectUnixOptional *ebpf.Program `ebpf:"net_connect_unix_optional"`
-	NetSendLength          *ebpf.Program `ebpf:"net_send_length"`
-	NetSockRelease         *ebpf.Program `ebpf:"net_sock_release"`
-	NetSockSetState        *ebpf.Program `ebpf:"net_sock_set_state"`
-	TailOpenEmit           *ebpf.Program `ebpf:"tail_open_emit"`
+	EnterBpf                   *ebpf.Program `ebpf:"enter_bpf"`
+	EnterChroot                *ebpf.Program `ebpf:"enter_chroot"`
+	EnterConnect               *ebpf.Program `ebpf:"enter_connect"`
+	EnterDeleteModule          *ebpf.Program `ebpf:"enter_delete_module"`
+	EnterDup2                  *ebpf.Program `ebpf:"enter_dup2"`
+	EnterDup3                  *ebpf.Program `ebpf:"enter_dup3"`
+	EnterFinitModule           *ebpf.Program `ebpf:"enter_finit_module"`
+	EnterInitModule            *ebpf.Program `ebpf:"enter_init_module"`
+	EnterKill                  *ebpf.Program `ebpf:"enter_kill"`
+	EnterMemfdCreate           *ebpf.Program `ebpf:"enter_memfd_create"`
+	EnterMknod                 *ebpf.Program `ebpf:"enter_mknod"`
+	EnterMknodat               *ebpf.Program `ebpf:"enter_mknodat"`
+	EnterMount                 *ebpf.Program `ebpf:"enter_mount"`
+	EnterOldumount             *ebpf.Program `ebpf:"enter_oldumount"`
+	EnterPivotRoot             *ebpf.Program `ebpf:"enter_pivot_root"`
+	EnterProcessVmReadv        *ebpf.Program `ebpf:"enter_process_vm_readv"`
+	EnterProcessVmWritev       *ebpf.Program `ebpf:"enter_process_vm_writev"`
+	EnterPtrace                *ebpf.Program `ebpf:"enter_ptrace"`
+	EnterSetns                 *ebpf.Program `ebpf:"enter_setns"`
+	EnterTgkill                *ebpf.Program `ebpf:"enter_tgkill"`
+	EnterUmount                *ebpf.Program `ebpf:"enter_umount"`
+	EnterUnshare               *ebpf.Program `ebpf:"enter_unshare"`
+	ExitBpf                    *ebpf.Program `ebpf:"exit_bpf"`
+	ExitChroot                 *ebpf.Program `ebpf:"exit_chroot"`
+	ExitConnect                *ebpf.Program `ebpf:"exit_connect"`
+	ExitDeleteModule           *ebpf.Program `ebpf:"exit_delete_module"`
+	ExitDup2                   *ebpf.Program `ebpf:"exit_dup2"`
+	ExitDup3                   *ebpf.Program `ebpf:"exit_dup3"`
+	ExitFinitModule            *ebpf.Program `ebpf:"exit_finit_module"`
+	ExitInitModule             *ebpf.Program `ebpf:"exit_init_module"`
+	ExitKill                   *ebpf.Program `ebpf:"exit_kill"`
+	ExitLink                   *ebpf.Program `ebpf:"exit_link"`
+	ExitLinkat                 *ebpf.Program `ebpf:"exit_linkat"`
+	ExitMemfdCreate            *ebpf.Program `ebpf:"exit_memfd_create"`
+	ExitMknod                  *ebpf.Program `ebpf:"exit_mknod"`
+	ExitMknodat                *ebpf.Program `ebpf:"exit_mknodat"`
+	ExitMount                  *ebpf.Program `ebpf:"exit_mount"`
+	ExitNameToHandleAt         *ebpf.Program `ebpf:"exit_name_to_handle_at"`
+	ExitOldumount              *ebpf.Program `ebpf:"exit_oldumount"`
+	ExitPivotRoot              *ebpf.Program `ebpf:"exit_pivot_root"`
+	ExitProcessVmReadv         *ebpf.Program `ebpf:"exit_process_vm_readv"`
+	ExitProcessVmWritev        *ebpf.Program `ebpf:"exit_process_vm_writev"`
+	ExitPtrace                 *ebpf.Program `ebpf:"exit_ptrace"`
+	ExitRename                 *ebpf.Program `ebpf:"exit_rename"`
+	ExitRenameat               *ebpf.Program `ebpf:"exit_renameat"`
+	ExitRenameat2              *ebpf.Program `ebpf:"exit_renameat2"`
+	ExitSetns                  *ebpf.Program `ebpf:"exit_setns"`
+	ExitSymlink                *ebpf.Program `ebpf:"exit_symlink"`
+	ExitSymlinkat              *ebpf.Program `ebpf:"exit_symlinkat"`
+	ExitTgkill                 *ebpf.Program `ebpf:"exit_tgkill"`
+	ExitUmount                 *ebpf.Program `ebpf:"exit_umount"`
+	ExitUnlink                 *ebpf.Program `ebpf:"exit_unlink"`
+	ExitUnlinkat               *ebpf.Program `ebpf:"exit_unlinkat"`
+	ExitUnshare                *ebpf.Program `ebpf:"exit_unshare"`
+	KestrelExec                *ebpf.Program `ebpf:"kestrel_exec"`
+	KestrelExit                *ebpf.Program `ebpf:"kestrel_exit"`
+	KestrelFork                *ebpf.Program `ebpf:"kestrel_fork"`
+	KestrelIouCompleteOptional *ebpf.Program `ebpf:"kestrel_iou_complete_optional"`
+	KestrelIouSubmitOptional   *ebpf.Program `ebpf:"kestrel_iou_submit_optional"`
+	KestrelSysEnter            *ebpf.Program `ebpf:"kestrel_sys_enter"`
+	KestrelSysExit             *ebpf.Program `ebpf:"kestrel_sys_exit"`
+	NetConnect4                *ebpf.Program `ebpf:"net_connect4"`
+	NetConnect6                *ebpf.Program `ebpf:"net_connect6"`
+	NetConnectUnixOptional     *ebpf.Program `ebpf:"net_connect_unix_optional"`
+	NetSendLength              *ebpf.Program `ebpf:"net_send_length"`
+	NetSockRelease             *ebpf.Program `ebpf:"net_sock_release"`
+	NetSockSetState            *ebpf.Program `ebpf:"net_sock_set_state"`
+	TailOpenEmit               *ebpf.Program `ebpf:"tail_open_emit"`
 }
 
 func (p *sensorPrograms) Close() error {
@@ -794,6 +853,8 @@ func (p *sensorPrograms) Close() error {
 		p.KestrelExec,
 		p.KestrelExit,
 		p.KestrelFork,
+		p.KestrelIouCompleteOptional,
+		p.KestrelIouSubmitOptional,
 		p.KestrelSysEnter,
 		p.KestrelSysExit,
 		p.NetConnect4,

@@ -56,6 +56,8 @@ func runHelper(action string, args []string) int {
 		return runSysHelper(args)
 	case "ident":
 		return runIdentHelper(args)
+	case "iou":
+		return runIOUringHelper(args)
 	case "deployed": // stage 1 of TestLoadWithDeployedCapabilities
 		return deployedStage1(args[0], args[1])
 	case "deployed2":
