@@ -57,6 +57,8 @@ const (
 	envSlot      = 4096
 	execFTTY     = 1 << 0
 	execFEnvTr   = 1 << 2
+	execFExeTr   = 1 << 3
+	execFCwdTr   = 1 << 4
 	forkSize     = 72
 	forkChild    = 56
 	forkParent   = 60
@@ -278,6 +280,14 @@ func (d *decoder) decodeExec(h *recHeader, b []byte) (*event.Event, error) {
 		return nil, malformed("exec args length %d exceeds %d", argsLen, argsSlot)
 	}
 	flags := le.Uint32(b[execFlags:])
+	// A path deeper than the kernel's walk is its deepest part: marked, so
+	// that it does not pass for an absolute path.
+	if flags&execFExeTr != 0 {
+		exe = truncatedMark + exe
+	}
+	if flags&execFCwdTr != 0 {
+		cwd = truncatedMark + cwd
+	}
 	pe := &procEvent{p: h.Process}
 	p := &pe.p
 	p.PPID = le.Uint32(b[execPPID:])

@@ -55,6 +55,17 @@ func TestDecodeExec(t *testing.T) {
 	}
 }
 
+func TestDecodeExecTruncatedPaths(t *testing.T) {
+	b := buildExec(execFields{hdrFields: testHdr, exe: "/d/d/x", cwd: "/d/d", flags: execFExeTr | execFCwdTr})
+	e, err := testDecoder().decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Process.Exe != ".../d/d/x" || e.Process.Cwd != ".../d/d" {
+		t.Errorf("exe %q cwd %q; want both marked truncated", e.Process.Exe, e.Process.Cwd)
+	}
+}
+
 func TestDecodeExecMemfdAndTruncatedEnv(t *testing.T) {
 	b := buildExec(execFields{
 		hdrFields: testHdr, exe: "memfd:payload (deleted)", flags: execFEnvTr,
