@@ -31,9 +31,11 @@
  * x32 calls (number | __X32_SYSCALL_BIT) use the native registers and,
  * except for a few x32-only numbers in the table, the native numbers.
  *
- * A row may have an exit handler only (the open family: what it reports is
- * decided on the file the call opened, which exists at sys_exit only); its
- * sys_enter returns on the first bit test, and pays no tail call.
+ * A row may have an exit handler only (the path families, decided at
+ * sys_exit from the argument registers); its sys_enter returns on the first
+ * bit test, and pays no tail call. The open family, the most frequent
+ * watched call, has no handler at all: the sys_exit dispatcher decides it
+ * inline (sys_open_call), on the file the call opened.
  *
  * Slot layout: SYS_SLOTS bits; native numbers below SYS_COMPAT_BASE. */
 #pragma once

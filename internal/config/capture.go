@@ -9,7 +9,11 @@ import (
 // CaptureConfig drives the kernel side: ring buffer sizing and the in-kernel
 // path filters that decide which opens cross into user space.
 //
-// The open filter reports an open when any of these match (see bpf/open.bpf.h):
+// A successful open of a model file the sensor knows, a kernel knob, a block
+// device or kernel memory, or another namespace's file is reported whatever
+// path reached it (the kernel decides on the file it opened; see
+// bpf/open.bpf.h). Other opens, and every failed one, are decided on the
+// path as passed: the filter reports one when any of these match:
 //   - the path as passed starts with one of WatchPrefixes (absolute paths only;
 //     end a directory with "/" so that "/models/" does not match "/models2");
 //   - the path ends with one of WatchSuffixes, compared case-insensitively;

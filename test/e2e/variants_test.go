@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -94,11 +95,15 @@ func TestVariantsFile(t *testing.T) {
 
 // TestVariants replays the attack variants of testdata/variants against the
 // sensor and checks each one's must / must_not rules; benign variants must
-// fire nothing above low.
+// fire nothing above low. KESTREL_E2E_VARIANTS="VK1,VK2" replays only those.
 func TestVariants(t *testing.T) {
 	vs, err := loadVariants("testdata/variants.yaml")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if only := os.Getenv("KESTREL_E2E_VARIANTS"); only != "" {
+		keep := strings.Split(only, ",")
+		vs = slices.DeleteFunc(vs, func(v variant) bool { return !slices.Contains(keep, v.ID) })
 	}
 	rh := newReplayHarness(t)
 	requireTools(t, "perl", "scp", "wget", "split", "base64", "xargs", "gzip", "dd", "tee")
