@@ -699,38 +699,144 @@ struct {
  * reported less than repeat_window_ns ago (and counts it); otherwise it
  * records the report and sets *repeats to the opens counted since the
  * previous one. */
+/* The last key each CPU reported or counted, and the opens it counted
+ * since without the hash lookup: a storm of one file by one process (a
+ * loader re-reading its weights) costs a compare per open. Those counts go
+ * to the key's open_repeats entry when another key takes the slot. */
+struct repeat_cache {
+	struct repeat_key k;
+	__u64 last_ns; /* the key's last report */
+	__u32 pending;
+	__u32 valid;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct repeat_cache);
+} repeat_cache_map SEC(".maps");
+
+static __always_inline void repeat_key_of(struct task_struct *t, struct file *fp, __u32 flags, struct repeat_key *k)
+{
+	struct file *f = KCAST(struct file, fp);
+	struct inode *ino = f->f_inode;
+	k->ino = ino->i_ino;
+	k->exec_id = t->self_exec_id;
+	k->dev = ino->i_sb->s_dev;
+	k->tgid = t->tgid;
+	k->fmode = flags & KS_O_FMODE;
+	k->_pad = 0;
+}
+
+static __always_inline bool repeat_key_eq(struct repeat_key *a, struct repeat_key *b)
+{
+	return a->ino == b->ino && a->dev == b->dev && a->tgid == b->tgid && a->exec_id == b->exec_id &&
+	       a->fmode == b->fmode;
+}
+
+/* repeat_cached reports whether this successful open repeats, within the
+ * window, the key this CPU last reported or counted (and counts it). It
+ * runs before the name filter: a cached key was matched when reported. */
+static __always_inline bool repeat_cached(struct task_struct *t, struct file *fp, __u32 flags)
+{
+	if (!repeat_window_ns)
+		return false;
+	__u32 zero = 0;
+	struct repeat_cache *c = bpf_map_lookup_elem(&repeat_cache_map, &zero);
+	if (!c || !c->valid)
+		return false;
+	if (c->k.ino != KCAST(struct file, fp)->f_inode->i_ino) /* the cheap test first */
+		return false;
+	struct repeat_key k;
+	repeat_key_of(t, fp, flags, &k);
+	if (!repeat_key_eq(&c->k, &k) || bpf_ktime_get_boot_ns() - c->last_ns >= repeat_window_ns)
+		return false;
+	c->pending++;
+	count_drop(DROP_OPEN_REPEAT);
+	return true;
+}
+
+/* repeat_cache_set makes k this CPU's cached key, first handing the counts
+ * of the key it replaces to that key's open_repeats entry. */
+static __always_inline void repeat_cache_set(struct repeat_key *k, __u64 last_ns)
+{
+	__u32 zero = 0;
+	struct repeat_cache *c = bpf_map_lookup_elem(&repeat_cache_map, &zero);
+	if (!c)
+		return;
+	if (c->valid && c->pending && !repeat_key_eq(&c->k, k)) {
+		struct repeat_val *old = bpf_map_lookup_elem(&open_repeats, &c->k);
+		if (old)
+			__sync_fetch_and_add(&old->suppressed, c->pending);
+	}
+	if (!c->valid || !repeat_key_eq(&c->k, k)) {
+		c->k = *k;
+		c->pending = 0;
+	}
+	c->last_ns = last_ns;
+	c->valid = 1;
+}
+
+/* The possible CPUs, for repeat_cache_take. Set by the loader. */
+volatile const __u32 nr_cpus = 1;
+
+struct repeat_take {
+	struct repeat_key *k;
+	__u32 sum;
+};
+
+static long repeat_take_cpu(__u64 cpu, void *data)
+{
+	struct repeat_take *rt = data;
+	__u32 zero = 0;
+	struct repeat_cache *c = bpf_map_lookup_percpu_elem(&repeat_cache_map, &zero, cpu);
+	if (c && c->valid && c->pending && repeat_key_eq(&c->k, rt->k)) {
+		rt->sum += c->pending;
+		c->pending = 0; /* racing with that CPU's increment loses at most a few: the drop counter has them */
+	}
+	return 0;
+}
+
+/* repeat_cache_take collects and clears the counts every CPU's cache holds
+ * for k: the process may have moved between CPUs while it repeated. Runs
+ * once per report of a repeated key. */
+static __always_inline __u32 repeat_cache_take(struct repeat_key *k)
+{
+	struct repeat_take rt = {.k = k};
+	bpf_loop(nr_cpus, repeat_take_cpu, &rt, 0);
+	return rt.sum;
+}
+
 static __always_inline bool repeated(struct task_struct *t, struct file *fp, __u32 flags, __u32 *repeats)
 {
 	*repeats = 0;
 	if (!repeat_window_ns)
 		return false;
-	struct file *f = KCAST(struct file, fp);
-	struct inode *ino = f->f_inode;
-	struct repeat_key k = {
-		.ino = ino->i_ino,
-		.exec_id = t->self_exec_id,
-		.dev = ino->i_sb->s_dev,
-		.tgid = t->tgid,
-		.fmode = flags & KS_O_FMODE,
-	};
+	struct repeat_key k;
+	repeat_key_of(t, fp, flags, &k);
 	__u64 now = bpf_ktime_get_boot_ns();
 	struct repeat_val *v = bpf_map_lookup_elem(&open_repeats, &k);
 	if (v) {
 		if (now - v->last_ns < repeat_window_ns) {
 			__sync_fetch_and_add(&v->suppressed, 1);
 			count_drop(DROP_OPEN_REPEAT);
+			repeat_cache_set(&k, v->last_ns);
 			return true;
 		}
 		/* No atomic exchange before cpu v3: an increment racing with
 		 * this read is lost from the next report's count (the drop
-		 * counter has it). */
-		*repeats = v->suppressed;
+		 * counter has it). Counts still cached on other CPUs arrive
+		 * with a later report. */
+		*repeats = v->suppressed + repeat_cache_take(&k);
 		v->suppressed = 0;
 		v->last_ns = now;
+		repeat_cache_set(&k, now);
 		return false;
 	}
 	struct repeat_val nv = {.last_ns = now};
 	bpf_map_update_elem(&open_repeats, &k, &nv, BPF_ANY);
+	repeat_cache_set(&k, now);
 	return false;
 }
 
@@ -935,16 +1041,19 @@ static __always_inline void open_exit(void *ctx, struct pt_regs *regs, long ret,
 	if (!s)
 		return;
 	struct task_struct *t = bpf_get_current_task_btf();
-	struct open_ident id = {};
-	if (ret >= 0) {
-		struct file *f = fd_file(t, ret);
-		if (f)
-			identify(t, f, &id);
-	}
 	struct sys_args a;
 	struct open_argv oc;
 	sys_args_get(regs, &a);
 	open_call_args(call, &a, &oc);
+	struct open_ident id = {};
+	if (ret >= 0) {
+		struct file *f = fd_file(t, ret);
+		if (f) {
+			if (repeat_cached(t, f, oc.flags))
+				return;
+			identify(t, f, &id);
+		}
+	}
 	long n = 0;
 	if (oc.path)
 		n = bpf_probe_read_user_str(s->raw, RAW_SLOT, (const char *)oc.path);

@@ -360,8 +360,9 @@ func TestOpenRepeatsCounted(t *testing.T) {
 	for s.Counters()["drops_open_repeats"]-drops0 < want && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond) // the counters are read on the poll tick
 	}
-	if got := s.Counters()["drops_open_repeats"] - drops0; got != want {
-		t.Errorf("drops_open_repeats grew by %d; want %d", got, want)
+	// At least: the counter is the host's, and other processes repeat too.
+	if got := s.Counters()["drops_open_repeats"] - drops0; got < want {
+		t.Errorf("drops_open_repeats grew by %d; want %d or more", got, want)
 	}
 }
 

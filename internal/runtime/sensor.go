@@ -197,10 +197,15 @@ func configureSpec(spec *ebpf.CollectionSpec, cfg config.CaptureConfig) error {
 		return errors.New("BPF spec has no events ring buffer")
 	}
 	rb.MaxEntries = uint32(cfg.RingBufferBytes)
+	cpus, err := ebpf.PossibleCPU()
+	if err != nil {
+		return fmt.Errorf("count possible CPUs: %w", err)
+	}
 	for name, v := range map[string]any{
 		"self_tgid":        uint32(os.Getpid()),
 		"wakeup_bytes":     uint64(cfg.WakeupBytes),
 		"repeat_window_ns": uint64(cfg.OpenRepeatWindow.D()),
+		"nr_cpus":          uint32(cpus),
 	} {
 		vs, ok := spec.Variables[name]
 		if !ok {

@@ -277,6 +277,14 @@ type sensorProcKey struct {
 	Data [16]int8
 }
 
+type sensorRepeatCache struct {
+	_       structs.HostLayout
+	K       sensorRepeatKey
+	LastNs  uint64
+	Pending uint32
+	Valid   uint32
+}
+
 type sensorRepeatKey struct {
 	_      structs.HostLayout
 	Ino    uint64
@@ -364,6 +372,7 @@ const (
 	sensorMapPendingConnect              = "pending_connect"
 	sensorMapPrefixTrie                  = "prefix_trie"
 	sensorMapProcTrie                    = "proc_trie"
+	sensorMapRepeatCacheMap              = "repeat_cache_map"
 	sensorMapSuffixTrie                  = "suffix_trie"
 	sensorMapSysEnterCalls               = "sys_enter_calls"
 	sensorMapSysExitCalls                = "sys_exit_calls"
@@ -441,6 +450,7 @@ const (
 	sensorVarBtfExitRec                  = "_btf_exit_rec"
 	sensorVarBtfForkRec                  = "_btf_fork_rec"
 	sensorVarKnobLens                    = "knob_lens"
+	sensorVarNrCpus                      = "nr_cpus"
 	sensorVarPrefixGate                  = "prefix_gate"
 	sensorVarPrefixKlen                  = "prefix_klen"
 	sensorVarProcPairs                   = "proc_pairs"
@@ -591,6 +601,7 @@ type sensorMapSpecs struct {
 	PendingConnect  *ebpf.MapSpec `ebpf:"pending_connect"`
 	PrefixTrie      *ebpf.MapSpec `ebpf:"prefix_trie"`
 	ProcTrie        *ebpf.MapSpec `ebpf:"proc_trie"`
+	RepeatCacheMap  *ebpf.MapSpec `ebpf:"repeat_cache_map"`
 	SuffixTrie      *ebpf.MapSpec `ebpf:"suffix_trie"`
 	SysEnterCalls   *ebpf.MapSpec `ebpf:"sys_enter_calls"`
 	SysExitCalls    *ebpf.MapSpec `ebpf:"sys_exit_calls"`
@@ -606,6 +617,7 @@ type sensorVariableSpecs struct {
 	BtfExitRec      *ebpf.VariableSpec `ebpf:"_btf_exit_rec"`
 	BtfForkRec      *ebpf.VariableSpec `ebpf:"_btf_fork_rec"`
 	KnobLens        *ebpf.VariableSpec `ebpf:"knob_lens"`
+	NrCpus          *ebpf.VariableSpec `ebpf:"nr_cpus"`
 	PrefixGate      *ebpf.VariableSpec `ebpf:"prefix_gate"`
 	PrefixKlen      *ebpf.VariableSpec `ebpf:"prefix_klen"`
 	ProcPairs       *ebpf.VariableSpec `ebpf:"proc_pairs"`
@@ -660,6 +672,7 @@ type sensorMaps struct {
 	PendingConnect  *ebpf.Map `ebpf:"pending_connect"`
 	PrefixTrie      *ebpf.Map `ebpf:"prefix_trie"`
 	ProcTrie        *ebpf.Map `ebpf:"proc_trie"`
+	RepeatCacheMap  *ebpf.Map `ebpf:"repeat_cache_map"`
 	SuffixTrie      *ebpf.Map `ebpf:"suffix_trie"`
 	SysEnterCalls   *ebpf.Map `ebpf:"sys_enter_calls"`
 	SysExitCalls    *ebpf.Map `ebpf:"sys_exit_calls"`
@@ -689,6 +702,7 @@ func (m *sensorMaps) Close() error {
 		m.PendingConnect,
 		m.PrefixTrie,
 		m.ProcTrie,
+		m.RepeatCacheMap,
 		m.SuffixTrie,
 		m.SysEnterCalls,
 		m.SysExitCalls,
@@ -705,6 +719,7 @@ type sensorVariables struct {
 	BtfExitRec      *ebpf.Variable `ebpf:"_btf_exit_rec"`
 	BtfForkRec      *ebpf.Variable `ebpf:"_btf_fork_rec"`
 	KnobLens        *ebpf.Variable `ebpf:"knob_lens"`
+	NrCpus          *ebpf.Variable `ebpf:"nr_cpus"`
 	PrefixGate      *ebpf.Variable `ebpf:"prefix_gate"`
 	PrefixKlen      *ebpf.Variable `ebpf:"prefix_klen"`
 	ProcPairs       *ebpf.Variable `ebpf:"proc_pairs"`
