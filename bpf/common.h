@@ -15,6 +15,7 @@ enum record_type {
 	REC_FORK = 2,
 	REC_EXIT = 3,
 	REC_OPEN = 4,
+	REC_CGROUP = 5, /* cgroup.bpf.h */
 	/* 10..19: network (net.bpf.h) */
 	REC_CONNECT = 10,
 	REC_SOCK_STATS = 11,

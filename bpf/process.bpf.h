@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Process lifecycle: exec, fork (processes, not threads) and exit (the last
- * thread of a group). tp_btf gives typed task pointers with no tracefs. */
+ * thread of a group). tp_btf gives typed task pointers with no tracefs.
+ * Exec and fork first send the task's cgroup path when it is not yet known
+ * (cgroup.bpf.h), so that user space never has to guess its container. */
 #pragma once
 
 #include "path.h"
+#include "cgroup.bpf.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -42,6 +45,7 @@ int BPF_PROG(kestrel_exec, struct task_struct *t, pid_t old_pid, struct linux_bi
 
 	if (is_self())
 		return 0;
+	learn_task_cgroup(t);
 	struct exec_rec *r = bpf_map_lookup_elem(&exec_scratch, &zero);
 	if (!r)
 		return 0;
@@ -97,6 +101,7 @@ int BPF_PROG(kestrel_fork, struct task_struct *parent, struct task_struct *child
 	if (BPF_CORE_READ(child, pid) != tgid) /* a thread */
 		return 0;
 	/* The sensor's own forks are reported: they cannot feed back. */
+	learn_task_cgroup(child);
 	struct fork_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
 	if (!r) {
 		count_drop(DROP_RINGBUF_RESERVE);
@@ -106,6 +111,7 @@ int BPF_PROG(kestrel_fork, struct task_struct *parent, struct task_struct *child
 	r->child_tgid = tgid;
 	r->parent_tgid = BPF_CORE_READ(parent, tgid);
 	r->child_start_ns = BPF_CORE_READ(child, start_boottime);
+	r->child_cgroup_id = BPF_CORE_READ(child, cgroups, dfl_cgrp, kn, id);
 	bpf_ringbuf_submit(r, submit_flags());
 	return 0;
 }

@@ -48,6 +48,7 @@ struct fork_rec {
 	__u32 child_tgid;
 	__u32 parent_tgid;
 	__u64 child_start_ns;
+	__u64 child_cgroup_id; /* differs from h.cgroup_id under clone3(CLONE_INTO_CGROUP) */
 };
 
 struct exit_rec {
@@ -55,6 +56,33 @@ struct exit_rec {
 	__u32 exit_code; /* wait status: code << 8 | signal */
 	__u32 _pad;
 	__u64 start_ns;
+};
+
+/* A cgroup record: the id of a cgroup v2 directory (its kernfs node id, what
+ * bpf_get_current_cgroup_id returns) and its path from the root of the
+ * hierarchy, whatever cgroup namespace the sensor runs in. Sent when a cgroup
+ * is created or removed, and before an exec or fork record whose cgroup the
+ * cgroup_known map does not hold (cgroup.bpf.h). */
+#define CGROUP_PATH_SLOT 1024
+
+enum cgroup_op {
+	CGROUP_MKDIR = 1,  /* cgroup_mkdir */
+	CGROUP_RMDIR = 2,  /* cgroup_rmdir: path_len is 0 */
+	CGROUP_ATTACH = 3, /* cgroup_attach_task into a cgroup not yet known */
+	CGROUP_TASK = 4,   /* read from a task's cgroup at exec or fork */
+};
+
+/* Flags of a cgroup record. */
+#define CGROUP_F_TRUNC (1 << 0) /* path too long or too deep: not the full path */
+
+struct cgroup_rec {
+	struct rec_hdr h;
+	__u64 id;
+	__u16 op;       /* enum cgroup_op */
+	__u16 flags;    /* CGROUP_F_* */
+	__u16 path_len; /* without the NUL; the record is sent up to the NUL */
+	__u16 _pad;
+	char path[CGROUP_PATH_SLOT];
 };
 
 /* Open record flags. */

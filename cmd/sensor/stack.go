@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	goruntime "runtime"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,7 +22,6 @@ import (
 	"github.com/kestrel-sec/kestrel/internal/pipeline"
 	"github.com/kestrel-sec/kestrel/internal/runtime"
 	"github.com/kestrel-sec/kestrel/internal/runtime/enrich"
-	"github.com/kestrel-sec/kestrel/internal/runtime/proc"
 )
 
 // stack is the whole in-process sensor: kernel capture, GPU sampler,
@@ -40,14 +41,17 @@ type stack struct {
 	started  time.Time
 	bg       sync.WaitGroup
 	cancelBG context.CancelFunc
+	// attached is true from a successful load and attach until Close
+	// detaches; running while the pipeline runs. Ready is both.
+	attached atomic.Bool
+	running  atomic.Bool
 }
 
 // newStack builds every stage and loads and attaches the eBPF programs last.
 // On error everything already created is released: nothing stays attached.
+// A stage that refuses its configuration returns a configError (exit 2),
+// always before anything is loaded.
 func newStack(ctx context.Context, cfg *config.Config, log *slog.Logger, sinks []pipeline.Sink) (_ *stack, err error) {
-	if err := runtime.CheckPrivileges(); err != nil {
-		return nil, err
-	}
 	s := &stack{cfg: cfg, log: log, started: time.Now()}
 	bgctx, cancel := context.WithCancel(ctx)
 	s.cancelBG = cancel
@@ -60,7 +64,7 @@ func newStack(ctx context.Context, cfg *config.Config, log *slog.Logger, sinks [
 	s.gpu, err = gpu.NewSampler(cfg.GPU, &gpu.Options{Logger: log})
 	if err != nil {
 		if !errors.Is(err, gpu.ErrNoDriver) && cfg.GPU.Source != config.GPUSourceNVML && cfg.GPU.Source != "" {
-			return nil, fmt.Errorf("start GPU sampler: %w", err)
+			return nil, configError{fmt.Errorf("start GPU sampler: %w", err)}
 		}
 		// No driver, or NVML refused to start: one clear line, then carry on.
 		if errors.Is(err, gpu.ErrNoDriver) {
@@ -72,11 +76,11 @@ func newStack(ctx context.Context, cfg *config.Config, log *slog.Logger, sinks [
 	}
 	s.assigner, err = gpu.NewAssigner(cfg.GPU, &gpu.AssignerOptions{Logger: log})
 	if err != nil {
-		return nil, fmt.Errorf("start GPU assignments: %w", err)
+		return nil, configError{fmt.Errorf("start GPU assignments: %w", err)}
 	}
 	s.goBG(func() { _ = s.assigner.Run(bgctx) })
 
-	fs, err := proc.NewFS("/proc")
+	fs, err := newProcFS()
 	if err != nil {
 		return nil, fmt.Errorf("open procfs: %w", err)
 	}
@@ -88,30 +92,48 @@ func newStack(ctx context.Context, cfg *config.Config, log *slog.Logger, sinks [
 
 	s.enricher, err = enrich.New(cfg.Context, &enrich.Options{Logger: log, GPUAssignments: gpuAlloc{s.assigner, s.gpu}})
 	if err != nil {
-		return nil, fmt.Errorf("create enricher: %w", err)
+		return nil, configError{fmt.Errorf("create enricher: %w", err)}
 	}
 	if err := s.enricher.Start(bgctx); err != nil {
 		return nil, fmt.Errorf("start enricher: %w", err)
 	}
 
 	s.models = &modelIdentity{log: log}
-	s.engine, err = detect.New(cfg.Detect, &detect.Options{Logger: log, HostNS: hostNS,
+	s.engine, err = detect.New(cfg.Detect, &detect.Options{Logger: log, HostNS: hostNS, Proc: procView{fs},
 		AI: &detect.AIOptions{StaticAlloc: s.assigner.StaticAlloc, Node: os.Getenv("NODE_NAME"),
-			ModelIdentity: s.models.update}})
+			ModelIdentity: s.models.update},
+		Self: detect.SelfIdentity{PID: uint32(os.Getpid()), IsThread: isOwnThread}})
 	if err != nil {
-		return nil, fmt.Errorf("create rule engine: %w", err)
+		return nil, configError{fmt.Errorf("create rule engine: %w", err)}
 	}
 	s.goBG(func() { _ = s.engine.Run(bgctx) }) // the model registry's rate-limited hasher
 	s.det = &snapshotDetector{Engine: s.engine}
 	s.det.counters.Store(map[string]uint64{})
 
-	s.kernel, err = runtime.Load(cfg.Capture, &runtime.Options{Logger: log})
+	// The kernel's cgroup records keep the enricher's index of cgroup
+	// paths current, so that every process is attributed at event time.
+	// Loading comes after every stage took its configuration, so a config
+	// error is reported as such (exit 2) before anything is loaded.
+	if err := runtime.CheckPrivileges(); err != nil {
+		return nil, err
+	}
+	ropts := &runtime.Options{Logger: log}
+	if cg := s.enricher.Cgroups(); cg != nil {
+		ropts.Cgroups = cg
+	}
+	s.kernel, err = runtime.Load(cfg.Capture, ropts)
 	if err != nil {
 		return nil, fmt.Errorf("load eBPF programs: %w", err)
 	}
 	s.models.attach(s.kernel)
+	s.attached.Store(true)
 
-	sources := []pipeline.Source{s.kernel}
+	match := s.engine.ModelMatcher()
+	seed := heldSeed{fs: fs, log: log, isModel: func(p string, size int64) bool {
+		ok, _ := match.IsModel("", p, size)
+		return ok
+	}}
+	sources := []pipeline.Source{s.kernel, seed}
 	if s.gpu.Enabled() {
 		sources = append(sources, s.gpu)
 	}
@@ -128,7 +150,11 @@ func (s *stack) goBG(f func()) {
 }
 
 // Run runs the pipeline until ctx is done.
-func (s *stack) Run(ctx context.Context) error { return s.pipe.Run(ctx) }
+func (s *stack) Run(ctx context.Context) error {
+	s.running.Store(true)
+	defer s.running.Store(false)
+	return s.pipe.Run(ctx)
+}
 
 // Close detaches every program and stops every stage. Safe on a partly built
 // stack and more than once.
@@ -136,6 +162,7 @@ func (s *stack) Close() {
 	if s.models != nil {
 		s.models.attach(nil)
 	}
+	s.attached.Store(false)
 	if s.kernel != nil {
 		if err := s.kernel.Close(); err != nil {
 			s.log.Error("detach eBPF programs", "err", err)
@@ -183,12 +210,37 @@ func (s *stack) status() *event.Status {
 	if s.gpu != nil {
 		gpuState = s.gpu.State()
 	}
+	st.Ready = s.attached.Load() && s.running.Load()
+	st.GPUEnabled = s.gpu.Enabled()
 	st.Fields["nvml"] = gpuState
 	st.Fields["version"] = version
 	st.Fields["uptime"] = time.Since(s.started).Round(time.Second).String()
+	// A leak shows here first (the soak watches it).
+	st.Counters["process_goroutines"] = uint64(goruntime.NumGoroutine())
 	st.Fields["node"] = nodeName()
 	st.Message = "GPU: " + gpuState
+	if s.kernel != nil {
+		sc := s.kernel.SelfCheck()
+		st.Fields[event.FieldSelfCheck] = sc
+		st.Message += selfCheckNote(sc)
+	}
 	return st
+}
+
+// selfCheckNote is what the status line adds when the sensor's BPF objects
+// were tampered with: that line must not read as all clear.
+func selfCheckNote(selfCheck string) string {
+	if selfCheck == "" || selfCheck == "ok" {
+		return ""
+	}
+	return "; self-check: " + selfCheck
+}
+
+// isOwnThread reports whether tid is a thread of this process: a tracer
+// may attach to any one of them.
+func isOwnThread(tid uint32) bool {
+	_, err := os.Stat("/proc/self/task/" + strconv.FormatUint(uint64(tid), 10))
+	return err == nil
 }
 
 // snapshotDetector runs the engine on the pipeline goroutine and publishes a

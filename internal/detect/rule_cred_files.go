@@ -51,8 +51,9 @@ func newCRED003(*Settings) Rule {
 			"a GPU owner) reads a Hugging Face token, AWS/GCP/Azure credentials, docker config, .netrc, " +
 			".git-credentials, a kubeconfig or Kubernetes/kubelet PKI (raw or resolved path, so /proc/1/root/... " +
 			"and /host/... count); or any process reads /proc/<pid>/environ of a GPU owner, or a container process " +
-			"reads it for a process outside its container (tokens such as HF_TOKEN live in the server env); a " +
-			"successful read is recognised by the process the kernel opened the entry of, whatever path reached it.",
+			"reads it for a process outside its container (tokens such as HF_TOKEN live in the server env). The " +
+			"pid is the reader's: one in a container's PID namespace is mapped to the host pid; a successful read is " +
+			"recognised by the process the kernel opened the entry of, whatever path reached it.",
 		Knobs: []string{"rules.CRED-003.allow_exe"},
 		Kinds: kinds(event.KindOpen),
 	}}}
@@ -65,18 +66,15 @@ func (r *cred003) Eval(ctx *Context, ev *event.Event) {
 		return
 	}
 	var t uint32
-	pid, rest, ok := procPath(f.RawPath)
-	switch {
+	switch pid, rest, ok := procPath(f.RawPath); {
 	case f.Knob == event.KnobProcEnviron && f.TargetPID != 0:
-		// The kernel named the process by its host pid, whatever path
-		// (a symlink, another procfs mount) or pid namespace reached it.
+		// The kernel named the process by its host pid, whatever path (a
+		// symlink, another procfs mount) or pid namespace reached it.
 		t = f.TargetPID
-		pid = itoa(uint64(t))
 	case ok && rest == "environ" && pid != "self" && pid != "thread-self":
-		t = atoiPID(pid)
-		host := ctx.Settings.HostNS
-		if inContainer(ev) && host.PID != 0 && p.NS.PID != 0 && p.NS.PID != host.PID {
-			return // the pid is local to the container's own PID namespace
+		var known bool
+		if t, known = ctx.State.HostPID(p, atoiPID(pid), ctx.Now); !known {
+			return
 		}
 	}
 	if t != 0 {
@@ -87,20 +85,17 @@ func (r *cred003) Eval(ctx *Context, ev *event.Event) {
 		if ctx.State.IsGPUOwner(t) {
 			why = "GPU owner"
 		} else if inContainer(ev) {
-			if cid, known := ctx.State.ProcessContainer(t); known && cid != ev.Container.ID {
-				why = "process outside the container"
-				if cid == "" {
-					why = "host process"
-				}
+			if out, other, decided := ctx.State.Outside(p, ev.Container, t, ctx.Now); decided && out {
+				why = "process in " + other
 			}
 		}
 		if why == "" {
 			return
 		}
 		ctx.Emit(ev, Report{
-			Key:         "environ:" + pid,
-			Explanation: who(ev) + " read the environment of " + why + " pid " + pid + " (" + f.RawPath + ")" + resultNote(int64(f.Result)) + " from " + where(ev) + ".",
-			Attrs:       map[string]string{"condition": "proc_environ", "target_pid": pid},
+			Key:         "environ:" + itoa(uint64(t)),
+			Explanation: who(ev) + " read the environment of " + why + " pid " + itoa(uint64(t)) + " (" + f.RawPath + ")" + resultNote(int64(f.Result)) + " from " + where(ev) + ".",
+			Attrs:       map[string]string{"condition": "proc_environ", "target_pid": itoa(uint64(t))},
 		})
 		return
 	}

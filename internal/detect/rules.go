@@ -15,13 +15,14 @@ import "github.com/kestrel-sec/kestrel/internal/event"
 // Settings.IsGPUAgent, gpu_workload_allowlist).
 var catalog = []func(*Settings) Rule{
 	newESC001, newESC002, newESC003, newESC004, newESC005,
-	newESC006, newESC007, newESC008, newESC009, newESC010,
+	newESC006, newESC007, newESC008, newESC009, newESC010, newESC011,
 	newNVT001, newNVT002, newNVT003, newNVT004,
 	newEXE001, newEXE002, newEXE003, newEXE004,
 	newCRED001, newCRED002, newCRED003,
 	newC2001,
 	newGPU001, newGPU002, newGPU003, newGPU004, newGPU005, newGPU006, newGPU007, newGPU008,
 	newEXF001, newEXF002, newEXF003, newEXF004, newEXF005, newEXF006,
+	newSELF001, newSELF002, newSELF003, newSELF004,
 }
 
 // baseRule carries a rule's metadata; rules embed it.

@@ -131,9 +131,14 @@ type Process struct {
 	// StartTime is when the process (tgid) started.
 	StartTime time.Time
 	// ExecTime is when the current image was exec'd.
-	ExecTime  time.Time
-	CgroupID  uint64
-	NS        Namespaces
+	ExecTime time.Time
+	CgroupID uint64
+	NS       Namespaces
+	// NSPID is the pid in the process's own PID namespace (the last field
+	// of NSpid in /proc/<pid>/status), which is the pid its container's
+	// processes name it by; 0 when unknown. With NS.PID it maps the pids
+	// that ptrace, process_vm_* and /proc/<pid>/ paths carry to host pids.
+	NSPID     uint32
 	CapEff    uint64
 	CapPrm    uint64
 	TTY       bool
@@ -142,6 +147,9 @@ type Process struct {
 	GPUOwner bool
 	// ExeMemfd is true when the executable is a memfd (fileless execution).
 	ExeMemfd bool
+	// Truncated marks the fields the capture cut short (TruncArgs, TruncEnv,
+	// TruncExe, TruncCwd): Args then holds only the start of the command line.
+	Truncated Truncation
 }
 
 // Container is the runtime context of a process that is not on the host.
@@ -194,8 +202,8 @@ func (s PathSource) String() string {
 
 // File is the payload of an open (or of a file-related syscall).
 type File struct {
-	// Path is absolute, unless PathTruncated (then it is the deepest part,
-	// after "..."), or PathSource is PathUnresolved.
+	// Path is absolute, unless Truncated has TruncPath (then it is the
+	// deepest part, after "..."), or PathSource is PathUnresolved.
 	Path       string
 	RawPath    string // as passed to the syscall
 	PathSource PathSource
@@ -207,7 +215,8 @@ type File struct {
 	Inode  uint64
 	Dev    uint64
 	// Syscall names the call: open, openat, openat2, creat,
-	// open_by_handle_at.
+	// open_by_handle_at; "held" for a model file a process held
+	// (descriptor or mapping) when the sensor started, read from /proc.
 	Syscall string
 	// Via is ViaIOUring for an io_uring request, "" for a syscall.
 	Via string
@@ -225,12 +234,6 @@ type File struct {
 	// of the process the entry belongs to, whatever pid namespace or name
 	// the caller reached it through.
 	TargetPID uint32
-	// PathTruncated is set when the kernel's path walk ran out of depth or
-	// room: Path is not the whole path and says so ("..." in front).
-	PathTruncated bool
-	// RawTruncated is set when the path as passed was longer than the
-	// kernel copies: RawPath is its beginning.
-	RawTruncated bool
 	// Repeats counts the opens of the same file by the same process image
 	// with the same access mode that the kernel counted instead of
 	// reporting since the previous report of it (capture.open_repeat_window).
@@ -243,6 +246,8 @@ type File struct {
 	// Compat is set for a 32-bit syscall on a 64-bit kernel (a 32-bit
 	// binary, or int 0x80 from a 64-bit one).
 	Compat bool
+	// Truncated marks a path cut short (TruncPath, TruncRawPath).
+	Truncated Truncation
 }
 
 // ViaIOUring is File.Via and Syscall.Via for an io_uring request.
@@ -477,9 +482,6 @@ type Syscall struct {
 	FdIsSocket bool
 	// Via is ViaIOUring for an io_uring request, "" for a syscall.
 	Via string
-	// PathTruncated is set when Path or Path2 was longer than the kernel
-	// copies: it is the beginning of the path.
-	PathTruncated bool
 	// ExitOnly is set when the call was refused before it ran (a seccomp
 	// filter or a tracer; sys_enter never fired) and was seen at sys_exit
 	// only, with the errno in Ret: a blocked attempt. Calls decided at
@@ -488,6 +490,8 @@ type Syscall struct {
 	// Compat is set for a 32-bit syscall on a 64-bit kernel (a 32-bit
 	// binary, or int 0x80 from a 64-bit one).
 	Compat bool
+	// Truncated marks a path cut short (TruncPath).
+	Truncated Truncation
 }
 
 // Exit is the payload of exit events.
@@ -565,16 +569,22 @@ type Finding struct {
 
 // Lost reports events dropped somewhere on the way.
 type Lost struct {
-	Source string // e.g. "kernel_ringbuf", "decoder", "queue", "ring_overwrite", "subscriber"
+	Source string // e.g. "kernel_ringbuf", "decoder", "queue", "subscriber", "encode_error"
 	Count  uint64
+	// Detail says more where there is more to say (an encoding error).
+	Detail string
 }
 
 // Status reports sensor state (the first line of --tail, periodic health).
 type Status struct {
-	Ready    bool
-	Message  string
-	Programs []string
-	Fields   map[string]string
+	// Ready is true once every program is attached and the pipeline runs.
+	Ready   bool
+	Message string
+	// GPUEnabled is true while the GPU sampler runs (NVML or replay): gpu
+	// events and GPU ownership are reported.
+	GPUEnabled bool
+	Programs   []string
+	Fields     map[string]string
 	// Counters holds named counters: events and drops per source, ring fill.
 	Counters map[string]uint64
 }

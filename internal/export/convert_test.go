@@ -33,12 +33,12 @@ func TestEventProtoRoundTrip(t *testing.T) {
 	fixtures["open_identity"] = &event.Event{Kind: event.KindOpen, Time: fixedTime, Seq: 5, Process: &event.Process{PID: 6},
 		File: &event.File{Path: ".../d/mem", RawPath: "/tmp/m", PathSource: event.PathKernel, Flags: 2, Result: 4, Size: 0,
 			Inode: 9, Dev: 0x16, Syscall: "openat", Via: event.ViaIOUring, Match: event.MatchKnob | event.MatchName,
-			Knob: event.KnobProcMem, Type: event.FileTypeRegular, TargetPID: 700, PathTruncated: true, RawTruncated: true, Repeats: 3}}
+			Knob: event.KnobProcMem, Type: event.FileTypeRegular, TargetPID: 700, Truncated: event.TruncPath | event.TruncRawPath, Repeats: 3}}
 	fixtures["open_device"] = &event.Event{Kind: event.KindOpen, Time: fixedTime, Process: &event.Process{PID: 6},
 		File: &event.File{Path: "/tmp/d", RawPath: "/tmp/d", PathSource: event.PathKernel, Result: 4, Size: 0,
 			Syscall: "open_by_handle_at", Match: event.MatchDevice | event.MatchCall, Type: event.FileTypeBlock, Rdev: 0x800}}
 	fixtures["syscall_io_uring"] = &event.Event{Kind: event.KindSyscall, Time: fixedTime, Process: &event.Process{PID: 6},
-		Sys: &event.Syscall{Name: "rename", Path: "/models/a", Path2: "/tmp/b", Via: event.ViaIOUring, PathTruncated: true}}
+		Sys: &event.Syscall{Name: "rename", Path: "/models/a", Path2: "/tmp/b", Via: event.ViaIOUring, Truncated: event.TruncPath}}
 	for name, ev := range fixtures {
 		t.Run(name, func(t *testing.T) {
 			wire, err := proto.Marshal(EventToProto(ev))

@@ -11,6 +11,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 )
 
 // attachAll attaches every loaded program from its ELF section name, in
@@ -114,6 +115,12 @@ func cgroupV2Root(mountinfo string) (string, error) {
 }
 
 func parseCgroupV2Root(sc *bufio.Scanner) (string, error) {
+	// Inside a pod, the runtime's own cgroup2 mount shows the container's
+	// cgroup namespace (its root is the pod's cgroup) and comes first; the
+	// host's hierarchy is a hostPath. Programs attached to the former would
+	// see only the sensor's processes: take the mount whose root directory
+	// is the hierarchy's root, cgroup 1, else the first.
+	first := ""
 	for sc.Scan() {
 		// id parent major:minor root mountpoint options [optional...] - fstype source superopts
 		line := sc.Text()
@@ -129,10 +136,20 @@ func parseCgroupV2Root(sc *bufio.Scanner) (string, error) {
 		if len(fields) < 5 {
 			continue
 		}
-		return unescapeMountinfo(fields[4]), nil
+		point := unescapeMountinfo(fields[4])
+		var st unix.Stat_t
+		if unix.Stat(point, &st) == nil && st.Ino == 1 {
+			return point, nil
+		}
+		if first == "" {
+			first = point
+		}
 	}
 	if err := sc.Err(); err != nil {
 		return "", fmt.Errorf("read mountinfo: %w", err)
+	}
+	if first != "" {
+		return first, nil
 	}
 	return "", errors.New("no cgroup2 mount in mountinfo: cgroup programs need the cgroup v2 hierarchy mounted")
 }

@@ -17,6 +17,7 @@ const (
 	recFork    = 2
 	recExit    = 3
 	recOpen    = 4
+	recCgroup  = 5
 	recNetMin  = 10
 	recNetMax  = 19
 	recSyscall = 20
@@ -56,13 +57,15 @@ const (
 	argsSlot     = 1024
 	envSlot      = 4096
 	execFTTY     = 1 << 0
+	execFArgsTr  = 1 << 1
 	execFEnvTr   = 1 << 2
 	execFExeTr   = 1 << 3
 	execFCwdTr   = 1 << 4
-	forkSize     = 72
+	forkSize     = 80
 	forkChild    = 56
 	forkParent   = 60
 	forkStart    = 64
+	forkCgroup   = 72
 	exitSize     = 72
 	exitCode     = 56
 	exitStart    = 64
@@ -255,6 +258,8 @@ func (d *decoder) decode(b []byte) (*event.Event, error) {
 		return decodeNet(&h, b)
 	case h.Type == recSyscall:
 		return d.decodeSyscall(&h, b)
+	case h.Type == recSignal:
+		return d.decodeSignal(&h, b)
 	}
 	return nil, malformed("unknown record type %d", h.Type)
 }
@@ -294,7 +299,9 @@ func (d *decoder) decodeExec(h *recHeader, b []byte) (*event.Event, error) {
 	p.ForkParent = p.PPID
 	p.Exe = exe
 	p.Cwd = cwd
-	p.Args = splitNUL(b[execArgs:execArgs+argsLen], maxArgsKept)
+	args := b[execArgs : execArgs+argsLen]
+	p.Args = splitNUL(args, maxArgsKept)
+	p.Truncated = execTruncation(flags, args)
 	p.Env = filterEnv(b[execEnv:execEnv+envLen], flags&execFEnvTr != 0)
 	p.CapEff = le.Uint64(b[execCapEff:])
 	p.CapPrm = le.Uint64(b[execCapPrm:])
@@ -309,6 +316,24 @@ func (d *decoder) decodeExec(h *recHeader, b []byte) (*event.Event, error) {
 	}
 	pe.e = event.Event{Kind: event.KindExec, Time: h.Time, Process: p}
 	return &pe.e, nil
+}
+
+// execTruncation turns the kernel's truncation flags into the event's
+// marks; argv is also cut when it has more entries than the decoder keeps.
+func execTruncation(flags uint32, args []byte) event.Truncation {
+	var t event.Truncation
+	for _, f := range [...]struct {
+		bit uint32
+		t   event.Truncation
+	}{{execFArgsTr, event.TruncArgs}, {execFEnvTr, event.TruncEnv}, {execFExeTr, event.TruncExe}, {execFCwdTr, event.TruncCwd}} {
+		if flags&f.bit != 0 {
+			t |= f.t
+		}
+	}
+	if n := bytes.Count(args, []byte{0}); n > maxArgsKept || (n == maxArgsKept && len(args) > 0 && args[len(args)-1] != 0) {
+		t |= event.TruncArgs
+	}
+	return t
 }
 
 // isMemfdPath reports whether a resolved exe path names a memfd: memfd
@@ -354,6 +379,9 @@ func (d *decoder) decodeFork(h *recHeader, b []byte) (*event.Event, error) {
 	p.PPID = le.Uint32(b[forkParent:])
 	p.ForkParent = p.PPID
 	p.StartTime = d.wall(le.Uint64(b[forkStart:]))
+	if id := le.Uint64(b[forkCgroup:]); id != 0 {
+		p.CgroupID = id // the child's: clone3 can place it in another cgroup
+	}
 	pe.e = event.Event{Kind: event.KindFork, Time: h.Time, Process: p}
 	return &pe.e, nil
 }
@@ -405,24 +433,29 @@ func (d *decoder) decodeOpen(h *recHeader, b []byte) (*event.Event, error) {
 	fe := &fileEvent{p: h.Process}
 	f := &fe.f
 	*f = event.File{
-		RawPath:      raw,
-		Flags:        le.Uint32(b[openFlags:]),
-		Mode:         le.Uint32(b[openMode:]),
-		Result:       int32(le.Uint32(b[openResult:])),
-		Size:         -1,
-		Syscall:      openCallNames[call],
-		Match:        event.FileMatch(match),
-		Knob:         knob,
-		Repeats:      le.Uint32(b[openRepeats:]),
-		TargetPID:    le.Uint32(b[openTarget:]),
-		RawTruncated: rflags&openFRawTr != 0,
-		ExitOnly:     rflags&openFExit != 0,
-		Compat:       rflags&openFCompat != 0,
+		RawPath:   raw,
+		Flags:     le.Uint32(b[openFlags:]),
+		Mode:      le.Uint32(b[openMode:]),
+		Result:    int32(le.Uint32(b[openResult:])),
+		Size:      -1,
+		Syscall:   openCallNames[call],
+		Match:     event.FileMatch(match),
+		Knob:      knob,
+		Repeats:   le.Uint32(b[openRepeats:]),
+		TargetPID: le.Uint32(b[openTarget:]),
+		ExitOnly:  rflags&openFExit != 0,
+		Compat:    rflags&openFCompat != 0,
 	}
 	if rflags&openFIOUring != 0 {
 		f.Via = event.ViaIOUring
 	}
+	if rflags&openFRawTr != 0 {
+		f.Truncated |= event.TruncRawPath
+	}
 	trunc := rflags&openFPathTr != 0
+	if trunc {
+		f.Truncated |= event.TruncPath
+	}
 	switch {
 	case rflags&openFKernel != 0 && kpath != "":
 		f.Path, f.PathSource = kpath, event.PathKernel
@@ -435,23 +468,25 @@ func (d *decoder) decodeOpen(h *recHeader, b []byte) (*event.Event, error) {
 			f.Rdev = kernelDevToUser(le.Uint32(b[openRdev:]))
 		}
 		if trunc {
-			f.Path, f.PathTruncated = truncatedMark+kpath, true
+			f.Path = truncatedMark + kpath
 		}
 	case raw != "" && raw[0] == '/' && rflags&openFRoot != 0 && kpath != "" && kpath[0] == '/':
 		// A chrooted caller: its "/" is kpath.
 		f.Path, f.PathSource = path.Join(kpath, raw), event.PathKernel
 		if trunc {
-			f.Path, f.PathTruncated = truncatedMark+f.Path, true
+			f.Path = truncatedMark + f.Path
 		}
 	case raw != "" && raw[0] == '/':
 		f.Path, f.PathSource = raw, event.PathAsPassed
-		if f.RawTruncated {
-			f.Path, f.PathTruncated = raw+truncatedMark, true
+		if f.Truncated&event.TruncRawPath != 0 {
+			// The path as passed is the path: it is cut short too.
+			f.Path = raw + truncatedMark
+			f.Truncated |= event.TruncPath
 		}
 	case rflags&openFBase != 0 && kpath != "" && kpath[0] == '/':
 		f.Path, f.PathSource = path.Join(kpath, raw), event.PathKernel
 		if trunc {
-			f.Path, f.PathTruncated = truncatedMark+f.Path, true
+			f.Path = truncatedMark + f.Path
 		}
 	default:
 		f.Path, f.PathSource = raw, event.PathUnresolved

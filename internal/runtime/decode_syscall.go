@@ -22,11 +22,11 @@ const (
 	sysArgSlot  = 64
 	sysSize     = 2224
 
-	sysFSocket    = 1 << 0
-	sysFPathTrunc = 1 << 2
-	sysFExitOnly  = 1 << 3
-	sysFCompat    = 1 << 4
-	sysFIOUring   = 1 << 5
+	sysFSocket   = 1 << 0
+	sysFPathTr   = 1 << 2
+	sysFExitOnly = 1 << 3
+	sysFCompat   = 1 << 4
+	sysFIOUring  = 1 << 5
 )
 
 // sysCallNames are the event.Syscall names of enum sys_call.
@@ -65,23 +65,23 @@ func (d *decoder) decodeSyscall(h *recHeader, b []byte) (*event.Event, error) {
 	sflags := le.Uint16(b[sysSFlags:])
 	se := &sysEvent{p: h.Process}
 	se.s = event.Syscall{
-		Name:          sysCallNames[call],
-		Ret:           int64(le.Uint64(b[sysRet:])),
-		Flags:         le.Uint64(b[sysFlags:]),
-		Arg2:          le.Uint64(b[sysArg2:]),
-		Target:        le.Uint32(b[sysTarget:]),
-		Path:          path,
-		Path2:         path2,
-		Arg:           arg,
-		Fd:            int32(le.Uint32(b[sysFd:])),
-		Fd2:           int32(le.Uint32(b[sysFd2:])),
-		NSInode:       le.Uint32(b[sysNSInode:]),
-		FdIsSocket:    sflags&sysFSocket != 0,
-		ExitOnly:      sflags&sysFExitOnly != 0,
-		Compat:        sflags&sysFCompat != 0,
-		PathTruncated: sflags&sysFPathTrunc != 0,
+		Name:       sysCallNames[call],
+		Ret:        int64(le.Uint64(b[sysRet:])),
+		Flags:      le.Uint64(b[sysFlags:]),
+		Arg2:       le.Uint64(b[sysArg2:]),
+		Target:     le.Uint32(b[sysTarget:]),
+		Path:       path,
+		Path2:      path2,
+		Arg:        arg,
+		Fd:         int32(le.Uint32(b[sysFd:])),
+		Fd2:        int32(le.Uint32(b[sysFd2:])),
+		NSInode:    le.Uint32(b[sysNSInode:]),
+		FdIsSocket: sflags&sysFSocket != 0,
+		ExitOnly:   sflags&sysFExitOnly != 0,
+		Compat:     sflags&sysFCompat != 0,
 	}
-	if se.s.PathTruncated {
+	if sflags&sysFPathTr != 0 {
+		se.s.Truncated = event.TruncPath
 		// A path as passed that filled its slot ends with the mark; one
 		// finit_module resolved from its fd starts with it.
 		switch {

@@ -87,6 +87,40 @@ func TestDecodeExecMemfdAndTruncatedEnv(t *testing.T) {
 	}
 }
 
+// Issue 14: the kernel's truncation flags were decoded and thrown away, so
+// a command line cut at 1 KiB (a reverse shell behind a pad) read as whole.
+// They reach the event as marks; more than 64 arguments is a cut too.
+func TestDecodeMarksTruncation(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		flags uint32
+		args  string
+		want  event.Truncation
+	}{
+		{"whole", 0, "sh\x00-c\x00true\x00", 0},
+		{"kernel cut args", execFArgsTr, "bash\x00-c\x00" + strings.Repeat("A", 900), event.TruncArgs},
+		{"exe and cwd too deep", execFExeTr | execFCwdTr, "x\x00", event.TruncExe | event.TruncCwd},
+		{"env cut", execFEnvTr, "x\x00", event.TruncEnv},
+		{"65 arguments", 0, strings.Repeat("a\x00", 65), event.TruncArgs},
+		{"64 arguments", 0, strings.Repeat("a\x00", 64), 0},
+	} {
+		e, err := testDecoder().decode(buildExec(execFields{hdrFields: testHdr, exe: "/bin/sh", flags: tt.flags, args: []byte(tt.args)}))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if e.Process.Truncated != tt.want {
+			t.Errorf("%s: Truncated = %v; want %v", tt.name, e.Process.Truncated.Names(), tt.want.Names())
+		}
+	}
+	e, err := testDecoder().decode(buildOpen(openFields{hdrFields: testHdr, raw: "/a/b", path: "/a/b", rflags: openFRawTr | openFPathTr}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.File.Truncated != event.TruncRawPath|event.TruncPath {
+		t.Errorf("open Truncated = %v; want raw_path and path", e.File.Truncated.Names())
+	}
+}
+
 func TestDecodeOpen(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -129,7 +163,8 @@ func TestDecodeOpen(t *testing.T) {
 			if f.Path != tt.path || f.PathSource != tt.source || f.Size != tt.size || f.Result != tt.f.result ||
 				f.RawPath != tt.f.raw || f.Syscall != openCallNames[tt.f.call] ||
 				f.ExitOnly != (tt.f.rflags&openFExit != 0) || f.Compat != (tt.f.rflags&openFCompat != 0) ||
-				f.PathTruncated != (tt.f.rflags&(openFPathTr|openFRawTr) != 0) || f.RawTruncated != (tt.f.rflags&openFRawTr != 0) {
+				(f.Truncated&event.TruncPath != 0) != (tt.f.rflags&(openFPathTr|openFRawTr) != 0) ||
+				(f.Truncated&event.TruncRawPath != 0) != (tt.f.rflags&openFRawTr != 0) {
 				t.Errorf("got %+v; want path %q source %v size %d", f, tt.path, tt.source, tt.size)
 			}
 		})
@@ -184,13 +219,18 @@ func TestDecodeOpenIdentity(t *testing.T) {
 
 func TestDecodeForkExit(t *testing.T) {
 	d := testDecoder()
-	e, err := d.decode(buildFork(testHdr, 5000, 4242, 6e9))
+	e, err := d.decode(buildFork(testHdr, 5000, 4242, 6e9, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if e.Kind != event.KindFork || e.Process.PID != 5000 || e.Process.TID != 5000 || e.Process.PPID != 4242 ||
-		e.Process.ForkParent != 4242 || !e.Process.StartTime.Equal(epoch.Add(6*time.Second)) {
+		e.Process.ForkParent != 4242 || !e.Process.StartTime.Equal(epoch.Add(6*time.Second)) ||
+		e.Process.CgroupID != testHdr.cgroup {
 		t.Errorf("fork: %+v", e.Process)
+	}
+	// clone3(CLONE_INTO_CGROUP): the child's cgroup, not the parent's.
+	if e, err := d.decode(buildFork(testHdr, 5001, 4242, 6e9, 777)); err != nil || e.Process.CgroupID != 777 {
+		t.Errorf("fork into cgroup 777: %+v, %v", e, err)
 	}
 	for _, tt := range []struct {
 		status       uint32
@@ -269,7 +309,7 @@ func TestDecodeMalformed(t *testing.T) {
 		{"open knob id", mut(open, func(b []byte) []byte { b[openMatch] = uint8(event.MatchKnob); b[openKnob] = 200; return b }), "knob id 200"},
 		{"open call", mut(open, func(b []byte) []byte { le.PutUint16(b[openCall:], 9); return b }), "call id"},
 		{"open embedded NUL", mut(open, func(b []byte) []byte { b[openData+2] = 0; return b }), "embedded NUL"},
-		{"fork size", mut(buildFork(testHdr, 1, 2, 3), func(b []byte) []byte {
+		{"fork size", mut(buildFork(testHdr, 1, 2, 3, 0), func(b []byte) []byte {
 			b = append(b, 0)
 			le.PutUint16(b[hdrSizeOff:], uint16(len(b)))
 			return b
@@ -355,7 +395,8 @@ func TestRecordLayout(t *testing.T) {
 	if _, size := offsets("open_rec"); size < openData+rawSlot+pathSlot {
 		t.Errorf("open_rec is %d bytes; want room for a %d-byte raw path and a %d-byte path", size, rawSlot, pathSlot)
 	}
-	for f, off := range map[string]int{"child_tgid": forkChild, "parent_tgid": forkParent, "child_start_ns": forkStart} {
+	for f, off := range map[string]int{"child_tgid": forkChild, "parent_tgid": forkParent, "child_start_ns": forkStart,
+		"child_cgroup_id": forkCgroup} {
 		check("fork_rec", f, off)
 	}
 	for f, off := range map[string]int{"exit_code": exitCode, "start_ns": exitStart} {
@@ -373,6 +414,12 @@ func TestRecordLayout(t *testing.T) {
 	if _, size := offsets("fork_rec"); size != forkSize {
 		t.Errorf("fork_rec is %d bytes; decoder uses %d", size, forkSize)
 	}
+	for f, off := range map[string]int{"id": cgroupID, "op": cgroupOp, "flags": cgroupFlags, "path_len": cgroupPathLen, "path": cgroupPath} {
+		check("cgroup_rec", f, off)
+	}
+	if _, size := offsets("cgroup_rec"); size != cgroupPath+cgroupSlot {
+		t.Errorf("cgroup_rec is %d bytes; decoder uses %d", size, cgroupPath+cgroupSlot)
+	}
 	if _, size := offsets("exit_rec"); size != exitSize {
 		t.Errorf("exit_rec is %d bytes; decoder uses %d", size, exitSize)
 	}
@@ -385,10 +432,11 @@ func fuzzSeeds() map[string][]byte {
 		"open_base": buildOpen(openFields{hdrFields: testHdr, result: -2, rflags: openFBase, raw: "a.pt", path: "/x"}),
 		"open_knob": buildOpen(openFields{hdrFields: testHdr, result: 3, rflags: openFKernel | openFPathTr | openFIOUring, imode: 0o100644,
 			match: uint8(event.MatchKnob), knob: 9, raw: "/tmp/ra", path: "/sys/fs/cgroup/rdma/release_agent"}),
-		"fork":      buildFork(testHdr, 1, 2, 3),
+		"fork":      buildFork(testHdr, 1, 2, 3, 0),
 		"exit":      buildExit(testHdr, 9, 3),
 		"truncated": sampleExec()[:100],
 		"syscall":   buildSys(testHdr, 0, -1, "/dev/sda1", "/mnt", "ext4"),
+		"signal":    buildSignal(testHdr, 19, 0, 0, 4242, 62, 1),
 	}
 }
 

@@ -99,13 +99,26 @@ func buildOpen(o openFields) []byte {
 	return b
 }
 
-func buildFork(h hdrFields, child, parent uint32, start uint64) []byte {
+func buildFork(h hdrFields, child, parent uint32, start, childCgroup uint64) []byte {
 	h.typ = recFork
 	b := make([]byte, forkSize)
 	putRecHdr(b, h)
 	le.PutUint32(b[forkChild:], child)
 	le.PutUint32(b[forkParent:], parent)
 	le.PutUint64(b[forkStart:], start)
+	le.PutUint64(b[forkCgroup:], childCgroup)
+	return b
+}
+
+func buildCgroup(h hdrFields, id uint64, op, flags uint16, path string) []byte {
+	h.typ = recCgroup
+	b := make([]byte, cgroupPath+len(path)+1)
+	putRecHdr(b, h)
+	le.PutUint64(b[cgroupID:], id)
+	le.PutUint16(b[cgroupOp:], op)
+	le.PutUint16(b[cgroupFlags:], flags)
+	le.PutUint16(b[cgroupPathLen:], uint16(len(path)))
+	copy(b[cgroupPath:], path)
 	return b
 }
 

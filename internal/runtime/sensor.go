@@ -4,6 +4,10 @@
 //
 // Loading is all or nothing: Load either attaches every program or leaves
 // nothing of its own in the kernel. Decoding is pure and needs no root.
+//
+// Once attached, the sensor defends what it loaded (selfcheck.go): its maps
+// are frozen, its links and filter maps verified, and every signal sent to
+// it reported (bpf/self.bpf.h).
 package runtime
 
 import (
@@ -33,6 +37,9 @@ import (
 type Options struct {
 	// Logger receives load and attach progress; nil discards.
 	Logger *slog.Logger
+	// Cgroups, when set, is fed the cgroup v2 ids and paths the kernel
+	// reports (cgroups.go), and marks what it already holds as known.
+	Cgroups CgroupIndex
 }
 
 // optionalSuffix marks a program that may fail to load or attach on this
@@ -75,6 +82,8 @@ type Sensor struct {
 	drops       [dropSources]atomic.Uint64
 	lostDecoder uint64 // decode errors already reported as Lost (reader goroutine)
 	egress      egressReporter
+	cg          cgroupState
+	self        selfCheck
 	// models mirrors the kernel's set of model files by identity.
 	models modelSet
 }
@@ -125,6 +134,9 @@ func load(cfg config.CaptureConfig, opts *Options, floor bool) (_ *Sensor, err e
 		log = opts.Logger
 	}
 	s := &Sensor{log: log, cfg: cfg, floor: floor}
+	if opts != nil && !floor {
+		s.cg.index = opts.Cgroups
+	}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -180,7 +192,13 @@ func load(cfg config.CaptureConfig, opts *Options, floor bool) (_ *Sensor, err e
 	if err := s.attachAll(spec); err != nil {
 		return nil, err
 	}
+	if err := s.fillKnown(); err != nil {
+		return nil, err
+	}
 	if !floor {
+		if err := s.protect(spec); err != nil {
+			return nil, err
+		}
 		s.rd, err = ringbuf.NewReader(s.coll.Maps["events"])
 		if err != nil {
 			return nil, fmt.Errorf("open ring buffer reader: %w", err)
@@ -311,9 +329,10 @@ var (
 )
 
 // Programs returns the names of the attached programs and of the syscall
-// handlers the dispatcher tail-calls, sorted.
+// handlers the dispatcher tail-calls, sorted; a program whose link was
+// found detached (and could not be attached again) is not listed.
 func (s *Sensor) Programs() []string {
-	return slices.Sorted(slices.Values(slices.Concat(s.progs, s.handlers)))
+	return slices.Sorted(slices.Values(slices.Concat(s.attachedPrograms(), s.handlers)))
 }
 
 // Counters returns events decoded, decode errors and the kernel drop
@@ -327,6 +346,8 @@ func (s *Sensor) Counters() map[string]uint64 {
 		m["drops_"+n] = s.drops[i].Load()
 	}
 	s.egress.counters(m)
+	s.cgroupCounters(m)
+	s.self.counters(m)
 	s.modelCounters(m)
 	return m
 }
@@ -351,10 +372,12 @@ func (s *Sensor) Close() error {
 			errs = append(errs, s.rd.Close())
 			s.rdMu.Unlock()
 		}
+		s.self.mu.Lock() // a repair may be swapping a link
 		for i := len(s.links) - 1; i >= 0; i-- {
 			errs = append(errs, s.links[i].Close())
 		}
 		s.links = nil
+		s.self.mu.Unlock()
 		if s.coll != nil {
 			s.coll.Close()
 		}
@@ -424,6 +447,10 @@ func (s *Sensor) Run(ctx context.Context, emit func(*event.Event)) error {
 }
 
 func (s *Sensor) handle(b []byte, emit func(*event.Event)) {
+	if len(b) >= hdrSize && le.Uint16(b[hdrType:]) == recCgroup {
+		s.handleCgroup(b) // context for later events, not an event
+		return
+	}
 	ev, err := s.dec.decode(b)
 	if err != nil {
 		if s.decodeErrors.Add(1) <= 10 {
@@ -460,6 +487,7 @@ func (s *Sensor) tick(now time.Time, emit func(*event.Event)) {
 		s.lostDecoder = de
 	}
 	egressTick(s, now, emit)
+	selfTick(s, now, emit)
 }
 
 // sumPerCPU sums the per-CPU counters first, first+1, ... of the array

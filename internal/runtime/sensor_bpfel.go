@@ -13,6 +13,34 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type sensorCgroupScratch struct {
+	_ structs.HostLayout
+	R struct {
+		_ structs.HostLayout
+		H struct {
+			_        structs.HostLayout
+			Type     uint16
+			Size     uint16
+			Tgid     uint32
+			Tid      uint32
+			Uid      uint32
+			Euid     uint32
+			Pad      uint32
+			TsNs     uint64
+			CgroupId uint64
+			Comm     [16]int8
+		}
+		Id      uint64
+		Op      uint16
+		Flags   uint16
+		PathLen uint16
+		Pad     uint16
+		Path    [1024]int8
+	}
+	Spill [256]int8
+	Names [16]uint64
+}
+
 type sensorConnRec struct {
 	_   structs.HostLayout
 	Hdr struct {
@@ -353,6 +381,8 @@ type sensorSysRec struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	sensorMapCgroupKnown                 = "cgroup_known"
+	sensorMapCgroupScratch               = "cgroup_scratch"
 	sensorMapDirCache                    = "dir_cache"
 	sensorMapDrops                       = "drops"
 	sensorMapEgressSocks                 = "egress_socks"
@@ -433,11 +463,15 @@ const (
 	sensorProgExitUnlink                 = "exit_unlink"
 	sensorProgExitUnlinkat               = "exit_unlinkat"
 	sensorProgExitUnshare                = "exit_unshare"
+	sensorProgKestrelCgroupAttach        = "kestrel_cgroup_attach"
+	sensorProgKestrelCgroupMkdir         = "kestrel_cgroup_mkdir"
+	sensorProgKestrelCgroupRmdir         = "kestrel_cgroup_rmdir"
 	sensorProgKestrelExec                = "kestrel_exec"
 	sensorProgKestrelExit                = "kestrel_exit"
 	sensorProgKestrelFork                = "kestrel_fork"
 	sensorProgKestrelIouCompleteOptional = "kestrel_iou_complete_optional"
 	sensorProgKestrelIouSubmitOptional   = "kestrel_iou_submit_optional"
+	sensorProgKestrelSignal              = "kestrel_signal"
 	sensorProgKestrelSysEnter            = "kestrel_sys_enter"
 	sensorProgKestrelSysExit             = "kestrel_sys_exit"
 	sensorProgNetConnect4                = "net_connect4"
@@ -449,6 +483,7 @@ const (
 	sensorProgTailOpenEmit               = "tail_open_emit"
 	sensorVarBtfExitRec                  = "_btf_exit_rec"
 	sensorVarBtfForkRec                  = "_btf_fork_rec"
+	sensorVarBtfSigRec                   = "_btf_sig_rec"
 	sensorVarKnobLens                    = "knob_lens"
 	sensorVarNrCpus                      = "nr_cpus"
 	sensorVarPrefixGate                  = "prefix_gate"
@@ -562,11 +597,15 @@ type sensorProgramSpecs struct {
 	ExitUnlink                 *ebpf.ProgramSpec `ebpf:"exit_unlink"`
 	ExitUnlinkat               *ebpf.ProgramSpec `ebpf:"exit_unlinkat"`
 	ExitUnshare                *ebpf.ProgramSpec `ebpf:"exit_unshare"`
+	KestrelCgroupAttach        *ebpf.ProgramSpec `ebpf:"kestrel_cgroup_attach"`
+	KestrelCgroupMkdir         *ebpf.ProgramSpec `ebpf:"kestrel_cgroup_mkdir"`
+	KestrelCgroupRmdir         *ebpf.ProgramSpec `ebpf:"kestrel_cgroup_rmdir"`
 	KestrelExec                *ebpf.ProgramSpec `ebpf:"kestrel_exec"`
 	KestrelExit                *ebpf.ProgramSpec `ebpf:"kestrel_exit"`
 	KestrelFork                *ebpf.ProgramSpec `ebpf:"kestrel_fork"`
 	KestrelIouCompleteOptional *ebpf.ProgramSpec `ebpf:"kestrel_iou_complete_optional"`
 	KestrelIouSubmitOptional   *ebpf.ProgramSpec `ebpf:"kestrel_iou_submit_optional"`
+	KestrelSignal              *ebpf.ProgramSpec `ebpf:"kestrel_signal"`
 	KestrelSysEnter            *ebpf.ProgramSpec `ebpf:"kestrel_sys_enter"`
 	KestrelSysExit             *ebpf.ProgramSpec `ebpf:"kestrel_sys_exit"`
 	NetConnect4                *ebpf.ProgramSpec `ebpf:"net_connect4"`
@@ -582,6 +621,8 @@ type sensorProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sensorMapSpecs struct {
+	CgroupKnown     *ebpf.MapSpec `ebpf:"cgroup_known"`
+	CgroupScratch   *ebpf.MapSpec `ebpf:"cgroup_scratch"`
 	DirCache        *ebpf.MapSpec `ebpf:"dir_cache"`
 	Drops           *ebpf.MapSpec `ebpf:"drops"`
 	EgressSocks     *ebpf.MapSpec `ebpf:"egress_socks"`
@@ -616,6 +657,7 @@ type sensorMapSpecs struct {
 type sensorVariableSpecs struct {
 	BtfExitRec      *ebpf.VariableSpec `ebpf:"_btf_exit_rec"`
 	BtfForkRec      *ebpf.VariableSpec `ebpf:"_btf_fork_rec"`
+	BtfSigRec       *ebpf.VariableSpec `ebpf:"_btf_sig_rec"`
 	KnobLens        *ebpf.VariableSpec `ebpf:"knob_lens"`
 	NrCpus          *ebpf.VariableSpec `ebpf:"nr_cpus"`
 	PrefixGate      *ebpf.VariableSpec `ebpf:"prefix_gate"`
@@ -653,6 +695,8 @@ func (o *sensorObjects) Close() error {
 //
 // It can be passed to loadSensorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sensorMaps struct {
+	CgroupKnown     *ebpf.Map `ebpf:"cgroup_known"`
+	CgroupScratch   *ebpf.Map `ebpf:"cgroup_scratch"`
 	DirCache        *ebpf.Map `ebpf:"dir_cache"`
 	Drops           *ebpf.Map `ebpf:"drops"`
 	EgressSocks     *ebpf.Map `ebpf:"egress_socks"`
@@ -683,6 +727,8 @@ type sensorMaps struct {
 
 func (m *sensorMaps) Close() error {
 	return _SensorClose(
+		m.CgroupKnown,
+		m.CgroupScratch,
 		m.DirCache,
 		m.Drops,
 		m.EgressSocks,
@@ -718,6 +764,7 @@ func (m *sensorMaps) Close() error {
 type sensorVariables struct {
 	BtfExitRec      *ebpf.Variable `ebpf:"_btf_exit_rec"`
 	BtfForkRec      *ebpf.Variable `ebpf:"_btf_fork_rec"`
+	BtfSigRec       *ebpf.Variable `ebpf:"_btf_sig_rec"`
 	KnobLens        *ebpf.Variable `ebpf:"knob_lens"`
 	NrCpus          *ebpf.Variable `ebpf:"nr_cpus"`
 	PrefixGate      *ebpf.Variable `ebpf:"prefix_gate"`
@@ -793,11 +840,15 @@ type sensorPrograms struct {
 	ExitUnlink                 *ebpf.Program `ebpf:"exit_unlink"`
 	ExitUnlinkat               *ebpf.Program `ebpf:"exit_unlinkat"`
 	ExitUnshare                *ebpf.Program `ebpf:"exit_unshare"`
+	KestrelCgroupAttach        *ebpf.Program `ebpf:"kestrel_cgroup_attach"`
+	KestrelCgroupMkdir         *ebpf.Program `ebpf:"kestrel_cgroup_mkdir"`
+	KestrelCgroupRmdir         *ebpf.Program `ebpf:"kestrel_cgroup_rmdir"`
 	KestrelExec                *ebpf.Program `ebpf:"kestrel_exec"`
 	KestrelExit                *ebpf.Program `ebpf:"kestrel_exit"`
 	KestrelFork                *ebpf.Program `ebpf:"kestrel_fork"`
 	KestrelIouCompleteOptional *ebpf.Program `ebpf:"kestrel_iou_complete_optional"`
 	KestrelIouSubmitOptional   *ebpf.Program `ebpf:"kestrel_iou_submit_optional"`
+	KestrelSignal              *ebpf.Program `ebpf:"kestrel_signal"`
 	KestrelSysEnter            *ebpf.Program `ebpf:"kestrel_sys_enter"`
 	KestrelSysExit             *ebpf.Program `ebpf:"kestrel_sys_exit"`
 	NetConnect4                *ebpf.Program `ebpf:"net_connect4"`
@@ -865,11 +916,15 @@ func (p *sensorPrograms) Close() error {
 		p.ExitUnlink,
 		p.ExitUnlinkat,
 		p.ExitUnshare,
+		p.KestrelCgroupAttach,
+		p.KestrelCgroupMkdir,
+		p.KestrelCgroupRmdir,
 		p.KestrelExec,
 		p.KestrelExit,
 		p.KestrelFork,
 		p.KestrelIouCompleteOptional,
 		p.KestrelIouSubmitOptional,
+		p.KestrelSignal,
 		p.KestrelSysEnter,
 		p.KestrelSysExit,
 		p.NetConnect4,

@@ -58,6 +58,8 @@ func runHelper(action string, args []string) int {
 		return runIdentHelper(args)
 	case "iou":
 		return runIOUringHelper(args)
+	case "signal":
+		return runSignalHelper(args)
 	case "deployed": // stage 1 of TestLoadWithDeployedCapabilities
 		return deployedStage1(args[0], args[1])
 	case "deployed2":

@@ -12,7 +12,7 @@ func BenchmarkEnrichKnown(b *testing.B) {
 	f := newFakeProcB(b)
 	cg := f.cgroupID(k8sCg)
 	f.add(fproc{pid: 200, ppid: 1, comm: "python3", exe: "/usr/bin/python3", cgroup: k8sCg})
-	e, err := New(testConfig(), &Options{ProcRoot: f.proc, CgroupRoot: f.cgroot, NoNetlink: true})
+	e, err := New(testConfig(), f.options())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestEnrichWithoutStart(t *testing.T) {
 func TestLookupWithoutStart(t *testing.T) {
 	f := newFakeProc(t)
 	f.add(fproc{pid: 200, ppid: 1, comm: "python3", exe: "/usr/bin/python3", cgroup: k8sCg})
-	e, err := New(testConfig(), &Options{ProcRoot: f.proc, CgroupRoot: f.cgroot, NoNetlink: true})
+	e, err := New(testConfig(), f.options())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,10 +2,14 @@
 // lineage, its container and pod, and the class of a network destination.
 //
 // The Enricher owns the process table (seeded from /proc, kept current by
-// exec, fork and exit events), resolves cgroup ids to containers through
-// the cgroup v2 hierarchy and the cgroup layouts of the container runtimes,
-// asks the CRI runtime for pod metadata in the background, and classifies
-// destinations with netlink's view of the node.
+// exec, fork and exit events), resolves the cgroup ids the kernel reports to
+// containers through the cgroup paths the kernel reports (see Cgroups) and
+// the cgroup layouts of the container runtimes, asks the CRI runtime for pod
+// metadata in the background, and classifies destinations with netlink's
+// view of the node.
+//
+// A process whose cgroup path is not known yet is never pinned to the host:
+// its container is decided again on its next event, until the path is known.
 //
 // Snapshots handed to events are immutable and shared: an event of a known
 // process costs a map lookup and allocates nothing.
@@ -48,6 +52,8 @@ type Options struct {
 	ProcRoot string
 	// CgroupRoot is the cgroup v2 mount; "" finds it in mountinfo.
 	CgroupRoot string
+	// CgroupResolver tunes the cgroup id resolver; nil gets defaults.
+	CgroupResolver *cgroup.ResolverOptions
 	// HostNSPID is the process whose namespaces are the host's (default 2,
 	// kthreadd: PID 1 may be unreadable).
 	HostNSPID uint32
@@ -76,6 +82,9 @@ type Enricher struct {
 	classes  *netclass.Classifier
 	cri      *cri.Client
 	hostNS   event.Namespaces
+	// procPathsFull is set when /proc/<pid>/cgroup paths are from the root
+	// of the hierarchy: the sensor is in the initial cgroup namespace.
+	procPathsFull bool
 
 	// mu guards everything below; Enrich holds it for one event.
 	mu    sync.Mutex
@@ -91,7 +100,7 @@ type Enricher struct {
 	started atomic.Bool
 
 	events, unknownPIDs, procReadFailures, cgroupChanges, gpuOwners,
-	containerResets, containersSeen, criUpdates uint64
+	containerResets, containersSeen, criUpdates, pendingCgroups uint64
 }
 
 // containerRef is the current snapshot of one container. CRI answers
@@ -109,6 +118,9 @@ type entryData struct {
 	ref *containerRef
 	// resolvedCgroup is the cgroup id ref was resolved for.
 	resolvedCgroup uint64
+	// pending is set while the path of resolvedCgroup is unknown: ref is
+	// what namespaces and v1 paths say, and the next event tries again.
+	pending bool
 }
 
 // New builds an Enricher from the context section. It reads nothing yet:
@@ -155,6 +167,11 @@ func (e *Enricher) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("start enricher: %w", err)
 	}
+	// One walk, before the seed needs paths; what appears later comes
+	// from the kernel's cgroup records.
+	if err := e.resolver.Walk(); err != nil {
+		e.log.Debug("cgroup hierarchy not walked", "err", err)
+	}
 	if err := e.seed(); err != nil {
 		return fmt.Errorf("start enricher: %w", err)
 	}
@@ -179,25 +196,47 @@ func (e *Enricher) openLocked() error {
 	if err != nil {
 		return err
 	}
-	root := e.opts.CgroupRoot
-	if root == "" {
-		if root, err = fs.CgroupV2Mount(); err != nil {
-			// A v1-only host: cgroup ids cannot be resolved, but paths
-			// from /proc/<pid>/cgroup still name containers.
-			e.log.Warn("no cgroup v2 hierarchy: containers are found from /proc/<pid>/cgroup only", "err", err)
-		}
-	}
-	if root != "" {
-		fs.SetCgroupV2Root(root)
-		e.resolver = cgroup.NewResolver(root, nil)
-	}
 	if e.hostNS, err = fs.Namespaces(e.opts.HostNSPID); err != nil {
 		e.log.Warn("cannot read the host namespaces; namespace-based container detection is off",
 			"pid", e.opts.HostNSPID, "err", err)
 		e.hostNS = event.Namespaces{}
 	}
+	root := e.opts.CgroupRoot
+	if root == "" {
+		if root, err = fs.CgroupV2Mount(); err != nil {
+			root = ""
+		}
+	}
+	e.resolver = cgroup.NewResolver(root, e.opts.CgroupResolver)
+	if err := e.resolver.CheckRoot(); err != nil {
+		e.log.Info("cgroup paths come from the kernel's cgroup records only", "reason", err)
+	} else {
+		if err := e.resolver.HandleErr(); err != nil {
+			e.log.Info("cgroup ids the kernel has not reported are found by walking the hierarchy, at most once a second", "reason", err)
+		}
+		// Only from the initial cgroup namespace are the paths in
+		// /proc/<pid>/cgroup from the root of the hierarchy; inside a
+		// pod they are relative to the sensor's own cgroup, and the
+		// ids of seeded processes come with their first event instead.
+		if self, err := fs.SelfNamespaces(); err == nil && self.Cgroup != 0 && self.Cgroup == e.hostNS.Cgroup {
+			fs.SetCgroupV2Root(root)
+			e.procPathsFull = true
+		}
+	}
 	e.fs = fs
 	return nil
+}
+
+// Cgroups returns the index of cgroup ids and paths, for the kernel's cgroup
+// records to feed (runtime.Options.Cgroups). It is nil only when procfs
+// cannot be opened.
+func (e *Enricher) Cgroups() *cgroup.Resolver {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.openLocked(); err != nil {
+		return nil
+	}
+	return e.resolver
 }
 
 func (e *Enricher) startCRI(ctx context.Context) {
@@ -327,8 +366,11 @@ func (e *Enricher) entryFor(pid uint32, p *event.Process) *proc.Entry {
 	}
 	if p != nil && p.CgroupID != 0 && p.CgroupID != en.Snap.CgroupID {
 		// A process moved cgroup: a probe joining a container after
-		// setns, or a runtime placing its child.
-		e.cgroupChanges++
+		// setns, or a runtime placing its child. (Or a process seeded
+		// without an id, whose first event brings it.)
+		if en.Snap.CgroupID != 0 {
+			e.cgroupChanges++
+		}
 		s := *en.Snap
 		s.CgroupID = p.CgroupID
 		if e.fs != nil {
@@ -503,7 +545,7 @@ func (e *Enricher) onFork(ev *event.Event) *proc.Entry {
 	en := e.table.Put(&s)
 	if parent != nil {
 		if pd, ok := parent.Data.(*entryData); ok && pd.resolvedCgroup == s.CgroupID {
-			en.Data = &entryData{ref: pd.ref, resolvedCgroup: pd.resolvedCgroup}
+			en.Data = &entryData{ref: pd.ref, resolvedCgroup: pd.resolvedCgroup, pending: pd.pending}
 		}
 	}
 	return en
@@ -548,31 +590,31 @@ func (e *Enricher) snapshotFor(en *proc.Entry, p *event.Process) *event.Process 
 
 // attach resolves the container of a process read from /proc.
 func (e *Enricher) attach(en *proc.Entry, p *proc.Proc) {
-	ref := e.resolve(en.Snap.CgroupID, p.CgroupPath, p.Cgroups, en.Snap.NS)
-	en.Data = &entryData{ref: ref, resolvedCgroup: en.Snap.CgroupID}
+	ref, pending := e.resolve(en.Snap.CgroupID, en.Snap.NS, func() (string, proc.Cgroups) { return p.CgroupPath, p.Cgroups })
+	en.Data = &entryData{ref: ref, resolvedCgroup: en.Snap.CgroupID, pending: pending}
 }
 
 // containerOf returns the current container snapshot of en's process.
 func (e *Enricher) containerOf(en *proc.Entry) *event.Container {
 	d, _ := en.Data.(*entryData)
-	if d == nil || d.resolvedCgroup != en.Snap.CgroupID {
-		id := en.Snap.CgroupID
+	id := en.Snap.CgroupID
+	if d == nil || d.resolvedCgroup != id || d.pending && e.pathKnown(id) {
 		var ref *containerRef
+		pending := false
 		if id != 0 {
 			ref = e.byCgroup[id]
 		}
 		if ref == nil {
-			// Not a known container cgroup: /proc/<pid>/cgroup has the
-			// path (and the v1 paths), which saves a walk.
-			path, cgs := "", proc.Cgroups(nil)
-			if e.fs != nil && !en.Exited() {
-				if c, v2, pid, err := e.fs.Cgroup(en.Snap.PID); err == nil && (id == 0 || pid == id) {
-					path, cgs = v2, c
+			ref, pending = e.resolve(id, en.Snap.NS, func() (string, proc.Cgroups) {
+				if e.fs != nil && !en.Exited() {
+					if c, v2, _, err := e.fs.Cgroup(en.Snap.PID); err == nil {
+						return v2, c
+					}
 				}
-			}
-			ref = e.resolve(id, path, cgs, en.Snap.NS)
+				return "", nil
+			})
 		}
-		d = &entryData{ref: ref, resolvedCgroup: id}
+		d = &entryData{ref: ref, resolvedCgroup: id, pending: pending}
 		en.Data = d
 	}
 	if d.ref == nil {
@@ -584,27 +626,56 @@ func (e *Enricher) containerOf(en *proc.Entry) *event.Container {
 	return d.ref.cur
 }
 
-// resolve finds the container of a cgroup: by its path (the v2 path from
-// /proc, or the resolver's walk, or a v1 path), else by namespaces. It
-// returns nil for the host.
-func (e *Enricher) resolve(id uint64, v2path string, cgs proc.Cgroups, ns event.Namespaces) *containerRef {
+// pathKnown reports whether the path of cgroup id has become known.
+func (e *Enricher) pathKnown(id uint64) bool {
+	if id == 0 || e.resolver == nil {
+		return false
+	}
+	_, err := e.resolver.Path(id)
+	return err == nil
+}
+
+// resolve finds the container of a cgroup: by the path of its id (as the
+// kernel reported it), else by a v1 path, else by namespaces. It returns
+// nil for the host. pending says that the id's path is not known yet, so
+// the answer is provisional and must not stick to the process.
+//
+// procCgroup reads the process's /proc/<pid>/cgroup, only when the id's
+// path names no container: for the v1 paths (runtimes that place only v1
+// cgroups), and for the v2 path where there is no id and that path is from
+// the root of the hierarchy.
+func (e *Enricher) resolve(id uint64, ns event.Namespaces, procCgroup func() (v2 string, cgs proc.Cgroups)) (ref *containerRef, pending bool) {
 	if id != 0 {
 		if ref, ok := e.byCgroup[id]; ok && ref != nil {
-			return ref
+			return ref, false
 		}
 	}
-	path := v2path
-	if path != "" && id != 0 && e.resolver != nil {
-		e.resolver.Learn(id, path)
-	}
-	if path == "" && id != 0 && e.resolver != nil {
-		path, _ = e.resolver.Path(id)
+	path := ""
+	switch {
+	case id != 0 && e.resolver != nil:
+		p, err := e.resolver.Path(id)
+		if err != nil {
+			pending = true
+			e.pendingCgroups++
+		}
+		path = p
+	case id != 0:
+		pending = true
+	case !e.procPathsFull:
+		pending = true // seeded in a cgroup namespace: the id comes with the first event
 	}
 	info := e.parser.Parse(path)
 	if !info.Container {
+		v2, cgs := procCgroup()
+		if id == 0 && e.procPathsFull {
+			path, info = v2, e.parser.Parse(v2)
+		}
 		// cgroup v1 hierarchies (v1-only hosts, or runtimes that place
 		// only v1 cgroups) name containers too.
 		for _, c := range cgs {
+			if info.Container {
+				break
+			}
 			if c.Hierarchy == 0 {
 				continue
 			}
@@ -614,13 +685,12 @@ func (e *Enricher) resolve(id uint64, v2path string, cgs proc.Cgroups, ns event.
 			}
 		}
 	}
-	var ref *containerRef
 	switch {
 	case info.Container:
 		ref = e.containerRef(info.ID, func() *event.Container {
 			return &event.Container{ID: info.ID, Runtime: info.Runtime, CgroupPath: path, PodUID: info.PodUID}
 		})
-		if id != 0 {
+		if id != 0 && !pending {
 			if len(e.byCgroup) >= maxContainers {
 				clear(e.byCgroup)
 				e.containerResets++
@@ -638,7 +708,7 @@ func (e *Enricher) resolve(id uint64, v2path string, cgs proc.Cgroups, ns event.
 		})
 		ref.complete = true
 	}
-	return ref
+	return ref, pending
 }
 
 func (e *Enricher) containerRef(key string, mk func() *event.Container) *containerRef {
@@ -752,15 +822,18 @@ func (e *Enricher) Counters() map[string]uint64 {
 		"enrich_containers_seen":    e.containersSeen,
 		"enrich_container_resets":   e.containerResets,
 		"enrich_cri_updates":        e.criUpdates,
+		"enrich_cgroups_pending":    e.pendingCgroups,
 		"proc_table_size":           uint64(e.table.Len()),
 		"proc_table_evicted":        e.table.Evicted(),
 		"proc_table_expired":        e.table.Expired(),
 	}
-	c := e.cri
+	c, r := e.cri, e.resolver
 	e.mu.Unlock()
-	if e.resolver != nil {
-		w, miss, tr := e.resolver.Counters()
-		m["cgroup_walks"], m["cgroup_misses"], m["cgroup_truncated"] = w, miss, tr
+	if r != nil {
+		rc := r.Counters()
+		m["cgroup_index_entries"], m["cgroup_index_resets"] = rc.Entries, rc.Resets
+		m["cgroup_learned"], m["cgroup_forgotten"] = rc.Learned, rc.Forgotten
+		m["cgroup_handle_lookups"], m["cgroup_walks"], m["cgroup_misses"] = rc.Handles, rc.Walks, rc.Misses
 	}
 	maps.Copy(m, e.classes.Counters())
 	if c != nil {

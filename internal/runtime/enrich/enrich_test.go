@@ -13,6 +13,7 @@ import (
 
 	"github.com/kestrel-sec/kestrel/internal/config"
 	"github.com/kestrel-sec/kestrel/internal/event"
+	"github.com/kestrel-sec/kestrel/internal/runtime/cgroup"
 	"github.com/kestrel-sec/kestrel/internal/runtime/cri/critest"
 )
 
@@ -27,7 +28,8 @@ var hostNS = map[string]uint32{"mnt": 4026531832, "pid": 4026531836, "net": 4026
 
 // fakeProc is a procfs stand-in: a directory of pid directories with the
 // files the enricher reads, and a cgroup tree whose directory inodes are
-// the cgroup ids.
+// the cgroup ids. The enricher reads it as from the initial cgroup
+// namespace (self has the host's namespaces).
 type fakeProc struct {
 	t      testing.TB
 	proc   string
@@ -48,12 +50,24 @@ func newFakeProc(t *testing.T) *fakeProc { return newFakeProcB(t) }
 
 func newFakeProcB(t testing.TB) *fakeProc {
 	f := &fakeProc{t: t, proc: t.TempDir(), cgroot: t.TempDir()}
-	if err := os.Mkdir(filepath.Join(f.proc, "self"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(f.proc, "self", "ns"), 0o755); err != nil {
 		t.Fatal(err)
+	}
+	for name, ino := range hostNS {
+		if err := os.Symlink(fmt.Sprintf("%s:[%d]", name, ino), filepath.Join(f.proc, "self", "ns", name)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	f.add(fproc{pid: 1, comm: "init", cgroup: "/"})
 	f.add(fproc{pid: 2, comm: "kthreadd", cgroup: "/", kthread: true})
 	return f
+}
+
+// options are the Enricher's options for this stand-in: its cgroup tree's
+// root directory stands for the hierarchy's root.
+func (f *fakeProc) options() *Options {
+	return &Options{ProcRoot: f.proc, CgroupRoot: f.cgroot, NoNetlink: true,
+		CgroupResolver: &cgroup.ResolverOptions{RootID: f.cgroupID("/")}}
 }
 
 func (f *fakeProc) cgroupID(path string) uint64 {
@@ -122,7 +136,7 @@ func (c *clock) now() time.Time { return c.t }
 
 func newTestEnricher(t *testing.T, f *fakeProc, cfg config.ContextConfig, clk *clock) *Enricher {
 	t.Helper()
-	opts := &Options{ProcRoot: f.proc, CgroupRoot: f.cgroot, NoNetlink: true}
+	opts := f.options()
 	if clk != nil {
 		opts.Now = clk.now
 	}
@@ -312,9 +326,11 @@ func TestCgroupChangeAndLayouts(t *testing.T) {
 		t.Fatalf("probe before setns: container %+v", ev.Container)
 	}
 	// The probe joins the container's cgroup: the event's cgroup id
-	// differs from the snapshot's and the container is re-resolved (by a
-	// walk of the cgroup tree, since /proc still shows the old cgroup).
+	// differs from the snapshot's and the container is re-resolved from
+	// the path the kernel reported for that cgroup (/proc still shows the
+	// old cgroup).
 	cg := f.cgroupID(k8sCg)
+	e.Cgroups().Learn(cg, k8sCg)
 	ev = &event.Event{Kind: event.KindOpen, Process: partial(100, "probe", cg)}
 	e.Enrich(ev)
 	if ev.Container == nil || ev.Container.ID != hexID || ev.Process.CgroupID != cg {
@@ -390,8 +406,9 @@ func TestStartErrorsAndGPUAssigner(t *testing.T) {
 	}
 	f := newFakeProc(t)
 	f.add(fproc{pid: 200, ppid: 1, comm: "python3", exe: "/usr/bin/python3", cgroup: k8sCg})
-	e, err = New(testConfig(), &Options{ProcRoot: f.proc, CgroupRoot: f.cgroot, NoNetlink: true,
-		GPUAssignments: fakeGPUs{podUID + "/": {"GPU-aaaa"}}})
+	opts := f.options()
+	opts.GPUAssignments = fakeGPUs{podUID + "/": {"GPU-aaaa"}}
+	e, err = New(testConfig(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

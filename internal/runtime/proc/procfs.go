@@ -83,17 +83,20 @@ func (fs *FS) PIDs() ([]uint32, error) {
 
 // Proc is one process as read from /proc.
 type Proc struct {
-	PID, PPID  uint32
-	Comm       string
-	Exe        string
-	Args       []string
-	UID, EUID  uint32
-	CapEff     uint64
-	CapPrm     uint64
-	StartTime  time.Time
-	Kthread    bool
-	ExeMemfd   bool
-	NS         event.Namespaces
+	PID, PPID uint32
+	Comm      string
+	Exe       string
+	Args      []string
+	UID, EUID uint32
+	CapEff    uint64
+	CapPrm    uint64
+	StartTime time.Time
+	Kthread   bool
+	ExeMemfd  bool
+	NS        event.Namespaces
+	// NSPID is the pid in its own PID namespace (the last NSpid); 0 when
+	// the kernel did not say.
+	NSPID      uint32
 	Cgroups    Cgroups
 	CgroupPath string // v2 path, "" if none
 	// CgroupID is the inode of the v2 cgroup directory (what BPF reports
@@ -107,7 +110,7 @@ func (p *Proc) Snapshot() *event.Process {
 	return &event.Process{
 		PID: p.PID, TID: p.PID, PPID: p.PPID, ForkParent: p.PPID,
 		UID: p.UID, EUID: p.EUID, Comm: p.Comm, Exe: p.Exe, Args: p.Args,
-		StartTime: p.StartTime, CgroupID: p.CgroupID, NS: p.NS,
+		StartTime: p.StartTime, CgroupID: p.CgroupID, NS: p.NS, NSPID: p.NSPID,
 		CapEff: p.CapEff, CapPrm: p.CapPrm, ExeMemfd: p.ExeMemfd,
 	}
 }
@@ -137,6 +140,9 @@ func (fs *FS) Process(pid uint32) (*Proc, error) {
 		PID: pid, PPID: st.PPID, Comm: st.Comm,
 		UID: ss.UID[0], EUID: ss.UID[1], CapEff: ss.CapEff, CapPrm: ss.CapPrm,
 		Kthread: st.Flags&PFKthread != 0,
+	}
+	if len(ss.NSpid) > 0 {
+		p.NSPID = ss.NSpid[len(ss.NSpid)-1]
 	}
 	if !fs.boot.IsZero() {
 		p.StartTime = fs.boot.Add(time.Duration(st.StartTicks) * (time.Second / clockTicks))
@@ -178,9 +184,19 @@ func (fs *FS) Cgroup(pid uint32) (cgs Cgroups, v2 string, id uint64, err error) 
 // Namespaces reads the namespace inodes of pid. Unreadable links are left
 // zero; the error is the first failure.
 func (fs *FS) Namespaces(pid uint32) (event.Namespaces, error) {
+	return fs.namespaces(strconv.FormatUint(uint64(pid), 10))
+}
+
+// SelfNamespaces reads the namespace inodes of the reading process, as
+// Namespaces does.
+func (fs *FS) SelfNamespaces() (event.Namespaces, error) {
+	return fs.namespaces("self")
+}
+
+func (fs *FS) namespaces(pid string) (event.Namespaces, error) {
 	var ns event.Namespaces
 	var first error
-	dir := filepath.Join(fs.root, strconv.FormatUint(uint64(pid), 10), "ns")
+	dir := filepath.Join(fs.root, pid, "ns")
 	for _, n := range []struct {
 		name string
 		dst  *uint32
@@ -193,7 +209,7 @@ func (fs *FS) Namespaces(pid uint32) (event.Namespaces, error) {
 			*n.dst, err = ParseNSLink(l)
 		}
 		if err != nil && first == nil {
-			first = fmt.Errorf("read namespaces of %d: %w", pid, err)
+			first = fmt.Errorf("read namespaces of %s: %w", pid, err)
 		}
 	}
 	return ns, first
@@ -208,6 +224,16 @@ func (fs *FS) CgroupV2Mount() (string, error) {
 	mounts, err := ParseMountinfo(b)
 	if err != nil {
 		return "", err
+	}
+	// The mount that shows the whole hierarchy: its root directory is the
+	// root cgroup, id 1. Inside a cgroup namespace mountinfo gives every
+	// cgroup2 mount a root relative to that namespace ("/.."), so the root
+	// field cannot tell; nor can it when a host mount covers a namespace's.
+	for _, m := range mounts {
+		var st unix.Stat_t
+		if m.FSType == "cgroup2" && unix.Stat(m.Point, &st) == nil && st.Ino == 1 {
+			return m.Point, nil
+		}
 	}
 	p, ok := CgroupV2Mount(mounts)
 	if !ok {
