@@ -44,6 +44,7 @@ enum drop_source {
 	DROP_RINGBUF_RESERVE = 0, /* ring buffer full */
 	DROP_PATH_TOO_LONG = 1,   /* path truncated (still sent, counted) */
 	DROP_INFLIGHT = 2,        /* no task storage for a watched call in flight */
+	DROP_OPEN_REPEAT = 3,     /* an open repeating a reported one: counted, not sent */
 	DROP_MAX = 8,
 };
 

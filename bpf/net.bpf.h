@@ -473,7 +473,7 @@ static __always_inline __u8 connect_via(__u32 proto)
 	if (pf & KS_PF_KTHREAD)
 		return NET_VIA_KERNEL;
 	long nr = sys_nr((struct pt_regs *)bpf_task_pt_regs(t));
-	int slot = sys_slot(nr);
+	int slot = sys_slot(nr, sys_any_exit, sys_watched_exit);
 	if (slot >= 0 && ((__u32)slot == net_connect_slot[0] || (__u32)slot == net_connect_slot[1]))
 		return NET_VIA_SYSCALL;
 	__u64 n = (__u64)nr & ~(__u64)X32_SYSCALL_BIT;

@@ -15,8 +15,11 @@
 //	exec        fork+exec of /bin/true
 //	connect     TCP connect + send + close on loopback
 //	udp         sendto on an unconnected UDP socket (not in the default set)
-//	watched     the same watched model file, opened again and again
-//	distinct    watched opens of distinct model files (every open a new file)
+//	watched     the same watched model file, opened again and again (the
+//	            kernel counts repeats within -repeat-window instead of
+//	            reporting them)
+//	distinct    watched opens of distinct model files, cycling through -files
+//	            of them (every open a new file with -repeat-window 0)
 //	relative    opens of a relative path (not in the default set)
 //
 // Storms run in a child process (this binary re-executed with -worker),
@@ -66,12 +69,14 @@ func main() {
 	files := flag.Int("files", 2000, "distinct model files the distinct storm cycles through")
 	storms := flag.String("storms", "open,realistic,unwatched,exec,connect,watched,distinct",
 		"comma-separated storms to run (also: relative, opens of a relative path; udp, sendto on an unconnected socket)")
+	repeatWindow := flag.Duration("repeat-window", config.Default().Capture.OpenRepeatWindow.D(),
+		"capture.open_repeat_window of the sensor runs (0 reports every open: the watched and distinct storms' worst case)")
 	flag.BoolVar(&progStats, "progstats", false, "in sensor runs, print each program's average run time (kernel BPF stats; adds some cost; "+
 		"the syscall handlers' time counts in kestrel_sys_enter/kestrel_sys_exit, which tail-call them)")
 	flag.Parse()
 	n := counts{opens: *opens, execs: *execs, conns: *conns, watched: *watched, realistic: *realistic,
 		unwatched: *unwatched, distinct: *distinct, files: *files, datagrams: *datagrams}
-	if err := run(*rounds, n, strings.Split(*storms, ",")); err != nil {
+	if err := run(*rounds, n, strings.Split(*storms, ","), *repeatWindow); err != nil {
 		fmt.Fprintln(os.Stderr, "sensorbench:", err)
 		os.Exit(1)
 	}
@@ -109,7 +114,7 @@ type counts struct {
 	opens, execs, conns, watched, realistic, unwatched, distinct, files, datagrams int
 }
 
-func run(rounds int, n counts, names []string) error {
+func run(rounds int, n counts, names []string, repeatWindow time.Duration) error {
 	if err := runtime.CheckPrivileges(); err != nil {
 		return err
 	}
@@ -155,6 +160,7 @@ func run(rounds int, n counts, names []string) error {
 		}
 	}
 	cfg := config.Default().Capture
+	cfg.OpenRepeatWindow = config.Duration(repeatWindow)
 	results := map[string]map[mode][]sample{}
 	for _, s := range list {
 		results[s.name] = map[mode][]sample{}

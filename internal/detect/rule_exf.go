@@ -568,7 +568,7 @@ func (r *exf004) Eval(ctx *Context, ev *event.Event) {
 		if !ok || rec.p == nil || f.Flags&event.ODirectry != 0 || !isArchiver(rec.p) {
 			return
 		}
-		if m, _ := a.match.IsModel(f.RawPath, f.Path, f.Size); !m {
+		if !a.isModelFile(f, f.Size) {
 			return
 		}
 		ctx.Emit(ev, Report{
@@ -642,7 +642,7 @@ func (r *exf005) Eval(ctx *Context, ev *event.Event) {
 		if !ok || rec.p == nil || !isKubectlCp(ctx.Settings, rec.p, ev.Container) {
 			return
 		}
-		if m, _ := a.match.IsModel(f.RawPath, f.Path, f.Size); !m {
+		if !a.isModelFile(f, f.Size) {
 			return
 		}
 		ctx.Emit(ev, Report{

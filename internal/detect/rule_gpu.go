@@ -496,17 +496,28 @@ func (r *gpu004) Eval(ctx *Context, ev *event.Event) {
 			return
 		}
 		raw := f.RawPath
-		if _, _, ok := procPath(raw); !ok {
-			raw = f.Path
-		}
-		pid, rest, ok := procPath(raw)
-		if !ok || !(rest == "mem" || rest == "environ" || rest == "maps" || rest == "smaps" ||
-			strings.HasPrefix(rest, "map_files/")) {
-			return
-		}
-		t, ok := owner(atoiPID(pid))
-		if !ok {
-			return
+		var t uint32
+		var rest string
+		if f.TargetPID != 0 && (f.Knob == event.KnobProcMem || f.Knob == event.KnobProcMaps || f.Knob == event.KnobProcEnviron) {
+			// The kernel named the process the entry belongs to by its
+			// host pid, whatever path or pid namespace reached it.
+			t, rest = f.TargetPID, strings.TrimPrefix(f.Knob, "proc_pid_")
+			if !isOwner(t) {
+				return
+			}
+		} else {
+			if _, _, ok := procPath(raw); !ok {
+				raw = f.Path
+			}
+			pid, r, ok := procPath(raw)
+			if !ok || !(r == "mem" || r == "environ" || r == "maps" || r == "smaps" ||
+				strings.HasPrefix(r, "map_files/")) {
+				return
+			}
+			if t, ok = owner(atoiPID(pid)); !ok {
+				return
+			}
+			rest = r
 		}
 		a := ctx.eng.ai
 		switch {
@@ -684,6 +695,9 @@ func (r *gpu005) Eval(ctx *Context, ev *event.Event) {
 			return
 		}
 		ok, o := a.tamperTarget(f.RawPath, f.Path, f.Dev, f.Inode, ctx.Now)
+		// The kernel knowing the inode as a model file makes any write
+		// tampering, whatever the file is called now.
+		ok = ok || f.Match.Has(event.MatchModel)
 		if !ok || !o && f.Flags&event.OCreat != 0 && a.newBlob(f.Path, f.Dev, f.Inode, ctx.Now) {
 			return
 		}

@@ -813,6 +813,18 @@ func TestRules(t *testing.T) {
 	}
 	cases = append(cases, aiRuleCases()...)   // GPU-* and EXF-* (rule_ai_cases_test.go)
 	cases = append(cases, selfRuleCases()...) // SELF-* (rule_self_test.go)
+	covered := runRuleCases(t, cases)
+	for _, m := range newTestEngine(t, nil).Catalog() {
+		if !covered[m.ID] {
+			t.Errorf("no firing case for %s", m.ID)
+		}
+	}
+}
+
+// runRuleCases runs each case on a fresh engine and returns the rules that
+// fired as expected.
+func runRuleCases(t *testing.T, cases []ruleCase) map[string]bool {
+	t.Helper()
 	covered := map[string]bool{}
 	for _, tc := range cases {
 		t.Run(tc.rule+"/"+tc.name, func(t *testing.T) {
@@ -839,9 +851,5 @@ func TestRules(t *testing.T) {
 			}
 		})
 	}
-	for _, m := range newTestEngine(t, nil).Catalog() {
-		if !covered[m.ID] {
-			t.Errorf("no firing case for %s", m.ID)
-		}
-	}
+	return covered
 }

@@ -297,10 +297,7 @@ func (a *aiState) onOpen(st *State, p *event.Process, c *event.Container, ev *ev
 	// Ownership is sticky: a server that freed its GPU memory and reloads
 	// its weights is still their owner.
 	owner := p.GPUOwner || st.IsGPUOwner(p.PID) || r != nil && !r.ownerSince.IsZero()
-	isModel := false
-	if mayBeModel(f.Path) || mayBeModel(f.RawPath) {
-		isModel, _ = a.match.IsModel(f.RawPath, f.Path, size)
-	}
+	isModel := a.isModelFile(f, size)
 	if !isModel && owner && f.IsRead() && !write {
 		if r == nil {
 			r = a.proc(p, c)

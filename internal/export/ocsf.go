@@ -717,8 +717,8 @@ func processActivity(w *jsonWriter, ev *event.Event, p *ocsfPlan) {
 func fileActivity(w *jsonWriter, ev *event.Event) {
 	writeActor(w, ev.Process, ev.Container)
 	if f := ev.File; f != nil {
-		typeID := fileUnknown
-		if f.Flags&event.ODirectry != 0 && f.Result >= 0 {
+		typeID := fileTypeID(f.Type)
+		if typeID == fileUnknown && f.Flags&event.ODirectry != 0 && f.Result >= 0 {
 			typeID = fileFolder // opening with O_DIRECTORY succeeds on directories only
 		}
 		w.object("file")
@@ -754,6 +754,27 @@ func fileActivity(w *jsonWriter, ev *event.Event) {
 	default: // unlink, umount
 		writeOCSFFile(w, "file", s.Path, fileUnknown)
 	}
+}
+
+// fileTypeID maps event.File.Type to file type_id.
+func fileTypeID(t string) int {
+	switch t {
+	case event.FileTypeRegular:
+		return fileRegular
+	case event.FileTypeDir:
+		return fileFolder
+	case event.FileTypeChar:
+		return 3
+	case event.FileTypeBlock:
+		return 4
+	case event.FileTypeSocket:
+		return 5
+	case event.FileTypeFIFO:
+		return 6
+	case event.FileTypeSymlink:
+		return 7
+	}
+	return fileUnknown
 }
 
 // mknodType maps the S_IFMT bits of mknod's mode to file type_id.
@@ -1147,6 +1168,29 @@ func writeUnmapped(w *jsonWriter, ev *event.Event) {
 		if f.Dev != 0 {
 			w.uint("dev", f.Dev)
 		}
+		if f.Match != 0 {
+			w.array("match")
+			for i, m := range event.MatchNames {
+				if f.Match&(1<<i) != 0 {
+					w.litElem(m)
+				}
+			}
+			w.endArray()
+		}
+		w.strNE("knob", f.Knob)
+		if f.Rdev != 0 {
+			w.uint("rdev", f.Rdev)
+		}
+		if f.TargetPID != 0 {
+			w.uint("target_pid", uint64(f.TargetPID))
+		}
+		w.strNE("via", f.Via)
+		if f.Truncated&event.TruncPath != 0 {
+			w.bool("path_truncated", true)
+		}
+		if f.Repeats != 0 {
+			w.uint("repeats", uint64(f.Repeats))
+		}
 		w.end()
 	}
 	if n := ev.Net; n != nil {
@@ -1184,6 +1228,7 @@ func writeUnmapped(w *jsonWriter, ev *event.Event) {
 		if s.FdIsSocket {
 			w.bool("fd_is_socket", true)
 		}
+		w.strNE("via", s.Via)
 		w.end()
 	}
 	if raw {

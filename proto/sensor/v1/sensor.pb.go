@@ -1798,7 +1798,24 @@ type File struct {
 	ExitOnly bool `protobuf:"varint,12,opt,name=exit_only,json=exitOnly,proto3" json:"exit_only,omitempty"`
 	Compat   bool `protobuf:"varint,13,opt,name=compat,proto3" json:"compat,omitempty"`
 	// Set when a path is not valid UTF-8.
-	Exact         *FileExact `protobuf:"bytes,20,opt,name=exact,proto3" json:"exact,omitempty"`
+	Exact *FileExact `protobuf:"bytes,20,opt,name=exact,proto3" json:"exact,omitempty"`
+	// "io_uring" for an io_uring request, "" for a syscall.
+	Via string `protobuf:"bytes,14,opt,name=via,proto3" json:"via,omitempty"`
+	// How the kernel matched the open: "name" (the path as passed) or what
+	// it opened: "model", "knob", "device", "namespace", "layout", "call".
+	Match []string `protobuf:"bytes,15,rep,name=match,proto3" json:"match,omitempty"`
+	// The kernel knob of a "knob" match (core_pattern, release_agent ...).
+	Knob string `protobuf:"bytes,16,opt,name=knob,proto3" json:"knob,omitempty"`
+	// The opened inode's type: regular, directory, char, block, fifo,
+	// socket, symlink; "" when unknown.
+	Type string `protobuf:"bytes,17,opt,name=type,proto3" json:"type,omitempty"`
+	// The device number of a device node (stat(2) encoding).
+	Rdev uint64 `protobuf:"varint,18,opt,name=rdev,proto3" json:"rdev,omitempty"`
+	// For another process's /proc/<pid> entry: that process's host pid.
+	TargetPid uint32 `protobuf:"varint,19,opt,name=target_pid,json=targetPid,proto3" json:"target_pid,omitempty"`
+	// Like opens (same process image, file and access mode) counted instead
+	// of reported since the previous report of this one.
+	Repeats       uint32 `protobuf:"varint,21,opt,name=repeats,proto3" json:"repeats,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1929,6 +1946,55 @@ func (x *File) GetExact() *FileExact {
 		return x.Exact
 	}
 	return nil
+}
+
+func (x *File) GetVia() string {
+	if x != nil {
+		return x.Via
+	}
+	return ""
+}
+
+func (x *File) GetMatch() []string {
+	if x != nil {
+		return x.Match
+	}
+	return nil
+}
+
+func (x *File) GetKnob() string {
+	if x != nil {
+		return x.Knob
+	}
+	return ""
+}
+
+func (x *File) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *File) GetRdev() uint64 {
+	if x != nil {
+		return x.Rdev
+	}
+	return 0
+}
+
+func (x *File) GetTargetPid() uint32 {
+	if x != nil {
+		return x.TargetPid
+	}
+	return 0
+}
+
+func (x *File) GetRepeats() uint32 {
+	if x != nil {
+		return x.Repeats
+	}
+	return 0
 }
 
 // FileExact holds the exact bytes of a File's paths that are not valid UTF-8.
@@ -2225,7 +2291,9 @@ type Syscall struct {
 	ExitOnly bool `protobuf:"varint,14,opt,name=exit_only,json=exitOnly,proto3" json:"exit_only,omitempty"`
 	Compat   bool `protobuf:"varint,15,opt,name=compat,proto3" json:"compat,omitempty"`
 	// Set when a path or the argument is not valid UTF-8.
-	Exact         *SyscallExact `protobuf:"bytes,20,opt,name=exact,proto3" json:"exact,omitempty"`
+	Exact *SyscallExact `protobuf:"bytes,20,opt,name=exact,proto3" json:"exact,omitempty"`
+	// "io_uring" for an io_uring request, "" for a syscall.
+	Via           string `protobuf:"bytes,16,opt,name=via,proto3" json:"via,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2370,6 +2438,13 @@ func (x *Syscall) GetExact() *SyscallExact {
 		return x.Exact
 	}
 	return nil
+}
+
+func (x *Syscall) GetVia() string {
+	if x != nil {
+		return x.Via
+	}
+	return ""
 }
 
 // SyscallExact holds the exact bytes of a Syscall's strings that are not
@@ -3868,7 +3943,7 @@ const file_sensor_proto_rawDesc = "" +
 	"\x03pod\x18\x03 \x01(\fR\x03pod\x12\x1c\n" +
 	"\tnamespace\x18\x04 \x01(\fR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x05 \x01(\fR\x04name\x12\x14\n" +
-	"\x05image\x18\x06 \x01(\fR\x05image\"\x84\x03\n" +
+	"\x05image\x18\x06 \x01(\fR\x05image\"\xa1\x04\n" +
 	"\x04File\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x19\n" +
 	"\braw_path\x18\x02 \x01(\tR\arawPath\x126\n" +
@@ -3885,7 +3960,15 @@ const file_sensor_proto_rawDesc = "" +
 	"\ttruncated\x18\v \x03(\tR\ttruncated\x12\x1b\n" +
 	"\texit_only\x18\f \x01(\bR\bexitOnly\x12\x16\n" +
 	"\x06compat\x18\r \x01(\bR\x06compat\x12*\n" +
-	"\x05exact\x18\x14 \x01(\v2\x14.sensor.v1.FileExactR\x05exact\":\n" +
+	"\x05exact\x18\x14 \x01(\v2\x14.sensor.v1.FileExactR\x05exact\x12\x10\n" +
+	"\x03via\x18\x0e \x01(\tR\x03via\x12\x14\n" +
+	"\x05match\x18\x0f \x03(\tR\x05match\x12\x12\n" +
+	"\x04knob\x18\x10 \x01(\tR\x04knob\x12\x12\n" +
+	"\x04type\x18\x11 \x01(\tR\x04type\x12\x12\n" +
+	"\x04rdev\x18\x12 \x01(\x04R\x04rdev\x12\x1d\n" +
+	"\n" +
+	"target_pid\x18\x13 \x01(\rR\ttargetPid\x12\x18\n" +
+	"\arepeats\x18\x15 \x01(\rR\arepeats\":\n" +
 	"\tFileExact\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\fR\x04path\x12\x19\n" +
 	"\braw_path\x18\x02 \x01(\fR\arawPath\"\x93\x03\n" +
@@ -3909,7 +3992,7 @@ const file_sensor_proto_rawDesc = "" +
 	"\x03via\x18\x0f \x01(\tR\x03via\x12)\n" +
 	"\x05exact\x18\x14 \x01(\v2\x13.sensor.v1.NetExactR\x05exact\"'\n" +
 	"\bNetExact\x12\x1b\n" +
-	"\tunix_path\x18\x01 \x01(\fR\bunixPath\"\x8e\x03\n" +
+	"\tunix_path\x18\x01 \x01(\fR\bunixPath\"\xa0\x03\n" +
 	"\aSyscall\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03ret\x18\x02 \x01(\x03R\x03ret\x12\x14\n" +
@@ -3928,7 +4011,8 @@ const file_sensor_proto_rawDesc = "" +
 	"\x04arg2\x18\r \x01(\x04R\x04arg2\x12\x1b\n" +
 	"\texit_only\x18\x0e \x01(\bR\bexitOnly\x12\x16\n" +
 	"\x06compat\x18\x0f \x01(\bR\x06compat\x12-\n" +
-	"\x05exact\x18\x14 \x01(\v2\x17.sensor.v1.SyscallExactR\x05exact\"J\n" +
+	"\x05exact\x18\x14 \x01(\v2\x17.sensor.v1.SyscallExactR\x05exact\x12\x10\n" +
+	"\x03via\x18\x10 \x01(\tR\x03via\"J\n" +
 	"\fSyscallExact\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\fR\x04path\x12\x14\n" +
 	"\x05path2\x18\x02 \x01(\fR\x05path2\x12\x10\n" +
