@@ -150,13 +150,20 @@ func revShellArg(p *event.Process) string {
 	return ""
 }
 
+// cutShellLine reports whether p is a shell or an interpreter whose command
+// line the capture cut: its end, where a one-liner would hide a reverse shell
+// behind a pad, was not seen.
+func cutShellLine(p *event.Process) bool {
+	return p.Truncated&event.TruncArgs != 0 && (isShell(exeBase(p)) || isInterpreter(exeBase(p)) || isShell(argv0Base(p)))
+}
+
 func (r *c2001) Eval(ctx *Context, ev *event.Event) {
 	p := ev.Process
 	if p == nil {
 		return
 	}
 	var what, key string
-	unconfirmed, cut := false, false
+	unconfirmed, cut, corroborated := false, false, false
 	switch ev.Kind {
 	case event.KindExec:
 		if m := revShellArg(p); m != "" {
@@ -166,7 +173,7 @@ func (r *c2001) Eval(ctx *Context, ev *event.Event) {
 		// A command line longer than the capture keeps its end out of
 		// sight: a pad before /dev/tcp/ is how to hide a one-liner. A cut
 		// shell or interpreter command line is suspicious, not clean.
-		if p.Truncated&event.TruncArgs != 0 && (isShell(exeBase(p)) || isInterpreter(exeBase(p)) || isShell(argv0Base(p))) {
+		if cutShellLine(p) {
 			what, key = "ran a command line longer than the sensor captures, whose end (where a reverse shell would be) is not visible ("+
 				cmdline(p)+" ...)", "cut:"+itoa(uint64(p.PID))
 			cut = true
@@ -218,6 +225,15 @@ func (r *c2001) Eval(ctx *Context, ev *event.Event) {
 			what, key = "connected fd "+itoaSigned(int64(n.Fd))+" (stdio) to "+n.DAddr.String()+":"+itoa(uint64(n.DPort)), "conn:"+itoa(uint64(p.PID))
 			break
 		}
+		// A shell or interpreter whose command line the capture cut dials
+		// out: the hidden end of the line is doing something on the network.
+		if cutShellLine(p) && !n.DAddr.IsLoopback() && n.Class != event.ClassLoopback &&
+			(n.Result == 0 || n.Result == -115) && !ctx.Settings.EgressAllowed(ev.Container, n.DAddr, n.DPort) {
+			what, key = "connected to "+n.DAddr.String()+":"+itoa(uint64(n.DPort))+" from a command line longer than the sensor captures ("+
+				cmdline(p)+" ...)", "cutconn:"+itoa(uint64(p.PID))
+			cut, corroborated = true, true
+			break
+		}
 		// Events from different CPUs may arrive out of order: the shell a
 		// child started may be seen before the connect that preceded it.
 		sh, found := ctx.State.LastShell(p.PID)
@@ -240,7 +256,12 @@ func (r *c2001) Eval(ctx *Context, ev *event.Event) {
 		sev = event.SevCritical
 	}
 	if cut {
-		sev = event.SevMedium
+		// A long entrypoint script or python -c is common and benign: the
+		// cut line alone is low; medium once the process also dials out.
+		sev = event.SevLow
+		if corroborated {
+			sev = event.SevMedium
+		}
 	}
 	if unconfirmed {
 		sev = event.SevLow
