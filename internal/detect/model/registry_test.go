@@ -597,7 +597,17 @@ func TestRegistryWriteDuringHash(t *testing.T) {
 	if _, err := rand.Read(data); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(p, data, 0o644); err != nil {
+	// Overwritten in place, in one write, not truncated first: with
+	// O_TRUNC a hash could finish on the empty file before the write,
+	// and that hash would be right for the file it read.
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(data)
