@@ -72,8 +72,11 @@ func TestResolverLearnForget(t *testing.T) {
 func TestResolverBounded(t *testing.T) {
 	r := NewResolver("", &ResolverOptions{MaxEntries: 2})
 	r.Learn(7, "/x")
-	if !r.Learn(8, "/y") || !r.Learn(8, "/y") {
+	if !r.Learn(8, "/y") {
 		t.Fatal("Learn within the bound reported a reset")
+	}
+	if !r.Learn(8, "/y") {
+		t.Fatal("Learning a known cgroup again reported a reset")
 	}
 	if r.Learn(9, "/z") {
 		t.Fatal("Learn beyond MaxEntries did not report the reset")
