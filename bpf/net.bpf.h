@@ -196,10 +196,8 @@ static __always_inline struct net_scratch *net_scratch_get(void)
 /* conn_emit copies c into the ring buffer. */
 static __always_inline void conn_emit(struct conn_rec *c)
 {
-	if (bpf_ringbuf_output(&events, c, sizeof(*c), submit_flags())) {
-		count_drop(DROP_RINGBUF_RESERVE);
+	if (emit_record(c, sizeof(*c), CLASS_BULK))
 		net_count(NET_RINGBUF_FULL);
-	}
 }
 
 /* egress_track starts (or, for a re-connected UDP socket, updates) byte
@@ -527,10 +525,8 @@ int net_sock_release(struct bpf_sock *ctx)
 		__builtin_memcpy(r, e, sizeof(*r));
 		r->hdr.ts_ns = bpf_ktime_get_boot_ns();
 		r->flags |= CONN_F_CLOSED;
-		if (bpf_ringbuf_output(&events, r, sizeof(*r), submit_flags())) {
-			count_drop(DROP_RINGBUF_RESERVE);
+		if (emit_record(r, sizeof(*r), CLASS_BULK))
 			net_count(NET_RINGBUF_FULL);
-		}
 	}
 	if (!bpf_map_delete_elem(&egress_socks, &cookie))
 		net_count(NET_SOCK_RELEASED);

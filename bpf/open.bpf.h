@@ -387,6 +387,31 @@ static __always_inline void open_stage(struct open_rec *r, struct open_scratch *
 		r->rflags |= OPEN_F_RAW_TRUNC;
 }
 
+/* The class of an open record (common.h): a write (a knob, a runtime
+ * binary, the loader's preload list) is a priority record whatever it
+ * opened; so is any open of a file on proc, sysfs or cgroupfs (the kernel
+ * knobs, /proc/<pid>/ entries) or of a block device, by the superblock and
+ * inode the kernel opened. Other reads (model files) are bulk. */
+#define PROC_SUPER_MAGIC_K 0x9fa0
+#define SYSFS_MAGIC_K 0x62656572
+#define CGROUP_SUPER_MAGIC_K 0x27e0eb
+#define CGROUP2_SUPER_MAGIC_K 0x63677270
+#define S_IFBLK_K 0060000
+
+static __always_inline __u32 open_class(__u32 flags)
+{
+	return (flags & 3) || (flags & (0x40 | 0x200 | 0x400)) /* O_CREAT, O_TRUNC, O_APPEND */ ? CLASS_PRIO : CLASS_BULK;
+}
+
+static __always_inline __u32 open_file_class(struct inode *ino)
+{
+	unsigned long magic = BPF_CORE_READ(ino, i_sb, s_magic);
+	if (magic == PROC_SUPER_MAGIC_K || magic == SYSFS_MAGIC_K || magic == CGROUP_SUPER_MAGIC_K ||
+	    magic == CGROUP2_SUPER_MAGIC_K)
+		return CLASS_PRIO;
+	return (BPF_CORE_READ(ino, i_mode) & 00170000) == S_IFBLK_K ? CLASS_PRIO : CLASS_BULK;
+}
+
 /* open_finish adds the result, the header and the path of the opened file
  * (or the base directory of a failed relative open) to r and sends it. */
 static __always_inline void open_finish(struct open_rec *r, long ret)
@@ -402,6 +427,7 @@ static __always_inline void open_finish(struct open_rec *r, long ret)
 	r->_pad = 0;
 
 	__u32 plen = 0;
+	__u32 cls = open_class(r->flags);
 	if (ret >= 0) {
 		struct file *f = fd_file(t, ret);
 		if (f) {
@@ -412,6 +438,7 @@ static __always_inline void open_finish(struct open_rec *r, long ret)
 			r->ino = BPF_CORE_READ(ino, i_ino);
 			r->size = BPF_CORE_READ(ino, i_size);
 			r->dev = BPF_CORE_READ(ino, i_sb, s_dev);
+			cls |= open_file_class(ino);
 		}
 	} else if (r->raw[0] != '/') {
 		struct path p;
@@ -441,8 +468,7 @@ static __always_inline void open_finish(struct open_rec *r, long ret)
 	if (size > sizeof(*r))
 		size = sizeof(*r);
 	r->h.size = size;
-	if (bpf_ringbuf_output(&events, r, size, submit_flags()) < 0)
-		count_drop(DROP_RINGBUF_RESERVE);
+	emit_record(r, size, cls);
 }
 
 static __always_inline void open_enter(struct pt_regs *regs, __u16 call)

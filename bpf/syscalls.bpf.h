@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Escape-primitive syscalls (REC_SYSCALL): mount, umount2, unshare, setns,
- * ptrace, process_vm_readv/writev, init/finit/delete_module, bpf
- * (BPF_PROG_LOAD), memfd_create, pivot_root, chroot, mknod(at), the rename,
- * unlink, link and symlink families (watched paths only, by the open
- * filter), dup2/dup3 of a socket onto fds 0-2, and kill/tgkill of the
- * sensor. Handlers are tail-called by the syscall dispatcher
+ * ptrace, process_vm_readv/writev, init/finit/delete_module, memfd_create,
+ * pivot_root, chroot, mknod(at), the rename, unlink, link and symlink
+ * families (watched paths only, by the open filter), dup2/dup3 of a socket
+ * onto fds 0-2, and kill/tgkill of the sensor (bpf and pidfd_getfd are in
+ * self.bpf.h). Handlers are tail-called by the syscall dispatcher
  * (dispatch.bpf.h), native and 32-bit compat calls alike.
  *
  * sys_enter decides and fills the record (arguments, strings) in the task's
@@ -50,6 +50,7 @@ enum sys_call {
 	SYS_PIVOT_ROOT = 18,
 	SYS_CHROOT = 19,
 	SYS_KILL = 20,
+	SYS_PIDFD_GETFD = 21, /* self.bpf.h */
 	SYS_CALL_MAX,
 };
 
@@ -59,6 +60,8 @@ enum sys_call {
 #define SYS_F_PATH_TRUNC (1 << 2)
 #define SYS_F_EXIT_ONLY (1 << 3)  /* refused before sys_enter: seen at sys_exit only */
 #define SYS_F_COMPAT (1 << 4)     /* a 32-bit compat syscall (int 0x80, 32-bit binary) */
+#define SYS_F_SELF_OBJ (1 << 5)   /* bpf, pidfd_getfd: the call names one of the sensor's objects (self.bpf.h) */
+#define SYS_F_PENDING (1 << 6)    /* sent at sys_enter, before the call ran; ret is not its result */
 
 struct sys_rec {
 	struct rec_hdr h;
@@ -132,11 +135,11 @@ static __always_inline __u16 user_str(char *dst, __u32 size, const void *src)
 #define SYS_PATH2(r, p) ((r)->path2_len = user_str((r)->path2, RAW_SLOT, (const void *)(p)))
 #define SYS_ARG(r, p) ((r)->arg_len = user_str((r)->arg, SYS_ARG_SLOT, (const void *)(p)))
 
+/* Escape primitives are priority records (common.h). */
 static __always_inline void sys_emit(struct sys_rec *r, long ret)
 {
 	r->ret = ret;
-	if (bpf_ringbuf_output(&events, r, sizeof(*r), submit_flags()) < 0)
-		count_drop(DROP_RINGBUF_RESERVE);
+	emit_record(r, sizeof(*r), CLASS_PRIO);
 }
 
 #define NSFS_MAGIC_K 0x6e736673
@@ -284,15 +287,6 @@ SYS_HANDLERS(finit_module, SYS_FINIT_MODULE, true, ANY_RESULT, {
 SYS_HANDLERS(delete_module, SYS_DELETE_MODULE, true, ANY_RESULT, {
 	SYS_ARG(r, ARG(0));
 	r->flags = ARG(1);
-})
-
-SYS_HANDLERS(bpf, SYS_BPF, ARG(0) == 5 /* BPF_PROG_LOAD */, ANY_RESULT, {
-	r->flags = ARG(0);
-	const union bpf_attr *attr = (const void *)ARG(1);
-	__u32 ptype = 0;
-	bpf_probe_read_user(&ptype, sizeof(ptype), &attr->prog_type);
-	r->arg2 = ptype;
-	r->arg_len = user_str(r->arg, sizeof(attr->prog_name) + 1, attr->prog_name);
 })
 
 SYS_HANDLERS(memfd_create, SYS_MEMFD_CREATE, true, ANY_RESULT, {

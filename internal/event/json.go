@@ -83,6 +83,9 @@ type jsonSys struct {
 	FdIsSocket bool   `json:"fd_is_socket,omitempty"`
 	ExitOnly   bool   `json:"exit_only,omitempty"`
 	Compat     bool   `json:"compat,omitempty"`
+	// SensorObject and Pending: a call on one of the sensor's BPF objects.
+	SensorObject bool `json:"sensor_object,omitempty"`
+	Pending      bool `json:"pending,omitempty"`
 }
 
 type jsonGPU struct {
@@ -165,7 +168,7 @@ func toJSON(e *Event, depth int) *jsonEvent {
 	if s := e.Sys; s != nil {
 		j.Sys = &jsonSys{Name: s.Name, Ret: s.Ret, Flags: s.Flags, Target: s.Target, Path: s.Path, Path2: s.Path2,
 			Arg: s.Arg, Arg2: s.Arg2, Fd: s.Fd, Fd2: s.Fd2, NSInode: s.NSInode, FdIsSocket: s.FdIsSocket,
-			ExitOnly: s.ExitOnly, Compat: s.Compat}
+			ExitOnly: s.ExitOnly, Compat: s.Compat, SensorObject: s.SensorObject, Pending: s.Pending}
 	}
 	if g := e.GPU; g != nil {
 		j.GPU = &jsonGPU{Change: g.Change, UUID: g.UUID, Index: g.Index, MIG: g.MIG, Name: g.Name, PID: g.PID, UsedBytes: g.UsedBytes}

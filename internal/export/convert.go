@@ -104,6 +104,7 @@ func eventToProto(ev *event.Event, depth int) *sensorv1.Event {
 		p.Payload = &sensorv1.Event_Syscall{Syscall: &sensorv1.Syscall{
 			Name: s.Name, Ret: s.Ret, Flags: s.Flags, Target: s.Target, Path: s.Path, Path2: s.Path2, Arg: s.Arg,
 			Fd: s.Fd, Fd2: s.Fd2, NsInode: s.NSInode, FdIsSocket: s.FdIsSocket,
+			SensorObject: s.SensorObject, Pending: s.Pending,
 		}}
 	case ev.GPU != nil:
 		g := ev.GPU
@@ -215,7 +216,8 @@ func eventFromProto(p *sensorv1.Event, depth int) (*event.Event, error) {
 		s := pl.Syscall
 		ev.Sys = &event.Syscall{Name: s.GetName(), Ret: s.GetRet(), Flags: s.GetFlags(), Target: s.GetTarget(),
 			Path: s.GetPath(), Path2: s.GetPath2(), Arg: s.GetArg(), Fd: s.GetFd(), Fd2: s.GetFd2(),
-			NSInode: s.GetNsInode(), FdIsSocket: s.GetFdIsSocket()}
+			NSInode: s.GetNsInode(), FdIsSocket: s.GetFdIsSocket(), SensorObject: s.GetSensorObject(),
+			Pending: s.GetPending()}
 	case *sensorv1.Event_Gpu:
 		g := pl.Gpu
 		ev.GPU = &event.GPU{Change: g.GetChange(), UUID: g.GetUuid(), Index: int(g.GetIndex()), MIG: g.GetMig(),

@@ -25,13 +25,15 @@ const (
 	sysFSocket   = 1 << 0
 	sysFExitOnly = 1 << 3
 	sysFCompat   = 1 << 4
+	sysFSelfObj  = 1 << 5
+	sysFPending  = 1 << 6
 )
 
 // sysCallNames are the event.Syscall names of enum sys_call.
 var sysCallNames = [...]string{
 	"mount", "umount", "unshare", "setns", "ptrace", "process_vm_readv", "process_vm_writev",
 	"init_module", "finit_module", "delete_module", "bpf", "memfd_create", "rename", "unlink",
-	"link", "symlink", "dup", "mknod", "pivot_root", "chroot", "kill",
+	"link", "symlink", "dup", "mknod", "pivot_root", "chroot", "kill", "pidfd_getfd",
 }
 
 type sysEvent struct {
@@ -77,6 +79,10 @@ func (d *decoder) decodeSyscall(h *recHeader, b []byte) (*event.Event, error) {
 		FdIsSocket: sflags&sysFSocket != 0,
 		ExitOnly:   sflags&sysFExitOnly != 0,
 		Compat:     sflags&sysFCompat != 0,
+		// SensorObject and Pending: the kernel sends a pending copy only
+		// of a call on the sensor's objects.
+		SensorObject: sflags&sysFSelfObj != 0,
+		Pending:      sflags&(sysFSelfObj|sysFPending) == sysFSelfObj|sysFPending,
 	}
 	se.e = event.Event{Kind: event.KindSyscall, Time: h.Time, Process: &se.p, Sys: &se.s}
 	return &se.e, nil

@@ -81,23 +81,36 @@ type Sensor struct {
 	drops       [dropSources]atomic.Uint64
 	lostDecoder uint64 // decode errors already reported as Lost (reader goroutine)
 	egress      egressReporter
+	flood       floodReporter
 	cg          cgroupState
 	self        selfCheck
 }
 
-// Kernel drop sources (enum drop_source in bpf/common.h).
+// Kernel drop sources (enum drop_source in bpf/common.h). Slot 3 is not
+// used here.
 const (
-	dropRingbuf  = 0
-	dropPathLong = 1
-	dropInflight = 2
-	dropSources  = 3
+	dropRingbuf     = 0
+	dropPathLong    = 1
+	dropInflight    = 2
+	dropRateLimit   = 4
+	dropPrioRingbuf = 5
+	dropSources     = 6
 )
 
-var dropNames = [dropSources]string{"kernel_ringbuf", "path_truncated", "inflight_alloc_failed"}
+// dropNames are the drop sources' names: the Lost source of those that lose
+// an event, and the drops_<name> counters.
+var dropNames = [dropSources]string{
+	dropRingbuf:     "kernel_ringbuf",
+	dropPathLong:    "path_truncated",
+	dropInflight:    "inflight_alloc_failed",
+	dropRateLimit:   "cgroup_rate_limit",
+	dropPrioRingbuf: "kernel_ringbuf_priority",
+}
 
-// dropIsLoss says which drop sources lose an event (reported in-band as
-// Lost); a truncated path is still sent.
-var dropIsLoss = [dropSources]bool{dropRingbuf: true, dropInflight: true}
+// dropIsLoss says which drop sources lose an event, reported in-band as
+// Lost by tick; a truncated path is still sent. The flood sources (ring,
+// rate limit) are reported per cgroup by the flood reporter.
+var dropIsLoss = [dropSources]bool{dropInflight: true}
 
 // lostDecoder is the lost source of malformed records.
 const lostSourceDecoder = "decoder"
@@ -183,6 +196,9 @@ func load(cfg config.CaptureConfig, opts *Options, floor bool) (_ *Sensor, err e
 		return nil, err
 	}
 	if !floor {
+		if err := s.fillSelfIDs(); err != nil {
+			return nil, err
+		}
 		if err := s.protect(spec); err != nil {
 			return nil, err
 		}
@@ -202,10 +218,10 @@ func configureSpec(spec *ebpf.CollectionSpec, cfg config.CaptureConfig) error {
 		return errors.New("BPF spec has no events ring buffer")
 	}
 	rb.MaxEntries = uint32(cfg.RingBufferBytes)
-	for name, v := range map[string]any{
-		"self_tgid":    uint32(os.Getpid()),
-		"wakeup_bytes": uint64(cfg.WakeupBytes),
-	} {
+	vars := floodVariables(cfg)
+	vars["self_tgid"] = uint32(os.Getpid())
+	vars["wakeup_bytes"] = uint64(cfg.WakeupBytes)
+	for name, v := range vars {
 		vs, ok := spec.Variables[name]
 		if !ok {
 			return fmt.Errorf("BPF spec has no variable %s", name)
@@ -321,9 +337,12 @@ func (s *Sensor) Counters() map[string]uint64 {
 		"decode_errors":  s.decodeErrors.Load(),
 	}
 	for i, n := range dropNames {
-		m["drops_"+n] = s.drops[i].Load()
+		if n != "" {
+			m["drops_"+n] = s.drops[i].Load()
+		}
 	}
 	s.egress.counters(m)
+	s.flood.counters(m)
 	s.cgroupCounters(m)
 	s.self.counters(m)
 	return m
@@ -436,6 +455,7 @@ func (s *Sensor) handle(b []byte, emit func(*event.Event)) {
 		return
 	}
 	s.events.Add(1)
+	ev.Priority = le.Uint32(b[hdrFlags:])&hdrFPrio != 0
 	emit(ev)
 }
 
@@ -457,6 +477,9 @@ func (s *Sensor) tick(now time.Time, emit func(*event.Event)) {
 				Lost: &event.Lost{Source: dropNames[i], Count: total[i] - prev}})
 		}
 		s.drops[i].Store(total[i])
+	}
+	if err := s.flood.report(s.coll.Maps[floodMapName], &total, now, emit); err != nil && s.flood.errs() <= 10 {
+		s.log.Warn("flood report: losses reported without their cgroup", "error", err)
 	}
 	if de := s.decodeErrors.Load(); de > s.lostDecoder {
 		emit(&event.Event{Kind: event.KindLost, Time: now, Process: &event.Process{},

@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type sensorCgBudget struct {
+	_       structs.HostLayout
+	BulkTat uint64
+	PrioTat uint64
+}
+
 type sensorCgroupScratch struct {
 	_ structs.HostLayout
 	R struct {
@@ -25,7 +31,7 @@ type sensorCgroupScratch struct {
 			Tid      uint32
 			Uid      uint32
 			Euid     uint32
-			Pad      uint32
+			Flags    uint32
 			TsNs     uint64
 			CgroupId uint64
 			Comm     [16]int8
@@ -51,7 +57,7 @@ type sensorConnRec struct {
 		Tid      uint32
 		Uid      uint32
 		Euid     uint32
-		Pad      uint32
+		Flags    uint32
 		TsNs     uint64
 		CgroupId uint64
 		Comm     [16]int8
@@ -93,7 +99,7 @@ type sensorEgressVal struct {
 		Tid      uint32
 		Uid      uint32
 		Euid     uint32
-		Pad      uint32
+		Flags    uint32
 		TsNs     uint64
 		CgroupId uint64
 		Comm     [16]int8
@@ -121,7 +127,7 @@ type sensorExecRec struct {
 		Tid      uint32
 		Uid      uint32
 		Euid     uint32
-		Pad      uint32
+		Flags    uint32
 		TsNs     uint64
 		CgroupId uint64
 		Comm     [16]int8
@@ -143,6 +149,16 @@ type sensorExecRec struct {
 	_       [4]byte
 }
 
+type sensorFloodStat struct {
+	_       structs.HostLayout
+	Lost    [4]uint64
+	Demoted uint64
+	LastNs  uint64
+	Tgid    uint32
+	Pad     uint32
+	Comm    [16]int8
+}
+
 type sensorNetScratch struct {
 	_    structs.HostLayout
 	Conn sensorConnRec
@@ -161,7 +177,7 @@ type sensorOpenInflight struct {
 			Tid      uint32
 			Uid      uint32
 			Euid     uint32
-			Pad      uint32
+			Flags    uint32
 			TsNs     uint64
 			CgroupId uint64
 			Comm     [16]int8
@@ -213,6 +229,17 @@ type sensorProcKey struct {
 	Data [16]int8
 }
 
+type sensorSelfId struct {
+	_    structs.HostLayout
+	Kind uint32
+	Id   uint32
+}
+
+type sensorSelfName struct {
+	_    structs.HostLayout
+	Name [16]int8
+}
+
 type sensorSuffixKey struct {
 	_    structs.HostLayout
 	Plen uint32
@@ -231,7 +258,7 @@ type sensorSysInflight struct {
 			Tid      uint32
 			Uid      uint32
 			Euid     uint32
-			Pad      uint32
+			Flags    uint32
 			TsNs     uint64
 			CgroupId uint64
 			Comm     [16]int8
@@ -262,6 +289,7 @@ type sensorSysInflight struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	sensorMapCgBudget                = "cg_budget"
 	sensorMapCgroupKnown             = "cgroup_known"
 	sensorMapCgroupScratch           = "cgroup_scratch"
 	sensorMapDirCache                = "dir_cache"
@@ -269,6 +297,7 @@ const (
 	sensorMapEgressSocks             = "egress_socks"
 	sensorMapEvents                  = "events"
 	sensorMapExecScratch             = "exec_scratch"
+	sensorMapFloodCg                 = "flood_cg"
 	sensorMapInflightConnect         = "inflight_connect"
 	sensorMapNetScratch              = "net_scratch"
 	sensorMapNetStats                = "net_stats"
@@ -278,6 +307,7 @@ const (
 	sensorMapPendingConnect          = "pending_connect"
 	sensorMapPrefixTrie              = "prefix_trie"
 	sensorMapProcTrie                = "proc_trie"
+	sensorMapSelfIds                 = "self_ids"
 	sensorMapSuffixTrie              = "suffix_trie"
 	sensorMapSysEnterCalls           = "sys_enter_calls"
 	sensorMapSysExitCalls            = "sys_exit_calls"
@@ -302,6 +332,7 @@ const (
 	sensorProgEnterOpen              = "enter_open"
 	sensorProgEnterOpenat            = "enter_openat"
 	sensorProgEnterOpenat2           = "enter_openat2"
+	sensorProgEnterPidfdGetfd        = "enter_pidfd_getfd"
 	sensorProgEnterPivotRoot         = "enter_pivot_root"
 	sensorProgEnterProcessVmReadv    = "enter_process_vm_readv"
 	sensorProgEnterProcessVmWritev   = "enter_process_vm_writev"
@@ -337,6 +368,7 @@ const (
 	sensorProgExitOpen               = "exit_open"
 	sensorProgExitOpenat             = "exit_openat"
 	sensorProgExitOpenat2            = "exit_openat2"
+	sensorProgExitPidfdGetfd         = "exit_pidfd_getfd"
 	sensorProgExitPivotRoot          = "exit_pivot_root"
 	sensorProgExitProcessVmReadv     = "exit_process_vm_readv"
 	sensorProgExitProcessVmWritev    = "exit_process_vm_writev"
@@ -370,7 +402,12 @@ const (
 	sensorVarBtfExitRec              = "_btf_exit_rec"
 	sensorVarBtfForkRec              = "_btf_fork_rec"
 	sensorVarBtfSigRec               = "_btf_sig_rec"
+	sensorVarBulkBurstNs             = "bulk_burst_ns"
+	sensorVarBulkCostNs              = "bulk_cost_ns"
+	sensorVarBulkRoom                = "bulk_room"
 	sensorVarPrefixGate              = "prefix_gate"
+	sensorVarPrioBurstNs             = "prio_burst_ns"
+	sensorVarPrioCostNs              = "prio_cost_ns"
 	sensorVarSelfTgid                = "self_tgid"
 	sensorVarSuffixGate              = "suffix_gate"
 	sensorVarSysAny                  = "sys_any"
@@ -440,6 +477,7 @@ type sensorProgramSpecs struct {
 	EnterOpen              *ebpf.ProgramSpec `ebpf:"enter_open"`
 	EnterOpenat            *ebpf.ProgramSpec `ebpf:"enter_openat"`
 	EnterOpenat2           *ebpf.ProgramSpec `ebpf:"enter_openat2"`
+	EnterPidfdGetfd        *ebpf.ProgramSpec `ebpf:"enter_pidfd_getfd"`
 	EnterPivotRoot         *ebpf.ProgramSpec `ebpf:"enter_pivot_root"`
 	EnterProcessVmReadv    *ebpf.ProgramSpec `ebpf:"enter_process_vm_readv"`
 	EnterProcessVmWritev   *ebpf.ProgramSpec `ebpf:"enter_process_vm_writev"`
@@ -475,6 +513,7 @@ type sensorProgramSpecs struct {
 	ExitOpen               *ebpf.ProgramSpec `ebpf:"exit_open"`
 	ExitOpenat             *ebpf.ProgramSpec `ebpf:"exit_openat"`
 	ExitOpenat2            *ebpf.ProgramSpec `ebpf:"exit_openat2"`
+	ExitPidfdGetfd         *ebpf.ProgramSpec `ebpf:"exit_pidfd_getfd"`
 	ExitPivotRoot          *ebpf.ProgramSpec `ebpf:"exit_pivot_root"`
 	ExitProcessVmReadv     *ebpf.ProgramSpec `ebpf:"exit_process_vm_readv"`
 	ExitProcessVmWritev    *ebpf.ProgramSpec `ebpf:"exit_process_vm_writev"`
@@ -511,6 +550,7 @@ type sensorProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sensorMapSpecs struct {
+	CgBudget        *ebpf.MapSpec `ebpf:"cg_budget"`
 	CgroupKnown     *ebpf.MapSpec `ebpf:"cgroup_known"`
 	CgroupScratch   *ebpf.MapSpec `ebpf:"cgroup_scratch"`
 	DirCache        *ebpf.MapSpec `ebpf:"dir_cache"`
@@ -518,6 +558,7 @@ type sensorMapSpecs struct {
 	EgressSocks     *ebpf.MapSpec `ebpf:"egress_socks"`
 	Events          *ebpf.MapSpec `ebpf:"events"`
 	ExecScratch     *ebpf.MapSpec `ebpf:"exec_scratch"`
+	FloodCg         *ebpf.MapSpec `ebpf:"flood_cg"`
 	InflightConnect *ebpf.MapSpec `ebpf:"inflight_connect"`
 	NetScratch      *ebpf.MapSpec `ebpf:"net_scratch"`
 	NetStats        *ebpf.MapSpec `ebpf:"net_stats"`
@@ -527,6 +568,7 @@ type sensorMapSpecs struct {
 	PendingConnect  *ebpf.MapSpec `ebpf:"pending_connect"`
 	PrefixTrie      *ebpf.MapSpec `ebpf:"prefix_trie"`
 	ProcTrie        *ebpf.MapSpec `ebpf:"proc_trie"`
+	SelfIds         *ebpf.MapSpec `ebpf:"self_ids"`
 	SuffixTrie      *ebpf.MapSpec `ebpf:"suffix_trie"`
 	SysEnterCalls   *ebpf.MapSpec `ebpf:"sys_enter_calls"`
 	SysExitCalls    *ebpf.MapSpec `ebpf:"sys_exit_calls"`
@@ -540,7 +582,12 @@ type sensorVariableSpecs struct {
 	BtfExitRec  *ebpf.VariableSpec `ebpf:"_btf_exit_rec"`
 	BtfForkRec  *ebpf.VariableSpec `ebpf:"_btf_fork_rec"`
 	BtfSigRec   *ebpf.VariableSpec `ebpf:"_btf_sig_rec"`
+	BulkBurstNs *ebpf.VariableSpec `ebpf:"bulk_burst_ns"`
+	BulkCostNs  *ebpf.VariableSpec `ebpf:"bulk_cost_ns"`
+	BulkRoom    *ebpf.VariableSpec `ebpf:"bulk_room"`
 	PrefixGate  *ebpf.VariableSpec `ebpf:"prefix_gate"`
+	PrioBurstNs *ebpf.VariableSpec `ebpf:"prio_burst_ns"`
+	PrioCostNs  *ebpf.VariableSpec `ebpf:"prio_cost_ns"`
 	SelfTgid    *ebpf.VariableSpec `ebpf:"self_tgid"`
 	SuffixGate  *ebpf.VariableSpec `ebpf:"suffix_gate"`
 	SysAny      *ebpf.VariableSpec `ebpf:"sys_any"`
@@ -568,6 +615,7 @@ func (o *sensorObjects) Close() error {
 //
 // It can be passed to loadSensorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sensorMaps struct {
+	CgBudget        *ebpf.Map `ebpf:"cg_budget"`
 	CgroupKnown     *ebpf.Map `ebpf:"cgroup_known"`
 	CgroupScratch   *ebpf.Map `ebpf:"cgroup_scratch"`
 	DirCache        *ebpf.Map `ebpf:"dir_cache"`
@@ -575,6 +623,7 @@ type sensorMaps struct {
 	EgressSocks     *ebpf.Map `ebpf:"egress_socks"`
 	Events          *ebpf.Map `ebpf:"events"`
 	ExecScratch     *ebpf.Map `ebpf:"exec_scratch"`
+	FloodCg         *ebpf.Map `ebpf:"flood_cg"`
 	InflightConnect *ebpf.Map `ebpf:"inflight_connect"`
 	NetScratch      *ebpf.Map `ebpf:"net_scratch"`
 	NetStats        *ebpf.Map `ebpf:"net_stats"`
@@ -584,6 +633,7 @@ type sensorMaps struct {
 	PendingConnect  *ebpf.Map `ebpf:"pending_connect"`
 	PrefixTrie      *ebpf.Map `ebpf:"prefix_trie"`
 	ProcTrie        *ebpf.Map `ebpf:"proc_trie"`
+	SelfIds         *ebpf.Map `ebpf:"self_ids"`
 	SuffixTrie      *ebpf.Map `ebpf:"suffix_trie"`
 	SysEnterCalls   *ebpf.Map `ebpf:"sys_enter_calls"`
 	SysExitCalls    *ebpf.Map `ebpf:"sys_exit_calls"`
@@ -592,6 +642,7 @@ type sensorMaps struct {
 
 func (m *sensorMaps) Close() error {
 	return _SensorClose(
+		m.CgBudget,
 		m.CgroupKnown,
 		m.CgroupScratch,
 		m.DirCache,
@@ -599,6 +650,7 @@ func (m *sensorMaps) Close() error {
 		m.EgressSocks,
 		m.Events,
 		m.ExecScratch,
+		m.FloodCg,
 		m.InflightConnect,
 		m.NetScratch,
 		m.NetStats,
@@ -608,6 +660,7 @@ func (m *sensorMaps) Close() error {
 		m.PendingConnect,
 		m.PrefixTrie,
 		m.ProcTrie,
+		m.SelfIds,
 		m.SuffixTrie,
 		m.SysEnterCalls,
 		m.SysExitCalls,
@@ -622,7 +675,12 @@ type sensorVariables struct {
 	BtfExitRec  *ebpf.Variable `ebpf:"_btf_exit_rec"`
 	BtfForkRec  *ebpf.Variable `ebpf:"_btf_fork_rec"`
 	BtfSigRec   *ebpf.Variable `ebpf:"_btf_sig_rec"`
+	BulkBurstNs *ebpf.Variable `ebpf:"bulk_burst_ns"`
+	BulkCostNs  *ebpf.Variable `ebpf:"bulk_cost_ns"`
+	BulkRoom    *ebpf.Variable `ebpf:"bulk_room"`
 	PrefixGate  *ebpf.Variable `ebpf:"prefix_gate"`
+	PrioBurstNs *ebpf.Variable `ebpf:"prio_burst_ns"`
+	PrioCostNs  *ebpf.Variable `ebpf:"prio_cost_ns"`
 	SelfTgid    *ebpf.Variable `ebpf:"self_tgid"`
 	SuffixGate  *ebpf.Variable `ebpf:"suffix_gate"`
 	SysAny      *ebpf.Variable `ebpf:"sys_any"`
@@ -654,6 +712,7 @@ type sensorPrograms struct {
 	EnterOpen              *ebpf.Program `ebpf:"enter_open"`
 	EnterOpenat            *ebpf.Program `ebpf:"enter_openat"`
 	EnterOpenat2           *ebpf.Program `ebpf:"enter_openat2"`
+	EnterPidfdGetfd        *ebpf.Program `ebpf:"enter_pidfd_getfd"`
 	EnterPivotRoot         *ebpf.Program `ebpf:"enter_pivot_root"`
 	EnterProcessVmReadv    *ebpf.Program `ebpf:"enter_process_vm_readv"`
 	EnterProcessVmWritev   *ebpf.Program `ebpf:"enter_process_vm_writev"`
@@ -689,6 +748,7 @@ type sensorPrograms struct {
 	ExitOpen               *ebpf.Program `ebpf:"exit_open"`
 	ExitOpenat             *ebpf.Program `ebpf:"exit_openat"`
 	ExitOpenat2            *ebpf.Program `ebpf:"exit_openat2"`
+	ExitPidfdGetfd         *ebpf.Program `ebpf:"exit_pidfd_getfd"`
 	ExitPivotRoot          *ebpf.Program `ebpf:"exit_pivot_root"`
 	ExitProcessVmReadv     *ebpf.Program `ebpf:"exit_process_vm_readv"`
 	ExitProcessVmWritev    *ebpf.Program `ebpf:"exit_process_vm_writev"`
@@ -743,6 +803,7 @@ func (p *sensorPrograms) Close() error {
 		p.EnterOpen,
 		p.EnterOpenat,
 		p.EnterOpenat2,
+		p.EnterPidfdGetfd,
 		p.EnterPivotRoot,
 		p.EnterProcessVmReadv,
 		p.EnterProcessVmWritev,
@@ -778,6 +839,7 @@ func (p *sensorPrograms) Close() error {
 		p.ExitOpen,
 		p.ExitOpenat,
 		p.ExitOpenat2,
+		p.ExitPidfdGetfd,
 		p.ExitPivotRoot,
 		p.ExitProcessVmReadv,
 		p.ExitProcessVmWritev,

@@ -30,6 +30,7 @@ var sysHandlers = []sysHandler{
 	{"finit_module", unix.SYS_FINIT_MODULE, 350},
 	{"delete_module", unix.SYS_DELETE_MODULE, 129},
 	{"bpf", unix.SYS_BPF, 357},
+	{"pidfd_getfd", unix.SYS_PIDFD_GETFD, 438},
 	{"memfd_create", unix.SYS_MEMFD_CREATE, 356},
 	{"pivot_root", unix.SYS_PIVOT_ROOT, 217},
 	{"chroot", unix.SYS_CHROOT, 61},

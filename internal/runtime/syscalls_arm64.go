@@ -21,6 +21,7 @@ var sysHandlers = []sysHandler{
 	{"finit_module", unix.SYS_FINIT_MODULE, noSyscall},
 	{"delete_module", unix.SYS_DELETE_MODULE, noSyscall},
 	{"bpf", unix.SYS_BPF, noSyscall},
+	{"pidfd_getfd", unix.SYS_PIDFD_GETFD, noSyscall},
 	{"memfd_create", unix.SYS_MEMFD_CREATE, noSyscall},
 	{"pivot_root", unix.SYS_PIVOT_ROOT, noSyscall},
 	{"chroot", unix.SYS_CHROOT, noSyscall},

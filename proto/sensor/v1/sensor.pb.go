@@ -1710,18 +1710,25 @@ func (x *Net) GetFd() int32 {
 
 // Syscall is the payload of escape-primitive syscalls.
 type Syscall struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Ret           int64                  `protobuf:"varint,2,opt,name=ret,proto3" json:"ret,omitempty"`
-	Flags         uint64                 `protobuf:"varint,3,opt,name=flags,proto3" json:"flags,omitempty"`
-	Target        uint32                 `protobuf:"varint,4,opt,name=target,proto3" json:"target,omitempty"`
-	Path          string                 `protobuf:"bytes,5,opt,name=path,proto3" json:"path,omitempty"`
-	Path2         string                 `protobuf:"bytes,6,opt,name=path2,proto3" json:"path2,omitempty"`
-	Arg           string                 `protobuf:"bytes,7,opt,name=arg,proto3" json:"arg,omitempty"`
-	Fd            int32                  `protobuf:"varint,8,opt,name=fd,proto3" json:"fd,omitempty"`
-	Fd2           int32                  `protobuf:"varint,9,opt,name=fd2,proto3" json:"fd2,omitempty"`
-	NsInode       uint32                 `protobuf:"varint,10,opt,name=ns_inode,json=nsInode,proto3" json:"ns_inode,omitempty"`
-	FdIsSocket    bool                   `protobuf:"varint,11,opt,name=fd_is_socket,json=fdIsSocket,proto3" json:"fd_is_socket,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Name       string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Ret        int64                  `protobuf:"varint,2,opt,name=ret,proto3" json:"ret,omitempty"`
+	Flags      uint64                 `protobuf:"varint,3,opt,name=flags,proto3" json:"flags,omitempty"`
+	Target     uint32                 `protobuf:"varint,4,opt,name=target,proto3" json:"target,omitempty"`
+	Path       string                 `protobuf:"bytes,5,opt,name=path,proto3" json:"path,omitempty"`
+	Path2      string                 `protobuf:"bytes,6,opt,name=path2,proto3" json:"path2,omitempty"`
+	Arg        string                 `protobuf:"bytes,7,opt,name=arg,proto3" json:"arg,omitempty"`
+	Fd         int32                  `protobuf:"varint,8,opt,name=fd,proto3" json:"fd,omitempty"`
+	Fd2        int32                  `protobuf:"varint,9,opt,name=fd2,proto3" json:"fd2,omitempty"`
+	NsInode    uint32                 `protobuf:"varint,10,opt,name=ns_inode,json=nsInode,proto3" json:"ns_inode,omitempty"`
+	FdIsSocket bool                   `protobuf:"varint,11,opt,name=fd_is_socket,json=fdIsSocket,proto3" json:"fd_is_socket,omitempty"`
+	// The call named one of the sensor's own BPF objects (bpf(2) on its map,
+	// program or link; pidfd_getfd of one of its descriptors): see
+	// docs/self-protection.md for what the other fields hold then.
+	SensorObject bool `protobuf:"varint,14,opt,name=sensor_object,json=sensorObject,proto3" json:"sensor_object,omitempty"`
+	// Sent at sys_enter, before the call ran: ret is not its result (the
+	// sys_exit event follows).
+	Pending       bool `protobuf:"varint,15,opt,name=pending,proto3" json:"pending,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1829,6 +1836,20 @@ func (x *Syscall) GetNsInode() uint32 {
 func (x *Syscall) GetFdIsSocket() bool {
 	if x != nil {
 		return x.FdIsSocket
+	}
+	return false
+}
+
+func (x *Syscall) GetSensorObject() bool {
+	if x != nil {
+		return x.SensorObject
+	}
+	return false
+}
+
+func (x *Syscall) GetPending() bool {
+	if x != nil {
+		return x.Pending
 	}
 	return false
 }
@@ -3099,7 +3120,7 @@ const file_sensor_proto_rawDesc = "" +
 	"\x06closed\x18\n" +
 	" \x01(\bR\x06closed\x12\x16\n" +
 	"\x06result\x18\v \x01(\x05R\x06result\x12\x0e\n" +
-	"\x02fd\x18\f \x01(\x05R\x02fd\"\xf8\x01\n" +
+	"\x02fd\x18\f \x01(\x05R\x02fd\"\xb7\x02\n" +
 	"\aSyscall\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03ret\x18\x02 \x01(\x03R\x03ret\x12\x14\n" +
@@ -3113,7 +3134,9 @@ const file_sensor_proto_rawDesc = "" +
 	"\bns_inode\x18\n" +
 	" \x01(\rR\ansInode\x12 \n" +
 	"\ffd_is_socket\x18\v \x01(\bR\n" +
-	"fdIsSocket\"2\n" +
+	"fdIsSocket\x12#\n" +
+	"\rsensor_object\x18\x0e \x01(\bR\fsensorObject\x12\x18\n" +
+	"\apending\x18\x0f \x01(\bR\apending\"2\n" +
 	"\x04Exit\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x16\n" +
 	"\x06signal\x18\x02 \x01(\x05R\x06signal\"\x9e\x01\n" +
