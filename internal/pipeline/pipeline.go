@@ -5,14 +5,24 @@
 //
 // The queue is the one place where back-pressure meets the kernel: a source
 // never blocks on it. An event that does not fit is dropped and counted, and
-// the count is reported in-band as a "lost" event.
+// the count is reported in-band as a "lost" event, in the name of the cgroup
+// (and the last process) whose events were dropped.
+//
+// Floods don't choose what is lost: events the kernel sent as priority
+// records (event.Event.Priority: escape primitives, knob writes, attempts on
+// the sensor), lost and status events go to a second, smaller queue that the
+// pipeline goroutine always empties first, so a backlog of ordinary events
+// neither delays nor drops them. Only when that queue is full too do they
+// fall back to the ordinary one.
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +62,9 @@ type Sink func(ev *event.Event)
 type Options struct {
 	// QueueSize bounds the queue between sources and the pipeline goroutine.
 	QueueSize int
+	// PriorityQueueSize bounds the queue of priority events; 0 is
+	// QueueSize/8 (at least 1024).
+	PriorityQueueSize int
 	// FlushInterval is how often the detector's windows are flushed and lost
 	// counts reported.
 	FlushInterval time.Duration
@@ -68,10 +81,18 @@ type Pipeline struct {
 	sinks    []Sink
 	opts     Options
 	queue    chan *event.Event
+	prio     chan *event.Event
 
-	queued   atomic.Uint64
-	dropped  atomic.Uint64
-	reported uint64 // drops already reported in-band (pipeline goroutine only)
+	queued     atomic.Uint64
+	queuedPrio atomic.Uint64
+	dropped    atomic.Uint64
+	// droppedPrio counts priority events dropped (both queues full).
+	droppedPrio atomic.Uint64
+	// lossMu guards losses: drops by cgroup and source, until flush reports
+	// them. Bounded by maxLossCgroups; drops past it are reported without
+	// a cgroup.
+	lossMu sync.Mutex
+	losses map[lossKey]*loss
 	// byKind counts processed events by kind: the one add per event that a
 	// total would cost anyway, so metrics read kinds for free.
 	byKind   [kindSlots]atomic.Uint64
@@ -85,6 +106,23 @@ type Pipeline struct {
 // kindSlots bounds event.Kind values counted by kind (filters hold kinds in
 // a 32-bit mask too); a larger kind is counted in the last slot.
 const kindSlots = 32
+
+// maxLossCgroups bounds the cgroups whose drops are told apart between two
+// flushes.
+const maxLossCgroups = 256
+
+// lossKey is whose events were dropped, and from which queue.
+type lossKey struct {
+	cgroup uint64
+	source string
+}
+
+// loss is the drops of one lossKey since the last flush.
+type loss struct {
+	count uint64
+	pid   uint32 // the last process whose event was dropped
+	comm  string
+}
 
 // FindingKey is a rule and a severity.
 type FindingKey struct {
@@ -104,6 +142,9 @@ func New(sources []Source, enricher Enricher, detector Detector, sinks []Sink, o
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = time.Second
 	}
+	if o.PriorityQueueSize <= 0 {
+		o.PriorityQueueSize = max(o.QueueSize/8, 1024)
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -112,19 +153,65 @@ func New(sources []Source, enricher Enricher, detector Detector, sinks []Sink, o
 	}
 	return &Pipeline{
 		sources: sources, enricher: enricher, detector: detector, sinks: sinks,
-		opts: o, queue: make(chan *event.Event, o.QueueSize), byRule: map[FindingKey]uint64{},
+		opts: o, queue: make(chan *event.Event, o.QueueSize), prio: make(chan *event.Event, o.PriorityQueueSize),
+		byRule: map[FindingKey]uint64{}, losses: map[lossKey]*loss{},
 	}
 }
 
-// Emit offers ev to the queue without blocking; it is the emit function handed
-// to sources. It is safe for concurrent use.
+// urgent says which events take the priority queue.
+func urgent(ev *event.Event) bool {
+	return ev.Priority || ev.Kind == event.KindLost || ev.Kind == event.KindStatus
+}
+
+// Emit offers ev to its queue without blocking; it is the emit function
+// handed to sources. It is safe for concurrent use.
 func (p *Pipeline) Emit(ev *event.Event) {
+	if urgent(ev) {
+		select {
+		case p.prio <- ev:
+			p.queuedPrio.Add(1)
+			return
+		default: // the ordinary queue may still have room
+		}
+	}
 	select {
 	case p.queue <- ev:
 		p.queued.Add(1)
 	default:
+		p.drop(ev)
+	}
+}
+
+// drop counts ev as dropped, under its cgroup.
+func (p *Pipeline) drop(ev *event.Event) {
+	src := event.LostQueue
+	if urgent(ev) {
+		src = event.LostQueuePriority
+		p.droppedPrio.Add(1)
+	} else {
 		p.dropped.Add(1)
 	}
+	k := lossKey{source: src}
+	var pid uint32
+	var comm string
+	if pr := ev.Process; pr != nil {
+		k.cgroup, pid, comm = pr.CgroupID, pr.PID, pr.Comm
+	}
+	p.lossMu.Lock()
+	l := p.losses[k]
+	if l == nil {
+		if len(p.losses) >= maxLossCgroups {
+			k, pid, comm = lossKey{source: src}, 0, ""
+			l = p.losses[k]
+		}
+		if l == nil {
+			l = &loss{}
+			p.losses[k] = l
+		}
+	}
+	l.count++
+	l.pid, l.comm = pid, comm
+	p.lossMu.Unlock()
 }
 
 // Counters reports the pipeline's own counts. Safe for concurrent use.
@@ -134,12 +221,16 @@ func (p *Pipeline) Counters() map[string]uint64 {
 		processed += p.byKind[i].Load()
 	}
 	return map[string]uint64{
-		"pipeline_queued":    p.queued.Load(),
-		"pipeline_processed": processed,
-		"pipeline_findings":  p.findings.Load(),
-		"lost_queue":         p.dropped.Load(),
-		"queue_len":          uint64(len(p.queue)),
-		"queue_cap":          uint64(cap(p.queue)),
+		"pipeline_queued":          p.queued.Load(),
+		"pipeline_queued_priority": p.queuedPrio.Load(),
+		"pipeline_processed":       processed,
+		"pipeline_findings":        p.findings.Load(),
+		"lost_queue":               p.dropped.Load(),
+		"lost_queue_priority":      p.droppedPrio.Load(),
+		"queue_len":                uint64(len(p.queue)),
+		"queue_cap":                uint64(cap(p.queue)),
+		"queue_priority_len":       uint64(len(p.prio)),
+		"queue_priority_cap":       uint64(cap(p.prio)),
 	}
 }
 
@@ -190,7 +281,17 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	var runErr error
 loop:
 	for {
+		// The priority queue first, every time: a backlog of ordinary
+		// events waits behind it.
 		select {
+		case ev := <-p.prio:
+			p.handle(ev)
+			continue
+		default:
+		}
+		select {
+		case ev := <-p.prio:
+			p.handle(ev)
 		case ev := <-p.queue:
 			p.handle(ev)
 		case <-tick.C:
@@ -206,6 +307,12 @@ loop:
 	wg.Wait()
 	// Drain what the sources managed to queue, so a clean stop loses nothing.
 	for {
+		select {
+		case ev := <-p.prio:
+			p.handle(ev)
+			continue
+		default:
+		}
 		select {
 		case ev := <-p.queue:
 			p.handle(ev)
@@ -224,7 +331,10 @@ loop:
 
 func (p *Pipeline) handle(ev *event.Event) {
 	p.byKind[min(int(ev.Kind), kindSlots-1)].Add(1)
-	if p.enricher != nil && ev.Kind != event.KindLost && ev.Kind != event.KindStatus {
+	// A lost event naming the cgroup that lost the events gets its
+	// process and container like any other event.
+	if p.enricher != nil && ev.Kind != event.KindStatus &&
+		(ev.Kind != event.KindLost || ev.Process != nil && ev.Process.CgroupID != 0) {
 		p.enricher.Enrich(ev)
 	}
 	p.sink(ev)
@@ -254,9 +364,26 @@ func (p *Pipeline) flush() {
 	if p.detector != nil {
 		p.detector.Flush(now, p.finding)
 	}
-	if d := p.dropped.Load(); d > p.reported {
-		p.sink(&event.Event{Kind: event.KindLost, Time: now, Lost: &event.Lost{Source: "queue", Count: d - p.reported}})
-		p.opts.Logger.Warn("pipeline queue full: events dropped", "count", d-p.reported)
-		p.reported = d
+	p.lossMu.Lock()
+	if len(p.losses) == 0 {
+		p.lossMu.Unlock()
+		return
 	}
+	losses := p.losses
+	p.losses = map[lossKey]*loss{}
+	p.lossMu.Unlock()
+	keys := slices.SortedFunc(maps.Keys(losses), func(a, b lossKey) int {
+		return cmp.Or(cmp.Compare(a.source, b.source), cmp.Compare(a.cgroup, b.cgroup))
+	})
+	var total uint64
+	for _, k := range keys {
+		l := losses[k]
+		total += l.count
+		// Through handle: enriched with the container, seen by the rules
+		// (a flood is a finding).
+		p.handle(&event.Event{Kind: event.KindLost, Time: now,
+			Process: &event.Process{PID: l.pid, TID: l.pid, Comm: l.comm, CgroupID: k.cgroup},
+			Lost:    &event.Lost{Source: k.source, Count: l.count}})
+	}
+	p.opts.Logger.Warn("pipeline queue full: events dropped", "count", total, "cgroups", len(keys))
 }
