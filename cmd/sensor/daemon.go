@@ -42,6 +42,9 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if d := cfg.Export.StatusInterval.D(); d > 0 {
+		go heartbeats(ctx, d, ring, st)
+	}
 	var fx *export.FileExporter
 	if cfg.Export.File.Path != "" {
 		fx, err = export.NewFileExporter(cfg.Export.File, &export.FileOptions{Logger: log,
@@ -77,6 +80,22 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 	}
 	log.Info("sensor stopped", "uptime", time.Since(st.started).Round(time.Second).String())
 	return err
+}
+
+// heartbeats writes a heartbeat status event into the feed every d until
+// ctx is done: the file and OTLP outputs carry nothing else when the node
+// is quiet, and a SIEM alerts on its absence (docs/self-protection.md).
+func heartbeats(ctx context.Context, d time.Duration, ring *export.Ring, st *stack) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			ring.Publish(st.heartbeatEvent(now))
+		}
+	}
 }
 
 // inventory is the runtime AI bill of materials for GetInventory and `bom`.

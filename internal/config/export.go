@@ -5,6 +5,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // ExportConfig drives the event ring, the gRPC listeners and the file
@@ -30,6 +31,11 @@ type ExportConfig struct {
 	SubscriberDeadline Duration `yaml:"subscriber_deadline"`
 	// HeartbeatInterval is how often an idle subscriber gets a heartbeat.
 	HeartbeatInterval Duration `yaml:"heartbeat_interval"`
+	// StatusInterval is how often the daemon writes a heartbeat status
+	// event (its health and loss counters) into the feed, so that the file
+	// and OTLP outputs, which carry events only, tell a quiet node from a
+	// stopped sensor; 0 writes none.
+	StatusInterval Duration `yaml:"status_interval"`
 	// MaxSubscribers bounds concurrent Subscribe streams.
 	MaxSubscribers int `yaml:"max_subscribers"`
 	// File is the optional JSON-lines file exporter.
@@ -86,6 +92,7 @@ func defaultExport() ExportConfig {
 		UnixSocket:         "/run/kestrel/sensor.sock",
 		SubscriberDeadline: Duration(5e9),
 		HeartbeatInterval:  Duration(10e9),
+		StatusInterval:     Duration(30e9),
 		MaxSubscribers:     32,
 		File: FileExport{
 			Format:   FormatJSON,
@@ -141,6 +148,9 @@ func (c *ExportConfig) validate() error {
 	}
 	if c.HeartbeatInterval.D() <= 0 {
 		return fmt.Errorf("heartbeat_interval: must be positive")
+	}
+	if d := c.StatusInterval.D(); d < 0 || d > 0 && d < time.Second || d > 24*time.Hour {
+		return fmt.Errorf("status_interval: %s is not 0 (none) or between 1s and 24h", d)
 	}
 	if c.MaxSubscribers < 1 || c.MaxSubscribers > 1024 {
 		return fmt.Errorf("max_subscribers: %d is outside [1, 1024]", c.MaxSubscribers)

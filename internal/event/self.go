@@ -23,6 +23,10 @@ const (
 	// it loaded (detached, program replaced, contents changed). Message
 	// says what changed and what was repaired.
 	SelfCheckTampered = "tampered"
+	// FieldHeartbeat is set ("true") on the daemon's periodic heartbeat
+	// status event (export.status_interval): its other fields and counters
+	// are the sensor's health and losses so far.
+	FieldHeartbeat = "heartbeat"
 	// SelfCheckGap: the sensor's reader did not run for a while;
 	// Fields["gap"] is how long, Fields["cause"] one of the Gap* values.
 	SelfCheckGap = "gap"
