@@ -3,11 +3,13 @@ package runtime
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 
 	"github.com/kestrel-sec/kestrel/internal/config"
@@ -195,4 +197,80 @@ func TestFloodHeadroomKeepsPriority(t *testing.T) {
 	}
 	t.Logf("%d reads delivered, %d lost at the headroom in the name of %s (pid %d); 3 writes delivered", got,
 		lost[event.LostKernelRing], by.Process.Comm, by.Process.PID)
+}
+
+// The reporter's arithmetic on a map of the kernel's shape: each cgroup's
+// growth is reported once in its name; drops no entry accounts for (an
+// evicted entry) are reported without one, a tick late; an entry made
+// again after an eviction restarts from its own count; nothing is counted
+// twice.
+func TestFloodReporterCountsEachLossOnce(t *testing.T) {
+	requireKernel(t)
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Hash, KeySize: 8, ValueSize: floodStatSize, MaxEntries: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	put := func(cg uint64, rate, ring uint64, tgid uint32, comm string) {
+		var v [floodStatSize]byte
+		le.PutUint64(v[floodStatLost+8*floodRate:], rate)
+		le.PutUint64(v[floodStatLost+8*floodRing:], ring)
+		le.PutUint32(v[floodTGID:], tgid)
+		copy(v[floodComm:], comm)
+		if err := m.Put(cg, v[:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var r floodReporter
+	var drops [dropSources]uint64
+	type key struct {
+		src string
+		cg  uint64
+	}
+	got := map[key]uint64{}
+	tick := func() {
+		t.Helper()
+		if err := r.report(m, &drops, time.Now(), func(e *event.Event) {
+			got[key{e.Lost.Source, e.Process.CgroupID}] += e.Lost.Count
+			if e.Process.CgroupID != 0 && (e.Process.PID == 0 || e.Process.Comm == "") {
+				t.Errorf("lost event of cgroup %d without its process: %+v", e.Process.CgroupID, e.Process)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Tick 1: cgroup 7 lost 100 to the rate limit, 5 at the ring.
+	put(7, 100, 5, 70, "flooder")
+	drops[dropRateLimit], drops[dropRingbuf] = 100, 5
+	tick()
+	// Tick 2: 7 lost 50 more; cgroup 8's entry was evicted before it was
+	// read: its 20 rate-limited drops are in drops[] only.
+	put(7, 150, 5, 71, "flooder")
+	drops[dropRateLimit] += 50 + 20
+	tick()
+	// Tick 3: nothing new in the kernel: 8's 20 come now, without a
+	// cgroup. Then 7 is evicted and made again with 3.
+	tick()
+	if err := m.Delete(uint64(7)); err != nil {
+		t.Fatal(err)
+	}
+	put(7, 3, 0, 72, "flooder")
+	drops[dropRateLimit] += 3
+	tick()
+	tick()
+	want := map[key]uint64{
+		{event.LostRateLimit, 7}: 153, {event.LostKernelRing, 7}: 5, {event.LostRateLimit, 0}: 20,
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("reported %v; want %v", got, want)
+	}
+	var sum uint64
+	for k, n := range got {
+		if k.src == event.LostRateLimit {
+			sum += n
+		}
+	}
+	if sum != drops[dropRateLimit] {
+		t.Errorf("reported %d rate-limit losses in all; the kernel counted %d", sum, drops[dropRateLimit])
+	}
 }
