@@ -2,9 +2,9 @@
 /* Escape-primitive syscalls (REC_SYSCALL): mount, umount2, unshare, setns,
  * ptrace, process_vm_readv/writev, init/finit/delete_module, memfd_create,
  * pivot_root, chroot, mknod(at), the rename, unlink, link and symlink
- * families (watched paths only, by the open filter), dup2/dup3 of a socket
- * onto fds 0-2, and kill/tgkill of the sensor (bpf and pidfd_getfd are in
- * self.bpf.h). Handlers are tail-called by the syscall dispatcher
+ * families (watched paths only, by the open filter) and dup2/dup3 of a
+ * socket onto fds 0-2 (bpf and pidfd_getfd are in self.bpf.h; signals to
+ * the sensor, whatever call sent them, are its signal_generate program). Handlers are tail-called by the syscall dispatcher
  * (dispatch.bpf.h), native and 32-bit compat calls alike.
  *
  * sys_enter decides and fills the record (arguments, strings) in the task's
@@ -16,7 +16,7 @@
  * tracer may skip the call) reaches sys_exit with nothing staged: the exit
  * handler decides on the argument registers, which still hold the
  * arguments, and reports it flagged SYS_F_EXIT_ONLY. This is done for the
- * escape primitives and dup/kill, whatever the result. The path families
+ * escape primitives and dup, whatever the result. The path families
  * (rename, unlink, link, symlink) are reported from sys_enter only: a
  * second path filter in each exit program would cost every failed unlink
  * a second path read and the loader another verifier pass of the filter
@@ -49,7 +49,7 @@ enum sys_call {
 	SYS_MKNOD = 17,
 	SYS_PIVOT_ROOT = 18,
 	SYS_CHROOT = 19,
-	SYS_KILL = 20,
+	SYS_KILL = 20,        /* no longer sent: signals are self.bpf.h's REC_SIGNAL */
 	SYS_PIDFD_GETFD = 21, /* self.bpf.h */
 	SYS_CALL_MAX,
 };
@@ -395,13 +395,3 @@ SYS_HANDLERS(dup3, SYS_DUP, SOCKET_ONTO_STDIO, ANY_RESULT, {
 	r->sflags |= SYS_F_SOCKET;
 })
 
-/* Signals to the sensor (self-protection); signal 0 only probes. */
-SYS_HANDLERS(kill, SYS_KILL, (__u32)ARG(0) == self_tgid && ARG(1) != 0, ANY_RESULT, {
-	r->target = ARG(0);
-	r->flags = ARG(1);
-})
-
-SYS_HANDLERS(tgkill, SYS_KILL, (__u32)ARG(0) == self_tgid && ARG(2) != 0, ANY_RESULT, {
-	r->target = ARG(0);
-	r->flags = ARG(2);
-})

@@ -277,8 +277,10 @@ type Net struct {
 
 // SyscallNames are the values Syscall.Name takes: one name per family of
 // escape-primitive calls the kernel side reports (umount2 is "umount",
-// renameat2 is "rename", dup3 is "dup", tgkill is "kill"). Exporters map
-// each of them; a new name is added here first.
+// renameat2 is "rename", dup3 is "dup"). Exporters map each of them; a new
+// name is added here first. "kill" is no longer sent (a signal to the
+// sensor is SyscallSignal, whatever call sent it); the name stays for
+// events of older sensors.
 var SyscallNames = []string{
 	"mount", "umount", "unshare", "setns", "ptrace", "process_vm_readv", "process_vm_writev",
 	"init_module", "finit_module", "delete_module", "bpf", "memfd_create", "rename", "unlink",

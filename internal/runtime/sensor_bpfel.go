@@ -321,7 +321,6 @@ const (
 	sensorProgEnterDup3              = "enter_dup3"
 	sensorProgEnterFinitModule       = "enter_finit_module"
 	sensorProgEnterInitModule        = "enter_init_module"
-	sensorProgEnterKill              = "enter_kill"
 	sensorProgEnterLink              = "enter_link"
 	sensorProgEnterLinkat            = "enter_linkat"
 	sensorProgEnterMemfdCreate       = "enter_memfd_create"
@@ -343,7 +342,6 @@ const (
 	sensorProgEnterSetns             = "enter_setns"
 	sensorProgEnterSymlink           = "enter_symlink"
 	sensorProgEnterSymlinkat         = "enter_symlinkat"
-	sensorProgEnterTgkill            = "enter_tgkill"
 	sensorProgEnterUmount            = "enter_umount"
 	sensorProgEnterUnlink            = "enter_unlink"
 	sensorProgEnterUnlinkat          = "enter_unlinkat"
@@ -357,7 +355,6 @@ const (
 	sensorProgExitDup3               = "exit_dup3"
 	sensorProgExitFinitModule        = "exit_finit_module"
 	sensorProgExitInitModule         = "exit_init_module"
-	sensorProgExitKill               = "exit_kill"
 	sensorProgExitLink               = "exit_link"
 	sensorProgExitLinkat             = "exit_linkat"
 	sensorProgExitMemfdCreate        = "exit_memfd_create"
@@ -379,7 +376,6 @@ const (
 	sensorProgExitSetns              = "exit_setns"
 	sensorProgExitSymlink            = "exit_symlink"
 	sensorProgExitSymlinkat          = "exit_symlinkat"
-	sensorProgExitTgkill             = "exit_tgkill"
 	sensorProgExitUmount             = "exit_umount"
 	sensorProgExitUnlink             = "exit_unlink"
 	sensorProgExitUnlinkat           = "exit_unlinkat"
@@ -466,7 +462,6 @@ type sensorProgramSpecs struct {
 	EnterDup3              *ebpf.ProgramSpec `ebpf:"enter_dup3"`
 	EnterFinitModule       *ebpf.ProgramSpec `ebpf:"enter_finit_module"`
 	EnterInitModule        *ebpf.ProgramSpec `ebpf:"enter_init_module"`
-	EnterKill              *ebpf.ProgramSpec `ebpf:"enter_kill"`
 	EnterLink              *ebpf.ProgramSpec `ebpf:"enter_link"`
 	EnterLinkat            *ebpf.ProgramSpec `ebpf:"enter_linkat"`
 	EnterMemfdCreate       *ebpf.ProgramSpec `ebpf:"enter_memfd_create"`
@@ -488,7 +483,6 @@ type sensorProgramSpecs struct {
 	EnterSetns             *ebpf.ProgramSpec `ebpf:"enter_setns"`
 	EnterSymlink           *ebpf.ProgramSpec `ebpf:"enter_symlink"`
 	EnterSymlinkat         *ebpf.ProgramSpec `ebpf:"enter_symlinkat"`
-	EnterTgkill            *ebpf.ProgramSpec `ebpf:"enter_tgkill"`
 	EnterUmount            *ebpf.ProgramSpec `ebpf:"enter_umount"`
 	EnterUnlink            *ebpf.ProgramSpec `ebpf:"enter_unlink"`
 	EnterUnlinkat          *ebpf.ProgramSpec `ebpf:"enter_unlinkat"`
@@ -502,7 +496,6 @@ type sensorProgramSpecs struct {
 	ExitDup3               *ebpf.ProgramSpec `ebpf:"exit_dup3"`
 	ExitFinitModule        *ebpf.ProgramSpec `ebpf:"exit_finit_module"`
 	ExitInitModule         *ebpf.ProgramSpec `ebpf:"exit_init_module"`
-	ExitKill               *ebpf.ProgramSpec `ebpf:"exit_kill"`
 	ExitLink               *ebpf.ProgramSpec `ebpf:"exit_link"`
 	ExitLinkat             *ebpf.ProgramSpec `ebpf:"exit_linkat"`
 	ExitMemfdCreate        *ebpf.ProgramSpec `ebpf:"exit_memfd_create"`
@@ -524,7 +517,6 @@ type sensorProgramSpecs struct {
 	ExitSetns              *ebpf.ProgramSpec `ebpf:"exit_setns"`
 	ExitSymlink            *ebpf.ProgramSpec `ebpf:"exit_symlink"`
 	ExitSymlinkat          *ebpf.ProgramSpec `ebpf:"exit_symlinkat"`
-	ExitTgkill             *ebpf.ProgramSpec `ebpf:"exit_tgkill"`
 	ExitUmount             *ebpf.ProgramSpec `ebpf:"exit_umount"`
 	ExitUnlink             *ebpf.ProgramSpec `ebpf:"exit_unlink"`
 	ExitUnlinkat           *ebpf.ProgramSpec `ebpf:"exit_unlinkat"`
@@ -701,7 +693,6 @@ type sensorPrograms struct {
 	EnterDup3              *ebpf.Program `ebpf:"enter_dup3"`
 	EnterFinitModule       *ebpf.Program `ebpf:"enter_finit_module"`
 	EnterInitModule        *ebpf.Program `ebpf:"enter_init_module"`
-	EnterKill              *ebpf.Program `ebpf:"enter_kill"`
 	EnterLink              *ebpf.Program `ebpf:"enter_link"`
 	EnterLinkat            *ebpf.Program `ebpf:"enter_linkat"`
 	EnterMemfdCreate       *ebpf.Program `ebpf:"enter_memfd_create"`
@@ -723,7 +714,6 @@ type sensorPrograms struct {
 	EnterSetns             *ebpf.Program `ebpf:"enter_setns"`
 	EnterSymlink           *ebpf.Program `ebpf:"enter_symlink"`
 	EnterSymlinkat         *ebpf.Program `ebpf:"enter_symlinkat"`
-	EnterTgkill            *ebpf.Program `ebpf:"enter_tgkill"`
 	EnterUmount            *ebpf.Program `ebpf:"enter_umount"`
 	EnterUnlink            *ebpf.Program `ebpf:"enter_unlink"`
 	EnterUnlinkat          *ebpf.Program `ebpf:"enter_unlinkat"`
@@ -737,7 +727,6 @@ type sensorPrograms struct {
 	ExitDup3               *ebpf.Program `ebpf:"exit_dup3"`
 	ExitFinitModule        *ebpf.Program `ebpf:"exit_finit_module"`
 	ExitInitModule         *ebpf.Program `ebpf:"exit_init_module"`
-	ExitKill               *ebpf.Program `ebpf:"exit_kill"`
 	ExitLink               *ebpf.Program `ebpf:"exit_link"`
 	ExitLinkat             *ebpf.Program `ebpf:"exit_linkat"`
 	ExitMemfdCreate        *ebpf.Program `ebpf:"exit_memfd_create"`
@@ -759,7 +748,6 @@ type sensorPrograms struct {
 	ExitSetns              *ebpf.Program `ebpf:"exit_setns"`
 	ExitSymlink            *ebpf.Program `ebpf:"exit_symlink"`
 	ExitSymlinkat          *ebpf.Program `ebpf:"exit_symlinkat"`
-	ExitTgkill             *ebpf.Program `ebpf:"exit_tgkill"`
 	ExitUmount             *ebpf.Program `ebpf:"exit_umount"`
 	ExitUnlink             *ebpf.Program `ebpf:"exit_unlink"`
 	ExitUnlinkat           *ebpf.Program `ebpf:"exit_unlinkat"`
@@ -792,7 +780,6 @@ func (p *sensorPrograms) Close() error {
 		p.EnterDup3,
 		p.EnterFinitModule,
 		p.EnterInitModule,
-		p.EnterKill,
 		p.EnterLink,
 		p.EnterLinkat,
 		p.EnterMemfdCreate,
@@ -814,7 +801,6 @@ func (p *sensorPrograms) Close() error {
 		p.EnterSetns,
 		p.EnterSymlink,
 		p.EnterSymlinkat,
-		p.EnterTgkill,
 		p.EnterUmount,
 		p.EnterUnlink,
 		p.EnterUnlinkat,
@@ -828,7 +814,6 @@ func (p *sensorPrograms) Close() error {
 		p.ExitDup3,
 		p.ExitFinitModule,
 		p.ExitInitModule,
-		p.ExitKill,
 		p.ExitLink,
 		p.ExitLinkat,
 		p.ExitMemfdCreate,
@@ -850,7 +835,6 @@ func (p *sensorPrograms) Close() error {
 		p.ExitSetns,
 		p.ExitSymlink,
 		p.ExitSymlinkat,
-		p.ExitTgkill,
 		p.ExitUmount,
 		p.ExitUnlink,
 		p.ExitUnlinkat,

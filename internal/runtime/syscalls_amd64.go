@@ -47,8 +47,6 @@ var sysHandlers = []sysHandler{
 	{"symlinkat", unix.SYS_SYMLINKAT, 304},
 	{"dup2", unix.SYS_DUP2, 63},
 	{"dup3", unix.SYS_DUP3, 330},
-	{"kill", unix.SYS_KILL, 37},
-	{"tgkill", unix.SYS_TGKILL, 270},
 	// x32-only numbers.
 	{"ptrace", 521, noSyscall},
 	{"process_vm_readv", 539, noSyscall},

@@ -32,6 +32,4 @@ var sysHandlers = []sysHandler{
 	{"linkat", unix.SYS_LINKAT, noSyscall},
 	{"symlinkat", unix.SYS_SYMLINKAT, noSyscall},
 	{"dup3", unix.SYS_DUP3, noSyscall},
-	{"kill", unix.SYS_KILL, noSyscall},
-	{"tgkill", unix.SYS_TGKILL, noSyscall},
 }
