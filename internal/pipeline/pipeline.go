@@ -6,7 +6,9 @@
 // The queue is the one place where back-pressure meets the kernel: a source
 // never blocks on it. An event that does not fit is dropped and counted, and
 // the count is reported in-band as a "lost" event, in the name of the cgroup
-// (and the last process) whose events were dropped.
+// (and the last process) whose events were dropped. A lost record that does
+// not fit is not an event lost but a count to keep: it is folded into the
+// next report of its source (and cgroup), so no loss is ever lost itself.
 //
 // Floods don't choose what is lost: events the kernel sent as priority
 // records (event.Event.Priority: escape primitives, knob writes, attempts on
@@ -88,9 +90,10 @@ type Pipeline struct {
 	dropped    atomic.Uint64
 	// droppedPrio counts priority events dropped (both queues full).
 	droppedPrio atomic.Uint64
-	// lossMu guards losses: drops by cgroup and source, until flush reports
-	// them. Bounded by maxLossCgroups; drops past it are reported without
-	// a cgroup.
+	nFold       atomic.Uint64 // lost records folded, for Counters
+	// lossMu guards losses: events dropped and lost records folded, by
+	// cgroup and source, until flush reports them. Bounded by
+	// maxLossCgroups; past it they are reported without a cgroup.
 	lossMu sync.Mutex
 	losses map[lossKey]*loss
 	// byKind counts processed events by kind: the one add per event that a
@@ -111,10 +114,19 @@ const kindSlots = 32
 // flushes.
 const maxLossCgroups = 256
 
-// lossKey is whose events were dropped, and from which queue.
+// lossKey is whose events were lost, and where: a queue, or (late) the
+// source of a lost record that was folded.
 type lossKey struct {
 	cgroup uint64
 	source string
+	late   bool
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // loss is the drops of one lossKey since the last flush.
@@ -182,16 +194,21 @@ func (p *Pipeline) Emit(ev *event.Event) {
 	}
 }
 
-// drop counts ev as dropped, under its cgroup.
+// drop counts ev, which fit in no queue: an event dropped, under its
+// cgroup; a lost record's count folded into a later report of its source.
 func (p *Pipeline) drop(ev *event.Event) {
-	src := event.LostQueue
-	if urgent(ev) {
-		src = event.LostQueuePriority
+	k := lossKey{source: event.LostQueue}
+	n := uint64(1)
+	switch {
+	case ev.Kind == event.KindLost && ev.Lost != nil:
+		k.source, k.late, n = ev.Lost.Source, true, ev.Lost.Count
+		p.nFold.Add(1)
+	case urgent(ev):
+		k.source = event.LostQueuePriority
 		p.droppedPrio.Add(1)
-	} else {
+	default:
 		p.dropped.Add(1)
 	}
-	k := lossKey{source: src}
 	var pid uint32
 	var comm string
 	if pr := ev.Process; pr != nil {
@@ -201,7 +218,7 @@ func (p *Pipeline) drop(ev *event.Event) {
 	l := p.losses[k]
 	if l == nil {
 		if len(p.losses) >= maxLossCgroups {
-			k, pid, comm = lossKey{source: src}, 0, ""
+			k.cgroup, pid, comm = 0, 0, ""
 			l = p.losses[k]
 		}
 		if l == nil {
@@ -209,8 +226,10 @@ func (p *Pipeline) drop(ev *event.Event) {
 			p.losses[k] = l
 		}
 	}
-	l.count++
-	l.pid, l.comm = pid, comm
+	l.count += n
+	if pid != 0 {
+		l.pid, l.comm = pid, comm
+	}
 	p.lossMu.Unlock()
 }
 
@@ -227,6 +246,7 @@ func (p *Pipeline) Counters() map[string]uint64 {
 		"pipeline_findings":        p.findings.Load(),
 		"lost_queue":               p.dropped.Load(),
 		"lost_queue_priority":      p.droppedPrio.Load(),
+		"lost_records_folded":      p.nFold.Load(),
 		"queue_len":                uint64(len(p.queue)),
 		"queue_cap":                uint64(cap(p.queue)),
 		"queue_priority_len":       uint64(len(p.prio)),
@@ -373,17 +393,23 @@ func (p *Pipeline) flush() {
 	p.losses = map[lossKey]*loss{}
 	p.lossMu.Unlock()
 	keys := slices.SortedFunc(maps.Keys(losses), func(a, b lossKey) int {
-		return cmp.Or(cmp.Compare(a.source, b.source), cmp.Compare(a.cgroup, b.cgroup))
+		return cmp.Or(cmp.Compare(a.source, b.source), cmp.Compare(a.cgroup, b.cgroup), cmp.Compare(btoi(a.late), btoi(b.late)))
 	})
-	var total uint64
+	var dropped uint64
 	for _, k := range keys {
 		l := losses[k]
-		total += l.count
+		lost := &event.Lost{Source: k.source, Count: l.count}
+		if k.late {
+			lost.Detail = "reported late: the record did not fit in the pipeline queue when it was made"
+		} else {
+			dropped += l.count
+		}
 		// Through handle: enriched with the container, seen by the rules
 		// (a flood is a finding).
 		p.handle(&event.Event{Kind: event.KindLost, Time: now,
-			Process: &event.Process{PID: l.pid, TID: l.pid, Comm: l.comm, CgroupID: k.cgroup},
-			Lost:    &event.Lost{Source: k.source, Count: l.count}})
+			Process: &event.Process{PID: l.pid, TID: l.pid, Comm: l.comm, CgroupID: k.cgroup}, Lost: lost})
 	}
-	p.opts.Logger.Warn("pipeline queue full: events dropped", "count", total, "cgroups", len(keys))
+	if dropped > 0 {
+		p.opts.Logger.Warn("pipeline queue full: events dropped", "count", dropped)
+	}
 }

@@ -57,7 +57,10 @@ const (
 	argsSlot     = 1024
 	envSlot      = 4096
 	execFTTY     = 1 << 0
+	execFArgsTr  = 1 << 1
 	execFEnvTr   = 1 << 2
+	execFExeTr   = 1 << 3
+	execFCwdTr   = 1 << 4
 	forkSize     = 80
 	forkChild    = 56
 	forkParent   = 60
@@ -80,6 +83,8 @@ const (
 	openRaw      = 104
 	openPath     = 616
 	rawSlot      = 512
+	openFRawTr   = 1 << 0
+	openFPathTr  = 1 << 1
 	openFKernel  = 1 << 2
 	openFBase    = 1 << 3
 	openFExit    = 1 << 4
@@ -272,7 +277,9 @@ func (d *decoder) decodeExec(h *recHeader, b []byte) (*event.Event, error) {
 	p.ForkParent = p.PPID
 	p.Exe = exe
 	p.Cwd = cwd
-	p.Args = splitNUL(b[execArgs:execArgs+argsLen], maxArgsKept)
+	args := b[execArgs : execArgs+argsLen]
+	p.Args = splitNUL(args, maxArgsKept)
+	p.Truncated = execTruncation(flags, args)
 	p.Env = filterEnv(b[execEnv:execEnv+envLen], flags&execFEnvTr != 0)
 	p.CapEff = le.Uint64(b[execCapEff:])
 	p.CapPrm = le.Uint64(b[execCapPrm:])
@@ -287,6 +294,24 @@ func (d *decoder) decodeExec(h *recHeader, b []byte) (*event.Event, error) {
 	}
 	pe.e = event.Event{Kind: event.KindExec, Time: h.Time, Process: p}
 	return &pe.e, nil
+}
+
+// execTruncation turns the kernel's truncation flags into the event's
+// marks; argv is also cut when it has more entries than the decoder keeps.
+func execTruncation(flags uint32, args []byte) event.Truncation {
+	var t event.Truncation
+	for _, f := range [...]struct {
+		bit uint32
+		t   event.Truncation
+	}{{execFArgsTr, event.TruncArgs}, {execFEnvTr, event.TruncEnv}, {execFExeTr, event.TruncExe}, {execFCwdTr, event.TruncCwd}} {
+		if flags&f.bit != 0 {
+			t |= f.t
+		}
+	}
+	if n := bytes.Count(args, []byte{0}); n > maxArgsKept || (n == maxArgsKept && len(args) > 0 && args[len(args)-1] != 0) {
+		t |= event.TruncArgs
+	}
+	return t
 }
 
 // isMemfdPath reports whether a resolved exe path names a memfd: memfd
@@ -383,6 +408,12 @@ func (d *decoder) decodeOpen(h *recHeader, b []byte) (*event.Event, error) {
 		Syscall:  openCallNames[call],
 		ExitOnly: rflags&openFExit != 0,
 		Compat:   rflags&openFCompat != 0,
+	}
+	if rflags&openFRawTr != 0 {
+		f.Truncated |= event.TruncRawPath
+	}
+	if rflags&openFPathTr != 0 {
+		f.Truncated |= event.TruncPath
 	}
 	switch {
 	case rflags&openFKernel != 0 && kpath != "":

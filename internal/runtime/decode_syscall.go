@@ -25,6 +25,7 @@ const (
 	sysFSocket   = 1 << 0
 	sysFExitOnly = 1 << 3
 	sysFCompat   = 1 << 4
+	sysFPathTr   = 1 << 2
 	sysFSelfObj  = 1 << 5
 	sysFPending  = 1 << 6
 )
@@ -83,6 +84,9 @@ func (d *decoder) decodeSyscall(h *recHeader, b []byte) (*event.Event, error) {
 		// of a call on the sensor's objects.
 		SensorObject: sflags&sysFSelfObj != 0,
 		Pending:      sflags&(sysFSelfObj|sysFPending) == sysFSelfObj|sysFPending,
+	}
+	if le.Uint16(b[sysSFlags:])&sysFPathTr != 0 {
+		se.s.Truncated = event.TruncPath
 	}
 	se.e = event.Event{Kind: event.KindSyscall, Time: h.Time, Process: &se.p, Sys: &se.s}
 	return &se.e, nil
