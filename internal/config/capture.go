@@ -81,14 +81,14 @@ const (
 	MaxFloodRate = 1_000_000_000
 )
 
-// DefaultFlood is the flood control of a default config: 1/8 of the ring
-// for priority records; a cgroup sends at most 10,000 bulk records a second
-// (bursts of 20,000) and 1,000 priority records a second (bursts of 2,000)
+// DefaultFlood is the flood control of a default config: 12 % of the ring
+// for priority records; a cgroup sends at most 20,000 bulk records a second
+// (bursts of 40,000) and 1,000 priority records a second (bursts of 2,000)
 // before the rest of them are sent as bulk.
 var DefaultFlood = FloodConfig{
 	PriorityHeadroomPercent: 12,
-	CgroupRate:              10_000,
-	CgroupBurst:             20_000,
+	CgroupRate:              20_000,
+	CgroupBurst:             40_000,
 	PriorityRate:            1_000,
 	PriorityBurst:           2_000,
 }
