@@ -254,6 +254,8 @@ static __always_inline long admit(struct rec_hdr *h, __u32 size, __u32 cls)
 		return BPF_RB_FORCE_WAKEUP;
 	}
 	if (bulk_cost_ns) {
+		/* The clock, not the header's time: a connect's record is sent
+		 * when its handshake ends, seconds after its header was made. */
 		struct cg_budget *b = cg_budget_of(h->cgroup_id);
 		if (b && !gcra_take(&b->bulk_tat, bpf_ktime_get_boot_ns(), bulk_cost_ns, bulk_burst_ns)) {
 			flood_lost(h, FLOOD_RATE, DROP_RATE_LIMIT);
