@@ -362,6 +362,8 @@ func TestSelfProtection(t *testing.T) {
 		ops := []struct{ name, op string }{
 			{"prefix_trie", "update"}, {"prefix_trie", "delete"}, {"suffix_trie", "delete"}, {"proc_trie", "delete"},
 			{".bss", "update"}, {"drops", "update"}, {"egress_socks", "update"},
+			// The ids the bpf(2) handlers recognise the sensor's objects by.
+			{"self_ids", "delete"},
 		}
 		var list []string
 		for _, o := range ops {
