@@ -20,11 +20,10 @@ import (
 	"github.com/kestrel-sec/kestrel/internal/event"
 )
 
-// rec_hdr.flags (HDR_F_* in bpf/common.h).
+// rec_hdr.flags (HDR_F_* in bpf/common.h): the record's class.
 const (
 	hdrFlags     = 20
 	hdrFPrio     = 1 << 0
-	hdrFDemoted  = 1 << 1
 	floodMapName = "flood_cg"
 )
 
