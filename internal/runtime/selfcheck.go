@@ -67,6 +67,10 @@ var writableMaps = map[string]bool{
 	// again.
 	"model_inodes": true,
 	"model_bits":   true,
+	// The egress reporter takes idle datagram destinations out
+	// (LookupAndDelete) and carries their count in user space, so that a
+	// DNS or QUIC server does not fill the table.
+	"egress_dgram": true,
 }
 
 // filterMaps are the maps whose contents come from the config and never
