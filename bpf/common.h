@@ -264,19 +264,38 @@ static __always_inline long admit(struct rec_hdr *h, __u32 size, __u32 cls)
 	return avail >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
+/* record_admit and record_refused are global functions, not inlined: the
+ * verifier checks each once instead of at every emit site. Inlined, their
+ * branches multiplied the states of programs with many emit sites (the
+ * io_uring completion and connect_unix programs passed the verifier's
+ * 1M-instruction limit and were left out). */
+__noinline long record_admit(struct rec_hdr *h, __u32 size, __u32 cls)
+{
+	if (!h)
+		return -1;
+	return admit(h, size, cls);
+}
+
+__noinline int record_refused(struct rec_hdr *h)
+{
+	if (!h)
+		return 0;
+	if (h->flags & HDR_F_PRIO)
+		flood_lost(h, FLOOD_PRIO_RING, DROP_PRIO_RINGBUF);
+	else
+		flood_lost(h, FLOOD_RING, DROP_RINGBUF_RESERVE);
+	return 0;
+}
+
 /* emit_record sends the record rec (size bytes, starting with its filled
  * header) as class cls, or counts why it could not. */
 static __always_inline long emit_record(void *rec, __u32 size, __u32 cls)
 {
-	struct rec_hdr *h = rec;
-	long fl = admit(h, size, cls);
+	long fl = record_admit(rec, size, cls);
 	if (fl < 0)
 		return -1;
 	if (bpf_ringbuf_output(&events, rec, size, fl) < 0) {
-		if (h->flags & HDR_F_PRIO)
-			flood_lost(h, FLOOD_PRIO_RING, DROP_PRIO_RINGBUF);
-		else
-			flood_lost(h, FLOOD_RING, DROP_RINGBUF_RESERVE);
+		record_refused(rec);
 		return -1;
 	}
 	return 0;
