@@ -12,10 +12,14 @@
 //
 // Floods don't choose what is lost: events the kernel sent as priority
 // records (event.Event.Priority: escape primitives, knob writes, attempts on
-// the sensor), lost and status events go to a second, smaller queue that the
-// pipeline goroutine always empties first, so a backlog of ordinary events
-// neither delays nor drops them. Only when that queue is full too do they
-// fall back to the ordinary one.
+// the sensor), lost and status events go to a second, smaller queue, so a
+// backlog of ordinary events does not drop them. Only when that queue is
+// full too do they fall back to the ordinary one. Both queues are handled
+// in the order the events were emitted, never priority first: a process's
+// exec must reach the process table before its next call is enriched and
+// judged (with priority first, a container's mount(2) overtook the exec of
+// the unshare that made it and was judged as the shell's: a false ESC-007).
+// A priority event waits at most for the ordinary backlog ahead of it.
 package pipeline
 
 import (
@@ -82,8 +86,11 @@ type Pipeline struct {
 	detector Detector
 	sinks    []Sink
 	opts     Options
-	queue    chan *event.Event
-	prio     chan *event.Event
+	queue    chan queued
+	prio     chan queued
+	// seq numbers emitted events, so that Run handles both queues in
+	// emission order.
+	seq atomic.Uint64
 
 	queued     atomic.Uint64
 	queuedPrio atomic.Uint64
@@ -165,7 +172,7 @@ func New(sources []Source, enricher Enricher, detector Detector, sinks []Sink, o
 	}
 	return &Pipeline{
 		sources: sources, enricher: enricher, detector: detector, sinks: sinks,
-		opts: o, queue: make(chan *event.Event, o.QueueSize), prio: make(chan *event.Event, o.PriorityQueueSize),
+		opts: o, queue: make(chan queued, o.QueueSize), prio: make(chan queued, o.PriorityQueueSize),
 		byRule: map[FindingKey]uint64{}, losses: map[lossKey]*loss{},
 	}
 }
@@ -178,16 +185,17 @@ func urgent(ev *event.Event) bool {
 // Emit offers ev to its queue without blocking; it is the emit function
 // handed to sources. It is safe for concurrent use.
 func (p *Pipeline) Emit(ev *event.Event) {
+	q := queued{ev, p.seq.Add(1)}
 	if urgent(ev) {
 		select {
-		case p.prio <- ev:
+		case p.prio <- q:
 			p.queuedPrio.Add(1)
 			return
 		default: // the ordinary queue may still have room
 		}
 	}
 	select {
-	case p.queue <- ev:
+	case p.queue <- q:
 		p.queued.Add(1)
 	default:
 		p.drop(ev)
@@ -299,21 +307,33 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	tick := time.NewTicker(p.opts.FlushInterval)
 	defer tick.Stop()
 	var runErr error
+	var h heads
 loop:
-	for {
-		// The priority queue first, every time: a backlog of ordinary
-		// events waits behind it.
-		select {
-		case ev := <-p.prio:
+	for n := 0; ; n++ {
+		if ev := h.next(p); ev != nil {
 			p.handle(ev)
+			if n%64 != 0 {
+				continue
+			}
+			// Under a steady flow, look at the clock and the sources
+			// now and then.
+			select {
+			case <-tick.C:
+				p.flush()
+			case err := <-errc:
+				runErr = err
+				break loop
+			case <-ctx.Done():
+				break loop
+			default:
+			}
 			continue
-		default:
 		}
 		select {
-		case ev := <-p.prio:
-			p.handle(ev)
-		case ev := <-p.queue:
-			p.handle(ev)
+		case q := <-p.prio:
+			h.p, h.hasP = q, true
+		case q := <-p.queue:
+			h.o, h.hasO = q, true
 		case <-tick.C:
 			p.flush()
 		case err := <-errc:
@@ -327,26 +347,63 @@ loop:
 	wg.Wait()
 	// Drain what the sources managed to queue, so a clean stop loses nothing.
 	for {
-		select {
-		case ev := <-p.prio:
-			p.handle(ev)
-			continue
-		default:
+		ev := h.next(p)
+		if ev == nil {
+			break
 		}
+		p.handle(ev)
+	}
+	p.flush()
+	if runErr == nil {
 		select {
-		case ev := <-p.queue:
-			p.handle(ev)
+		case runErr = <-errc:
 		default:
-			p.flush()
-			if runErr == nil {
-				select {
-				case runErr = <-errc:
-				default:
-				}
-			}
-			return runErr
 		}
 	}
+	return runErr
+}
+
+// queued is an event and its place in emission order.
+type queued struct {
+	ev *event.Event
+	n  uint64
+}
+
+// heads are the first event of each queue, taken out of it but not yet
+// handled.
+type heads struct {
+	p, o       queued
+	hasP, hasO bool
+}
+
+// next returns the event emitted first of those queued, or nil when both
+// queues are empty, without blocking. A queue is looked at again after an
+// event is taken from the other: an event emitted before the one just
+// taken was sent before it (one source emits in order), so it is in its
+// queue by then.
+func (h *heads) next(p *Pipeline) *event.Event {
+	take := func(c chan queued, q *queued, has *bool) {
+		if *has {
+			return
+		}
+		select {
+		case *q = <-c:
+			*has = true
+		default:
+		}
+	}
+	take(p.prio, &h.p, &h.hasP)
+	take(p.queue, &h.o, &h.hasO)
+	take(p.prio, &h.p, &h.hasP)
+	switch {
+	case h.hasP && (!h.hasO || h.p.n < h.o.n):
+		h.hasP = false
+		return h.p.ev
+	case h.hasO:
+		h.hasO = false
+		return h.o.ev
+	}
+	return nil
 }
 
 func (p *Pipeline) handle(ev *event.Event) {

@@ -241,7 +241,7 @@ func (cgroupEnricher) Enrich(ev *event.Event) {
 }
 
 // A flooder fills the ordinary queue; priority events made during the
-// flood, behind it, are all delivered, and before the backlog. The drops
+// flood, behind it, are all delivered, in the order they were emitted. The drops
 // are reported in the flooder's name, enriched with its container, and
 // the rules see them.
 func TestPipelinePriorityAndAttributedDrops(t *testing.T) {
@@ -273,8 +273,9 @@ func TestPipelinePriorityAndAttributedDrops(t *testing.T) {
 	for i, e := range c.evs {
 		switch {
 		case e.Priority:
-			if i != prio {
-				t.Errorf("priority event %d delivered at %d, after ordinary ones", prio, i)
+			// The 8 queued flood events were emitted before the first.
+			if i != 8+prio {
+				t.Errorf("priority event %d delivered at %d; want %d, after the 8 ordinary events emitted before it", prio, i, 8+prio)
 			}
 			prio++
 		case e.Kind == event.KindOpen:
@@ -322,5 +323,38 @@ func TestPipelinePriorityDropCounted(t *testing.T) {
 	}
 	if got != 2 || p.Counters()["lost_queue_priority"] != 2 {
 		t.Errorf("priority events lost: %d reported, %d counted; want 2", got, p.Counters()["lost_queue_priority"])
+	}
+}
+
+// Events are handled in the order they were emitted, whichever queue they
+// took: a process's exec (ordinary) must be in the process table before
+// its next call (priority) is enriched.
+func TestPipelineHandlesBothQueuesInEmissionOrder(t *testing.T) {
+	var c collector
+	const n = 20000
+	p := New(nil, nil, nil, []Sink{c.sink}, &Options{QueueSize: n, PriorityQueueSize: n, FlushInterval: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }() // handling while events are emitted
+	for i := range n {
+		p.Emit(&event.Event{Kind: event.KindExec, Seq: uint64(i), Priority: i%3 == 1, Process: &event.Process{PID: uint32(i)}})
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	for _, e := range c.evs {
+		if e.Kind == event.KindExec {
+			got = append(got, e.Seq)
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("handled %d events; want %d", len(got), n)
+	}
+	for i, s := range got {
+		if s != uint64(i) {
+			t.Fatalf("event %d handled at %d: not in emission order", s, i)
+		}
 	}
 }
