@@ -37,6 +37,14 @@ func TestFloodDoesNotChooseWhatIsLost(t *testing.T) {
 	if err := os.WriteFile(weights, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Mkdir(filepath.Join(watched, "flood"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 12000 { // > open_repeats' 8192 entries
+		if err := os.WriteFile(filepath.Join(watched, "flood", fmt.Sprintf("w%05d.bin", i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	corePattern, err := os.ReadFile("/proc/sys/kernel/core_pattern")
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +84,11 @@ func TestFloodDoesNotChooseWhatIsLost(t *testing.T) {
 				return cmd
 			}
 
-			flood := inCtr(fmt.Sprintf(`loop() { while :; do : < %s; done; }; loop & loop & wait`, weights))
+			// Each read is of another file: the kernel counts a process's
+			// repeated opens of one file instead of reporting each
+			// (capture.open_repeat_window), so a flooder cycles through
+			// more files than the repeat table holds.
+			flood := inCtr(fmt.Sprintf(`loop() { while :; do for f in %s/flood/*; do : < "$f"; done; done; }; loop & loop & wait`, watched))
 			if err := flood.Start(); err != nil {
 				t.Fatal(err)
 			}
