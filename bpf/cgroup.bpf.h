@@ -139,10 +139,9 @@ static __always_inline void emit_cgroup(struct cgroup_scratch *s, __u16 op, __u6
 	if (size > sizeof(s->r))
 		size = sizeof(s->r);
 	s->r.h.size = size;
-	if (bpf_ringbuf_output(&events, &s->r, size, submit_flags()) < 0) {
-		count_drop(DROP_RINGBUF_RESERVE);
+	/* Priority: every later event's container comes from this record. */
+	if (emit_record(&s->r, size, CLASS_PRIO) < 0)
 		return;
-	}
 	if (op != CGROUP_RMDIR && !(flags & CGROUP_F_TRUNC)) {
 		__u8 one = 1;
 		bpf_map_update_elem(&cgroup_known, &id, &one, BPF_ANY);

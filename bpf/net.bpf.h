@@ -306,6 +306,7 @@ struct {
 struct net_scratch {
 	struct conn_rec conn;
 	struct egress_val eg;
+	struct egress_val fin; /* eg_emit_final's copy (emit_record writes its header) */
 };
 
 struct {
@@ -338,10 +339,8 @@ static __always_inline struct net_scratch *net_scratch_get(void)
 
 static __always_inline void net_output(void *rec, __u64 size)
 {
-	if (bpf_ringbuf_output(&events, rec, size, submit_flags())) {
-		count_drop(DROP_RINGBUF_RESERVE);
+	if (emit_record(rec, size, CLASS_BULK))
 		net_count(NET_RINGBUF_FULL);
-	}
 }
 
 /* conn_emit copies c into the ring buffer. */
@@ -354,16 +353,14 @@ static __always_inline void conn_emit(struct conn_rec *c)
  * destination, stamped now. */
 static __always_inline void eg_emit_final(struct egress_val *e)
 {
-	struct egress_val *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
-	if (!r) {
-		count_drop(DROP_RINGBUF_RESERVE);
-		net_count(NET_RINGBUF_FULL);
+	struct net_scratch *s = net_scratch_get();
+	if (!s)
 		return;
-	}
+	struct egress_val *r = &s->fin;
 	__builtin_memcpy(r, e, sizeof(*r));
 	r->hdr.ts_ns = bpf_ktime_get_boot_ns();
 	r->flags |= CONN_F_CLOSED;
-	bpf_ringbuf_submit(r, submit_flags());
+	net_output(r, sizeof(*r));
 }
 
 /* is_loopback reports whether a (network byte order, IPv4 in the first four
@@ -1075,15 +1072,10 @@ int net_sock_release(struct bpf_sock *ctx)
 			net_count(NET_SOCK_RELEASED);
 	}
 	if (bpf_sk_storage_get(&sk_dgram, ctx, 0, 0)) {
-		struct sock_closed_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
-		if (!r) {
-			count_drop(DROP_RINGBUF_RESERVE);
-			net_count(NET_RINGBUF_FULL);
-			return 1;
-		}
-		fill_hdr(&r->hdr, REC_SOCK_CLOSED, sizeof(*r));
-		r->cookie = cookie;
-		bpf_ringbuf_submit(r, submit_flags());
+		struct sock_closed_rec r;
+		fill_hdr(&r.hdr, REC_SOCK_CLOSED, sizeof(r));
+		r.cookie = cookie;
+		net_output(&r, sizeof(r));
 	}
 	return 1;
 }

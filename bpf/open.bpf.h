@@ -894,6 +894,26 @@ static __always_inline __u32 nsfs_name(struct inode *ino, char *dst, __u32 plen)
 	return n > 1 ? n - 1 : plen;
 }
 
+/* The class of an open record (common.h). Priority: an open for writing
+ * (a knob, a runtime binary, the loader's preload list) whatever it opened
+ * and whether or not it succeeded; what the kernel opened being a kernel
+ * knob, a device by number, a foreign namespace file, or any file on proc,
+ * sysfs, cgroupfs or binfmt_misc (a /proc/<pid>/ entry matched by name);
+ * and open_by_handle_at. Other opens (model files, reads matched by name,
+ * failed reads) are bulk. */
+#define OPEN_PRIO_MATCH (MATCH_KNOB | MATCH_DEVICE | MATCH_NSFS | MATCH_CALL)
+
+static __always_inline __u32 open_class(__u32 flags, __u8 match)
+{
+	return (flags & KS_O_FMODE) || (match & OPEN_PRIO_MATCH) ? CLASS_PRIO : CLASS_BULK;
+}
+
+static __always_inline bool knob_fs(unsigned long magic)
+{
+	return magic == PROC_SUPER_MAGIC_K || magic == SYSFS_MAGIC_K || magic == CGROUP_SUPER_MAGIC_K ||
+	       magic == CGROUP2_SUPER_MAGIC_K || magic == BINFMTFS_MAGIC_K;
+}
+
 /* open_emit builds the record of an open in s->rec from the raw path in
  * s->raw (raw_n bytes with the NUL, 0 for none) and the result, and sends
  * it. id->f is the opened file, or NULL. */
@@ -948,6 +968,7 @@ static __always_inline void open_emit(struct open_scratch *s, struct task_struct
 
 	char *dst = &r->data[n];
 	__u32 plen = 0;
+	__u32 cls = open_class(oc->flags, id->match);
 	if (id->f) {
 		struct file *f = KCAST(struct file, id->f);
 		struct path p;
@@ -961,6 +982,8 @@ static __always_inline void open_emit(struct open_scratch *s, struct task_struct
 		r->ino = ino->i_ino;
 		r->size = ino->i_size;
 		r->dev = ino->i_sb->s_dev;
+		if (knob_fs(ino->i_sb->s_magic))
+			cls = CLASS_PRIO;
 		r->imode = ino->i_mode;
 		if ((r->imode & S_IFMT_K) == S_IFBLK_K || (r->imode & S_IFMT_K) == S_IFCHR_K)
 			r->rdev = ino->i_rdev;
@@ -1001,8 +1024,7 @@ static __always_inline void open_emit(struct open_scratch *s, struct task_struct
 	r->rflags = rflags;
 	__u32 size = offsetof(struct open_rec, data) + n + plen + 1; /* < sizeof(*r) */
 	r->h.size = size;
-	if (bpf_ringbuf_output(&events, r, size, submit_flags()) < 0)
-		count_drop(DROP_RINGBUF_RESERVE);
+	emit_record(r, size, cls);
 }
 
 /* Tail-call targets on sys_exit besides the syscall handlers (the loader

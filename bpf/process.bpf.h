@@ -89,8 +89,7 @@ int BPF_PROG(kestrel_exec, struct task_struct *t, pid_t old_pid, struct linux_bi
 	if (size > sizeof(*r))
 		size = sizeof(*r);
 	r->h.size = size;
-	if (bpf_ringbuf_output(&events, r, size, submit_flags()) < 0)
-		count_drop(DROP_RINGBUF_RESERVE);
+	emit_record(r, size, CLASS_BULK);
 	return 0;
 }
 
@@ -102,17 +101,13 @@ int BPF_PROG(kestrel_fork, struct task_struct *parent, struct task_struct *child
 		return 0;
 	/* The sensor's own forks are reported: they cannot feed back. */
 	learn_task_cgroup(child);
-	struct fork_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
-	if (!r) {
-		count_drop(DROP_RINGBUF_RESERVE);
-		return 0;
-	}
+	struct fork_rec rec, *r = &rec;
 	fill_hdr(&r->h, REC_FORK, sizeof(*r));
 	r->child_tgid = tgid;
 	r->parent_tgid = BPF_CORE_READ(parent, tgid);
 	r->child_start_ns = BPF_CORE_READ(child, start_boottime);
 	r->child_cgroup_id = BPF_CORE_READ(child, cgroups, dfl_cgrp, kn, id);
-	bpf_ringbuf_submit(r, submit_flags());
+	emit_record(r, sizeof(*r), CLASS_BULK);
 	return 0;
 }
 
@@ -123,11 +118,7 @@ int BPF_PROG(kestrel_exit, struct task_struct *t, bool group_dead)
 		return 0;
 	if (is_self())
 		return 0;
-	struct exit_rec *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
-	if (!r) {
-		count_drop(DROP_RINGBUF_RESERVE);
-		return 0;
-	}
+	struct exit_rec rec, *r = &rec;
 	fill_hdr(&r->h, REC_EXIT, sizeof(*r));
 	__u32 code = BPF_CORE_READ(t, exit_code);
 	struct signal_struct *sig = BPF_CORE_READ(t, signal);
@@ -136,6 +127,6 @@ int BPF_PROG(kestrel_exit, struct task_struct *t, bool group_dead)
 	r->exit_code = code;
 	r->_pad = 0;
 	r->start_ns = BPF_CORE_READ(t, group_leader, start_boottime);
-	bpf_ringbuf_submit(r, submit_flags());
+	emit_record(r, sizeof(*r), CLASS_BULK);
 	return 0;
 }

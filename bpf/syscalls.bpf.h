@@ -1,24 +1,25 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Escape-primitive syscalls (REC_SYSCALL): mount, umount2, unshare, setns,
- * ptrace, process_vm_readv/writev, init/finit/delete_module, bpf
- * (BPF_PROG_LOAD), memfd_create, pivot_root, chroot, mknod(at), the rename,
- * unlink, link and symlink families (watched paths only, by the open
- * filter), dup2/dup3 of a socket onto fds 0-2, kill/tgkill of the sensor,
- * and name_to_handle_at (the first step of opening a file by handle, with
- * no path). Handlers are tail-called by the syscall dispatcher
+ * ptrace, process_vm_readv/writev, init/finit/delete_module, memfd_create,
+ * pivot_root, chroot, mknod(at), the rename, unlink, link and symlink
+ * families (watched paths only, by the open filter), dup2/dup3 of a socket
+ * onto fds 0-2, and name_to_handle_at (the first step of opening a file by
+ * handle, with no path). bpf and pidfd_getfd are in self.bpf.h; signals to
+ * the sensor, whatever call sent them, are its signal_generate program.
+ * Handlers are tail-called by the syscall dispatcher
  * (dispatch.bpf.h), native and 32-bit compat calls alike.
  *
  * sys_enter decides and fills the record (arguments, strings) in the task's
  * sys_inflight storage; sys_exit adds the return value and sends it, so
  * that failed attempts are reported with their -errno. Syscalls that are
- * common on any host are filtered: dup2 and kill on enter, unlink and
+ * common on any host are filtered: dup2 on enter, unlink and
  * rename at exit (below).
  *
  * A call refused before sys_enter ran (seccomp filters run first, and a
  * tracer may skip the call) reaches sys_exit with nothing staged: the exit
  * handler decides on the argument registers, which still hold the
  * arguments, and reports it flagged SYS_F_EXIT_ONLY. This is done for the
- * escape primitives and dup/kill, whatever the result.
+ * escape primitives and dup, whatever the result.
  *
  * The path families (rename, unlink, link, symlink) and name_to_handle_at
  * have no sys_enter handler: SYS_EXIT_HANDLER decides at sys_exit from the
@@ -53,8 +54,9 @@ enum sys_call {
 	SYS_MKNOD = 17,
 	SYS_PIVOT_ROOT = 18,
 	SYS_CHROOT = 19,
-	SYS_KILL = 20,
+	SYS_KILL = 20,        /* no longer sent: signals are self.bpf.h's REC_SIGNAL */
 	SYS_NAME_TO_HANDLE = 21,
+	SYS_PIDFD_GETFD = 22, /* self.bpf.h */
 	SYS_CALL_MAX,
 };
 
@@ -65,13 +67,15 @@ enum sys_call {
 #define SYS_F_EXIT_ONLY (1 << 3)  /* refused before sys_enter: seen at sys_exit only */
 #define SYS_F_COMPAT (1 << 4)     /* a 32-bit compat syscall (int 0x80, 32-bit binary) */
 #define SYS_F_IO_URING (1 << 5)   /* an io_uring request, not a syscall (io_uring.bpf.h) */
+#define SYS_F_SELF_OBJ (1 << 6)   /* bpf, pidfd_getfd: the call names one of the sensor's objects (self.bpf.h) */
+#define SYS_F_PENDING (1 << 7)    /* sent at sys_enter, before the call ran; ret is not its result */
 
 struct sys_rec {
 	struct rec_hdr h;
 	__s64 ret;
 	__u64 flags;      /* clone/mount/umount flags, nstype, ptrace request, bpf cmd, signal, mknod mode */
 	__u64 arg2;       /* bpf: prog type; mknod: dev; rename/link: flags */
-	__u32 target;     /* pid of ptrace, process_vm_*, kill */
+	__u32 target;     /* pid of ptrace, process_vm_*; the object id or pid of self.bpf.h's calls */
 	__s32 fd;         /* setns fd, finit_module fd, dup oldfd, *at dirfd */
 	__s32 fd2;        /* dup newfd, second dirfd */
 	__u32 ns_inode;   /* setns: namespace inode behind fd */
@@ -143,11 +147,11 @@ static __always_inline __u16 user_str(char *dst, __u32 size, const void *src)
 	 (r)->sflags |= (r)->path2_len >= RAW_SLOT - 1 ? SYS_F_PATH_TRUNC : 0)
 #define SYS_ARG(r, p) ((r)->arg_len = user_str((r)->arg, SYS_ARG_SLOT, (const void *)(p)))
 
+/* Escape primitives are priority records (common.h). */
 static __always_inline void sys_emit(struct sys_rec *r, long ret)
 {
 	r->ret = ret;
-	if (bpf_ringbuf_output(&events, r, sizeof(*r), submit_flags()) < 0)
-		count_drop(DROP_RINGBUF_RESERVE);
+	emit_record(r, sizeof(*r), CLASS_PRIO);
 }
 
 /* SYS_HANDLERS defines the handler pair of the table rows named name:
@@ -326,15 +330,6 @@ SYS_HANDLERS(delete_module, SYS_DELETE_MODULE, true, ANY_RESULT, {
 	r->flags = ARG(1);
 })
 
-SYS_HANDLERS(bpf, SYS_BPF, ARG(0) == 5 /* BPF_PROG_LOAD */, ANY_RESULT, {
-	r->flags = ARG(0);
-	const union bpf_attr *attr = (const void *)ARG(1);
-	__u32 ptype = 0;
-	bpf_probe_read_user(&ptype, sizeof(ptype), &attr->prog_type);
-	r->arg2 = ptype;
-	r->arg_len = user_str(r->arg, sizeof(attr->prog_name) + 1, attr->prog_name);
-})
-
 SYS_HANDLERS(memfd_create, SYS_MEMFD_CREATE, true, ANY_RESULT, {
 	SYS_ARG(r, ARG(0));
 	r->flags = ARG(1);
@@ -449,13 +444,3 @@ SYS_HANDLERS(dup3, SYS_DUP, SOCKET_ONTO_STDIO, ANY_RESULT, {
 	r->sflags |= SYS_F_SOCKET;
 })
 
-/* Signals to the sensor (self-protection); signal 0 only probes. */
-SYS_HANDLERS(kill, SYS_KILL, (__u32)ARG(0) == self_tgid && ARG(1) != 0, ANY_RESULT, {
-	r->target = ARG(0);
-	r->flags = ARG(1);
-})
-
-SYS_HANDLERS(tgkill, SYS_KILL, (__u32)ARG(0) == self_tgid && ARG(2) != 0, ANY_RESULT, {
-	r->target = ARG(0);
-	r->flags = ARG(2);
-})

@@ -86,6 +86,9 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 
 	feedCtx, stopFeed := context.WithCancel(context.Background())
 	defer stopFeed()
+	if d := cfg.Export.StatusInterval.D(); d > 0 {
+		go heartbeats(feedCtx, d, ring, st)
+	}
 	if fx != nil {
 		go func() {
 			if err := fx.Run(feedCtx, ring); err != nil && !errors.Is(err, context.Canceled) {
@@ -133,6 +136,22 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger) error 
 	log.Info("sensor stopped: programs detached", "took", time.Since(t).Round(time.Millisecond),
 		"uptime", time.Since(st.started).Round(time.Second))
 	return err
+}
+
+// heartbeats writes a heartbeat status event into the feed every d until
+// ctx is done: the file and OTLP outputs carry nothing else when the node
+// is quiet, and a SIEM alerts on its absence (docs/self-protection.md).
+func heartbeats(ctx context.Context, d time.Duration, ring *export.Ring, st *stack) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			ring.Publish(st.heartbeatEvent(now))
+		}
+	}
 }
 
 // inventory is the runtime AI bill of materials for GetInventory and `bom`.

@@ -163,6 +163,7 @@ func (o *ops) gather(s *metrics.Snapshot) {
 		c := p.Counters()
 		s.QueueLength, s.QueueCapacity = c["queue_len"], c["queue_cap"]
 		s.Lost["queue"] = c["lost_queue"]
+		s.Lost["queue_priority"] = c["lost_queue_priority"]
 	}
 	if k := st.kernel; k != nil {
 		for src, n := range k.Losses() {

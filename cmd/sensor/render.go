@@ -226,7 +226,12 @@ func (r *humanRenderer) detail(ev *event.Event) string {
 		return s
 	case event.KindLost:
 		if l := ev.Lost; l != nil {
-			return strconv.FormatUint(l.Count, 10) + " events lost at " + event.EscapeText(l.Source)
+			s := strconv.FormatUint(l.Count, 10) + " events lost at " + event.EscapeText(l.Source)
+			if p := ev.Process; p != nil && p.PID != 0 {
+				// Whose events they were: the flood's source.
+				s += ", the last of " + actor(p)
+			}
+			return s
 		}
 	case event.KindStatus:
 		if s := ev.Status; s != nil {

@@ -10,6 +10,7 @@ import (
 	goruntime "runtime"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -186,6 +187,30 @@ func (s *stack) readyEvent() *event.Event {
 	st := s.status()
 	st.Ready = true
 	return &event.Event{Kind: event.KindStatus, Time: time.Now(), Status: st}
+}
+
+// heartbeatEvent is the daemon's periodic status event
+// (export.status_interval): small, so that writing one every few seconds
+// costs the outputs nothing, and enough to alert on (its absence) and to
+// watch losses with (its counters).
+func (s *stack) heartbeatEvent(now time.Time) *event.Event {
+	full := s.status()
+	st := &event.Status{Ready: s.kernel != nil, Message: "heartbeat: " + full.Message,
+		Fields: full.Fields, Counters: map[string]uint64{}}
+	st.Fields[event.FieldHeartbeat] = "true"
+	st.Fields["programs"] = strconv.Itoa(len(full.Programs))
+	for k, v := range full.Counters {
+		if strings.HasPrefix(k, "drops_") || strings.HasPrefix(k, "lost_") || heartbeatCounters[k] {
+			st.Counters[k] = v
+		}
+	}
+	return &event.Event{Kind: event.KindStatus, Time: now, Status: st}
+}
+
+// heartbeatCounters are the counters a heartbeat carries besides the losses.
+var heartbeatCounters = map[string]bool{
+	"events_decoded": true, "decode_errors": true, "pipeline_processed": true, "pipeline_findings": true,
+	"flood_priority_demoted": true, "selfcheck_tampered": true, "selfcheck_gaps": true,
 }
 
 // status gathers the state of every stage for GetStatus and the status line.

@@ -25,7 +25,12 @@
 // Storms run in a child process (this binary re-executed with -worker),
 // because the sensor never reports its own process. Run as root:
 //
-//	go run ./cmd/sensorbench [-rounds 5] [-opens 1000000] [-execs 2000] [-conns 20000]
+//	go run ./cmd/sensorbench [-rounds 5] [-opens 1000000] [-execs 2000] [-conns 20000] [-cgroup-rate N]
+//
+// The storms run in one cgroup: with the default flood control
+// (capture.flood) a storm of watched events over the per-cgroup rate is
+// mostly dropped in the kernel, which is what the sensor does with such a
+// flood; -cgroup-rate 0 measures the sensor taking every event.
 package main
 
 import (
@@ -71,12 +76,19 @@ func main() {
 		"comma-separated storms to run (also: relative, opens of a relative path; udp, sendto on an unconnected socket)")
 	repeatWindow := flag.Duration("repeat-window", config.Default().Capture.OpenRepeatWindow.D(),
 		"capture.open_repeat_window of the sensor runs (0 reports every open: the watched and distinct storms' worst case)")
+	def := config.Default().Capture.Flood
+	cgRate := flag.Int("cgroup-rate", def.CgroupRate, "capture.flood.cgroup_rate of the sensor runs: ordinary records per second per cgroup "+
+		"(0: no limit; a storm over it is mostly dropped in the kernel and counted as lost; 1000000000 measures the check without drops)")
+	cgBurst := flag.Int("cgroup-burst", def.CgroupBurst, "capture.flood.cgroup_burst of the sensor runs")
 	flag.BoolVar(&progStats, "progstats", false, "in sensor runs, print each program's average run time (kernel BPF stats; adds some cost; "+
 		"the syscall handlers' time counts in kestrel_sys_enter/kestrel_sys_exit, which tail-call them)")
 	flag.Parse()
 	n := counts{opens: *opens, execs: *execs, conns: *conns, watched: *watched, realistic: *realistic,
 		unwatched: *unwatched, distinct: *distinct, files: *files, datagrams: *datagrams}
-	if err := run(*rounds, n, strings.Split(*storms, ","), *repeatWindow); err != nil {
+	cfg := config.Default().Capture
+	cfg.OpenRepeatWindow = config.Duration(*repeatWindow)
+	cfg.Flood.CgroupRate, cfg.Flood.CgroupBurst = *cgRate, max(*cgBurst, 1)
+	if err := run(*rounds, n, strings.Split(*storms, ","), cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "sensorbench:", err)
 		os.Exit(1)
 	}
@@ -114,7 +126,7 @@ type counts struct {
 	opens, execs, conns, watched, realistic, unwatched, distinct, files, datagrams int
 }
 
-func run(rounds int, n counts, names []string, repeatWindow time.Duration) error {
+func run(rounds int, n counts, names []string, cfg config.CaptureConfig) error {
 	if err := runtime.CheckPrivileges(); err != nil {
 		return err
 	}
@@ -159,8 +171,9 @@ func run(rounds int, n counts, names []string, repeatWindow time.Duration) error
 			list = append(list, s)
 		}
 	}
-	cfg := config.Default().Capture
-	cfg.OpenRepeatWindow = config.Duration(repeatWindow)
+	fmt.Fprintf(os.Stderr, "flood control: headroom %d%%, cgroup rate %d/s burst %d, priority rate %d/s burst %d; open repeat window %s\n",
+		cfg.Flood.PriorityHeadroomPercent, cfg.Flood.CgroupRate, cfg.Flood.CgroupBurst, cfg.Flood.PriorityRate, cfg.Flood.PriorityBurst,
+		cfg.OpenRepeatWindow.D())
 	results := map[string]map[mode][]sample{}
 	for _, s := range list {
 		results[s.name] = map[mode][]sample{}

@@ -57,6 +57,70 @@ type CaptureConfig struct {
 	// process reading its own /proc/self/maps is routine, reading another
 	// process's memory or environment is not.
 	WatchProcPidEntries []string `yaml:"watch_proc_pid_entries"`
+	// Flood bounds what one cgroup's burst of events can cost the others.
+	Flood FloodConfig `yaml:"flood"`
+}
+
+// FloodConfig is what keeps a flood of ordinary events from choosing what
+// the sensor loses (bpf/common.h). Records are priority (escape-primitive
+// syscalls, writes to watched files, opens of kernel knobs and /proc
+// entries, signals and bpf(2) calls aimed at the sensor, cgroup records)
+// or bulk (everything else).
+type FloodConfig struct {
+	// PriorityHeadroomPercent of the ring buffer is kept for priority
+	// records: bulk records are refused once the rest is full. 0 keeps none.
+	PriorityHeadroomPercent int `yaml:"priority_headroom_percent"`
+	// CgroupRate is the bulk records per second one cgroup may send, with
+	// bursts of CgroupBurst; past that its bulk records are dropped in the
+	// kernel, counted, and reported as lost in its name. 0: no limit.
+	CgroupRate  int `yaml:"cgroup_rate"`
+	CgroupBurst int `yaml:"cgroup_burst"`
+	// PriorityRate and PriorityBurst bound one cgroup's priority records;
+	// past them they are sent as bulk (and counted as demoted), so that no
+	// cgroup can take the headroom from the others. 0: no limit.
+	PriorityRate  int `yaml:"priority_rate"`
+	PriorityBurst int `yaml:"priority_burst"`
+}
+
+// Limits of the flood settings.
+const (
+	// MaxPriorityHeadroomPercent keeps at least half the ring for bulk.
+	MaxPriorityHeadroomPercent = 50
+	// MaxFloodRate bounds the per-cgroup rates (records per second): the
+	// kernel keeps 1e9/rate nanoseconds per record.
+	MaxFloodRate = 1_000_000_000
+)
+
+// DefaultFlood is the flood control of a default config: 12 % of the ring
+// for priority records; a cgroup sends at most 20,000 bulk records a second
+// (bursts of 40,000) and 1,000 priority records a second (bursts of 2,000)
+// before the rest of them are sent as bulk.
+var DefaultFlood = FloodConfig{
+	PriorityHeadroomPercent: 12,
+	CgroupRate:              20_000,
+	CgroupBurst:             40_000,
+	PriorityRate:            1_000,
+	PriorityBurst:           2_000,
+}
+
+func (f *FloodConfig) validate() error {
+	if f.PriorityHeadroomPercent < 0 || f.PriorityHeadroomPercent > MaxPriorityHeadroomPercent {
+		return fmt.Errorf("flood.priority_headroom_percent: %d is not between 0 and %d", f.PriorityHeadroomPercent, MaxPriorityHeadroomPercent)
+	}
+	for _, r := range []struct {
+		key         string
+		rate, burst int
+	}{{"cgroup", f.CgroupRate, f.CgroupBurst}, {"priority", f.PriorityRate, f.PriorityBurst}} {
+		switch {
+		case r.rate < 0 || r.rate > MaxFloodRate:
+			return fmt.Errorf("flood.%s_rate: %d is not between 0 (no limit) and %d", r.key, r.rate, MaxFloodRate)
+		case r.rate > 0 && r.burst < 1:
+			return fmt.Errorf("flood.%s_burst: %d; a limited rate needs a burst of at least 1", r.key, r.burst)
+		case r.burst < 0 || r.burst > MaxFloodRate:
+			return fmt.Errorf("flood.%s_burst: %d is not between 1 and %d", r.key, r.burst, MaxFloodRate)
+		}
+	}
+	return nil
 }
 
 // Limits of the kernel filter tables (bpf/open.bpf.h).
@@ -148,6 +212,7 @@ func defaultCapture() CaptureConfig {
 		WatchNames:           append([]string(nil), DefaultWatchNames...),
 		WatchProcEntries:     append([]string(nil), DefaultWatchProcEntries...),
 		WatchProcPidEntries:  append([]string(nil), DefaultWatchProcPidEntries...),
+		Flood:                DefaultFlood,
 	}
 }
 
@@ -166,6 +231,9 @@ func (c *CaptureConfig) validate() error {
 	}
 	if c.OpenRepeatWindow < 0 || c.OpenRepeatWindow.D() > time.Hour {
 		return fmt.Errorf("open_repeat_window: %s is not between 0 (report every open) and 1h", c.OpenRepeatWindow.D())
+	}
+	if err := c.Flood.validate(); err != nil {
+		return err
 	}
 	for _, t := range []struct {
 		key  string

@@ -80,6 +80,22 @@ capture:
 				t.Errorf("open_repeat_window = %s", c.OpenRepeatWindow.D())
 			}
 		}},
+		{name: "flood defaults", yaml: "capture: {flood: {cgroup_rate: 500}}", check: func(t *testing.T, c CaptureConfig) {
+			want := DefaultFlood
+			want.CgroupRate = 500
+			if c.Flood != want {
+				t.Errorf("flood %+v; want %+v", c.Flood, want)
+			}
+		}},
+		{name: "flood off", yaml: "capture: {flood: {priority_headroom_percent: 0, cgroup_rate: 0, priority_rate: 0}}", check: func(t *testing.T, c CaptureConfig) {
+			if c.Flood.PriorityHeadroomPercent != 0 || c.Flood.CgroupRate != 0 || c.Flood.PriorityRate != 0 {
+				t.Errorf("flood %+v; want every limit off", c.Flood)
+			}
+		}},
+		{name: "flood headroom", yaml: "capture: {flood: {priority_headroom_percent: 60}}", wantErr: "capture.flood.priority_headroom_percent: 60 is not between 0 and 50"},
+		{name: "flood negative rate", yaml: "capture: {flood: {cgroup_rate: -1}}", wantErr: "capture.flood.cgroup_rate: -1"},
+		{name: "flood rate without burst", yaml: "capture: {flood: {priority_rate: 10, priority_burst: 0}}", wantErr: "capture.flood.priority_burst: 0; a limited rate needs a burst of at least 1"},
+		{name: "flood unknown key", yaml: "capture: {flood: {rate: 1}}", wantErr: "rate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -30,6 +30,11 @@ type ExportConfig struct {
 	SubscriberDeadline Duration `yaml:"subscriber_deadline"`
 	// HeartbeatInterval is how often an idle subscriber gets a heartbeat.
 	HeartbeatInterval Duration `yaml:"heartbeat_interval"`
+	// StatusInterval is how often the daemon writes a heartbeat status
+	// event (its health and loss counters) into the feed, so that the file
+	// and OTLP outputs, which carry events only, tell a quiet node from a
+	// stopped sensor; 0 writes none.
+	StatusInterval Duration `yaml:"status_interval"`
 	// MaxSubscribers bounds concurrent Subscribe streams.
 	MaxSubscribers int `yaml:"max_subscribers"`
 	// IdleTimeout: when every subscriber slot is taken, a subscriber that
@@ -108,6 +113,7 @@ func defaultExport() ExportConfig {
 		UnixSocket:         "/run/kestrel/sensor.sock",
 		SubscriberDeadline: Duration(5e9),
 		HeartbeatInterval:  Duration(10e9),
+		StatusInterval:     Duration(30e9),
 		MaxSubscribers:     32,
 		IdleTimeout:        Duration(time.Minute),
 		MaxFilters:         32,
@@ -179,6 +185,9 @@ func (c *ExportConfig) validate() error {
 		if n.v < n.min || n.v > n.max {
 			return fmt.Errorf("%s: %d is outside [%d, %d]", n.key, n.v, n.min, n.max)
 		}
+	}
+	if d := c.StatusInterval.D(); d < 0 || d > 0 && d < time.Second || d > 24*time.Hour {
+		return fmt.Errorf("status_interval: %s is not 0 (none) or between 1s and 24h", d)
 	}
 	if c.MaxFilterCost > c.MaxTotalFilterCost {
 		return fmt.Errorf("max_filter_cost: %d is more than max_total_filter_cost %d", c.MaxFilterCost, c.MaxTotalFilterCost)

@@ -73,6 +73,8 @@ export:
 		{name: "no listener", yaml: "export: {unix_socket: ''}", wantErr: "no gRPC listener"},
 		{name: "zero deadline", yaml: "export: {subscriber_deadline: 0s}", wantErr: "export.subscriber_deadline"},
 		{name: "bad duration", yaml: "export: {heartbeat_interval: soon}", wantErr: "not a duration"},
+		{name: "status interval too short", yaml: "export: {status_interval: 10ms}", wantErr: "export.status_interval: 10ms is not 0 (none) or between 1s and 24h"},
+		{name: "status interval too long", yaml: "export: {status_interval: 25h}", wantErr: "export.status_interval: 25h0m0s"},
 		{name: "zero subscribers", yaml: "export: {max_subscribers: 0}", wantErr: "export.max_subscribers"},
 		{name: "bad format", yaml: "export: {file: {path: /x, format: xml}}", wantErr: "export.file.format: \"xml\""},
 		{name: "relative file", yaml: "export: {file: {path: x.jsonl}}", wantErr: "export.file.path"},

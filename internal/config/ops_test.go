@@ -117,6 +117,10 @@ func TestDeployConfigShowsTheOpsDefaults(t *testing.T) {
 	if cfg.LogFormat != def.LogFormat || cfg.Metrics != def.Metrics {
 		t.Errorf("log_format %q, metrics %+v; want the defaults %q, %+v", cfg.LogFormat, cfg.Metrics, def.LogFormat, def.Metrics)
 	}
+	if cfg.Capture.Flood != def.Capture.Flood || cfg.Export.StatusInterval != def.Export.StatusInterval {
+		t.Errorf("capture.flood %+v, export.status_interval %s; want the defaults %+v, %s", cfg.Capture.Flood,
+			cfg.Export.StatusInterval.D(), def.Capture.Flood, def.Export.StatusInterval.D())
+	}
 	got, want := cfg.Export.OTLP, def.Export.OTLP
 	if len(got.Headers) != 0 || len(got.Kinds) != 0 {
 		t.Errorf("otlp headers %v, kinds %v; want empty", got.Headers, got.Kinds)

@@ -245,8 +245,21 @@ func (e *Engine) Process(ev *event.Event, emit func(*event.Event)) {
 func (e *Engine) Flush(now time.Time, emit func(*event.Event)) {
 	e.emit = emit
 	e.flushAI(now)
+	for _, s := range e.slots {
+		if f, ok := s.rule.(flushRule); ok {
+			s.ctx.Now = now
+			f.Flush(&s.ctx, now)
+		}
+	}
 	e.flush(now)
 	e.emit = nil
+}
+
+// flushRule is a rule that holds events for a while (waiting for the rest
+// of an operation): Flush is called at every engine flush and may report
+// what waited long enough.
+type flushRule interface {
+	Flush(ctx *Context, now time.Time)
 }
 
 func (e *Engine) flush(now time.Time) {

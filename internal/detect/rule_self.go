@@ -1,7 +1,10 @@
 package detect
 
 import (
+	"slices"
 	"strconv"
+	"syscall"
+	"time"
 
 	"github.com/kestrel-sec/kestrel/internal/event"
 )
@@ -230,5 +233,219 @@ func (r *self004) Eval(ctx *Context, ev *event.Event) {
 		Explanation: "After resuming, the sensor found that " + st.Message + ".",
 		Attrs: map[string]string{"gap": st.Fields["gap"], "cause": st.Fields["cause"],
 			"from": st.Fields["from"], "to": st.Fields["to"]},
+	})
+}
+
+// self005: another process called bpf(2) on one of the sensor's BPF objects,
+// or took one of its descriptors with pidfd_getfd.
+type self005 struct {
+	baseRule
+	// pending holds the sys_enter records waiting for their sys_exit
+	// (the same thread and call), bounded by maxSelfPending.
+	pending map[selfCallKey]*event.Event
+}
+
+type selfCallKey struct {
+	tid  uint32
+	name string
+	cmd  uint64
+}
+
+const (
+	// maxSelfPending bounds the calls waiting for their result.
+	maxSelfPending = 256
+	// selfPendingWait is how long a call's sys_enter record waits for its
+	// sys_exit before it is reported without a result.
+	selfPendingWait = time.Second
+)
+
+func newSELF005(*Settings) Rule {
+	return &self005{baseRule: baseRule{Meta{
+		ID:       "SELF-005",
+		Title:    "Sensor BPF object accessed by another process",
+		MITRE:    []string{"T1562.001"},
+		Severity: event.SevCritical,
+		Description: "Another process called bpf(2) on one of the sensor's own maps, programs or links, or took one of " +
+			"its descriptors with pidfd_getfd: BPF_MAP/PROG/LINK_GET_FD_BY_ID with one of its ids (found in " +
+			"/proc/<sensor>/fdinfo or with bpftool), map updates, deletes and freezes (single and batch), link " +
+			"update and detach, program attach (replacing it) and detach, pinning it or opening its pin. The " +
+			"object is the sensor's by its kernel id, read from the descriptor the call passed, whatever names " +
+			"were used. The kernel side records each call before it runs and again with its result; the finding " +
+			"says what the kernel did (a frozen map refuses writes with EPERM), or that no result came within a " +
+			"second (the call did not return, or its record was lost). A program descriptor taken by id is " +
+			"high: inventory tools (bpftool prog show) do that; everything else is critical. Allow an inventory " +
+			"agent with rules.SELF-005.allow_exe.",
+		Knobs: []string{"rules.SELF-005.allow_exe"},
+		Kinds: kinds(event.KindSyscall),
+	}}, pending: map[selfCallKey]*event.Event{}}
+}
+
+func (r *self005) Eval(ctx *Context, ev *event.Event) {
+	s := ev.Sys
+	if s == nil || !s.SensorObject || ev.Process == nil {
+		return
+	}
+	k := selfCallKey{tid: ev.Process.TID, name: s.Name, cmd: s.Flags}
+	if s.Pending {
+		if len(r.pending) >= maxSelfPending {
+			r.expire(ctx, time.Time{}) // report everything waiting rather than lose it
+		}
+		r.pending[k] = ev
+		return
+	}
+	enter := r.pending[k]
+	delete(r.pending, k)
+	r.report(ctx, ev, enter)
+}
+
+// Flush reports the calls whose sys_exit did not come within
+// selfPendingWait.
+func (r *self005) Flush(ctx *Context, now time.Time) {
+	r.expire(ctx, now.Add(-selfPendingWait))
+}
+
+// expire reports the pending calls made before t (all of them when t is
+// zero), oldest first.
+func (r *self005) expire(ctx *Context, t time.Time) {
+	var due []selfCallKey
+	for k, ev := range r.pending {
+		if t.IsZero() || ev.Time.Before(t) {
+			due = append(due, k)
+		}
+	}
+	slices.SortFunc(due, func(a, b selfCallKey) int { return r.pending[a].Time.Compare(r.pending[b].Time) })
+	for _, k := range due {
+		ev := r.pending[k]
+		delete(r.pending, k)
+		ctx.Now = ev.Time
+		r.report(ctx, ev, nil)
+	}
+}
+
+// report emits the finding of one call: ev is its sys_exit record (with
+// enter, its sys_enter record, or nil), or its sys_enter record alone when
+// no result came.
+func (r *self005) report(ctx *Context, ev, enter *event.Event) {
+	s := ev.Sys
+	obj := event.BPFObjKindName(s.Fd2) + " " + strconv.Quote(s.Arg) + " (id " + itoa(uint64(s.Target)) + ")"
+	var what, key string
+	var sev event.Severity
+	attrs := map[string]string{"syscall": s.Name}
+	if s.Name == "pidfd_getfd" {
+		what = "took descriptor " + itoaSigned(int64(s.Fd)) + " of the sensor (pid " + itoa(uint64(s.Target)) + ") with pidfd_getfd"
+		if s.Fd2 != 0 {
+			obj = event.BPFObjKindName(s.Fd2) + " " + strconv.Quote(s.Arg) + " (id " + itoa(s.Arg2) + ")"
+			what += ": its " + obj
+			attrs["object_kind"], attrs["object_name"], attrs["object_id"] = event.BPFObjKindName(s.Fd2), s.Arg, itoa(s.Arg2)
+		}
+		key = "getfd:" + itoaSigned(int64(s.Fd))
+	} else {
+		cmd := event.BPFCmdName(s.Flags)
+		what = "called " + cmd + " on the sensor's " + obj
+		if s.Flags == event.BPFProgGetFdByID {
+			sev = event.SevHigh
+		}
+		attrs["command"] = cmd
+		attrs["object_kind"], attrs["object_name"], attrs["object_id"] = event.BPFObjKindName(s.Fd2), s.Arg, itoa(uint64(s.Target))
+		if s.Fd2 == event.BPFObjLink {
+			attrs["program_id"] = itoa(s.Arg2)
+		}
+		key = cmd + ":" + itoa(uint64(s.Target))
+	}
+	var result string
+	switch {
+	case s.Pending:
+		result = "; no result came within " + selfPendingWait.String() +
+			" (the call did not return, or its record was lost): it was recorded before it ran"
+		attrs["result"] = "unknown"
+	case s.Ret < 0:
+		errno := syscall.Errno(-s.Ret)
+		result = "; the kernel refused it: " + errno.Error()
+		if errno == syscall.EPERM && (s.Flags == event.BPFMapUpdateElem || s.Flags == event.BPFMapDeleteElem ||
+			s.Flags == event.BPFMapLookupAndDeleteElem || s.Flags == event.BPFMapUpdateBatch ||
+			s.Flags == event.BPFMapDeleteBatch || s.Flags == event.BPFMapLookupAndDeleteBatch) {
+			result += " (the map is frozen)"
+		}
+		attrs["result"] = itoaSigned(s.Ret)
+	default:
+		result = "; it succeeded"
+		if s.Flags == event.BPFMapGetFdByID || s.Flags == event.BPFProgGetFdByID || s.Flags == event.BPFLinkGetFdByID ||
+			s.Flags == event.BPFObjGet || s.Name == "pidfd_getfd" {
+			result += " (descriptor " + itoaSigned(s.Ret) + ")"
+		}
+		attrs["result"] = itoaSigned(s.Ret)
+	}
+	if s.ExitOnly {
+		result += ", before the call ran (seccomp or a tracer)"
+	}
+	var related []*event.Event
+	if enter != nil {
+		related = []*event.Event{enter}
+	}
+	ctx.Emit(ev, Report{
+		Key:         key + ":" + itoa(uint64(pidOf(ev))),
+		Severity:    sev,
+		Explanation: who(ev) + " " + what + " from " + where(ev) + result + ".",
+		Attrs:       attrs,
+		Related:     related,
+	})
+}
+
+// self006: the sensor dropped events: a flood, and who made it.
+type self006 struct{ baseRule }
+
+func newSELF006(*Settings) Rule {
+	return &self006{baseRule{Meta{
+		ID:       "SELF-006",
+		Title:    "Sensor flooded: events dropped",
+		MITRE:    []string{"T1562.001", "T1499"},
+		Severity: event.SevHigh,
+		Description: "The sensor dropped events because something produced them faster than it may or can take them: " +
+			"a cgroup over its rate of ordinary events (capture.flood.cgroup_rate; medium: that container lost " +
+			"its own ordinary events, nobody else's), the ring buffer or the pipeline queue full (high), or " +
+			"even a priority record lost (critical: escape primitives, knob writes or attempts on the sensor " +
+			"went unseen). A flood is how an attacker chooses what the sensor misses: the finding names the " +
+			"cgroup, container and last process whose events were dropped, where the sensor could tell.",
+		Kinds: kinds(event.KindLost),
+	}}}
+}
+
+func (r *self006) Eval(ctx *Context, ev *event.Event) {
+	l := ev.Lost
+	if l == nil || l.Count == 0 {
+		return
+	}
+	var sev event.Severity
+	var what string
+	switch l.Source {
+	case event.LostRateLimit:
+		sev, what = event.SevMedium, "over its cgroup's rate of ordinary events"
+	case event.LostKernelRing:
+		what = "the kernel ring buffer had no room for ordinary events"
+	case event.LostQueue:
+		what = "the pipeline queue was full"
+	case event.LostKernelRingPriority:
+		sev, what = event.SevCritical, "the kernel ring buffer had no room even for security-relevant records"
+	case event.LostQueuePriority:
+		sev, what = event.SevCritical, "both pipeline queues were full: security-relevant events were dropped"
+	default:
+		return
+	}
+	var cg uint64
+	expl := "The sensor dropped " + itoa(l.Count) + " events (" + l.Source + ": " + what + ")"
+	if p := ev.Process; p != nil && p.CgroupID != 0 {
+		cg = p.CgroupID
+		expl += " of cgroup " + itoa(cg) + " in " + where(ev)
+		if p.PID != 0 {
+			expl += ", the last of them by " + who(ev)
+		}
+	} else {
+		expl += " that no cgroup accounts for"
+	}
+	ctx.Emit(ev, Report{
+		Key:         l.Source + ":" + itoa(cg),
+		Severity:    sev,
+		Explanation: expl + ".",
+		Attrs:       map[string]string{"source": l.Source, "count": itoa(l.Count), "cgroup_id": itoa(cg)},
 	})
 }

@@ -3,6 +3,7 @@ package detect
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kestrel-sec/kestrel/internal/event"
 )
@@ -91,6 +92,116 @@ func selfRuleCases() []ruleCase {
 			return evs(statusEv(map[string]string{event.FieldSelfCheck: event.SelfCheckGap, "gap": "2.5s", "cause": event.GapStarved},
 				"the sensor's reader did not run for 2.5s (it was starved: it waited 2.2s of it for a CPU)"))
 		}, true, event.SevLow},
+
+		// SELF-005
+		{"map update by id from a container, refused", "SELF-005", func() []*event.Event {
+			upd := bpfOnSensor(event.BPFMapUpdateElem, event.BPFObjMap, "prefix_trie", 42)
+			upd.Fd = 3
+			return evs(
+				sysEv(attacker(), priv, pendingCopy(bpfOnSensor(event.BPFMapGetFdByID, event.BPFObjMap, "prefix_trie", 42))),
+				sysEv(attacker(), priv, withRet(bpfOnSensor(event.BPFMapGetFdByID, event.BPFObjMap, "prefix_trie", 42), 3)),
+				sysEv(attacker(), priv, pendingCopy(upd)), sysEv(attacker(), priv, withRet(upd, -1)))
+		}, true, event.SevCritical},
+		{"link detach, no result", "SELF-005", func() []*event.Event {
+			return evs(sysEv(attacker(), priv, pendingCopy(bpfOnSensor(event.BPFLinkDetach, event.BPFObjLink, "net_connect4", 9))))
+		}, true, event.SevCritical},
+		{"pidfd_getfd of the sensor's map", "SELF-005", func() []*event.Event {
+			return evs(sysEv(attacker(), priv, event.Syscall{Name: "pidfd_getfd", SensorObject: true, Target: 7001, Fd: 11,
+				Fd2: event.BPFObjMap, Arg: "suffix_trie", Arg2: 43, Ret: 5}))
+		}, true, event.SevCritical},
+		{"program by id (bpftool prog show): high", "SELF-005", func() []*event.Event {
+			return evs(sysEv(proc(76, "/usr/sbin/bpftool").ns(hostNS), nil,
+				withRet(bpfOnSensor(event.BPFProgGetFdByID, event.BPFObjProg, "kestrel_sys_ent", 77), 4)))
+		}, true, event.SevHigh},
+		{"BPF_PROG_LOAD of anyone's program", "SELF-005", func() []*event.Event {
+			return evs(sysEv(attacker(), priv, event.Syscall{Name: "bpf", Flags: event.BPFProgLoad, Arg2: 2, Arg: "xdp_pass"}))
+		}, false, 0},
+
+		// SELF-006
+		{"a container over its rate: medium", "SELF-006", func() []*event.Event {
+			return evs(lostEv(attacker(), priv, event.LostRateLimit, 9500))
+		}, true, event.SevMedium},
+		{"ring buffer full", "SELF-006", func() []*event.Event {
+			return evs(lostEv(attacker(), priv, event.LostKernelRing, 120))
+		}, true, event.SevHigh},
+		{"priority records lost: critical", "SELF-006", func() []*event.Event {
+			return evs(&event.Event{Kind: event.KindLost, Process: &event.Process{},
+				Lost: &event.Lost{Source: event.LostKernelRingPriority, Count: 2}})
+		}, true, event.SevCritical},
+		{"decode errors are no flood", "SELF-006", func() []*event.Event {
+			return evs(&event.Event{Kind: event.KindLost, Process: &event.Process{}, Lost: &event.Lost{Source: "decoder", Count: 2}})
+		}, false, 0},
+	}
+}
+
+// bpfOnSensor is the sys_exit record of a bpf(2) command on one of the
+// sensor's objects, result 0.
+func bpfOnSensor(cmd uint64, kind int32, name string, id uint32) event.Syscall {
+	return event.Syscall{Name: "bpf", SensorObject: true, Flags: cmd, Target: id, Fd2: kind, Arg: name, Fd: -1}
+}
+
+func pendingCopy(s event.Syscall) event.Syscall { s.Pending = true; return s }
+func withRet(s event.Syscall, r int64) event.Syscall {
+	s.Ret = r
+	return s
+}
+
+func lostEv(b pb, c *event.Container, src string, n uint64) *event.Event {
+	b.p.CgroupID = 4242
+	return &event.Event{Kind: event.KindLost, Process: b.p, Container: c, Lost: &event.Lost{Source: src, Count: n}}
+}
+
+// One finding per call on the sensor's objects, with its result, whether
+// its sys_enter record came first or not; a call whose result never comes
+// is reported at the next flush a second later, as recorded before it ran.
+func TestSELF005OneFindingPerCall(t *testing.T) {
+	e := newTestEngine(t, nil)
+	a := proc(66, "/usr/bin/python3").ns(hostPIDNS)
+	upd := bpfOnSensor(event.BPFMapUpdateElem, event.BPFObjMap, "prefix_trie", 42)
+	upd.Fd = 3
+	var out []*event.Event
+	sink := func(f *event.Event) { out = append(out, f) }
+	e.Process(&event.Event{Kind: event.KindSyscall, Time: t0, Process: a.p, Sys: ptr(pendingCopy(upd))}, sink)
+	if len(out) != 0 {
+		t.Fatalf("a finding before the result: %s", firedList(out))
+	}
+	e.Process(&event.Event{Kind: event.KindSyscall, Time: t0.Add(time.Millisecond), Process: a.p, Sys: ptr(withRet(upd, -1))}, sink)
+	f := rulesFired(out)["SELF-005"]
+	if len(out) != 1 || f == nil {
+		t.Fatalf("findings %s; want one SELF-005", firedList(out))
+	}
+	want := `python3 (pid 66) called BPF_MAP_UPDATE_ELEM on the sensor's map "prefix_trie" (id 42) from the host; ` +
+		"the kernel refused it: operation not permitted (the map is frozen)."
+	if f.Explanation != want || len(f.Evidence) != 2 || !f.Evidence[1].Sys.Pending {
+		t.Errorf("explanation %q, %d pieces of evidence; want %q with the sys_enter record", f.Explanation, len(f.Evidence), want)
+	}
+
+	out = nil
+	det := bpfOnSensor(event.BPFLinkDetach, event.BPFObjLink, "net_connect4", 9)
+	b := proc(67, "/usr/sbin/bpftool").ns(hostPIDNS)
+	e.Process(&event.Event{Kind: event.KindSyscall, Time: t0.Add(2 * time.Second), Process: b.p, Sys: ptr(pendingCopy(det))}, sink)
+	e.Flush(t0.Add(2*time.Second+500*time.Millisecond), sink)
+	if len(out) != 0 {
+		t.Fatalf("reported before a second passed: %s", firedList(out))
+	}
+	e.Flush(t0.Add(3*time.Second+100*time.Millisecond), sink)
+	if f := rulesFired(out)["SELF-005"]; f == nil || f.Attrs["result"] != "unknown" || !strings.Contains(f.Explanation, "recorded before it ran") {
+		t.Fatalf("findings %s; want SELF-005 without a result", firedList(out))
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestSELF006NamesTheFlooder(t *testing.T) {
+	out := run(newTestEngine(t, nil), lostEv(proc(66, "/usr/bin/python3"), ctr("simctr-flood"), event.LostRateLimit, 9500))
+	f := rulesFired(out)["SELF-006"]
+	if f == nil {
+		t.Fatal("SELF-006 did not fire")
+	}
+	want := "The sensor dropped 9500 events (cgroup_rate_limit: over its cgroup's rate of ordinary events) of cgroup 4242 " +
+		"in container simctr-flood, the last of them by python3 (pid 66)."
+	if f.Explanation != want || f.Attrs["cgroup_id"] != "4242" {
+		t.Errorf("explanation %q attrs %v; want %q", f.Explanation, f.Attrs, want)
 	}
 }
 

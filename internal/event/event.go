@@ -79,6 +79,12 @@ type Event struct {
 	Time time.Time
 	// Seq is assigned by the export ring; zero before that.
 	Seq uint64
+	// Priority is set on events the kernel sent as priority records
+	// (escape-primitive syscalls, writes to watched files, opens of kernel
+	// knobs, signals and bpf(2) calls aimed at the sensor): the pipeline
+	// queues them ahead of ordinary events, so that a flood of those cannot
+	// push them out. Not part of the output contract.
+	Priority bool
 
 	// Process is the acting process, enriched with lineage; never nil after
 	// enrichment (an unknown process has only PID and Comm filled).
@@ -484,12 +490,15 @@ type Net struct {
 
 // SyscallNames are the values Syscall.Name takes: one name per family of
 // escape-primitive calls the kernel side reports (umount2 is "umount",
-// renameat2 is "rename", dup3 is "dup", tgkill is "kill"). Exporters map
-// each of them; a new name is added here first.
+// renameat2 is "rename", dup3 is "dup"). Exporters map each of them; a new
+// name is added here first. "kill" is no longer sent (a signal to the
+// sensor is SyscallSignal, whatever call sent it); the name stays for
+// events of older sensors.
 var SyscallNames = []string{
 	"mount", "umount", "unshare", "setns", "ptrace", "process_vm_readv", "process_vm_writev",
 	"init_module", "finit_module", "delete_module", "bpf", "memfd_create", "rename", "unlink",
 	"link", "symlink", "dup", "mknod", "pivot_root", "chroot", "kill", "name_to_handle_at",
+	"pidfd_getfd",
 }
 
 // Syscall is the payload of the escape-primitive syscalls.
@@ -523,6 +532,16 @@ type Syscall struct {
 	Compat bool
 	// Truncated marks a path cut short (TruncPath).
 	Truncated Truncation
+	// SensorObject is set when the call named one of the sensor's own
+	// objects, decided by the kernel on the object's id: a bpf(2) command
+	// on one of its maps, programs or links (Name "bpf"), or pidfd_getfd
+	// of one of its descriptors (Name "pidfd_getfd"). See SensorObject in
+	// self.go for what the other fields hold then.
+	SensorObject bool
+	// Pending is set on the copy of a SensorObject call sent at sys_enter,
+	// before the call ran: Ret is not its result. The call's sys_exit
+	// record, with its result, follows.
+	Pending bool
 }
 
 // Exit is the payload of exit events.

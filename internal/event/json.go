@@ -138,6 +138,9 @@ type jsonSys struct {
 	PathB64    string   `json:"path_b64,omitempty"`
 	Path2B64   string   `json:"path2_b64,omitempty"`
 	ArgB64     string   `json:"arg_b64,omitempty"`
+	// SensorObject and Pending: a call on one of the sensor's BPF objects.
+	SensorObject bool `json:"sensor_object,omitempty"`
+	Pending      bool `json:"pending,omitempty"`
 }
 
 type jsonGPU struct {
@@ -235,7 +238,8 @@ func toJSON(e *Event, depth int) *jsonEvent {
 		j.Sys = &jsonSys{Name: s.Name, Ret: s.Ret, Flags: s.Flags, Target: s.Target, Path: s.Path, Path2: s.Path2,
 			Arg: s.Arg, Arg2: s.Arg2, Fd: s.Fd, Fd2: s.Fd2, NSInode: s.NSInode, FdIsSocket: s.FdIsSocket,
 			Via: s.Via, ExitOnly: s.ExitOnly, Compat: s.Compat,
-			Truncated: s.Truncated.Names(), PathB64: b64(s.Path), Path2B64: b64(s.Path2), ArgB64: b64(s.Arg)}
+			Truncated: s.Truncated.Names(), PathB64: b64(s.Path), Path2B64: b64(s.Path2), ArgB64: b64(s.Arg),
+			SensorObject: s.SensorObject, Pending: s.Pending}
 	}
 	if g := e.GPU; g != nil {
 		j.GPU = &jsonGPU{Change: g.Change, UUID: g.UUID, Index: g.Index, MIG: g.MIG, Name: g.Name, PID: g.PID, UsedBytes: g.UsedBytes}

@@ -122,7 +122,7 @@ func eventToProto(ev *event.Event, depth int) *sensorv1.Event {
 		ps := &sensorv1.Syscall{
 			Name: vt(s.Name), Ret: s.Ret, Flags: s.Flags, Target: s.Target, Arg2: s.Arg2,
 			Fd: s.Fd, Fd2: s.Fd2, NsInode: s.NSInode, FdIsSocket: s.FdIsSocket, Truncated: s.Truncated.Names(),
-			ExitOnly: s.ExitOnly, Compat: s.Compat, Via: vt(s.Via),
+			ExitOnly: s.ExitOnly, Compat: s.Compat, Via: vt(s.Via), SensorObject: s.SensorObject, Pending: s.Pending,
 		}
 		var path, path2, arg []byte
 		ps.Path, path = text(s.Path)
@@ -305,7 +305,8 @@ func eventFromProto(p *sensorv1.Event, depth int) (*event.Event, error) {
 			Path: fromText(s.GetPath(), s.GetExact().GetPath()), Path2: fromText(s.GetPath2(), s.GetExact().GetPath2()),
 			Arg: fromText(s.GetArg(), s.GetExact().GetArg()), Arg2: s.GetArg2(), Fd: s.GetFd(), Fd2: s.GetFd2(),
 			NSInode: s.GetNsInode(), FdIsSocket: s.GetFdIsSocket(), Truncated: event.ParseTruncation(s.GetTruncated()),
-			ExitOnly: s.GetExitOnly(), Compat: s.GetCompat(), Via: s.GetVia()}
+			ExitOnly: s.GetExitOnly(), Compat: s.GetCompat(), Via: s.GetVia(),
+			SensorObject: s.GetSensorObject(), Pending: s.GetPending()}
 	case *sensorv1.Event_Gpu:
 		g := pl.Gpu
 		ev.GPU = &event.GPU{Change: g.GetChange(), UUID: g.GetUuid(), Index: int(g.GetIndex()), MIG: g.GetMig(),

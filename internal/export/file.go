@@ -98,6 +98,14 @@ func (x *FileExporter) open() error {
 	return nil
 }
 
+// IsHeartbeat reports whether ev is the daemon's heartbeat status event
+// (export.status_interval). The native JSON file carries it like any event;
+// an OCSF file does not (OCSF has no class for it, and every line of that
+// file is OCSF); OTLP sends it in the native JSON whatever the body.
+func IsHeartbeat(ev *event.Event) bool {
+	return ev.Kind == event.KindStatus && ev.Status != nil && ev.Status.Fields[event.FieldHeartbeat] != ""
+}
+
 // encodeLocked renders one line (with its newline) into x.buf, which it
 // reuses, or reports why not.
 func (x *FileExporter) encodeLocked(ev *event.Event) ([]byte, error) {
@@ -109,6 +117,7 @@ func (x *FileExporter) encodeLocked(ev *event.Event) ([]byte, error) {
 		x.buf = append(b, '\n')
 		return x.buf, nil
 	}
+
 	b, err := ev.MarshalJSON()
 	if err != nil {
 		return nil, err

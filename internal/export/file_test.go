@@ -182,3 +182,33 @@ func TestNewFileExporterErrors(t *testing.T) {
 		})
 	}
 }
+
+// The heartbeat is a line of a native JSON file; an OCSF file, every line of
+// which is OCSF, skips it like any status event.
+func TestFileExporterHeartbeat(t *testing.T) {
+	hb := &event.Event{Kind: event.KindStatus, Time: time.Now(), Status: &event.Status{Ready: true, Message: "heartbeat",
+		Fields: map[string]string{event.FieldHeartbeat: "true"}}}
+	for _, format := range []string{config.FormatJSON, config.FormatOCSF} {
+		path := filepath.Join(t.TempDir(), "events.jsonl")
+		x, err := NewFileExporter(config.FileExport{Path: path, Format: format, MaxBytes: 1 << 20, Keep: 1},
+			&FileOptions{OCSF: &OCSFOptions{Hostname: "n1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := x.Write(hb); err != nil {
+			t.Fatal(err)
+		}
+		x.Close()
+		lines := readLines(t, path)
+		switch format {
+		case config.FormatJSON:
+			if f, _ := lines[0]["fields"].(map[string]any); len(lines) != 1 || f[event.FieldHeartbeat] != "true" {
+				t.Errorf("json: lines %v; want the heartbeat", lines)
+			}
+		default:
+			if len(lines) != 0 || x.Stats().Skipped != 1 {
+				t.Errorf("ocsf: lines %v, stats %+v; want it skipped", lines, x.Stats())
+			}
+		}
+	}
+}

@@ -27,6 +27,8 @@ const (
 	sysFExitOnly = 1 << 3
 	sysFCompat   = 1 << 4
 	sysFIOUring  = 1 << 5
+	sysFSelfObj  = 1 << 6
+	sysFPending  = 1 << 7
 )
 
 // sysCallNames are the event.Syscall names of enum sys_call.
@@ -34,6 +36,7 @@ var sysCallNames = [...]string{
 	"mount", "umount", "unshare", "setns", "ptrace", "process_vm_readv", "process_vm_writev",
 	"init_module", "finit_module", "delete_module", "bpf", "memfd_create", "rename", "unlink",
 	"link", "symlink", "dup", "mknod", "pivot_root", "chroot", "kill", "name_to_handle_at",
+	"pidfd_getfd",
 }
 
 type sysEvent struct {
@@ -79,6 +82,10 @@ func (d *decoder) decodeSyscall(h *recHeader, b []byte) (*event.Event, error) {
 		FdIsSocket: sflags&sysFSocket != 0,
 		ExitOnly:   sflags&sysFExitOnly != 0,
 		Compat:     sflags&sysFCompat != 0,
+		// SensorObject and Pending: the kernel sends a pending copy only
+		// of a call on the sensor's objects.
+		SensorObject: sflags&sysFSelfObj != 0,
+		Pending:      sflags&(sysFSelfObj|sysFPending) == sysFSelfObj|sysFPending,
 	}
 	if sflags&sysFPathTr != 0 {
 		se.s.Truncated = event.TruncPath

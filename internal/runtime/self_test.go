@@ -34,7 +34,7 @@ const unusedUID = 0x7ead0ffe
 // per map. (The helper gets two arguments.)
 func runSignalHelper(args []string) int {
 	path, param, _ := strings.Cut(args[0], ":")
-	pid, _ := strconv.Atoi(args[1])
+	pid, _ := strconv.Atoi(args[1]) // not for opens, whose args[1] is a path
 	sig := unix.SIGURG
 	info := func() unsafe.Pointer {
 		// A siginfo of SI_QUEUE, what sigqueue(3) sends: the kernel refuses
@@ -102,6 +102,32 @@ func runSignalHelper(args []string) int {
 		}
 		time.Sleep(hold) // the stop itself is what is tested
 		err = unix.Kill(pid, unix.SIGCONT)
+	case "opens", "wopens": // param opens of the file args[1], read-only or for writing (appending nothing)
+		n, _ := strconv.Atoi(param)
+		flags := unix.O_RDONLY
+		if path == "wopens" {
+			flags = unix.O_WRONLY | unix.O_APPEND
+		}
+		for range n {
+			fd, oerr := unix.Open(args[1], flags|unix.O_CLOEXEC, 0)
+			if oerr != nil {
+				err = oerr
+				break
+			}
+			unix.Close(fd)
+		}
+	case "getfd": // pidfd_getfd of the target's descriptor param
+		fd, _ := strconv.Atoi(param)
+		var pidfd int
+		if pidfd, err = unix.PidfdOpen(pid, 0); err == nil {
+			var got int
+			if got, err = unix.PidfdGetfd(pidfd, fd, 0); err == nil {
+				unix.Close(got)
+			}
+		}
+	case "ownmap": // a map of its own: made, written, found by id; then args[1], a map id of the sensor's
+		fmt.Println(ownMapThenSensors(args[1]))
+		return 0
 	case "map":
 		var errs []string
 		for _, op := range strings.Split(args[1], ",") {
@@ -126,6 +152,36 @@ func processStopped(pid int) bool {
 	}
 	i := bytes.LastIndexByte(b, ')')
 	return i > 0 && i+2 < len(b) && b[i+2] == 'T'
+}
+
+// ownMapThenSensors makes an array map of its own, writes it and gets a
+// descriptor of it by id (none of which names the sensor), then gets the
+// sensor's map id by id.
+func ownMapThenSensors(idArg string) error {
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1})
+	if err != nil {
+		return fmt.Errorf("make a map: %w", err)
+	}
+	defer m.Close()
+	if err := m.Put(uint32(0), uint32(1)); err != nil {
+		return err
+	}
+	info, err := m.Info()
+	if err != nil {
+		return err
+	}
+	id, _ := info.ID()
+	own, err := ebpf.NewMapFromID(id)
+	if err != nil {
+		return err
+	}
+	own.Close()
+	sid, _ := strconv.ParseUint(idArg, 10, 32)
+	theirs, err := ebpf.NewMapFromID(ebpf.MapID(sid))
+	if err != nil {
+		return err
+	}
+	return theirs.Close()
 }
 
 // tamperMap does what an attacker does with a map id found in fdinfo:
@@ -306,6 +362,8 @@ func TestSelfProtection(t *testing.T) {
 		ops := []struct{ name, op string }{
 			{"prefix_trie", "update"}, {"prefix_trie", "delete"}, {"suffix_trie", "delete"}, {"proc_trie", "delete"},
 			{".bss", "update"}, {"drops", "update"}, {"egress_socks", "update"},
+			// The ids the bpf(2) handlers recognise the sensor's objects by.
+			{"self_ids", "delete"},
 		}
 		var list []string
 		for _, o := range ops {

@@ -82,6 +82,7 @@ type Sensor struct {
 	drops       [dropSources]atomic.Uint64
 	lostDecoder uint64 // decode errors already reported as Lost (reader goroutine)
 	egress      egressReporter
+	flood       floodReporter
 	cg          cgroupState
 	self        selfCheck
 	// models mirrors the kernel's set of model files by identity.
@@ -90,19 +91,32 @@ type Sensor struct {
 
 // Kernel drop sources (enum drop_source in bpf/common.h).
 const (
-	dropRingbuf    = 0
-	dropPathLong   = 1
-	dropInflight   = 2
-	dropOpenRepeat = 3
-	dropSources    = 4
+	dropRingbuf     = 0
+	dropPathLong    = 1
+	dropInflight    = 2
+	dropOpenRepeat  = 3
+	dropRateLimit   = 4
+	dropPrioRingbuf = 5
+	dropSources     = 6
 )
 
-var dropNames = [dropSources]string{"kernel_ringbuf", "path_truncated", "inflight_alloc_failed", "open_repeats"}
+// dropNames are the drop sources' names: the Lost source of those that lose
+// an event, and the drops_<name> counters.
+var dropNames = [dropSources]string{
+	dropRingbuf:     "kernel_ringbuf",
+	dropPathLong:    "path_truncated",
+	dropInflight:    "inflight_alloc_failed",
+	dropOpenRepeat:  "open_repeats",
+	dropRateLimit:   "cgroup_rate_limit",
+	dropPrioRingbuf: "kernel_ringbuf_priority",
+}
 
-// dropIsLoss says which drop sources lose an event (reported in-band as
-// Lost); a truncated path is still sent, and a repeated open is counted
-// in the next report of the same file (event.File.Repeats).
-var dropIsLoss = [dropSources]bool{dropRingbuf: true, dropInflight: true}
+// dropIsLoss says which drop sources lose an event, reported in-band as
+// Lost by tick; a truncated path is still sent, and a repeated open is
+// counted in the next report of the same file (event.File.Repeats). The
+// flood sources (ring, rate limit) are reported per cgroup by the flood
+// reporter.
+var dropIsLoss = [dropSources]bool{dropInflight: true}
 
 // lostDecoder is the lost source of malformed records.
 const lostSourceDecoder = "decoder"
@@ -196,6 +210,9 @@ func load(cfg config.CaptureConfig, opts *Options, floor bool) (_ *Sensor, err e
 		return nil, err
 	}
 	if !floor {
+		if err := s.fillSelfIDs(); err != nil {
+			return nil, err
+		}
 		if err := s.protect(spec); err != nil {
 			return nil, err
 		}
@@ -219,12 +236,12 @@ func configureSpec(spec *ebpf.CollectionSpec, cfg config.CaptureConfig) error {
 	if err != nil {
 		return fmt.Errorf("count possible CPUs: %w", err)
 	}
-	for name, v := range map[string]any{
-		"self_tgid":        uint32(os.Getpid()),
-		"wakeup_bytes":     uint64(cfg.WakeupBytes),
-		"repeat_window_ns": uint64(cfg.OpenRepeatWindow.D()),
-		"nr_cpus":          uint32(cpus),
-	} {
+	vars := floodVariables(cfg)
+	vars["self_tgid"] = uint32(os.Getpid())
+	vars["wakeup_bytes"] = uint64(cfg.WakeupBytes)
+	vars["repeat_window_ns"] = uint64(cfg.OpenRepeatWindow.D())
+	vars["nr_cpus"] = uint32(cpus)
+	for name, v := range vars {
 		vs, ok := spec.Variables[name]
 		if !ok {
 			return fmt.Errorf("BPF spec has no variable %s", name)
@@ -346,9 +363,12 @@ func (s *Sensor) Counters() map[string]uint64 {
 		"decode_errors":  s.decodeErrors.Load(),
 	}
 	for i, n := range dropNames {
-		m["drops_"+n] = s.drops[i].Load()
+		if n != "" {
+			m["drops_"+n] = s.drops[i].Load()
+		}
 	}
 	s.egress.counters(m)
+	s.flood.counters(m)
 	s.cgroupCounters(m)
 	s.self.counters(m)
 	s.modelCounters(m)
@@ -469,6 +489,7 @@ func (s *Sensor) handle(b []byte, emit func(*event.Event)) {
 		return
 	}
 	s.events.Add(1)
+	ev.Priority = le.Uint32(b[hdrFlags:])&hdrFPrio != 0
 	emit(ev)
 }
 
@@ -490,6 +511,9 @@ func (s *Sensor) tick(now time.Time, emit func(*event.Event)) {
 				Lost: &event.Lost{Source: dropNames[i], Count: total[i] - prev}})
 		}
 		s.drops[i].Store(total[i])
+	}
+	if err := s.flood.report(s.coll.Maps[floodMapName], &total, now, emit); err != nil && s.flood.errs() <= 10 {
+		s.log.Warn("flood report: losses reported without their cgroup", "error", err)
 	}
 	if de := s.decodeErrors.Load(); de > s.lostDecoder {
 		emit(&event.Event{Kind: event.KindLost, Time: now, Process: &event.Process{},

@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type sensorCgBudget struct {
+	_       structs.HostLayout
+	BulkTat uint64
+	PrioTat uint64
+}
+
 type sensorCgroupScratch struct {
 	_ structs.HostLayout
 	R struct {
@@ -25,7 +31,7 @@ type sensorCgroupScratch struct {
 			Tid      uint32
 			Uid      uint32
 			Euid     uint32
-			Pad      uint32
+			Flags    uint32
 			TsNs     uint64
 			CgroupId uint64
 			Comm     [16]int8
@@ -57,7 +63,7 @@ type sensorConnRec struct {
 		Tid      uint32
 		Uid      uint32
 		Euid     uint32
-		Pad      uint32
+		Flags    uint32
 		TsNs     uint64
 		CgroupId uint64
 		Comm     [16]int8
@@ -110,7 +116,7 @@ type sensorEgressVal struct {
 		Tid      uint32
 		Uid      uint32
 		Euid     uint32
-		Pad      uint32
+		Flags    uint32
 		TsNs     uint64
 		CgroupId uint64
 		Comm     [16]int8
@@ -140,7 +146,7 @@ type sensorExecRec struct {
 		Tid      uint32
 		Uid      uint32
 		Euid     uint32
-		Pad      uint32
+		Flags    uint32
 		TsNs     uint64
 		CgroupId uint64
 		Comm     [16]int8
@@ -162,6 +168,16 @@ type sensorExecRec struct {
 	_       [4]byte
 }
 
+type sensorFloodStat struct {
+	_       structs.HostLayout
+	Lost    [4]uint64
+	Demoted uint64
+	LastNs  uint64
+	Tgid    uint32
+	Pad     uint32
+	Comm    [16]int8
+}
+
 type sensorIouStage struct {
 	_   structs.HostLayout
 	Hdr struct {
@@ -172,7 +188,7 @@ type sensorIouStage struct {
 		Tid      uint32
 		Uid      uint32
 		Euid     uint32
-		Pad      uint32
+		Flags    uint32
 		TsNs     uint64
 		CgroupId uint64
 		Comm     [16]int8
@@ -221,6 +237,7 @@ type sensorNetScratch struct {
 	_    structs.HostLayout
 	Conn sensorConnRec
 	Eg   sensorEgressVal
+	Fin  sensorEgressVal
 }
 
 type sensorOpenScratch struct {
@@ -241,7 +258,7 @@ type sensorOpenScratch struct {
 			Tid      uint32
 			Uid      uint32
 			Euid     uint32
-			Pad      uint32
+			Flags    uint32
 			TsNs     uint64
 			CgroupId uint64
 			Comm     [16]int8
@@ -280,7 +297,7 @@ type sensorOpenScratch struct {
 			Tid      uint32
 			Uid      uint32
 			Euid     uint32
-			Pad      uint32
+			Flags    uint32
 			TsNs     uint64
 			CgroupId uint64
 			Comm     [16]int8
@@ -349,6 +366,17 @@ type sensorRepeatVal struct {
 	Pad        uint32
 }
 
+type sensorSelfId struct {
+	_    structs.HostLayout
+	Kind uint32
+	Id   uint32
+}
+
+type sensorSelfName struct {
+	_    structs.HostLayout
+	Name [16]int8
+}
+
 type sensorSendDst struct {
 	_      structs.HostLayout
 	Cookie uint64
@@ -382,7 +410,7 @@ type sensorSysRec struct {
 		Tid      uint32
 		Uid      uint32
 		Euid     uint32
-		Pad      uint32
+		Flags    uint32
 		TsNs     uint64
 		CgroupId uint64
 		Comm     [16]int8
@@ -410,6 +438,7 @@ type sensorSysRec struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	sensorMapCgBudget                    = "cg_budget"
 	sensorMapCgroupKnown                 = "cgroup_known"
 	sensorMapCgroupScratch               = "cgroup_scratch"
 	sensorMapDirCache                    = "dir_cache"
@@ -418,6 +447,7 @@ const (
 	sensorMapEgressSocks                 = "egress_socks"
 	sensorMapEvents                      = "events"
 	sensorMapExecScratch                 = "exec_scratch"
+	sensorMapFloodCg                     = "flood_cg"
 	sensorMapInflightConnect             = "inflight_connect"
 	sensorMapIouScratch                  = "iou_scratch"
 	sensorMapIouStaged                   = "iou_staged"
@@ -433,6 +463,7 @@ const (
 	sensorMapPrefixTrie                  = "prefix_trie"
 	sensorMapProcTrie                    = "proc_trie"
 	sensorMapRepeatCacheMap              = "repeat_cache_map"
+	sensorMapSelfIds                     = "self_ids"
 	sensorMapSendDst                     = "send_dst"
 	sensorMapSkDgram                     = "sk_dgram"
 	sensorMapSuffixTrie                  = "suffix_trie"
@@ -448,18 +479,17 @@ const (
 	sensorProgEnterDup3                  = "enter_dup3"
 	sensorProgEnterFinitModule           = "enter_finit_module"
 	sensorProgEnterInitModule            = "enter_init_module"
-	sensorProgEnterKill                  = "enter_kill"
 	sensorProgEnterMemfdCreate           = "enter_memfd_create"
 	sensorProgEnterMknod                 = "enter_mknod"
 	sensorProgEnterMknodat               = "enter_mknodat"
 	sensorProgEnterMount                 = "enter_mount"
 	sensorProgEnterOldumount             = "enter_oldumount"
+	sensorProgEnterPidfdGetfd            = "enter_pidfd_getfd"
 	sensorProgEnterPivotRoot             = "enter_pivot_root"
 	sensorProgEnterProcessVmReadv        = "enter_process_vm_readv"
 	sensorProgEnterProcessVmWritev       = "enter_process_vm_writev"
 	sensorProgEnterPtrace                = "enter_ptrace"
 	sensorProgEnterSetns                 = "enter_setns"
-	sensorProgEnterTgkill                = "enter_tgkill"
 	sensorProgEnterUmount                = "enter_umount"
 	sensorProgEnterUnshare               = "enter_unshare"
 	sensorProgExitAccept                 = "exit_accept"
@@ -471,7 +501,6 @@ const (
 	sensorProgExitDup3                   = "exit_dup3"
 	sensorProgExitFinitModule            = "exit_finit_module"
 	sensorProgExitInitModule             = "exit_init_module"
-	sensorProgExitKill                   = "exit_kill"
 	sensorProgExitLink                   = "exit_link"
 	sensorProgExitLinkat                 = "exit_linkat"
 	sensorProgExitMemfdCreate            = "exit_memfd_create"
@@ -480,6 +509,7 @@ const (
 	sensorProgExitMount                  = "exit_mount"
 	sensorProgExitNameToHandleAt         = "exit_name_to_handle_at"
 	sensorProgExitOldumount              = "exit_oldumount"
+	sensorProgExitPidfdGetfd             = "exit_pidfd_getfd"
 	sensorProgExitPivotRoot              = "exit_pivot_root"
 	sensorProgExitProcessVmReadv         = "exit_process_vm_readv"
 	sensorProgExitProcessVmWritev        = "exit_process_vm_writev"
@@ -490,7 +520,6 @@ const (
 	sensorProgExitSetns                  = "exit_setns"
 	sensorProgExitSymlink                = "exit_symlink"
 	sensorProgExitSymlinkat              = "exit_symlinkat"
-	sensorProgExitTgkill                 = "exit_tgkill"
 	sensorProgExitUmount                 = "exit_umount"
 	sensorProgExitUnlink                 = "exit_unlink"
 	sensorProgExitUnlinkat               = "exit_unlinkat"
@@ -521,11 +550,16 @@ const (
 	sensorVarBtfForkRec                  = "_btf_fork_rec"
 	sensorVarBtfSigRec                   = "_btf_sig_rec"
 	sensorVarBtfSockClosedRec            = "_btf_sock_closed_rec"
+	sensorVarBulkBurstNs                 = "bulk_burst_ns"
+	sensorVarBulkCostNs                  = "bulk_cost_ns"
+	sensorVarBulkRoom                    = "bulk_room"
 	sensorVarKnobLens                    = "knob_lens"
 	sensorVarNetConnectSlot              = "net_connect_slot"
 	sensorVarNrCpus                      = "nr_cpus"
 	sensorVarPrefixGate                  = "prefix_gate"
 	sensorVarPrefixKlen                  = "prefix_klen"
+	sensorVarPrioBurstNs                 = "prio_burst_ns"
+	sensorVarPrioCostNs                  = "prio_cost_ns"
 	sensorVarProcPairs                   = "proc_pairs"
 	sensorVarRepeatWindowNs              = "repeat_window_ns"
 	sensorVarSelfTgid                    = "self_tgid"
@@ -588,18 +622,17 @@ type sensorProgramSpecs struct {
 	EnterDup3                  *ebpf.ProgramSpec `ebpf:"enter_dup3"`
 	EnterFinitModule           *ebpf.ProgramSpec `ebpf:"enter_finit_module"`
 	EnterInitModule            *ebpf.ProgramSpec `ebpf:"enter_init_module"`
-	EnterKill                  *ebpf.ProgramSpec `ebpf:"enter_kill"`
 	EnterMemfdCreate           *ebpf.ProgramSpec `ebpf:"enter_memfd_create"`
 	EnterMknod                 *ebpf.ProgramSpec `ebpf:"enter_mknod"`
 	EnterMknodat               *ebpf.ProgramSpec `ebpf:"enter_mknodat"`
 	EnterMount                 *ebpf.ProgramSpec `ebpf:"enter_mount"`
 	EnterOldumount             *ebpf.ProgramSpec `ebpf:"enter_oldumount"`
+	EnterPidfdGetfd            *ebpf.ProgramSpec `ebpf:"enter_pidfd_getfd"`
 	EnterPivotRoot             *ebpf.ProgramSpec `ebpf:"enter_pivot_root"`
 	EnterProcessVmReadv        *ebpf.ProgramSpec `ebpf:"enter_process_vm_readv"`
 	EnterProcessVmWritev       *ebpf.ProgramSpec `ebpf:"enter_process_vm_writev"`
 	EnterPtrace                *ebpf.ProgramSpec `ebpf:"enter_ptrace"`
 	EnterSetns                 *ebpf.ProgramSpec `ebpf:"enter_setns"`
-	EnterTgkill                *ebpf.ProgramSpec `ebpf:"enter_tgkill"`
 	EnterUmount                *ebpf.ProgramSpec `ebpf:"enter_umount"`
 	EnterUnshare               *ebpf.ProgramSpec `ebpf:"enter_unshare"`
 	ExitAccept                 *ebpf.ProgramSpec `ebpf:"exit_accept"`
@@ -611,7 +644,6 @@ type sensorProgramSpecs struct {
 	ExitDup3                   *ebpf.ProgramSpec `ebpf:"exit_dup3"`
 	ExitFinitModule            *ebpf.ProgramSpec `ebpf:"exit_finit_module"`
 	ExitInitModule             *ebpf.ProgramSpec `ebpf:"exit_init_module"`
-	ExitKill                   *ebpf.ProgramSpec `ebpf:"exit_kill"`
 	ExitLink                   *ebpf.ProgramSpec `ebpf:"exit_link"`
 	ExitLinkat                 *ebpf.ProgramSpec `ebpf:"exit_linkat"`
 	ExitMemfdCreate            *ebpf.ProgramSpec `ebpf:"exit_memfd_create"`
@@ -620,6 +652,7 @@ type sensorProgramSpecs struct {
 	ExitMount                  *ebpf.ProgramSpec `ebpf:"exit_mount"`
 	ExitNameToHandleAt         *ebpf.ProgramSpec `ebpf:"exit_name_to_handle_at"`
 	ExitOldumount              *ebpf.ProgramSpec `ebpf:"exit_oldumount"`
+	ExitPidfdGetfd             *ebpf.ProgramSpec `ebpf:"exit_pidfd_getfd"`
 	ExitPivotRoot              *ebpf.ProgramSpec `ebpf:"exit_pivot_root"`
 	ExitProcessVmReadv         *ebpf.ProgramSpec `ebpf:"exit_process_vm_readv"`
 	ExitProcessVmWritev        *ebpf.ProgramSpec `ebpf:"exit_process_vm_writev"`
@@ -630,7 +663,6 @@ type sensorProgramSpecs struct {
 	ExitSetns                  *ebpf.ProgramSpec `ebpf:"exit_setns"`
 	ExitSymlink                *ebpf.ProgramSpec `ebpf:"exit_symlink"`
 	ExitSymlinkat              *ebpf.ProgramSpec `ebpf:"exit_symlinkat"`
-	ExitTgkill                 *ebpf.ProgramSpec `ebpf:"exit_tgkill"`
 	ExitUmount                 *ebpf.ProgramSpec `ebpf:"exit_umount"`
 	ExitUnlink                 *ebpf.ProgramSpec `ebpf:"exit_unlink"`
 	ExitUnlinkat               *ebpf.ProgramSpec `ebpf:"exit_unlinkat"`
@@ -663,6 +695,7 @@ type sensorProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sensorMapSpecs struct {
+	CgBudget        *ebpf.MapSpec `ebpf:"cg_budget"`
 	CgroupKnown     *ebpf.MapSpec `ebpf:"cgroup_known"`
 	CgroupScratch   *ebpf.MapSpec `ebpf:"cgroup_scratch"`
 	DirCache        *ebpf.MapSpec `ebpf:"dir_cache"`
@@ -671,6 +704,7 @@ type sensorMapSpecs struct {
 	EgressSocks     *ebpf.MapSpec `ebpf:"egress_socks"`
 	Events          *ebpf.MapSpec `ebpf:"events"`
 	ExecScratch     *ebpf.MapSpec `ebpf:"exec_scratch"`
+	FloodCg         *ebpf.MapSpec `ebpf:"flood_cg"`
 	InflightConnect *ebpf.MapSpec `ebpf:"inflight_connect"`
 	IouScratch      *ebpf.MapSpec `ebpf:"iou_scratch"`
 	IouStaged       *ebpf.MapSpec `ebpf:"iou_staged"`
@@ -686,6 +720,7 @@ type sensorMapSpecs struct {
 	PrefixTrie      *ebpf.MapSpec `ebpf:"prefix_trie"`
 	ProcTrie        *ebpf.MapSpec `ebpf:"proc_trie"`
 	RepeatCacheMap  *ebpf.MapSpec `ebpf:"repeat_cache_map"`
+	SelfIds         *ebpf.MapSpec `ebpf:"self_ids"`
 	SendDst         *ebpf.MapSpec `ebpf:"send_dst"`
 	SkDgram         *ebpf.MapSpec `ebpf:"sk_dgram"`
 	SuffixTrie      *ebpf.MapSpec `ebpf:"suffix_trie"`
@@ -704,11 +739,16 @@ type sensorVariableSpecs struct {
 	BtfForkRec       *ebpf.VariableSpec `ebpf:"_btf_fork_rec"`
 	BtfSigRec        *ebpf.VariableSpec `ebpf:"_btf_sig_rec"`
 	BtfSockClosedRec *ebpf.VariableSpec `ebpf:"_btf_sock_closed_rec"`
+	BulkBurstNs      *ebpf.VariableSpec `ebpf:"bulk_burst_ns"`
+	BulkCostNs       *ebpf.VariableSpec `ebpf:"bulk_cost_ns"`
+	BulkRoom         *ebpf.VariableSpec `ebpf:"bulk_room"`
 	KnobLens         *ebpf.VariableSpec `ebpf:"knob_lens"`
 	NetConnectSlot   *ebpf.VariableSpec `ebpf:"net_connect_slot"`
 	NrCpus           *ebpf.VariableSpec `ebpf:"nr_cpus"`
 	PrefixGate       *ebpf.VariableSpec `ebpf:"prefix_gate"`
 	PrefixKlen       *ebpf.VariableSpec `ebpf:"prefix_klen"`
+	PrioBurstNs      *ebpf.VariableSpec `ebpf:"prio_burst_ns"`
+	PrioCostNs       *ebpf.VariableSpec `ebpf:"prio_cost_ns"`
 	ProcPairs        *ebpf.VariableSpec `ebpf:"proc_pairs"`
 	RepeatWindowNs   *ebpf.VariableSpec `ebpf:"repeat_window_ns"`
 	SelfTgid         *ebpf.VariableSpec `ebpf:"self_tgid"`
@@ -742,6 +782,7 @@ func (o *sensorObjects) Close() error {
 //
 // It can be passed to loadSensorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sensorMaps struct {
+	CgBudget        *ebpf.Map `ebpf:"cg_budget"`
 	CgroupKnown     *ebpf.Map `ebpf:"cgroup_known"`
 	CgroupScratch   *ebpf.Map `ebpf:"cgroup_scratch"`
 	DirCache        *ebpf.Map `ebpf:"dir_cache"`
@@ -750,6 +791,7 @@ type sensorMaps struct {
 	EgressSocks     *ebpf.Map `ebpf:"egress_socks"`
 	Events          *ebpf.Map `ebpf:"events"`
 	ExecScratch     *ebpf.Map `ebpf:"exec_scratch"`
+	FloodCg         *ebpf.Map `ebpf:"flood_cg"`
 	InflightConnect *ebpf.Map `ebpf:"inflight_connect"`
 	IouScratch      *ebpf.Map `ebpf:"iou_scratch"`
 	IouStaged       *ebpf.Map `ebpf:"iou_staged"`
@@ -765,6 +807,7 @@ type sensorMaps struct {
 	PrefixTrie      *ebpf.Map `ebpf:"prefix_trie"`
 	ProcTrie        *ebpf.Map `ebpf:"proc_trie"`
 	RepeatCacheMap  *ebpf.Map `ebpf:"repeat_cache_map"`
+	SelfIds         *ebpf.Map `ebpf:"self_ids"`
 	SendDst         *ebpf.Map `ebpf:"send_dst"`
 	SkDgram         *ebpf.Map `ebpf:"sk_dgram"`
 	SuffixTrie      *ebpf.Map `ebpf:"suffix_trie"`
@@ -777,6 +820,7 @@ type sensorMaps struct {
 
 func (m *sensorMaps) Close() error {
 	return _SensorClose(
+		m.CgBudget,
 		m.CgroupKnown,
 		m.CgroupScratch,
 		m.DirCache,
@@ -785,6 +829,7 @@ func (m *sensorMaps) Close() error {
 		m.EgressSocks,
 		m.Events,
 		m.ExecScratch,
+		m.FloodCg,
 		m.InflightConnect,
 		m.IouScratch,
 		m.IouStaged,
@@ -800,6 +845,7 @@ func (m *sensorMaps) Close() error {
 		m.PrefixTrie,
 		m.ProcTrie,
 		m.RepeatCacheMap,
+		m.SelfIds,
 		m.SendDst,
 		m.SkDgram,
 		m.SuffixTrie,
@@ -819,11 +865,16 @@ type sensorVariables struct {
 	BtfForkRec       *ebpf.Variable `ebpf:"_btf_fork_rec"`
 	BtfSigRec        *ebpf.Variable `ebpf:"_btf_sig_rec"`
 	BtfSockClosedRec *ebpf.Variable `ebpf:"_btf_sock_closed_rec"`
+	BulkBurstNs      *ebpf.Variable `ebpf:"bulk_burst_ns"`
+	BulkCostNs       *ebpf.Variable `ebpf:"bulk_cost_ns"`
+	BulkRoom         *ebpf.Variable `ebpf:"bulk_room"`
 	KnobLens         *ebpf.Variable `ebpf:"knob_lens"`
 	NetConnectSlot   *ebpf.Variable `ebpf:"net_connect_slot"`
 	NrCpus           *ebpf.Variable `ebpf:"nr_cpus"`
 	PrefixGate       *ebpf.Variable `ebpf:"prefix_gate"`
 	PrefixKlen       *ebpf.Variable `ebpf:"prefix_klen"`
+	PrioBurstNs      *ebpf.Variable `ebpf:"prio_burst_ns"`
+	PrioCostNs       *ebpf.Variable `ebpf:"prio_cost_ns"`
 	ProcPairs        *ebpf.Variable `ebpf:"proc_pairs"`
 	RepeatWindowNs   *ebpf.Variable `ebpf:"repeat_window_ns"`
 	SelfTgid         *ebpf.Variable `ebpf:"self_tgid"`
@@ -848,18 +899,17 @@ type sensorPrograms struct {
 	EnterDup3                  *ebpf.Program `ebpf:"enter_dup3"`
 	EnterFinitModule           *ebpf.Program `ebpf:"enter_finit_module"`
 	EnterInitModule            *ebpf.Program `ebpf:"enter_init_module"`
-	EnterKill                  *ebpf.Program `ebpf:"enter_kill"`
 	EnterMemfdCreate           *ebpf.Program `ebpf:"enter_memfd_create"`
 	EnterMknod                 *ebpf.Program `ebpf:"enter_mknod"`
 	EnterMknodat               *ebpf.Program `ebpf:"enter_mknodat"`
 	EnterMount                 *ebpf.Program `ebpf:"enter_mount"`
 	EnterOldumount             *ebpf.Program `ebpf:"enter_oldumount"`
+	EnterPidfdGetfd            *ebpf.Program `ebpf:"enter_pidfd_getfd"`
 	EnterPivotRoot             *ebpf.Program `ebpf:"enter_pivot_root"`
 	EnterProcessVmReadv        *ebpf.Program `ebpf:"enter_process_vm_readv"`
 	EnterProcessVmWritev       *ebpf.Program `ebpf:"enter_process_vm_writev"`
 	EnterPtrace                *ebpf.Program `ebpf:"enter_ptrace"`
 	EnterSetns                 *ebpf.Program `ebpf:"enter_setns"`
-	EnterTgkill                *ebpf.Program `ebpf:"enter_tgkill"`
 	EnterUmount                *ebpf.Program `ebpf:"enter_umount"`
 	EnterUnshare               *ebpf.Program `ebpf:"enter_unshare"`
 	ExitAccept                 *ebpf.Program `ebpf:"exit_accept"`
@@ -871,7 +921,6 @@ type sensorPrograms struct {
 	ExitDup3                   *ebpf.Program `ebpf:"exit_dup3"`
 	ExitFinitModule            *ebpf.Program `ebpf:"exit_finit_module"`
 	ExitInitModule             *ebpf.Program `ebpf:"exit_init_module"`
-	ExitKill                   *ebpf.Program `ebpf:"exit_kill"`
 	ExitLink                   *ebpf.Program `ebpf:"exit_link"`
 	ExitLinkat                 *ebpf.Program `ebpf:"exit_linkat"`
 	ExitMemfdCreate            *ebpf.Program `ebpf:"exit_memfd_create"`
@@ -880,6 +929,7 @@ type sensorPrograms struct {
 	ExitMount                  *ebpf.Program `ebpf:"exit_mount"`
 	ExitNameToHandleAt         *ebpf.Program `ebpf:"exit_name_to_handle_at"`
 	ExitOldumount              *ebpf.Program `ebpf:"exit_oldumount"`
+	ExitPidfdGetfd             *ebpf.Program `ebpf:"exit_pidfd_getfd"`
 	ExitPivotRoot              *ebpf.Program `ebpf:"exit_pivot_root"`
 	ExitProcessVmReadv         *ebpf.Program `ebpf:"exit_process_vm_readv"`
 	ExitProcessVmWritev        *ebpf.Program `ebpf:"exit_process_vm_writev"`
@@ -890,7 +940,6 @@ type sensorPrograms struct {
 	ExitSetns                  *ebpf.Program `ebpf:"exit_setns"`
 	ExitSymlink                *ebpf.Program `ebpf:"exit_symlink"`
 	ExitSymlinkat              *ebpf.Program `ebpf:"exit_symlinkat"`
-	ExitTgkill                 *ebpf.Program `ebpf:"exit_tgkill"`
 	ExitUmount                 *ebpf.Program `ebpf:"exit_umount"`
 	ExitUnlink                 *ebpf.Program `ebpf:"exit_unlink"`
 	ExitUnlinkat               *ebpf.Program `ebpf:"exit_unlinkat"`
@@ -928,18 +977,17 @@ func (p *sensorPrograms) Close() error {
 		p.EnterDup3,
 		p.EnterFinitModule,
 		p.EnterInitModule,
-		p.EnterKill,
 		p.EnterMemfdCreate,
 		p.EnterMknod,
 		p.EnterMknodat,
 		p.EnterMount,
 		p.EnterOldumount,
+		p.EnterPidfdGetfd,
 		p.EnterPivotRoot,
 		p.EnterProcessVmReadv,
 		p.EnterProcessVmWritev,
 		p.EnterPtrace,
 		p.EnterSetns,
-		p.EnterTgkill,
 		p.EnterUmount,
 		p.EnterUnshare,
 		p.ExitAccept,
@@ -951,7 +999,6 @@ func (p *sensorPrograms) Close() error {
 		p.ExitDup3,
 		p.ExitFinitModule,
 		p.ExitInitModule,
-		p.ExitKill,
 		p.ExitLink,
 		p.ExitLinkat,
 		p.ExitMemfdCreate,
@@ -960,6 +1007,7 @@ func (p *sensorPrograms) Close() error {
 		p.ExitMount,
 		p.ExitNameToHandleAt,
 		p.ExitOldumount,
+		p.ExitPidfdGetfd,
 		p.ExitPivotRoot,
 		p.ExitProcessVmReadv,
 		p.ExitProcessVmWritev,
@@ -970,7 +1018,6 @@ func (p *sensorPrograms) Close() error {
 		p.ExitSetns,
 		p.ExitSymlink,
 		p.ExitSymlinkat,
-		p.ExitTgkill,
 		p.ExitUmount,
 		p.ExitUnlink,
 		p.ExitUnlinkat,

@@ -66,18 +66,22 @@ func (s *Sensor) RingbufUsage() (used, size uint64) {
 }
 
 // Losses returns the events lost on the kernel side and in decoding, by the
-// source their in-band "lost" events name (kernel_ringbuf,
+// source their in-band "lost" events name (kernel_ringbuf: the ring had no
+// room for a bulk record; kernel_ringbuf_priority: not even for a priority
+// record; cgroup_rate_limit: a bulk record over its cgroup's rate;
 // inflight_alloc_failed: a watched call found no task storage for its
-// in-flight record, decoder, egress_evicted, egress_untracked). Safe for
+// in-flight record; decoder, egress_evicted, egress_untracked). Safe for
 // concurrent use.
 func (s *Sensor) Losses() map[string]uint64 {
 	if s == nil {
 		return map[string]uint64{}
 	}
 	m := map[string]uint64{
-		dropNames[dropRingbuf]:  s.drops[dropRingbuf].Load(),
-		dropNames[dropInflight]: s.drops[dropInflight].Load(),
-		lostSourceDecoder:       s.decodeErrors.Load(),
+		dropNames[dropRingbuf]:     s.drops[dropRingbuf].Load(),
+		dropNames[dropInflight]:    s.drops[dropInflight].Load(),
+		dropNames[dropRateLimit]:   s.drops[dropRateLimit].Load(),
+		dropNames[dropPrioRingbuf]: s.drops[dropPrioRingbuf].Load(),
+		lostSourceDecoder:          s.decodeErrors.Load(),
 	}
 	s.egress.mu.Lock()
 	m[lostEgressEvicted] = s.egress.evicted

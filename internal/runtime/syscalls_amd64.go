@@ -34,6 +34,7 @@ var sysHandlers = []sysHandler{
 	{"finit_module", unix.SYS_FINIT_MODULE, 350},
 	{"delete_module", unix.SYS_DELETE_MODULE, 129},
 	{"bpf", unix.SYS_BPF, 357},
+	{"pidfd_getfd", unix.SYS_PIDFD_GETFD, 438},
 	{"memfd_create", unix.SYS_MEMFD_CREATE, 356},
 	{"pivot_root", unix.SYS_PIVOT_ROOT, 217},
 	{"chroot", unix.SYS_CHROOT, 61},
@@ -50,8 +51,6 @@ var sysHandlers = []sysHandler{
 	{"symlinkat", unix.SYS_SYMLINKAT, 304},
 	{"dup2", unix.SYS_DUP2, 63},
 	{"dup3", unix.SYS_DUP3, 330},
-	{"kill", unix.SYS_KILL, 37},
-	{"tgkill", unix.SYS_TGKILL, 270},
 	// x32-only numbers.
 	{"ptrace", 521, noSyscall},
 	{"process_vm_readv", 539, noSyscall},

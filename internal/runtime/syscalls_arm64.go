@@ -25,6 +25,7 @@ var sysHandlers = []sysHandler{
 	{"finit_module", unix.SYS_FINIT_MODULE, noSyscall},
 	{"delete_module", unix.SYS_DELETE_MODULE, noSyscall},
 	{"bpf", unix.SYS_BPF, noSyscall},
+	{"pidfd_getfd", unix.SYS_PIDFD_GETFD, noSyscall},
 	{"memfd_create", unix.SYS_MEMFD_CREATE, noSyscall},
 	{"pivot_root", unix.SYS_PIVOT_ROOT, noSyscall},
 	{"chroot", unix.SYS_CHROOT, noSyscall},
@@ -35,6 +36,4 @@ var sysHandlers = []sysHandler{
 	{"linkat", unix.SYS_LINKAT, noSyscall},
 	{"symlinkat", unix.SYS_SYMLINKAT, noSyscall},
 	{"dup3", unix.SYS_DUP3, noSyscall},
-	{"kill", unix.SYS_KILL, noSyscall},
-	{"tgkill", unix.SYS_TGKILL, noSyscall},
 }

@@ -104,7 +104,7 @@ func TestSyscallDispatchFrozen(t *testing.T) {
 		if err := m.Delete(slot); !errors.Is(err, unix.EPERM) {
 			t.Errorf("delete %s[%d]: %v; want EPERM (frozen)", name, slot, err)
 		}
-		if err := m.Put(slot, s.coll.Programs["exit_kill"]); !errors.Is(err, unix.EPERM) {
+		if err := m.Put(slot, s.coll.Programs["exit_chroot"]); !errors.Is(err, unix.EPERM) {
 			t.Errorf("replace %s[%d]: %v; want EPERM (frozen)", name, slot, err)
 		}
 	}

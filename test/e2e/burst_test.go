@@ -194,6 +194,17 @@ type burstFinding struct {
 		Runtime string `json:"runtime"`
 		PodUID  string `json:"pod_uid"`
 	} `json:"container"`
+	// What the flood test reads too.
+	Process *struct {
+		PID  uint32 `json:"pid"`
+		Comm string `json:"comm"`
+	} `json:"process"`
+	Severity    string            `json:"severity"`
+	Explanation string            `json:"explanation"`
+	Count       int               `json:"count"`
+	Attrs       map[string]string `json:"attrs"`
+	Source      string            `json:"source"`
+	CountLost   uint64            `json:"count_lost"`
 }
 
 // podSensor is the sensor running as in the pod.
@@ -236,9 +247,15 @@ func (s *podSensor) waitFindings(t *testing.T, want int, timeout time.Duration, 
 	}
 }
 
-// startPodSensor starts the sensor as the pod runs it and waits until it is
-// ready.
+// startPodSensor starts the sensor as the pod runs it, printing findings
+// and status, and waits until it is ready.
 func startPodSensor(t *testing.T, bin, cfg, root string, pod podSpec) *podSensor {
+	t.Helper()
+	return startPodSensorKinds(t, bin, cfg, root, pod, "finding,status")
+}
+
+// startPodSensorKinds is startPodSensor printing the event kinds listed.
+func startPodSensorKinds(t *testing.T, bin, cfg, root string, pod podSpec, kinds string) *podSensor {
 	t.Helper()
 	bounding := "-all"
 	for _, c := range pod.caps {
@@ -275,7 +292,7 @@ mount --bind "$host.hold" "$host"
 umount -l "$host.hold"
 exec setpriv "$@"' sh "$@"`
 	args := append([]string{"-c", script, "sh", cg, root, hostCg}, priv...)
-	args = append(args, bin, "--tail", "--in-process", "-o", "json", "--kind", "finding,status", "--config", cfg)
+	args = append(args, bin, "--tail", "--in-process", "-o", "json", "--kind", kinds, "--config", cfg)
 	s := &podSensor{cmd: exec.Command("sh", args...), more: make(chan struct{}, 1), done: make(chan struct{})}
 	s.cmd.Stderr = &s.stderr
 	out, err := s.cmd.StdoutPipe()

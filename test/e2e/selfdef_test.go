@@ -365,6 +365,43 @@ export:
 		}
 	})
 
+	t.Run("filter maps emptied by raw bpf(2)", func(t *testing.T) {
+		// What the issue's attacker did: the LPM tries (map_type 11) among
+		// the daemon's descriptors, BPF_MAP_GET_FD_BY_ID on each id, then
+		// BPF_MAP_DELETE_ELEM of a key, by raw syscall.
+		out := inContainer(`for f in /proc/$1/fdinfo/*; do
+			grep -q '^map_type:[[:space:]]*11$' $f && awk '/^map_id:/ {print $2}' $f; done | sort -u | python3 -c '
+import ctypes, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+def bpf(cmd, attr):
+    buf = ctypes.create_string_buffer(attr, 128)
+    r = libc.syscall(321, cmd, buf, 128)
+    return r, ctypes.get_errno()
+key = ctypes.create_string_buffer(128)
+for line in sys.stdin:
+    fd, e = bpf(14, struct.pack("<I", int(line)))
+    r, e = bpf(3, struct.pack("<IIQ", fd, 0, ctypes.addressof(key)))
+    print("map", int(line), "fd", fd, "delete", r, "errno", e)'`, strconv.Itoa(pid))
+		if !strings.Contains(out, "delete -1 errno 1") {
+			t.Fatalf("no delete refused with EPERM: %s", out)
+		}
+		for _, cmd := range []string{"BPF_MAP_GET_FD_BY_ID", "BPF_MAP_DELETE_ELEM"} {
+			ev := finding(t, "SELF-005", func(f *event.Finding) bool {
+				return f.Attrs["command"] == cmd && f.Attrs["object_name"] == "prefix_trie"
+			})
+			if ev == nil {
+				continue
+			}
+			if ev.Finding.Severity != event.SevCritical || ev.Container == nil || ev.Container.ID != name {
+				t.Errorf("SELF-005 %s from %+v; want critical from %s", ev.Finding.Severity, ev.Container, name)
+			}
+			if cmd == "BPF_MAP_DELETE_ELEM" && !strings.HasSuffix(ev.Finding.Explanation, "operation not permitted (the map is frozen).") {
+				t.Errorf("SELF-005: %s; want the refusal of a frozen map", ev.Finding.Explanation)
+			}
+			t.Log(ev.Finding.Explanation)
+		}
+	})
+
 	t.Run("bpftool link detach", func(t *testing.T) {
 		// What an attacker does: find the cgroup connect4 link among the
 		// daemon's descriptors (attach_type 10, BPF_CGROUP_INET4_CONNECT).
@@ -374,6 +411,13 @@ export:
 			done`, strconv.Itoa(pid))
 		if !strings.Contains(out, "detached ") {
 			t.Fatalf("no connect4 link detached: %s", out)
+		}
+		// The detach itself, as it happened, and what the self-check found.
+		if ev := finding(t, "SELF-005", func(f *event.Finding) bool { return f.Attrs["command"] == "BPF_LINK_DETACH" }); ev != nil {
+			if ev.Finding.Severity != event.SevCritical || ev.Finding.Attrs["result"] != "0" || ev.Container == nil || ev.Container.ID != name {
+				t.Errorf("SELF-005 %s from %+v: %s", ev.Finding.Severity, ev.Container, ev.Finding.Explanation)
+			}
+			t.Log(ev.Finding.Explanation)
 		}
 		if ev := finding(t, "SELF-001", func(*event.Finding) bool { return true }); ev != nil {
 			if ev.Finding.Severity != event.SevCritical || !strings.Contains(ev.Finding.Explanation, "net_connect4 detached from its cgroup; attached again") {

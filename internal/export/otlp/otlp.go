@@ -341,7 +341,10 @@ func (x *Exporter) emit(ev *event.Event) {
 		body []byte
 		err  error
 	)
-	if x.ocsf != nil {
+	// OCSF has no class for a heartbeat: it goes in the native JSON, as the
+	// record named kestrel.status, so that a collector can tell a quiet
+	// node from a stopped sensor.
+	if x.ocsf != nil && !export.IsHeartbeat(ev) {
 		body, err = x.ocsf.Encode(ev)
 	} else {
 		body, err = ev.MarshalJSON()

@@ -290,3 +290,36 @@ func TestExportCountsEveryLoss(t *testing.T) {
 		t.Fatalf("stats %+v; want nothing sent, failures and ring losses counted, %d in all", st, n)
 	}
 }
+
+// The heartbeat status event reaches the collector whatever the body: OCSF
+// has no class for it, so it goes in the native JSON, named kestrel.status;
+// other status events stay out of an OCSF body.
+func TestHeartbeatInOCSFBody(t *testing.T) {
+	endpoint, sink := startReceiver(t, config.OTLPProtocolGRPC)
+	ring := export.NewRing(16)
+	x, cancel, done := run(t, testConfig(endpoint, config.OTLPProtocolGRPC, config.OTLPBodyOCSF), ring)
+	now := time.Now()
+	ring.Publish(&event.Event{Kind: event.KindStatus, Time: now, Status: &event.Status{Message: "GPU: ok"}})
+	ring.Publish(&event.Event{Kind: event.KindStatus, Time: now, Status: &event.Status{Ready: true, Message: "heartbeat",
+		Fields: map[string]string{event.FieldHeartbeat: "true"}, Counters: map[string]uint64{"drops_kernel_ringbuf": 3}}})
+	waitFor(t, "the heartbeat", func() bool { return sink.LogRecordCount() >= 1 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	got := collect(sink)
+	if len(got.recs) != 1 || x.Stats().Skipped != 1 {
+		t.Fatalf("collector got %d records, %d skipped; want the heartbeat alone, the other status skipped", len(got.recs), x.Stats().Skipped)
+	}
+	r := got.recs[0]
+	var body struct {
+		Kind   string            `json:"kind"`
+		Fields map[string]string `json:"fields"`
+	}
+	if err := json.Unmarshal([]byte(r.Body().Str()), &body); err != nil || body.Kind != "status" || body.Fields[event.FieldHeartbeat] != "true" {
+		t.Errorf("heartbeat body %q (%v); want a native status line with fields.heartbeat", r.Body().Str(), err)
+	}
+	if r.EventName() != "kestrel.status" {
+		t.Errorf("event name %q; want kestrel.status", r.EventName())
+	}
+}

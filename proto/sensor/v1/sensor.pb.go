@@ -2290,10 +2290,17 @@ type Syscall struct {
 	// sys_exit only, with the errno in ret. compat: a 32-bit syscall.
 	ExitOnly bool `protobuf:"varint,14,opt,name=exit_only,json=exitOnly,proto3" json:"exit_only,omitempty"`
 	Compat   bool `protobuf:"varint,15,opt,name=compat,proto3" json:"compat,omitempty"`
-	// Set when a path or the argument is not valid UTF-8.
-	Exact *SyscallExact `protobuf:"bytes,20,opt,name=exact,proto3" json:"exact,omitempty"`
 	// "io_uring" for an io_uring request, "" for a syscall.
-	Via           string `protobuf:"bytes,16,opt,name=via,proto3" json:"via,omitempty"`
+	Via string `protobuf:"bytes,16,opt,name=via,proto3" json:"via,omitempty"`
+	// The call named one of the sensor's own BPF objects (bpf(2) on its map,
+	// program or link; pidfd_getfd of one of its descriptors): see
+	// docs/self-protection.md for what the other fields hold then.
+	SensorObject bool `protobuf:"varint,17,opt,name=sensor_object,json=sensorObject,proto3" json:"sensor_object,omitempty"`
+	// Sent at sys_enter, before the call ran: ret is not its result (the
+	// sys_exit event follows).
+	Pending bool `protobuf:"varint,18,opt,name=pending,proto3" json:"pending,omitempty"`
+	// Set when a path or the argument is not valid UTF-8.
+	Exact         *SyscallExact `protobuf:"bytes,20,opt,name=exact,proto3" json:"exact,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2433,18 +2440,32 @@ func (x *Syscall) GetCompat() bool {
 	return false
 }
 
-func (x *Syscall) GetExact() *SyscallExact {
-	if x != nil {
-		return x.Exact
-	}
-	return nil
-}
-
 func (x *Syscall) GetVia() string {
 	if x != nil {
 		return x.Via
 	}
 	return ""
+}
+
+func (x *Syscall) GetSensorObject() bool {
+	if x != nil {
+		return x.SensorObject
+	}
+	return false
+}
+
+func (x *Syscall) GetPending() bool {
+	if x != nil {
+		return x.Pending
+	}
+	return false
+}
+
+func (x *Syscall) GetExact() *SyscallExact {
+	if x != nil {
+		return x.Exact
+	}
+	return nil
 }
 
 // SyscallExact holds the exact bytes of a Syscall's strings that are not
@@ -3992,7 +4013,7 @@ const file_sensor_proto_rawDesc = "" +
 	"\x03via\x18\x0f \x01(\tR\x03via\x12)\n" +
 	"\x05exact\x18\x14 \x01(\v2\x13.sensor.v1.NetExactR\x05exact\"'\n" +
 	"\bNetExact\x12\x1b\n" +
-	"\tunix_path\x18\x01 \x01(\fR\bunixPath\"\xa0\x03\n" +
+	"\tunix_path\x18\x01 \x01(\fR\bunixPath\"\xdf\x03\n" +
 	"\aSyscall\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03ret\x18\x02 \x01(\x03R\x03ret\x12\x14\n" +
@@ -4010,9 +4031,11 @@ const file_sensor_proto_rawDesc = "" +
 	"\ttruncated\x18\f \x03(\tR\ttruncated\x12\x12\n" +
 	"\x04arg2\x18\r \x01(\x04R\x04arg2\x12\x1b\n" +
 	"\texit_only\x18\x0e \x01(\bR\bexitOnly\x12\x16\n" +
-	"\x06compat\x18\x0f \x01(\bR\x06compat\x12-\n" +
-	"\x05exact\x18\x14 \x01(\v2\x17.sensor.v1.SyscallExactR\x05exact\x12\x10\n" +
-	"\x03via\x18\x10 \x01(\tR\x03via\"J\n" +
+	"\x06compat\x18\x0f \x01(\bR\x06compat\x12\x10\n" +
+	"\x03via\x18\x10 \x01(\tR\x03via\x12#\n" +
+	"\rsensor_object\x18\x11 \x01(\bR\fsensorObject\x12\x18\n" +
+	"\apending\x18\x12 \x01(\bR\apending\x12-\n" +
+	"\x05exact\x18\x14 \x01(\v2\x17.sensor.v1.SyscallExactR\x05exact\"J\n" +
 	"\fSyscallExact\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\fR\x04path\x12\x14\n" +
 	"\x05path2\x18\x02 \x01(\fR\x05path2\x12\x10\n" +
