@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path"
 	"time"
+	"unsafe"
 
 	"github.com/kestrel-sec/kestrel/internal/event"
 )
@@ -49,13 +50,9 @@ const (
 	execCwdLen   = 118
 	execArgsLen  = 120
 	execEnvLen   = 122
-	execExe      = 124
-	execCwd      = 1148
-	execArgs     = 2172
-	execEnv      = 3196
+	execData     = 124
 	pathSlot     = 1024
 	argsSlot     = 1024
-	envSlot      = 4096
 	execFTTY     = 1 << 0
 	execFEnvTr   = 1 << 2
 	forkSize     = 80
@@ -164,6 +161,12 @@ func (d *decoder) wall(bootNS uint64) time.Time {
 
 var le = binary.LittleEndian
 
+// unsafeString returns b as a string without copying, for lookups and
+// comparisons that do not keep it: b must not change while it is used.
+func unsafeString(b []byte) string {
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
 // cstring returns the NUL-terminated string at the start of b.
 func cstring(b []byte, what string) (string, error) {
 	i := bytes.IndexByte(b, 0)
@@ -244,24 +247,36 @@ func (d *decoder) decode(b []byte) (*event.Event, error) {
 }
 
 func (d *decoder) decodeExec(h *recHeader, b []byte) (*event.Event, error) {
-	if len(b) < execEnv {
-		return nil, malformed("exec record of %d bytes, want at least %d", len(b), execEnv)
+	if len(b) < execData {
+		return nil, malformed("exec record of %d bytes, want at least %d", len(b), execData)
 	}
-	envLen := int(le.Uint16(b[execEnvLen:]))
-	if envLen > envSlot || execEnv+envLen != len(b) {
-		return nil, malformed("exec env length %d does not match record size %d", envLen, len(b))
-	}
-	exe, err := slotString(b, execExe, int(le.Uint16(b[execExeLen:])), pathSlot, "exe")
-	if err != nil {
-		return nil, err
-	}
-	cwd, err := slotString(b, execCwd, int(le.Uint16(b[execCwdLen:])), pathSlot, "cwd")
-	if err != nil {
-		return nil, err
-	}
-	argsLen := int(le.Uint16(b[execArgsLen:]))
+	exeLen, cwdLen := int(le.Uint16(b[execExeLen:])), int(le.Uint16(b[execCwdLen:]))
+	argsLen, envLen := int(le.Uint16(b[execArgsLen:])), int(le.Uint16(b[execEnvLen:]))
 	if argsLen > argsSlot {
 		return nil, malformed("exec args length %d exceeds %d", argsLen, argsSlot)
+	}
+	if envLen > envKeptMax {
+		return nil, malformed("exec env length %d exceeds %d", envLen, envKeptMax)
+	}
+	// The strings are packed: exe and its NUL, cwd and its NUL, args, env.
+	if execData+exeLen+1+cwdLen+1+argsLen+envLen != len(b) {
+		return nil, malformed("exec string lengths %d+%d+%d+%d do not match record size %d", exeLen, cwdLen, argsLen, envLen, len(b))
+	}
+	off := execData
+	exe, err := slotString(b, off, exeLen, pathSlot, "exe")
+	if err != nil {
+		return nil, err
+	}
+	off += exeLen + 1
+	cwd, err := slotString(b, off, cwdLen, pathSlot, "cwd")
+	if err != nil {
+		return nil, err
+	}
+	off += cwdLen + 1
+	args := b[off : off+argsLen]
+	env, err := decodeEnv(b[off+argsLen:])
+	if err != nil {
+		return nil, err
 	}
 	flags := le.Uint32(b[execFlags:])
 	pe := &procEvent{p: h.Process}
@@ -270,8 +285,8 @@ func (d *decoder) decodeExec(h *recHeader, b []byte) (*event.Event, error) {
 	p.ForkParent = p.PPID
 	p.Exe = exe
 	p.Cwd = cwd
-	p.Args = splitNUL(b[execArgs:execArgs+argsLen], maxArgsKept)
-	p.Env = filterEnv(b[execEnv:execEnv+envLen], flags&execFEnvTr != 0)
+	p.Args = splitNUL(args, maxArgsKept)
+	p.Env = env
 	p.CapEff = le.Uint64(b[execCapEff:])
 	p.CapPrm = le.Uint64(b[execCapPrm:])
 	p.StartTime = d.wall(le.Uint64(b[execStart:]))

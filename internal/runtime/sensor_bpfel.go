@@ -111,36 +111,44 @@ type sensorEgressVal struct {
 	Daddr     [16]uint8
 }
 
-type sensorExecRec struct {
+type sensorEnvPat struct {
 	_ structs.HostLayout
-	H struct {
-		_        structs.HostLayout
-		Type     uint16
-		Size     uint16
-		Tgid     uint32
-		Tid      uint32
-		Uid      uint32
-		Euid     uint32
-		Pad      uint32
-		TsNs     uint64
-		CgroupId uint64
-		Comm     [16]int8
+	W [3]uint64
+	M [3]uint64
+}
+
+type sensorExecScratch struct {
+	_ structs.HostLayout
+	R struct {
+		_ structs.HostLayout
+		H struct {
+			_        structs.HostLayout
+			Type     uint16
+			Size     uint16
+			Tgid     uint32
+			Tid      uint32
+			Uid      uint32
+			Euid     uint32
+			Pad      uint32
+			TsNs     uint64
+			CgroupId uint64
+			Comm     [16]int8
+		}
+		Ppid    uint32
+		Flags   uint32
+		CapEff  uint64
+		CapPrm  uint64
+		StartNs uint64
+		Ns      [7]uint32
+		ExeLen  uint16
+		CwdLen  uint16
+		ArgsLen uint16
+		EnvLen  uint16
+		Data    [7168]int8
+		_       [4]byte
 	}
-	Ppid    uint32
-	Flags   uint32
-	CapEff  uint64
-	CapPrm  uint64
-	StartNs uint64
-	Ns      [7]uint32
-	ExeLen  uint16
-	CwdLen  uint16
-	ArgsLen uint16
-	EnvLen  uint16
-	Exe     [1024]int8
-	Cwd     [1024]int8
-	Args    [1024]int8
-	Env     [4096]int8
-	_       [4]byte
+	Spill [3096]int8
+	Junk  [2048]int8
 }
 
 type sensorNetScratch struct {
@@ -368,6 +376,10 @@ const (
 	sensorProgNetSockSetState        = "net_sock_set_state"
 	sensorVarBtfExitRec              = "_btf_exit_rec"
 	sensorVarBtfForkRec              = "_btf_fork_rec"
+	sensorVarEnvClass                = "env_class"
+	sensorVarEnvFirst2               = "env_first2"
+	sensorVarEnvNpats                = "env_npats"
+	sensorVarEnvPats                 = "env_pats"
 	sensorVarPrefixGate              = "prefix_gate"
 	sensorVarSelfTgid                = "self_tgid"
 	sensorVarSuffixGate              = "suffix_gate"
@@ -536,6 +548,10 @@ type sensorMapSpecs struct {
 type sensorVariableSpecs struct {
 	BtfExitRec  *ebpf.VariableSpec `ebpf:"_btf_exit_rec"`
 	BtfForkRec  *ebpf.VariableSpec `ebpf:"_btf_fork_rec"`
+	EnvClass    *ebpf.VariableSpec `ebpf:"env_class"`
+	EnvFirst2   *ebpf.VariableSpec `ebpf:"env_first2"`
+	EnvNpats    *ebpf.VariableSpec `ebpf:"env_npats"`
+	EnvPats     *ebpf.VariableSpec `ebpf:"env_pats"`
 	PrefixGate  *ebpf.VariableSpec `ebpf:"prefix_gate"`
 	SelfTgid    *ebpf.VariableSpec `ebpf:"self_tgid"`
 	SuffixGate  *ebpf.VariableSpec `ebpf:"suffix_gate"`
@@ -617,6 +633,10 @@ func (m *sensorMaps) Close() error {
 type sensorVariables struct {
 	BtfExitRec  *ebpf.Variable `ebpf:"_btf_exit_rec"`
 	BtfForkRec  *ebpf.Variable `ebpf:"_btf_fork_rec"`
+	EnvClass    *ebpf.Variable `ebpf:"env_class"`
+	EnvFirst2   *ebpf.Variable `ebpf:"env_first2"`
+	EnvNpats    *ebpf.Variable `ebpf:"env_npats"`
+	EnvPats     *ebpf.Variable `ebpf:"env_pats"`
 	PrefixGate  *ebpf.Variable `ebpf:"prefix_gate"`
 	SelfTgid    *ebpf.Variable `ebpf:"self_tgid"`
 	SuffixGate  *ebpf.Variable `ebpf:"suffix_gate"`
