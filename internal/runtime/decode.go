@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -114,6 +115,15 @@ type decoder struct {
 	// comms interns command names, which repeat endlessly; bounded by
 	// maxComms (cleared when full).
 	comms map[[commLen]byte]string
+	// paths, args and env intern what exec and syscall records repeat
+	// (intern.go).
+	paths stringTable
+	args  interned[[]string]
+	env   interned[[]event.EnvVar]
+	// files and exits carve the events of the commonest records from
+	// chunks (slab.go).
+	files slab[fileEvent]
+	exits slab[exitEvent]
 }
 
 const maxComms = 4096
@@ -179,20 +189,37 @@ func cstring(b []byte, what string) (string, error) {
 // slotString returns the string of length n stored in slot, which must be
 // followed by its NUL.
 func slotString(b []byte, off, n, slot int, what string) (string, error) {
+	s, err := slotBytes(b, off, n, slot, what)
+	return string(s), err
+}
+
+// slotBytes returns the n bytes stored in slot at off, which must be
+// followed by their NUL.
+func slotBytes(b []byte, off, n, slot int, what string) ([]byte, error) {
 	if n >= slot {
-		return "", malformed("%s length %d exceeds its slot of %d", what, n, slot)
+		return nil, malformed("%s length %d exceeds its slot of %d", what, n, slot)
 	}
 	if off+n >= len(b) {
-		return "", malformed("%s of %d bytes runs past the record", what, n)
+		return nil, malformed("%s of %d bytes runs past the record", what, n)
 	}
 	if b[off+n] != 0 {
-		return "", malformed("%s is not NUL-terminated", what)
+		return nil, malformed("%s is not NUL-terminated", what)
 	}
 	s := b[off : off+n]
 	if bytes.IndexByte(s, 0) >= 0 {
-		return "", malformed("%s has an embedded NUL", what)
+		return nil, malformed("%s has an embedded NUL", what)
 	}
-	return string(s), nil
+	return s, nil
+}
+
+// path returns the interned string of length n stored in slot at off
+// (see slotBytes).
+func (d *decoder) path(b []byte, off, n, slot int, what string) (string, error) {
+	s, err := slotBytes(b, off, n, slot, what)
+	if err != nil {
+		return "", err
+	}
+	return d.paths.get(s), nil
 }
 
 // header decodes and checks the common header.
@@ -263,18 +290,18 @@ func (d *decoder) decodeExec(h *recHeader, b []byte) (*event.Event, error) {
 		return nil, malformed("exec string lengths %d+%d+%d+%d do not match record size %d", exeLen, cwdLen, argsLen, envLen, len(b))
 	}
 	off := execData
-	exe, err := slotString(b, off, exeLen, pathSlot, "exe")
+	exe, err := d.path(b, off, exeLen, pathSlot, "exe")
 	if err != nil {
 		return nil, err
 	}
 	off += exeLen + 1
-	cwd, err := slotString(b, off, cwdLen, pathSlot, "cwd")
+	cwd, err := d.path(b, off, cwdLen, pathSlot, "cwd")
 	if err != nil {
 		return nil, err
 	}
 	off += cwdLen + 1
-	args := b[off : off+argsLen]
-	env, err := decodeEnv(b[off+argsLen:])
+	args, _ := d.args.get(b[off:off+argsLen], splitArgs)
+	env, err := d.env.get(b[off+argsLen:], decodeEnv)
 	if err != nil {
 		return nil, err
 	}
@@ -285,7 +312,7 @@ func (d *decoder) decodeExec(h *recHeader, b []byte) (*event.Event, error) {
 	p.ForkParent = p.PPID
 	p.Exe = exe
 	p.Cwd = cwd
-	p.Args = splitNUL(args, maxArgsKept)
+	p.Args = args
 	p.Env = env
 	p.CapEff = le.Uint64(b[execCapEff:])
 	p.CapPrm = le.Uint64(b[execCapPrm:])
@@ -308,8 +335,12 @@ func isMemfdPath(p string) bool {
 	return len(p) >= 6 && p[:6] == "memfd:"
 }
 
+// splitArgs splits an argv block: see splitNUL.
+func splitArgs(b []byte) ([]string, error) { return splitNUL(b, maxArgsKept), nil }
+
 // splitNUL splits a NUL-separated block. A truncated block keeps its last,
-// partial element. At most limit elements are kept.
+// partial element. At most limit elements are kept. The elements share one
+// string.
 func splitNUL(b []byte, limit int) []string {
 	if len(b) == 0 {
 		return nil
@@ -322,14 +353,15 @@ func splitNUL(b []byte, limit int) []string {
 		n = limit
 	}
 	out := make([]string, 0, n)
-	for len(b) > 0 && len(out) < limit {
-		i := bytes.IndexByte(b, 0)
+	all := string(b)
+	for len(all) > 0 && len(out) < limit {
+		i := strings.IndexByte(all, 0)
 		if i < 0 {
-			out = append(out, string(b))
+			out = append(out, all)
 			break
 		}
-		out = append(out, string(b[:i]))
-		b = b[i+1:]
+		out = append(out, all[:i])
+		all = all[i+1:]
 	}
 	return out
 }
@@ -356,7 +388,8 @@ func (d *decoder) decodeExit(h *recHeader, b []byte) (*event.Event, error) {
 	if len(b) != exitSize {
 		return nil, malformed("exit record of %d bytes, want %d", len(b), exitSize)
 	}
-	xe := &exitEvent{p: h.Process}
+	xe := d.exits.new()
+	xe.p = h.Process
 	xe.p.StartTime = d.wall(le.Uint64(b[exitStart:]))
 	code := le.Uint32(b[exitCode:])
 	xe.x = event.Exit{Code: int32(code>>8) & 0xff, Signal: int32(code & 0x7f)}
@@ -385,7 +418,8 @@ func (d *decoder) decodeOpen(h *recHeader, b []byte) (*event.Event, error) {
 		return nil, malformed("open call id %d unknown", call)
 	}
 	rflags := le.Uint16(b[openRFlags:])
-	fe := &fileEvent{p: h.Process}
+	fe := d.files.new()
+	fe.p = h.Process
 	f := &fe.f
 	*f = event.File{
 		RawPath:  raw,

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/cilium/ebpf/btf"
 
@@ -446,4 +447,36 @@ func BenchmarkDecodeMalformed(b *testing.B) {
 func sha256hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
+}
+
+// TestDecodeInternsRepeats: a repeated exec record decodes to the same
+// strings and slices, allocating only its event; distinct records keep the
+// intern tables bounded.
+func TestDecodeInternsRepeats(t *testing.T) {
+	d := testDecoder()
+	rec := sampleExec()
+	a, err := d.decode(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := d.decode(bytes.Clone(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Process == b.Process || unsafe.StringData(a.Process.Exe) != unsafe.StringData(b.Process.Exe) ||
+		&a.Process.Args[0] != &b.Process.Args[0] || &a.Process.Env[0] != &b.Process.Env[0] {
+		t.Errorf("repeat not interned: %p %p, args %p %p", a.Process, b.Process, &a.Process.Args[0], &b.Process.Args[0])
+	}
+	if n := testing.AllocsPerRun(100, func() { d.decode(rec) }); n != 1 {
+		t.Errorf("a repeated exec record costs %.1f allocations; want 1 (its event)", n)
+	}
+	for i := range 3 * maxInterned {
+		r := buildExec(execFields{hdrFields: testHdr, exe: fmt.Sprintf("/bin/x%d", i), cwd: "/", args: []byte(fmt.Sprint(i))})
+		if _, err := d.decode(r); err != nil {
+			t.Fatal(err)
+		}
+		if len(d.paths.m) > maxInterned || len(d.args.m) > maxInterned {
+			t.Fatalf("intern tables hold %d paths and %d argv blocks; bound %d", len(d.paths.m), len(d.args.m), maxInterned)
+		}
+	}
 }
