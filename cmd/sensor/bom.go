@@ -39,15 +39,15 @@ func runBOM(ctx context.Context, cfg *config.Config, o *options, stdout io.Write
 }
 
 func writeBOM(w io.Writer, inv *event.Inventory) {
-	fmt.Fprintf(w, "node %s  (%s)\n", inv.Node, inv.Time.Local().Format(time.RFC3339))
+	fmt.Fprintf(w, "node %s  (%s)\n", escapeText(inv.Node), inv.Time.Local().Format(time.RFC3339))
 	if len(inv.GPUs) == 0 {
 		fmt.Fprintln(w, "└─ no GPU known (NVML disabled or no device)")
 	}
 	for gi, g := range inv.GPUs {
 		last := gi == len(inv.GPUs)-1 && len(inv.Unowned) == 0
-		name := fmt.Sprintf("GPU %d %s %s", g.Index, g.UUID, g.Name)
+		name := fmt.Sprintf("GPU %d %s %s", g.Index, escapeText(g.UUID), escapeText(g.Name))
 		if g.MIG != "" {
-			name += " MIG " + g.MIG
+			name += " MIG " + escapeText(g.MIG)
 		}
 		fmt.Fprintf(w, "%s %s\n", branch(last), name)
 		writeOwners(w, indent(last), g.Owners)
@@ -76,11 +76,11 @@ func writeOwners(w io.Writer, pre string, owners []event.InventoryOwner) {
 			} else {
 				sum = "sha256:" + sum
 			}
-			fmt.Fprintf(w, "%s%s model %s  %s  %s\n", p2, branch(k == n), m.Path, humanBytes(uint64(max(m.Size, 0))), sum)
+			fmt.Fprintf(w, "%s%s model %s  %s  %s\n", p2, branch(k == n), escapeText(m.Path), humanBytes(uint64(max(m.Size, 0))), escapeText(sum))
 		}
 		for _, pe := range ow.Peers {
 			k++
-			fmt.Fprintf(w, "%s%s egress %s %s %s  %s\n", p2, branch(k == n), pe.Protocol, hostPort(pe.Addr.String(), pe.Port), pe.Class, humanBytes(pe.BytesSent))
+			fmt.Fprintf(w, "%s%s egress %s %s %s  %s\n", p2, branch(k == n), escapeText(pe.Protocol), hostPort(pe.Addr.String(), pe.Port), escapeText(pe.Class), humanBytes(pe.BytesSent))
 		}
 	}
 }
@@ -89,7 +89,7 @@ func ownerName(p *event.Process) string {
 	if p == nil {
 		return "?"
 	}
-	s := fmt.Sprintf("pid %d %s", p.PID, orDash(p.Exe))
+	s := fmt.Sprintf("pid %d %s", p.PID, orDash(escapeText(p.Exe)))
 	if len(p.Args) > 1 {
 		s += " " + quoteArgs(p.Args[1:])
 	}

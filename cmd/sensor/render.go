@@ -5,6 +5,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/kestrel-sec/kestrel/internal/event"
 )
@@ -21,6 +22,11 @@ var colours = palette{
 
 // humanRenderer prints one compact line per event, in the spirit of
 // `tetra getevents -o compact`: time, kind, actor, what, where.
+//
+// Every string that comes from the observed system (paths, exe, comm, argv,
+// container and pod names, explanations, NVML names) passes through
+// escapeText: a file name can hold a newline and an ANSI sequence, and must
+// not forge a line or drive the operator's terminal.
 type humanRenderer struct {
 	w io.Writer
 	c palette
@@ -86,7 +92,7 @@ func (r *humanRenderer) label(ev *event.Event) (string, string) {
 		return "gpu", c.cyan
 	case event.KindSyscall:
 		if ev.Sys != nil {
-			return ev.Sys.Name, c.yellow
+			return escapeText(ev.Sys.Name), c.yellow
 		}
 	case event.KindLost:
 		return "LOST", c.bold + c.yellow
@@ -104,10 +110,10 @@ func actor(p *event.Process) string {
 	if p.Exe != "" {
 		name = baseName(p.Exe)
 	}
-	s := name + "(" + strconv.FormatUint(uint64(p.PID), 10) + ")"
+	s := escapeText(name) + "(" + strconv.FormatUint(uint64(p.PID), 10) + ")"
 	if len(p.Ancestors) > 0 {
 		a := p.Ancestors[0]
-		s += "<" + baseName(a.Exe) + "(" + strconv.FormatUint(uint64(a.PID), 10) + ")"
+		s += "<" + escapeText(baseName(a.Exe)) + "(" + strconv.FormatUint(uint64(a.PID), 10) + ")"
 	}
 	return s
 }
@@ -118,7 +124,7 @@ func (r *humanRenderer) detail(ev *event.Event) string {
 		if ev.Process == nil {
 			return ""
 		}
-		s := ev.Process.Exe
+		s := escapeText(ev.Process.Exe)
 		if len(ev.Process.Args) > 1 {
 			s += " " + quoteArgs(ev.Process.Args[1:])
 		}
@@ -136,9 +142,9 @@ func (r *humanRenderer) detail(ev *event.Event) string {
 		}
 	case event.KindOpen:
 		if f := ev.File; f != nil {
-			s := f.Path
+			s := escapeText(f.Path)
 			if f.RawPath != "" && f.RawPath != f.Path {
-				s += " (as " + f.RawPath + ")"
+				s += " (as " + escapeText(f.RawPath) + ")"
 			}
 			s += " " + event.OpenFlagString(f.Flags)
 			if f.Result < 0 {
@@ -150,13 +156,13 @@ func (r *humanRenderer) detail(ev *event.Event) string {
 		}
 	case event.KindConnect, event.KindEgress:
 		if n := ev.Net; n != nil {
-			dst := n.UnixPath
+			dst := escapeText(n.UnixPath)
 			if dst == "" {
 				dst = hostPort(n.DAddr.String(), n.DPort)
 			}
-			s := n.Protocol + " " + dst
+			s := escapeText(n.Protocol) + " " + dst
 			if n.Class != "" {
-				s += " " + n.Class
+				s += " " + escapeText(n.Class)
 			}
 			if ev.Kind == event.KindEgress {
 				s = humanBytes(n.BytesSent) + " sent, " + s
@@ -174,7 +180,7 @@ func (r *humanRenderer) detail(ev *event.Event) string {
 			parts := []string{}
 			for _, v := range []string{s.Path, s.Path2, s.Arg} {
 				if v != "" {
-					parts = append(parts, v)
+					parts = append(parts, escapeText(v))
 				}
 			}
 			if s.Target != 0 {
@@ -188,28 +194,30 @@ func (r *humanRenderer) detail(ev *event.Event) string {
 		}
 	case event.KindGPU:
 		if g := ev.GPU; g != nil {
-			return fmt.Sprintf("%s %s #%d pid %d %s", g.Change, g.UUID, g.Index, g.PID, humanBytes(g.UsedBytes))
+			return fmt.Sprintf("%s %s #%d pid %d %s", escapeText(g.Change), escapeText(g.UUID), g.Index, g.PID, humanBytes(g.UsedBytes))
 		}
 	case event.KindFinding:
 		f := ev.Finding
-		s := r.c.bold + f.Rule + r.c.reset + " " + f.Title + ": " + f.Explanation
+		// The explanation quotes command lines and paths as the rule saw
+		// them: a multi-line command line stays on this line, escaped.
+		s := r.c.bold + escapeText(f.Rule) + r.c.reset + " " + escapeText(f.Title) + ": " + escapeText(f.Explanation)
 		if f.Count > 1 {
 			s += " (x" + strconv.Itoa(f.Count) + ")"
 		}
 		if len(f.MITRE) > 0 {
-			s += " [" + strings.Join(f.MITRE, ",") + "]"
+			s += " [" + escapeText(strings.Join(f.MITRE, ",")) + "]"
 		}
 		return s
 	case event.KindLost:
 		if l := ev.Lost; l != nil {
-			return strconv.FormatUint(l.Count, 10) + " events lost at " + l.Source
+			return strconv.FormatUint(l.Count, 10) + " events lost at " + escapeText(l.Source)
 		}
 	case event.KindStatus:
 		if s := ev.Status; s != nil {
 			if s.Ready {
-				return fmt.Sprintf("ready: %d programs attached. %s", len(s.Programs), s.Message)
+				return fmt.Sprintf("ready: %d programs attached. %s", len(s.Programs), escapeText(s.Message))
 			}
-			return s.Message
+			return escapeText(s.Message)
 		}
 	}
 	return ""
@@ -223,9 +231,9 @@ func where(c *event.Container) string {
 	if len(id) > 12 && isHex(id) {
 		id = id[:12]
 	}
-	s := "[" + id
+	s := "[" + escapeText(id)
 	if c.Pod != "" && c.Pod != event.Unknown {
-		s += " " + c.Namespace + "/" + c.Pod
+		s += " " + escapeText(c.Namespace) + "/" + escapeText(c.Pod)
 	}
 	return s + "]"
 }
@@ -254,10 +262,14 @@ func hostPort(h string, port uint16) string {
 	return h + ":" + strconv.Itoa(int(port))
 }
 
+// quoteArgs renders argv shell-like: an argument that is empty, holds a
+// blank, a quote or a shell metacharacter, or anything escapeText would
+// escape, is Go-quoted (strconv.Quote escapes the same characters in the
+// same notation); the others are shown as they are.
 func quoteArgs(args []string) string {
 	out := make([]string, len(args))
 	for i, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t\n\"'\\$`") {
+		if a == "" || strings.ContainsAny(a, " \"'$`") || escapeText(a) != a {
 			out[i] = strconv.Quote(a)
 		} else {
 			out[i] = a
@@ -265,6 +277,44 @@ func quoteArgs(args []string) string {
 	}
 	return strings.Join(out, " ")
 }
+
+// escapeText makes s safe to print on one terminal line. Every character
+// that is not printable (strconv.IsPrint: C0, DEL, C1, bidi overrides and
+// isolates, line and paragraph separators, zero-width and other format
+// characters, non-ASCII spaces) is written as a Go escape (\n, \x1b, \u202e),
+// a byte that is not valid UTF-8 as \xNN (not U+FFFD: the evidence keeps the
+// real byte), and a backslash as \\, so the text reads back unambiguously.
+// It returns s itself, without allocating, when nothing needs escaping.
+func escapeText(s string) string {
+	i := 0
+	for i < len(s) && s[i] >= 0x20 && s[i] < 0x7f && s[i] != '\\' {
+		i++
+	}
+	if i == len(s) {
+		return s
+	}
+	b := make([]byte, 0, len(s)+16)
+	b = append(b, s[:i]...)
+	for i < len(s) {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			b = append(b, `\x`...)
+			b = append(b, hexDigits[s[i]>>4], hexDigits[s[i]&0xf])
+		case r == '\\':
+			b = append(b, `\\`...)
+		case strconv.IsPrint(r):
+			b = append(b, s[i:i+n]...)
+		default:
+			q := strconv.AppendQuoteRune(nil, r) // '\n', '\x1b', '\u202e'
+			b = append(b, q[1:len(q)-1]...)
+		}
+		i += n
+	}
+	return string(b)
+}
+
+const hexDigits = "0123456789abcdef"
 
 func humanBytes(n uint64) string {
 	const unit = 1024

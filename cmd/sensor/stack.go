@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,7 +94,8 @@ func newStack(ctx context.Context, cfg *config.Config, log *slog.Logger, sinks [
 	}
 
 	s.engine, err = detect.New(cfg.Detect, &detect.Options{Logger: log, HostNS: hostNS,
-		AI: &detect.AIOptions{StaticAlloc: s.assigner.StaticAlloc, Node: os.Getenv("NODE_NAME")}})
+		AI:   &detect.AIOptions{StaticAlloc: s.assigner.StaticAlloc, Node: os.Getenv("NODE_NAME")},
+		Self: detect.SelfIdentity{PID: uint32(os.Getpid()), IsThread: isOwnThread}})
 	if err != nil {
 		return nil, fmt.Errorf("create rule engine: %w", err)
 	}
@@ -186,7 +188,28 @@ func (s *stack) status() *event.Status {
 	st.Fields["uptime"] = time.Since(s.started).Round(time.Second).String()
 	st.Fields["node"] = nodeName()
 	st.Message = "GPU: " + gpuState
+	if s.kernel != nil {
+		sc := s.kernel.SelfCheck()
+		st.Fields[event.FieldSelfCheck] = sc
+		st.Message += selfCheckNote(sc)
+	}
 	return st
+}
+
+// selfCheckNote is what the status line adds when the sensor's BPF objects
+// were tampered with: that line must not read as all clear.
+func selfCheckNote(selfCheck string) string {
+	if selfCheck == "" || selfCheck == "ok" {
+		return ""
+	}
+	return "; self-check: " + selfCheck
+}
+
+// isOwnThread reports whether tid is a thread of this process: a tracer
+// may attach to any one of them.
+func isOwnThread(tid uint32) bool {
+	_, err := os.Stat("/proc/self/task/" + strconv.FormatUint(uint64(tid), 10))
+	return err == nil
 }
 
 // snapshotDetector runs the engine on the pipeline goroutine and publishes a

@@ -277,11 +277,13 @@ func daemonStatus(ctx context.Context, c *export.Client) (*event.Status, *export
 		return nil, nil, err
 	}
 	st := &event.Status{Fields: map[string]string{"nvml": resp.GetNvmlState(), "node": resp.GetNodeName(),
-		"instance": resp.GetInstanceId(), "version": resp.GetStatus().GetFields()["version"], "mode": "attached to daemon"}}
+		"instance": resp.GetInstanceId(), "version": resp.GetStatus().GetFields()["version"], "mode": "attached to daemon",
+		event.FieldSelfCheck: resp.GetStatus().GetFields()[event.FieldSelfCheck]}}
 	if s := resp.GetStatus(); s != nil {
 		st.Programs = s.GetPrograms()
 		st.Counters = s.GetCounters()
 	}
-	st.Message = "attached to the daemon; GPU: " + resp.GetNvmlState()
+	st.Message = "attached to the daemon; GPU: " + resp.GetNvmlState() +
+		selfCheckNote(resp.GetStatus().GetFields()[event.FieldSelfCheck])
 	return st, &export.Cursor{Instance: resp.GetInstanceId(), Seq: resp.GetRing().GetHeadSeq()}, nil
 }

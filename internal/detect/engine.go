@@ -29,6 +29,9 @@ type Options struct {
 	// AI holds the inputs of the model-weight and GPU rules (model
 	// registry, static GPU allocation, node name); nil selects defaults.
 	AI *AIOptions
+	// Self names the sensor's own process for the SELF rules; zero turns
+	// off what needs it (SELF-003).
+	Self SelfIdentity
 }
 
 // Engine runs the enabled rules over enriched events and aggregates their
@@ -106,6 +109,7 @@ func New(cfg config.DetectConfig, opts *Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compile detect config: %w", err)
 	}
+	s.Self = opts.Self
 	e := &Engine{
 		settings: s,
 		state:    newState(cfg.StateSize, opts.HostNS),

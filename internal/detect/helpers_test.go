@@ -51,7 +51,7 @@ func newTestEngine(t testing.TB, mod func(*config.DetectConfig)) *Engine {
 	if mod != nil {
 		mod(&c)
 	}
-	e, err := New(c, &Options{HostNS: hostNS})
+	e, err := New(c, &Options{HostNS: hostNS, Self: testSelf})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -22,6 +22,7 @@ var catalog = []func(*Settings) Rule{
 	newC2001,
 	newGPU001, newGPU002, newGPU003, newGPU004, newGPU005, newGPU006, newGPU007, newGPU008,
 	newEXF001, newEXF002, newEXF003, newEXF004, newEXF005, newEXF006,
+	newSELF001, newSELF002, newSELF003, newSELF004,
 }
 
 // baseRule carries a rule's metadata; rules embed it.

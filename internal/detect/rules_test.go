@@ -735,7 +735,8 @@ func TestRules(t *testing.T) {
 			return evs(connEv(proc(165, "/usr/bin/curl"), infer("x"), "10.200.2.2", 80, event.ClassExternal))
 		}, false, 0},
 	}
-	cases = append(cases, aiRuleCases()...) // GPU-* and EXF-* (rule_ai_cases_test.go)
+	cases = append(cases, aiRuleCases()...)   // GPU-* and EXF-* (rule_ai_cases_test.go)
+	cases = append(cases, selfRuleCases()...) // SELF-* (rule_self_test.go)
 	covered := map[string]bool{}
 	for _, tc := range cases {
 		t.Run(tc.rule+"/"+tc.name, func(t *testing.T) {

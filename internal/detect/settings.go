@@ -18,6 +18,8 @@ type Settings struct {
 	Config config.DetectConfig
 	// HostNS holds the initial namespaces (from /proc/2/ns/*).
 	HostNS event.Namespaces
+	// Self is the sensor's own identity (Options.Self), for the SELF rules.
+	Self SelfIdentity
 
 	umh             nameSet
 	runtimeExtra    nameSet

@@ -156,6 +156,11 @@ func TestCompatSyscalls(t *testing.T) {
 			if s := sys("kill"); !s.Compat || s.Target != uint32(os.Getpid()) || s.Flags != uint64(unix.SIGURG) || s.Ret != 0 {
 				t.Errorf("kill = %+v; want compat SIGURG to %d", s, os.Getpid())
 			}
+			// The signal the kill generated for the sensor (this process)
+			// names the 32-bit call.
+			if s := sys(event.SyscallSignal); !s.Compat || s.Arg != "SIGURG via kill (32-bit)" {
+				t.Errorf("signal = %+v; want SIGURG via kill (32-bit)", s)
+			}
 			for _, call := range []string{"open", "openat"} {
 				f := c.wait(t, call, func(e *event.Event) bool {
 					return e.Kind == event.KindOpen && e.Process.PID == pid && e.File.Syscall == call

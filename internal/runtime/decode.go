@@ -269,6 +269,8 @@ func (d *decoder) decode(b []byte) (*event.Event, error) {
 		return decodeNet(&h, b)
 	case h.Type == recSyscall:
 		return d.decodeSyscall(&h, b)
+	case h.Type == recSignal:
+		return d.decodeSignal(&h, b)
 	}
 	return nil, malformed("unknown record type %d", h.Type)
 }

@@ -358,6 +358,7 @@ func fuzzSeeds() map[string][]byte {
 		"exit":      buildExit(testHdr, 9, 3),
 		"truncated": sampleExec()[:100],
 		"syscall":   buildSys(testHdr, 0, -1, "/dev/sda1", "/mnt", "ext4"),
+		"signal":    buildSignal(testHdr, 19, 0, 0, 4242, 62, 1),
 	}
 }
 

@@ -110,6 +110,7 @@ func deployedStage2(mode string) int {
 	}
 	defer s.Close()
 	fmt.Println("attached:", strings.Join(s.Programs(), ","))
+	fmt.Println("not_frozen:", s.Counters()["maps_not_frozen"])
 	c := &collector{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -238,6 +239,10 @@ func TestLoadWithDeployedCapabilities(t *testing.T) {
 		}
 		if path, res, _ := strings.Cut(got["open"], " "); path != model || strings.HasPrefix(res, "-") {
 			t.Errorf("open through the dispatcher: %q; want %s and an fd", got["open"], model)
+		}
+		// The deployed capabilities suffice to freeze every map.
+		if got["not_frozen"] != "0" {
+			t.Errorf("%s maps left writable with the deployed capabilities", got["not_frozen"])
 		}
 	})
 

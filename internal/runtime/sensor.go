@@ -4,6 +4,10 @@
 //
 // Loading is all or nothing: Load either attaches every program or leaves
 // nothing of its own in the kernel. Decoding is pure and needs no root.
+//
+// Once attached, the sensor defends what it loaded (selfcheck.go): its maps
+// are frozen, its links and filter maps verified, and every signal sent to
+// it reported (bpf/self.bpf.h).
 package runtime
 
 import (
@@ -78,6 +82,7 @@ type Sensor struct {
 	lostDecoder uint64 // decode errors already reported as Lost (reader goroutine)
 	egress      egressReporter
 	cg          cgroupState
+	self        selfCheck
 }
 
 // Kernel drop sources (enum drop_source in bpf/common.h).
@@ -178,6 +183,9 @@ func load(cfg config.CaptureConfig, opts *Options, floor bool) (_ *Sensor, err e
 		return nil, err
 	}
 	if !floor {
+		if err := s.protect(spec); err != nil {
+			return nil, err
+		}
 		s.rd, err = ringbuf.NewReader(s.coll.Maps["events"])
 		if err != nil {
 			return nil, fmt.Errorf("open ring buffer reader: %w", err)
@@ -302,9 +310,10 @@ var (
 )
 
 // Programs returns the names of the attached programs and of the syscall
-// handlers the dispatcher tail-calls, sorted.
+// handlers the dispatcher tail-calls, sorted; a program whose link was
+// found detached (and could not be attached again) is not listed.
 func (s *Sensor) Programs() []string {
-	return slices.Sorted(slices.Values(slices.Concat(s.progs, s.handlers)))
+	return slices.Sorted(slices.Values(slices.Concat(s.attachedPrograms(), s.handlers)))
 }
 
 // Counters returns events decoded, decode errors and the kernel drop
@@ -319,6 +328,7 @@ func (s *Sensor) Counters() map[string]uint64 {
 	}
 	s.egress.counters(m)
 	s.cgroupCounters(m)
+	s.self.counters(m)
 	return m
 }
 
@@ -342,10 +352,12 @@ func (s *Sensor) Close() error {
 			errs = append(errs, s.rd.Close())
 			s.rdMu.Unlock()
 		}
+		s.self.mu.Lock() // a repair may be swapping a link
 		for i := len(s.links) - 1; i >= 0; i-- {
 			errs = append(errs, s.links[i].Close())
 		}
 		s.links = nil
+		s.self.mu.Unlock()
 		if s.coll != nil {
 			s.coll.Close()
 		}
@@ -455,6 +467,7 @@ func (s *Sensor) tick(now time.Time, emit func(*event.Event)) {
 		s.lostDecoder = de
 	}
 	egressTick(s, now, emit)
+	selfTick(s, now, emit)
 }
 
 // sumPerCPU sums the per-CPU counters first, first+1, ... of the array

@@ -366,6 +366,7 @@ const (
 	sensorProgKestrelExec            = "kestrel_exec"
 	sensorProgKestrelExit            = "kestrel_exit"
 	sensorProgKestrelFork            = "kestrel_fork"
+	sensorProgKestrelSignal          = "kestrel_signal"
 	sensorProgKestrelSysEnter        = "kestrel_sys_enter"
 	sensorProgKestrelSysExit         = "kestrel_sys_exit"
 	sensorProgNetConnect4            = "net_connect4"
@@ -376,6 +377,7 @@ const (
 	sensorProgNetSockSetState        = "net_sock_set_state"
 	sensorVarBtfExitRec              = "_btf_exit_rec"
 	sensorVarBtfForkRec              = "_btf_fork_rec"
+	sensorVarBtfSigRec               = "_btf_sig_rec"
 	sensorVarEnvClass                = "env_class"
 	sensorVarEnvFirst2               = "env_first2"
 	sensorVarEnvNpats                = "env_npats"
@@ -506,6 +508,7 @@ type sensorProgramSpecs struct {
 	KestrelExec            *ebpf.ProgramSpec `ebpf:"kestrel_exec"`
 	KestrelExit            *ebpf.ProgramSpec `ebpf:"kestrel_exit"`
 	KestrelFork            *ebpf.ProgramSpec `ebpf:"kestrel_fork"`
+	KestrelSignal          *ebpf.ProgramSpec `ebpf:"kestrel_signal"`
 	KestrelSysEnter        *ebpf.ProgramSpec `ebpf:"kestrel_sys_enter"`
 	KestrelSysExit         *ebpf.ProgramSpec `ebpf:"kestrel_sys_exit"`
 	NetConnect4            *ebpf.ProgramSpec `ebpf:"net_connect4"`
@@ -548,6 +551,7 @@ type sensorMapSpecs struct {
 type sensorVariableSpecs struct {
 	BtfExitRec  *ebpf.VariableSpec `ebpf:"_btf_exit_rec"`
 	BtfForkRec  *ebpf.VariableSpec `ebpf:"_btf_fork_rec"`
+	BtfSigRec   *ebpf.VariableSpec `ebpf:"_btf_sig_rec"`
 	EnvClass    *ebpf.VariableSpec `ebpf:"env_class"`
 	EnvFirst2   *ebpf.VariableSpec `ebpf:"env_first2"`
 	EnvNpats    *ebpf.VariableSpec `ebpf:"env_npats"`
@@ -633,6 +637,7 @@ func (m *sensorMaps) Close() error {
 type sensorVariables struct {
 	BtfExitRec  *ebpf.Variable `ebpf:"_btf_exit_rec"`
 	BtfForkRec  *ebpf.Variable `ebpf:"_btf_fork_rec"`
+	BtfSigRec   *ebpf.Variable `ebpf:"_btf_sig_rec"`
 	EnvClass    *ebpf.Variable `ebpf:"env_class"`
 	EnvFirst2   *ebpf.Variable `ebpf:"env_first2"`
 	EnvNpats    *ebpf.Variable `ebpf:"env_npats"`
@@ -725,6 +730,7 @@ type sensorPrograms struct {
 	KestrelExec            *ebpf.Program `ebpf:"kestrel_exec"`
 	KestrelExit            *ebpf.Program `ebpf:"kestrel_exit"`
 	KestrelFork            *ebpf.Program `ebpf:"kestrel_fork"`
+	KestrelSignal          *ebpf.Program `ebpf:"kestrel_signal"`
 	KestrelSysEnter        *ebpf.Program `ebpf:"kestrel_sys_enter"`
 	KestrelSysExit         *ebpf.Program `ebpf:"kestrel_sys_exit"`
 	NetConnect4            *ebpf.Program `ebpf:"net_connect4"`
@@ -813,6 +819,7 @@ func (p *sensorPrograms) Close() error {
 		p.KestrelExec,
 		p.KestrelExit,
 		p.KestrelFork,
+		p.KestrelSignal,
 		p.KestrelSysEnter,
 		p.KestrelSysExit,
 		p.NetConnect4,

@@ -54,6 +54,8 @@ func runHelper(action string, args []string) int {
 		fmt.Println(fd, err)
 	case "sys":
 		return runSysHelper(args)
+	case "signal":
+		return runSignalHelper(args)
 	case "deployed": // stage 1 of TestLoadWithDeployedCapabilities
 		return deployedStage1(args[0], args[1])
 	case "deployed2":

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Run hashes queued files until ctx is done, reading at most HashRate bytes
@@ -20,8 +22,9 @@ import (
 // the only place the registry does file I/O. It returns nil when ctx is done.
 //
 // A file is opened through /proc/<pid>/root of a process that opened it, so
-// container paths resolve in the container's mount namespace, and accepted
-// only when its inode (and device) match what the kernel reported.
+// container paths resolve in the container's mount namespace, resolved by
+// the kernel inside that root (openInRoot), and read only when it is a
+// regular file whose inode (and device) match what the kernel reported.
 func (r *Registry) Run(ctx context.Context) error {
 	if r.opts.NoHash {
 		return nil
@@ -212,10 +215,11 @@ func (r *Registry) hashFile(ctx context.Context, j hashJob, p *pacer, buf []byte
 }
 
 // open tries the job's paths through the roots of its loaders (newest
-// first), then directly for host loaders, and returns the first regular file
-// whose identity matches.
+// first), then in the sensor's own root for host loaders, and returns the
+// first regular file whose identity matches (see openInRoot).
 func (r *Registry) open(j hashJob) (*os.File, os.FileInfo, error) {
-	var cands []string
+	type cand struct{ root, path string }
+	var cands []cand
 	host := len(j.loaders) == 0
 	for i := len(j.loaders) - 1; i >= 0; i-- {
 		l := j.loaders[i]
@@ -228,14 +232,14 @@ func (r *Registry) open(j hashJob) (*os.File, os.FileInfo, error) {
 		root := filepath.Join(r.opts.ProcRoot, strconv.FormatUint(uint64(l.PID), 10), "root")
 		for _, p := range j.paths {
 			if filepath.IsAbs(p) {
-				cands = append(cands, filepath.Join(root, p))
+				cands = append(cands, cand{root, p})
 			}
 		}
 	}
 	if host {
 		for _, p := range j.paths {
 			if filepath.IsAbs(p) {
-				cands = append(cands, p)
+				cands = append(cands, cand{"/", p})
 			}
 		}
 	}
@@ -244,7 +248,7 @@ func (r *Registry) open(j hashJob) (*os.File, os.FileInfo, error) {
 	}
 	var first error
 	for _, c := range cands {
-		f, fi, err := openVerified(c, j.dev, j.inode)
+		f, fi, err := openInRoot(c.root, c.path, j.dev, j.inode)
 		if err == nil {
 			return f, fi, nil
 		}
@@ -255,29 +259,91 @@ func (r *Registry) open(j hashJob) (*os.File, os.FileInfo, error) {
 	return nil, nil, first
 }
 
-func openVerified(name string, dev, inode uint64) (*os.File, os.FileInfo, error) {
-	// O_NONBLOCK: a FIFO named like a model must not hang the hasher.
-	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+// ErrNoOpenat2 is returned, and nothing is opened, where the kernel has no
+// openat2(2) (before 5.6, or hidden by a seccomp profile that answers
+// ENOSYS): without RESOLVE_IN_ROOT a container's symlink could point the
+// sensor at any file or device of the host, so there is no fallback.
+var ErrNoOpenat2 = errors.New("openat2 with RESOLVE_IN_ROOT is unavailable (kernel before 5.6, or ENOSYS from seccomp): refusing to open files on behalf of a container without it")
+
+// openat2 is unix.Openat2; tests replace it to play an old kernel.
+var openat2 = unix.Openat2
+
+// selfFD is where the hasher reopens a file it holds as an O_PATH
+// descriptor: the sensor's own procfs, whatever ProcRoot says.
+const selfFD = "/proc/self/fd/"
+
+// openInRoot opens name, a path as the loader saw it, for reading inside the
+// directory root (<proc>/<pid>/root of a loader, or / for the host), and
+// returns the file only if it is a regular file with the observed identity.
+//
+// The path is resolved by the kernel with RESOLVE_IN_ROOT, so absolute
+// symlinks and ".." stay inside root: a container cannot point the sensor
+// at a host file. RESOLVE_NO_MAGICLINKS refuses /proc/<pid>/fd and
+// /proc/<pid>/root links on the way, which would leave root. RESOLVE_NO_XDEV
+// is not used: model volumes are mounts inside the container's root.
+//
+// The first open is O_PATH, which runs no driver code and generates no
+// fsnotify event; the type and identity are checked on it with fstat, and
+// only a regular file with the observed dev and inode is then reopened for
+// reading through /proc/self/fd (the same inode, pinned by the O_PATH
+// descriptor). A device node, FIFO or socket is therefore never opened.
+func openInRoot(root, name string, dev, inode uint64) (*os.File, os.FileInfo, error) {
+	display := filepath.Join(root, name)
+	rootFD, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open model file: %w", err)
+		return nil, nil, fmt.Errorf("open model file: open root %s: %w", root, err)
 	}
+	defer unix.Close(rootFD)
+	pathFD, err := openat2(rootFD, name, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	switch {
+	case errors.Is(err, unix.ENOSYS):
+		return nil, nil, fmt.Errorf("open model file %s: %w", display, ErrNoOpenat2)
+	case err != nil:
+		return nil, nil, fmt.Errorf("open model file %s: %w", display, err)
+	}
+	defer unix.Close(pathFD)
+	var st unix.Stat_t
+	if err := unix.Fstat(pathFD, &st); err != nil {
+		return nil, nil, fmt.Errorf("stat model file %s: %w", display, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, nil, fmt.Errorf("open model file %s: not a regular file (mode %#o): not opened", display, st.Mode)
+	}
+	if err := checkIdentity(display, &st, dev, inode); err != nil {
+		return nil, nil, err
+	}
+	// O_NONBLOCK and O_NOCTTY cost nothing on a regular file and keep the
+	// open harmless should the inode ever not be one.
+	fd, err := unix.Open(selfFD+strconv.Itoa(pathFD), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open model file %s: reopen for reading: %w", display, err)
+	}
+	f := os.NewFile(uintptr(fd), display)
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, nil, fmt.Errorf("stat model file: %w", err)
+		return nil, nil, fmt.Errorf("stat model file %s: %w", display, err)
 	}
-	if !fi.Mode().IsRegular() {
+	if rst, ok := fi.Sys().(*syscall.Stat_t); !ok || rst.Ino != st.Ino || rst.Dev != st.Dev || !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, nil, fmt.Errorf("open model file %s: not a regular file", name)
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && inode != 0 {
-		if uint64(st.Ino) != inode || dev != 0 && !devMatch(dev, uint64(st.Dev)) {
-			f.Close()
-			return nil, nil, fmt.Errorf("open model file %s: identity %d:%d is not the observed %d:%d",
-				name, st.Dev, st.Ino, dev, inode)
-		}
+		return nil, nil, fmt.Errorf("open model file %s: reopened descriptor is not the checked file", display)
 	}
 	return f, fi, nil
+}
+
+// checkIdentity accepts st when the kernel reported no identity (inode 0)
+// or when it is the observed inode (and device, when one was observed).
+func checkIdentity(name string, st *unix.Stat_t, dev, inode uint64) error {
+	if inode == 0 {
+		return nil
+	}
+	if st.Ino != inode || dev != 0 && !devMatch(dev, st.Dev) {
+		return fmt.Errorf("open model file %s: identity %d:%d is not the observed %d:%d", name, st.Dev, st.Ino, dev, inode)
+	}
+	return nil
 }
 
 // devMatch compares an observed device number, in the user-space encoding of

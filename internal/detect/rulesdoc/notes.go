@@ -84,4 +84,13 @@ var falsePositives = map[string]string{
 		"their cache, `hf_transfer`. Archives made during `startup_grace` stay medium.",
 	"EXF-005": "Operators copying logs out with `kubectl cp`. Govern who may exec into pods on the API side.",
 	"EXF-006": "Readiness scripts that check that the model is present. Low on purpose: it is correlation for EXF-001.",
+	"SELF-001": "None expected: only a process with `CAP_BPF` or `CAP_SYS_ADMIN` changes the sensor's links or " +
+		"maps. An operator running `bpftool link detach` or `bpftool map update` against the sensor's ids, or a " +
+		"second eBPF tool that detaches every cgroup link it finds, does.",
+	"SELF-002": "Stopping the pod: the container runtime sends `SIGTERM` from the host (high, not critical); node " +
+		"shutdown; an operator's `kill`. The OOM killer's `SIGKILL` is kernel-generated (high). Exempt a node " +
+		"agent that restarts the sensor with `rules.SELF-002.allow_exe`.",
+	"SELF-003": "An operator debugging the sensor with `gdb -p`, `strace -p` or a profiler that reads its memory.",
+	"SELF-004": "A node so short of CPU that the reader waited 2 s for one: the run-queue wait tells it from a stop, " +
+		"and starvation is low. Live migration of the VM can look like a stop.",
 }

@@ -32,6 +32,8 @@ var families = []struct{ prefix, title, about string }{
 	{"C2", "Command and control", "Interactive control over a network connection."},
 	{"CRED", "Credentials", "Credentials that unlock model stores, registries and the cluster."},
 	{"EXE", "Execution and persistence", "Code that the image did not ship, and loader hijacks."},
+	{"SELF", "Self-protection", "Attempts on the sensor itself: signals, tracing, pauses, and its BPF objects " +
+		"([self-protection](self-protection.md))."},
 }
 
 // Catalog returns the metadata of every registered rule, in catalog order,
