@@ -40,8 +40,19 @@ volatile const struct env_pat env_pats[ENV_PATS] = {};
 volatile const __u8 env_class[ENV_PATS] = {};
 volatile const __u32 env_npats = 0;
 
-/* An environment has at most this many entries looked at; more set
- * EXEC_F_ENV_TRUNC. Each costs one string read. */
+/* Scanning the environment. The kernel laid out the new image's stack
+ * (create_elf_tables) as argc, the argv pointers, NULL, the envp pointers,
+ * NULL, at mm->start_stack, pointing into the block of strings that
+ * mm->env_start..env_end spans. The scan reads the envp pointers (up to
+ * ENV_PTRS) and the block (up to ENV_WIN bytes) once each, so that an entry
+ * costs a few loads: its length is the distance to the next pointer, and
+ * its name is compared in the copy of the block. Only a kept entry, and the
+ * name of one past ENV_WIN, costs a read. Where the pointers do not lead to
+ * the block (an image that is not ELF; whatever the pointers could not
+ * reach), entries are read one by one with a string read each instead, up
+ * to ENV_SCAN_MAX entries in all; more set EXEC_F_ENV_TRUNC. */
+#define ENV_PTRS 1024
+#define ENV_WIN 16384
 #define ENV_SCAN_MAX 4096
 /* A string is at most MAX_ARG_STRLEN (32 pages) long: the end of a long
  * entry is found in at most this many reads of ENV_ENTRY_MAX bytes. */
@@ -54,7 +65,14 @@ volatile const __u32 env_npats = 0;
 struct exec_scratch {
 	struct exec_rec r;
 	char spill[8192 + ENV_ENTRY_MAX + ENV_PAT_LEN - EXEC_DATA]; /* absorbs masked writes past data[] */
-	char junk[ENV_ENTRY_MAX]; /* the rest of a long entry, read to find its end */
+	char junk[ENV_ENTRY_MAX]; /* the rest of a long entry, read to find its end; a name */
+};
+
+/* The envp pointers and the block, in a map of their own: a per-CPU value
+ * is at most 32 KiB. */
+struct env_scratch {
+	__u64 envp[ENV_PTRS];            /* the envp pointers (u32 for a 32-bit image) */
+	char win[ENV_WIN + ENV_PAT_LEN]; /* the first ENV_WIN bytes of the block */
 };
 
 struct {
@@ -64,10 +82,23 @@ struct {
 	__type(value, struct exec_scratch);
 } exec_scratch SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct env_scratch);
+} env_scratch SEC(".maps");
+
 static __always_inline struct exec_scratch *exec_buf(void)
 {
 	__u32 zero = 0;
 	return bpf_map_lookup_elem(&exec_scratch, &zero);
+}
+
+static __always_inline struct env_scratch *env_buf(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&env_scratch, &zero);
 }
 
 static __always_inline __u32 read_user_block(char *dst, __u32 max, unsigned long start, unsigned long end, bool *trunc)
@@ -107,11 +138,99 @@ static __always_inline __u32 env_match(const char *e)
 }
 
 struct env_scan {
-	unsigned long p, end; /* the next entry, the end of the block */
-	__u32 base;           /* offset in data[] of the first kept entry */
-	__u32 used;           /* bytes of kept entries */
-	__u32 flags;          /* EXEC_F_ENV_TRUNC when something was not looked at or kept */
+	unsigned long p, end;   /* the next entry, the end of the block */
+	unsigned long start;    /* the start of the block (env_start) */
+	__u32 base;             /* offset in data[] of the first kept entry */
+	__u32 used;             /* bytes of kept entries */
+	__u32 flags;            /* EXEC_F_ENV_TRUNC when something was not looked at or kept */
+	__u32 n;                /* entries with a pointer and a length */
+	__u32 envc;             /* entries the kernel counted */
+	__u32 win;              /* bytes of the block in win[] */
+	bool compat;            /* 4-byte pointers */
 };
+
+/* env_room says whether a kept entry of len bytes (class from env_match,
+ * minus one) fits, shortening it to what user space keeps of it; it marks
+ * what cannot be kept whole. */
+static __always_inline bool env_room(struct env_scan *c, __u32 class, __u32 *len, bool *cut)
+{
+	if (!(class & ENV_C_WHOLE) && *len > ENV_ENTRY_SHORT - 1) {
+		*len = ENV_ENTRY_SHORT - 1;
+		*cut = true;
+	}
+	__u32 room = class & ENV_C_LOADER ? ENV_KEPT_MAX : ENV_KEPT_MAX - ENV_LOADER_RESERVE;
+	if (c->used + 2 + *len > room) {
+		c->flags |= EXEC_F_ENV_TRUNC; /* no room: a shorter one may still fit */
+		return false;
+	}
+	if (*cut)
+		c->flags |= EXEC_F_ENV_TRUNC;
+	return true;
+}
+
+/* env_put writes the header of a kept entry at hdr and counts it. */
+static __always_inline void env_put(struct exec_scratch *s, struct env_scan *c, __u32 hdr, __u32 len, bool cut)
+{
+	__u16 h = len | (cut ? ENV_CUT : 0);
+	s->r.data[hdr & EXEC_OFF_MASK] = h;
+	s->r.data[(hdr + 1) & EXEC_OFF_MASK] = h >> 8;
+	c->used += 2 + len;
+}
+
+/* env_ptr_step looks at entry i through the pointers. bpf_loop callback;
+ * returns 1 to stop (c->p is then where the string reads go on). */
+static long env_ptr_step(__u64 i, void *arg)
+{
+	struct env_scan *c = arg;
+	if (i >= c->n)
+		return 1;
+	struct exec_scratch *s = exec_buf();
+	struct env_scratch *v = env_buf();
+	if (!s || !v)
+		return 1;
+	unsigned long p, next;
+	if (c->compat) {
+		const __u32 *p32 = (const __u32 *)v->envp;
+		p = p32[i & (2 * ENV_PTRS - 1)];
+		next = p32[(i + 1) & (2 * ENV_PTRS - 1)];
+	} else {
+		p = v->envp[i & (ENV_PTRS - 1)];
+		next = v->envp[(i + 1) & (ENV_PTRS - 1)];
+	}
+	if (next == 0 && i + 1 == c->envc)
+		next = c->end; /* the last entry: the NULL after it */
+	/* Pointers that do not walk the block in order: read strings instead. */
+	if (p != c->p || next <= p || next > c->end)
+		return 1;
+	c->p = next;
+	__u32 len = next - p - 1; /* the NUL excluded */
+	__u64 off = p - c->start;
+	const char *name;
+	if (off + len < c->win) { /* the entry and its NUL are in win[] */
+		name = &v->win[off & (ENV_WIN - 1)];
+	} else {
+		if (bpf_probe_read_user(s->junk, ENV_PAT_LEN, (void *)p) < 0)
+			__builtin_memset(s->junk, 0, ENV_PAT_LEN);
+		name = s->junk;
+	}
+	__u32 class = env_match(name);
+	if (!class--)
+		return 0;
+	bool cut = len > ENV_ENTRY_MAX - 1;
+	if (cut)
+		len = ENV_ENTRY_MAX - 1;
+	if (!env_room(c, class, &len, &cut))
+		return 0;
+	__u32 hdr = (c->base + c->used) & EXEC_OFF_MASK;
+	barrier_var(len); /* keep the mask: the verifier needs it */
+	__u32 size = len & (ENV_ENTRY_MAX - 1);
+	if (size == 0 || bpf_probe_read_user(&s->r.data[(hdr + 2) & EXEC_OFF_MASK], size, (void *)p) < 0) {
+		c->flags |= EXEC_F_ENV_TRUNC;
+		return 0;
+	}
+	env_put(s, c, hdr, len, cut);
+	return 0;
+}
 
 /* The end of an entry longer than one read: env_skip_step reads on from q
  * until a read ends before its buffer does. bpf_loop callback, so that the
@@ -141,10 +260,10 @@ static long env_skip_step(__u64 i, void *arg)
 	return 0;
 }
 
-/* env_step looks at one environment entry: it reads it in place after the
- * kept entries, and keeps it there when env_match says so. bpf_loop
- * callback; returns 1 to stop. */
-static long env_step(__u64 i, void *arg)
+/* env_str_step looks at the entry at c->p with a string read: it reads it
+ * in place after the kept entries, and keeps it there when env_match says
+ * so. bpf_loop callback; returns 1 to stop. */
+static long env_str_step(__u64 i, void *arg)
 {
 	struct env_scan *c = arg;
 	if (c->p >= c->end)
@@ -176,22 +295,47 @@ static long env_step(__u64 i, void *arg)
 	if (!class--)
 		return 0;
 	__u32 len = n - 1;
-	if (!(class & ENV_C_WHOLE) && len > ENV_ENTRY_SHORT - 1) {
-		len = ENV_ENTRY_SHORT - 1;
-		cut = true;
-	}
-	__u32 room = class & ENV_C_LOADER ? ENV_KEPT_MAX : ENV_KEPT_MAX - ENV_LOADER_RESERVE;
-	if (c->used + 2 + len > room) {
-		c->flags |= EXEC_F_ENV_TRUNC; /* no room: a shorter one may still fit */
-		return 0;
-	}
-	if (cut)
-		c->flags |= EXEC_F_ENV_TRUNC;
-	__u16 h = len | (cut ? ENV_CUT : 0);
-	s->r.data[hdr] = h;
-	s->r.data[(hdr + 1) & EXEC_OFF_MASK] = h >> 8;
-	c->used += 2 + len;
+	if (env_room(c, class, &len, &cut))
+		env_put(s, c, hdr, len, cut);
 	return 0;
+}
+
+/* env_pointers reads the envp pointers and the block into v and sets c->n
+ * to the entries they describe, or to 0 where they do not describe the
+ * block: then every entry is read as a string. */
+static __always_inline void env_pointers(struct env_scratch *s, struct env_scan *c, struct mm_struct *mm,
+					 struct linux_binprm *bprm)
+{
+	__u32 envc = bprm->envc, argc = bprm->argc;
+	unsigned long sp = mm->start_stack;
+	c->n = 0;
+	c->envc = envc;
+	if (envc == 0 || envc > (1 << 20) || argc > (1 << 20))
+		return;
+	/* The entries' pointers and the one after (NULL after the last). */
+	__u32 n = envc + 1 > ENV_PTRS ? ENV_PTRS : envc + 1;
+	__u32 size = n * 8;
+	if (size > sizeof(s->envp))
+		size = sizeof(s->envp);
+	barrier_var(size);
+	if (bpf_probe_read_user(s->envp, size, (void *)(sp + 8 * ((unsigned long)argc + 2))) < 0 || s->envp[0] != c->start) {
+		/* A 32-bit image: 4-byte pointers. */
+		size = n * 4;
+		if (size > sizeof(s->envp))
+			size = sizeof(s->envp);
+		barrier_var(size);
+		if (bpf_probe_read_user(s->envp, size, (void *)(sp + 4 * ((unsigned long)argc + 2))) < 0 ||
+		    *(__u32 *)s->envp != c->start)
+			return;
+		c->compat = true;
+	}
+	c->n = n - 1;
+	__u64 blen = c->end - c->start;
+	__u32 win = blen > ENV_WIN ? ENV_WIN : blen;
+	barrier_var(win);
+	if (win == 0 || bpf_probe_read_user(s->win, win, (void *)c->start) < 0)
+		win = 0;
+	c->win = win;
 }
 
 /* pid_ns_inum is the inode of t's pid namespace: that of its pid at the
@@ -259,10 +403,22 @@ int BPF_PROG(kestrel_exec, struct task_struct *t, pid_t old_pid, struct linux_bi
 		flags |= EXEC_F_ARGS_TRUNC;
 	off = (off + *(volatile __u16 *)&r->args_len) & (4 * PATH_SLOT - 1);
 
-	struct env_scan c = { .p = mm->env_start, .end = mm->env_end, .base = off };
-	long loops = bpf_loop(ENV_SCAN_MAX, env_step, &c, 0);
-	if (loops < 0 || (loops == ENV_SCAN_MAX && c.p < c.end))
-		c.flags |= EXEC_F_ENV_TRUNC;
+	struct env_scan c = { .p = mm->env_start, .end = mm->env_end, .start = mm->env_start, .base = off };
+	struct env_scratch *v = env_buf();
+	if (c.end > c.p && v) {
+		env_pointers(v, &c, mm, bprm);
+		long done = 0;
+		if (c.n)
+			done = bpf_loop(ENV_PTRS, env_ptr_step, &c, 0);
+		/* What the pointers did not cover, string by string, up to
+		 * ENV_SCAN_MAX entries in all. */
+		if (c.p < c.end) {
+			__u32 left = done > 0 && done < ENV_SCAN_MAX ? ENV_SCAN_MAX - done : ENV_SCAN_MAX;
+			long loops = bpf_loop(left, env_str_step, &c, 0);
+			if (loops < 0 || (loops == left && c.p < c.end))
+				c.flags |= EXEC_F_ENV_TRUNC;
+		}
+	}
 	flags |= c.flags;
 
 	r->flags = flags;

@@ -117,6 +117,12 @@ type sensorEnvPat struct {
 	M [3]uint64
 }
 
+type sensorEnvScratch struct {
+	_    structs.HostLayout
+	Envp [1024]uint64
+	Win  [16408]int8
+}
+
 type sensorExecScratch struct {
 	_ structs.HostLayout
 	R struct {
@@ -275,6 +281,7 @@ const (
 	sensorMapDirCache                = "dir_cache"
 	sensorMapDrops                   = "drops"
 	sensorMapEgressSocks             = "egress_socks"
+	sensorMapEnvScratch              = "env_scratch"
 	sensorMapEvents                  = "events"
 	sensorMapExecScratch             = "exec_scratch"
 	sensorMapInflightConnect         = "inflight_connect"
@@ -528,6 +535,7 @@ type sensorMapSpecs struct {
 	DirCache        *ebpf.MapSpec `ebpf:"dir_cache"`
 	Drops           *ebpf.MapSpec `ebpf:"drops"`
 	EgressSocks     *ebpf.MapSpec `ebpf:"egress_socks"`
+	EnvScratch      *ebpf.MapSpec `ebpf:"env_scratch"`
 	Events          *ebpf.MapSpec `ebpf:"events"`
 	ExecScratch     *ebpf.MapSpec `ebpf:"exec_scratch"`
 	InflightConnect *ebpf.MapSpec `ebpf:"inflight_connect"`
@@ -589,6 +597,7 @@ type sensorMaps struct {
 	DirCache        *ebpf.Map `ebpf:"dir_cache"`
 	Drops           *ebpf.Map `ebpf:"drops"`
 	EgressSocks     *ebpf.Map `ebpf:"egress_socks"`
+	EnvScratch      *ebpf.Map `ebpf:"env_scratch"`
 	Events          *ebpf.Map `ebpf:"events"`
 	ExecScratch     *ebpf.Map `ebpf:"exec_scratch"`
 	InflightConnect *ebpf.Map `ebpf:"inflight_connect"`
@@ -613,6 +622,7 @@ func (m *sensorMaps) Close() error {
 		m.DirCache,
 		m.Drops,
 		m.EgressSocks,
+		m.EnvScratch,
 		m.Events,
 		m.ExecScratch,
 		m.InflightConnect,
