@@ -68,6 +68,9 @@ type Pipeline struct {
 	sinks    []Sink
 	opts     Options
 	queue    chan *event.Event
+	// emitFinding is p.finding, made once: a method value made at each
+	// call would allocate per event.
+	emitFinding func(*event.Event)
 
 	queued   atomic.Uint64
 	dropped  atomic.Uint64
@@ -110,10 +113,12 @@ func New(sources []Source, enricher Enricher, detector Detector, sinks []Sink, o
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Pipeline{
+	p := &Pipeline{
 		sources: sources, enricher: enricher, detector: detector, sinks: sinks,
 		opts: o, queue: make(chan *event.Event, o.QueueSize), byRule: map[FindingKey]uint64{},
 	}
+	p.emitFinding = p.finding
+	return p
 }
 
 // Emit offers ev to the queue without blocking; it is the emit function handed
@@ -229,7 +234,7 @@ func (p *Pipeline) handle(ev *event.Event) {
 	}
 	p.sink(ev)
 	if p.detector != nil {
-		p.detector.Process(ev, p.finding)
+		p.detector.Process(ev, p.emitFinding)
 	}
 }
 
@@ -252,7 +257,7 @@ func (p *Pipeline) sink(ev *event.Event) {
 func (p *Pipeline) flush() {
 	now := p.opts.Now()
 	if p.detector != nil {
-		p.detector.Flush(now, p.finding)
+		p.detector.Flush(now, p.emitFinding)
 	}
 	if d := p.dropped.Load(); d > p.reported {
 		p.sink(&event.Event{Kind: event.KindLost, Time: now, Lost: &event.Lost{Source: "queue", Count: d - p.reported}})
