@@ -87,6 +87,7 @@ fuzz: ## Fuzz every parser (decoder, cgroup paths, /proc, config, filters, repla
 	  ./internal/runtime/proc:FuzzParseStatus ./internal/runtime/proc:FuzzParseCgroup \
 	  ./internal/runtime/proc:FuzzParseMountinfo ./internal/config:FuzzParse \
 	  ./internal/export:FuzzCompileFilter ./internal/export:FuzzEventFromProto ./internal/export:FuzzAppendJSONString \
+	  ./internal/export:FuzzEventToProto ./internal/event:FuzzJSONExactBytes \
 	  ./internal/gpu:FuzzParseReplay ./internal/detect:FuzzProcess ./internal/detect/model:FuzzIsModel; do \
 	  echo "== $${t#*:} in $${t%%:*}"; \
 	  $(GO) test $${t%%:*} -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $${FUZZTIME:-30s}; \
@@ -119,6 +120,11 @@ release-files: ## Set the chart's version/appVersion to VERSION (a release vX.Y.
 	  { echo "release-files: VERSION=$(VERSION) is not a release version vX.Y.Z[-rc.N]"; exit 2; }
 	sed -i -E 's/^version: .*/version: $(patsubst v%,%,$(VERSION))/; s/^appVersion: .*/appVersion: "$(VERSION)"/' charts/kestrel/Chart.yaml
 	@$(MAKE) --no-print-directory manifests
+
+.PHONY: soak
+soak: build ## Run the daemon under mixed load and rude clients for SOAKTIME (default 30m); report leaks and loss accounting (root).
+	$(GO) build -o bin/feedsoak ./cmd/feedsoak
+	./bin/feedsoak -sensor $(BIN) -duration $${SOAKTIME:-30m} $(SOAKFLAGS)
 
 .PHONY: clean
 clean: ## Remove build outputs.

@@ -14,10 +14,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
+	"reflect"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/kestrel-sec/kestrel/internal/config"
 )
@@ -123,6 +126,14 @@ type usageError struct{ err error }
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
+// configError is a problem of the configuration found while building the
+// stages (a rule id the engine does not know, a TLS file that does not load):
+// exit code 2, like a bad key, and always before a program is loaded.
+type configError struct{ err error }
+
+func (e configError) Error() string { return e.err.Error() }
+func (e configError) Unwrap() error { return e.err }
+
 func parseArgs(args []string) (*options, error) {
 	o := &options{}
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -218,32 +229,29 @@ func run(args []string, stdout, stderr io.Writer) int {
 		printVersion(stdout, readBuildInfo())
 		return 0
 	}
-	cfg := config.Default()
-	if o.config != "" {
-		cfg, err = config.Load(o.config)
-		if err != nil {
+	cfg, err := loadConfig(o)
+	if err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "sensor: %v (see sensor --help)\n", err)
+		} else {
 			fmt.Fprintf(stderr, "sensor: %v\n", err)
-			return 2
 		}
+		return 2
 	}
-	if o.socket != "" {
-		cfg.Export.UnixSocket = o.socket
-	}
-	watchModelRoots(cfg)
-	if o.logFormat != "" {
-		cfg.LogFormat = o.logFormat
-	}
-	if o.metricsListen != nil {
-		cfg.Metrics.Listen = *o.metricsListen
-		if err := cfg.Metrics.ValidateListen(); err != nil {
-			fmt.Fprintf(stderr, "sensor: --metrics-%v (see sensor --help)\n", err)
-			return 2
-		}
-	}
-	logger := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	level := new(slog.LevelVar)
+	setLevel(level, cfg.LogLevel)
+	logger := newLogger(stderr, level, cfg.LogFormat)
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	daemon := o.cmd == "" && !o.tail
+	done := make(chan struct{})
+	defer close(done)
+	go handleSignals(sigs, done, cancel, logger, daemon, func() { reloadConfig(o, cfg, level, logger) }, shutdownGrace)
 
 	switch {
 	case o.cmd == "gpus":
@@ -262,9 +270,125 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		fmt.Fprintf(stderr, "sensor: %v\n", err)
+		var ce configError
+		if errors.As(err, &ce) {
+			return 2
+		}
 		return 1
 	}
 	return 0
+}
+
+// loadConfig reads --config (or the defaults) and applies what the command
+// line overrides.
+func loadConfig(o *options) (*config.Config, error) {
+	cfg := config.Default()
+	if o.config != "" {
+		var err error
+		if cfg, err = config.Load(o.config); err != nil {
+			return nil, err
+		}
+	}
+	if o.socket != "" {
+		cfg.Export.UnixSocket = o.socket
+	}
+	watchModelRoots(cfg)
+	if o.logFormat != "" {
+		cfg.LogFormat = o.logFormat
+	}
+	if o.metricsListen != nil {
+		cfg.Metrics.Listen = *o.metricsListen
+		if err := cfg.Metrics.ValidateListen(); err != nil {
+			return nil, usageError{fmt.Errorf("--metrics-%w", err)}
+		}
+	}
+	return cfg, nil
+}
+
+func setLevel(v *slog.LevelVar, level string) {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	v.Set(l)
+}
+
+// exit is os.Exit (a test replaces it).
+var exit = os.Exit
+
+// shutdownGrace is how long a stop may take after SIGTERM before the
+// process exits anyway. Exiting releases every BPF link and program with
+// the process's descriptors, so nothing stays attached either way.
+var shutdownGrace = 10 * time.Second
+
+// handleSignals turns SIGINT and SIGTERM into a cancellation, and exits the
+// process if the stop takes longer than grace or a second signal comes. In
+// the daemon SIGHUP reloads the configuration (what can change without a
+// restart); elsewhere it stops like SIGTERM (the terminal went away).
+func handleSignals(sigs <-chan os.Signal, done <-chan struct{}, cancel context.CancelFunc, log *slog.Logger, daemon bool, reload func(), grace time.Duration) {
+	stopping := false
+	var deadline <-chan time.Time
+	for {
+		select {
+		case <-done:
+			return
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP && daemon {
+				reload()
+				continue
+			}
+			if stopping {
+				log.Error("second signal while stopping; exiting now", "signal", sig.String())
+				exit(1)
+				return
+			}
+			stopping = true
+			log.Info("stopping", "signal", sig.String())
+			cancel()
+			deadline = time.After(grace)
+		case <-deadline:
+			log.Error("the sensor did not stop within its grace period after the signal; exiting (the kernel detaches the programs with the process)",
+				"grace", grace)
+			exit(1)
+			return
+		}
+	}
+}
+
+// reloadConfig re-reads the configuration on SIGHUP. The log level applies at
+// once (TLS files are re-read on their own when they change); a change to
+// anything else needs a restart and is logged as such. A file that no longer
+// parses or validates changes nothing.
+func reloadConfig(o *options, running *config.Config, level *slog.LevelVar, log *slog.Logger) {
+	if o.config == "" {
+		log.Info("SIGHUP: no --config file to reload; nothing changed")
+		return
+	}
+	next, err := loadConfig(o)
+	if err != nil {
+		log.Error("SIGHUP: the configuration does not load; the running one stays", "err", err)
+		return
+	}
+	if next.LogLevel != running.LogLevel {
+		setLevel(level, next.LogLevel)
+		log.Info("SIGHUP: log level changed", "from", running.LogLevel, "to", next.LogLevel)
+		running.LogLevel = next.LogLevel
+	}
+	var restart []string
+	for _, sec := range []struct {
+		name string
+		a, b any
+	}{
+		{"capture", running.Capture, next.Capture}, {"context", running.Context, next.Context},
+		{"gpu", running.GPU, next.GPU}, {"detect", running.Detect, next.Detect}, {"export", running.Export, next.Export},
+	} {
+		if !reflect.DeepEqual(sec.a, sec.b) {
+			restart = append(restart, sec.name)
+		}
+	}
+	if len(restart) > 0 {
+		log.Warn("SIGHUP: these sections changed and take effect only after a restart", "sections", strings.Join(restart, ","))
+	} else {
+		log.Info("SIGHUP: configuration reloaded", "config", o.config)
+	}
 }
 
 // watchModelRoots makes the kernel report opens under every configured model

@@ -17,10 +17,8 @@ import (
 )
 
 // newLogger returns the daemon's logger in the configured format.
-func newLogger(w io.Writer, level, format string) *slog.Logger {
-	var l slog.Level
-	_ = l.UnmarshalText([]byte(level))
-	opts := &slog.HandlerOptions{Level: l}
+func newLogger(w io.Writer, level slog.Leveler, format string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
 	if format == config.LogFormatJSON {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
@@ -61,10 +59,12 @@ func startOps(cfg *config.Config, log *slog.Logger, o *ops) (_ *ops, err error) 
 		}
 	}()
 	if cfg.Export.OTLP.Enabled() {
-		o.otlp, err = otlp.New(context.Background(), cfg.Export.OTLP, &otlp.Options{NodeName: nodeName(),
-			Version: version, InstanceID: o.ring.InstanceID(), From: 1, Logger: log})
-		if err != nil {
-			return nil, err
+		if o.otlp == nil { // the daemon builds it before loading anything
+			o.otlp, err = otlp.New(context.Background(), cfg.Export.OTLP, &otlp.Options{NodeName: nodeName(),
+				Version: version, InstanceID: o.ring.InstanceID(), From: 1, Logger: log})
+			if err != nil {
+				return nil, err
+			}
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		o.cancelOTLP = cancel

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	goruntime "runtime"
 	"sort"
 	"strconv"
 	"sync"
@@ -39,14 +40,17 @@ type stack struct {
 	started  time.Time
 	bg       sync.WaitGroup
 	cancelBG context.CancelFunc
+	// attached is true from a successful load and attach until Close
+	// detaches; running while the pipeline runs. Ready is both.
+	attached atomic.Bool
+	running  atomic.Bool
 }
 
 // newStack builds every stage and loads and attaches the eBPF programs last.
 // On error everything already created is released: nothing stays attached.
+// A stage that refuses its configuration returns a configError (exit 2),
+// always before anything is loaded.
 func newStack(ctx context.Context, cfg *config.Config, log *slog.Logger, sinks []pipeline.Sink) (_ *stack, err error) {
-	if err := runtime.CheckPrivileges(); err != nil {
-		return nil, err
-	}
 	s := &stack{cfg: cfg, log: log, started: time.Now()}
 	bgctx, cancel := context.WithCancel(ctx)
 	s.cancelBG = cancel
@@ -59,7 +63,7 @@ func newStack(ctx context.Context, cfg *config.Config, log *slog.Logger, sinks [
 	s.gpu, err = gpu.NewSampler(cfg.GPU, &gpu.Options{Logger: log})
 	if err != nil {
 		if !errors.Is(err, gpu.ErrNoDriver) && cfg.GPU.Source != config.GPUSourceNVML && cfg.GPU.Source != "" {
-			return nil, fmt.Errorf("start GPU sampler: %w", err)
+			return nil, configError{fmt.Errorf("start GPU sampler: %w", err)}
 		}
 		// No driver, or NVML refused to start: one clear line, then carry on.
 		if errors.Is(err, gpu.ErrNoDriver) {
@@ -71,7 +75,7 @@ func newStack(ctx context.Context, cfg *config.Config, log *slog.Logger, sinks [
 	}
 	s.assigner, err = gpu.NewAssigner(cfg.GPU, &gpu.AssignerOptions{Logger: log})
 	if err != nil {
-		return nil, fmt.Errorf("start GPU assignments: %w", err)
+		return nil, configError{fmt.Errorf("start GPU assignments: %w", err)}
 	}
 	s.goBG(func() { _ = s.assigner.Run(bgctx) })
 
@@ -87,7 +91,7 @@ func newStack(ctx context.Context, cfg *config.Config, log *slog.Logger, sinks [
 
 	s.enricher, err = enrich.New(cfg.Context, &enrich.Options{Logger: log, GPUAssignments: gpuAlloc{s.assigner, s.gpu}})
 	if err != nil {
-		return nil, fmt.Errorf("create enricher: %w", err)
+		return nil, configError{fmt.Errorf("create enricher: %w", err)}
 	}
 	if err := s.enricher.Start(bgctx); err != nil {
 		return nil, fmt.Errorf("start enricher: %w", err)
@@ -97,7 +101,7 @@ func newStack(ctx context.Context, cfg *config.Config, log *slog.Logger, sinks [
 		AI:   &detect.AIOptions{StaticAlloc: s.assigner.StaticAlloc, Node: os.Getenv("NODE_NAME")},
 		Self: detect.SelfIdentity{PID: uint32(os.Getpid()), IsThread: isOwnThread}})
 	if err != nil {
-		return nil, fmt.Errorf("create rule engine: %w", err)
+		return nil, configError{fmt.Errorf("create rule engine: %w", err)}
 	}
 	s.goBG(func() { _ = s.engine.Run(bgctx) }) // the model registry's rate-limited hasher
 	s.det = &snapshotDetector{Engine: s.engine}
@@ -105,6 +109,11 @@ func newStack(ctx context.Context, cfg *config.Config, log *slog.Logger, sinks [
 
 	// The kernel's cgroup records keep the enricher's index of cgroup
 	// paths current, so that every process is attributed at event time.
+	// Loading comes after every stage took its configuration, so a config
+	// error is reported as such (exit 2) before anything is loaded.
+	if err := runtime.CheckPrivileges(); err != nil {
+		return nil, err
+	}
 	ropts := &runtime.Options{Logger: log}
 	if cg := s.enricher.Cgroups(); cg != nil {
 		ropts.Cgroups = cg
@@ -113,6 +122,7 @@ func newStack(ctx context.Context, cfg *config.Config, log *slog.Logger, sinks [
 	if err != nil {
 		return nil, fmt.Errorf("load eBPF programs: %w", err)
 	}
+	s.attached.Store(true)
 
 	sources := []pipeline.Source{s.kernel}
 	if s.gpu.Enabled() {
@@ -131,11 +141,16 @@ func (s *stack) goBG(f func()) {
 }
 
 // Run runs the pipeline until ctx is done.
-func (s *stack) Run(ctx context.Context) error { return s.pipe.Run(ctx) }
+func (s *stack) Run(ctx context.Context) error {
+	s.running.Store(true)
+	defer s.running.Store(false)
+	return s.pipe.Run(ctx)
+}
 
 // Close detaches every program and stops every stage. Safe on a partly built
 // stack and more than once.
 func (s *stack) Close() {
+	s.attached.Store(false)
 	if s.kernel != nil {
 		if err := s.kernel.Close(); err != nil {
 			s.log.Error("detach eBPF programs", "err", err)
@@ -183,9 +198,13 @@ func (s *stack) status() *event.Status {
 	if s.gpu != nil {
 		gpuState = s.gpu.State()
 	}
+	st.Ready = s.attached.Load() && s.running.Load()
+	st.GPUEnabled = s.gpu.Enabled()
 	st.Fields["nvml"] = gpuState
 	st.Fields["version"] = version
 	st.Fields["uptime"] = time.Since(s.started).Round(time.Second).String()
+	// A leak shows here first (the soak watches it).
+	st.Counters["process_goroutines"] = uint64(goruntime.NumGoroutine())
 	st.Fields["node"] = nodeName()
 	st.Message = "GPU: " + gpuState
 	if s.kernel != nil {

@@ -244,11 +244,11 @@ func runTail(ctx context.Context, cfg *config.Config, o *options, stdout, stderr
 				pr.print(&event.Event{Kind: event.KindStatus, Time: time.Now(), Status: st})
 				// Resume right after the head the status line reported: no
 				// event falls between the line and the stream.
-				err := c.Subscribe(ctx, filters, cur, pr.print)
+				err := c.SubscribeWith(ctx, filters, cur, pr.print, &export.SubscribeOptions{StopOnDisconnect: true})
 				if errors.Is(err, context.Canceled) {
-					return nil
+					return pr.err
 				}
-				return err
+				return daemonGone(pr, cfg.Export.UnixSocket, err)
 			}
 			log.Info("no daemon answers on the socket; running in-process", "socket", cfg.Export.UnixSocket, "err", err)
 		}
@@ -268,6 +268,25 @@ func runTail(ctx context.Context, cfg *config.Config, o *options, stdout, stderr
 		err = pr.err
 	}
 	return err
+}
+
+// daemonGone tells the reader, in the stream itself, that the attached
+// daemon went away or refused the feed, and returns the error that makes
+// --tail exit non-zero: silence would read as a quiet node.
+func daemonGone(pr *printer, socket string, err error) error {
+	var msg string
+	switch {
+	case errors.Is(err, export.ErrRefused):
+		msg = "the daemon refused the feed"
+	case errors.Is(err, export.ErrDisconnected):
+		msg = "the daemon went away"
+	default:
+		msg = "the feed from the daemon failed"
+	}
+	pr.print(&event.Event{Kind: event.KindStatus, Time: time.Now(), Status: &event.Status{
+		Message: msg + " (" + err.Error() + "); nothing after this line was seen",
+		Fields:  map[string]string{"mode": "attached to daemon", "socket": socket}}})
+	return fmt.Errorf("%s at %s: %w", msg, socket, err)
 }
 
 // daemonStatus returns the daemon's status and a cursor at its ring's head.

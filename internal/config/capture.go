@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // CaptureConfig drives the kernel side: ring buffer sizing and the in-kernel
@@ -60,6 +61,8 @@ const (
 	MaxWatchProcEntry = 16
 	// MaxWatchEntries bounds each table.
 	MaxWatchEntries = 1024
+	// MaxRingBufferBytes bounds the kernel ring buffer (locked kernel memory).
+	MaxRingBufferBytes = 1 << 30
 )
 
 // DefaultWatchSuffixes are model-artifact extensions and sensitive file
@@ -138,17 +141,17 @@ func defaultCapture() CaptureConfig {
 }
 
 func (c *CaptureConfig) validate() error {
-	if c.RingBufferBytes < 4096 || c.RingBufferBytes&(c.RingBufferBytes-1) != 0 {
-		return fmt.Errorf("ring_buffer_bytes: %d is not a power of two >= 4096", c.RingBufferBytes)
+	if c.RingBufferBytes < 4096 || c.RingBufferBytes > MaxRingBufferBytes || c.RingBufferBytes&(c.RingBufferBytes-1) != 0 {
+		return fmt.Errorf("ring_buffer_bytes: %d is not a power of two in [4096, %d]", c.RingBufferBytes, MaxRingBufferBytes)
 	}
-	if c.PollInterval <= 0 {
-		return fmt.Errorf("poll_interval: must be positive")
+	if err := checkDuration("poll_interval", c.PollInterval, time.Millisecond, 10*time.Second); err != nil {
+		return err
 	}
 	if c.WakeupBytes <= 0 || c.WakeupBytes > c.RingBufferBytes {
 		return fmt.Errorf("wakeup_bytes: %d is not between 1 and ring_buffer_bytes (%d)", c.WakeupBytes, c.RingBufferBytes)
 	}
-	if c.EgressReportInterval <= 0 {
-		return fmt.Errorf("egress_report_interval: must be positive")
+	if err := checkDuration("egress_report_interval", c.EgressReportInterval, 100*time.Millisecond, 10*time.Minute); err != nil {
+		return err
 	}
 	for _, t := range []struct {
 		key  string

@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,12 +66,20 @@ func Load(path string) (*Config, error) {
 	return cfg, nil
 }
 
+// MaxConfigBytes bounds a configuration file. A longer one is an error, never
+// read in part: keys past a cut would be silently ignored.
+const MaxConfigBytes = 4 << 20
+
 // Parse decodes YAML from r on top of Default and validates the result.
-// Unknown keys are rejected.
+// Unknown keys, a second document, a number with a fraction where an integer
+// is wanted and a file over MaxConfigBytes are rejected.
 func Parse(r io.Reader) (*Config, error) {
-	data, err := io.ReadAll(io.LimitReader(r, 4<<20))
+	data, err := io.ReadAll(io.LimitReader(r, MaxConfigBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("read: %w", err)
+	}
+	if len(data) > MaxConfigBytes {
+		return nil, fmt.Errorf("read: the config is larger than %d bytes (4 MiB); a config is a few kilobytes", MaxConfigBytes)
 	}
 	cfg := Default()
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -82,10 +92,93 @@ func Parse(r io.Reader) (*Config, error) {
 		}
 		return nil, fmt.Errorf("parse: %w", err)
 	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("parse: line %d: a second YAML document; the config is one document", extra.Line)
+	}
+	// yaml.v3 truncates 4096.5 to 4096 when it fills an int: check the
+	// integers against the text.
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err == nil {
+		if err := checkIntegers(&root, reflect.TypeOf(cfg).Elem(), ""); err != nil {
+			return nil, fmt.Errorf("parse: %w", err)
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+
+// checkIntegers walks the YAML tree along the Go type it fills and reports
+// the first value with a fraction or an exponent (a YAML float) bound for an
+// integer field, naming the key.
+func checkIntegers(n *yaml.Node, t reflect.Type, path string) error {
+	for n.Kind == yaml.DocumentNode || n.Kind == yaml.AliasNode {
+		if n.Kind == yaml.AliasNode {
+			n = n.Alias
+		} else if len(n.Content) == 1 {
+			n = n.Content[0]
+		} else {
+			return nil
+		}
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		return nil // it checks its own text (durations, patterns)
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return nil
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			for j := 0; j < t.NumField(); j++ {
+				f := t.Field(j)
+				if name, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); name == key {
+					if err := checkIntegers(n.Content[i+1], f.Type, join(path, key)); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return nil
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if err := checkIntegers(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value)); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if n.Kind != yaml.SequenceNode {
+			return nil
+		}
+		for i, c := range n.Content {
+			if err := checkIntegers(c, t.Elem(), path+"["+strconv.Itoa(i)+"]"); err != nil {
+				return err
+			}
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!float" {
+			return fmt.Errorf("%s: line %d: %s is not an integer", path, n.Line, n.Value)
+		}
+	}
+	return nil
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
 }
 
 // Validate checks every section and returns the first problem, naming the key.
@@ -153,3 +246,13 @@ func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(),
 
 // D returns d as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// checkDuration reports a duration outside [min, max], naming the key.
+// Every duration has bounds: a poll or flush interval of 2562047h is a
+// sensor that never looks again (and never sees its SIGTERM).
+func checkDuration(key string, d Duration, min, max time.Duration) error {
+	if v := d.D(); v < min || v > max {
+		return fmt.Errorf("%s: %s is outside [%s, %s]", key, v, min, max)
+	}
+	return nil
+}

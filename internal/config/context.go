@@ -108,8 +108,8 @@ func (c *ContextConfig) validate() error {
 	if c.CRITimeout <= 0 || c.CRITimeout.D() > ContextMaxCRITimeout {
 		return fmt.Errorf("cri_timeout: %s is outside (0, %s]", c.CRITimeout.D(), ContextMaxCRITimeout)
 	}
-	if c.CRICacheTTL <= 0 {
-		return fmt.Errorf("cri_cache_ttl: must be positive")
+	if err := checkDuration("cri_cache_ttl", c.CRICacheTTL, time.Second, 24*time.Hour); err != nil {
+		return err
 	}
 	for i, re := range c.ContainerCgroupRegex {
 		if _, err := regexp.Compile(re); err != nil {

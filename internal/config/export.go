@@ -5,6 +5,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // ExportConfig drives the event ring, the gRPC listeners and the file
@@ -32,6 +33,27 @@ type ExportConfig struct {
 	HeartbeatInterval Duration `yaml:"heartbeat_interval"`
 	// MaxSubscribers bounds concurrent Subscribe streams.
 	MaxSubscribers int `yaml:"max_subscribers"`
+	// IdleTimeout: when every subscriber slot is taken, a subscriber that
+	// has delivered nothing (heartbeats aside) for this long gives its slot
+	// to a new one; it is told to resume with its cursor.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// MaxFilters bounds the allow plus deny filters of one subscription.
+	MaxFilters int `yaml:"max_filters"`
+	// MaxFilterCost bounds what one subscription's filters cost per event:
+	// the compiled size of its regexes plus one per filter and list entry.
+	MaxFilterCost int `yaml:"max_filter_cost"`
+	// MaxTotalFilterCost bounds the filter cost of all live subscriptions.
+	MaxTotalFilterCost int `yaml:"max_total_filter_cost"`
+	// MaxConnections bounds the open connections of each listener (unix,
+	// TCP and health are bounded apart, so a flood on one never starves
+	// another); connections over it are closed at once and counted.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxConnectionsPerPeer bounds the TCP connections of one remote
+	// address (0: no per-address bound).
+	MaxConnectionsPerPeer int `yaml:"max_connections_per_peer"`
+	// HandshakeTimeout bounds a new connection's TLS handshake and HTTP/2
+	// preface: a peer that connects and never speaks is dropped after it.
+	HandshakeTimeout Duration `yaml:"handshake_timeout"`
 	// File is the optional JSON-lines file exporter.
 	File FileExport `yaml:"file"`
 	// OTLP is the optional OpenTelemetry logs exporter (otlp.go).
@@ -77,6 +99,7 @@ const (
 	MinRingSize = 16
 	MaxRingSize = 1 << 22
 	minFileSize = 4096
+	maxFileSize = 1 << 40
 	maxKeep     = 100
 )
 
@@ -87,6 +110,14 @@ func defaultExport() ExportConfig {
 		SubscriberDeadline: Duration(5e9),
 		HeartbeatInterval:  Duration(10e9),
 		MaxSubscribers:     32,
+		IdleTimeout:        Duration(time.Minute),
+		MaxFilters:         32,
+		MaxFilterCost:      20000,
+		MaxTotalFilterCost: 200000,
+		MaxConnections:     128,
+		// A SIEM behind one NAT address opens a few connections, not dozens.
+		MaxConnectionsPerPeer: 16,
+		HandshakeTimeout:      Duration(5 * time.Second),
 		File: FileExport{
 			Format:   FormatJSON,
 			MaxBytes: 100 << 20,
@@ -136,14 +167,41 @@ func (c *ExportConfig) validate() error {
 			return fmt.Errorf("tls.client_names[%d]: empty name", i)
 		}
 	}
-	if c.SubscriberDeadline.D() <= 0 {
-		return fmt.Errorf("subscriber_deadline: must be positive")
+	for _, d := range []struct {
+		key      string
+		v        Duration
+		min, max time.Duration
+	}{
+		{"subscriber_deadline", c.SubscriberDeadline, 10 * time.Millisecond, 10 * time.Minute},
+		{"heartbeat_interval", c.HeartbeatInterval, 10 * time.Millisecond, time.Hour},
+		{"idle_timeout", c.IdleTimeout, time.Second, 24 * time.Hour},
+		{"handshake_timeout", c.HandshakeTimeout, 100 * time.Millisecond, 2 * time.Minute},
+	} {
+		if err := checkDuration(d.key, d.v, d.min, d.max); err != nil {
+			return err
+		}
 	}
-	if c.HeartbeatInterval.D() <= 0 {
-		return fmt.Errorf("heartbeat_interval: must be positive")
+	for _, n := range []struct {
+		key      string
+		v        int
+		min, max int
+	}{
+		{"max_subscribers", c.MaxSubscribers, 1, 1024},
+		{"max_filters", c.MaxFilters, 1, 1024},
+		{"max_filter_cost", c.MaxFilterCost, 1, 10_000_000},
+		{"max_total_filter_cost", c.MaxTotalFilterCost, 1, 100_000_000},
+		{"max_connections", c.MaxConnections, 2, 65536},
+		{"max_connections_per_peer", c.MaxConnectionsPerPeer, 0, 65536},
+	} {
+		if n.v < n.min || n.v > n.max {
+			return fmt.Errorf("%s: %d is outside [%d, %d]", n.key, n.v, n.min, n.max)
+		}
 	}
-	if c.MaxSubscribers < 1 || c.MaxSubscribers > 1024 {
-		return fmt.Errorf("max_subscribers: %d is outside [1, 1024]", c.MaxSubscribers)
+	if c.MaxFilterCost > c.MaxTotalFilterCost {
+		return fmt.Errorf("max_filter_cost: %d is more than max_total_filter_cost %d", c.MaxFilterCost, c.MaxTotalFilterCost)
+	}
+	if c.MaxConnections <= c.MaxSubscribers {
+		return fmt.Errorf("max_connections: %d leaves no room beside max_subscribers %d for status calls and probes", c.MaxConnections, c.MaxSubscribers)
 	}
 	if err := c.OTLP.validate(); err != nil {
 		return err
@@ -167,8 +225,8 @@ func (f *FileExport) validate() error {
 	if !filepath.IsAbs(f.Path) {
 		return fmt.Errorf("file.path: %q is not an absolute path", f.Path)
 	}
-	if f.MaxBytes < minFileSize {
-		return fmt.Errorf("file.max_bytes: %d is below the minimum of %d", f.MaxBytes, minFileSize)
+	if f.MaxBytes < minFileSize || f.MaxBytes > maxFileSize {
+		return fmt.Errorf("file.max_bytes: %d is outside [%d, %d]", f.MaxBytes, minFileSize, int64(maxFileSize))
 	}
 	if f.Keep < 1 || f.Keep > maxKeep {
 		return fmt.Errorf("file.keep: %d is outside [1, %d]", f.Keep, maxKeep)

@@ -78,7 +78,8 @@ func newC2001(*Settings) Rule {
 			"one-liner: /dev/tcp/, /dev/udp/, '-i >&', nc/ncat -e, socat exec:, mkfifo in /tmp, pty.spawn, " +
 			"socket.socket with dup2/subprocess//bin/, IO::Socket (not ::UNIX), fsockopen; or, in containers and under NVIDIA hooks, a shell exec'd within 5 s " +
 			"(either event order) of a TCP connect to a destination outside egress_allowlist by the same process or " +
-			"its fork parent (the shape of stdio over a socket when dup2 is not captured). Critical in inference containers and under NVIDIA hooks.",
+			"its fork parent (the shape of stdio over a socket when dup2 is not captured). Critical in inference containers and under NVIDIA hooks. " +
+			"A shell or interpreter whose command line was cut at the capture bound is medium: its end is not visible.",
 		Knobs: []string{"inference_selector", "egress_allowlist"},
 		Kinds: kinds(event.KindExec, event.KindSyscall, event.KindConnect),
 	}}}
@@ -153,11 +154,20 @@ func (r *c2001) Eval(ctx *Context, ev *event.Event) {
 		return
 	}
 	var what, key string
-	unconfirmed := false
+	unconfirmed, cut := false, false
 	switch ev.Kind {
 	case event.KindExec:
 		if m := revShellArg(p); m != "" {
 			what, key = "ran a reverse-shell command line ("+cmdline(p)+")", "exec:"+itoa(uint64(p.PID))
+			break
+		}
+		// A command line longer than the capture keeps its end out of
+		// sight: a pad before /dev/tcp/ is how to hide a one-liner. A cut
+		// shell or interpreter command line is suspicious, not clean.
+		if p.Truncated&event.TruncArgs != 0 && (isShell(exeBase(p)) || isInterpreter(exeBase(p)) || isShell(argv0Base(p))) {
+			what, key = "ran a command line longer than the sensor captures, whose end (where a reverse shell would be) is not visible ("+
+				cmdline(p)+" ...)", "cut:"+itoa(uint64(p.PID))
+			cut = true
 			break
 		}
 		if !isShell(exeBase(p)) && !isShell(argv0Base(p)) || !hookOrContainer(ctx, ev) {
@@ -222,6 +232,9 @@ func (r *c2001) Eval(ctx *Context, ev *event.Event) {
 	if _, _, hook := hookLineage(ctx.Settings, p, true); hook ||
 		inContainer(ev) && (ctx.Settings.MatchesInferenceSelector(ev.Container) || ctx.State.IsGPUContainer(ev.Container)) {
 		sev = event.SevCritical
+	}
+	if cut {
+		sev = event.SevMedium
 	}
 	if unconfirmed {
 		sev = event.SevLow

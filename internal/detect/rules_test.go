@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -648,6 +649,16 @@ func TestRules(t *testing.T) {
 			return evs(execEv(proc(501, "/usr/bin/dash", "/bin/sh", "-c", "id").ns(hookNS).anc(an(500, "/tmp/h/bin/nvidia-ctk"), runcA), infer("a6")),
 				connEv(nvctk(), infer("a6"), "10.200.2.2", 4444, event.ClassExternal))
 		}, true, event.SevCritical},
+		{"issue 14: reverse shell behind a 1,100-byte pad, argv cut by the kernel", "C2-001", func() []*event.Event {
+			x := execEv(proc(164, "/usr/bin/bash", "bash", "-c", "# "+strings.Repeat("A", 1000)), infer("x"))
+			x.Process.Truncated = event.TruncArgs
+			return evs(x)
+		}, true, event.SevMedium},
+		{"a long command line of something that is no shell", "C2-001", func() []*event.Event {
+			x := execEv(proc(165, "/usr/bin/java", "java", "-cp", strings.Repeat("/opt/lib/x.jar:", 80)), infer("x"))
+			x.Process.Truncated = event.TruncArgs
+			return evs(x)
+		}, false, 0},
 		{"A5 script with socket.socket and a /bin path", "C2-001", func() []*event.Event {
 			return evs(execEv(proc(163, "/bin/sh", "sh", "-c", "python3 -c \"import socket; s=socket.socket(socket.AF_UNIX)\"; $0/bin/crictl ps; mkdir -p x 2>&1"), infer("a5")))
 		}, false, 0},

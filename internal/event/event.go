@@ -142,6 +142,9 @@ type Process struct {
 	GPUOwner bool
 	// ExeMemfd is true when the executable is a memfd (fileless execution).
 	ExeMemfd bool
+	// Truncated marks the fields the capture cut short (TruncArgs, TruncEnv,
+	// TruncExe, TruncCwd): Args then holds only the start of the command line.
+	Truncated Truncation
 }
 
 // Container is the runtime context of a process that is not on the host.
@@ -213,6 +216,8 @@ type File struct {
 	// Compat is set for a 32-bit syscall on a 64-bit kernel (a 32-bit
 	// binary, or int 0x80 from a 64-bit one).
 	Compat bool
+	// Truncated marks a path cut short (TruncPath, TruncRawPath).
+	Truncated Truncation
 }
 
 // Open flag bits (asm-generic, as on x86-64 and arm64).
@@ -305,6 +310,8 @@ type Syscall struct {
 	// Compat is set for a 32-bit syscall on a 64-bit kernel (a 32-bit
 	// binary, or int 0x80 from a 64-bit one).
 	Compat bool
+	// Truncated marks a path cut short (TruncPath).
+	Truncated Truncation
 }
 
 // Exit is the payload of exit events.
@@ -382,16 +389,22 @@ type Finding struct {
 
 // Lost reports events dropped somewhere on the way.
 type Lost struct {
-	Source string // e.g. "kernel_ringbuf", "decoder", "queue", "ring_overwrite", "subscriber"
+	Source string // e.g. "kernel_ringbuf", "decoder", "queue", "subscriber", "encode_error"
 	Count  uint64
+	// Detail says more where there is more to say (an encoding error).
+	Detail string
 }
 
 // Status reports sensor state (the first line of --tail, periodic health).
 type Status struct {
-	Ready    bool
-	Message  string
-	Programs []string
-	Fields   map[string]string
+	// Ready is true once every program is attached and the pipeline runs.
+	Ready   bool
+	Message string
+	// GPUEnabled is true while the GPU sampler runs (NVML or replay): gpu
+	// events and GPU ownership are reported.
+	GPUEnabled bool
+	Programs   []string
+	Fields     map[string]string
 	// Counters holds named counters: events and drops per source, ring fill.
 	Counters map[string]uint64
 }

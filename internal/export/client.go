@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	"github.com/kestrel-sec/kestrel/internal/event"
@@ -35,7 +37,22 @@ type SubscribeOptions struct {
 	MinBackoff, MaxBackoff time.Duration
 	// OnHeartbeat, when set, is called for each heartbeat.
 	OnHeartbeat func(head uint64)
+	// StopOnDisconnect makes SubscribeWith return ErrDisconnected when the
+	// sensor goes away (shuts down, dies, or the connection breaks) instead
+	// of reconnecting: what an interactive viewer wants. A cut-off for being
+	// slow or idle is resumed either way.
+	StopOnDisconnect bool
 }
+
+// ErrDisconnected is returned (wrapped, with the cause) by SubscribeWith with
+// StopOnDisconnect when the sensor went away.
+var ErrDisconnected = errors.New("the sensor closed the feed")
+
+// ErrRefused is returned (wrapped, with the sensor's reason) when the sensor
+// refuses a subscription: bad or too costly filters, no permission, and
+// with StopOnDisconnect no free slot (otherwise that is retried with
+// backoff, as slots free up). Reconnecting at once would not help.
+var ErrRefused = errors.New("the sensor refused the subscription")
 
 // Client is a connection to a running sensor's gRPC feed (the tail mode).
 // It is safe for concurrent use by multiple goroutines.
@@ -48,8 +65,15 @@ type Client struct {
 // Dial connects to the sensor's unix socket. The connection is established
 // lazily; Dial checks it by asking for the sensor's status, so that
 // `sensor --tail` can fall back to in-process mode when no daemon is there.
+// The connection pings the sensor when quiet, so a daemon that stops
+// answering (killed, stopped) ends a stream within seconds.
 func Dial(ctx context.Context, socketPath string) (*Client, error) {
-	conn, err := grpc.NewClient("unix://"+socketPath, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// "unix://rel.sock" would read rel.sock as an authority: make it absolute.
+	if abs, err := filepath.Abs(socketPath); err == nil {
+		socketPath = abs
+	}
+	conn, err := grpc.NewClient("unix://"+socketPath, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}))
 	if err != nil {
 		return nil, fmt.Errorf("dial sensor socket %s: %w", socketPath, err)
 	}
@@ -94,9 +118,34 @@ func (c *Client) Inventory(ctx context.Context) (*event.Inventory, error) {
 	return inv, nil
 }
 
+// resumable reports whether the sensor ended the stream for this
+// subscriber alone and expects it back at once: too slow, or idle when its
+// slot was needed.
+func resumable(err error) bool {
+	switch ErrorReason(err) {
+	case ReasonTooSlow, ReasonIdle:
+		return true
+	}
+	return false
+}
+
+// refused reports whether the sensor refused the subscription itself, for
+// good: its filters. (No free slot is a refusal for now; see SubscribeWith.)
+func refused(err error) bool {
+	if ErrorReason(err) == ReasonFilterLimit {
+		return true
+	}
+	switch status.Code(err) {
+	case codes.InvalidArgument, codes.PermissionDenied, codes.Unauthenticated, codes.Unimplemented, codes.FailedPrecondition:
+		return true
+	}
+	return false
+}
+
 // retryable reports whether a stream error is worth reconnecting for: the
 // daemon went away or restarted (Unavailable), cut us off for being slow
-// (ResourceExhausted), or the stream broke.
+// (ResourceExhausted from a sensor that names no reason), or the stream
+// broke.
 func retryable(err error) bool {
 	switch status.Code(err) {
 	case codes.Unavailable, codes.ResourceExhausted, codes.Aborted, codes.Internal, codes.Unknown:
@@ -112,9 +161,11 @@ func (c *Client) Subscribe(ctx context.Context, filters Filters, cursor *Cursor,
 
 // SubscribeWith streams events matching filters to fn until ctx is done, and
 // returns ctx's error then. Lost records arrive as event.KindLost events.
-// When the stream breaks (daemon restart, slow-consumer cut-off) it
-// reconnects with backoff, resuming after *cursor; cursor is updated as
-// events arrive and may be nil. Filter errors (InvalidArgument) and other
+// When the sensor cuts the stream off for being slow or idle it resumes at
+// once after *cursor; when the stream breaks otherwise (daemon restart) it
+// reconnects with backoff, or returns ErrDisconnected with
+// opts.StopOnDisconnect. cursor is updated as events arrive and may be nil.
+// A refusal (bad or too costly filters, no free slot: ErrRefused) and other
 // permanent errors are returned at once. fn runs on Subscribe's goroutine.
 func (c *Client) SubscribeWith(ctx context.Context, filters Filters, cursor *Cursor, fn func(*event.Event), opts *SubscribeOptions) error {
 	if _, err := Compile(filters); err != nil {
@@ -143,10 +194,18 @@ func (c *Client) SubscribeWith(ctx context.Context, filters Filters, cursor *Cur
 			req.ReplayLast = opts.ReplayLast
 		}
 		got, err := c.stream(ctx, req, cursor, fn, opts)
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			return ctx.Err()
-		}
-		if !retryable(err) {
+		case resumable(err):
+			c.log.Debug("the sensor cut the stream off; resuming", "err", err, "instance", cursor.Instance, "seq", cursor.Seq)
+			backoff = minB
+			continue
+		case refused(err), opts.StopOnDisconnect && ErrorReason(err) == ReasonTooMany:
+			return fmt.Errorf("subscribe: %w: %w", ErrRefused, err)
+		case opts.StopOnDisconnect:
+			return fmt.Errorf("subscribe: %w: %w", ErrDisconnected, err)
+		case !retryable(err):
 			return fmt.Errorf("subscribe: %w", err)
 		}
 		if got {
@@ -189,7 +248,7 @@ func (c *Client) stream(ctx context.Context, req *sensorv1.SubscribeRequest, cur
 			fn(ev)
 		case *sensorv1.SubscribeResponse_Lost:
 			t := time.Now()
-			fn(&event.Event{Kind: event.KindLost, Time: t, Lost: &event.Lost{Source: p.Lost.GetSource(), Count: p.Lost.GetCount()}})
+			fn(&event.Event{Kind: event.KindLost, Time: t, Lost: &event.Lost{Source: p.Lost.GetSource(), Count: p.Lost.GetCount(), Detail: p.Lost.GetDetail()}})
 		case *sensorv1.SubscribeResponse_Heartbeat:
 			if opts.OnHeartbeat != nil {
 				opts.OnHeartbeat(p.Heartbeat.GetHeadSeq())

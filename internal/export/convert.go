@@ -69,7 +69,9 @@ func addrString(a netip.Addr) string {
 }
 
 // EventToProto converts ev to its wire form. Evidence events of a finding are
-// converted one level deep.
+// converted one level deep. Every string of the result is valid UTF-8; the
+// exact bytes of names that were not are in the messages' Exact fields
+// (allocated only then, so the common case costs nothing more).
 func EventToProto(ev *event.Event) *sensorv1.Event {
 	return eventToProto(ev, 0)
 }
@@ -88,35 +90,71 @@ func eventToProto(ev *event.Event, depth int) *sensorv1.Event {
 	switch {
 	case ev.File != nil:
 		f := ev.File
-		p.Payload = &sensorv1.Event_File{File: &sensorv1.File{
-			Path: f.Path, RawPath: f.RawPath, PathSource: sensorv1.PathSource(f.PathSource + 1), Flags: f.Flags,
-			Mode: f.Mode, Result: f.Result, Size: f.Size, Inode: f.Inode, Dev: f.Dev, Syscall: f.Syscall,
-		}}
+		pf := &sensorv1.File{
+			PathSource: sensorv1.PathSource(f.PathSource + 1), Flags: f.Flags,
+			Mode: f.Mode, Result: f.Result, Size: f.Size, Inode: f.Inode, Dev: f.Dev, Syscall: vt(f.Syscall),
+			Truncated: f.Truncated.Names(), ExitOnly: f.ExitOnly, Compat: f.Compat,
+		}
+		var path, raw []byte
+		pf.Path, path = text(f.Path)
+		pf.RawPath, raw = text(f.RawPath)
+		if path != nil || raw != nil {
+			pf.Exact = &sensorv1.FileExact{Path: path, RawPath: raw}
+		}
+		p.Payload = &sensorv1.Event_File{File: pf}
 	case ev.Net != nil:
 		n := ev.Net
-		p.Payload = &sensorv1.Event_Net{Net: &sensorv1.Net{
-			Protocol: n.Protocol, Saddr: addrString(n.SAddr), Sport: uint32(n.SPort), Daddr: addrString(n.DAddr),
-			Dport: uint32(n.DPort), UnixPath: n.UnixPath, Class: n.Class, Cookie: n.Cookie, BytesSent: n.BytesSent,
+		pn := &sensorv1.Net{
+			Protocol: vt(n.Protocol), Saddr: addrString(n.SAddr), Sport: uint32(n.SPort), Daddr: addrString(n.DAddr),
+			Dport: uint32(n.DPort), Class: vt(n.Class), Cookie: n.Cookie, BytesSent: n.BytesSent,
 			Closed: n.Closed, Result: n.Result, Fd: n.Fd,
-		}}
+		}
+		var raw []byte
+		if pn.UnixPath, raw = text(n.UnixPath); raw != nil {
+			pn.Exact = &sensorv1.NetExact{UnixPath: raw}
+		}
+		p.Payload = &sensorv1.Event_Net{Net: pn}
 	case ev.Sys != nil:
 		s := ev.Sys
-		p.Payload = &sensorv1.Event_Syscall{Syscall: &sensorv1.Syscall{
-			Name: s.Name, Ret: s.Ret, Flags: s.Flags, Target: s.Target, Path: s.Path, Path2: s.Path2, Arg: s.Arg,
-			Fd: s.Fd, Fd2: s.Fd2, NsInode: s.NSInode, FdIsSocket: s.FdIsSocket,
-		}}
+		ps := &sensorv1.Syscall{
+			Name: vt(s.Name), Ret: s.Ret, Flags: s.Flags, Target: s.Target, Arg2: s.Arg2,
+			Fd: s.Fd, Fd2: s.Fd2, NsInode: s.NSInode, FdIsSocket: s.FdIsSocket, Truncated: s.Truncated.Names(),
+			ExitOnly: s.ExitOnly, Compat: s.Compat,
+		}
+		var path, path2, arg []byte
+		ps.Path, path = text(s.Path)
+		ps.Path2, path2 = text(s.Path2)
+		ps.Arg, arg = text(s.Arg)
+		if path != nil || path2 != nil || arg != nil {
+			ps.Exact = &sensorv1.SyscallExact{Path: path, Path2: path2, Arg: arg}
+		}
+		p.Payload = &sensorv1.Event_Syscall{Syscall: ps}
 	case ev.GPU != nil:
 		g := ev.GPU
 		p.Payload = &sensorv1.Event_Gpu{Gpu: &sensorv1.Gpu{
-			Change: g.Change, Uuid: g.UUID, Index: int32(g.Index), Mig: g.MIG, Name: g.Name, Pid: g.PID, UsedBytes: g.UsedBytes,
+			Change: vt(g.Change), Uuid: vt(g.UUID), Index: int32(g.Index), Mig: vt(g.MIG), Name: vt(g.Name), Pid: g.PID, UsedBytes: g.UsedBytes,
 		}}
 	case ev.Exit != nil:
 		p.Payload = &sensorv1.Event_Exit{Exit: &sensorv1.Exit{Code: ev.Exit.Code, Signal: ev.Exit.Signal}}
 	case ev.Finding != nil:
 		f := ev.Finding
 		pf := &sensorv1.Finding{
-			Rule: f.Rule, Title: f.Title, Severity: sensorv1.Severity(f.Severity), Mitre: f.MITRE,
-			Description: f.Description, Explanation: f.Explanation, Count: uint32(max(f.Count, 0)), Attrs: f.Attrs,
+			Rule: vt(f.Rule), Title: vt(f.Title), Severity: sensorv1.Severity(f.Severity), Mitre: vts(f.MITRE),
+			Description: vt(f.Description), Count: uint32(max(f.Count, 0)), Attrs: vmap(f.Attrs),
+		}
+		var expl []byte
+		var attrs map[string][]byte
+		pf.Explanation, expl = text(f.Explanation)
+		for k, v := range f.Attrs {
+			if _, raw := text(v); raw != nil {
+				if attrs == nil {
+					attrs = map[string][]byte{}
+				}
+				attrs[vt(k)] = raw
+			}
+		}
+		if expl != nil || attrs != nil {
+			pf.Exact = &sensorv1.FindingExact{Explanation: expl, Attrs: attrs}
 		}
 		if depth == 0 {
 			for _, e := range f.Evidence {
@@ -127,12 +165,9 @@ func eventToProto(ev *event.Event, depth int) *sensorv1.Event {
 		}
 		p.Payload = &sensorv1.Event_Finding{Finding: pf}
 	case ev.Lost != nil:
-		p.Payload = &sensorv1.Event_Lost{Lost: &sensorv1.Lost{Source: ev.Lost.Source, Count: ev.Lost.Count}}
+		p.Payload = &sensorv1.Event_Lost{Lost: &sensorv1.Lost{Source: vt(ev.Lost.Source), Count: ev.Lost.Count}}
 	case ev.Status != nil:
-		s := ev.Status
-		p.Payload = &sensorv1.Event_Status{Status: &sensorv1.Status{
-			Ready: s.Ready, Message: s.Message, Programs: s.Programs, Fields: s.Fields, Counters: s.Counters,
-		}}
+		p.Payload = &sensorv1.Event_Status{Status: statusToProto(ev.Status)}
 	}
 	return p
 }
@@ -143,18 +178,47 @@ func processToProto(pr *event.Process) *sensorv1.Process {
 	}
 	p := &sensorv1.Process{
 		Pid: pr.PID, Tid: pr.TID, Ppid: pr.PPID, ForkParent: pr.ForkParent, Uid: pr.UID, Euid: pr.EUID,
-		Comm: pr.Comm, Exe: pr.Exe, Args: pr.Args, Cwd: pr.Cwd, StartTime: ts(pr.StartTime), ExecTime: ts(pr.ExecTime),
-		CgroupId: pr.CgroupID, CapEff: pr.CapEff, CapPrm: pr.CapPrm, Tty: pr.TTY, GpuOwner: pr.GPUOwner, ExeMemfd: pr.ExeMemfd,
+		StartTime: ts(pr.StartTime), ExecTime: ts(pr.ExecTime), CgroupId: pr.CgroupID, CapEff: pr.CapEff,
+		CapPrm: pr.CapPrm, Tty: pr.TTY, GpuOwner: pr.GPUOwner, ExeMemfd: pr.ExeMemfd, Truncated: pr.Truncated.Names(),
+	}
+	var comm, exe, cwd []byte
+	var args [][]byte
+	p.Comm, comm = text(pr.Comm)
+	p.Exe, exe = text(pr.Exe)
+	p.Cwd, cwd = text(pr.Cwd)
+	var ok bool
+	if p.Args, ok = event.ValidTexts(pr.Args); !ok {
+		args = make([][]byte, len(pr.Args))
+		for i, a := range pr.Args {
+			args[i] = []byte(a)
+		}
+	}
+	if comm != nil || exe != nil || cwd != nil || args != nil {
+		p.Exact = &sensorv1.ProcessExact{Comm: comm, Exe: exe, Cwd: cwd, Args: args}
 	}
 	if pr.NS != (event.Namespaces{}) {
 		n := pr.NS
 		p.Ns = &sensorv1.Namespaces{Mnt: n.Mnt, Pid: n.PID, Net: n.Net, User: n.User, Uts: n.UTS, Ipc: n.IPC, Cgroup: n.Cgroup}
 	}
 	for _, e := range pr.Env {
-		p.Env = append(p.Env, &sensorv1.EnvVar{Name: e.Name, Value: e.Value})
+		pe := &sensorv1.EnvVar{}
+		var name, value []byte
+		pe.Name, name = text(e.Name)
+		pe.Value, value = text(e.Value)
+		if name != nil || value != nil {
+			pe.Exact = &sensorv1.EnvVarExact{Name: name, Value: value}
+		}
+		p.Env = append(p.Env, pe)
 	}
 	for _, a := range pr.Ancestors {
-		p.Ancestors = append(p.Ancestors, &sensorv1.Ancestor{Pid: a.PID, Exe: a.Exe, Comm: a.Comm})
+		pa := &sensorv1.Ancestor{Pid: a.PID}
+		var exe, comm []byte
+		pa.Exe, exe = text(a.Exe)
+		pa.Comm, comm = text(a.Comm)
+		if exe != nil || comm != nil {
+			pa.Exact = &sensorv1.AncestorExact{Exe: exe, Comm: comm}
+		}
+		p.Ancestors = append(p.Ancestors, pa)
 	}
 	return p
 }
@@ -163,10 +227,20 @@ func containerToProto(c *event.Container) *sensorv1.Container {
 	if c == nil {
 		return nil
 	}
-	return &sensorv1.Container{
-		Id: c.ID, Runtime: c.Runtime, CgroupPath: c.CgroupPath, PodUid: c.PodUID, Pod: c.Pod, Namespace: c.Namespace,
-		Name: c.Name, Image: c.Image, Labels: c.Labels, Gpus: c.GPUs, StartTime: ts(c.StartTime),
+	p := &sensorv1.Container{
+		Runtime: vt(c.Runtime), PodUid: vt(c.PodUID), Labels: vmap(c.Labels), Gpus: vts(c.GPUs), StartTime: ts(c.StartTime),
 	}
+	var id, cg, pod, ns, name, image []byte
+	p.Id, id = text(c.ID)
+	p.CgroupPath, cg = text(c.CgroupPath)
+	p.Pod, pod = text(c.Pod)
+	p.Namespace, ns = text(c.Namespace)
+	p.Name, name = text(c.Name)
+	p.Image, image = text(c.Image)
+	if id != nil || cg != nil || pod != nil || ns != nil || name != nil || image != nil {
+		p.Exact = &sensorv1.ContainerExact{Id: id, CgroupPath: cg, Pod: pod, Namespace: ns, Name: name, Image: image}
+	}
+	return p
 }
 
 // EventFromProto converts a wire event back into the sensor's vocabulary. It
@@ -193,15 +267,17 @@ func eventFromProto(p *sensorv1.Event, depth int) (*event.Event, error) {
 		if ps := f.GetPathSource(); ps >= sensorv1.PathSource_PATH_SOURCE_AS_PASSED && ps <= sensorv1.PathSource_PATH_SOURCE_UNRESOLVED {
 			src = event.PathSource(ps - 1)
 		}
-		ev.File = &event.File{Path: f.GetPath(), RawPath: f.GetRawPath(), PathSource: src, Flags: f.GetFlags(),
-			Mode: f.GetMode(), Result: f.GetResult(), Size: f.GetSize(), Inode: f.GetInode(), Dev: f.GetDev(), Syscall: f.GetSyscall()}
+		ev.File = &event.File{Path: fromText(f.GetPath(), f.GetExact().GetPath()), RawPath: fromText(f.GetRawPath(), f.GetExact().GetRawPath()),
+			PathSource: src, Flags: f.GetFlags(), Mode: f.GetMode(), Result: f.GetResult(), Size: f.GetSize(), Inode: f.GetInode(),
+			Dev: f.GetDev(), Syscall: f.GetSyscall(), Truncated: event.ParseTruncation(f.GetTruncated()),
+			ExitOnly: f.GetExitOnly(), Compat: f.GetCompat()}
 	case *sensorv1.Event_Net:
 		n := pl.Net
 		if n.GetSport() > 65535 || n.GetDport() > 65535 {
 			return nil, fmt.Errorf("net: port out of range (%d, %d)", n.GetSport(), n.GetDport())
 		}
 		en := &event.Net{Protocol: n.GetProtocol(), SPort: uint16(n.GetSport()), DPort: uint16(n.GetDport()),
-			UnixPath: n.GetUnixPath(), Class: n.GetClass(), Cookie: n.GetCookie(), BytesSent: n.GetBytesSent(),
+			UnixPath: fromText(n.GetUnixPath(), n.GetExact().GetUnixPath()), Class: n.GetClass(), Cookie: n.GetCookie(), BytesSent: n.GetBytesSent(),
 			Closed: n.GetClosed(), Result: n.GetResult(), Fd: n.GetFd()}
 		var err error
 		if en.SAddr, err = parseAddr(n.GetSaddr()); err != nil {
@@ -214,8 +290,10 @@ func eventFromProto(p *sensorv1.Event, depth int) (*event.Event, error) {
 	case *sensorv1.Event_Syscall:
 		s := pl.Syscall
 		ev.Sys = &event.Syscall{Name: s.GetName(), Ret: s.GetRet(), Flags: s.GetFlags(), Target: s.GetTarget(),
-			Path: s.GetPath(), Path2: s.GetPath2(), Arg: s.GetArg(), Fd: s.GetFd(), Fd2: s.GetFd2(),
-			NSInode: s.GetNsInode(), FdIsSocket: s.GetFdIsSocket()}
+			Path: fromText(s.GetPath(), s.GetExact().GetPath()), Path2: fromText(s.GetPath2(), s.GetExact().GetPath2()),
+			Arg: fromText(s.GetArg(), s.GetExact().GetArg()), Arg2: s.GetArg2(), Fd: s.GetFd(), Fd2: s.GetFd2(),
+			NSInode: s.GetNsInode(), FdIsSocket: s.GetFdIsSocket(), Truncated: event.ParseTruncation(s.GetTruncated()),
+			ExitOnly: s.GetExitOnly(), Compat: s.GetCompat()}
 	case *sensorv1.Event_Gpu:
 		g := pl.Gpu
 		ev.GPU = &event.GPU{Change: g.GetChange(), UUID: g.GetUuid(), Index: int(g.GetIndex()), MIG: g.GetMig(),
@@ -229,7 +307,17 @@ func eventFromProto(p *sensorv1.Event, depth int) (*event.Event, error) {
 			return nil, fmt.Errorf("finding.severity: unknown severity %d", int32(f.GetSeverity()))
 		}
 		ef := &event.Finding{Rule: f.GetRule(), Title: f.GetTitle(), Severity: sev, MITRE: f.GetMitre(),
-			Description: f.GetDescription(), Explanation: f.GetExplanation(), Count: int(f.GetCount()), Attrs: f.GetAttrs()}
+			Description: f.GetDescription(), Explanation: fromText(f.GetExplanation(), f.GetExact().GetExplanation()),
+			Count: int(f.GetCount()), Attrs: f.GetAttrs()}
+		if len(f.GetExact().GetAttrs()) > 0 {
+			ef.Attrs = maps.Clone(ef.Attrs)
+			if ef.Attrs == nil {
+				ef.Attrs = map[string]string{}
+			}
+			for k, v := range f.GetExact().GetAttrs() {
+				ef.Attrs[k] = fromText(ef.Attrs[k], v)
+			}
+		}
 		if depth == 0 {
 			for i, e := range f.GetEvidence() {
 				ee, err := eventFromProto(e, depth+1)
@@ -241,10 +329,10 @@ func eventFromProto(p *sensorv1.Event, depth int) (*event.Event, error) {
 		}
 		ev.Finding = ef
 	case *sensorv1.Event_Lost:
-		ev.Lost = &event.Lost{Source: pl.Lost.GetSource(), Count: pl.Lost.GetCount()}
+		ev.Lost = &event.Lost{Source: pl.Lost.GetSource(), Count: pl.Lost.GetCount(), Detail: pl.Lost.GetDetail()}
 	case *sensorv1.Event_Status:
 		s := pl.Status
-		ev.Status = &event.Status{Ready: s.GetReady(), Message: s.GetMessage(), Programs: s.GetPrograms(),
+		ev.Status = &event.Status{Ready: s.GetReady(), GPUEnabled: s.GetGpuEnabled(), Message: s.GetMessage(), Programs: s.GetPrograms(),
 			Fields: s.GetFields(), Counters: s.GetCounters()}
 	}
 	return ev, nil
@@ -263,18 +351,26 @@ func processFromProto(p *sensorv1.Process) *event.Process {
 	}
 	pr := &event.Process{
 		PID: p.GetPid(), TID: p.GetTid(), PPID: p.GetPpid(), ForkParent: p.GetForkParent(), UID: p.GetUid(), EUID: p.GetEuid(),
-		Comm: p.GetComm(), Exe: p.GetExe(), Args: p.GetArgs(), Cwd: p.GetCwd(), StartTime: fromTS(p.GetStartTime()),
+		Comm: fromText(p.GetComm(), p.GetExact().GetComm()), Exe: fromText(p.GetExe(), p.GetExact().GetExe()), Args: p.GetArgs(),
+		Cwd: fromText(p.GetCwd(), p.GetExact().GetCwd()), StartTime: fromTS(p.GetStartTime()),
 		ExecTime: fromTS(p.GetExecTime()), CgroupID: p.GetCgroupId(), CapEff: p.GetCapEff(), CapPrm: p.GetCapPrm(),
-		TTY: p.GetTty(), GPUOwner: p.GetGpuOwner(), ExeMemfd: p.GetExeMemfd(),
+		TTY: p.GetTty(), GPUOwner: p.GetGpuOwner(), ExeMemfd: p.GetExeMemfd(), Truncated: event.ParseTruncation(p.GetTruncated()),
+	}
+	if raw := p.GetExact().GetArgs(); len(raw) > 0 {
+		pr.Args = make([]string, len(raw))
+		for i, a := range raw {
+			pr.Args[i] = string(a)
+		}
 	}
 	if n := p.GetNs(); n != nil {
 		pr.NS = event.Namespaces{Mnt: n.GetMnt(), PID: n.GetPid(), Net: n.GetNet(), User: n.GetUser(), UTS: n.GetUts(), IPC: n.GetIpc(), Cgroup: n.GetCgroup()}
 	}
 	for _, e := range p.GetEnv() {
-		pr.Env = append(pr.Env, event.EnvVar{Name: e.GetName(), Value: e.GetValue()})
+		pr.Env = append(pr.Env, event.EnvVar{Name: fromText(e.GetName(), e.GetExact().GetName()), Value: fromText(e.GetValue(), e.GetExact().GetValue())})
 	}
 	for _, a := range p.GetAncestors() {
-		pr.Ancestors = append(pr.Ancestors, event.Ancestor{PID: a.GetPid(), Exe: a.GetExe(), Comm: a.GetComm()})
+		pr.Ancestors = append(pr.Ancestors, event.Ancestor{PID: a.GetPid(), Exe: fromText(a.GetExe(), a.GetExact().GetExe()),
+			Comm: fromText(a.GetComm(), a.GetExact().GetComm())})
 	}
 	return pr
 }
@@ -284,9 +380,10 @@ func containerFromProto(c *sensorv1.Container) *event.Container {
 		return nil
 	}
 	return &event.Container{
-		ID: c.GetId(), Runtime: c.GetRuntime(), CgroupPath: c.GetCgroupPath(), PodUID: c.GetPodUid(), Pod: c.GetPod(),
-		Namespace: c.GetNamespace(), Name: c.GetName(), Image: c.GetImage(), Labels: c.GetLabels(), GPUs: c.GetGpus(),
-		StartTime: fromTS(c.GetStartTime()),
+		ID: fromText(c.GetId(), c.GetExact().GetId()), Runtime: c.GetRuntime(), CgroupPath: fromText(c.GetCgroupPath(), c.GetExact().GetCgroupPath()),
+		PodUID: c.GetPodUid(), Pod: fromText(c.GetPod(), c.GetExact().GetPod()), Namespace: fromText(c.GetNamespace(), c.GetExact().GetNamespace()),
+		Name: fromText(c.GetName(), c.GetExact().GetName()), Image: fromText(c.GetImage(), c.GetExact().GetImage()), Labels: c.GetLabels(),
+		GPUs: c.GetGpus(), StartTime: fromTS(c.GetStartTime()),
 	}
 }
 
@@ -295,9 +392,9 @@ func InventoryToProto(inv *event.Inventory) *sensorv1.Inventory {
 	if inv == nil {
 		return nil
 	}
-	p := &sensorv1.Inventory{Node: inv.Node, Time: ts(inv.Time)}
+	p := &sensorv1.Inventory{Node: vt(inv.Node), Time: ts(inv.Time)}
 	for _, g := range inv.GPUs {
-		pg := &sensorv1.InventoryGpu{Uuid: g.UUID, Index: int32(g.Index), Name: g.Name, Mig: g.MIG}
+		pg := &sensorv1.InventoryGpu{Uuid: vt(g.UUID), Index: int32(g.Index), Name: vt(g.Name), Mig: vt(g.MIG)}
 		for _, o := range g.Owners {
 			pg.Owners = append(pg.Owners, ownerToProto(o))
 		}
@@ -312,12 +409,14 @@ func InventoryToProto(inv *event.Inventory) *sensorv1.Inventory {
 func ownerToProto(o event.InventoryOwner) *sensorv1.InventoryOwner {
 	p := &sensorv1.InventoryOwner{Process: processToProto(o.Process), Container: containerToProto(o.Container), UsedBytes: o.UsedBytes}
 	for _, m := range o.Models {
-		p.Models = append(p.Models, &sensorv1.ModelFile{Path: m.Path, Size: m.Size, Inode: m.Inode, Dev: m.Dev,
-			Sha256: m.SHA256, FirstLoader: m.FirstLoader, FirstSeen: ts(m.FirstSeen)})
+		pm := &sensorv1.ModelFile{Size: m.Size, Inode: m.Inode, Dev: m.Dev,
+			Sha256: vt(m.SHA256), FirstLoader: m.FirstLoader, FirstSeen: ts(m.FirstSeen)}
+		pm.Path, pm.PathExact = text(m.Path)
+		p.Models = append(p.Models, pm)
 	}
 	for _, pe := range o.Peers {
-		p.Peers = append(p.Peers, &sensorv1.Peer{Addr: addrString(pe.Addr), Port: uint32(pe.Port), Protocol: pe.Protocol,
-			Class: pe.Class, BytesSent: pe.BytesSent})
+		p.Peers = append(p.Peers, &sensorv1.Peer{Addr: addrString(pe.Addr), Port: uint32(pe.Port), Protocol: vt(pe.Protocol),
+			Class: vt(pe.Class), BytesSent: pe.BytesSent})
 	}
 	return p
 }
@@ -353,7 +452,7 @@ func InventoryFromProto(p *sensorv1.Inventory) (*event.Inventory, error) {
 func ownerFromProto(p *sensorv1.InventoryOwner) (event.InventoryOwner, error) {
 	o := event.InventoryOwner{Process: processFromProto(p.GetProcess()), Container: containerFromProto(p.GetContainer()), UsedBytes: p.GetUsedBytes()}
 	for _, m := range p.GetModels() {
-		o.Models = append(o.Models, event.ModelFile{Path: m.GetPath(), Size: m.GetSize(), Inode: m.GetInode(), Dev: m.GetDev(),
+		o.Models = append(o.Models, event.ModelFile{Path: fromText(m.GetPath(), m.GetPathExact()), Size: m.GetSize(), Inode: m.GetInode(), Dev: m.GetDev(),
 			SHA256: m.GetSha256(), FirstLoader: m.GetFirstLoader(), FirstSeen: fromTS(m.GetFirstSeen())})
 	}
 	for i, pe := range p.GetPeers() {
@@ -376,6 +475,10 @@ func statusToProto(s *event.Status) *sensorv1.Status {
 	if s == nil {
 		return nil
 	}
-	return &sensorv1.Status{Ready: s.Ready, Message: s.Message, Programs: slices.Clone(s.Programs),
-		Fields: maps.Clone(s.Fields), Counters: maps.Clone(s.Counters)}
+	counters := make(map[string]uint64, len(s.Counters))
+	for k, v := range s.Counters {
+		counters[vt(k)] = v
+	}
+	return &sensorv1.Status{Ready: s.Ready, GpuEnabled: s.GPUEnabled, Message: vt(s.Message), Programs: slices.Clone(vts(s.Programs)),
+		Fields: maps.Clone(vmap(s.Fields)), Counters: counters}
 }

@@ -261,14 +261,14 @@ func (x *FileExporter) Run(ctx context.Context, ring *Ring) error {
 	buf := make([]*event.Event, batchSize)
 	var lastLog time.Time
 	for {
-		n, lost := ring.Read(next, buf)
-		if lost > 0 {
-			next += lost
+		n, gap := ring.Read(next, buf)
+		if gap.Skipped > 0 {
+			next += gap.Skipped
 			x.mu.Lock()
-			x.stats.Lost += lost
+			x.stats.Lost += gap.Lost
 			x.mu.Unlock()
 			if x.ocsf == nil {
-				x.Write(&event.Event{Kind: event.KindLost, Time: time.Now(), Lost: &event.Lost{Source: LostSubscriber, Count: lost}})
+				x.Write(gapEvent(gap))
 			}
 		}
 		for i := 0; i < n; i++ {
@@ -280,7 +280,7 @@ func (x *FileExporter) Run(ctx context.Context, ring *Ring) error {
 				x.log.Warn("file exporter could not write an event", "path", x.cfg.Path, "err", err)
 			}
 		}
-		if n > 0 || lost > 0 {
+		if n > 0 || gap.Skipped > 0 {
 			continue
 		}
 		// The ring is drained: what is pending goes to the file now.

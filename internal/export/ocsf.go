@@ -1,6 +1,7 @@
 package export
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"maps"
@@ -1138,7 +1139,8 @@ func writeUnmapped(w *jsonWriter, ev *event.Event) {
 		attrs = ev.Finding.Attrs
 	}
 	exitSignal := ev.Kind == event.KindExit && ev.Exit != nil && ev.Exit.Signal != 0
-	if len(gpus) == 0 && len(attrs) == 0 && !exitSignal && ev.File == nil && ev.Net == nil && ev.Sys == nil {
+	raw := !ev.ValidUTF8()
+	if len(gpus) == 0 && len(attrs) == 0 && !exitSignal && ev.File == nil && ev.Net == nil && ev.Sys == nil && !raw {
 		return
 	}
 	w.object("unmapped")
@@ -1211,6 +1213,13 @@ func writeUnmapped(w *jsonWriter, ev *event.Event) {
 		if s.FdIsSocket {
 			w.bool("fd_is_socket", true)
 		}
+		w.end()
+	}
+	if raw {
+		// The exact bytes of names that are not valid UTF-8 (the strings
+		// above carry U+FFFD), keyed by their JSON-contract field name.
+		w.object("raw_b64")
+		ev.RawStrings(func(field, s string) { w.str(field, base64.StdEncoding.EncodeToString([]byte(s))) })
 		w.end()
 	}
 	w.end()

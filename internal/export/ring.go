@@ -3,6 +3,7 @@ package export
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"sort"
 	"sync"
 	"sync/atomic"
 
@@ -17,6 +18,10 @@ import (
 // Sequence numbers start at 1 and are assigned by Publish. Together with the
 // ring's instance id they form the resume cursor of the gRPC feed.
 //
+// Losses are counted in events, not records: a Lost record that falls out of
+// the ring before a reader saw it takes its count with it, so the reader is
+// told about the events it stood for too (see Gap).
+//
 // Ownership: a published *event.Event belongs to the ring and is shared by
 // all readers; nobody may modify it after Publish.
 //
@@ -29,11 +34,31 @@ type Ring struct {
 	mask uint64 // len(buf)-1 when a power of two, else 0
 	head uint64 // seq of the newest event; 0 when empty
 
+	// marks index the Lost records by seq with the cumulative event count
+	// through them (every other record counts 1), so the events between two
+	// sequence numbers can be counted after the records are gone. It keeps
+	// the last maxMarks; evicted is the newest one dropped from it.
+	marks      []lostMark
+	markStart  int
+	evicted    lostMark
+	hasEvicted bool
+
 	// wakers are the notification channels of blocked readers, replaced
 	// copy-on-write so Publish reads them without taking a lock.
 	wakers   atomic.Pointer[[]chan struct{}]
 	wakersMu sync.Mutex
 }
+
+type lostMark struct {
+	seq uint64 // seq of the Lost record
+	cum uint64 // events through seq, the record's count included
+}
+
+// maxMarks bounds the Lost-record index: a reader resuming from a cursor
+// older than the last maxMarks Lost records gets a lower bound (Gap.Approx).
+// The pipeline reports losses at most once a second per source, so this is
+// over an hour of continuous loss.
+const maxMarks = 4096
 
 // NewRing returns a ring that retains the last size events. A size below 1 is
 // raised to 1.
@@ -83,6 +108,9 @@ func (r *Ring) Publish(ev *event.Event) {
 	r.head++
 	ev.Seq = r.head
 	r.buf[r.slot(r.head)] = ev
+	if ev.Kind == event.KindLost && ev.Lost != nil {
+		r.markLocked(ev.Seq, ev.Lost.Count)
+	}
 	r.mu.Unlock()
 	for _, c := range *r.wakers.Load() {
 		select {
@@ -140,28 +168,81 @@ func (r *Ring) Stats() RingStats {
 	return s
 }
 
+func (r *Ring) markLocked(seq, count uint64) {
+	m := lostMark{seq: seq, cum: r.cumThroughLocked(seq-1) + count}
+	if len(r.marks) < maxMarks {
+		r.marks = append(r.marks, m)
+		return
+	}
+	r.evicted, r.hasEvicted = r.marks[r.markStart], true
+	r.marks[r.markStart] = m
+	r.markStart = (r.markStart + 1) % maxMarks
+}
+
+// cumThroughLocked returns how many events the records 1..seq stand for: one
+// each, and its count for a Lost record. exact is false when seq is older
+// than the Lost records the index still holds and some were evicted after it.
+func (r *Ring) cumThroughLocked(seq uint64) uint64 {
+	c, _ := r.cumThroughExactLocked(seq)
+	return c
+}
+
+func (r *Ring) cumThroughExactLocked(seq uint64) (cum uint64, exact bool) {
+	n := len(r.marks)
+	at := func(i int) lostMark { return r.marks[(r.markStart+i)%n] }
+	// The last mark with mark.seq <= seq.
+	i := sort.Search(n, func(i int) bool { return at(i).seq > seq }) - 1
+	switch {
+	case i >= 0:
+		m := at(i)
+		return m.cum + (seq - m.seq), true
+	case !r.hasEvicted:
+		return seq, true
+	case seq >= r.evicted.seq:
+		return r.evicted.cum + (seq - r.evicted.seq), true
+	default:
+		// Evicted marks lie after seq; count as if they were before it (a
+		// lower bound of what the reader lost).
+		return seq + (r.evicted.cum - r.evicted.seq), false
+	}
+}
+
+// Gap is what a reader missed because the ring overwrote it.
+type Gap struct {
+	// Skipped is how many sequence numbers were overwritten: the reader's
+	// next sequence number is from+Skipped.
+	Skipped uint64
+	// Lost is how many events those records stood for: one per record, and
+	// the count of each Lost record among them.
+	Lost uint64
+	// Approx is set when Lost is a lower bound: the reader's position was
+	// older than the Lost records the ring's index keeps.
+	Approx bool
+}
+
 // Read copies into dst the events from sequence number from onwards, at most
-// len(dst), and returns how many it copied and how many events between from
-// and the oldest retained one were lost to overwriting. The events copied
-// start at from+lost. Read never blocks.
-func (r *Ring) Read(from uint64, dst []*event.Event) (n int, lost uint64) {
+// len(dst), and returns how many it copied and what the reader missed
+// between from and the oldest retained event. The events copied start at
+// from+gap.Skipped. Read never blocks.
+func (r *Ring) Read(from uint64, dst []*event.Event) (n int, gap Gap) {
 	if from == 0 {
 		from = 1
 	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.head == 0 || from > r.head {
-		return 0, 0
+		return 0, gap
 	}
 	if oldest := r.oldestLocked(); from < oldest {
-		lost = oldest - from
+		before, exact := r.cumThroughExactLocked(from - 1)
+		gap = Gap{Skipped: oldest - from, Lost: r.cumThroughLocked(oldest-1) - before, Approx: !exact}
 		from = oldest
 	}
 	for seq := from; seq <= r.head && n < len(dst); seq++ {
 		dst[n] = r.buf[r.slot(seq)]
 		n++
 	}
-	return n, lost
+	return n, gap
 }
 
 // Waiter is a reader's wakeup registration. C receives a value after each

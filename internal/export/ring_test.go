@@ -15,8 +15,8 @@ func TestRingReadAndOverwrite(t *testing.T) {
 			t.Fatalf("size %d: empty ring head %d oldest %d", size, r.Head(), r.Oldest())
 		}
 		buf := make([]*event.Event, 64)
-		if n, lost := r.Read(1, buf); n != 0 || lost != 0 {
-			t.Fatalf("size %d: read of empty ring: %d, %d", size, n, lost)
+		if n, gap := r.Read(1, buf); n != 0 || gap != (Gap{}) {
+			t.Fatalf("size %d: read of empty ring: %d, %+v", size, n, gap)
 		}
 		const total = 20
 		for i := 0; i < total; i++ {
@@ -40,9 +40,9 @@ func TestRingReadAndOverwrite(t *testing.T) {
 			{from: total + 1, wantN: 0},
 		}
 		for _, tt := range tests {
-			n, lost := r.Read(tt.from, buf)
-			if n != tt.wantN || lost != tt.wantLost {
-				t.Errorf("size %d: Read(%d) = %d, %d; want %d, %d", size, tt.from, n, lost, tt.wantN, tt.wantLost)
+			n, gap := r.Read(tt.from, buf)
+			if lost := gap.Lost; n != tt.wantN || lost != tt.wantLost || gap.Skipped != lost || gap.Approx {
+				t.Errorf("size %d: Read(%d) = %d, %+v; want %d, %d", size, tt.from, n, gap, tt.wantN, tt.wantLost)
 				continue
 			}
 			for i := 0; i < n; i++ {
@@ -115,9 +115,9 @@ func TestRingConcurrent(t *testing.T) {
 			buf := make([]*event.Event, 16)
 			var next, seen, lostSum uint64 = 1, 0, 0
 			for {
-				n, lost := r.Read(next, buf)
-				lostSum += lost
-				next += lost
+				n, gap := r.Read(next, buf)
+				lostSum += gap.Lost
+				next += gap.Skipped
 				for _, ev := range buf[:n] {
 					if ev.Seq != next {
 						t.Errorf("seq %d; want %d", ev.Seq, next)
@@ -176,5 +176,72 @@ func BenchmarkRingPublish(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		r.Publish(ev)
+	}
+}
+
+// A Lost record that falls out of the ring takes its count with it: a
+// reader that missed it is told about every event it stood for (issue 14:
+// 113,712 events went unaccounted when each counted as one).
+func TestRingGapCountsLostRecords(t *testing.T) {
+	r := NewRing(4)
+	lost := func(n uint64) *event.Event {
+		return &event.Event{Kind: event.KindLost, Lost: &event.Lost{Source: "queue", Count: n}}
+	}
+	// seq: 1 ev, 2 lost(100), 3 ev, 4 lost(7), 5 ev, 6 ev, 7 lost(0), 8 ev
+	for _, ev := range []*event.Event{{}, lost(100), {}, lost(7), {}, {}, lost(0), {}} {
+		r.Publish(ev)
+	}
+	// The ring holds 5..8; each reader position misses what lies before 5.
+	buf := make([]*event.Event, 8)
+	for _, tt := range []struct {
+		from      uint64
+		wantSkip  uint64
+		wantLost  uint64
+		wantFirst uint64
+	}{
+		{1, 4, 1 + 100 + 1 + 7, 5},
+		{2, 3, 100 + 1 + 7, 5},
+		{3, 2, 1 + 7, 5},
+		{4, 1, 7, 5},
+		{5, 0, 0, 5},
+		{8, 0, 0, 8},
+	} {
+		n, gap := r.Read(tt.from, buf)
+		if gap.Skipped != tt.wantSkip || gap.Lost != tt.wantLost || gap.Approx || n == 0 || buf[0].Seq != tt.wantFirst {
+			t.Errorf("Read(%d) = %d events from %d, %+v; want from %d, skipped %d, lost %d", tt.from, n, buf[0].Seq, gap, tt.wantFirst, tt.wantSkip, tt.wantLost)
+		}
+	}
+	// Reader view: whatever it reads plus what it is told it lost is what
+	// was generated: 5 plain events and 107 in Lost records.
+	var got uint64
+	n, gap := r.Read(1, buf)
+	got += gap.Lost
+	for _, ev := range buf[:n] {
+		if ev.Kind == event.KindLost {
+			got += ev.Lost.Count
+		} else {
+			got++
+		}
+	}
+	if got != 5+107 {
+		t.Errorf("received + lost = %d; want %d", got, 5+107)
+	}
+}
+
+// Past the index bound the count is a lower bound, and says so.
+func TestRingGapBeyondTheIndexIsMarkedApprox(t *testing.T) {
+	r := NewRing(2)
+	r.Publish(&event.Event{})
+	for i := 0; i < maxMarks+2; i++ {
+		r.Publish(&event.Event{Kind: event.KindLost, Lost: &event.Lost{Count: 2}})
+	}
+	buf := make([]*event.Event, 2)
+	if _, gap := r.Read(1, buf); !gap.Approx {
+		t.Errorf("Read(1) = %+v; want Approx (the first marks were evicted)", gap)
+	}
+	head := r.Head()
+	// A position after the evicted marks is exact again.
+	if _, gap := r.Read(head-3, buf); gap.Approx || gap.Lost != 4 {
+		t.Errorf("Read(head-3) = %+v; want exactly 4 lost (two records of 2)", gap)
 	}
 }

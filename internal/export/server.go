@@ -13,15 +13,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/kestrel-sec/kestrel/internal/config"
 	"github.com/kestrel-sec/kestrel/internal/event"
@@ -47,24 +43,38 @@ type Options struct {
 // Loss sources reported by the export layer.
 const (
 	// LostSubscriber counts events a subscriber did not get because it fell
-	// behind the ring.
+	// behind the ring (the counts of Lost records it missed included).
 	LostSubscriber = "subscriber"
 	// LostRestart marks a resume across a sensor restart: the events of the
 	// previous instance after the client's cursor are gone (count unknown).
 	LostRestart = "sensor_restart"
+	// LostEncode replaces, in-band, an event that could not be encoded.
+	LostEncode = "encode_error"
 )
 
 // ServiceName is the gRPC health service name that reports readiness: it is
-// SERVING once the pipeline's status says Ready. The empty service name
-// reports liveness and is SERVING while the server runs.
+// SERVING once the pipeline's status says Ready (every program attached, the
+// pipeline running) and the feed is served. The empty service name reports
+// liveness and is SERVING while the server runs.
 const ServiceName = "sensor.v1.SensorService"
+
+// GPUServiceName is the health service name of GPU attribution: SERVING
+// while the GPU sampler runs (Status.GPUEnabled), NOT_SERVING on a node
+// without NVML. A GPU node pool's readiness probe may ask for it.
+const GPUServiceName = "sensor.v1.SensorService.gpu"
 
 // Server serves the sensor.v1 API over the ring: on a unix socket (mode
 // 0600) and, when configured, on a TCP port that requires mutual TLS 1.3.
 //
 // Lifecycle: NewServer validates and loads certificates; Listen opens the
 // listeners (optional: Serve calls it); Serve runs until its context ends
-// and then stops the listeners and removes the socket file.
+// and then stops the listeners and removes the socket file, within a few
+// seconds whatever the clients do.
+//
+// Every resource a client can hold is bounded: connections per listener and
+// per TCP peer, the handshake time of a new connection, subscriber slots
+// (an idle subscriber yields its slot), the filters of a subscription and
+// their total cost, the bytes and time a slow subscriber may hold.
 type Server struct {
 	sensorv1.UnimplementedSensorServiceServer
 
@@ -86,29 +96,64 @@ type Server struct {
 	unixLn   *net.UnixListener
 	tcpLn    net.Listener
 	healthLn net.Listener
+	limiters map[string]*connLimiter // by listener name, while serving
 
-	subsMu sync.Mutex
-	subs   map[uint64]*subscriber
-	nextID atomic.Uint64
+	subsMu     sync.Mutex
+	subs       map[uint64]*subscriber
+	filterCost int // of the live subscribers
+	nextID     atomic.Uint64
 
 	// closing is closed when Serve begins shutting down, so Subscribe
 	// streams end at once instead of holding GracefulStop.
 	closing   chan struct{}
 	closeOnce sync.Once
+	serving   atomic.Bool
+
+	// toProto converts events for the wire (EventToProto; a test swaps it
+	// to prove an encoding failure stays in-band).
+	toProto func(*event.Event) *sensorv1.Event
 
 	lostSubscriber atomic.Uint64
 	lostRestart    atomic.Uint64
 	cutoffs        atomic.Uint64
+	encodeErrors   atomic.Uint64
+	subsRefused    atomic.Uint64
+	evictedIdle    atomic.Uint64
+	filtersRefused atomic.Uint64
 }
 
-// subscriber is the server's view of one Subscribe stream.
-type subscriber struct {
-	id     uint64
-	peer   string
-	since  time.Time
-	cursor atomic.Uint64 // last sequence examined
-	sent   atomic.Uint64
-	lost   atomic.Uint64
+// withExportDefaults fills the limits a hand-built ExportConfig (tests,
+// embedders) leaves zero with the defaults of config.Default.
+func withExportDefaults(cfg config.ExportConfig) config.ExportConfig {
+	def := config.Default().Export
+	if cfg.MaxSubscribers <= 0 {
+		cfg.MaxSubscribers = def.MaxSubscribers
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = def.IdleTimeout
+	}
+	if cfg.MaxFilters <= 0 {
+		cfg.MaxFilters = def.MaxFilters
+	}
+	if cfg.MaxFilterCost <= 0 {
+		cfg.MaxFilterCost = def.MaxFilterCost
+	}
+	if cfg.MaxTotalFilterCost <= 0 {
+		cfg.MaxTotalFilterCost = def.MaxTotalFilterCost
+	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = def.MaxConnections
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = def.HandshakeTimeout
+	}
+	if cfg.SubscriberDeadline <= 0 {
+		cfg.SubscriberDeadline = def.SubscriberDeadline
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = def.HeartbeatInterval
+	}
+	return cfg
 }
 
 // NewServer builds a server over ring. It fails when TCP is configured
@@ -120,25 +165,17 @@ func NewServer(cfg config.ExportConfig, ring *Ring, src Sources, opts *Options) 
 	if opts == nil {
 		opts = &Options{}
 	}
+	cfg = withExportDefaults(cfg)
 	s := &Server{
 		cfg: cfg, ring: ring, src: src, log: opts.Logger, node: opts.NodeName,
 		deadline: cfg.SubscriberDeadline.D(), heartbeat: cfg.HeartbeatInterval.D(),
-		subs: make(map[uint64]*subscriber), closing: make(chan struct{}),
+		subs: make(map[uint64]*subscriber), closing: make(chan struct{}), toProto: EventToProto,
 	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
 	if s.node == "" {
 		s.node, _ = os.Hostname()
-	}
-	if s.deadline <= 0 {
-		s.deadline = 5 * time.Second
-	}
-	if s.heartbeat <= 0 {
-		s.heartbeat = 10 * time.Second
-	}
-	if cfg.MaxSubscribers <= 0 {
-		s.cfg.MaxSubscribers = 32
 	}
 	if cfg.UnixSocket == "" && cfg.TCPListen == "" {
 		return nil, errors.New("create export server: neither export.unix_socket nor export.tcp_listen is set")
@@ -156,6 +193,7 @@ func NewServer(cfg config.ExportConfig, ring *Ring, src Sources, opts *Options) 
 	s.health = health.NewServer()
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.health.SetServingStatus(ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+	s.health.SetServingStatus(GPUServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
 	if cfg.UnixSocket != "" {
 		s.unix = s.newGRPC()
 	}
@@ -163,18 +201,32 @@ func NewServer(cfg config.ExportConfig, ring *Ring, src Sources, opts *Options) 
 		s.tcp = s.newGRPC(grpc.Creds(credentials.NewTLS(s.certs.serverTLSConfig())))
 	}
 	if cfg.HealthListen != "" {
-		s.healthGS = grpc.NewServer(grpc.MaxConcurrentStreams(8))
+		s.healthGS = grpc.NewServer(grpc.MaxConcurrentStreams(8), grpc.ConnectionTimeout(cfg.HandshakeTimeout.D()),
+			grpc.MaxRecvMsgSize(4<<10), grpc.MaxHeaderListSize(16<<10))
 		healthpb.RegisterHealthServer(s.healthGS, s.health)
 	}
 	return s, nil
 }
 
+// maxRequestBytes bounds a request: filters and cursors fit in far less.
+const maxRequestBytes = 256 << 10
+
 func (s *Server) newGRPC(extra ...grpc.ServerOption) *grpc.Server {
 	opts := append([]grpc.ServerOption{
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		// Dead peers are found by pings; connections with no call at all
+		// are closed after a while, so they do not hold connection slots.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second,
+			MaxConnectionIdle: 5 * time.Minute}),
+		// A peer that connects and never completes TLS and the HTTP/2
+		// preface is dropped after this (gRPC's default is 120s).
+		grpc.ConnectionTimeout(s.cfg.HandshakeTimeout.D()),
+		grpc.MaxRecvMsgSize(maxRequestBytes),
+		grpc.MaxHeaderListSize(64 << 10),
 		// Subscribe streams are bounded separately; leave room for unary calls.
 		grpc.MaxConcurrentStreams(uint32(s.cfg.MaxSubscribers) + 16),
+		// Subscribe marshals its messages itself (see codec.go).
+		grpc.ForceServerCodecV2(newFeedCodec()),
 	}, extra...)
 	g := grpc.NewServer(opts...)
 	sensorv1.RegisterSensorServiceServer(g, s)
@@ -211,6 +263,14 @@ func (s *Server) Listen() error {
 		s.healthLn = l
 	}
 	return nil
+}
+
+// Close releases the listeners of a server that will not Serve (start-up
+// failed after Listen) and removes its socket file.
+func (s *Server) Close() {
+	s.lnMu.Lock()
+	defer s.lnMu.Unlock()
+	s.closeListenersLocked()
 }
 
 func (s *Server) closeListenersLocked() {
@@ -257,30 +317,46 @@ func (s *Server) TCPAddr() net.Addr {
 	return s.tcpLn.Addr()
 }
 
-// Serve serves the listeners until ctx is done, then stops gracefully
-// (bounded by a second) and removes the socket file. It returns nil after a
-// clean shutdown, or the first listener error.
+// Serve serves the listeners until ctx is done, then stops: Subscribe
+// streams end at once (UNAVAILABLE, SHUTTING_DOWN), unary calls get half a
+// second to finish, and connections are closed. It returns within a few seconds of
+// ctx ending whatever the clients do: nil after a clean shutdown, or the
+// first listener error.
 func (s *Server) Serve(ctx context.Context) error {
 	if err := s.Listen(); err != nil {
 		return err
 	}
 	s.lnMu.Lock()
-	unixLn, tcpLn, healthLn := s.unixLn, s.tcpLn, s.healthLn
+	s.limiters = map[string]*connLimiter{}
+	type listener struct {
+		name    string
+		ln      net.Listener
+		perPeer int
+		g       *grpc.Server
+	}
+	var lns []listener
+	if s.unixLn != nil {
+		lns = append(lns, listener{"unix", s.unixLn, 0, s.unix})
+	}
+	if s.tcpLn != nil {
+		lns = append(lns, listener{"tcp", s.tcpLn, s.cfg.MaxConnectionsPerPeer, s.tcp})
+	}
+	if s.healthLn != nil {
+		lns = append(lns, listener{"health", s.healthLn, s.cfg.MaxConnectionsPerPeer, s.healthGS})
+	}
+	for i := range lns {
+		cl := newConnLimiter(lns[i].ln, s.cfg.MaxConnections, lns[i].perPeer)
+		s.limiters[lns[i].name] = cl
+		lns[i].ln = cl
+	}
 	s.lnMu.Unlock()
 
-	errc := make(chan error, 3)
-	if unixLn != nil {
-		go func() { errc <- s.unix.Serve(unixLn) }()
-		s.log.Info("gRPC feed listening", "unix", s.cfg.UnixSocket)
+	errc := make(chan error, len(lns))
+	for _, l := range lns {
+		go func() { errc <- l.g.Serve(l.ln) }()
+		s.log.Info("gRPC listening", "listener", l.name, "addr", l.ln.Addr().String(), "mutual_tls", l.name == "tcp")
 	}
-	if tcpLn != nil {
-		go func() { errc <- s.tcp.Serve(tcpLn) }()
-		s.log.Info("gRPC feed listening with mutual TLS", "tcp", tcpLn.Addr().String())
-	}
-	if healthLn != nil {
-		go func() { errc <- s.healthGS.Serve(healthLn) }()
-		s.log.Info("gRPC health probes listening", "tcp", healthLn.Addr().String())
-	}
+	s.serving.Store(true)
 	readyDone := make(chan struct{})
 	go s.watchReady(ctx, readyDone)
 
@@ -290,6 +366,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	case err = <-errc:
 		err = fmt.Errorf("serve gRPC: %w", err)
 	}
+	s.serving.Store(false)
 	s.closeOnce.Do(func() { close(s.closing) })
 	<-readyDone
 	s.health.Shutdown()
@@ -304,10 +381,16 @@ func (s *Server) Serve(ctx context.Context) error {
 	return err
 }
 
+// stop stops every gRPC server: gracefully for half a second (unary calls
+// in flight finish; a stream whose client stopped reading cannot even take
+// its final status), then by closing every connection. It never waits more
+// than a second after that: a handler that does not return must not keep
+// the sensor from exiting (its goroutine dies with the process).
 func (s *Server) stop() {
+	servers := []*grpc.Server{s.unix, s.tcp, s.healthGS}
 	done := make(chan struct{})
 	go func() {
-		for _, g := range []*grpc.Server{s.unix, s.tcp, s.healthGS} {
+		for _, g := range servers {
 			if g != nil {
 				g.GracefulStop()
 			}
@@ -316,33 +399,44 @@ func (s *Server) stop() {
 	}()
 	select {
 	case <-done:
-	case <-time.After(time.Second):
-		for _, g := range []*grpc.Server{s.unix, s.tcp, s.healthGS} {
-			if g != nil {
-				g.Stop()
-			}
+		return
+	case <-time.After(500 * time.Millisecond):
+	}
+	for _, g := range servers {
+		if g != nil {
+			g.Stop()
 		}
-		<-done
+	}
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		s.log.Error("gRPC handlers still running a second after the connections were closed; stopping without them",
+			"subscribers", len(s.Subscribers()))
 	}
 }
 
-// watchReady flips the readiness health status when the pipeline reports
-// Ready, and back when it stops being ready.
+// watchReady keeps the health statuses current: readiness follows the
+// pipeline's Ready while the feed is served, GPU health follows the GPU
+// sampler.
 func (s *Server) watchReady(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
-	last := healthpb.HealthCheckResponse_NOT_SERVING
+	last := [2]healthpb.HealthCheckResponse_ServingStatus{healthpb.HealthCheckResponse_NOT_SERVING, healthpb.HealthCheckResponse_NOT_SERVING}
 	for {
-		want := healthpb.HealthCheckResponse_NOT_SERVING
-		if s.src.Status != nil {
-			if st := s.src.Status(); st != nil && st.Ready {
-				want = healthpb.HealthCheckResponse_SERVING
-			}
+		want := [2]healthpb.HealthCheckResponse_ServingStatus{healthpb.HealthCheckResponse_NOT_SERVING, healthpb.HealthCheckResponse_NOT_SERVING}
+		st := s.pipelineStatus()
+		if st != nil && st.Ready && s.serving.Load() {
+			want[0] = healthpb.HealthCheckResponse_SERVING
 		}
-		if want != last {
-			s.health.SetServingStatus(ServiceName, want)
-			last = want
+		if st != nil && st.GPUEnabled {
+			want[1] = healthpb.HealthCheckResponse_SERVING
+		}
+		for i, name := range [2]string{ServiceName, GPUServiceName} {
+			if want[i] != last[i] {
+				s.health.SetServingStatus(name, want[i])
+				last[i] = want[i]
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -352,208 +446,12 @@ func (s *Server) watchReady(ctx context.Context, done chan<- struct{}) {
 	}
 }
 
-// batchSize is how many ring events a subscriber takes per read.
-const batchSize = 256
-
-// Subscribe implements sensorv1.SensorServiceServer.
-func (s *Server) Subscribe(req *sensorv1.SubscribeRequest, stream grpc.ServerStreamingServer[sensorv1.SubscribeResponse]) error {
-	fs, err := FiltersFromProto(req.GetAllow(), req.GetDeny())
-	if err != nil {
-		return status.Errorf(codes.InvalidArgument, "filter %v", err)
+func (s *Server) pipelineStatus() *event.Status {
+	if s.src.Status == nil {
+		return nil
 	}
-	m, err := Compile(fs)
-	if err != nil {
-		return status.Errorf(codes.InvalidArgument, "filter %v", err)
-	}
-	ctx := stream.Context()
-	inst := s.ring.InstanceID()
-
-	var pending []*sensorv1.SubscribeResponse
-	head, oldest := s.ring.Head(), s.ring.Oldest()
-	next := head + 1
-	switch c := req.GetResumeAfter(); {
-	case c != nil && c.GetInstanceId() == inst:
-		if c.GetSeq() > head {
-			return status.Errorf(codes.InvalidArgument, "resume_after.seq %d is beyond the newest event %d", c.GetSeq(), head)
-		}
-		next = c.GetSeq() + 1
-	case c != nil:
-		// The sensor restarted: everything this instance still holds is new
-		// to the client; what the old instance had after the cursor is gone.
-		next = max(oldest, 1)
-		s.lostRestart.Add(1)
-		pending = append(pending, &sensorv1.SubscribeResponse{
-			Payload: &sensorv1.SubscribeResponse_Lost{Lost: &sensorv1.Lost{Source: LostRestart}},
-			Cursor:  &sensorv1.Cursor{InstanceId: inst, Seq: next - 1}, NodeName: s.node,
-		})
-	case req.GetReplayLast() > 0:
-		n := uint64(req.GetReplayLast())
-		if head >= n {
-			next = head - n + 1
-		} else {
-			next = 1
-		}
-		next = max(next, oldest)
-	}
-
-	sub := &subscriber{id: s.nextID.Add(1), since: time.Now()}
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		sub.peer = p.Addr.String()
-		if sub.peer == "" || sub.peer == "@" {
-			sub.peer = "unix"
-		}
-	}
-	sub.cursor.Store(next - 1)
-	s.subsMu.Lock()
-	if len(s.subs) >= s.cfg.MaxSubscribers {
-		s.subsMu.Unlock()
-		return status.Errorf(codes.ResourceExhausted, "too many subscribers (export.max_subscribers = %d)", s.cfg.MaxSubscribers)
-	}
-	s.subs[sub.id] = sub
-	s.subsMu.Unlock()
-	defer func() {
-		s.subsMu.Lock()
-		delete(s.subs, sub.id)
-		s.subsMu.Unlock()
-	}()
-
-	snd := newSender(stream)
-	defer snd.close()
-	waiter := s.ring.NewWaiter()
-	defer waiter.Close()
-	hb := time.NewTicker(s.heartbeat)
-	defer hb.Stop()
-	check := time.NewTicker(max(s.deadline/4, 5*time.Millisecond))
-	defer check.Stop()
-
-	buf := make([]*event.Event, batchSize)
-	batch := pending
-	for {
-		n, lost := s.ring.Read(next, buf)
-		if lost > 0 {
-			sub.lost.Add(lost)
-			s.lostSubscriber.Add(lost)
-			next += lost
-			batch = append(batch, &sensorv1.SubscribeResponse{
-				Payload: &sensorv1.SubscribeResponse_Lost{Lost: &sensorv1.Lost{Source: LostSubscriber, Count: lost}},
-				Cursor:  &sensorv1.Cursor{InstanceId: inst, Seq: next - 1}, NodeName: s.node,
-			})
-		}
-		for i := 0; i < n; i++ {
-			ev := buf[i]
-			buf[i] = nil
-			next = ev.Seq + 1
-			if !m.Match(ev) {
-				continue
-			}
-			batch = append(batch, &sensorv1.SubscribeResponse{
-				Payload: &sensorv1.SubscribeResponse_Event{Event: EventToProto(ev)},
-				Cursor:  &sensorv1.Cursor{InstanceId: inst, Seq: ev.Seq}, NodeName: s.node,
-			})
-		}
-		sub.cursor.Store(next - 1)
-		if len(batch) > 0 {
-			if err := s.flush(ctx, snd, check, sub, batch); err != nil {
-				return err
-			}
-			clear(batch)
-			batch = batch[:0]
-			continue
-		}
-		if n > 0 || lost > 0 {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-s.closing:
-			return status.Error(codes.Unavailable, "the sensor is shutting down; resume with your last cursor")
-		case <-waiter.C:
-		case <-hb.C:
-			if snd.idleFor() >= s.heartbeat/2 {
-				batch = append(batch, &sensorv1.SubscribeResponse{
-					Payload: &sensorv1.SubscribeResponse_Heartbeat{Heartbeat: &sensorv1.Heartbeat{
-						Time: timestamppb.Now(), HeadSeq: s.ring.Head()}},
-					Cursor: &sensorv1.Cursor{InstanceId: inst, Seq: next - 1}, NodeName: s.node,
-				})
-			}
-		}
-	}
+	return s.src.Status()
 }
-
-// flush hands batch to the sender and waits until it is sent, the stream
-// ends, or the sender makes no progress for longer than the deadline, in
-// which case the stream is closed with RESOURCE_EXHAUSTED.
-func (s *Server) flush(ctx context.Context, snd *sender, check *time.Ticker, sub *subscriber, batch []*sensorv1.SubscribeResponse) error {
-	snd.submit(batch)
-	for {
-		select {
-		case err := <-snd.results:
-			if err != nil {
-				return err
-			}
-			sub.sent.Add(uint64(len(batch)))
-			return nil
-		case <-ctx.Done():
-			return nil
-		case <-s.closing:
-			return status.Error(codes.Unavailable, "the sensor is shutting down; resume with your last cursor")
-		case <-check.C:
-			if stuck := snd.idleFor(); stuck > s.deadline {
-				s.cutoffs.Add(1)
-				s.log.Warn("closing a subscriber whose stream send is blocked", "subscriber", sub.id, "peer", sub.peer,
-					"blocked", stuck.Round(time.Millisecond), "deadline", s.deadline, "cursor", sub.cursor.Load())
-				return status.Errorf(codes.ResourceExhausted,
-					"subscriber %d: stream send blocked for %s, longer than export.subscriber_deadline %s; resume with your last cursor (instance %s)",
-					sub.id, stuck.Round(time.Millisecond), s.deadline, s.ring.InstanceID())
-			}
-		}
-	}
-}
-
-// sender owns stream.Send, so a send blocked by a client that stopped
-// reading cannot hold the subscriber loop: the loop returns, which finishes
-// the stream and unblocks the send.
-type sender struct {
-	stream   grpc.ServerStreamingServer[sensorv1.SubscribeResponse]
-	work     chan []*sensorv1.SubscribeResponse
-	results  chan error
-	progress atomic.Int64 // unix nanos of the last completed send or submit
-}
-
-func newSender(stream grpc.ServerStreamingServer[sensorv1.SubscribeResponse]) *sender {
-	s := &sender{stream: stream, work: make(chan []*sensorv1.SubscribeResponse), results: make(chan error, 1)}
-	s.progress.Store(time.Now().UnixNano())
-	go s.run()
-	return s
-}
-
-func (s *sender) run() {
-	for batch := range s.work {
-		var err error
-		for _, m := range batch {
-			if err = s.stream.Send(m); err != nil {
-				break
-			}
-			s.progress.Store(time.Now().UnixNano())
-		}
-		s.results <- err
-		if err != nil {
-			return
-		}
-	}
-}
-
-func (s *sender) submit(batch []*sensorv1.SubscribeResponse) {
-	s.progress.Store(time.Now().UnixNano())
-	s.work <- batch
-}
-
-func (s *sender) idleFor() time.Duration {
-	return time.Duration(time.Now().UnixNano() - s.progress.Load())
-}
-
-func (s *sender) close() { close(s.work) }
 
 // GetStatus implements sensorv1.SensorServiceServer.
 func (s *Server) GetStatus(context.Context, *sensorv1.GetStatusRequest) (*sensorv1.GetStatusResponse, error) {
@@ -566,21 +464,47 @@ func (s *Server) GetStatus(context.Context, *sensorv1.GetStatusRequest) (*sensor
 		ExportLost: map[string]uint64{
 			LostSubscriber:       s.lostSubscriber.Load(),
 			LostRestart:          s.lostRestart.Load(),
+			LostEncode:           s.encodeErrors.Load(),
 			"subscriber_cutoffs": s.cutoffs.Load(),
 		},
 	}
-	if s.src.Status != nil {
-		if st := s.src.Status(); st != nil {
-			resp.Status = statusToProto(st)
-			resp.NvmlState = st.Fields["nvml"]
-		}
+	if st := s.pipelineStatus(); st != nil {
+		resp.Status = statusToProto(st)
+		resp.NvmlState = vt(st.Fields["nvml"])
+		resp.Ready = st.Ready && s.serving.Load()
+		resp.Gpu = &sensorv1.GpuStatus{Enabled: st.GPUEnabled, State: resp.NvmlState}
 	}
+	resp.ExportCounters = s.Counters()
 	for _, sub := range s.Subscribers() {
 		resp.Subscribers = append(resp.Subscribers, &sensorv1.SubscriberStatus{
 			Id: sub.ID, Peer: sub.Peer, CursorSeq: sub.Cursor, Lag: sub.Lag, Sent: sub.Sent, Lost: sub.Lost, Since: ts(sub.Since),
 		})
 	}
 	return resp, nil
+}
+
+// Counters returns the feed's limit counters: connections refused per
+// listener, subscribers refused and evicted, slow-subscriber cut-offs,
+// filters refused, events that could not be encoded. Safe for concurrent use.
+func (s *Server) Counters() map[string]uint64 {
+	m := map[string]uint64{
+		"subscriber_cutoffs":       s.cutoffs.Load(),
+		"subscribers_refused":      s.subsRefused.Load(),
+		"subscribers_evicted_idle": s.evictedIdle.Load(),
+		"filters_refused":          s.filtersRefused.Load(),
+		"encode_errors":            s.encodeErrors.Load(),
+	}
+	s.lnMu.Lock()
+	for name, l := range s.limiters {
+		m["connections_refused_"+name] = l.refused.Load()
+		m["connections_open_"+name] = uint64(l.Open())
+	}
+	s.lnMu.Unlock()
+	s.subsMu.Lock()
+	m["subscribers"] = uint64(len(s.subs))
+	m["filter_cost"] = uint64(s.filterCost)
+	s.subsMu.Unlock()
+	return m
 }
 
 // SubscriberInfo is a snapshot of one live subscriber.

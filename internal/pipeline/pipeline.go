@@ -5,7 +5,9 @@
 //
 // The queue is the one place where back-pressure meets the kernel: a source
 // never blocks on it. An event that does not fit is dropped and counted, and
-// the count is reported in-band as a "lost" event.
+// the count is reported in-band as a "lost" event. A lost record that does
+// not fit is not an event lost but a count to keep: it is folded into the
+// next report of its source, so no loss is ever lost itself.
 package pipeline
 
 import (
@@ -13,6 +15,7 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,6 +78,12 @@ type Pipeline struct {
 	queued   atomic.Uint64
 	dropped  atomic.Uint64
 	reported uint64 // drops already reported in-band (pipeline goroutine only)
+
+	// folded holds, by source, the counts of lost records that did not fit
+	// in the queue, until the next flush reports them.
+	foldMu sync.Mutex
+	folded map[string]uint64
+	nFold  atomic.Uint64 // lost records folded, for Counters
 	// byKind counts processed events by kind: the one add per event that a
 	// total would cost anyway, so metrics read kinds for free.
 	byKind   [kindSlots]atomic.Uint64
@@ -128,8 +137,22 @@ func (p *Pipeline) Emit(ev *event.Event) {
 	case p.queue <- ev:
 		p.queued.Add(1)
 	default:
+		if ev.Kind == event.KindLost && ev.Lost != nil {
+			p.fold(ev.Lost)
+			return
+		}
 		p.dropped.Add(1)
 	}
+}
+
+func (p *Pipeline) fold(l *event.Lost) {
+	p.foldMu.Lock()
+	if p.folded == nil {
+		p.folded = map[string]uint64{}
+	}
+	p.folded[l.Source] += l.Count
+	p.foldMu.Unlock()
+	p.nFold.Add(1)
 }
 
 // Counters reports the pipeline's own counts. Safe for concurrent use.
@@ -139,12 +162,13 @@ func (p *Pipeline) Counters() map[string]uint64 {
 		processed += p.byKind[i].Load()
 	}
 	return map[string]uint64{
-		"pipeline_queued":    p.queued.Load(),
-		"pipeline_processed": processed,
-		"pipeline_findings":  p.findings.Load(),
-		"lost_queue":         p.dropped.Load(),
-		"queue_len":          uint64(len(p.queue)),
-		"queue_cap":          uint64(cap(p.queue)),
+		"pipeline_queued":     p.queued.Load(),
+		"pipeline_processed":  processed,
+		"pipeline_findings":   p.findings.Load(),
+		"lost_queue":          p.dropped.Load(),
+		"lost_records_folded": p.nFold.Load(),
+		"queue_len":           uint64(len(p.queue)),
+		"queue_cap":           uint64(cap(p.queue)),
 	}
 }
 
@@ -263,5 +287,13 @@ func (p *Pipeline) flush() {
 		p.sink(&event.Event{Kind: event.KindLost, Time: now, Lost: &event.Lost{Source: "queue", Count: d - p.reported}})
 		p.opts.Logger.Warn("pipeline queue full: events dropped", "count", d-p.reported)
 		p.reported = d
+	}
+	p.foldMu.Lock()
+	folded := p.folded
+	p.folded = nil
+	p.foldMu.Unlock()
+	for _, src := range slices.Sorted(maps.Keys(folded)) {
+		p.sink(&event.Event{Kind: event.KindLost, Time: now, Lost: &event.Lost{Source: src, Count: folded[src],
+			Detail: "reported late: the record did not fit in the pipeline queue when it was made"}})
 	}
 }

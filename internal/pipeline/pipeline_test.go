@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -115,6 +116,42 @@ func TestPipelineCountsAndReportsDrops(t *testing.T) {
 	}
 	if lost == nil || lost.Count != 6 || lost.Source != "queue" {
 		t.Fatalf("lost report = %+v; want 6 from queue", lost)
+	}
+}
+
+// Issue 14: a Lost record dropped from a full queue counted as one event,
+// and its count vanished. It is folded into a later report of its source.
+func TestPipelineFoldsLostRecordsThatDoNotFit(t *testing.T) {
+	var c collector
+	p := New(nil, nil, nil, []Sink{c.sink}, &Options{QueueSize: 1, FlushInterval: time.Hour})
+	lost := func(src string, n uint64) *event.Event {
+		return &event.Event{Kind: event.KindLost, Lost: &event.Lost{Source: src, Count: n}}
+	}
+	p.Emit(&event.Event{Kind: event.KindOpen}) // fits
+	p.Emit(lost("kernel_ringbuf", 500))        // folded
+	p.Emit(&event.Event{Kind: event.KindOpen}) // dropped: 1 event
+	p.Emit(lost("kernel_ringbuf", 7))          // folded
+	p.Emit(lost("decoder", 3))                 // folded
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.Run(ctx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	got := map[string]uint64{}
+	events := 0
+	for _, e := range c.evs {
+		if e.Kind == event.KindLost {
+			got[e.Lost.Source] += e.Lost.Count
+		} else {
+			events++
+		}
+	}
+	want := map[string]uint64{"queue": 1, "kernel_ringbuf": 507, "decoder": 3}
+	if events != 1 || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("delivered %d events and losses %v; want 1 and %v", events, got, want)
+	}
+	if n := p.Counters()["lost_records_folded"]; n != 3 {
+		t.Errorf("lost_records_folded = %d; want 3", n)
 	}
 }
 

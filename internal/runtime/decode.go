@@ -55,7 +55,10 @@ const (
 	pathSlot     = 1024
 	argsSlot     = 1024
 	execFTTY     = 1 << 0
+	execFArgsTr  = 1 << 1
 	execFEnvTr   = 1 << 2
+	execFExeTr   = 1 << 3
+	execFCwdTr   = 1 << 4
 	forkSize     = 80
 	forkChild    = 56
 	forkParent   = 60
@@ -78,6 +81,8 @@ const (
 	openRaw      = 104
 	openPath     = 616
 	rawSlot      = 512
+	openFRawTr   = 1 << 0
+	openFPathTr  = 1 << 1
 	openFKernel  = 1 << 2
 	openFBase    = 1 << 3
 	openFExit    = 1 << 4
@@ -302,7 +307,8 @@ func (d *decoder) decodeExec(h *recHeader, b []byte) (*event.Event, error) {
 		return nil, err
 	}
 	off += cwdLen + 1
-	args, _ := d.args.get(b[off:off+argsLen], splitArgs)
+	argv := b[off : off+argsLen]
+	args, _ := d.args.get(argv, splitArgs)
 	env, err := d.env.get(b[off+argsLen:], decodeEnv)
 	if err != nil {
 		return nil, err
@@ -315,6 +321,7 @@ func (d *decoder) decodeExec(h *recHeader, b []byte) (*event.Event, error) {
 	p.Exe = exe
 	p.Cwd = cwd
 	p.Args = args
+	p.Truncated = execTruncation(flags, argv)
 	p.Env = env
 	p.CapEff = le.Uint64(b[execCapEff:])
 	p.CapPrm = le.Uint64(b[execCapPrm:])
@@ -329,6 +336,24 @@ func (d *decoder) decodeExec(h *recHeader, b []byte) (*event.Event, error) {
 	}
 	pe.e = event.Event{Kind: event.KindExec, Time: h.Time, Process: p}
 	return &pe.e, nil
+}
+
+// execTruncation turns the kernel's truncation flags into the event's
+// marks; argv is also cut when it has more entries than the decoder keeps.
+func execTruncation(flags uint32, args []byte) event.Truncation {
+	var t event.Truncation
+	for _, f := range [...]struct {
+		bit uint32
+		t   event.Truncation
+	}{{execFArgsTr, event.TruncArgs}, {execFEnvTr, event.TruncEnv}, {execFExeTr, event.TruncExe}, {execFCwdTr, event.TruncCwd}} {
+		if flags&f.bit != 0 {
+			t |= f.t
+		}
+	}
+	if n := bytes.Count(args, []byte{0}); n > maxArgsKept || (n == maxArgsKept && len(args) > 0 && args[len(args)-1] != 0) {
+		t |= event.TruncArgs
+	}
+	return t
 }
 
 // isMemfdPath reports whether a resolved exe path names a memfd: memfd
@@ -432,6 +457,12 @@ func (d *decoder) decodeOpen(h *recHeader, b []byte) (*event.Event, error) {
 		Syscall:  openCallNames[call],
 		ExitOnly: rflags&openFExit != 0,
 		Compat:   rflags&openFCompat != 0,
+	}
+	if rflags&openFRawTr != 0 {
+		f.Truncated |= event.TruncRawPath
+	}
+	if rflags&openFPathTr != 0 {
+		f.Truncated |= event.TruncPath
 	}
 	switch {
 	case rflags&openFKernel != 0 && kpath != "":

@@ -25,6 +25,7 @@ const (
 	sysFSocket   = 1 << 0
 	sysFExitOnly = 1 << 3
 	sysFCompat   = 1 << 4
+	sysFPathTr   = 1 << 2
 )
 
 // sysCallNames are the event.Syscall names of enum sys_call.
@@ -77,6 +78,9 @@ func (d *decoder) decodeSyscall(h *recHeader, b []byte) (*event.Event, error) {
 		FdIsSocket: sflags&sysFSocket != 0,
 		ExitOnly:   sflags&sysFExitOnly != 0,
 		Compat:     sflags&sysFCompat != 0,
+	}
+	if le.Uint16(b[sysSFlags:])&sysFPathTr != 0 {
+		se.s.Truncated = event.TruncPath
 	}
 	se.e = event.Event{Kind: event.KindSyscall, Time: h.Time, Process: &se.p, Sys: &se.s}
 	return &se.e, nil

@@ -85,6 +85,40 @@ func TestDecodeExecMemfdAndCutEnv(t *testing.T) {
 	}
 }
 
+// Issue 14: the kernel's truncation flags were decoded and thrown away, so
+// a command line cut at 1 KiB (a reverse shell behind a pad) read as whole.
+// They reach the event as marks; more than 64 arguments is a cut too.
+func TestDecodeMarksTruncation(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		flags uint32
+		args  string
+		want  event.Truncation
+	}{
+		{"whole", 0, "sh\x00-c\x00true\x00", 0},
+		{"kernel cut args", execFArgsTr, "bash\x00-c\x00" + strings.Repeat("A", 900), event.TruncArgs},
+		{"exe and cwd too deep", execFExeTr | execFCwdTr, "x\x00", event.TruncExe | event.TruncCwd},
+		{"env cut", execFEnvTr, "x\x00", event.TruncEnv},
+		{"65 arguments", 0, strings.Repeat("a\x00", 65), event.TruncArgs},
+		{"64 arguments", 0, strings.Repeat("a\x00", 64), 0},
+	} {
+		e, err := testDecoder().decode(buildExec(execFields{hdrFields: testHdr, exe: "/bin/sh", flags: tt.flags, args: []byte(tt.args)}))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if e.Process.Truncated != tt.want {
+			t.Errorf("%s: Truncated = %v; want %v", tt.name, e.Process.Truncated.Names(), tt.want.Names())
+		}
+	}
+	e, err := testDecoder().decode(buildOpen(openFields{hdrFields: testHdr, raw: "/a/b", path: "/a/b", rflags: openFRawTr | openFPathTr}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.File.Truncated != event.TruncRawPath|event.TruncPath {
+		t.Errorf("open Truncated = %v; want raw_path and path", e.File.Truncated.Names())
+	}
+}
+
 func TestDecodeOpen(t *testing.T) {
 	tests := []struct {
 		name   string

@@ -260,9 +260,10 @@ func (x *Exporter) Run(ctx context.Context, ring *export.Ring) error {
 	buf := make([]*event.Event, x.cfg.MaxBatch)
 	stopping := false
 	for {
-		n, lost := ring.Read(next, buf)
-		if lost > 0 {
-			next += lost
+		n, gap := ring.Read(next, buf)
+		if gap.Skipped > 0 {
+			next += gap.Skipped
+			lost := gap.Lost // the counts of Lost records overwritten with them included
 			x.add(func(s *Stats) { s.Lost += lost })
 			x.warn("OTLP exporter fell behind the export ring: events lost", "count", lost)
 			if x.ocsf == nil {
@@ -281,7 +282,7 @@ func (x *Exporter) Run(ctx context.Context, ring *export.Ring) error {
 				x.warn("OTLP export failed; the batch is counted as lost", "err", err)
 			}
 		}
-		if n > 0 || lost > 0 {
+		if n > 0 || gap.Skipped > 0 {
 			continue
 		}
 		if stopping {

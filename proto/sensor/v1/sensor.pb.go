@@ -645,10 +645,13 @@ func (x *Heartbeat) GetHeadSeq() uint64 {
 // Lost reports events that were not delivered.
 type Lost struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Where: kernel_ringbuf, decoder, queue, ring_overwrite, subscriber,
-	// sensor_restart.
-	Source        string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
-	Count         uint64 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	// Where: kernel_ringbuf, decoder, queue, subscriber, sensor_restart,
+	// encode_error. A subscriber loss counts every event it stood for,
+	// including the counts of Lost records that fell out of the ring with it.
+	Source string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	Count  uint64 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	// Why, when there is more to say (the encoding error).
+	Detail        string `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -695,6 +698,13 @@ func (x *Lost) GetCount() uint64 {
 		return x.Count
 	}
 	return 0
+}
+
+func (x *Lost) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
 }
 
 // Event mirrors internal/event.Event. Exactly one payload is set (none for
@@ -1017,7 +1027,8 @@ type Ancestor struct {
 	Pid   uint32                 `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`
 	Exe   string                 `protobuf:"bytes,2,opt,name=exe,proto3" json:"exe,omitempty"`
 	// comm names kernel threads (kthreadd, kworker/*), which have no exe.
-	Comm          string `protobuf:"bytes,3,opt,name=comm,proto3" json:"comm,omitempty"`
+	Comm          string         `protobuf:"bytes,3,opt,name=comm,proto3" json:"comm,omitempty"`
+	Exact         *AncestorExact `protobuf:"bytes,4,opt,name=exact,proto3" json:"exact,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1073,18 +1084,80 @@ func (x *Ancestor) GetComm() string {
 	return ""
 }
 
+func (x *Ancestor) GetExact() *AncestorExact {
+	if x != nil {
+		return x.Exact
+	}
+	return nil
+}
+
+// AncestorExact holds the exact bytes of an Ancestor's names that are not
+// valid UTF-8 (each set only then).
+type AncestorExact struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Exe           []byte                 `protobuf:"bytes,1,opt,name=exe,proto3" json:"exe,omitempty"`
+	Comm          []byte                 `protobuf:"bytes,2,opt,name=comm,proto3" json:"comm,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AncestorExact) Reset() {
+	*x = AncestorExact{}
+	mi := &file_sensor_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AncestorExact) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AncestorExact) ProtoMessage() {}
+
+func (x *AncestorExact) ProtoReflect() protoreflect.Message {
+	mi := &file_sensor_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AncestorExact.ProtoReflect.Descriptor instead.
+func (*AncestorExact) Descriptor() ([]byte, []int) {
+	return file_sensor_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *AncestorExact) GetExe() []byte {
+	if x != nil {
+		return x.Exe
+	}
+	return nil
+}
+
+func (x *AncestorExact) GetComm() []byte {
+	if x != nil {
+		return x.Comm
+	}
+	return nil
+}
+
 // EnvVar is a captured environment variable (allowlisted, secrets hashed).
 type EnvVar struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	Exact         *EnvVarExact           `protobuf:"bytes,3,opt,name=exact,proto3" json:"exact,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EnvVar) Reset() {
 	*x = EnvVar{}
-	mi := &file_sensor_proto_msgTypes[9]
+	mi := &file_sensor_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1096,7 +1169,7 @@ func (x *EnvVar) String() string {
 func (*EnvVar) ProtoMessage() {}
 
 func (x *EnvVar) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[9]
+	mi := &file_sensor_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1109,7 +1182,7 @@ func (x *EnvVar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvVar.ProtoReflect.Descriptor instead.
 func (*EnvVar) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{9}
+	return file_sensor_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *EnvVar) GetName() string {
@@ -1126,37 +1199,102 @@ func (x *EnvVar) GetValue() string {
 	return ""
 }
 
+func (x *EnvVar) GetExact() *EnvVarExact {
+	if x != nil {
+		return x.Exact
+	}
+	return nil
+}
+
+// EnvVarExact holds the exact bytes of an EnvVar that is not valid UTF-8.
+type EnvVarExact struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          []byte                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnvVarExact) Reset() {
+	*x = EnvVarExact{}
+	mi := &file_sensor_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvVarExact) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvVarExact) ProtoMessage() {}
+
+func (x *EnvVarExact) ProtoReflect() protoreflect.Message {
+	mi := &file_sensor_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvVarExact.ProtoReflect.Descriptor instead.
+func (*EnvVarExact) Descriptor() ([]byte, []int) {
+	return file_sensor_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *EnvVarExact) GetName() []byte {
+	if x != nil {
+		return x.Name
+	}
+	return nil
+}
+
+func (x *EnvVarExact) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
 // Process is the acting process at the time of the event.
 type Process struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Pid           uint32                 `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`
-	Tid           uint32                 `protobuf:"varint,2,opt,name=tid,proto3" json:"tid,omitempty"`
-	Ppid          uint32                 `protobuf:"varint,3,opt,name=ppid,proto3" json:"ppid,omitempty"`
-	ForkParent    uint32                 `protobuf:"varint,4,opt,name=fork_parent,json=forkParent,proto3" json:"fork_parent,omitempty"`
-	Uid           uint32                 `protobuf:"varint,5,opt,name=uid,proto3" json:"uid,omitempty"`
-	Euid          uint32                 `protobuf:"varint,6,opt,name=euid,proto3" json:"euid,omitempty"`
-	Comm          string                 `protobuf:"bytes,7,opt,name=comm,proto3" json:"comm,omitempty"`
-	Exe           string                 `protobuf:"bytes,8,opt,name=exe,proto3" json:"exe,omitempty"`
-	Args          []string               `protobuf:"bytes,9,rep,name=args,proto3" json:"args,omitempty"`
-	Cwd           string                 `protobuf:"bytes,10,opt,name=cwd,proto3" json:"cwd,omitempty"`
-	Env           []*EnvVar              `protobuf:"bytes,11,rep,name=env,proto3" json:"env,omitempty"`
-	StartTime     *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
-	ExecTime      *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=exec_time,json=execTime,proto3" json:"exec_time,omitempty"`
-	CgroupId      uint64                 `protobuf:"varint,14,opt,name=cgroup_id,json=cgroupId,proto3" json:"cgroup_id,omitempty"`
-	Ns            *Namespaces            `protobuf:"bytes,15,opt,name=ns,proto3" json:"ns,omitempty"`
-	CapEff        uint64                 `protobuf:"varint,16,opt,name=cap_eff,json=capEff,proto3" json:"cap_eff,omitempty"`
-	CapPrm        uint64                 `protobuf:"varint,17,opt,name=cap_prm,json=capPrm,proto3" json:"cap_prm,omitempty"`
-	Tty           bool                   `protobuf:"varint,18,opt,name=tty,proto3" json:"tty,omitempty"`
-	Ancestors     []*Ancestor            `protobuf:"bytes,19,rep,name=ancestors,proto3" json:"ancestors,omitempty"`
-	GpuOwner      bool                   `protobuf:"varint,20,opt,name=gpu_owner,json=gpuOwner,proto3" json:"gpu_owner,omitempty"`
-	ExeMemfd      bool                   `protobuf:"varint,21,opt,name=exe_memfd,json=exeMemfd,proto3" json:"exe_memfd,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Pid        uint32                 `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`
+	Tid        uint32                 `protobuf:"varint,2,opt,name=tid,proto3" json:"tid,omitempty"`
+	Ppid       uint32                 `protobuf:"varint,3,opt,name=ppid,proto3" json:"ppid,omitempty"`
+	ForkParent uint32                 `protobuf:"varint,4,opt,name=fork_parent,json=forkParent,proto3" json:"fork_parent,omitempty"`
+	Uid        uint32                 `protobuf:"varint,5,opt,name=uid,proto3" json:"uid,omitempty"`
+	Euid       uint32                 `protobuf:"varint,6,opt,name=euid,proto3" json:"euid,omitempty"`
+	Comm       string                 `protobuf:"bytes,7,opt,name=comm,proto3" json:"comm,omitempty"`
+	Exe        string                 `protobuf:"bytes,8,opt,name=exe,proto3" json:"exe,omitempty"`
+	Args       []string               `protobuf:"bytes,9,rep,name=args,proto3" json:"args,omitempty"`
+	Cwd        string                 `protobuf:"bytes,10,opt,name=cwd,proto3" json:"cwd,omitempty"`
+	Env        []*EnvVar              `protobuf:"bytes,11,rep,name=env,proto3" json:"env,omitempty"`
+	StartTime  *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	ExecTime   *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=exec_time,json=execTime,proto3" json:"exec_time,omitempty"`
+	CgroupId   uint64                 `protobuf:"varint,14,opt,name=cgroup_id,json=cgroupId,proto3" json:"cgroup_id,omitempty"`
+	Ns         *Namespaces            `protobuf:"bytes,15,opt,name=ns,proto3" json:"ns,omitempty"`
+	CapEff     uint64                 `protobuf:"varint,16,opt,name=cap_eff,json=capEff,proto3" json:"cap_eff,omitempty"`
+	CapPrm     uint64                 `protobuf:"varint,17,opt,name=cap_prm,json=capPrm,proto3" json:"cap_prm,omitempty"`
+	Tty        bool                   `protobuf:"varint,18,opt,name=tty,proto3" json:"tty,omitempty"`
+	Ancestors  []*Ancestor            `protobuf:"bytes,19,rep,name=ancestors,proto3" json:"ancestors,omitempty"`
+	GpuOwner   bool                   `protobuf:"varint,20,opt,name=gpu_owner,json=gpuOwner,proto3" json:"gpu_owner,omitempty"`
+	ExeMemfd   bool                   `protobuf:"varint,21,opt,name=exe_memfd,json=exeMemfd,proto3" json:"exe_memfd,omitempty"`
+	// Fields the capture cut short: "args", "env", "exe", "cwd". A truncated
+	// args holds only the start of the command line.
+	Truncated []string `protobuf:"bytes,22,rep,name=truncated,proto3" json:"truncated,omitempty"`
+	// Set when a name of the process is not valid UTF-8.
+	Exact         *ProcessExact `protobuf:"bytes,30,opt,name=exact,proto3" json:"exact,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Process) Reset() {
 	*x = Process{}
-	mi := &file_sensor_proto_msgTypes[10]
+	mi := &file_sensor_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1168,7 +1306,7 @@ func (x *Process) String() string {
 func (*Process) ProtoMessage() {}
 
 func (x *Process) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[10]
+	mi := &file_sensor_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1181,7 +1319,7 @@ func (x *Process) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Process.ProtoReflect.Descriptor instead.
 func (*Process) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{10}
+	return file_sensor_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Process) GetPid() uint32 {
@@ -1331,27 +1469,113 @@ func (x *Process) GetExeMemfd() bool {
 	return false
 }
 
+func (x *Process) GetTruncated() []string {
+	if x != nil {
+		return x.Truncated
+	}
+	return nil
+}
+
+func (x *Process) GetExact() *ProcessExact {
+	if x != nil {
+		return x.Exact
+	}
+	return nil
+}
+
+// ProcessExact holds the exact bytes of a Process's names that are not valid
+// UTF-8 (each set only then; args holds every argument when one is not).
+type ProcessExact struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Comm          []byte                 `protobuf:"bytes,1,opt,name=comm,proto3" json:"comm,omitempty"`
+	Exe           []byte                 `protobuf:"bytes,2,opt,name=exe,proto3" json:"exe,omitempty"`
+	Cwd           []byte                 `protobuf:"bytes,3,opt,name=cwd,proto3" json:"cwd,omitempty"`
+	Args          [][]byte               `protobuf:"bytes,4,rep,name=args,proto3" json:"args,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProcessExact) Reset() {
+	*x = ProcessExact{}
+	mi := &file_sensor_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProcessExact) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProcessExact) ProtoMessage() {}
+
+func (x *ProcessExact) ProtoReflect() protoreflect.Message {
+	mi := &file_sensor_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProcessExact.ProtoReflect.Descriptor instead.
+func (*ProcessExact) Descriptor() ([]byte, []int) {
+	return file_sensor_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ProcessExact) GetComm() []byte {
+	if x != nil {
+		return x.Comm
+	}
+	return nil
+}
+
+func (x *ProcessExact) GetExe() []byte {
+	if x != nil {
+		return x.Exe
+	}
+	return nil
+}
+
+func (x *ProcessExact) GetCwd() []byte {
+	if x != nil {
+		return x.Cwd
+	}
+	return nil
+}
+
+func (x *ProcessExact) GetArgs() [][]byte {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
 // Container is the runtime context of a process that is not on the host.
 type Container struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Runtime       string                 `protobuf:"bytes,2,opt,name=runtime,proto3" json:"runtime,omitempty"`
-	CgroupPath    string                 `protobuf:"bytes,3,opt,name=cgroup_path,json=cgroupPath,proto3" json:"cgroup_path,omitempty"`
-	PodUid        string                 `protobuf:"bytes,4,opt,name=pod_uid,json=podUid,proto3" json:"pod_uid,omitempty"`
-	Pod           string                 `protobuf:"bytes,5,opt,name=pod,proto3" json:"pod,omitempty"`
-	Namespace     string                 `protobuf:"bytes,6,opt,name=namespace,proto3" json:"namespace,omitempty"`
-	Name          string                 `protobuf:"bytes,7,opt,name=name,proto3" json:"name,omitempty"`
-	Image         string                 `protobuf:"bytes,8,opt,name=image,proto3" json:"image,omitempty"`
-	Labels        map[string]string      `protobuf:"bytes,9,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Gpus          []string               `protobuf:"bytes,10,rep,name=gpus,proto3" json:"gpus,omitempty"`
-	StartTime     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Runtime    string                 `protobuf:"bytes,2,opt,name=runtime,proto3" json:"runtime,omitempty"`
+	CgroupPath string                 `protobuf:"bytes,3,opt,name=cgroup_path,json=cgroupPath,proto3" json:"cgroup_path,omitempty"`
+	PodUid     string                 `protobuf:"bytes,4,opt,name=pod_uid,json=podUid,proto3" json:"pod_uid,omitempty"`
+	Pod        string                 `protobuf:"bytes,5,opt,name=pod,proto3" json:"pod,omitempty"`
+	Namespace  string                 `protobuf:"bytes,6,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name       string                 `protobuf:"bytes,7,opt,name=name,proto3" json:"name,omitempty"`
+	Image      string                 `protobuf:"bytes,8,opt,name=image,proto3" json:"image,omitempty"`
+	Labels     map[string]string      `protobuf:"bytes,9,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Gpus       []string               `protobuf:"bytes,10,rep,name=gpus,proto3" json:"gpus,omitempty"`
+	StartTime  *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// Set when a name of the container is not valid UTF-8.
+	Exact         *ContainerExact `protobuf:"bytes,20,opt,name=exact,proto3" json:"exact,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Container) Reset() {
 	*x = Container{}
-	mi := &file_sensor_proto_msgTypes[11]
+	mi := &file_sensor_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1363,7 +1587,7 @@ func (x *Container) String() string {
 func (*Container) ProtoMessage() {}
 
 func (x *Container) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[11]
+	mi := &file_sensor_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1376,7 +1600,7 @@ func (x *Container) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Container.ProtoReflect.Descriptor instead.
 func (*Container) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{11}
+	return file_sensor_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Container) GetId() string {
@@ -1456,6 +1680,99 @@ func (x *Container) GetStartTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Container) GetExact() *ContainerExact {
+	if x != nil {
+		return x.Exact
+	}
+	return nil
+}
+
+// ContainerExact holds the exact bytes of a Container's names that are not
+// valid UTF-8 (each set only then).
+type ContainerExact struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	CgroupPath    []byte                 `protobuf:"bytes,2,opt,name=cgroup_path,json=cgroupPath,proto3" json:"cgroup_path,omitempty"`
+	Pod           []byte                 `protobuf:"bytes,3,opt,name=pod,proto3" json:"pod,omitempty"`
+	Namespace     []byte                 `protobuf:"bytes,4,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Name          []byte                 `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
+	Image         []byte                 `protobuf:"bytes,6,opt,name=image,proto3" json:"image,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContainerExact) Reset() {
+	*x = ContainerExact{}
+	mi := &file_sensor_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContainerExact) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContainerExact) ProtoMessage() {}
+
+func (x *ContainerExact) ProtoReflect() protoreflect.Message {
+	mi := &file_sensor_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContainerExact.ProtoReflect.Descriptor instead.
+func (*ContainerExact) Descriptor() ([]byte, []int) {
+	return file_sensor_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ContainerExact) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *ContainerExact) GetCgroupPath() []byte {
+	if x != nil {
+		return x.CgroupPath
+	}
+	return nil
+}
+
+func (x *ContainerExact) GetPod() []byte {
+	if x != nil {
+		return x.Pod
+	}
+	return nil
+}
+
+func (x *ContainerExact) GetNamespace() []byte {
+	if x != nil {
+		return x.Namespace
+	}
+	return nil
+}
+
+func (x *ContainerExact) GetName() []byte {
+	if x != nil {
+		return x.Name
+	}
+	return nil
+}
+
+func (x *ContainerExact) GetImage() []byte {
+	if x != nil {
+		return x.Image
+	}
+	return nil
+}
+
 // File is the payload of open events.
 type File struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -1466,17 +1783,25 @@ type File struct {
 	Mode       uint32                 `protobuf:"varint,5,opt,name=mode,proto3" json:"mode,omitempty"`
 	Result     int32                  `protobuf:"varint,6,opt,name=result,proto3" json:"result,omitempty"`
 	// -1 when unknown.
-	Size          int64  `protobuf:"varint,7,opt,name=size,proto3" json:"size,omitempty"`
-	Inode         uint64 `protobuf:"varint,8,opt,name=inode,proto3" json:"inode,omitempty"`
-	Dev           uint64 `protobuf:"varint,9,opt,name=dev,proto3" json:"dev,omitempty"`
-	Syscall       string `protobuf:"bytes,10,opt,name=syscall,proto3" json:"syscall,omitempty"`
+	Size    int64  `protobuf:"varint,7,opt,name=size,proto3" json:"size,omitempty"`
+	Inode   uint64 `protobuf:"varint,8,opt,name=inode,proto3" json:"inode,omitempty"`
+	Dev     uint64 `protobuf:"varint,9,opt,name=dev,proto3" json:"dev,omitempty"`
+	Syscall string `protobuf:"bytes,10,opt,name=syscall,proto3" json:"syscall,omitempty"`
+	// Paths the capture cut short: "path", "raw_path".
+	Truncated []string `protobuf:"bytes,11,rep,name=truncated,proto3" json:"truncated,omitempty"`
+	// exit_only: refused before it ran (seccomp, a tracer) and seen at
+	// sys_exit only, with the errno in result. compat: a 32-bit syscall.
+	ExitOnly bool `protobuf:"varint,12,opt,name=exit_only,json=exitOnly,proto3" json:"exit_only,omitempty"`
+	Compat   bool `protobuf:"varint,13,opt,name=compat,proto3" json:"compat,omitempty"`
+	// Set when a path is not valid UTF-8.
+	Exact         *FileExact `protobuf:"bytes,20,opt,name=exact,proto3" json:"exact,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *File) Reset() {
 	*x = File{}
-	mi := &file_sensor_proto_msgTypes[12]
+	mi := &file_sensor_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1488,7 +1813,7 @@ func (x *File) String() string {
 func (*File) ProtoMessage() {}
 
 func (x *File) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[12]
+	mi := &file_sensor_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1501,7 +1826,7 @@ func (x *File) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use File.ProtoReflect.Descriptor instead.
 func (*File) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{12}
+	return file_sensor_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *File) GetPath() string {
@@ -1574,29 +1899,112 @@ func (x *File) GetSyscall() string {
 	return ""
 }
 
+func (x *File) GetTruncated() []string {
+	if x != nil {
+		return x.Truncated
+	}
+	return nil
+}
+
+func (x *File) GetExitOnly() bool {
+	if x != nil {
+		return x.ExitOnly
+	}
+	return false
+}
+
+func (x *File) GetCompat() bool {
+	if x != nil {
+		return x.Compat
+	}
+	return false
+}
+
+func (x *File) GetExact() *FileExact {
+	if x != nil {
+		return x.Exact
+	}
+	return nil
+}
+
+// FileExact holds the exact bytes of a File's paths that are not valid UTF-8.
+type FileExact struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          []byte                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	RawPath       []byte                 `protobuf:"bytes,2,opt,name=raw_path,json=rawPath,proto3" json:"raw_path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileExact) Reset() {
+	*x = FileExact{}
+	mi := &file_sensor_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileExact) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileExact) ProtoMessage() {}
+
+func (x *FileExact) ProtoReflect() protoreflect.Message {
+	mi := &file_sensor_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileExact.ProtoReflect.Descriptor instead.
+func (*FileExact) Descriptor() ([]byte, []int) {
+	return file_sensor_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *FileExact) GetPath() []byte {
+	if x != nil {
+		return x.Path
+	}
+	return nil
+}
+
+func (x *FileExact) GetRawPath() []byte {
+	if x != nil {
+		return x.RawPath
+	}
+	return nil
+}
+
 // Net is the payload of connect and egress events. Addresses are strings
 // in their canonical form ("" when unknown).
 type Net struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Protocol      string                 `protobuf:"bytes,1,opt,name=protocol,proto3" json:"protocol,omitempty"`
-	Saddr         string                 `protobuf:"bytes,2,opt,name=saddr,proto3" json:"saddr,omitempty"`
-	Sport         uint32                 `protobuf:"varint,3,opt,name=sport,proto3" json:"sport,omitempty"`
-	Daddr         string                 `protobuf:"bytes,4,opt,name=daddr,proto3" json:"daddr,omitempty"`
-	Dport         uint32                 `protobuf:"varint,5,opt,name=dport,proto3" json:"dport,omitempty"`
-	UnixPath      string                 `protobuf:"bytes,6,opt,name=unix_path,json=unixPath,proto3" json:"unix_path,omitempty"`
-	Class         string                 `protobuf:"bytes,7,opt,name=class,proto3" json:"class,omitempty"`
-	Cookie        uint64                 `protobuf:"varint,8,opt,name=cookie,proto3" json:"cookie,omitempty"`
-	BytesSent     uint64                 `protobuf:"varint,9,opt,name=bytes_sent,json=bytesSent,proto3" json:"bytes_sent,omitempty"`
-	Closed        bool                   `protobuf:"varint,10,opt,name=closed,proto3" json:"closed,omitempty"`
-	Result        int32                  `protobuf:"varint,11,opt,name=result,proto3" json:"result,omitempty"`
-	Fd            int32                  `protobuf:"varint,12,opt,name=fd,proto3" json:"fd,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Protocol  string                 `protobuf:"bytes,1,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Saddr     string                 `protobuf:"bytes,2,opt,name=saddr,proto3" json:"saddr,omitempty"`
+	Sport     uint32                 `protobuf:"varint,3,opt,name=sport,proto3" json:"sport,omitempty"`
+	Daddr     string                 `protobuf:"bytes,4,opt,name=daddr,proto3" json:"daddr,omitempty"`
+	Dport     uint32                 `protobuf:"varint,5,opt,name=dport,proto3" json:"dport,omitempty"`
+	UnixPath  string                 `protobuf:"bytes,6,opt,name=unix_path,json=unixPath,proto3" json:"unix_path,omitempty"`
+	Class     string                 `protobuf:"bytes,7,opt,name=class,proto3" json:"class,omitempty"`
+	Cookie    uint64                 `protobuf:"varint,8,opt,name=cookie,proto3" json:"cookie,omitempty"`
+	BytesSent uint64                 `protobuf:"varint,9,opt,name=bytes_sent,json=bytesSent,proto3" json:"bytes_sent,omitempty"`
+	Closed    bool                   `protobuf:"varint,10,opt,name=closed,proto3" json:"closed,omitempty"`
+	Result    int32                  `protobuf:"varint,11,opt,name=result,proto3" json:"result,omitempty"`
+	Fd        int32                  `protobuf:"varint,12,opt,name=fd,proto3" json:"fd,omitempty"`
+	// Set when unix_path is not valid UTF-8.
+	Exact         *NetExact `protobuf:"bytes,20,opt,name=exact,proto3" json:"exact,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Net) Reset() {
 	*x = Net{}
-	mi := &file_sensor_proto_msgTypes[13]
+	mi := &file_sensor_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1608,7 +2016,7 @@ func (x *Net) String() string {
 func (*Net) ProtoMessage() {}
 
 func (x *Net) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[13]
+	mi := &file_sensor_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1621,7 +2029,7 @@ func (x *Net) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Net.ProtoReflect.Descriptor instead.
 func (*Net) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{13}
+	return file_sensor_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Net) GetProtocol() string {
@@ -1708,27 +2116,90 @@ func (x *Net) GetFd() int32 {
 	return 0
 }
 
+func (x *Net) GetExact() *NetExact {
+	if x != nil {
+		return x.Exact
+	}
+	return nil
+}
+
+// NetExact holds the exact bytes of a unix socket path that is not valid UTF-8.
+type NetExact struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UnixPath      []byte                 `protobuf:"bytes,1,opt,name=unix_path,json=unixPath,proto3" json:"unix_path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NetExact) Reset() {
+	*x = NetExact{}
+	mi := &file_sensor_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NetExact) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NetExact) ProtoMessage() {}
+
+func (x *NetExact) ProtoReflect() protoreflect.Message {
+	mi := &file_sensor_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NetExact.ProtoReflect.Descriptor instead.
+func (*NetExact) Descriptor() ([]byte, []int) {
+	return file_sensor_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *NetExact) GetUnixPath() []byte {
+	if x != nil {
+		return x.UnixPath
+	}
+	return nil
+}
+
 // Syscall is the payload of escape-primitive syscalls.
 type Syscall struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Ret           int64                  `protobuf:"varint,2,opt,name=ret,proto3" json:"ret,omitempty"`
-	Flags         uint64                 `protobuf:"varint,3,opt,name=flags,proto3" json:"flags,omitempty"`
-	Target        uint32                 `protobuf:"varint,4,opt,name=target,proto3" json:"target,omitempty"`
-	Path          string                 `protobuf:"bytes,5,opt,name=path,proto3" json:"path,omitempty"`
-	Path2         string                 `protobuf:"bytes,6,opt,name=path2,proto3" json:"path2,omitempty"`
-	Arg           string                 `protobuf:"bytes,7,opt,name=arg,proto3" json:"arg,omitempty"`
-	Fd            int32                  `protobuf:"varint,8,opt,name=fd,proto3" json:"fd,omitempty"`
-	Fd2           int32                  `protobuf:"varint,9,opt,name=fd2,proto3" json:"fd2,omitempty"`
-	NsInode       uint32                 `protobuf:"varint,10,opt,name=ns_inode,json=nsInode,proto3" json:"ns_inode,omitempty"`
-	FdIsSocket    bool                   `protobuf:"varint,11,opt,name=fd_is_socket,json=fdIsSocket,proto3" json:"fd_is_socket,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Name       string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Ret        int64                  `protobuf:"varint,2,opt,name=ret,proto3" json:"ret,omitempty"`
+	Flags      uint64                 `protobuf:"varint,3,opt,name=flags,proto3" json:"flags,omitempty"`
+	Target     uint32                 `protobuf:"varint,4,opt,name=target,proto3" json:"target,omitempty"`
+	Path       string                 `protobuf:"bytes,5,opt,name=path,proto3" json:"path,omitempty"`
+	Path2      string                 `protobuf:"bytes,6,opt,name=path2,proto3" json:"path2,omitempty"`
+	Arg        string                 `protobuf:"bytes,7,opt,name=arg,proto3" json:"arg,omitempty"`
+	Fd         int32                  `protobuf:"varint,8,opt,name=fd,proto3" json:"fd,omitempty"`
+	Fd2        int32                  `protobuf:"varint,9,opt,name=fd2,proto3" json:"fd2,omitempty"`
+	NsInode    uint32                 `protobuf:"varint,10,opt,name=ns_inode,json=nsInode,proto3" json:"ns_inode,omitempty"`
+	FdIsSocket bool                   `protobuf:"varint,11,opt,name=fd_is_socket,json=fdIsSocket,proto3" json:"fd_is_socket,omitempty"`
+	// "path" when the capture cut the path short.
+	Truncated []string `protobuf:"bytes,12,rep,name=truncated,proto3" json:"truncated,omitempty"`
+	// A second numeric argument: bpf program type, mknod device, rename or
+	// link flags, init_module image length.
+	Arg2 uint64 `protobuf:"varint,13,opt,name=arg2,proto3" json:"arg2,omitempty"`
+	// exit_only: refused before it ran (seccomp, a tracer) and seen at
+	// sys_exit only, with the errno in ret. compat: a 32-bit syscall.
+	ExitOnly bool `protobuf:"varint,14,opt,name=exit_only,json=exitOnly,proto3" json:"exit_only,omitempty"`
+	Compat   bool `protobuf:"varint,15,opt,name=compat,proto3" json:"compat,omitempty"`
+	// Set when a path or the argument is not valid UTF-8.
+	Exact         *SyscallExact `protobuf:"bytes,20,opt,name=exact,proto3" json:"exact,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Syscall) Reset() {
 	*x = Syscall{}
-	mi := &file_sensor_proto_msgTypes[14]
+	mi := &file_sensor_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1740,7 +2211,7 @@ func (x *Syscall) String() string {
 func (*Syscall) ProtoMessage() {}
 
 func (x *Syscall) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[14]
+	mi := &file_sensor_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1753,7 +2224,7 @@ func (x *Syscall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Syscall.ProtoReflect.Descriptor instead.
 func (*Syscall) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{14}
+	return file_sensor_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Syscall) GetName() string {
@@ -1833,6 +2304,103 @@ func (x *Syscall) GetFdIsSocket() bool {
 	return false
 }
 
+func (x *Syscall) GetTruncated() []string {
+	if x != nil {
+		return x.Truncated
+	}
+	return nil
+}
+
+func (x *Syscall) GetArg2() uint64 {
+	if x != nil {
+		return x.Arg2
+	}
+	return 0
+}
+
+func (x *Syscall) GetExitOnly() bool {
+	if x != nil {
+		return x.ExitOnly
+	}
+	return false
+}
+
+func (x *Syscall) GetCompat() bool {
+	if x != nil {
+		return x.Compat
+	}
+	return false
+}
+
+func (x *Syscall) GetExact() *SyscallExact {
+	if x != nil {
+		return x.Exact
+	}
+	return nil
+}
+
+// SyscallExact holds the exact bytes of a Syscall's strings that are not
+// valid UTF-8.
+type SyscallExact struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          []byte                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Path2         []byte                 `protobuf:"bytes,2,opt,name=path2,proto3" json:"path2,omitempty"`
+	Arg           []byte                 `protobuf:"bytes,3,opt,name=arg,proto3" json:"arg,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SyscallExact) Reset() {
+	*x = SyscallExact{}
+	mi := &file_sensor_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SyscallExact) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SyscallExact) ProtoMessage() {}
+
+func (x *SyscallExact) ProtoReflect() protoreflect.Message {
+	mi := &file_sensor_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SyscallExact.ProtoReflect.Descriptor instead.
+func (*SyscallExact) Descriptor() ([]byte, []int) {
+	return file_sensor_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *SyscallExact) GetPath() []byte {
+	if x != nil {
+		return x.Path
+	}
+	return nil
+}
+
+func (x *SyscallExact) GetPath2() []byte {
+	if x != nil {
+		return x.Path2
+	}
+	return nil
+}
+
+func (x *SyscallExact) GetArg() []byte {
+	if x != nil {
+		return x.Arg
+	}
+	return nil
+}
+
 // Exit is the payload of exit events.
 type Exit struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1844,7 +2412,7 @@ type Exit struct {
 
 func (x *Exit) Reset() {
 	*x = Exit{}
-	mi := &file_sensor_proto_msgTypes[15]
+	mi := &file_sensor_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1856,7 +2424,7 @@ func (x *Exit) String() string {
 func (*Exit) ProtoMessage() {}
 
 func (x *Exit) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[15]
+	mi := &file_sensor_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1869,7 +2437,7 @@ func (x *Exit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Exit.ProtoReflect.Descriptor instead.
 func (*Exit) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{15}
+	return file_sensor_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Exit) GetCode() int32 {
@@ -1902,7 +2470,7 @@ type Gpu struct {
 
 func (x *Gpu) Reset() {
 	*x = Gpu{}
-	mi := &file_sensor_proto_msgTypes[16]
+	mi := &file_sensor_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1914,7 +2482,7 @@ func (x *Gpu) String() string {
 func (*Gpu) ProtoMessage() {}
 
 func (x *Gpu) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[16]
+	mi := &file_sensor_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1927,7 +2495,7 @@ func (x *Gpu) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gpu.ProtoReflect.Descriptor instead.
 func (*Gpu) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{16}
+	return file_sensor_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Gpu) GetChange() string {
@@ -1991,15 +2559,17 @@ type Finding struct {
 	Explanation string                 `protobuf:"bytes,6,opt,name=explanation,proto3" json:"explanation,omitempty"`
 	Count       uint32                 `protobuf:"varint,7,opt,name=count,proto3" json:"count,omitempty"`
 	// The triggering events (their own evidence is not nested further).
-	Evidence      []*Event          `protobuf:"bytes,8,rep,name=evidence,proto3" json:"evidence,omitempty"`
-	Attrs         map[string]string `protobuf:"bytes,9,rep,name=attrs,proto3" json:"attrs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Evidence []*Event          `protobuf:"bytes,8,rep,name=evidence,proto3" json:"evidence,omitempty"`
+	Attrs    map[string]string `protobuf:"bytes,9,rep,name=attrs,proto3" json:"attrs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Set when the explanation or an attrs value is not valid UTF-8.
+	Exact         *FindingExact `protobuf:"bytes,20,opt,name=exact,proto3" json:"exact,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Finding) Reset() {
 	*x = Finding{}
-	mi := &file_sensor_proto_msgTypes[17]
+	mi := &file_sensor_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2011,7 +2581,7 @@ func (x *Finding) String() string {
 func (*Finding) ProtoMessage() {}
 
 func (x *Finding) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[17]
+	mi := &file_sensor_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2024,7 +2594,7 @@ func (x *Finding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Finding.ProtoReflect.Descriptor instead.
 func (*Finding) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{17}
+	return file_sensor_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Finding) GetRule() string {
@@ -2090,21 +2660,85 @@ func (x *Finding) GetAttrs() map[string]string {
 	return nil
 }
 
+func (x *Finding) GetExact() *FindingExact {
+	if x != nil {
+		return x.Exact
+	}
+	return nil
+}
+
+// FindingExact holds the exact bytes of a Finding's explanation and attrs
+// values that are not valid UTF-8.
+type FindingExact struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Explanation   []byte                 `protobuf:"bytes,1,opt,name=explanation,proto3" json:"explanation,omitempty"`
+	Attrs         map[string][]byte      `protobuf:"bytes,2,rep,name=attrs,proto3" json:"attrs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FindingExact) Reset() {
+	*x = FindingExact{}
+	mi := &file_sensor_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FindingExact) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FindingExact) ProtoMessage() {}
+
+func (x *FindingExact) ProtoReflect() protoreflect.Message {
+	mi := &file_sensor_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FindingExact.ProtoReflect.Descriptor instead.
+func (*FindingExact) Descriptor() ([]byte, []int) {
+	return file_sensor_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *FindingExact) GetExplanation() []byte {
+	if x != nil {
+		return x.Explanation
+	}
+	return nil
+}
+
+func (x *FindingExact) GetAttrs() map[string][]byte {
+	if x != nil {
+		return x.Attrs
+	}
+	return nil
+}
+
 // Status reports sensor state.
 type Status struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Ready         bool                   `protobuf:"varint,1,opt,name=ready,proto3" json:"ready,omitempty"`
-	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
-	Programs      []string               `protobuf:"bytes,3,rep,name=programs,proto3" json:"programs,omitempty"`
-	Fields        map[string]string      `protobuf:"bytes,4,rep,name=fields,proto3" json:"fields,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Counters      map[string]uint64      `protobuf:"bytes,5,rep,name=counters,proto3" json:"counters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ready is true once every program is attached and the pipeline runs.
+	Ready    bool              `protobuf:"varint,1,opt,name=ready,proto3" json:"ready,omitempty"`
+	Message  string            `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Programs []string          `protobuf:"bytes,3,rep,name=programs,proto3" json:"programs,omitempty"`
+	Fields   map[string]string `protobuf:"bytes,4,rep,name=fields,proto3" json:"fields,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Counters map[string]uint64 `protobuf:"bytes,5,rep,name=counters,proto3" json:"counters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// gpu_enabled is true while the GPU sampler runs.
+	GpuEnabled    bool `protobuf:"varint,6,opt,name=gpu_enabled,json=gpuEnabled,proto3" json:"gpu_enabled,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Status) Reset() {
 	*x = Status{}
-	mi := &file_sensor_proto_msgTypes[18]
+	mi := &file_sensor_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2116,7 +2750,7 @@ func (x *Status) String() string {
 func (*Status) ProtoMessage() {}
 
 func (x *Status) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[18]
+	mi := &file_sensor_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2129,7 +2763,7 @@ func (x *Status) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Status.ProtoReflect.Descriptor instead.
 func (*Status) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{18}
+	return file_sensor_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Status) GetReady() bool {
@@ -2167,6 +2801,13 @@ func (x *Status) GetCounters() map[string]uint64 {
 	return nil
 }
 
+func (x *Status) GetGpuEnabled() bool {
+	if x != nil {
+		return x.GpuEnabled
+	}
+	return false
+}
+
 // GetStatusRequest asks for the sensor's state.
 type GetStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2176,7 +2817,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_sensor_proto_msgTypes[19]
+	mi := &file_sensor_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2188,7 +2829,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[19]
+	mi := &file_sensor_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2201,7 +2842,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{19}
+	return file_sensor_proto_rawDescGZIP(), []int{27}
 }
 
 // RingStatus describes the export ring.
@@ -2219,7 +2860,7 @@ type RingStatus struct {
 
 func (x *RingStatus) Reset() {
 	*x = RingStatus{}
-	mi := &file_sensor_proto_msgTypes[20]
+	mi := &file_sensor_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2231,7 +2872,7 @@ func (x *RingStatus) String() string {
 func (*RingStatus) ProtoMessage() {}
 
 func (x *RingStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[20]
+	mi := &file_sensor_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2244,7 +2885,7 @@ func (x *RingStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RingStatus.ProtoReflect.Descriptor instead.
 func (*RingStatus) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{20}
+	return file_sensor_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RingStatus) GetSize() uint64 {
@@ -2307,7 +2948,7 @@ type SubscriberStatus struct {
 
 func (x *SubscriberStatus) Reset() {
 	*x = SubscriberStatus{}
-	mi := &file_sensor_proto_msgTypes[21]
+	mi := &file_sensor_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2319,7 +2960,7 @@ func (x *SubscriberStatus) String() string {
 func (*SubscriberStatus) ProtoMessage() {}
 
 func (x *SubscriberStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[21]
+	mi := &file_sensor_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2332,7 +2973,7 @@ func (x *SubscriberStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscriberStatus.ProtoReflect.Descriptor instead.
 func (*SubscriberStatus) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{21}
+	return file_sensor_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SubscriberStatus) GetId() uint64 {
@@ -2396,15 +3037,26 @@ type GetStatusResponse struct {
 	Subscribers []*SubscriberStatus `protobuf:"bytes,5,rep,name=subscribers,proto3" json:"subscribers,omitempty"`
 	// NVML state as reported by the GPU sampler (e.g. "ok", "unavailable: ...").
 	NvmlState string `protobuf:"bytes,6,opt,name=nvml_state,json=nvmlState,proto3" json:"nvml_state,omitempty"`
-	// Losses of the export layer by source (subscriber, sensor_restart).
-	ExportLost    map[string]uint64 `protobuf:"bytes,7,rep,name=export_lost,json=exportLost,proto3" json:"export_lost,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Losses of the export layer by source (subscriber, sensor_restart,
+	// encode_error).
+	ExportLost map[string]uint64 `protobuf:"bytes,7,rep,name=export_lost,json=exportLost,proto3" json:"export_lost,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// ready is true once every program is attached, the pipeline runs and the
+	// feed is served: what the health service reports for
+	// "sensor.v1.SensorService".
+	Ready bool `protobuf:"varint,8,opt,name=ready,proto3" json:"ready,omitempty"`
+	// GPU attribution: whether NVML sampling runs, and its state.
+	Gpu *GpuStatus `protobuf:"bytes,9,opt,name=gpu,proto3" json:"gpu,omitempty"`
+	// Counters of the feed's limits: connections_refused_<listener>,
+	// subscribers_refused, subscribers_evicted_idle, subscriber_cutoffs,
+	// filters_refused.
+	ExportCounters map[string]uint64 `protobuf:"bytes,10,rep,name=export_counters,json=exportCounters,proto3" json:"export_counters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_sensor_proto_msgTypes[22]
+	mi := &file_sensor_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2416,7 +3068,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[22]
+	mi := &file_sensor_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2429,7 +3081,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{22}
+	return file_sensor_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetStatusResponse) GetInstanceId() string {
@@ -2481,6 +3133,84 @@ func (x *GetStatusResponse) GetExportLost() map[string]uint64 {
 	return nil
 }
 
+func (x *GetStatusResponse) GetReady() bool {
+	if x != nil {
+		return x.Ready
+	}
+	return false
+}
+
+func (x *GetStatusResponse) GetGpu() *GpuStatus {
+	if x != nil {
+		return x.Gpu
+	}
+	return nil
+}
+
+func (x *GetStatusResponse) GetExportCounters() map[string]uint64 {
+	if x != nil {
+		return x.ExportCounters
+	}
+	return nil
+}
+
+// GpuStatus is the state of GPU attribution.
+type GpuStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// enabled is true while the NVML (or replay) sampler runs: gpu events and
+	// GPU ownership are reported. Health service "sensor.v1.SensorService.gpu"
+	// is SERVING exactly then.
+	Enabled bool `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// state is the sampler's own words ("ok", "disabled: no NVIDIA driver ...").
+	State         string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GpuStatus) Reset() {
+	*x = GpuStatus{}
+	mi := &file_sensor_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GpuStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GpuStatus) ProtoMessage() {}
+
+func (x *GpuStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_sensor_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GpuStatus.ProtoReflect.Descriptor instead.
+func (*GpuStatus) Descriptor() ([]byte, []int) {
+	return file_sensor_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *GpuStatus) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *GpuStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
 // GetInventoryRequest asks for the AI bill of materials.
 type GetInventoryRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2490,7 +3220,7 @@ type GetInventoryRequest struct {
 
 func (x *GetInventoryRequest) Reset() {
 	*x = GetInventoryRequest{}
-	mi := &file_sensor_proto_msgTypes[23]
+	mi := &file_sensor_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2502,7 +3232,7 @@ func (x *GetInventoryRequest) String() string {
 func (*GetInventoryRequest) ProtoMessage() {}
 
 func (x *GetInventoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[23]
+	mi := &file_sensor_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2515,7 +3245,7 @@ func (x *GetInventoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInventoryRequest.ProtoReflect.Descriptor instead.
 func (*GetInventoryRequest) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{23}
+	return file_sensor_proto_rawDescGZIP(), []int{32}
 }
 
 // GetInventoryResponse carries the AI bill of materials.
@@ -2528,7 +3258,7 @@ type GetInventoryResponse struct {
 
 func (x *GetInventoryResponse) Reset() {
 	*x = GetInventoryResponse{}
-	mi := &file_sensor_proto_msgTypes[24]
+	mi := &file_sensor_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2540,7 +3270,7 @@ func (x *GetInventoryResponse) String() string {
 func (*GetInventoryResponse) ProtoMessage() {}
 
 func (x *GetInventoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[24]
+	mi := &file_sensor_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2553,7 +3283,7 @@ func (x *GetInventoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInventoryResponse.ProtoReflect.Descriptor instead.
 func (*GetInventoryResponse) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{24}
+	return file_sensor_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetInventoryResponse) GetInventory() *Inventory {
@@ -2576,7 +3306,7 @@ type Inventory struct {
 
 func (x *Inventory) Reset() {
 	*x = Inventory{}
-	mi := &file_sensor_proto_msgTypes[25]
+	mi := &file_sensor_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2588,7 +3318,7 @@ func (x *Inventory) String() string {
 func (*Inventory) ProtoMessage() {}
 
 func (x *Inventory) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[25]
+	mi := &file_sensor_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2601,7 +3331,7 @@ func (x *Inventory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Inventory.ProtoReflect.Descriptor instead.
 func (*Inventory) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{25}
+	return file_sensor_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Inventory) GetNode() string {
@@ -2646,7 +3376,7 @@ type InventoryGpu struct {
 
 func (x *InventoryGpu) Reset() {
 	*x = InventoryGpu{}
-	mi := &file_sensor_proto_msgTypes[26]
+	mi := &file_sensor_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2658,7 +3388,7 @@ func (x *InventoryGpu) String() string {
 func (*InventoryGpu) ProtoMessage() {}
 
 func (x *InventoryGpu) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[26]
+	mi := &file_sensor_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2671,7 +3401,7 @@ func (x *InventoryGpu) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InventoryGpu.ProtoReflect.Descriptor instead.
 func (*InventoryGpu) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{26}
+	return file_sensor_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *InventoryGpu) GetUuid() string {
@@ -2724,7 +3454,7 @@ type InventoryOwner struct {
 
 func (x *InventoryOwner) Reset() {
 	*x = InventoryOwner{}
-	mi := &file_sensor_proto_msgTypes[27]
+	mi := &file_sensor_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2736,7 +3466,7 @@ func (x *InventoryOwner) String() string {
 func (*InventoryOwner) ProtoMessage() {}
 
 func (x *InventoryOwner) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[27]
+	mi := &file_sensor_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2749,7 +3479,7 @@ func (x *InventoryOwner) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InventoryOwner.ProtoReflect.Descriptor instead.
 func (*InventoryOwner) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{27}
+	return file_sensor_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *InventoryOwner) GetProcess() *Process {
@@ -2789,21 +3519,23 @@ func (x *InventoryOwner) GetPeers() []*Peer {
 
 // ModelFile is a model artifact known to the model registry.
 type ModelFile struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
-	Size          int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
-	Inode         uint64                 `protobuf:"varint,3,opt,name=inode,proto3" json:"inode,omitempty"`
-	Dev           uint64                 `protobuf:"varint,4,opt,name=dev,proto3" json:"dev,omitempty"`
-	Sha256        string                 `protobuf:"bytes,5,opt,name=sha256,proto3" json:"sha256,omitempty"`
-	FirstLoader   uint32                 `protobuf:"varint,6,opt,name=first_loader,json=firstLoader,proto3" json:"first_loader,omitempty"`
-	FirstSeen     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=first_seen,json=firstSeen,proto3" json:"first_seen,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Path        string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Size        int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	Inode       uint64                 `protobuf:"varint,3,opt,name=inode,proto3" json:"inode,omitempty"`
+	Dev         uint64                 `protobuf:"varint,4,opt,name=dev,proto3" json:"dev,omitempty"`
+	Sha256      string                 `protobuf:"bytes,5,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	FirstLoader uint32                 `protobuf:"varint,6,opt,name=first_loader,json=firstLoader,proto3" json:"first_loader,omitempty"`
+	FirstSeen   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=first_seen,json=firstSeen,proto3" json:"first_seen,omitempty"`
+	// path_exact is set when path is not valid UTF-8.
+	PathExact     []byte `protobuf:"bytes,20,opt,name=path_exact,json=pathExact,proto3" json:"path_exact,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ModelFile) Reset() {
 	*x = ModelFile{}
-	mi := &file_sensor_proto_msgTypes[28]
+	mi := &file_sensor_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2815,7 +3547,7 @@ func (x *ModelFile) String() string {
 func (*ModelFile) ProtoMessage() {}
 
 func (x *ModelFile) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[28]
+	mi := &file_sensor_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2828,7 +3560,7 @@ func (x *ModelFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelFile.ProtoReflect.Descriptor instead.
 func (*ModelFile) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{28}
+	return file_sensor_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ModelFile) GetPath() string {
@@ -2880,6 +3612,13 @@ func (x *ModelFile) GetFirstSeen() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ModelFile) GetPathExact() []byte {
+	if x != nil {
+		return x.PathExact
+	}
+	return nil
+}
+
 // Peer is an egress destination and the bytes sent to it.
 type Peer struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2894,7 +3633,7 @@ type Peer struct {
 
 func (x *Peer) Reset() {
 	*x = Peer{}
-	mi := &file_sensor_proto_msgTypes[29]
+	mi := &file_sensor_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2906,7 +3645,7 @@ func (x *Peer) String() string {
 func (*Peer) ProtoMessage() {}
 
 func (x *Peer) ProtoReflect() protoreflect.Message {
-	mi := &file_sensor_proto_msgTypes[29]
+	mi := &file_sensor_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2919,7 +3658,7 @@ func (x *Peer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Peer.ProtoReflect.Descriptor instead.
 func (*Peer) Descriptor() ([]byte, []int) {
-	return file_sensor_proto_rawDescGZIP(), []int{29}
+	return file_sensor_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Peer) GetAddr() string {
@@ -2993,10 +3732,11 @@ const file_sensor_proto_rawDesc = "" +
 	"\apayload\"V\n" +
 	"\tHeartbeat\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x19\n" +
-	"\bhead_seq\x18\x02 \x01(\x04R\aheadSeq\"4\n" +
+	"\bhead_seq\x18\x02 \x01(\x04R\aheadSeq\"L\n" +
 	"\x04Lost\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\x04R\x05count\"\xaa\x04\n" +
+	"\x05count\x18\x02 \x01(\x04R\x05count\x12\x16\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\"\xaa\x04\n" +
 	"\x05Event\x12(\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x14.sensor.v1.EventKindR\x04kind\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x10\n" +
@@ -3021,14 +3761,22 @@ const file_sensor_proto_rawDesc = "" +
 	"\x04user\x18\x04 \x01(\rR\x04user\x12\x10\n" +
 	"\x03uts\x18\x05 \x01(\rR\x03uts\x12\x10\n" +
 	"\x03ipc\x18\x06 \x01(\rR\x03ipc\x12\x16\n" +
-	"\x06cgroup\x18\a \x01(\rR\x06cgroup\"B\n" +
+	"\x06cgroup\x18\a \x01(\rR\x06cgroup\"r\n" +
 	"\bAncestor\x12\x10\n" +
 	"\x03pid\x18\x01 \x01(\rR\x03pid\x12\x10\n" +
 	"\x03exe\x18\x02 \x01(\tR\x03exe\x12\x12\n" +
-	"\x04comm\x18\x03 \x01(\tR\x04comm\"2\n" +
+	"\x04comm\x18\x03 \x01(\tR\x04comm\x12.\n" +
+	"\x05exact\x18\x04 \x01(\v2\x18.sensor.v1.AncestorExactR\x05exact\"5\n" +
+	"\rAncestorExact\x12\x10\n" +
+	"\x03exe\x18\x01 \x01(\fR\x03exe\x12\x12\n" +
+	"\x04comm\x18\x02 \x01(\fR\x04comm\"`\n" +
 	"\x06EnvVar\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xe2\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\x12,\n" +
+	"\x05exact\x18\x03 \x01(\v2\x16.sensor.v1.EnvVarExactR\x05exact\"7\n" +
+	"\vEnvVarExact\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\fR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\xaf\x05\n" +
 	"\aProcess\x12\x10\n" +
 	"\x03pid\x18\x01 \x01(\rR\x03pid\x12\x10\n" +
 	"\x03tid\x18\x02 \x01(\rR\x03tid\x12\x12\n" +
@@ -3053,7 +3801,14 @@ const file_sensor_proto_rawDesc = "" +
 	"\x03tty\x18\x12 \x01(\bR\x03tty\x121\n" +
 	"\tancestors\x18\x13 \x03(\v2\x13.sensor.v1.AncestorR\tancestors\x12\x1b\n" +
 	"\tgpu_owner\x18\x14 \x01(\bR\bgpuOwner\x12\x1b\n" +
-	"\texe_memfd\x18\x15 \x01(\bR\bexeMemfd\"\x8d\x03\n" +
+	"\texe_memfd\x18\x15 \x01(\bR\bexeMemfd\x12\x1c\n" +
+	"\ttruncated\x18\x16 \x03(\tR\ttruncated\x12-\n" +
+	"\x05exact\x18\x1e \x01(\v2\x17.sensor.v1.ProcessExactR\x05exact\"Z\n" +
+	"\fProcessExact\x12\x12\n" +
+	"\x04comm\x18\x01 \x01(\fR\x04comm\x12\x10\n" +
+	"\x03exe\x18\x02 \x01(\fR\x03exe\x12\x10\n" +
+	"\x03cwd\x18\x03 \x01(\fR\x03cwd\x12\x12\n" +
+	"\x04args\x18\x04 \x03(\fR\x04args\"\xbe\x03\n" +
 	"\tContainer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aruntime\x18\x02 \x01(\tR\aruntime\x12\x1f\n" +
@@ -3068,10 +3823,19 @@ const file_sensor_proto_rawDesc = "" +
 	"\x04gpus\x18\n" +
 	" \x03(\tR\x04gpus\x129\n" +
 	"\n" +
-	"start_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x1a9\n" +
+	"start_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12/\n" +
+	"\x05exact\x18\x14 \x01(\v2\x19.sensor.v1.ContainerExactR\x05exact\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x85\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9b\x01\n" +
+	"\x0eContainerExact\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12\x1f\n" +
+	"\vcgroup_path\x18\x02 \x01(\fR\n" +
+	"cgroupPath\x12\x10\n" +
+	"\x03pod\x18\x03 \x01(\fR\x03pod\x12\x1c\n" +
+	"\tnamespace\x18\x04 \x01(\fR\tnamespace\x12\x12\n" +
+	"\x04name\x18\x05 \x01(\fR\x04name\x12\x14\n" +
+	"\x05image\x18\x06 \x01(\fR\x05image\"\x84\x03\n" +
 	"\x04File\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x19\n" +
 	"\braw_path\x18\x02 \x01(\tR\arawPath\x126\n" +
@@ -3084,7 +3848,14 @@ const file_sensor_proto_rawDesc = "" +
 	"\x05inode\x18\b \x01(\x04R\x05inode\x12\x10\n" +
 	"\x03dev\x18\t \x01(\x04R\x03dev\x12\x18\n" +
 	"\asyscall\x18\n" +
-	" \x01(\tR\asyscall\"\xa3\x02\n" +
+	" \x01(\tR\asyscall\x12\x1c\n" +
+	"\ttruncated\x18\v \x03(\tR\ttruncated\x12\x1b\n" +
+	"\texit_only\x18\f \x01(\bR\bexitOnly\x12\x16\n" +
+	"\x06compat\x18\r \x01(\bR\x06compat\x12*\n" +
+	"\x05exact\x18\x14 \x01(\v2\x14.sensor.v1.FileExactR\x05exact\":\n" +
+	"\tFileExact\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\fR\x04path\x12\x19\n" +
+	"\braw_path\x18\x02 \x01(\fR\arawPath\"\xce\x02\n" +
 	"\x03Net\x12\x1a\n" +
 	"\bprotocol\x18\x01 \x01(\tR\bprotocol\x12\x14\n" +
 	"\x05saddr\x18\x02 \x01(\tR\x05saddr\x12\x14\n" +
@@ -3099,7 +3870,10 @@ const file_sensor_proto_rawDesc = "" +
 	"\x06closed\x18\n" +
 	" \x01(\bR\x06closed\x12\x16\n" +
 	"\x06result\x18\v \x01(\x05R\x06result\x12\x0e\n" +
-	"\x02fd\x18\f \x01(\x05R\x02fd\"\xf8\x01\n" +
+	"\x02fd\x18\f \x01(\x05R\x02fd\x12)\n" +
+	"\x05exact\x18\x14 \x01(\v2\x13.sensor.v1.NetExactR\x05exact\"'\n" +
+	"\bNetExact\x12\x1b\n" +
+	"\tunix_path\x18\x01 \x01(\fR\bunixPath\"\x8e\x03\n" +
 	"\aSyscall\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03ret\x18\x02 \x01(\x03R\x03ret\x12\x14\n" +
@@ -3113,7 +3887,16 @@ const file_sensor_proto_rawDesc = "" +
 	"\bns_inode\x18\n" +
 	" \x01(\rR\ansInode\x12 \n" +
 	"\ffd_is_socket\x18\v \x01(\bR\n" +
-	"fdIsSocket\"2\n" +
+	"fdIsSocket\x12\x1c\n" +
+	"\ttruncated\x18\f \x03(\tR\ttruncated\x12\x12\n" +
+	"\x04arg2\x18\r \x01(\x04R\x04arg2\x12\x1b\n" +
+	"\texit_only\x18\x0e \x01(\bR\bexitOnly\x12\x16\n" +
+	"\x06compat\x18\x0f \x01(\bR\x06compat\x12-\n" +
+	"\x05exact\x18\x14 \x01(\v2\x17.sensor.v1.SyscallExactR\x05exact\"J\n" +
+	"\fSyscallExact\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\fR\x04path\x12\x14\n" +
+	"\x05path2\x18\x02 \x01(\fR\x05path2\x12\x10\n" +
+	"\x03arg\x18\x03 \x01(\fR\x03arg\"2\n" +
 	"\x04Exit\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x16\n" +
 	"\x06signal\x18\x02 \x01(\x05R\x06signal\"\x9e\x01\n" +
@@ -3125,7 +3908,7 @@ const file_sensor_proto_rawDesc = "" +
 	"\x04name\x18\x05 \x01(\tR\x04name\x12\x10\n" +
 	"\x03pid\x18\x06 \x01(\rR\x03pid\x12\x1d\n" +
 	"\n" +
-	"used_bytes\x18\a \x01(\x04R\tusedBytes\"\xf1\x02\n" +
+	"used_bytes\x18\a \x01(\x04R\tusedBytes\"\xa0\x03\n" +
 	"\aFinding\x12\x12\n" +
 	"\x04rule\x18\x01 \x01(\tR\x04rule\x12\x14\n" +
 	"\x05title\x18\x02 \x01(\tR\x05title\x12/\n" +
@@ -3135,17 +3918,27 @@ const file_sensor_proto_rawDesc = "" +
 	"\vexplanation\x18\x06 \x01(\tR\vexplanation\x12\x14\n" +
 	"\x05count\x18\a \x01(\rR\x05count\x12,\n" +
 	"\bevidence\x18\b \x03(\v2\x10.sensor.v1.EventR\bevidence\x123\n" +
-	"\x05attrs\x18\t \x03(\v2\x1d.sensor.v1.Finding.AttrsEntryR\x05attrs\x1a8\n" +
+	"\x05attrs\x18\t \x03(\v2\x1d.sensor.v1.Finding.AttrsEntryR\x05attrs\x12-\n" +
+	"\x05exact\x18\x14 \x01(\v2\x17.sensor.v1.FindingExactR\x05exact\x1a8\n" +
 	"\n" +
 	"AttrsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc0\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa4\x01\n" +
+	"\fFindingExact\x12 \n" +
+	"\vexplanation\x18\x01 \x01(\fR\vexplanation\x128\n" +
+	"\x05attrs\x18\x02 \x03(\v2\".sensor.v1.FindingExact.AttrsEntryR\x05attrs\x1a8\n" +
+	"\n" +
+	"AttrsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\xe1\x02\n" +
 	"\x06Status\x12\x14\n" +
 	"\x05ready\x18\x01 \x01(\bR\x05ready\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1a\n" +
 	"\bprograms\x18\x03 \x03(\tR\bprograms\x125\n" +
 	"\x06fields\x18\x04 \x03(\v2\x1d.sensor.v1.Status.FieldsEntryR\x06fields\x12;\n" +
-	"\bcounters\x18\x05 \x03(\v2\x1f.sensor.v1.Status.CountersEntryR\bcounters\x1a9\n" +
+	"\bcounters\x18\x05 \x03(\v2\x1f.sensor.v1.Status.CountersEntryR\bcounters\x12\x1f\n" +
+	"\vgpu_enabled\x18\x06 \x01(\bR\n" +
+	"gpuEnabled\x1a9\n" +
 	"\vFieldsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a;\n" +
@@ -3170,7 +3963,7 @@ const file_sensor_proto_rawDesc = "" +
 	"\x03lag\x18\x04 \x01(\x04R\x03lag\x12\x12\n" +
 	"\x04sent\x18\x05 \x01(\x04R\x04sent\x12\x12\n" +
 	"\x04lost\x18\x06 \x01(\x04R\x04lost\x120\n" +
-	"\x05since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"\x93\x03\n" +
+	"\x05since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"\xef\x04\n" +
 	"\x11GetStatusResponse\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x1b\n" +
@@ -3181,10 +3974,20 @@ const file_sensor_proto_rawDesc = "" +
 	"\n" +
 	"nvml_state\x18\x06 \x01(\tR\tnvmlState\x12M\n" +
 	"\vexport_lost\x18\a \x03(\v2,.sensor.v1.GetStatusResponse.ExportLostEntryR\n" +
-	"exportLost\x1a=\n" +
+	"exportLost\x12\x14\n" +
+	"\x05ready\x18\b \x01(\bR\x05ready\x12&\n" +
+	"\x03gpu\x18\t \x01(\v2\x14.sensor.v1.GpuStatusR\x03gpu\x12Y\n" +
+	"\x0fexport_counters\x18\n" +
+	" \x03(\v20.sensor.v1.GetStatusResponse.ExportCountersEntryR\x0eexportCounters\x1a=\n" +
 	"\x0fExportLostEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x15\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\x1aA\n" +
+	"\x13ExportCountersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\";\n" +
+	"\tGpuStatus\x12\x18\n" +
+	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\"\x15\n" +
 	"\x13GetInventoryRequest\"J\n" +
 	"\x14GetInventoryResponse\x122\n" +
 	"\tinventory\x18\x01 \x01(\v2\x14.sensor.v1.InventoryR\tinventory\"\xb1\x01\n" +
@@ -3205,7 +4008,7 @@ const file_sensor_proto_rawDesc = "" +
 	"\n" +
 	"used_bytes\x18\x03 \x01(\x04R\tusedBytes\x12,\n" +
 	"\x06models\x18\x04 \x03(\v2\x14.sensor.v1.ModelFileR\x06models\x12%\n" +
-	"\x05peers\x18\x05 \x03(\v2\x0f.sensor.v1.PeerR\x05peers\"\xd1\x01\n" +
+	"\x05peers\x18\x05 \x03(\v2\x0f.sensor.v1.PeerR\x05peers\"\xf0\x01\n" +
 	"\tModelFile\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x14\n" +
@@ -3214,7 +4017,9 @@ const file_sensor_proto_rawDesc = "" +
 	"\x06sha256\x18\x05 \x01(\tR\x06sha256\x12!\n" +
 	"\ffirst_loader\x18\x06 \x01(\rR\vfirstLoader\x129\n" +
 	"\n" +
-	"first_seen\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tfirstSeen\"\x7f\n" +
+	"first_seen\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tfirstSeen\x12\x1d\n" +
+	"\n" +
+	"path_exact\x18\x14 \x01(\fR\tpathExact\"\x7f\n" +
 	"\x04Peer\x12\x12\n" +
 	"\x04addr\x18\x01 \x01(\tR\x04addr\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\rR\x04port\x12\x1a\n" +
@@ -3268,7 +4073,7 @@ func file_sensor_proto_rawDescGZIP() []byte {
 }
 
 var file_sensor_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_sensor_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_sensor_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_sensor_proto_goTypes = []any{
 	(EventKind)(0),                // 0: sensor.v1.EventKind
 	(Severity)(0),                 // 1: sensor.v1.Severity
@@ -3282,33 +4087,44 @@ var file_sensor_proto_goTypes = []any{
 	(*Event)(nil),                 // 9: sensor.v1.Event
 	(*Namespaces)(nil),            // 10: sensor.v1.Namespaces
 	(*Ancestor)(nil),              // 11: sensor.v1.Ancestor
-	(*EnvVar)(nil),                // 12: sensor.v1.EnvVar
-	(*Process)(nil),               // 13: sensor.v1.Process
-	(*Container)(nil),             // 14: sensor.v1.Container
-	(*File)(nil),                  // 15: sensor.v1.File
-	(*Net)(nil),                   // 16: sensor.v1.Net
-	(*Syscall)(nil),               // 17: sensor.v1.Syscall
-	(*Exit)(nil),                  // 18: sensor.v1.Exit
-	(*Gpu)(nil),                   // 19: sensor.v1.Gpu
-	(*Finding)(nil),               // 20: sensor.v1.Finding
-	(*Status)(nil),                // 21: sensor.v1.Status
-	(*GetStatusRequest)(nil),      // 22: sensor.v1.GetStatusRequest
-	(*RingStatus)(nil),            // 23: sensor.v1.RingStatus
-	(*SubscriberStatus)(nil),      // 24: sensor.v1.SubscriberStatus
-	(*GetStatusResponse)(nil),     // 25: sensor.v1.GetStatusResponse
-	(*GetInventoryRequest)(nil),   // 26: sensor.v1.GetInventoryRequest
-	(*GetInventoryResponse)(nil),  // 27: sensor.v1.GetInventoryResponse
-	(*Inventory)(nil),             // 28: sensor.v1.Inventory
-	(*InventoryGpu)(nil),          // 29: sensor.v1.InventoryGpu
-	(*InventoryOwner)(nil),        // 30: sensor.v1.InventoryOwner
-	(*ModelFile)(nil),             // 31: sensor.v1.ModelFile
-	(*Peer)(nil),                  // 32: sensor.v1.Peer
-	nil,                           // 33: sensor.v1.Container.LabelsEntry
-	nil,                           // 34: sensor.v1.Finding.AttrsEntry
-	nil,                           // 35: sensor.v1.Status.FieldsEntry
-	nil,                           // 36: sensor.v1.Status.CountersEntry
-	nil,                           // 37: sensor.v1.GetStatusResponse.ExportLostEntry
-	(*timestamppb.Timestamp)(nil), // 38: google.protobuf.Timestamp
+	(*AncestorExact)(nil),         // 12: sensor.v1.AncestorExact
+	(*EnvVar)(nil),                // 13: sensor.v1.EnvVar
+	(*EnvVarExact)(nil),           // 14: sensor.v1.EnvVarExact
+	(*Process)(nil),               // 15: sensor.v1.Process
+	(*ProcessExact)(nil),          // 16: sensor.v1.ProcessExact
+	(*Container)(nil),             // 17: sensor.v1.Container
+	(*ContainerExact)(nil),        // 18: sensor.v1.ContainerExact
+	(*File)(nil),                  // 19: sensor.v1.File
+	(*FileExact)(nil),             // 20: sensor.v1.FileExact
+	(*Net)(nil),                   // 21: sensor.v1.Net
+	(*NetExact)(nil),              // 22: sensor.v1.NetExact
+	(*Syscall)(nil),               // 23: sensor.v1.Syscall
+	(*SyscallExact)(nil),          // 24: sensor.v1.SyscallExact
+	(*Exit)(nil),                  // 25: sensor.v1.Exit
+	(*Gpu)(nil),                   // 26: sensor.v1.Gpu
+	(*Finding)(nil),               // 27: sensor.v1.Finding
+	(*FindingExact)(nil),          // 28: sensor.v1.FindingExact
+	(*Status)(nil),                // 29: sensor.v1.Status
+	(*GetStatusRequest)(nil),      // 30: sensor.v1.GetStatusRequest
+	(*RingStatus)(nil),            // 31: sensor.v1.RingStatus
+	(*SubscriberStatus)(nil),      // 32: sensor.v1.SubscriberStatus
+	(*GetStatusResponse)(nil),     // 33: sensor.v1.GetStatusResponse
+	(*GpuStatus)(nil),             // 34: sensor.v1.GpuStatus
+	(*GetInventoryRequest)(nil),   // 35: sensor.v1.GetInventoryRequest
+	(*GetInventoryResponse)(nil),  // 36: sensor.v1.GetInventoryResponse
+	(*Inventory)(nil),             // 37: sensor.v1.Inventory
+	(*InventoryGpu)(nil),          // 38: sensor.v1.InventoryGpu
+	(*InventoryOwner)(nil),        // 39: sensor.v1.InventoryOwner
+	(*ModelFile)(nil),             // 40: sensor.v1.ModelFile
+	(*Peer)(nil),                  // 41: sensor.v1.Peer
+	nil,                           // 42: sensor.v1.Container.LabelsEntry
+	nil,                           // 43: sensor.v1.Finding.AttrsEntry
+	nil,                           // 44: sensor.v1.FindingExact.AttrsEntry
+	nil,                           // 45: sensor.v1.Status.FieldsEntry
+	nil,                           // 46: sensor.v1.Status.CountersEntry
+	nil,                           // 47: sensor.v1.GetStatusResponse.ExportLostEntry
+	nil,                           // 48: sensor.v1.GetStatusResponse.ExportCountersEntry
+	(*timestamppb.Timestamp)(nil), // 49: google.protobuf.Timestamp
 }
 var file_sensor_proto_depIdxs = []int32{
 	0,  // 0: sensor.v1.Filter.kinds:type_name -> sensor.v1.EventKind
@@ -3320,58 +4136,69 @@ var file_sensor_proto_depIdxs = []int32{
 	8,  // 6: sensor.v1.SubscribeResponse.lost:type_name -> sensor.v1.Lost
 	7,  // 7: sensor.v1.SubscribeResponse.heartbeat:type_name -> sensor.v1.Heartbeat
 	4,  // 8: sensor.v1.SubscribeResponse.cursor:type_name -> sensor.v1.Cursor
-	38, // 9: sensor.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	49, // 9: sensor.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
 	0,  // 10: sensor.v1.Event.kind:type_name -> sensor.v1.EventKind
-	38, // 11: sensor.v1.Event.time:type_name -> google.protobuf.Timestamp
-	13, // 12: sensor.v1.Event.process:type_name -> sensor.v1.Process
-	14, // 13: sensor.v1.Event.container:type_name -> sensor.v1.Container
-	15, // 14: sensor.v1.Event.file:type_name -> sensor.v1.File
-	16, // 15: sensor.v1.Event.net:type_name -> sensor.v1.Net
-	17, // 16: sensor.v1.Event.syscall:type_name -> sensor.v1.Syscall
-	19, // 17: sensor.v1.Event.gpu:type_name -> sensor.v1.Gpu
-	18, // 18: sensor.v1.Event.exit:type_name -> sensor.v1.Exit
-	20, // 19: sensor.v1.Event.finding:type_name -> sensor.v1.Finding
+	49, // 11: sensor.v1.Event.time:type_name -> google.protobuf.Timestamp
+	15, // 12: sensor.v1.Event.process:type_name -> sensor.v1.Process
+	17, // 13: sensor.v1.Event.container:type_name -> sensor.v1.Container
+	19, // 14: sensor.v1.Event.file:type_name -> sensor.v1.File
+	21, // 15: sensor.v1.Event.net:type_name -> sensor.v1.Net
+	23, // 16: sensor.v1.Event.syscall:type_name -> sensor.v1.Syscall
+	26, // 17: sensor.v1.Event.gpu:type_name -> sensor.v1.Gpu
+	25, // 18: sensor.v1.Event.exit:type_name -> sensor.v1.Exit
+	27, // 19: sensor.v1.Event.finding:type_name -> sensor.v1.Finding
 	8,  // 20: sensor.v1.Event.lost:type_name -> sensor.v1.Lost
-	21, // 21: sensor.v1.Event.status:type_name -> sensor.v1.Status
-	12, // 22: sensor.v1.Process.env:type_name -> sensor.v1.EnvVar
-	38, // 23: sensor.v1.Process.start_time:type_name -> google.protobuf.Timestamp
-	38, // 24: sensor.v1.Process.exec_time:type_name -> google.protobuf.Timestamp
-	10, // 25: sensor.v1.Process.ns:type_name -> sensor.v1.Namespaces
-	11, // 26: sensor.v1.Process.ancestors:type_name -> sensor.v1.Ancestor
-	33, // 27: sensor.v1.Container.labels:type_name -> sensor.v1.Container.LabelsEntry
-	38, // 28: sensor.v1.Container.start_time:type_name -> google.protobuf.Timestamp
-	2,  // 29: sensor.v1.File.path_source:type_name -> sensor.v1.PathSource
-	1,  // 30: sensor.v1.Finding.severity:type_name -> sensor.v1.Severity
-	9,  // 31: sensor.v1.Finding.evidence:type_name -> sensor.v1.Event
-	34, // 32: sensor.v1.Finding.attrs:type_name -> sensor.v1.Finding.AttrsEntry
-	35, // 33: sensor.v1.Status.fields:type_name -> sensor.v1.Status.FieldsEntry
-	36, // 34: sensor.v1.Status.counters:type_name -> sensor.v1.Status.CountersEntry
-	38, // 35: sensor.v1.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
-	21, // 36: sensor.v1.GetStatusResponse.status:type_name -> sensor.v1.Status
-	23, // 37: sensor.v1.GetStatusResponse.ring:type_name -> sensor.v1.RingStatus
-	24, // 38: sensor.v1.GetStatusResponse.subscribers:type_name -> sensor.v1.SubscriberStatus
-	37, // 39: sensor.v1.GetStatusResponse.export_lost:type_name -> sensor.v1.GetStatusResponse.ExportLostEntry
-	28, // 40: sensor.v1.GetInventoryResponse.inventory:type_name -> sensor.v1.Inventory
-	38, // 41: sensor.v1.Inventory.time:type_name -> google.protobuf.Timestamp
-	29, // 42: sensor.v1.Inventory.gpus:type_name -> sensor.v1.InventoryGpu
-	30, // 43: sensor.v1.Inventory.unowned:type_name -> sensor.v1.InventoryOwner
-	30, // 44: sensor.v1.InventoryGpu.owners:type_name -> sensor.v1.InventoryOwner
-	13, // 45: sensor.v1.InventoryOwner.process:type_name -> sensor.v1.Process
-	14, // 46: sensor.v1.InventoryOwner.container:type_name -> sensor.v1.Container
-	31, // 47: sensor.v1.InventoryOwner.models:type_name -> sensor.v1.ModelFile
-	32, // 48: sensor.v1.InventoryOwner.peers:type_name -> sensor.v1.Peer
-	38, // 49: sensor.v1.ModelFile.first_seen:type_name -> google.protobuf.Timestamp
-	5,  // 50: sensor.v1.SensorService.Subscribe:input_type -> sensor.v1.SubscribeRequest
-	22, // 51: sensor.v1.SensorService.GetStatus:input_type -> sensor.v1.GetStatusRequest
-	26, // 52: sensor.v1.SensorService.GetInventory:input_type -> sensor.v1.GetInventoryRequest
-	6,  // 53: sensor.v1.SensorService.Subscribe:output_type -> sensor.v1.SubscribeResponse
-	25, // 54: sensor.v1.SensorService.GetStatus:output_type -> sensor.v1.GetStatusResponse
-	27, // 55: sensor.v1.SensorService.GetInventory:output_type -> sensor.v1.GetInventoryResponse
-	53, // [53:56] is the sub-list for method output_type
-	50, // [50:53] is the sub-list for method input_type
-	50, // [50:50] is the sub-list for extension type_name
-	50, // [50:50] is the sub-list for extension extendee
-	0,  // [0:50] is the sub-list for field type_name
+	29, // 21: sensor.v1.Event.status:type_name -> sensor.v1.Status
+	12, // 22: sensor.v1.Ancestor.exact:type_name -> sensor.v1.AncestorExact
+	14, // 23: sensor.v1.EnvVar.exact:type_name -> sensor.v1.EnvVarExact
+	13, // 24: sensor.v1.Process.env:type_name -> sensor.v1.EnvVar
+	49, // 25: sensor.v1.Process.start_time:type_name -> google.protobuf.Timestamp
+	49, // 26: sensor.v1.Process.exec_time:type_name -> google.protobuf.Timestamp
+	10, // 27: sensor.v1.Process.ns:type_name -> sensor.v1.Namespaces
+	11, // 28: sensor.v1.Process.ancestors:type_name -> sensor.v1.Ancestor
+	16, // 29: sensor.v1.Process.exact:type_name -> sensor.v1.ProcessExact
+	42, // 30: sensor.v1.Container.labels:type_name -> sensor.v1.Container.LabelsEntry
+	49, // 31: sensor.v1.Container.start_time:type_name -> google.protobuf.Timestamp
+	18, // 32: sensor.v1.Container.exact:type_name -> sensor.v1.ContainerExact
+	2,  // 33: sensor.v1.File.path_source:type_name -> sensor.v1.PathSource
+	20, // 34: sensor.v1.File.exact:type_name -> sensor.v1.FileExact
+	22, // 35: sensor.v1.Net.exact:type_name -> sensor.v1.NetExact
+	24, // 36: sensor.v1.Syscall.exact:type_name -> sensor.v1.SyscallExact
+	1,  // 37: sensor.v1.Finding.severity:type_name -> sensor.v1.Severity
+	9,  // 38: sensor.v1.Finding.evidence:type_name -> sensor.v1.Event
+	43, // 39: sensor.v1.Finding.attrs:type_name -> sensor.v1.Finding.AttrsEntry
+	28, // 40: sensor.v1.Finding.exact:type_name -> sensor.v1.FindingExact
+	44, // 41: sensor.v1.FindingExact.attrs:type_name -> sensor.v1.FindingExact.AttrsEntry
+	45, // 42: sensor.v1.Status.fields:type_name -> sensor.v1.Status.FieldsEntry
+	46, // 43: sensor.v1.Status.counters:type_name -> sensor.v1.Status.CountersEntry
+	49, // 44: sensor.v1.SubscriberStatus.since:type_name -> google.protobuf.Timestamp
+	29, // 45: sensor.v1.GetStatusResponse.status:type_name -> sensor.v1.Status
+	31, // 46: sensor.v1.GetStatusResponse.ring:type_name -> sensor.v1.RingStatus
+	32, // 47: sensor.v1.GetStatusResponse.subscribers:type_name -> sensor.v1.SubscriberStatus
+	47, // 48: sensor.v1.GetStatusResponse.export_lost:type_name -> sensor.v1.GetStatusResponse.ExportLostEntry
+	34, // 49: sensor.v1.GetStatusResponse.gpu:type_name -> sensor.v1.GpuStatus
+	48, // 50: sensor.v1.GetStatusResponse.export_counters:type_name -> sensor.v1.GetStatusResponse.ExportCountersEntry
+	37, // 51: sensor.v1.GetInventoryResponse.inventory:type_name -> sensor.v1.Inventory
+	49, // 52: sensor.v1.Inventory.time:type_name -> google.protobuf.Timestamp
+	38, // 53: sensor.v1.Inventory.gpus:type_name -> sensor.v1.InventoryGpu
+	39, // 54: sensor.v1.Inventory.unowned:type_name -> sensor.v1.InventoryOwner
+	39, // 55: sensor.v1.InventoryGpu.owners:type_name -> sensor.v1.InventoryOwner
+	15, // 56: sensor.v1.InventoryOwner.process:type_name -> sensor.v1.Process
+	17, // 57: sensor.v1.InventoryOwner.container:type_name -> sensor.v1.Container
+	40, // 58: sensor.v1.InventoryOwner.models:type_name -> sensor.v1.ModelFile
+	41, // 59: sensor.v1.InventoryOwner.peers:type_name -> sensor.v1.Peer
+	49, // 60: sensor.v1.ModelFile.first_seen:type_name -> google.protobuf.Timestamp
+	5,  // 61: sensor.v1.SensorService.Subscribe:input_type -> sensor.v1.SubscribeRequest
+	30, // 62: sensor.v1.SensorService.GetStatus:input_type -> sensor.v1.GetStatusRequest
+	35, // 63: sensor.v1.SensorService.GetInventory:input_type -> sensor.v1.GetInventoryRequest
+	6,  // 64: sensor.v1.SensorService.Subscribe:output_type -> sensor.v1.SubscribeResponse
+	33, // 65: sensor.v1.SensorService.GetStatus:output_type -> sensor.v1.GetStatusResponse
+	36, // 66: sensor.v1.SensorService.GetInventory:output_type -> sensor.v1.GetInventoryResponse
+	64, // [64:67] is the sub-list for method output_type
+	61, // [61:64] is the sub-list for method input_type
+	61, // [61:61] is the sub-list for extension type_name
+	61, // [61:61] is the sub-list for extension extendee
+	0,  // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_sensor_proto_init() }
@@ -3400,7 +4227,7 @@ func file_sensor_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sensor_proto_rawDesc), len(file_sensor_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   35,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

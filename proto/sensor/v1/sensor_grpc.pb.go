@@ -31,13 +31,36 @@ const (
 // SensorService is the Kestrel sensor's event feed and state
 // (docs/output.md). Messages mirror internal/event. It is served on
 // a unix socket (mode 0600) and, optionally, on TCP with mutual TLS only.
+//
+// Text: every string field is valid UTF-8. Names the kernel reports as bytes
+// (paths, arguments, executables) that are not valid UTF-8 are sent with each
+// invalid byte replaced by U+FFFD, and their exact bytes in the message's
+// "exact" field (ProcessExact, FileExact ...), which is unset when every name
+// of the message is exact: a consumer that needs the real name takes
+// exact.<field> when it is set, else <field>.
+//
+// Errors that end a stream carry a google.rpc.ErrorInfo detail with domain
+// "kestrel.sensor.v1" and one of these reasons:
+//
+//	SUBSCRIBER_TOO_SLOW   a send stayed blocked past the subscriber deadline
+//	                      (RESOURCE_EXHAUSTED): resume with the last cursor
+//	SUBSCRIBER_IDLE       evicted to make room for a new subscriber after
+//	                      delivering nothing for the idle timeout
+//	                      (UNAVAILABLE): resume with the last cursor
+//	SHUTTING_DOWN         the sensor is stopping (UNAVAILABLE)
+//	TOO_MANY_SUBSCRIBERS  refused at admission (RESOURCE_EXHAUSTED)
+//	FILTER_LIMIT          the filters exceed a limit (INVALID_ARGUMENT for
+//	                      this subscription alone, RESOURCE_EXHAUSTED when
+//	                      the sensor's total filter budget is spent)
 type SensorServiceClient interface {
 	// Subscribe streams events from the sensor's in-memory ring: live events,
 	// optionally preceded by a replay of the last N events or by everything
 	// after a resume cursor. Losses are reported in-band as Lost records, and
 	// an idle stream gets heartbeats. A stream whose send stays blocked longer
 	// than the sensor's subscriber deadline is closed with RESOURCE_EXHAUSTED;
-	// the client resumes with its last cursor.
+	// the client resumes with its last cursor. An event that cannot be encoded
+	// is replaced in-band by a Lost record (source "encode_error") and the
+	// stream goes on.
 	Subscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SubscribeResponse], error)
 	// GetStatus reports programs attached, events and drops per source, ring
 	// fill, subscribers and their lag, and NVML state.
@@ -102,13 +125,36 @@ func (c *sensorServiceClient) GetInventory(ctx context.Context, in *GetInventory
 // SensorService is the Kestrel sensor's event feed and state
 // (docs/output.md). Messages mirror internal/event. It is served on
 // a unix socket (mode 0600) and, optionally, on TCP with mutual TLS only.
+//
+// Text: every string field is valid UTF-8. Names the kernel reports as bytes
+// (paths, arguments, executables) that are not valid UTF-8 are sent with each
+// invalid byte replaced by U+FFFD, and their exact bytes in the message's
+// "exact" field (ProcessExact, FileExact ...), which is unset when every name
+// of the message is exact: a consumer that needs the real name takes
+// exact.<field> when it is set, else <field>.
+//
+// Errors that end a stream carry a google.rpc.ErrorInfo detail with domain
+// "kestrel.sensor.v1" and one of these reasons:
+//
+//	SUBSCRIBER_TOO_SLOW   a send stayed blocked past the subscriber deadline
+//	                      (RESOURCE_EXHAUSTED): resume with the last cursor
+//	SUBSCRIBER_IDLE       evicted to make room for a new subscriber after
+//	                      delivering nothing for the idle timeout
+//	                      (UNAVAILABLE): resume with the last cursor
+//	SHUTTING_DOWN         the sensor is stopping (UNAVAILABLE)
+//	TOO_MANY_SUBSCRIBERS  refused at admission (RESOURCE_EXHAUSTED)
+//	FILTER_LIMIT          the filters exceed a limit (INVALID_ARGUMENT for
+//	                      this subscription alone, RESOURCE_EXHAUSTED when
+//	                      the sensor's total filter budget is spent)
 type SensorServiceServer interface {
 	// Subscribe streams events from the sensor's in-memory ring: live events,
 	// optionally preceded by a replay of the last N events or by everything
 	// after a resume cursor. Losses are reported in-band as Lost records, and
 	// an idle stream gets heartbeats. A stream whose send stays blocked longer
 	// than the sensor's subscriber deadline is closed with RESOURCE_EXHAUSTED;
-	// the client resumes with its last cursor.
+	// the client resumes with its last cursor. An event that cannot be encoded
+	// is replaced in-band by a Lost record (source "encode_error") and the
+	// stream goes on.
 	Subscribe(*SubscribeRequest, grpc.ServerStreamingServer[SubscribeResponse]) error
 	// GetStatus reports programs attached, events and drops per source, ring
 	// fill, subscribers and their lag, and NVML state.
