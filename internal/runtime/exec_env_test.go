@@ -24,31 +24,34 @@ func TestExecEnvFilteredInTheKernel(t *testing.T) {
 	}
 	long := func(n int) string { return strings.Repeat("x", n) }
 	tests := []struct {
-		name string
-		env  []string
-		want []event.EnvVar
+		name  string
+		env   []string
+		want  []event.EnvVar
+		trunc bool // the event says the capture is not whole
 	}{
 		{"names that share a start with the allowlist",
 			[]string{"LD_PRELOADX=/a.so", "LD_PRELOA=/b.so", "MY_CUDA_HOME=/c", "HFX=1", "LD_PRELOAD=/x.so", "CUDA_HOME=/usr/local/cuda"},
-			[]event.EnvVar{{Name: "LD_PRELOAD", Value: "/x.so"}, {Name: "CUDA_HOME", Value: "/usr/local/cuda"}}},
+			[]event.EnvVar{{Name: "LD_PRELOAD", Value: "/x.so"}, {Name: "CUDA_HOME", Value: "/usr/local/cuda"}}, false},
 		// The block used to be read up to 4 KiB: what came after was not seen.
 		{"past 64 KiB of other variables", append(pad(3000), "LD_AUDIT=/late.so", "OLLAMA_MODELS=/srv/ollama"),
-			[]event.EnvVar{{Name: "LD_AUDIT", Value: "/late.so"}, {Name: "OLLAMA_MODELS", Value: "/srv/ollama"}}},
-		{"an entry of exactly the longest whole length", []string{"GCONV_PATH=" + long(envEntryMax-1-len("GCONV_PATH="))},
-			[]event.EnvVar{{Name: "GCONV_PATH", Value: long(maxEnvValLen)}}},
+			[]event.EnvVar{{Name: "LD_AUDIT", Value: "/late.so"}, {Name: "OLLAMA_MODELS", Value: "/srv/ollama"}}, false},
+		{"entries of exactly the longest whole lengths",
+			[]string{"AWS_REGION=" + long(envEntryMax-1-len("AWS_REGION=")), "GCONV_PATH=" + long(envShort-1-len("GCONV_PATH="))},
+			[]event.EnvVar{{Name: "AWS_REGION", Value: long(maxEnvValLen)}, {Name: "GCONV_PATH", Value: long(maxEnvValLen)}}, false},
 		{"long entries are cut, and a cut secret is not hashed",
 			[]string{"PADDING=" + long(120000), "AWS_SESSION_TOKEN=" + long(5000), "LD_LIBRARY_PATH=/opt/" + long(9000), "HF_TOKEN=hf_1"},
 			[]event.EnvVar{{Name: "AWS_SESSION_TOKEN"}, {Name: "LD_LIBRARY_PATH", Value: "/opt/" + long(maxEnvValLen-5)},
-				{Name: "HF_TOKEN", Value: "sha256:" + sha256hex("hf_1")}}},
+				{Name: "HF_TOKEN", Value: "sha256:" + sha256hex("hf_1")}}, true},
 		{"kept entries beyond the record's room are left out",
 			[]string{"NVIDIA_X1=" + long(1500), "NVIDIA_X2=" + long(1500), "NVIDIA_X3=" + long(1500), "NVIDIA_VISIBLE_DEVICES=all", "LD_PRELOAD=/x.so"},
 			[]event.EnvVar{{Name: "NVIDIA_X1", Value: long(maxEnvValLen)}, {Name: "NVIDIA_X2", Value: long(maxEnvValLen)},
-				{Name: "NVIDIA_VISIBLE_DEVICES", Value: "all"}, {Name: "LD_PRELOAD", Value: "/x.so"}}},
+				{Name: "NVIDIA_VISIBLE_DEVICES", Value: "all"}, {Name: "LD_PRELOAD", Value: "/x.so"}}, true},
 		{"loader variables are not crowded out by other names",
 			slices.Concat(pad(10), []string{"AWS_A=" + long(2000), "AWS_B=" + long(2000), "CUDA_C=" + long(2000), "GLIBC_TUNABLES=" + long(5000), "LD_AUDIT=/a.so"}),
 			[]event.EnvVar{{Name: "AWS_A", Value: long(maxEnvValLen)}, {Name: "GLIBC_TUNABLES", Value: long(maxEnvValLen)},
-				{Name: "LD_AUDIT", Value: "/a.so"}}},
-		{"empty environment", nil, nil},
+				{Name: "LD_AUDIT", Value: "/a.so"}}, true},
+		{"empty environment", nil, nil, false},
+		{"more entries than are looked at", append(pad(5000), "LD_PRELOAD=/far.so"), nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -64,6 +67,9 @@ func TestExecEnvFilteredInTheKernel(t *testing.T) {
 			e := c.wait(t, "exec", func(e *event.Event) bool { return e.Kind == event.KindExec && e.Process.PID == pid })
 			if !slices.Equal(e.Process.Env, tt.want) {
 				t.Errorf("env = %.300v; want %.300v", e.Process.Env, tt.want)
+			}
+			if got := e.Process.Truncated&event.TruncEnv != 0; got != tt.trunc {
+				t.Errorf("environment marked truncated: %v; want %v", got, tt.trunc)
 			}
 		})
 	}
