@@ -13,10 +13,11 @@ import (
 )
 
 // Environment capture keeps only the names of event.EnvLoaderNames,
-// event.EnvCaptureNames and event.EnvCapturePrefixes (docs/detection.md#environment-capture). The
-// kernel filters: an exec record carries only those entries, however long
-// the environment (bpf/process.bpf.h), so nothing else crosses into user
-// space and the decoder allocates only for what it keeps.
+// event.EnvCaptureNames and event.EnvCapturePrefixes
+// (docs/detection.md#environment-capture). The kernel filters: an exec
+// record carries only those entries, however long the environment
+// (bpf/process.bpf.h), so nothing else crosses into user space and the
+// decoder allocates only for what it keeps.
 
 // secretWords mark a name whose value is hashed, never kept in clear.
 var secretWords = []string{"TOKEN", "SECRET", "KEY", "PASSWORD", "CREDENTIAL"}
