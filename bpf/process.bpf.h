@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Process lifecycle: exec, fork (processes, not threads) and exit (the last
- * thread of a group). tp_btf gives typed task pointers with no tracefs.
+ * thread of a group). tp_btf gives typed task pointers with no tracefs, and
+ * their fields are read with direct loads, which the verifier turns into
+ * fault-guarded loads: no helper call per field.
  * Exec and fork first send the task's cgroup path when it is not yet known
  * (cgroup.bpf.h), so that user space never has to guess its container. */
 #pragma once
@@ -349,9 +351,8 @@ static __always_inline __u32 pid_ns_inum(struct task_struct *t)
 	return u->ns->ns.inum;
 }
 
-/* The exec record is built with direct loads from the tracepoint's typed
- * task and binprm (the verifier turns them into fault-guarded loads, with
- * no helper call); helpers read only the strings. */
+/* The exec record: direct loads from the tracepoint's task and binprm;
+ * helpers read only the strings. */
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(kestrel_exec, struct task_struct *t, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -436,8 +437,8 @@ int BPF_PROG(kestrel_exec, struct task_struct *t, pid_t old_pid, struct linux_bi
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(kestrel_fork, struct task_struct *parent, struct task_struct *child)
 {
-	__u32 tgid = BPF_CORE_READ(child, tgid);
-	if (BPF_CORE_READ(child, pid) != tgid) /* a thread */
+	__u32 tgid = child->tgid;
+	if (child->pid != tgid) /* a thread */
 		return 0;
 	/* The sensor's own forks are reported: they cannot feed back. */
 	learn_task_cgroup(child);
@@ -448,9 +449,9 @@ int BPF_PROG(kestrel_fork, struct task_struct *parent, struct task_struct *child
 	}
 	fill_hdr(&r->h, REC_FORK, sizeof(*r));
 	r->child_tgid = tgid;
-	r->parent_tgid = BPF_CORE_READ(parent, tgid);
-	r->child_start_ns = BPF_CORE_READ(child, start_boottime);
-	r->child_cgroup_id = BPF_CORE_READ(child, cgroups, dfl_cgrp, kn, id);
+	r->parent_tgid = parent->tgid;
+	r->child_start_ns = child->start_boottime;
+	r->child_cgroup_id = child->cgroups->dfl_cgrp->kn->id;
 	bpf_ringbuf_submit(r, submit_flags());
 	return 0;
 }
@@ -468,13 +469,13 @@ int BPF_PROG(kestrel_exit, struct task_struct *t, bool group_dead)
 		return 0;
 	}
 	fill_hdr(&r->h, REC_EXIT, sizeof(*r));
-	__u32 code = BPF_CORE_READ(t, exit_code);
-	struct signal_struct *sig = BPF_CORE_READ(t, signal);
-	if (BPF_CORE_READ(sig, flags) & 0x00000004 /* SIGNAL_GROUP_EXIT */)
-		code = BPF_CORE_READ(sig, group_exit_code);
+	__u32 code = t->exit_code;
+	struct signal_struct *sig = t->signal;
+	if (sig->flags & 0x00000004 /* SIGNAL_GROUP_EXIT */)
+		code = sig->group_exit_code;
 	r->exit_code = code;
 	r->_pad = 0;
-	r->start_ns = BPF_CORE_READ(t, group_leader, start_boottime);
+	r->start_ns = t->group_leader->start_boottime;
 	bpf_ringbuf_submit(r, submit_flags());
 	return 0;
 }
