@@ -137,10 +137,11 @@ func (w *wire) event(ev *event.Event, inst, node string) (*encoded, error) {
 		return nil, err
 	}
 	evLen := len(body)
-	if pb != nil {
+	// A message field is present when its snapshot is, empty or not.
+	if ev.Process != nil {
 		evLen += protowire.SizeTag(wireEventProcess) + protowire.SizeBytes(len(pb))
 	}
-	if cb != nil {
+	if ev.Container != nil {
 		evLen += protowire.SizeTag(wireEventContainer) + protowire.SizeBytes(len(cb))
 	}
 	// proto3 leaves zero values out; so does the encoder.
@@ -160,11 +161,11 @@ func (w *wire) event(ev *event.Event, inst, node string) (*encoded, error) {
 	b = protowire.AppendTag(b, wireRespEvent, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(evLen))
 	b = append(b, body...)
-	if pb != nil {
+	if ev.Process != nil {
 		b = protowire.AppendTag(b, wireEventProcess, protowire.BytesType)
 		b = protowire.AppendBytes(b, pb)
 	}
-	if cb != nil {
+	if ev.Container != nil {
 		b = protowire.AppendTag(b, wireEventContainer, protowire.BytesType)
 		b = protowire.AppendBytes(b, cb)
 	}

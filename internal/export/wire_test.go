@@ -41,7 +41,10 @@ func TestWireEventIsTheProtoResponse(t *testing.T) {
 	odd.Exe, odd.Args = "/tmp/\xff\xfeodd", []string{"odd", "\xff"}
 	evs := []*event.Event{fx["file_open"], fx["process_exec"], fx["finding_esc001"], padded(7), openEvent("", "/models/\xffm.gguf"),
 		{Kind: event.KindOpen, Seq: 99, Process: &odd, Container: fx["file_open"].Container, File: fx["file_open"].File},
-		{Kind: event.KindLost, Seq: 100, Lost: &event.Lost{Source: "queue", Count: 3}}}
+		{Kind: event.KindLost, Seq: 100, Lost: &event.Lost{Source: "queue", Count: 3}},
+		// An empty process is there all the same (the kernel's Lost records have one).
+		{Kind: event.KindLost, Seq: 101, Process: &event.Process{}, Lost: &event.Lost{Source: "kernel_ringbuf", Count: 9}},
+		{Kind: event.KindOpen, Seq: 102, Process: &event.Process{}, Container: &event.Container{}, File: &event.File{}}}
 	w := newWire()
 	for round := range 2 {
 		for i, ev := range evs {
