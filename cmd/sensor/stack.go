@@ -21,7 +21,6 @@ import (
 	"github.com/kestrel-sec/kestrel/internal/pipeline"
 	"github.com/kestrel-sec/kestrel/internal/runtime"
 	"github.com/kestrel-sec/kestrel/internal/runtime/enrich"
-	"github.com/kestrel-sec/kestrel/internal/runtime/proc"
 )
 
 // stack is the whole in-process sensor: kernel capture, GPU sampler,
@@ -79,7 +78,7 @@ func newStack(ctx context.Context, cfg *config.Config, log *slog.Logger, sinks [
 	}
 	s.goBG(func() { _ = s.assigner.Run(bgctx) })
 
-	fs, err := proc.NewFS("/proc")
+	fs, err := newProcFS()
 	if err != nil {
 		return nil, fmt.Errorf("open procfs: %w", err)
 	}
@@ -97,7 +96,7 @@ func newStack(ctx context.Context, cfg *config.Config, log *slog.Logger, sinks [
 		return nil, fmt.Errorf("start enricher: %w", err)
 	}
 
-	s.engine, err = detect.New(cfg.Detect, &detect.Options{Logger: log, HostNS: hostNS,
+	s.engine, err = detect.New(cfg.Detect, &detect.Options{Logger: log, HostNS: hostNS, Proc: procView{fs},
 		AI:   &detect.AIOptions{StaticAlloc: s.assigner.StaticAlloc, Node: os.Getenv("NODE_NAME")},
 		Self: detect.SelfIdentity{PID: uint32(os.Getpid()), IsThread: isOwnThread}})
 	if err != nil {
@@ -124,7 +123,12 @@ func newStack(ctx context.Context, cfg *config.Config, log *slog.Logger, sinks [
 	}
 	s.attached.Store(true)
 
-	sources := []pipeline.Source{s.kernel}
+	match := s.engine.ModelMatcher()
+	seed := heldSeed{fs: fs, log: log, isModel: func(p string, size int64) bool {
+		ok, _ := match.IsModel("", p, size)
+		return ok
+	}}
+	sources := []pipeline.Source{s.kernel, seed}
 	if s.gpu.Enabled() {
 		sources = append(sources, s.gpu)
 	}

@@ -154,10 +154,14 @@ type DetectConfig struct {
 	// ModelMinBytes is the size under which a file is not model weights.
 	ModelMinBytes int64 `yaml:"model_min_bytes"`
 	// ModelUpdaters maps a workload key to processes allowed to write model
-	// files: globs over "<exe basename> <args>" (GPU-005).
+	// files: globs over "<name> <args>" (GPU-005), where the name is
+	// argv[0]'s basename only when the exe the kernel ran is that program
+	// (python3 -> python3.11), else the exe's basename; only system
+	// binaries qualify, not ones written in the container.
 	ModelUpdaters map[string][]string `yaml:"model_updaters"`
-	// LoaderAllowlist maps a workload key to exe/comm regexes allowed to
-	// read model files without owning a GPU (EXF-001).
+	// LoaderAllowlist maps a workload key to regexes over the exe path
+	// (the kernel's, not comm or argv[0]) allowed to read model files
+	// without owning a GPU (EXF-001).
 	LoaderAllowlist map[string][]string `yaml:"loader_allowlist"`
 	// EgressAllowlist maps a workload key to allowed destinations,
 	// "CIDR" or "CIDR:port" ("[v6CIDR]:port" for IPv6 with a port).

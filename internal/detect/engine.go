@@ -29,6 +29,11 @@ type Options struct {
 	// AI holds the inputs of the model-weight and GPU rules (model
 	// registry, static GPU allocation, node name); nil selects defaults.
 	AI *AIOptions
+	// Proc answers what a process holds, which host pid a namespace pid
+	// names, and where a live process is, from the kernel (procfs). nil
+	// leaves rules with what events say: no taint from held files, and
+	// namespace pids mapped only through Process.NSPID.
+	Proc ProcView
 	// Self names the sensor's own process for the SELF rules; zero turns
 	// off what needs it (SELF-003).
 	Self SelfIdentity
@@ -112,7 +117,7 @@ func New(cfg config.DetectConfig, opts *Options) (*Engine, error) {
 	s.Self = opts.Self
 	e := &Engine{
 		settings: s,
-		state:    newState(cfg.StateSize, opts.HostNS),
+		state:    newState(cfg.StateSize, opts.HostNS, opts.Proc),
 		window:   cfg.AggregateWindow.D(),
 		idle:     cfg.AggregateIdle.D(),
 	}
@@ -295,6 +300,7 @@ func (e *Engine) Counters() map[string]uint64 {
 	for k, v := range e.ai.counters() {
 		m[k] = v
 	}
+	e.state.facts.counters(m)
 	for _, s := range e.slots {
 		m["detect_rule_fired_"+s.meta.ID] = s.fired
 		if s.suppressed > 0 {

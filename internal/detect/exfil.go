@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -47,71 +45,15 @@ const (
 	exf003Window      = 10 * time.Minute
 	exf003Critical    = 1 << 30
 	exf001CriticalCap = 64 << 20
+	exf001HighCap     = 1 << 20         // a send this large is model-scale whatever the file
+	exf001HighFloor   = 64 << 10        // and one smaller never is
+	maxRenew          = 256             // taint sources watched for held files
+	renewMargin       = 5 * time.Second // asked this long before the window ends
 	sweepWindow       = 5 * time.Second
 	sweepPIDs         = 20 // distinct /proc/<pid>/cmdline reads in sweepWindow that make a sweep
 	mapsMemWindow     = 10 * time.Second
 	lateWindow        = 10 * time.Second // how far back a new GPU owner's descendants are judged again
 	lateRing          = 64               // candidate execs and connects kept for that
-)
-
-// fileRef names one model file of a taint source.
-type fileRef struct {
-	key  model.Key
-	path string
-	size int64
-}
-
-// taintSrc is one EXF-001 taint source: a non-owner that read model weights.
-// Every process, path and container tainted from it points at it, so that a
-// promotion (the reader became a GPU owner within promote_grace) clears them
-// all at once.
-type taintSrc struct {
-	files     [maxTaintFiles]fileRef
-	n         int
-	maxSize   int64
-	reader    uint32
-	readerExe string
-	cid       string
-	at        time.Time
-	// dropped is set when the reader became a GPU owner within
-	// promote_grace: it was a loader, not a thief.
-	dropped bool
-	// confirmed is set once the taint did something a loader does not do:
-	// it was written to a file, handed to a pipeline peer, ran a transfer
-	// tool, or its reader exited without becoming a GPU owner.
-	confirmed bool
-}
-
-func (s *taintSrc) add(f fileRef) {
-	for i := 0; i < s.n; i++ {
-		if s.files[i].key == f.key {
-			return
-		}
-	}
-	if f.size > s.maxSize {
-		s.maxSize = f.size
-	}
-	if s.n < maxTaintFiles {
-		s.files[s.n] = f
-		s.n++
-	}
-}
-
-// criticalBytes is min(64 MiB, 50 % of the largest tainted file).
-func (s *taintSrc) criticalBytes() uint64 {
-	if s.maxSize > 0 && uint64(s.maxSize)/2 < exf001CriticalCap {
-		return uint64(s.maxSize) / 2
-	}
-	return exf001CriticalCap
-}
-
-// Taint propagation paths.
-const (
-	viaRead      = "read"      // the process read model weights itself
-	viaFile      = "file"      // it read a file a tainted process wrote
-	viaFork      = "fork"      // it was forked by a tainted process
-	viaPipeline  = "pipeline"  // a sibling with an overlapping lifetime was tainted
-	viaContainer = "container" // a process of its container read weights
 )
 
 // aiProc is what the correlation state keeps per live process.
@@ -137,6 +79,8 @@ type aiProc struct {
 	// mapsAt is when it last opened /proc/<owner>/maps (GPU-004 certainty).
 	mapsAt    time.Time
 	mapsOwner uint32
+	// heldAt is when the kernel was last asked what it holds.
+	heldAt time.Time
 }
 
 // aiCtr is what the correlation state keeps per container.
@@ -157,137 +101,6 @@ type aiCtr struct {
 	sweepN     int
 }
 
-// pathKey identifies a tainted file: by device and inode when known, else
-// by container and path.
-type pathKey struct {
-	dev, ino uint64
-	cid      string
-	path     string
-}
-
-type pathTaint struct {
-	src   *taintSrc
-	since time.Time
-	by    uint32
-}
-
-// aiSock is one connected socket of interest: to a destination that is not
-// allowlisted for its container.
-type aiSock struct {
-	pid      uint32
-	cid      string
-	addr     netip.Addr
-	port     uint16
-	class    string
-	bytes    uint64
-	exfLevel event.Severity // highest EXF-001 severity reported for it
-	exfBytes uint64         // bytes named in the last EXF-001 report
-	exfSrc   *taintSrc
-	// lastCtr is the socket's container snapshot (for deferred reports).
-	counted uint64 // bytes already added to the EXF-003 bucket
-}
-
-type bucketKey struct {
-	cid    string
-	prefix netip.Prefix
-}
-
-type bucket struct {
-	start    time.Time
-	bytes    uint64
-	reported uint64         // bytes named in the last EXF-003 report
-	level    event.Severity // highest EXF-003 severity reported in this window
-}
-
-// exfTrigger is an EXF-001 conclusion waiting to be emitted by the rule.
-type exfTrigger struct {
-	ev       *event.Event
-	src      *taintSrc
-	sender   *event.Process
-	via      string
-	cond     string // egress, runtime_socket, transfer_tool
-	dest     string
-	class    string
-	bytes    uint64
-	sev      event.Severity
-	stage    string
-	cookie   uint64
-	deadline time.Time
-}
-
-// lateCand is a candidate event kept for late lineage. Process and
-// Container are immutable snapshots; the Net payload is copied.
-type lateCand struct {
-	kind  event.Kind
-	t     time.Time
-	p     *event.Process
-	c     *event.Container
-	net   event.Net
-	owner uint32 // set when matched
-}
-
-// event rebuilds the candidate as an event (allocates; findings only).
-func (l *lateCand) event() *event.Event {
-	ev := &event.Event{Kind: l.kind, Time: l.t, Process: l.p, Container: l.c}
-	if l.kind == event.KindConnect {
-		n := l.net
-		ev.Net = &n
-	}
-	return ev
-}
-
-// remember keeps ev as a late-lineage candidate when it is one.
-func (a *aiState) remember(st *State, ev *event.Event) {
-	p := ev.Process
-	switch ev.Kind {
-	case event.KindExec:
-		if ev.Container == nil || !isGPUChild(p) {
-			return
-		}
-	case event.KindConnect:
-		n := ev.Net
-		if n == nil || !n.DAddr.IsValid() || n.Class == event.ClassLoopback || n.DAddr.IsLoopback() ||
-			a.s.EgressAllowed(ev.Container, n.DAddr, n.DPort) {
-			return
-		}
-	default:
-		return
-	}
-	if _, ok := gpuLineage(st, p, ev.Container); ok {
-		return // judged now
-	}
-	l := &a.ring[a.ringN%lateRing]
-	a.ringN++
-	*l = lateCand{kind: ev.Kind, t: ev.Time, p: p, c: ev.Container}
-	if ev.Net != nil {
-		l.net = *ev.Net
-	}
-}
-
-// lateMatches collects the remembered events of the last lateWindow, and
-// since the owner's current image was exec'd, whose process descends from
-// owner pid in the same container (or, for connects, is the owner). Events
-// before that exec belong to the image the pid ran before (a pyenv or
-// conda shim that execs the server, say).
-func (a *aiState) lateMatches(pid uint32, cid string, since, now time.Time) {
-	for i := range a.ring {
-		l := &a.ring[i]
-		if l.p == nil || now.Sub(l.t) > lateWindow || l.t.Before(since) || cidOf(l.c) != cid {
-			continue
-		}
-		hit := l.p.PID == pid && l.kind == event.KindConnect
-		for _, an := range l.p.Ancestors {
-			hit = hit || an.PID == pid
-		}
-		if hit {
-			m := *l
-			m.owner = pid
-			a.late = append(a.late, m)
-			l.p = nil
-		}
-	}
-}
-
 // aiState is the correlation state of the model-weight and GPU rules.
 type aiState struct {
 	s        *Settings
@@ -302,6 +115,7 @@ type aiState struct {
 	kids    *LRU[uint32, kidSet]
 	ctrs    *LRU[string, aiCtr]
 	paths   *LRU[pathKey, pathTaint]
+	pods    *LRU[podKey, podTaint]
 	socks   *LRU[uint64, aiSock]
 	buckets *LRU[bucketKey, bucket]
 
@@ -309,6 +123,11 @@ type aiState struct {
 	// their source's promote_grace to end.
 	out      []exfTrigger
 	deferred []exfTrigger
+	// renew are the taint sources whose readers are asked, before the
+	// window ends, whether they still hold the files.
+	renew []renewal
+	// cmdBuf is reused to match command lines without allocating.
+	cmdBuf []byte
 
 	// ring holds recent container execs of shells/tools and inet connects
 	// outside the allowlist; late are those a new GPU owner turned out to
@@ -321,11 +140,7 @@ type aiState struct {
 
 	envRoots                                                     int
 	deferDrops, envRootDrops, sources, promoted, trigs, kidDrops uint64
-}
-
-type workloadGlobs struct {
-	w     workload
-	globs []string
+	heldQueries, heldHits, renewed, renewDrops                   uint64
 }
 
 func newAIState(s *Settings, opts *AIOptions, log *slog.Logger, size int) (*aiState, error) {
@@ -350,6 +165,7 @@ func newAIState(s *Settings, opts *AIOptions, log *slog.Logger, size int) (*aiSt
 		kids:    NewLRU[uint32, kidSet](size, nil),
 		ctrs:    NewLRU[string, aiCtr](size, nil),
 		paths:   NewLRU[pathKey, pathTaint](size, nil),
+		pods:    NewLRU[podKey, podTaint](size, nil),
 		socks:   NewLRU[uint64, aiSock](size, nil),
 		buckets: NewLRU[bucketKey, bucket](size, nil),
 		inv:     newInventory(opts.Node, size),
@@ -397,219 +213,13 @@ func (a *aiState) counters() map[string]uint64 {
 	m["detect_exf_deferred_dropped"] = a.deferDrops
 	m["detect_model_env_roots_dropped"] = a.envRootDrops
 	m["detect_taint_children_dropped"] = a.kidDrops
+	m["detect_taint_held_queries"] = a.heldQueries
+	m["detect_taint_held_hits"] = a.heldHits
+	m["detect_taint_held_renewed"] = a.renewed
+	m["detect_taint_held_watch_dropped"] = a.renewDrops
 	m["detect_ai_state_evictions"] = a.procs.Evictions() + a.kids.Evictions() + a.ctrs.Evictions() + a.paths.Evictions() +
-		a.socks.Evictions() + a.buckets.Evictions()
+		a.pods.Evictions() + a.socks.Evictions() + a.buckets.Evictions()
 	return m
-}
-
-// IsModelUpdater reports whether p may write model files in c
-// (model_updaters): a glob without a space matches the exe (or argv[0])
-// basename, one with a space matches "<basename> <args>" from its start;
-// "*" matches any run of characters, "/" included.
-func (a *aiState) IsModelUpdater(p *event.Process, c *event.Container) bool {
-	if p == nil || len(a.updaters) == 0 {
-		return false
-	}
-	var line string
-	for i := range a.updaters {
-		if !a.updaters[i].w.matches(c) {
-			continue
-		}
-		for _, g := range a.updaters[i].globs {
-			if !strings.Contains(g, " ") {
-				if globMatch(g, exeBase(p)) || globMatch(g, argv0Base(p)) {
-					return true
-				}
-				continue
-			}
-			if line == "" {
-				line = baseCmdline(p)
-			}
-			if globMatch(g, line) || globMatch(g+" *", line) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// globMatch matches s against pattern with '*' (any run, '/' included) and
-// '?' (one byte). It runs in O(len(pattern)*len(s)) at worst.
-func globMatch(pattern, s string) bool {
-	px, sx := 0, 0
-	nextP, nextS := -1, -1
-	for px < len(pattern) || sx < len(s) {
-		if px < len(pattern) {
-			switch c := pattern[px]; c {
-			case '*':
-				nextP, nextS = px, sx+1
-				px++
-				continue
-			case '?':
-				if sx < len(s) {
-					px++
-					sx++
-					continue
-				}
-			default:
-				if sx < len(s) && s[sx] == c {
-					px++
-					sx++
-					continue
-				}
-			}
-		}
-		if nextS > 0 && nextS <= len(s) {
-			px, sx = nextP, nextS
-			continue
-		}
-		return false
-	}
-	return true
-}
-
-// alloc is alloc(c) of the catalog: the GPUs a container was given.
-type alloc struct {
-	known bool // false: nothing says what c was given
-	all   bool // NVIDIA_VISIBLE_DEVICES=all
-	uuids []string
-	idx   []int
-	src   string // podresources, env, static_alloc, pod
-}
-
-func (al alloc) empty() bool { return al.known && !al.all && len(al.uuids) == 0 && len(al.idx) == 0 }
-
-// has reports whether GPU (index, uuid, mig) is in the allocation; an
-// unknown allocation has every GPU.
-func (al alloc) has(index int, uuid, mig string) bool {
-	if !al.known || al.all {
-		return true
-	}
-	for _, u := range al.uuids {
-		if u != "" && (u == uuid || u == mig) {
-			return true
-		}
-	}
-	for _, i := range al.idx {
-		if i == index && index >= 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// hasIndex reports whether GPU index i is in the allocation, mapping the
-// allocation's UUIDs to indexes through the GPUs the inventory saw. ok is
-// false when that cannot be decided.
-func (a *aiState) hasIndex(al alloc, i int) (has, ok bool) {
-	if !al.known {
-		return false, false
-	}
-	if al.all {
-		return true, true
-	}
-	for _, x := range al.idx {
-		if x == i {
-			return true, true
-		}
-	}
-	if len(al.uuids) == 0 {
-		return false, true
-	}
-	for _, u := range al.uuids {
-		idx, known := a.inv.indexOf(u)
-		if !known {
-			return false, false
-		}
-		if idx == i {
-			return true, true
-		}
-	}
-	return false, true
-}
-
-// allocOf resolves alloc(c) in the catalog's order: the enricher's
-// assignment (Container.GPUs: kubelet PodResources, or gpu.static_alloc as
-// UUIDs; nil means unknown, a non-nil empty list means none) >
-// NVIDIA_VISIBLE_DEVICES of the container's first process >
-// AIOptions.StaticAlloc; a pod the enricher knows that has none of these
-// was given no GPU.
-func (a *aiState) allocOf(c *event.Container) alloc {
-	if c == nil {
-		return alloc{}
-	}
-	if c.GPUs != nil {
-		// The enricher's assignment (PodResources, or gpu.static_alloc
-		// mapped to UUIDs); a non-nil empty list means "given none".
-		return alloc{known: true, uuids: c.GPUs, src: "assigned"}
-	}
-	if cs, ok := a.ctrs.Peek(c.ID); ok && cs.nvSeen {
-		return parseVisible(cs.nvVisible)
-	}
-	if a.static != nil {
-		if idx, ok := a.static(c.CgroupPath); ok {
-			return alloc{known: true, idx: idx, src: "static_alloc"}
-		}
-	}
-	if c.PodUID != "" && c.PodUID != event.Unknown {
-		return alloc{known: true, src: "pod"}
-	}
-	return alloc{}
-}
-
-func parseVisible(v string) alloc {
-	al := alloc{known: true, src: "env"}
-	switch strings.TrimSpace(v) {
-	case "", "void", "none", "NoDevFiles":
-		return al
-	case "all":
-		al.all = true
-		return al
-	}
-	for _, f := range strings.Split(v, ",") {
-		f = strings.TrimSpace(f)
-		if n, err := strconv.Atoi(f); err == nil {
-			al.idx = append(al.idx, n)
-		} else if f != "" {
-			al.uuids = append(al.uuids, f)
-		}
-	}
-	return al
-}
-
-// isInference is inference(c): the container was given or used a GPU, or
-// matches inference_selector.
-func (a *aiState) isInference(st *State, c *event.Container) bool {
-	if c == nil {
-		return false
-	}
-	if st.IsGPUContainer(c) || a.s.MatchesInferenceSelector(c) {
-		return true
-	}
-	al := a.allocOf(c)
-	return al.known && !al.empty()
-}
-
-// taintOf returns the active taint of pid: its source (nil if none, dropped
-// or expired), how it came by it and since when.
-func (a *aiState) taintOf(pid uint32, now time.Time) (*taintSrc, string, time.Time) {
-	p, ok := a.procs.Peek(pid)
-	if !ok || p.src == nil || p.src.dropped || now.Sub(p.srcSince) > a.window {
-		return nil, "", time.Time{}
-	}
-	return p.src, p.via, p.srcSince
-}
-
-// containerTaint returns the active taint of container cid.
-func (a *aiState) containerTaint(cid string, now time.Time) *taintSrc {
-	if cid == "" {
-		return nil
-	}
-	c, ok := a.ctrs.Peek(cid)
-	if !ok || c.src == nil || c.src.dropped || now.Sub(c.srcSince) > a.window {
-		return nil
-	}
-	return c.src
 }
 
 func cidOf(c *event.Container) string {
@@ -749,7 +359,24 @@ func (a *aiState) onExec(st *State, p *event.Process, c *event.Container, ev *ev
 			a.trigger(exfTrigger{ev: ev, src: src, sender: p, via: via, cond: "transfer_tool", dest: tool,
 				sev: event.SevHigh, stage: "exec:" + tool})
 		}
+	} else if a.heldByParent(st, p, c) && !a.isOwner(st, p) && !a.s.gpuChildAllowedBuf(&a.cmdBuf, p) &&
+		!a.loaderExempt(st, p, c) {
+		// Descriptors handed to a child (pass_fds, no O_CLOEXEC) survive
+		// exec: asked now, not at its connect, which a child that reads,
+		// sends and exits in milliseconds does not outlive in /proc.
+		a.heldSource(st, p, c, now)
 	}
+}
+
+// heldByParent reports whether the fork parent of p, in its container,
+// owns a GPU or opened model files: what it holds, p may have inherited.
+func (a *aiState) heldByParent(st *State, p *event.Process, c *event.Container) bool {
+	cid := cidOf(c)
+	if o, ok := st.GPUOwner(p.ForkParent); ok && o.Container == cid {
+		return true
+	}
+	r, ok := a.procs.Peek(p.ForkParent)
+	return ok && r.cid == cid && !r.firstModel.IsZero()
 }
 
 // promote records that p became a GPU owner: files it opens for the next
@@ -795,485 +422,6 @@ func (a *aiState) onGPU(st *State, ev *event.Event, now time.Time) {
 		p = &event.Process{PID: g.PID, TID: g.PID}
 	}
 	a.promote(p, ev.Container, now)
-}
-
-// loadingFile reports whether a successful read open by a GPU owner within
-// promote_grace of becoming one names a file it loads as a model though no
-// suffix says so: a regular file of at least model_min_bytes outside the
-// system, library and pseudo-file trees.
-func (a *aiState) loadingFile(r *aiProc, f *event.File, now time.Time) bool {
-	if r == nil || r.ownerSince.IsZero() || now.Sub(r.ownerSince) > a.grace || f.Size < 0 ||
-		f.Size < max(a.s.Config.ModelMinBytes, 1) || f.Flags&event.ODirectry != 0 {
-		return false
-	}
-	p := f.Path
-	if p == "" || p[0] != '/' || underAny(p, []string{"/proc", "/sys", "/dev", "/etc", "/run", "/var/log"}) ||
-		a.s.InHostLibDir(p) || a.s.InHostBinDir(p) {
-		return false
-	}
-	b := baseName(p)
-	if isSharedObject(b) || strings.Contains(p, "/site-packages/") || strings.Contains(p, "/dist-packages/") {
-		return false
-	}
-	for _, ext := range []string{".py", ".pyc", ".so", ".json", ".txt", ".log", ".cubin", ".ptx", ".fatbin", ".zip", ".whl"} {
-		if strings.HasSuffix(b, ext) {
-			return false
-		}
-	}
-	return true
-}
-
-func (a *aiState) onOpen(st *State, p *event.Process, c *event.Container, ev *event.Event, now time.Time) {
-	f := ev.File
-	if f.Result < 0 || f.Flags&event.ODirectry != 0 {
-		return
-	}
-	write := f.IsWrite()
-	size := f.Size
-	if write && f.Flags&(event.OCreat|event.OTrunc) != 0 {
-		size = -1
-	}
-	r := a.procs.Ptr(p.PID)
-	// Ownership is sticky: a server that freed its GPU memory and reloads
-	// its weights is still their owner.
-	owner := p.GPUOwner || st.IsGPUOwner(p.PID) || r != nil && !r.ownerSince.IsZero()
-	isModel := false
-	if mayBeModel(f.Path) || mayBeModel(f.RawPath) {
-		isModel, _ = a.match.IsModel(f.RawPath, f.Path, size)
-	}
-	if !isModel && owner && f.IsRead() && !write {
-		if r == nil {
-			r = a.proc(p, c)
-		}
-		isModel = a.loadingFile(r, f, now)
-	}
-	if isModel {
-		if o, ok := model.ObservationOf(ev); ok {
-			o.GPUOwner = owner
-			a.reg.Observe(o)
-		}
-		if !write {
-			if r == nil {
-				r = a.proc(p, c)
-			}
-			if r.firstModel.IsZero() {
-				r.firstModel = now
-				a.inv.loader(p, c)
-			}
-			if c != nil && f.Size > 0 {
-				if cs := a.ctr(c); f.Size > cs.maxModel {
-					cs.maxModel = f.Size
-				}
-			}
-		}
-	}
-	if write {
-		if r == nil {
-			return
-		}
-		// A tainted process writing a file taints the file (staging copies,
-		// archives).
-		src, _, _ := a.taintOf(p.PID, now)
-		if src == nil || isPseudoPath(f.Path) {
-			return
-		}
-		src.confirmed = true
-		pt := pathTaint{src: src, since: now, by: p.PID}
-		a.paths.Put(pathKey{cid: cidOf(c), path: f.Path}, pt)
-		if f.Inode != 0 {
-			a.paths.Put(pathKey{dev: f.Dev, ino: f.Inode}, pt)
-		}
-		return
-	}
-	if !f.IsRead() {
-		return
-	}
-	if isModel {
-		if owner || a.loaderExempt(p, c) {
-			return
-		}
-		a.source(p, c, f, now)
-		return
-	}
-	// Reading a tainted file taints the reader.
-	if a.paths.Len() == 0 {
-		return
-	}
-	var pt pathTaint
-	ok := false
-	if f.Inode != 0 {
-		pt, ok = a.paths.Peek(pathKey{dev: f.Dev, ino: f.Inode})
-	}
-	if !ok {
-		pt, ok = a.paths.Peek(pathKey{cid: cidOf(c), path: f.Path})
-	}
-	if !ok || pt.src == nil || pt.src.dropped || now.Sub(pt.since) > a.window || pt.by == p.PID {
-		return
-	}
-	if r == nil {
-		r = a.proc(p, c)
-	}
-	if r.src == pt.src {
-		return
-	}
-	a.taint(r, p.PID, c, pt.src, viaFile, pt.by, now)
-}
-
-// mayBeModel is a cheap prefilter of Matcher.IsModel: paths under /dev
-// (but /dev/shm), /sys and /etc, and pseudo paths ("net:[…]", "pipe:[…]")
-// never name model files.
-func mayBeModel(p string) bool {
-	if len(p) < 2 || p[0] != '/' {
-		return len(p) > 0 && p[0] != '/' && strings.IndexByte(p, ':') < 0
-	}
-	switch p[1] {
-	case 'd':
-		return !strings.HasPrefix(p, "/dev/") || strings.HasPrefix(p, "/dev/shm/")
-	case 's':
-		return !strings.HasPrefix(p, "/sys/")
-	case 'e':
-		return !strings.HasPrefix(p, "/etc/")
-	}
-	return true
-}
-
-// loaderExempt reports whether p may read model files without tainting:
-// loader_allowlist, container runtimes and NVIDIA hooks, package managers and
-// downloaders — but not a downloader started as an uploader (wget
-// --post-file, curl -T with -o), which reads the file to send it.
-func (a *aiState) loaderExempt(p *event.Process, c *event.Container) bool {
-	return a.s.IsLoaderAllowed(c, p.Exe) || a.s.IsLoaderAllowed(c, p.Comm) || a.s.IsRuntime(p.Exe) ||
-		IsNVHook(p.Exe) || installTool(p) != "" && transferTool(p) == ""
-}
-
-// source records a taint source: p (no GPU owner) read model file f.
-func (a *aiState) source(p *event.Process, c *event.Container, f *event.File, now time.Time) {
-	r := a.proc(p, c)
-	ref := fileRef{key: model.KeyOf(f.Dev, f.Inode, f.Path), path: f.Path, size: f.Size}
-	if f.RawPath != "" && f.RawPath != f.Path && f.RawPath[0] == '/' {
-		ref.path = f.RawPath + " -> " + f.Path
-	}
-	if r.src != nil && r.src.reader == p.PID && !r.src.dropped && now.Sub(r.srcSince) <= a.window {
-		r.src.add(ref)
-		return
-	}
-	src := &taintSrc{reader: p.PID, readerExe: p.Exe, cid: cidOf(c), at: now, maxSize: -1}
-	if old := r.src; old != nil && !old.dropped {
-		for i := 0; i < old.n; i++ {
-			src.add(old.files[i])
-		}
-		src.confirmed = old.confirmed
-	}
-	src.add(ref)
-	a.sources++
-	a.taint(r, p.PID, c, src, viaRead, p.PID, now)
-}
-
-// taint gives r (process pid) the taint src, and its container too.
-func (a *aiState) taint(r *aiProc, pid uint32, c *event.Container, src *taintSrc, via string, from uint32, now time.Time) {
-	r.src, r.srcSince, r.via, r.from = src, now, via, from
-	if via == viaFile {
-		src.confirmed = true
-	}
-	parent := r.parent
-	// Pipelines are built by shells: siblings under any other parent (init,
-	// a supervisor, a test runner) are no pipeline peers.
-	pipeline := false
-	if par := a.procs.Ptr(parent); par != nil && isShell(baseName(par.exe)) {
-		par.taintedChild = pid
-		pipeline = true
-	}
-	if c != nil {
-		cs := a.ctr(c)
-		cs.src, cs.srcSince = src, now
-	}
-	// Live children (tar's compressor) and siblings (the other side of
-	// "tar c | curl -T -") of the same container share the taint.
-	cid := cidOf(c)
-	a.taintKids(pid, pid, cid, src, viaFork, now)
-	if pipeline {
-		a.taintKids(parent, pid, cid, src, viaPipeline, now)
-	}
-}
-
-// taintKids gives the live children of parent (pid excepted) in container
-// cid the taint src, unless they hold an active taint already.
-func (a *aiState) taintKids(parent, pid uint32, cid string, src *taintSrc, via string, now time.Time) {
-	ks, ok := a.kids.Peek(parent)
-	if !ok {
-		return
-	}
-	for i := 0; i < int(ks.n); i++ {
-		k := ks.pids[i]
-		if k == pid {
-			continue
-		}
-		q := a.procs.Ptr(k)
-		if q == nil || q.cid != cid || q.src == src ||
-			q.src != nil && !q.src.dropped && now.Sub(q.srcSince) <= a.window {
-			continue
-		}
-		q.src, q.srcSince, q.via, q.from = src, now, via, pid
-	}
-}
-
-// kidSet holds the most recent live children of a process.
-type kidSet struct {
-	n    uint8
-	pids [maxKids]uint32
-}
-
-// addKid records child as a live child of parent.
-func (a *aiState) addKid(parent, child uint32) {
-	if parent == 0 {
-		return
-	}
-	ks := a.kids.Ptr(parent)
-	if ks == nil {
-		ks = a.kids.Put(parent, kidSet{})
-	}
-	for i := 0; i < int(ks.n); i++ {
-		if ks.pids[i] == child {
-			return
-		}
-	}
-	if int(ks.n) == maxKids {
-		copy(ks.pids[:], ks.pids[1:])
-		ks.n--
-		a.kidDrops++
-	}
-	ks.pids[ks.n] = child
-	ks.n++
-}
-
-// dropKid forgets child as a live child of parent.
-func (a *aiState) dropKid(parent, child uint32) {
-	ks := a.kids.Ptr(parent)
-	if ks == nil {
-		return
-	}
-	for i := 0; i < int(ks.n); i++ {
-		if ks.pids[i] == child {
-			copy(ks.pids[i:], ks.pids[i+1:ks.n])
-			ks.n--
-			break
-		}
-	}
-	if ks.n == 0 {
-		a.kids.Delete(parent)
-	}
-}
-
-// isPseudoPath reports whether p is no file that can carry data onwards.
-func isPseudoPath(p string) bool {
-	if p == "" || p[0] != '/' {
-		return true
-	}
-	if underDir(p, "/dev") {
-		return !underDir(p, "/dev/shm")
-	}
-	return underDir(p, "/proc") || underDir(p, "/sys")
-}
-
-// exfilCapableSocket reports whether the runtime API behind a socket can
-// move data off the node or into a new container (docker, containerd, CRI).
-// The kubelet pod-resources API is read-only (device allocations): GPU
-// agents, and the sensor's own inventory, read weights and then list it.
-func exfilCapableSocket(name string) bool {
-	return name != "kubelet/pod-resources/kubelet.sock"
-}
-
-func (a *aiState) onNet(st *State, p *event.Process, c *event.Container, ev *event.Event, now time.Time) {
-	n := ev.Net
-	cid := cidOf(c)
-	if n.UnixPath != "" || n.Protocol == "unix" {
-		if ev.Kind != event.KindConnect {
-			return
-		}
-		if name, sev := runtimeSocket(n.UnixPath); name != "" && sev == 0 && exfilCapableSocket(name) {
-			src, via, _ := a.taintOf(p.PID, now)
-			if src == nil {
-				if src = a.containerTaint(cid, now); src != nil {
-					via = viaContainer
-				}
-			}
-			if src != nil {
-				a.trigger(exfTrigger{ev: ev, src: src, sender: p, via: via, cond: "runtime_socket",
-					dest: n.UnixPath, class: event.ClassUnix, sev: event.SevHigh, stage: "unix:" + n.UnixPath})
-			}
-		}
-		return
-	}
-	if !n.DAddr.IsValid() {
-		return
-	}
-	if ev.Kind == event.KindEgress {
-		a.inv.peer(p, c, st.IsGPUOwner(p.PID) || p.GPUOwner, n)
-	}
-	if n.Class == event.ClassLoopback || n.DAddr.IsLoopback() || a.s.EgressAllowed(c, n.DAddr, n.DPort) {
-		return
-	}
-	sk := a.socks.Ptr(n.Cookie)
-	if sk == nil || n.Cookie == 0 {
-		v := aiSock{pid: p.PID, cid: cid, addr: n.DAddr, port: n.DPort, class: n.Class}
-		if n.Cookie != 0 {
-			sk = a.socks.Put(n.Cookie, v)
-		} else {
-			sk = &v
-		}
-	}
-	if n.BytesSent > sk.bytes {
-		sk.bytes = n.BytesSent
-	}
-	if c != nil && sk.bytes > sk.counted {
-		a.count(c, sk, now)
-	}
-	// EXF-001: a tainted sender, or any sender in a tainted container.
-	src, via, _ := a.taintOf(p.PID, now)
-	if src == nil {
-		if src = a.containerTaint(cid, now); src != nil {
-			via = viaContainer
-		}
-	}
-	if src == nil && sk.exfSrc != nil && !sk.exfSrc.dropped {
-		src, via = sk.exfSrc, "socket"
-	}
-	if src == nil {
-		return
-	}
-	sk.exfSrc = src
-	crit := src.criticalBytes()
-	sev := event.SevHigh
-	stage := "high"
-	if sk.bytes >= crit {
-		sev, stage = event.SevCritical, "critical"
-	}
-	switch {
-	case sev > sk.exfLevel:
-	case n.Closed && sk.exfLevel > 0 && grew(sk.exfBytes, sk.bytes):
-		stage = "final"
-	default:
-		return
-	}
-	t := exfTrigger{ev: ev, src: src, sender: p, via: via, cond: "egress",
-		dest: netip.AddrPortFrom(n.DAddr, n.DPort).String(), class: n.Class, bytes: sk.bytes, sev: sev,
-		stage: stage, cookie: n.Cookie}
-	sk.exfLevel, sk.exfBytes = sev, sk.bytes
-	a.trigger(t)
-}
-
-// grew reports whether now exceeds was by more than 10 %.
-func grew(was, now uint64) bool { return now > was && now-was > was/10 }
-
-// count adds the socket's new bytes to its EXF-003 bucket.
-func (a *aiState) count(c *event.Container, sk *aiSock, now time.Time) {
-	bits := 24
-	if sk.addr.Is6() && !sk.addr.Is4In6() {
-		bits = 64
-	}
-	pfx, err := sk.addr.Unmap().Prefix(bits)
-	if err != nil {
-		return
-	}
-	k := bucketKey{cid: c.ID, prefix: pfx}
-	b := a.buckets.Ptr(k)
-	if b == nil || now.Sub(b.start) > exf003Window {
-		b = a.buckets.Put(k, bucket{start: now})
-	}
-	b.bytes += sk.bytes - sk.counted
-	sk.counted = sk.bytes
-}
-
-// trigger queues an EXF-001 trigger: at once when the source is confirmed
-// or its promote_grace is over; else it waits until the source is confirmed
-// (it may yet turn out to be a loader, and then the trigger is dropped).
-func (a *aiState) trigger(t exfTrigger) {
-	a.trigs++
-	s := t.src
-	now := t.ev.Time
-	if s.confirmed || now.Sub(s.at) >= a.grace {
-		a.out = append(a.out, t)
-		return
-	}
-	t.ev = snapshot(t.ev)
-	t.deadline = s.at.Add(a.grace)
-	for i := range a.deferred {
-		if d := &a.deferred[i]; d.src == s && d.cookie == t.cookie && d.stage == t.stage ||
-			t.cookie != 0 && d.cookie == t.cookie {
-			if t.sev >= d.sev {
-				*d = t
-			}
-			return
-		}
-	}
-	if len(a.deferred) >= maxDeferred {
-		a.deferDrops++
-		return
-	}
-	a.deferred = append(a.deferred, t)
-}
-
-// release moves the deferred triggers that are due (their source was
-// confirmed or its grace is over) to out, and forgets those whose source was
-// a loader after all.
-func (a *aiState) release(now time.Time) {
-	if len(a.deferred) == 0 {
-		return
-	}
-	keep := a.deferred[:0]
-	for _, t := range a.deferred {
-		switch {
-		case t.src.dropped:
-		case t.src.confirmed || !now.Before(t.deadline):
-			if t.cookie != 0 {
-				if sk, ok := a.socks.Peek(t.cookie); ok && sk.bytes > t.bytes {
-					t.bytes = sk.bytes
-					if t.bytes >= t.src.criticalBytes() {
-						t.sev, t.stage = event.SevCritical, "critical"
-					}
-				}
-			}
-			a.out = append(a.out, t)
-		default:
-			keep = append(keep, t)
-		}
-	}
-	clear(a.deferred[len(keep):])
-	a.deferred = keep
-}
-
-// sourceFiles names the model files of src with sizes and, once hashed,
-// sha256, as "path (N bytes, sha256 X)" joined by "; ".
-func (a *aiState) sourceFiles(src *taintSrc) string {
-	var b strings.Builder
-	for i := 0; i < src.n; i++ {
-		f := src.files[i]
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		b.WriteString(f.path)
-		size := f.size
-		sum := ""
-		if e, ok := a.reg.Get(f.key); ok {
-			sum = e.SHA256
-			if size < 0 {
-				size = e.Size
-			}
-		}
-		b.WriteString(" (")
-		if size >= 0 {
-			b.WriteString(strconv.FormatInt(size, 10) + " bytes")
-		} else {
-			b.WriteString("size unknown")
-		}
-		if sum != "" {
-			b.WriteString(", sha256 " + sum)
-		} else {
-			b.WriteString(", sha256 pending")
-		}
-		b.WriteString(")")
-	}
-	return b.String()
 }
 
 // gpuLineage is gpu_lineage(p): p or a fork-time ancestor (same container)

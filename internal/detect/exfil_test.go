@@ -207,8 +207,10 @@ func TestEXF001ToolLessA9(t *testing.T) {
 }
 
 func TestEXF001Severity(t *testing.T) {
-	// A small send is high, then critical once the socket crosses
-	// min(64 MiB, 50 % of the tainted file), then a final figure at close.
+	// The connect is low (no bytes yet), model-scale bytes (10 % of the
+	// tainted file, at most 1 MiB) are high, critical once the socket
+	// crosses min(64 MiB, 50 % of the tainted file), then a final figure at
+	// close.
 	e := newAIEngine(t, nil, nil)
 	c := ctr("simctr-infer-sev")
 	py := proc(310, "/usr/bin/python3")
@@ -224,7 +226,7 @@ func TestEXF001Severity(t *testing.T) {
 	for _, f := range findingsOf(out, "EXF-001") {
 		stages = append(stages, f.Attrs["stage"]+"/"+f.Severity.String()+"/"+f.Attrs["bytes_sent"])
 	}
-	want := []string{"high/high/0", "critical/critical/5242880", "final/critical/9437184"}
+	want := []string{"low/low/0", "high/high/1048576", "critical/critical/5242880", "final/critical/9437184"}
 	if strings.Join(stages, " ") != strings.Join(want, " ") {
 		t.Errorf("EXF-001 stages = %v; want %v", stages, want)
 	}
@@ -484,10 +486,20 @@ func TestModelUpdaterGlobs(t *testing.T) {
 		{proc(3, "/usr/bin/curl", "curl"), ctr("simctr-infer-x"), false},
 		{proc(4, "/usr/bin/python3.11", "python3", "/tmp/ebpfh.Q1/mkmodel.py", "/tmp/h/models/a.safetensors", "8"), nil, true},
 		{proc(5, "/usr/bin/python3.11", "python3", "/tmp/other.py"), nil, false},
+		// Identity is the exe the kernel ran, not the name it was given.
+		{proc(6, "/tmp/evil", "curl", "-s", "-o", "/m/x.safetensors"), build, false},
+		{proc(7, "/usr/bin/dash", "curl", "-c", "cp /tmp/x /m/x.safetensors"), build, false},
+		{proc(8, "/tmp/curl", "curl", "-o", "/m/x.safetensors"), build, false},
+		{proc(9, "/usr/local/bin/curl", "curl", "-o", "/m/x.safetensors"), build, false}, // written below
+		// On the host, interpreters live outside /usr/bin too; scratch space is not the host's own.
+		{proc(11, "/root/.pyenv/versions/3.11.7/bin/python3.11", "python3", "/tmp/ebpfh.Q1/mkmodel.py", "/m/a", "8"), nil, true},
+		{proc(12, "/tmp/python3", "python3", "/tmp/ebpfh.Q1/mkmodel.py", "/m/a", "8"), nil, false},
 	}
+	// The build container dropped its own "curl" over /usr/local/bin/curl.
+	run(e, at(0, openEv(proc(10, "/usr/bin/cp", "cp", "/tmp/evil", "/usr/local/bin/curl"), build, "/usr/local/bin/curl", "", wr, 3)))
 	for i, tc := range cases {
-		if got := e.ai.IsModelUpdater(tc.p.p, tc.c); got != tc.want {
-			t.Errorf("case %d (%s): IsModelUpdater = %v; want %v", i, cmdline(tc.p.p), got, tc.want)
+		if got := e.ai.isModelUpdater(e.state, tc.p.p, tc.c); got != tc.want {
+			t.Errorf("case %d (%s): isModelUpdater = %v; want %v", i, cmdline(tc.p.p), got, tc.want)
 		}
 	}
 	for _, g := range []struct {

@@ -322,10 +322,10 @@ func cmdline(p *event.Process) string {
 	return strings.Join(p.Args, " ")
 }
 
-// baseCmdline is "<exe basename> <args[1:]...>", the form the child
-// allowlists are written against.
+// baseCmdline is "<name> <args[1:]...>" with the name of actorName, the
+// form the child allowlists and model_updaters are written against.
 func baseCmdline(p *event.Process) string {
-	b := argv0Base(p)
+	b := actorName(p)
 	if len(p.Args) <= 1 {
 		return b
 	}

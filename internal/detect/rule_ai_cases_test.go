@@ -80,6 +80,16 @@ func aiRuleCases() []ruleCase {
 			return evs(gpuStart(srv(400), c, 0, "GPU-0"),
 				execEv(proc(403, "/usr/bin/python3.11", "python3", "-c", "from multiprocessing.spawn import spawn_main; spawn_main()").anc(an(400, "/usr/bin/python3.11")), c))
 		}, false, 0},
+		{"a shell started as argv[0] uname is not the allowlisted uname", "GPU-001", func() []*event.Event {
+			c := infer("x")
+			return evs(gpuStart(srv(400), c, 0, "GPU-0"),
+				execEv(proc(406, "/usr/bin/dash", "uname", "-c", "id").anc(an(400, "/usr/bin/python3.11")), c))
+		}, true, 0},
+		{"a shell started as argv[0] python3 with a multiprocessing -c line is no worker", "GPU-001", func() []*event.Event {
+			c := infer("x")
+			return evs(gpuStart(srv(400), c, 0, "GPU-0"),
+				execEv(proc(407, "/usr/bin/dash", "python3", "-c", "from multiprocessing import x; sh -i").anc(an(400, "/usr/bin/python3.11")), c))
+		}, true, 0},
 		{"B3 probe is not in the owner's lineage", "GPU-001", func() []*event.Event {
 			c := infer("b1")
 			return evs(gpuStart(srv(400), c, 0, "GPU-0"),
@@ -157,8 +167,12 @@ func aiRuleCases() []ruleCase {
 		}, true, event.SevCritical},
 		{"ptrace attach to the owner", "GPU-004", func() []*event.Event {
 			return evs(gpuStart(srv(440), infer("x"), 0, "GPU-0"),
-				sysEv(proc(442, "/usr/bin/gdb"), side("x"), event.Syscall{Name: "ptrace", Flags: 16, Target: 440}))
+				sysEv(proc(442, "/usr/bin/gdb").ns(hostPIDNS), side("x"), event.Syscall{Name: "ptrace", Flags: 16, Target: 440}))
 		}, true, 0},
+		{"ptrace target 440 in the actor's own PID namespace is not host pid 440", "GPU-004", func() []*event.Event {
+			return evs(gpuStart(srv(440), infer("x"), 0, "GPU-0"),
+				sysEv(proc(442, "/usr/bin/gdb"), side("x"), event.Syscall{Name: "ptrace", Flags: 16, Target: 440}))
+		}, false, 0},
 		{"py-spy dump against the owner", "GPU-004", func() []*event.Event {
 			return evs(gpuStart(srv(440), infer("x"), 0, "GPU-0"),
 				execEv(proc(443, "/usr/local/bin/py-spy", "py-spy", "dump", "--pid", "440").ns(hostNS), nil))

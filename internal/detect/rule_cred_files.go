@@ -51,7 +51,8 @@ func newCRED003(*Settings) Rule {
 			"a GPU owner) reads a Hugging Face token, AWS/GCP/Azure credentials, docker config, .netrc, " +
 			".git-credentials, a kubeconfig or Kubernetes/kubelet PKI (raw or resolved path, so /proc/1/root/... " +
 			"and /host/... count); or any process reads /proc/<pid>/environ of a GPU owner, or a container process " +
-			"reads it for a process outside its container (tokens such as HF_TOKEN live in the server env).",
+			"reads it for a process outside its container (tokens such as HF_TOKEN live in the server env). The " +
+			"pid is the reader's: one in a container's PID namespace is mapped to the host pid.",
 		Knobs: []string{"rules.CRED-003.allow_exe"},
 		Kinds: kinds(event.KindOpen),
 	}}}
@@ -64,23 +65,16 @@ func (r *cred003) Eval(ctx *Context, ev *event.Event) {
 		return
 	}
 	if pid, rest, ok := procPath(f.RawPath); ok && rest == "environ" && pid != "self" && pid != "thread-self" {
-		t := atoiPID(pid)
-		if t == 0 || t == p.PID {
+		t, ok := ctx.State.HostPID(p, atoiPID(pid), ctx.Now)
+		if !ok || t == p.PID {
 			return
-		}
-		host := ctx.Settings.HostNS
-		if inContainer(ev) && host.PID != 0 && p.NS.PID != 0 && p.NS.PID != host.PID {
-			return // the pid is local to the container's own PID namespace
 		}
 		why := ""
 		if ctx.State.IsGPUOwner(t) {
 			why = "GPU owner"
 		} else if inContainer(ev) {
-			if cid, known := ctx.State.ProcessContainer(t); known && cid != ev.Container.ID {
-				why = "process outside the container"
-				if cid == "" {
-					why = "host process"
-				}
+			if out, other, decided := ctx.State.Outside(p, ev.Container, t, ctx.Now); decided && out {
+				why = "process in " + other
 			}
 		}
 		if why == "" {
@@ -88,8 +82,8 @@ func (r *cred003) Eval(ctx *Context, ev *event.Event) {
 		}
 		ctx.Emit(ev, Report{
 			Key:         "environ:" + pid,
-			Explanation: who(ev) + " read the environment of " + why + " pid " + pid + " (" + f.RawPath + ")" + resultNote(int64(f.Result)) + " from " + where(ev) + ".",
-			Attrs:       map[string]string{"condition": "proc_environ", "target_pid": pid},
+			Explanation: who(ev) + " read the environment of " + why + " pid " + itoa(uint64(t)) + " (" + f.RawPath + ")" + resultNote(int64(f.Result)) + " from " + where(ev) + ".",
+			Attrs:       map[string]string{"condition": "proc_environ", "target_pid": itoa(uint64(t))},
 		})
 		return
 	}

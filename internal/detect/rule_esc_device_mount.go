@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"path"
 	"strings"
 
 	"github.com/kestrel-sec/kestrel/internal/event"
@@ -16,6 +17,36 @@ var kernelMemory = []string{"/dev/mem", "/dev/kmem", "/dev/port", "/proc/kcore"}
 // host kernel state.
 var escapeFSTypes = []string{"cgroup", "cgroup2", "proc", "sysfs", "debugfs", "tracefs", "bpf", "securityfs", "configfs"}
 
+// diskFSTypes are filesystems that live on a block device: mounting one
+// from a container mounts a disk, whatever the source is called.
+var diskFSTypes = []string{"ext2", "ext3", "ext4", "xfs", "btrfs", "vfat", "msdos", "exfat", "ntfs", "ntfs3",
+	"f2fs", "jfs", "reiserfs", "hfsplus", "nilfs2", "zfs"}
+
+// File type bits of a mknod mode and the kernel-memory character devices
+// (major 1: mem, kmem, port).
+const (
+	sIFMT  = 0o170000
+	sIFBLK = 0o060000
+	sIFCHR = 0o020000
+)
+
+// devNumbers splits a mknod dev argument (the kernel's new_decode_dev).
+func devNumbers(dev uint64) (major, minor uint64) {
+	return (dev >> 8) & 0xfff, dev&0xff | (dev>>12)&0xfff00
+}
+
+// absPath is raw made absolute against cwd (when known) and cleaned, for
+// comparing two spellings of one path an actor chose.
+func absPath(raw, cwd string) string {
+	if raw == "" {
+		return ""
+	}
+	if raw[0] != '/' && cwd != "" {
+		raw = cwd + "/" + raw
+	}
+	return path.Clean(raw)
+}
+
 // diskTools are raw-disk utilities of ESC-007.
 var diskTools = []string{"debugfs", "fdisk", "sfdisk", "losetup"}
 
@@ -30,10 +61,13 @@ func newESC007(*Settings) Rule {
 		Description: "A container process (1) runs mount with a block-device source (/dev/sd*, nvme*, vd*, xvd*, " +
 			"dm-*, md*, loop*, mapper/*) or a kernel filesystem type (cgroup, cgroup2, proc, sysfs, debugfs, " +
 			"tracefs, bpf, securityfs, configfs), or runs debugfs/fdisk/sfdisk/losetup; (2) opens a block device " +
-			"or /dev/mem, /dev/kmem, /dev/port, /proc/kcore; (3) calls mount(2) with such a source or type " +
-			"(syscall tracepoint), except the runtime's own container setup (runc, crun ..., or unshare/nsenter " +
-			"mounting proc on /proc, sysfs on /sys, cgroup on /sys/fs/cgroup). A cgroup mount is remembered for " +
-			"ESC-001's context.",
+			"or /dev/mem, /dev/kmem, /dev/port, /proc/kcore; (3) calls mount(2) with such a source or type, with a " +
+			"disk filesystem type (ext4, xfs, btrfs, vfat ...) whatever the source is named, or with a block " +
+			"device node it made itself, except the runtime's own container setup (runc, crun ..., or " +
+			"unshare/nsenter mounting proc on /proc, sysfs on /sys, cgroup on /sys/fs/cgroup); (4) makes a block " +
+			"device node, or a kernel-memory one (char 1:1, 1:2, 1:4), with mknod(2), whatever it names it, " +
+			"refused attempts included (raw block volumes of a pod are made the same way by the runtime: allow " +
+			"them with allow_cgroup). A cgroup mount is remembered for ESC-001's context.",
 		Knobs: []string{"container_image_allowlist", "rules.ESC-007.allow_cgroup"},
 		Kinds: kinds(event.KindExec, event.KindOpen, event.KindSyscall),
 	}}}
@@ -130,13 +164,33 @@ func (r *esc007) Eval(ctx *Context, ev *event.Event) {
 		})
 	case event.KindSyscall:
 		s := ev.Sys
-		if s == nil || s.Name != "mount" {
+		if s == nil {
+			return
+		}
+		switch s.Name {
+		case "mknod":
+			r.mknod(ctx, ev)
+			return
+		case "mount":
+		default:
 			return
 		}
 		fstype := s.Arg
-		src := ""
+		src, srcNote := "", ""
 		if strings.HasPrefix(s.Path, "/dev/") && !in(s.Path, "/dev/null", "/dev/zero") {
 			src = s.Path
+		}
+		if cs := ctx.State.Container(ev.Container.ID); cs != nil && s.Path != "" && cs.BlockNodes[0] != "" {
+			abs := absPath(s.Path, p.Cwd)
+			for _, b := range cs.BlockNodes {
+				if b != "" && b == abs {
+					src, srcNote = s.Path, " (a block device node the container made)"
+					break
+				}
+			}
+		}
+		if src == "" && in(fstype, diskFSTypes...) {
+			src, srcNote = s.Path, " (a disk filesystem)"
 		}
 		if src == "" && !in(fstype, escapeFSTypes...) {
 			return
@@ -151,9 +205,42 @@ func (r *esc007) Eval(ctx *Context, ev *event.Event) {
 		}
 		ctx.Emit(ev, Report{
 			Key: "mount:" + fstype + src,
-			Explanation: who(ev) + " called mount(" + s.Path + ", " + s.Path2 + ", " + fstype + ")" + resultNote(s.Ret) +
-				" in " + where(ev) + ".",
+			Explanation: who(ev) + " called mount(" + s.Path + ", " + s.Path2 + ", " + fstype + ")" + srcNote +
+				resultNote(s.Ret) + " in " + where(ev) + ".",
 			Attrs: map[string]string{"condition": "mount_syscall", "fstype": fstype, "source": s.Path, "target": s.Path2},
 		})
 	}
+}
+
+// mknod judges a mknod(at) call: a block device node, or a character node
+// of kernel memory, made in a container. Device numbers, not the name,
+// say what the node is.
+func (r *esc007) mknod(ctx *Context, ev *event.Event) {
+	s := ev.Sys
+	major, minor := devNumbers(s.Arg2)
+	var what string
+	switch s.Flags & sIFMT {
+	case sIFBLK:
+		what = "block device"
+		if s.Ret >= 0 {
+			if cs := ctx.State.Container(ev.Container.ID); cs != nil {
+				cs.BlockNodes[cs.blockNext] = absPath(s.Path, ev.Process.Cwd)
+				cs.blockNext = (cs.blockNext + 1) % uint8(len(cs.BlockNodes))
+			}
+		}
+	case sIFCHR:
+		if major != 1 || minor != 1 && minor != 2 && minor != 4 {
+			return
+		}
+		what = "kernel memory device"
+	default:
+		return
+	}
+	dev := itoa(major) + ":" + itoa(minor)
+	ctx.Emit(ev, Report{
+		Key: "mknod:" + dev,
+		Explanation: who(ev) + " made " + what + " node " + s.Path + " (" + dev + ") with mknod" + resultNote(s.Ret) +
+			" in " + where(ev) + ".",
+		Attrs: map[string]string{"condition": "mknod", "path": s.Path, "device": dev, "type": what},
+	})
 }

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"path"
 	"strings"
 
 	"github.com/kestrel-sec/kestrel/internal/event"
@@ -24,51 +25,80 @@ func newESC005(*Settings) Rule {
 		MITRE:    []string{"T1611", "T1005"},
 		Severity: event.SevHigh,
 		Description: "A container process opened a file through /proc/<pid>/root/ or /proc/<pid>/cwd/ (or that directory " +
-			"itself, the base of relative opens such as tar -C /proc/<pid>/root) of a process " +
-			"outside its container (seen from a host PID namespace, e.g. pid 1 in a hostPID pod), or under a " +
-			"common host-root mount point (/host, /rootfs, /hostfs, /node). Critical when the file is a credential, " +
-			"runtime socket or kubelet state. Needs raw_path: the resolved path of /proc/1/root/etc/shadow is " +
-			"/etc/shadow.",
+			"itself, the base of relative opens such as tar -C /proc/<pid>/root), or chroot()ed into one, of a " +
+			"process outside its container (the pid is the actor's, mapped to the host pid; outside is decided " +
+			"by the engine's process table, else by the target's cgroup and mount namespace: pid 1 seen from a " +
+			"hostPID pod), or opened a file under a common host-root mount point (/host, /rootfs, /hostfs, " +
+			"/node). Critical when the file is a credential, runtime socket or kubelet state, and for a chroot " +
+			"into the host's root. Needs raw_path: the resolved path of /proc/1/root/etc/shadow is /etc/shadow.",
 		Knobs: []string{"container_image_allowlist", "rules.ESC-005.allow_cgroup"},
-		Kinds: kinds(event.KindOpen),
+		Kinds: kinds(event.KindOpen, event.KindSyscall),
 	}}}
 }
 
+// procRootTarget splits a path through /proc/<pid>/root or cwd into the pid,
+// the entry ("root" or "cwd") and the path below it; ok is false for other
+// paths and for the actor's own (self, thread-self).
+func procRootTarget(raw string) (pid, entry, sub string, ok bool) {
+	pid, rest, ok := procPath(raw)
+	if !ok || pid == "self" || pid == "thread-self" {
+		return "", "", "", false
+	}
+	switch {
+	case strings.HasPrefix(rest, "root/"):
+		return pid, "root", rest[len("root/"):], true
+	case strings.HasPrefix(rest, "cwd/"):
+		return pid, "cwd", rest[len("cwd/"):], true
+	case rest == "root" || rest == "cwd":
+		// The directory itself, opened as the base of later relative
+		// opens (tar -C /proc/N/root, openat(dirfd), fchdir) or chroot'ed
+		// into: those resolve on the target's side with no /proc prefix.
+		return pid, rest, "", true
+	}
+	return "", "", "", false
+}
+
 func (r *esc005) Eval(ctx *Context, ev *event.Event) {
-	f := ev.File
 	p := ev.Process
-	if !inContainer(ev) || f == nil || p == nil {
+	if !inContainer(ev) || p == nil {
 		return
 	}
-	var hostPath, via string
-	if pid, rest, ok := procPath(f.RawPath); ok && pid != "self" && pid != "thread-self" {
-		var sub, entry string
-		switch {
-		case strings.HasPrefix(rest, "root/"):
-			sub, entry = rest[len("root/"):], "root"
-		case strings.HasPrefix(rest, "cwd/"):
-			sub, entry = rest[len("cwd/"):], "cwd"
-		case rest == "root" || rest == "cwd":
-			// The directory itself, opened as the base of later relative
-			// opens (tar -C /proc/N/root, openat(dirfd), fchdir): those
-			// resolve on the host and carry no /proc prefix.
-			entry = rest
-		default:
+	var raw string
+	var res int64
+	chroot := false
+	switch ev.Kind {
+	case event.KindOpen:
+		if ev.File == nil {
 			return
 		}
-		host := ctx.Settings.HostNS
-		if host.PID != 0 && p.NS.PID != 0 && p.NS.PID != host.PID {
-			return // pid is local to the container's own PID namespace
+		raw, res = ev.File.RawPath, int64(ev.File.Result)
+	case event.KindSyscall:
+		if ev.Sys == nil || ev.Sys.Name != "chroot" {
+			return
 		}
+		raw, res, chroot = ev.Sys.Path, ev.Sys.Ret, true
+		// chroot takes any spelling: proc/1/root from /, //proc/./1/root/.
+		if !strings.HasPrefix(raw, "/") && p.Cwd != "" {
+			raw = p.Cwd + "/" + raw
+		}
+		raw = path.Clean(raw)
+	default:
+		return
+	}
+	var hostPath, via, other string
+	if pid, entry, sub, ok := procRootTarget(raw); ok {
 		n := atoiPID(pid)
-		if n == p.PID {
+		t, mapped := ctx.State.HostPID(p, n, ctx.Now)
+		if !mapped || t == p.PID {
+			return // not a live pid the actor can name, or its own
+		}
+		out, w, decided := ctx.State.Outside(p, ev.Container, t, ctx.Now)
+		if decided && !out {
 			return
 		}
-		if cid, known := ctx.State.ProcessContainer(n); known && cid == ev.Container.ID {
-			return
-		}
+		other = w // "" when undecided (no ProcView and the pid never showed)
 		hostPath, via = sub, "/proc/"+pid+"/"+entry
-	} else {
+	} else if f := ev.File; f != nil {
 		for _, d := range hostMountDirs {
 			if underDir(f.Path, d) && len(f.Path) > len(d) {
 				hostPath, via = f.Path[len(d)+1:], d
@@ -78,6 +108,8 @@ func (r *esc005) Eval(ctx *Context, ev *event.Event) {
 		if via == "" {
 			return
 		}
+	} else {
+		return
 	}
 	sev := event.Severity(0)
 	for _, s := range sensitiveHostPaths {
@@ -89,14 +121,27 @@ func (r *esc005) Eval(ctx *Context, ev *event.Event) {
 	if strings.HasSuffix(hostPath, ".sock") {
 		sev = event.SevCritical
 	}
-	what := "host file /" + hostPath
+	what := "opened host file /" + hostPath
 	if hostPath == "" {
-		what = "the host directory / (a base for relative opens)"
+		what = "opened the host directory / (a base for relative opens)"
+	}
+	if chroot {
+		what = "chroot()ed into /" + hostPath
+		if other == "the host" {
+			sev = event.SevCritical
+		}
+	}
+	if other != "" {
+		what += " of " + other
+	}
+	attrs := map[string]string{"host_path": "/" + hostPath, "via": via, "raw_path": raw}
+	if chroot {
+		attrs["condition"] = "chroot"
 	}
 	ctx.Emit(ev, Report{
 		Key:         via,
 		Severity:    sev,
-		Explanation: who(ev) + " opened " + what + " through " + via + resultNote(int64(f.Result)) + " from " + where(ev) + ".",
-		Attrs:       map[string]string{"host_path": "/" + hostPath, "via": via, "raw_path": f.RawPath},
+		Explanation: who(ev) + " " + what + " through " + via + resultNote(res) + " from " + where(ev) + ".",
+		Attrs:       attrs,
 	})
 }

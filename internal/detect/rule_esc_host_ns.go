@@ -20,8 +20,8 @@ func newESC004(*Settings) Rule {
 		Title:    "Container process enters host namespaces",
 		MITRE:    []string{"T1611"},
 		Severity: event.SevCritical,
-		Description: "A container process tries to join the host's namespaces: (1) exec of nsenter targeting pid 1 " +
-			"or /proc/1/ns/*; (2) an open of /proc/<pid|self|thread-self>/[task/<tid>/]ns/<type> whose target is a " +
+		Description: "A container process tries to join the host's namespaces: (1) exec of nsenter targeting pid 1, " +
+			"/proc/1/ns/* or a process outside its container; (2) an open of /proc/<pid|self|thread-self>/[task/<tid>/]ns/<type> whose target is a " +
 			"host namespace (the resolved nsfs inode equals the initial namespace; failed opens of pid 1 or 2 from " +
 			"a host-PID-namespace process, or failing with EACCES/EPERM, count as attempts because the target " +
 			"cannot be resolved); (3) a setns syscall onto a host namespace inode, or (high, target unresolved) " +
@@ -117,12 +117,15 @@ func (r *esc004) Eval(ctx *Context, ev *event.Event) {
 	case event.KindExec:
 		if baseName(p.Exe) == "nsenter" || argv0Base(p) == "nsenter" {
 			what, ok := nsenterTargetsHost(p.Args)
-			if !ok && host.PID != 0 && p.NS.PID == host.PID {
-				// A hostPID container sees host pids: a target that the
-				// engine knows as a host process is a host namespace too.
+			if !ok {
+				// A hostPID container sees host pids: a target outside the
+				// container (from the process table, else the kernel) has
+				// other namespaces than its own.
 				if v, found := argValue(p.Args, "-t", "--target"); found {
-					if cid, known := ctx.State.ProcessContainer(atoiPID(v)); known && cid == "" && atoiPID(v) != 0 {
-						what, ok = "--target "+v+" (a host process)", true
+					if t, mapped := ctx.State.HostPID(p, atoiPID(v), ctx.Now); mapped {
+						if out, other, decided := ctx.State.Outside(p, ev.Container, t, ctx.Now); decided && out {
+							what, ok = "--target "+v+" (a process of "+other+")", true
+						}
 					}
 				}
 			}

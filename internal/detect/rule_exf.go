@@ -17,14 +17,20 @@ func newEXF001(*Settings) Rule {
 		Title:    "Model weights read by a non-owner, then egress to a non-allowlisted destination",
 		MITRE:    []string{"T1041", "T1048", "AML.T0025", "AML.T0035", "AML.T0048.004"},
 		Severity: event.SevCritical,
-		Description: "A process that owns no GPU and is not a loader (loader_allowlist, runtimes, hooks, package " +
-			"managers) opens model weights for reading (raw or resolved path, size >= model_min_bytes). The taint " +
-			"spreads to files it writes, to readers of those files, to its children, to pipeline peers (live " +
-			"siblings) and to its container for exfil_window. Egress by a tainted process or any process of a " +
-			"tainted container to a destination outside egress_allowlist fires: critical once the socket sent " +
-			"min(64 MiB, 50 % of the largest tainted file), else high with a follow-up as bytes grow and at close. " +
-			"A tainted process connecting to a runtime socket (not the read-only kubelet pod-resources or " +
-			"nvidia-persistenced ones) or running a transfer tool fires too. A reader that " +
+		Description: "A process that owns no GPU and is not a loader (loader_allowlist by exe path; system " +
+			"binaries that are package managers or downloaders; on the host only, runtimes and NVIDIA hooks) opens " +
+			"model weights for reading (raw or resolved path, size >= model_min_bytes). The taint spreads to files " +
+			"it writes, to readers of those files, to its children, to pipeline peers (live siblings), to its " +
+			"container and to the other containers of its pod (pod UID, or the network namespace they share) for " +
+			"exfil_window. A sender with no taint that holds a model file or a tainted copy by descriptor or " +
+			"mapping (an inherited or passed fd, weights opened before the sensor started or before the window) " +
+			"is tainted when it sends: the kernel is asked at its connect when a GPU owner or weight reader is " +
+			"among its ancestors, else once a socket carried model-scale bytes. Egress to a destination outside " +
+			"egress_allowlist is low below model-scale bytes (10 % of the largest tainted file, 64 KiB to 1 MiB: an " +
+			"API call or a checksum), high above, critical at min(64 MiB, 50 % of the file), counted over the " +
+			"connections to one destination network; pod and held taint fire at model scale only. A tainted " +
+			"process connecting to a runtime socket (not the read-only kubelet pod-resources or " +
+			"nvidia-persistenced ones) or running a transfer tool fires high. A reader that " +
 			"becomes a GPU owner within promote_grace was a loader: its triggers wait until the taint is confirmed " +
 			"(written to a file, read by another process, reader exited) or the grace is over, and are dropped " +
 			"when it is promoted.",
@@ -46,6 +52,7 @@ func (r *exf001) Eval(ctx *Context, ev *event.Event) {
 // flushAI releases the EXF-001 triggers whose wait is over by now, through
 // the EXF-001 rule when it is enabled.
 func (e *Engine) flushAI(now time.Time) {
+	e.ai.renewHeld(e.state, now)
 	e.ai.release(now)
 	if len(e.ai.out) == 0 {
 		return
@@ -94,6 +101,10 @@ func (a *aiState) emitTrigger(ctx *Context, t *exfTrigger) {
 		attrs["class"] = t.class
 		attrs["bytes_sent"] = itoa(t.bytes)
 		what = "sent " + itoa(t.bytes) + " bytes to " + t.dest + " (" + t.class + ")"
+		if t.destBytes > t.bytes {
+			attrs["bytes_to_destination"] = itoa(t.destBytes)
+			what += ", " + itoa(t.destBytes) + " over its connections to that network"
+		}
 		if t.bytes == 0 {
 			what = "connected to " + t.dest + " (" + t.class + "; bytes follow)"
 		}

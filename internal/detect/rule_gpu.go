@@ -3,6 +3,7 @@ package detect
 import (
 	"errors"
 	"net/netip"
+	"path"
 	"strings"
 	"time"
 
@@ -51,23 +52,9 @@ type gpu001 struct {
 	buf []byte // "<argv0 basename> <args...>" for the allowlist, reused
 }
 
-// childAllowed is Settings.IsGPUChildAllowed without allocating: the
-// command line is built in a reused buffer.
+// childAllowed is Settings.IsGPUChildAllowed without allocating.
 func (r *gpu001) childAllowed(s *Settings, p *event.Process) bool {
-	if len(s.gpuChild) == 0 {
-		return false
-	}
-	r.buf = append(r.buf[:0], argv0Base(p)...)
-	for i := 1; i < len(p.Args); i++ {
-		r.buf = append(r.buf, ' ')
-		r.buf = append(r.buf, p.Args[i]...)
-	}
-	for _, re := range s.gpuChild {
-		if re.Match(r.buf) {
-			return true
-		}
-	}
-	return false
+	return s.gpuChildAllowedBuf(&r.buf, p)
 }
 
 func newGPU001(*Settings) Rule {
@@ -459,16 +446,12 @@ func newGPU004(*Settings) Rule {
 			"or maps (medium); " +
 			"ptrace attach/seize/peek/poke or process_vm_readv/writev on an owner; runs gdb, cuda-gdb, lldb, " +
 			"gcore, py-spy, pyrasite, strace, nsys, ncu or compute-sanitizer against an owner's pid; or opens " +
-			"/dev/nvidia-uvm-tools without owning a GPU (high). Pids in paths and arguments are read as host " +
-			"pids, so actors in another pid namespace are judged by syscalls only.",
+			"/dev/nvidia-uvm-tools without owning a GPU (high). Pids in syscalls, paths and arguments are the " +
+			"actor's: an actor in a container's PID namespace (/proc/1/mem of the server beside it) is mapped " +
+			"to host pids through the namespace's members.",
 		Knobs: []string{"gpu_agent_allowlist"},
 		Kinds: kinds(event.KindOpen, event.KindSyscall, event.KindExec),
 	}}}
-}
-
-// hostPIDView reports whether pids p sees are host pids.
-func hostPIDView(s *Settings, p *event.Process) bool {
-	return s.HostNS.PID == 0 || p.NS.PID == 0 || p.NS.PID == s.HostNS.PID
 }
 
 func (r *gpu004) Eval(ctx *Context, ev *event.Event) {
@@ -478,6 +461,11 @@ func (r *gpu004) Eval(ctx *Context, ev *event.Event) {
 	}
 	st := ctx.State
 	isOwner := func(t uint32) bool { return t != 0 && t != p.PID && st.IsGPUOwner(t) }
+	// owner maps a pid as the actor names it to a GPU owner's host pid.
+	owner := func(n uint32) (uint32, bool) {
+		t, ok := st.HostPID(p, n, ctx.Now)
+		return t, ok && isOwner(t)
+	}
 	emit := func(t uint32, cond string, sev event.Severity, detail string) {
 		if ctx.Settings.IsGPUAgent(p, ev.Container) {
 			return
@@ -507,19 +495,17 @@ func (r *gpu004) Eval(ctx *Context, ev *event.Event) {
 			})
 			return
 		}
-		if !hostPIDView(ctx.Settings, p) {
-			return
-		}
 		raw := f.RawPath
 		if _, _, ok := procPath(raw); !ok {
 			raw = f.Path
 		}
 		pid, rest, ok := procPath(raw)
-		if !ok {
+		if !ok || !(rest == "mem" || rest == "environ" || rest == "maps" || rest == "smaps" ||
+			strings.HasPrefix(rest, "map_files/")) {
 			return
 		}
-		t := atoiPID(pid)
-		if !isOwner(t) {
+		t, ok := owner(atoiPID(pid))
+		if !ok {
 			return
 		}
 		a := ctx.eng.ai
@@ -545,19 +531,23 @@ func (r *gpu004) Eval(ctx *Context, ev *event.Event) {
 		}
 	case event.KindSyscall:
 		sy := ev.Sys
-		if sy == nil || !isOwner(sy.Target) {
+		if sy == nil || sy.Name != "ptrace" && sy.Name != "process_vm_readv" && sy.Name != "process_vm_writev" {
+			return
+		}
+		t, ok := owner(sy.Target)
+		if !ok {
 			return
 		}
 		switch sy.Name {
 		case "ptrace":
 			for _, rq := range ptraceRequests {
 				if sy.Flags == rq {
-					emit(sy.Target, "ptrace", event.SevCritical, "ptrace request "+itoa(sy.Flags)+resultNote(sy.Ret))
+					emit(t, "ptrace", event.SevCritical, "ptrace request "+itoa(sy.Flags)+resultNote(sy.Ret))
 					return
 				}
 			}
 		case "process_vm_readv", "process_vm_writev":
-			emit(sy.Target, sy.Name, event.SevCritical, sy.Name+resultNote(sy.Ret))
+			emit(t, sy.Name, event.SevCritical, sy.Name+resultNote(sy.Ret))
 		}
 	case event.KindExec:
 		b := argv0Base(p)
@@ -568,15 +558,14 @@ func (r *gpu004) Eval(ctx *Context, ev *event.Event) {
 			emit(0, "profiler_attach", event.SevHigh, "ran "+cmdline(p)+" attaching to GPU processes")
 			return
 		}
-		if !hostPIDView(ctx.Settings, p) {
-			return
-		}
 		for i := 1; i < len(p.Args); i++ {
 			x := p.Args[i]
 			if j := strings.IndexByte(x, '='); j > 0 {
 				x = x[j+1:]
 			}
-			if t := atoiPID(x); isOwner(t) {
+			if n := atoiPID(x); n == 0 {
+				continue
+			} else if t, ok := owner(n); ok {
 				emit(t, "debugger", event.SevCritical, "ran "+cmdline(p)+" against the process")
 				return
 			}
@@ -596,8 +585,11 @@ func newGPU005(*Settings) Rule {
 			"model file, a model file under a model root or in a Hugging Face/Ollama/Triton store, or a model " +
 			"config (config.json, generation_config.json, tokenizer*.json, chat_template*, *.jinja, config.pbtxt, " +
 			"Triton model.py, model.safetensors.index.json) where models live; or renames, links or truncates " +
-			"onto or over one. HF .incomplete and .lock files are ignored. Critical when the file has a GPU owner " +
-			"already (the served model is changed under the server) or a pickle format replaces safetensors.",
+			"onto or over one. HF .incomplete and .lock files are ignored, and so is a load into a " +
+			"content-addressed store (Hugging Face blobs/<sha>, Ollama blobs/sha256-<hex>): a new blob renamed, " +
+			"linked or written there under a name no registered model file has, and a new snapshot symlink " +
+			"pointing at a blob of its own repository. Critical when the file has a GPU owner already (the " +
+			"served model is changed under the server) or a pickle format replaces safetensors.",
 		Knobs: []string{"model_updaters", "model_roots"},
 		Kinds: kinds(event.KindOpen, event.KindSyscall),
 	}}}
@@ -633,6 +625,44 @@ func (a *aiState) tamperTarget(raw, path string, dev, ino uint64, now time.Time)
 	return false, false
 }
 
+// newBlob reports whether p names a blob of a content-addressed model store
+// (its name is its content's hash) that no registered model file had before
+// now: a downloader putting a new file there loads it, it does not change
+// one. ino (when not 0) is the file the event opened, which the registry
+// may have learned from this very event.
+func (a *aiState) newBlob(p string, dev, ino uint64, now time.Time) bool {
+	_, reason := a.match.IsModel("", p, -1)
+	if reason != model.ReasonHFBlob && reason != model.ReasonOllamaBlob {
+		return false
+	}
+	if ino != 0 {
+		e, ok := a.reg.Get(model.KeyOf(dev, ino, p))
+		return !ok || e.Opens <= 1 && !e.FirstSeen.Before(now)
+	}
+	return !a.reg.HasPath(p)
+}
+
+// newSnapshotPointer reports whether symlink(target, link) creates a Hugging
+// Face snapshot pointer: link in <repo>/snapshots/, target resolving to a
+// blob of the same repository, and no registered model known by link
+// (replacing a served model's pointer is tampering).
+func (a *aiState) newSnapshotPointer(target, link string) bool {
+	i := strings.Index(link, "/snapshots/")
+	if i < 0 || target == "" || a.reg.HasPath(link) {
+		return false
+	}
+	blob := target
+	if blob[0] != '/' {
+		blob = path.Join(path.Dir(link), target)
+	}
+	repo := link[:i]
+	if !strings.HasPrefix(blob, repo+"/blobs/") {
+		return false
+	}
+	_, reason := a.match.IsModel("", blob, -1)
+	return reason == model.ReasonHFBlob
+}
+
 func isPickleName(p string) bool {
 	b := strings.ToLower(baseName(p))
 	return strings.HasSuffix(b, ".bin") || strings.HasSuffix(b, ".pt") || strings.HasSuffix(b, ".pth") ||
@@ -654,7 +684,7 @@ func (r *gpu005) Eval(ctx *Context, ev *event.Event) {
 			return
 		}
 		ok, o := a.tamperTarget(f.RawPath, f.Path, f.Dev, f.Inode, ctx.Now)
-		if !ok {
+		if !ok || !o && f.Flags&event.OCreat != 0 && a.newBlob(f.Path, f.Dev, f.Inode, ctx.Now) {
 			return
 		}
 		path, owned, cond = f.Path, o, "write"
@@ -670,6 +700,11 @@ func (r *gpu005) Eval(ctx *Context, ev *event.Event) {
 		case strings.HasPrefix(sy.Name, "rename"), strings.HasPrefix(sy.Name, "link"), strings.HasPrefix(sy.Name, "symlink"):
 			if strings.HasSuffix(sy.Path, ".incomplete") {
 				return
+			}
+			dst := absPath(sy.Path2, p.Cwd)
+			if strings.HasPrefix(sy.Name, "symlink") && a.newSnapshotPointer(sy.Path, dst) ||
+				!strings.HasPrefix(sy.Name, "symlink") && a.newBlob(dst, 0, 0, ctx.Now) {
+				return // a download landing in its store
 			}
 			if ok, _ := a.tamperTarget("", sy.Path2, 0, 0, ctx.Now); ok {
 				path, cond = sy.Path2, sy.Name+" onto"
@@ -693,7 +728,7 @@ func (r *gpu005) Eval(ctx *Context, ev *event.Event) {
 	default:
 		return
 	}
-	if a.IsModelUpdater(p, ev.Container) {
+	if a.isModelUpdater(ctx.State, p, ev.Container) {
 		return
 	}
 	var sev event.Severity
@@ -724,9 +759,11 @@ func newGPU006(*Settings) Rule {
 		MITRE:    []string{"T1041", "AML.T0025", "AML.T0072"},
 		Severity: event.SevHigh,
 		Description: "A GPU owner, or a process with a GPU owner of the same container in its fork-time lineage " +
-			"(re-parenting does not hide it), connects to an inet destination outside egress_allowlist. Critical " +
-			"on a miner pool port or once the socket sent exfil_bytes_threshold. Connects of the last 10 s are " +
-			"judged again when NVML first lists an ancestor.",
+			"(re-parenting does not hide it), connects to an inet destination outside egress_allowlist. High where " +
+			"egress_allowlist lists destinations beyond loopback for the workload; where it lists none, low " +
+			"until the socket carries model-scale bytes (10 % of the largest model file its container opened, " +
+			"64 KiB to 1 MiB), then high. Critical on a miner pool port or once the socket sent " +
+			"exfil_bytes_threshold. Connects of the last 10 s are judged again when NVML first lists an ancestor.",
 		Knobs: []string{"egress_allowlist", "exfil_bytes_threshold"},
 		Kinds: kinds(event.KindConnect, event.KindEgress, event.KindGPU),
 	}}}
@@ -765,15 +802,27 @@ func (r *gpu006) check(ctx *Context, ev *event.Event, lateOwner uint32) {
 	var sev event.Severity
 	stage := "connect"
 	attrs := map[string]string{"destination": dst, "class": n.Class, "owner_pid": itoa(uint64(owner))}
+	// Without an allowlist beyond loopback nobody said where the server
+	// talks: a webhook, a metrics push or a hub download at start is
+	// context (low) until the socket carries model-scale bytes.
+	configured := ctx.Settings.EgressConfigured(ev.Container)
+	if !configured {
+		sev = event.SevLow
+		attrs["egress_allowlist"] = "none configured"
+	}
 	if in16(n.DPort, minerPorts) {
 		sev = event.SevCritical
 		attrs["miner_port"] = "true"
 	}
 	if ev.Kind == event.KindEgress {
-		if n.BytesSent < uint64(ctx.Settings.Config.ExfilBytesThreshold) {
+		switch {
+		case n.BytesSent >= uint64(ctx.Settings.Config.ExfilBytesThreshold):
+			sev, stage = event.SevCritical, "volume"
+		case !configured && n.BytesSent >= ctx.eng.ai.modelScaleBytes(cidOf(ev.Container)):
+			sev, stage = event.SevHigh, "model_scale"
+		default:
 			return
 		}
-		sev, stage = event.SevCritical, "volume"
 		attrs["bytes_sent"] = itoa(n.BytesSent)
 	}
 	rel := "its lineage holds GPU owner pid " + itoa(uint64(owner))
@@ -787,9 +836,16 @@ func (r *gpu006) check(ctx *Context, ev *event.Event, lateOwner uint32) {
 	ctx.Emit(ev, Report{
 		Key:         "dst:" + dst + ":" + stage,
 		Severity:    sev,
-		Explanation: who(ev) + " in " + where(ev) + " connected to " + dst + " (" + n.Class + "), outside egress_allowlist; " + rel + ".",
+		Explanation: who(ev) + " in " + where(ev) + " connected to " + dst + " (" + n.Class + "), " + allowNote(configured) + "; " + rel + ".",
 		Attrs:       attrs,
 	})
+}
+
+func allowNote(configured bool) string {
+	if configured {
+		return "outside egress_allowlist"
+	}
+	return "with no egress_allowlist configured beyond loopback"
 }
 
 func in16(v uint16, set []uint16) bool {

@@ -162,10 +162,14 @@ var ptraceNames = map[uint64]string{
 
 func (r *self003) Eval(ctx *Context, ev *event.Event) {
 	s := ev.Sys
-	// The target is a pid as the caller sees it: it names the sensor only
-	// for a caller in the host PID namespace (a process in its own cannot
-	// see the sensor at all).
-	if s == nil || ev.Process == nil || !hostPIDView(ctx.Settings, ev.Process) || !r.self.is(s.Target) {
+	if s == nil || ev.Process == nil || s.Name != "ptrace" && s.Name != "process_vm_readv" && s.Name != "process_vm_writev" {
+		return
+	}
+	// The target is a pid as the caller sees it: mapped to the host pid (a
+	// caller in a PID namespace of its own names only its members, never
+	// the sensor).
+	t, ok := ctx.State.HostPID(ev.Process, s.Target, ctx.Now)
+	if !ok || !r.self.is(t) {
 		return
 	}
 	var what string
@@ -185,9 +189,9 @@ func (r *self003) Eval(ctx *Context, ev *event.Event) {
 	}
 	ctx.Emit(ev, Report{
 		Key: s.Name + ":" + itoa(uint64(pidOf(ev))),
-		Explanation: who(ev) + " " + what + " the sensor (pid " + itoa(uint64(s.Target)) + ")" + resultNote(s.Ret) +
+		Explanation: who(ev) + " " + what + " the sensor (pid " + itoa(uint64(t)) + ")" + resultNote(s.Ret) +
 			" from " + where(ev) + ".",
-		Attrs: map[string]string{"syscall": s.Name, "target": itoa(uint64(s.Target))},
+		Attrs: map[string]string{"syscall": s.Name, "target": itoa(uint64(t))},
 	})
 }
 

@@ -15,7 +15,7 @@ import "github.com/kestrel-sec/kestrel/internal/event"
 // Settings.IsGPUAgent, gpu_workload_allowlist).
 var catalog = []func(*Settings) Rule{
 	newESC001, newESC002, newESC003, newESC004, newESC005,
-	newESC006, newESC007, newESC008, newESC009, newESC010,
+	newESC006, newESC007, newESC008, newESC009, newESC010, newESC011,
 	newNVT001, newNVT002, newNVT003, newNVT004,
 	newEXE001, newEXE002, newEXE003, newEXE004,
 	newCRED001, newCRED002, newCRED003,

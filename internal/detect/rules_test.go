@@ -203,6 +203,55 @@ func TestRules(t *testing.T) {
 			return evs(execEv(proc(77, "/bin/sleep").ns(hostPIDNS), c),
 				openEv(proc(78, "/bin/cat").ns(hostPIDNS), c, "/etc/passwd", "/proc/77/root/etc/passwd", rd, 3))
 		}, false, 0},
+		{"chroot into /proc/1/root of the host from a hostPID container", "ESC-005", func() []*event.Event {
+			return evs(sysEv(proc(33, "/usr/sbin/chroot", "chroot", "/proc/1/root", "sh").ns(hostPIDNS), side("x"),
+				event.Syscall{Name: "chroot", Path: "//proc/./1/root/"}))
+		}, true, 0},
+		{"chroot by a relative path, refused", "ESC-005", func() []*event.Event {
+			return evs(sysEv(proc(33, "/usr/bin/python3").ns(hostPIDNS).cwd("/"), side("x"),
+				event.Syscall{Name: "chroot", Path: "proc/1/root", Ret: -1}))
+		}, true, 0},
+		{"chroot into the container's own process root", "ESC-005", func() []*event.Event {
+			c := side("x")
+			return evs(execEv(proc(77, "/bin/sleep").ns(hostPIDNS), c),
+				sysEv(proc(33, "/usr/sbin/chroot").ns(hostPIDNS), c, event.Syscall{Name: "chroot", Path: "/proc/77/root"}))
+		}, false, 0},
+		{"chroot into a build root", "ESC-005", func() []*event.Event {
+			return evs(sysEv(proc(33, "/usr/sbin/chroot").ns(hostPIDNS), side("x"), event.Syscall{Name: "chroot", Path: "/srv/buildroot"}))
+		}, false, 0},
+
+		// ESC-011
+		{"ptrace ATTACH of a host process from a hostPID container", "ESC-011", func() []*event.Event {
+			host := proc(4000, "/usr/sbin/sshd").ns(hostNS)
+			return evs(execEv(host, nil),
+				sysEv(proc(34, "/usr/bin/python3").ns(hostPIDNS), side("x"), event.Syscall{Name: "ptrace", Flags: 16, Target: 4000}))
+		}, true, event.SevCritical},
+		{"POKEDATA refused by yama still counts", "ESC-011", func() []*event.Event {
+			return evs(execEv(proc(4000, "/usr/sbin/sshd").ns(hostNS), nil),
+				sysEv(proc(34, "/usr/bin/gdb").ns(hostPIDNS), side("x"), event.Syscall{Name: "ptrace", Flags: 5, Target: 4000, Ret: -1}))
+		}, true, event.SevCritical},
+		{"process_vm_writev into another container's process", "ESC-011", func() []*event.Event {
+			return evs(execEv(proc(4001, "/usr/bin/python3").ns(hostPIDNS), infer("y")),
+				sysEv(proc(34, "/usr/bin/python3").ns(hostPIDNS), side("x"), event.Syscall{Name: "process_vm_writev", Target: 4001}))
+		}, true, event.SevCritical},
+		{"/proc/<hostpid>/mem opened for writing", "ESC-011", func() []*event.Event {
+			return evs(execEv(proc(4000, "/usr/sbin/sshd").ns(hostNS), nil),
+				openEv(proc(34, "/usr/bin/python3").ns(hostPIDNS), side("x"), "/proc/4000/mem", "", rdw, 3))
+		}, true, event.SevCritical},
+		{"target never seen and no ProcView: high, unresolved", "ESC-011", func() []*event.Event {
+			return evs(sysEv(proc(34, "/usr/bin/python3").ns(hostPIDNS), side("x"), event.Syscall{Name: "ptrace", Flags: 0x4206, Target: 4100}))
+		}, true, event.SevHigh},
+		{"ptrace of a process of its own container", "ESC-011", func() []*event.Event {
+			c := side("x")
+			return evs(execEv(proc(4002, "/bin/sleep").ns(hostPIDNS), c),
+				sysEv(proc(34, "/usr/bin/gdb").ns(hostPIDNS), c, event.Syscall{Name: "ptrace", Flags: 16, Target: 4002}))
+		}, false, 0},
+		{"ptrace inside its own PID namespace", "ESC-011", func() []*event.Event {
+			return evs(sysEv(proc(34, "/usr/bin/gdb"), side("x"), event.Syscall{Name: "ptrace", Flags: 16, Target: 1}))
+		}, false, 0},
+		{"PTRACE_TRACEME is no attack on another process", "ESC-011", func() []*event.Event {
+			return evs(sysEv(proc(34, "/usr/bin/strace").ns(hostPIDNS), side("x"), event.Syscall{Name: "ptrace", Flags: 0, Target: 0}))
+		}, false, 0},
 
 		// ESC-006
 		{"A5 docker.sock connect", "ESC-006", func() []*event.Event {
@@ -253,6 +302,22 @@ func TestRules(t *testing.T) {
 		{"mount syscall of proc", "ESC-007", func() []*event.Event {
 			return evs(sysEv(proc(12, "/x"), infer("x"), event.Syscall{Name: "mount", Path: "proc", Path2: "/mnt", Arg: "proc"}))
 		}, true, 0},
+		{"mknod of a block device under an innocuous name, then its mount", "ESC-007", func() []*event.Event {
+			c := infer("x")
+			sh := proc(14, "/usr/bin/python3").cwd("/tmp")
+			return evs(sysEv(sh, c, event.Syscall{Name: "mknod", Path: "cache.img", Flags: sIFBLK | 0o600, Arg2: 8<<8 | 1}),
+				sysEv(sh, c, event.Syscall{Name: "mount", Path: "/tmp/./cache.img", Path2: "/mnt", Arg: "squashfs"}))
+		}, true, event.SevCritical},
+		{"mount of a disk filesystem from a loop file", "ESC-007", func() []*event.Event {
+			return evs(sysEv(proc(14, "/usr/bin/python3"), infer("x"), event.Syscall{Name: "mount", Path: "/tmp/x", Path2: "/mnt", Arg: "ext4", Ret: -1}))
+		}, true, event.SevCritical},
+		{"mknod of /dev/mem by numbers, refused", "ESC-007", func() []*event.Event {
+			return evs(sysEv(proc(14, "/usr/bin/mknod"), infer("x"), event.Syscall{Name: "mknod", Path: "m", Flags: sIFCHR | 0o600, Arg2: 1<<8 | 1, Ret: -1}))
+		}, true, event.SevCritical},
+		{"mknod of /dev/null and a fifo", "ESC-007", func() []*event.Event {
+			return evs(sysEv(proc(14, "/usr/bin/mknod"), infer("x"), event.Syscall{Name: "mknod", Path: "/dev/null", Flags: sIFCHR | 0o666, Arg2: 1<<8 | 3}),
+				sysEv(proc(14, "/usr/bin/mkfifo"), infer("x"), event.Syscall{Name: "mknod", Path: "/tmp/f", Flags: 0o010000 | 0o600}))
+		}, false, 0},
 		{"A7 rbind is not a device mount", "ESC-007", func() []*event.Event {
 			return evs(execEv(proc(12, "/usr/bin/mount", "mount", "--rbind", "/bin", "/tmp/h/rootfs0132/bin"), infer("a7")))
 		}, false, 0},

@@ -159,6 +159,9 @@ type workloadRegexes struct {
 type workloadDests struct {
 	w     workload
 	dests []config.Destination
+	// beyondLoopback is set when some destination is not a loopback one:
+	// the operator said where the workload may send.
+	beyondLoopback bool
 }
 
 func compileWorkloadRegexes(key string, m map[string][]string) ([]workloadRegexes, error) {
@@ -276,6 +279,7 @@ func NewSettings(cfg config.DetectConfig, hostNS event.Namespaces) (*Settings, e
 				return nil, fmt.Errorf("egress_allowlist.%s[%d]: %w", k, i, err)
 			}
 			wd.dests = append(wd.dests, dst)
+			wd.beyondLoopback = wd.beyondLoopback || !dst.Prefix.Addr().IsLoopback()
 		}
 		s.egress = append(s.egress, wd)
 	}
@@ -348,6 +352,26 @@ func (s *Settings) IsGPUChildAllowed(p *event.Process) bool {
 	return p != nil && anyMatch(s.gpuChild, baseCmdline(p))
 }
 
+// gpuChildAllowedBuf is IsGPUChildAllowed without allocating: the command
+// line is built in *buf, which the caller keeps for the next call.
+func (s *Settings) gpuChildAllowedBuf(buf *[]byte, p *event.Process) bool {
+	if len(s.gpuChild) == 0 || p == nil {
+		return false
+	}
+	b := append((*buf)[:0], actorName(p)...)
+	for i := 1; i < len(p.Args); i++ {
+		b = append(b, ' ')
+		b = append(b, p.Args[i]...)
+	}
+	*buf = b
+	for _, re := range s.gpuChild {
+		if re.Match(b) {
+			return true
+		}
+	}
+	return false
+}
+
 // IsNVHookChildAllowed reports whether the process matches nv_hook_child_allowlist.
 func (s *Settings) IsNVHookChildAllowed(p *event.Process) bool {
 	return p != nil && anyMatch(s.nvHookChild, baseCmdline(p))
@@ -363,10 +387,11 @@ func (s *Settings) IsIMDSAllowed(c *event.Container, exe string) bool {
 	return matchWorkload(s.imds, c, exe)
 }
 
-// IsLoaderAllowed reports whether exe (or comm) may read model files in c
-// without owning a GPU (loader_allowlist).
-func (s *Settings) IsLoaderAllowed(c *event.Container, exeOrComm string) bool {
-	return matchWorkload(s.loader, c, exeOrComm)
+// IsLoaderAllowed reports whether the exe path may read model files in c
+// without owning a GPU (loader_allowlist). The comm is not consulted: any
+// process can set its own.
+func (s *Settings) IsLoaderAllowed(c *event.Container, exe string) bool {
+	return matchWorkload(s.loader, c, exe)
 }
 
 // IsGPUWorkloadAllowed reports whether exe may own GPU memory in c.
@@ -385,6 +410,19 @@ func (s *Settings) EgressAllowed(c *event.Container, addr netip.Addr, port uint1
 			if d.Contains(addr, port) {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// EgressConfigured reports whether egress_allowlist says where c (nil for
+// the host) may send beyond loopback: some key that matches c lists a
+// destination that is not a loopback one. The default config allows
+// loopback only, which says nothing about where a workload talks to.
+func (s *Settings) EgressConfigured(c *event.Container) bool {
+	for i := range s.egress {
+		if s.egress[i].beyondLoopback && s.egress[i].w.matches(c) {
+			return true
 		}
 	}
 	return false

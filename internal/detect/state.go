@@ -30,6 +30,8 @@ type State struct {
 	written    *LRU[writtenKey, time.Time]
 	connects   *LRU[uint32, Connect]
 	shells     *LRU[uint32, ShellExec]
+	// facts asks the kernel (Options.Proc) what events did not say.
+	facts *procFacts
 }
 
 // ShellExec is the last shell a process started (keyed by its fork parent).
@@ -65,6 +67,11 @@ type ContainerState struct {
 	// CgroupMount is when the container last mounted a cgroup filesystem
 	// (set by ESC-007, read by ESC-001).
 	CgroupMount time.Time
+	// BlockNodes are the last block device nodes the container made with
+	// mknod (set and read by ESC-007), so that a mount of one under an
+	// innocuous name is known for what it is.
+	BlockNodes [4]string
+	blockNext  uint8
 	// Execs counts execs seen in the container.
 	Execs uint64
 	// PostureReported is set by ESC-010 once it has looked at the container.
@@ -87,8 +94,9 @@ type writtenKey struct {
 	path      string
 }
 
-func newState(size int, hostNS event.Namespaces) *State {
+func newState(size int, hostNS event.Namespaces, view ProcView) *State {
 	return &State{
+		facts:      newProcFacts(view, hostNS, size),
 		hostNS:     hostNS,
 		containers: NewLRU[string, ContainerState](size, nil),
 		procs:      NewLRU[uint32, procState](size, nil),
@@ -207,6 +215,7 @@ func (s *State) observe(ev *event.Event) {
 		if c != nil {
 			cid = c.ID
 		}
+		s.facts.learn(p)
 		if ps := s.procs.Ptr(p.PID); ps != nil {
 			ps.container, ps.exe = cid, p.Exe
 		} else {
@@ -231,6 +240,7 @@ func (s *State) observe(ev *event.Event) {
 		}
 	case event.KindExit:
 		if p != nil && (p.TID == p.PID || p.TID == 0) {
+			s.facts.forget(p)
 			s.procs.Delete(p.PID)
 			s.gpuOwners.Delete(p.PID)
 			s.connects.Delete(p.PID)
@@ -245,6 +255,9 @@ func (s *State) observe(ev *event.Event) {
 		case event.GPUStop:
 			s.gpuOwners.Delete(g.PID)
 		default:
+			if _, known := s.gpuOwners.Peek(g.PID); !known && p != nil && p.PID == g.PID {
+				s.facts.learnOwner(p, ev.Time)
+			}
 			s.addOwner(g.PID, ev.Time, c)
 		}
 	case event.KindConnect:
@@ -266,6 +279,52 @@ func (s *State) observe(ev *event.Event) {
 	if p != nil && p.GPUOwner {
 		s.addOwner(p.PID, ev.Time, c) // no-op for a known owner
 	}
+}
+
+// HostPID maps pid as the process p names it (a ptrace or process_vm_*
+// target, the <pid> of a /proc/<pid>/ path in its own procfs) to a host
+// pid: the identity for processes in the host PID namespace, else through
+// the (namespace, pid) pairs that events carried (Process.NSPID) or a scan
+// of the namespace's members (ProcView, rate-limited). ok is false when it
+// cannot be mapped.
+func (s *State) HostPID(p *event.Process, pid uint32, now time.Time) (uint32, bool) {
+	return s.facts.hostPID(p, pid, now)
+}
+
+// Outside reports whether the live host pid t is in another container
+// than the process p of container c (a container process reaching out of
+// its container): from the engine's process table when t produced events,
+// else from the kernel (cgroup id and mount namespace; ProcView). where
+// names the other side ("the host" or "container <id>"). ok is false when
+// it cannot be decided. A process in its own PID namespace reaches only its
+// namespace, which is its container or pod: never outside.
+func (s *State) Outside(p *event.Process, c *event.Container, t uint32, now time.Time) (outside bool, where string, ok bool) {
+	if c == nil || t == 0 || t == p.PID {
+		return false, "", true
+	}
+	if cid, known := s.ProcessContainer(t); known {
+		if cid == c.ID {
+			return false, "", true
+		}
+		if cid == "" {
+			return true, "the host", true
+		}
+		return true, "container " + cid, true
+	}
+	if s.hostNS.PID != 0 && p.NS.PID != 0 && p.NS.PID != s.hostNS.PID {
+		return false, "", true
+	}
+	id, ok := s.facts.identity(t, now)
+	if !ok {
+		return false, "", false
+	}
+	if id.CgroupID != 0 && id.CgroupID == p.CgroupID || id.NS.Mnt != 0 && id.NS.Mnt == p.NS.Mnt {
+		return false, "", true
+	}
+	if s.hostNS.Mnt != 0 && id.NS.Mnt == s.hostNS.Mnt {
+		return true, "the host", true
+	}
+	return true, "another container", true
 }
 
 func (s *State) addOwner(pid uint32, t time.Time, c *event.Container) {
@@ -294,5 +353,5 @@ func (s *State) LastShell(pid uint32) (ShellExec, bool) { return s.shells.Peek(p
 
 // evictions sums the evictions of every table.
 func (s *State) evictions() uint64 {
-	return s.containers.Evictions() + s.procs.Evictions() + s.gpuOwners.Evictions() + s.written.Evictions() + s.connects.Evictions() + s.shells.Evictions()
+	return s.facts.byEvent.Evictions() + s.containers.Evictions() + s.procs.Evictions() + s.gpuOwners.Evictions() + s.written.Evictions() + s.connects.Evictions() + s.shells.Evictions()
 }

@@ -134,9 +134,14 @@ type Process struct {
 	// StartTime is when the process (tgid) started.
 	StartTime time.Time
 	// ExecTime is when the current image was exec'd.
-	ExecTime  time.Time
-	CgroupID  uint64
-	NS        Namespaces
+	ExecTime time.Time
+	CgroupID uint64
+	NS       Namespaces
+	// NSPID is the pid in the process's own PID namespace (the last field
+	// of NSpid in /proc/<pid>/status), which is the pid its container's
+	// processes name it by; 0 when unknown. With NS.PID it maps the pids
+	// that ptrace, process_vm_* and /proc/<pid>/ paths carry to host pids.
+	NSPID     uint32
 	CapEff    uint64
 	CapPrm    uint64
 	TTY       bool
@@ -210,7 +215,9 @@ type File struct {
 	Size   int64 // -1 when unknown
 	Inode  uint64
 	Dev    uint64
-	// Syscall names the call: open, openat, openat2, creat.
+	// Syscall names the call: open, openat, openat2, creat; "held" for a
+	// model file a process held (descriptor or mapping) when the sensor
+	// started, read from /proc.
 	Syscall string
 	// ExitOnly is set when the open was refused before it ran (a seccomp
 	// filter or a tracer; sys_enter never fired) and was seen at sys_exit

@@ -154,10 +154,11 @@ type replayHarness struct {
 const harnessPrefix = ". ./prelude.sh >/dev/null 2>&1; . ./lib.sh; "
 
 // newReplayHarness skips where the harness cannot run, builds the sensor,
-// sets up the harness (network, helper files, models), starts the sensor with
-// testdata/sensor.yaml and registers the cleanup, which also restores
-// core_pattern.
-func newReplayHarness(t *testing.T) *replayHarness {
+// sets up the harness (network, helper files, models), runs beforeSensor (a
+// bash snippet, "" for none: processes that must predate the sensor), starts
+// the sensor with testdata/sensor.yaml and registers the cleanup, which also
+// restores core_pattern.
+func newReplayHarness(t *testing.T, beforeSensor string) *replayHarness {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("the scenario harness needs root: it loads eBPF programs and builds namespaces and cgroups")
@@ -197,6 +198,11 @@ func newReplayHarness(t *testing.T) *replayHarness {
 	})
 	if out, err := rh.shell(120*time.Second, harnessPrefix+". ./setup.sh"); err != nil {
 		t.Fatalf("harness setup: %v\n%s", err, out)
+	}
+	if beforeSensor != "" {
+		if out, err := rh.shell(60*time.Second, harnessPrefix+beforeSensor); err != nil {
+			t.Fatalf("before the sensor: %v\n%s", err, out)
+		}
 	}
 
 	cfg := filepath.Join(work, "sensor.yaml")

@@ -14,7 +14,7 @@ var scenarioOrder = []string{"A1", "A2", "A3", "A4", "A5", "A6", "A7", "A8", "A9
 	"B1", "B3", "B2", "B4", "B5"}
 
 func TestScenarios(t *testing.T) {
-	rh := newReplayHarness(t)
+	rh := newReplayHarness(t, "")
 	expect := map[string]expectation{}
 	data, err := os.ReadFile("testdata/expect.yaml")
 	if err != nil {

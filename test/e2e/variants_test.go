@@ -3,9 +3,11 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -24,6 +26,14 @@ type variant struct {
 	// Gaps are rules the technique should fire but that this sensor cannot
 	// fire yet, each with the reason; they are reported, not required.
 	Gaps map[string]string `yaml:"gaps"`
+	// Imitates names the techniques (rule ids) a benign variant looks like,
+	// for the per-technique summary; attack variants take theirs from the
+	// first word of Technique ("ESC-007/ESC-008 ...").
+	Imitates []string `yaml:"imitates"`
+	// BeforeSensor says that testdata/variants/before/<id>.sh runs after
+	// the harness setup and before the sensor starts: processes that held
+	// something before the sensor could see them open it.
+	BeforeSensor bool `yaml:"before_sensor"`
 }
 
 // variantID keeps ids that the container-name attribution of
@@ -56,6 +66,8 @@ func loadVariants(path string) ([]variant, error) {
 			return nil, fmt.Errorf("%s: %s is an attack without must-fire rules or known gaps", path, v.ID)
 		case v.Technique == "":
 			return nil, fmt.Errorf("%s: %s names no technique", path, v.ID)
+		case v.Benign && len(v.Imitates) == 0:
+			return nil, fmt.Errorf("%s: %s is benign but names no technique it imitates", path, v.ID)
 		}
 		for rule, why := range v.Gaps {
 			if why == "" {
@@ -66,8 +78,17 @@ func loadVariants(path string) ([]variant, error) {
 		if _, err := os.Stat(filepath.Join(filepath.Dir(path), "variants", v.ID+".sh")); err != nil {
 			return nil, fmt.Errorf("%s: %s has no script: %w", path, v.ID, err)
 		}
+		if _, err := os.Stat(beforeScript(path, v.ID)); (err == nil) != v.BeforeSensor {
+			return nil, fmt.Errorf("%s: %s: before_sensor is %v but %s exists = %v", path, v.ID, v.BeforeSensor,
+				beforeScript(path, v.ID), err == nil)
+		}
 	}
 	return vs, nil
+}
+
+// beforeScript is the before-the-sensor script of variant id.
+func beforeScript(variantsFile, id string) string {
+	return filepath.Join(filepath.Dir(variantsFile), "variants", "before", id+".sh")
 }
 
 func TestVariantsFile(t *testing.T) {
@@ -79,7 +100,13 @@ func TestVariantsFile(t *testing.T) {
 	if len(scripts) != len(vs) {
 		t.Errorf("%d scripts in testdata/variants but %d entries in variants.yaml", len(scripts), len(vs))
 	}
+	ruleID := regexp.MustCompile(`^[A-Z][A-Z0-9]*-[0-9]{3}$`)
 	for _, v := range vs {
+		for _, tech := range v.techniques() {
+			if !ruleID.MatchString(tech) {
+				t.Errorf("%s: technique %q is not a rule id (attacks name it first in technique, benign in imitates)", v.ID, tech)
+			}
+		}
 		f := finding{}
 		f.Container = &struct {
 			ID      string `json:"id"`
@@ -100,7 +127,22 @@ func TestVariants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rh := newReplayHarness(t)
+	// KESTREL_E2E_VARIANTS=V44,VB7 replays only those (while writing one).
+	if only := os.Getenv("KESTREL_E2E_VARIANTS"); only != "" {
+		keep := map[string]bool{}
+		for _, id := range strings.Split(only, ",") {
+			keep[strings.TrimSpace(id)] = true
+		}
+		vs = slices.DeleteFunc(vs, func(v variant) bool { return !keep[v.ID] })
+		t.Logf("KESTREL_E2E_VARIANTS: replaying %d of the variants", len(vs))
+	}
+	var before []string
+	for _, v := range vs {
+		if v.BeforeSensor {
+			before = append(before, ". ../variants/before/"+v.ID+".sh")
+		}
+	}
+	rh := newReplayHarness(t, strings.Join(before, "; "))
 	requireTools(t, "perl", "scp", "wget", "split", "base64", "xargs", "gzip", "dd", "tee")
 	byID := map[string]variant{}
 	var results []replayResult
@@ -126,6 +168,79 @@ func TestVariants(t *testing.T) {
 			sort.Strings(gaps)
 			return []string{byID[r.id].Technique, strings.Join(gaps, ", ")}
 		})
+	sum := techniqueSummary(byID, results)
+	t.Logf("variants per technique:\n%s", sum)
+	if p := os.Getenv("KESTREL_E2E_VARIANTS_REPORT"); p != "" {
+		f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+		if err == nil {
+			_, _ = f.WriteString("\nvariants per technique:\n" + sum)
+			f.Close()
+		}
+	}
+}
+
+// techniques returns the rule ids a variant is about.
+func (v variant) techniques() []string {
+	if v.Benign {
+		return v.Imitates
+	}
+	first, _, _ := strings.Cut(v.Technique, " ")
+	return strings.Split(first, "/")
+}
+
+// techniqueSummary tabulates results per technique: attacks detected (every
+// must rule fired; a variant with known gaps only is not detected) of all
+// attacks, and benign look-alikes with nothing above low of all benign ones.
+func techniqueSummary(byID map[string]variant, results []replayResult) string {
+	type row struct{ attacks, detected, benign, quiet int }
+	rows := map[string]*row{}
+	var tot row
+	for _, r := range results {
+		v := byID[r.id]
+		for _, tech := range v.techniques() {
+			x := rows[tech]
+			if x == nil {
+				x = &row{}
+				rows[tech] = x
+			}
+			if v.Benign {
+				x.benign++
+				if len(r.aboveLow) == 0 && len(r.unexpected) == 0 {
+					x.quiet++
+				}
+			} else {
+				x.attacks++
+				if len(r.must) > 0 && len(r.missing) == 0 {
+					x.detected++
+				}
+			}
+		}
+		if v.Benign {
+			tot.benign++
+			if len(r.aboveLow) == 0 && len(r.unexpected) == 0 {
+				tot.quiet++
+			}
+		} else {
+			tot.attacks++
+			if len(r.must) > 0 && len(r.missing) == 0 {
+				tot.detected++
+			}
+		}
+	}
+	var b strings.Builder
+	b.WriteString("| technique | attacks detected / total | benign with nothing above low / total |\n|---|---|---|\n")
+	frac := func(n, d int) string {
+		if d == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%d / %d", n, d)
+	}
+	for _, tech := range slices.Sorted(maps.Keys(rows)) {
+		x := rows[tech]
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", tech, frac(x.detected, x.attacks), frac(x.quiet, x.benign))
+	}
+	fmt.Fprintf(&b, "| all variants | %s | %s |\n", frac(tot.detected, tot.attacks), frac(tot.quiet, tot.benign))
+	return b.String()
 }
 
 // firedState says whether rule fired in r.

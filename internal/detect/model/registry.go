@@ -470,6 +470,23 @@ func (r *Registry) IsOwner(k Key, pid uint32, containerID string) bool {
 	return false
 }
 
+// HasPath reports whether a registered file is known by path p (resolved
+// or raw, as Observe recorded it). It walks the registry: call it on rare
+// events only.
+func (r *Registry) HasPath(p string) bool {
+	if p == "" {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for e := r.head; e != nil; e = e.next {
+		if slices.Contains(e.Paths, p) || e.Key.Path == p {
+			return true
+		}
+	}
+	return false
+}
+
 // Get returns a snapshot of the file k.
 func (r *Registry) Get(k Key) (Entry, bool) {
 	r.mu.Lock()

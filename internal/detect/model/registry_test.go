@@ -384,6 +384,12 @@ func TestRegistryPaths(t *testing.T) {
 	if len(files) != 1 || files[0].Path != blob || files[0].Size != 2<<20 || files[0].Inode != 7 {
 		t.Errorf("Files() = %+v", files)
 	}
+	for p, want := range map[string]bool{blob: true, "/hf/hub/models--a--b/snapshots/r/model.safetensors": true,
+		"/elsewhere/link": false, "relative.safetensors": false, "": false} {
+		if got := r.HasPath(p); got != want {
+			t.Errorf("HasPath(%q) = %v; want %v", p, got, want)
+		}
+	}
 }
 
 func TestNewRegistryRejectsNegative(t *testing.T) {

@@ -21,7 +21,8 @@ var falsePositives = map[string]string{
 		"plugin (the kubelet pod-resources socket). Allow them by image or cgroup; keep `kubectl` toolboxes in their " +
 		"own namespace.",
 	"ESC-007": "CSI node plugins, storage agents and the NVIDIA driver container, which mount and load on the host " +
-		"by design. Allow them by image or cgroup.",
+		"by design. Raw block volumes (`volumeDevices`) are made with mknod by the runtime in the pod's cgroup. " +
+		"Allow them by image or cgroup.",
 	"ESC-008": "The NVIDIA driver container and GPU operator (loading `nvidia-uvm`), and eBPF-based agents (Cilium, " +
 		"Pixie, other sensors). Allow them by image or executable (`rules.ESC-008.allow_exe`). Host processes such " +
 		"as `nvidia-container-cli --load-kmods` are not containers and do not match.",
@@ -29,6 +30,10 @@ var falsePositives = map[string]string{
 		"`runtime_binaries_extra`.",
 	"ESC-010": "Sandboxes that create user namespaces (Chromium, bubblewrap, rootless BuildKit). The posture half " +
 		"fires at info or low for privileged pods by design: it is context, not a page.",
+	"ESC-011": "Debuggers and profilers run from a hostPID toolbox pod against host daemons (gdb, strace, py-spy " +
+		"with `--pid`), and node agents that read other processes' memory on purpose. Allow their pods by image or " +
+		"cgroup (`rules.ESC-011.allow_cgroup`); a process in its own PID namespace reaches only its pod and never " +
+		"matches.",
 	"NVT-001": "None known: NVIDIA hooks never need a preload. Site-wide preloads from `/etc/ld.so.preload` are not " +
 		"in the environment and do not match.",
 	"NVT-002": "New toolkit versions add hook children; extend `nv_hook_child_allowlist` when you upgrade. The GPU " +
@@ -64,18 +69,22 @@ var falsePositives = map[string]string{
 	"GPU-004": "Profiling sessions in development namespaces. Crash handlers read memory through core dumps, not " +
 		"opens, and do not match.",
 	"GPU-005": "Download and init containers, model-sync sidecars, fine-tuning jobs writing checkpoints: list them in " +
-		"`model_updaters`. Hugging Face `.incomplete` and `.lock` files are ignored.",
+		"`model_updaters` (by the executable's name, which must be a system binary the container did not write). " +
+		"Hugging Face `.incomplete` and `.lock` files are ignored, and a new blob landing in a Hugging Face or " +
+		"Ollama blob store, with its snapshot symlink, is a load, not tampering.",
 	"GPU-006": "Multi-node tensor or pipeline parallelism (NCCL or Gloo to peer pods), disaggregated prefill/decode " +
-		"and KV-cache transfer, metrics and trace push, model downloads at start. Allow the pod CIDR and the " +
-		"endpoints in `egress_allowlist`.",
+		"and KV-cache transfer, metrics and trace push, webhooks, model downloads at start. Where `egress_allowlist` " +
+		"lists nothing beyond loopback for the workload (the default) these are low until a socket carries " +
+		"model-scale bytes; list the pod CIDR and the endpoints to make anything else high.",
 	"GPU-007": "The GPU operator's MIG manager, driver and validator pods, and node maintenance tools: list them in " +
 		"`gpu_agent_allowlist`.",
 	"GPU-008": "None expected for miner names and stratum URLs. The pool-port list is wide, so port matches need the " +
 		"GPU or inference context.",
 	"EXF-001": "Backup agents (Velero, restic, kopia), model-download init containers verifying hashes, model-sync " +
 		"sidecars, and workers that read weights before they own GPU memory (Triton Python backend stubs, TGI " +
-		"shards). List loaders in `loader_allowlist` and legitimate destinations in `egress_allowlist`. Scanners " +
-		"that read but never send do not fire.",
+		"shards). List loaders by executable path in `loader_allowlist` and legitimate destinations in " +
+		"`egress_allowlist`. Scanners that read but never send do not fire, and a checksum job followed by small " +
+		"API calls or log shipping is low: only model-scale bytes (10 % of the weights, 64 KiB to 1 MiB) are high.",
 	"EXF-002": "Downloads (`curl -o`, `aws s3 cp s3://… /models`) are not uploads and do not match. Log shippers " +
 		"belong in their own containers.",
 	"EXF-003": "Training and fine-tuning jobs uploading checkpoints (allow their bucket endpoints; a serving pod " +

@@ -1,8 +1,12 @@
 // Package proc reads processes from /proc and keeps the sensor's process
 // table: who each process is (exe, args, uid, start time), who forked it,
-// and its lineage up to the root.
+// and its lineage up to the root; and answers what the event stream cannot
+// at the moment a rule asks: which files a process holds (descriptors and
+// mappings), which host pid a namespace-relative pid is, and which cgroup
+// and namespaces a live process is in.
 //
-// The parsers (ParseStat, ParseStatus, ParseCgroup, ParseMountinfo) are pure
+// The parsers (ParseStat, ParseStatus, ParseCgroup, ParseMountinfo,
+// ParseMaps) are pure
 // functions over the bytes of the /proc files: they never panic on hostile or
 // truncated input and return an error naming the problem.
 package proc
@@ -13,6 +17,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Stat is what the sensor uses from /proc/<pid>/stat.
@@ -357,4 +363,79 @@ func SplitCmdline(b []byte, maxArgs int) []string {
 		b = b[i+1:]
 	}
 	return out
+}
+
+// Mapping is one file-backed line of /proc/<pid>/maps.
+type Mapping struct {
+	// Dev and Inode identify the mapped file; Dev is in the encoding
+	// stat(2) returns.
+	Dev, Inode uint64
+	// Start and End are the addresses mapped; Offset is the file offset
+	// at Start.
+	Start, End, Offset uint64
+	// Perms is the protection and sharing, e.g. "r--s".
+	Perms string
+	// Path is the pathname as the kernel prints it (newlines escaped as
+	// \012, " (deleted)" appended to unlinked files).
+	Path string
+}
+
+// ParseMaps calls fn for every file-backed line of /proc/<pid>/maps (inode
+// not zero), in order, until fn returns false. Anonymous and special
+// mappings ([heap], [stack], [vdso]) are skipped.
+func ParseMaps(b []byte, fn func(Mapping) bool) error {
+	for n := 1; len(b) > 0; n++ {
+		var line []byte
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			line, b = b, nil
+		}
+		if len(line) == 0 {
+			continue
+		}
+		var f [5][]byte
+		rest := line
+		for i := range f {
+			rest = bytes.TrimLeft(rest, " ")
+			j := bytes.IndexByte(rest, ' ')
+			if j < 0 {
+				j = len(rest)
+			}
+			f[i], rest = rest[:j], rest[j:]
+		}
+		if len(f[4]) == 0 {
+			return fmt.Errorf("maps: %w: line %d is short", ErrMalformed, n)
+		}
+		ino, err := strconv.ParseUint(string(f[4]), 10, 64)
+		if err != nil {
+			return fmt.Errorf("maps: %w: line %d inode %q", ErrMalformed, n, f[4])
+		}
+		lo, hi, ok1 := bytes.Cut(f[0], []byte{'-'})
+		start, err1 := strconv.ParseUint(string(lo), 16, 64)
+		end, err2 := strconv.ParseUint(string(hi), 16, 64)
+		off, err3 := strconv.ParseUint(string(f[2]), 16, 64)
+		if !ok1 || err1 != nil || err2 != nil || err3 != nil || end < start {
+			return fmt.Errorf("maps: %w: line %d range %q offset %q", ErrMalformed, n, f[0], f[2])
+		}
+		maj, min, ok := bytes.Cut(f[3], []byte{':'})
+		ma, err1 := strconv.ParseUint(string(maj), 16, 32)
+		mi, err2 := strconv.ParseUint(string(min), 16, 32)
+		if !ok || err1 != nil || err2 != nil {
+			return fmt.Errorf("maps: %w: line %d device %q", ErrMalformed, n, f[3])
+		}
+		if ino == 0 {
+			continue
+		}
+		path := bytes.TrimLeft(rest, " ")
+		if len(path) == 0 || path[0] == '[' {
+			continue
+		}
+		m := Mapping{Dev: unix.Mkdev(uint32(ma), uint32(mi)), Inode: ino, Start: start, End: end, Offset: off,
+			Perms: string(f[1]), Path: string(path)}
+		if !fn(m) {
+			return nil
+		}
+	}
+	return nil
 }

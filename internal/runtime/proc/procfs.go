@@ -83,17 +83,20 @@ func (fs *FS) PIDs() ([]uint32, error) {
 
 // Proc is one process as read from /proc.
 type Proc struct {
-	PID, PPID  uint32
-	Comm       string
-	Exe        string
-	Args       []string
-	UID, EUID  uint32
-	CapEff     uint64
-	CapPrm     uint64
-	StartTime  time.Time
-	Kthread    bool
-	ExeMemfd   bool
-	NS         event.Namespaces
+	PID, PPID uint32
+	Comm      string
+	Exe       string
+	Args      []string
+	UID, EUID uint32
+	CapEff    uint64
+	CapPrm    uint64
+	StartTime time.Time
+	Kthread   bool
+	ExeMemfd  bool
+	NS        event.Namespaces
+	// NSPID is the pid in its own PID namespace (the last NSpid); 0 when
+	// the kernel did not say.
+	NSPID      uint32
 	Cgroups    Cgroups
 	CgroupPath string // v2 path, "" if none
 	// CgroupID is the inode of the v2 cgroup directory (what BPF reports
@@ -107,7 +110,7 @@ func (p *Proc) Snapshot() *event.Process {
 	return &event.Process{
 		PID: p.PID, TID: p.PID, PPID: p.PPID, ForkParent: p.PPID,
 		UID: p.UID, EUID: p.EUID, Comm: p.Comm, Exe: p.Exe, Args: p.Args,
-		StartTime: p.StartTime, CgroupID: p.CgroupID, NS: p.NS,
+		StartTime: p.StartTime, CgroupID: p.CgroupID, NS: p.NS, NSPID: p.NSPID,
 		CapEff: p.CapEff, CapPrm: p.CapPrm, ExeMemfd: p.ExeMemfd,
 	}
 }
@@ -137,6 +140,9 @@ func (fs *FS) Process(pid uint32) (*Proc, error) {
 		PID: pid, PPID: st.PPID, Comm: st.Comm,
 		UID: ss.UID[0], EUID: ss.UID[1], CapEff: ss.CapEff, CapPrm: ss.CapPrm,
 		Kthread: st.Flags&PFKthread != 0,
+	}
+	if len(ss.NSpid) > 0 {
+		p.NSPID = ss.NSpid[len(ss.NSpid)-1]
 	}
 	if !fs.boot.IsZero() {
 		p.StartTime = fs.boot.Add(time.Duration(st.StartTicks) * (time.Second / clockTicks))

@@ -152,6 +152,9 @@ func TestFSReadsSelf(t *testing.T) {
 	if d := time.Since(p.StartTime); d < 0 || d > 10*time.Minute {
 		t.Errorf("start time %s is %s ago", p.StartTime, d)
 	}
+	if p.NSPID != pid || p.Snapshot().NSPID != pid { // the test runs in the namespace of its procfs
+		t.Errorf("NSPID %d, snapshot %d; want %d", p.NSPID, p.Snapshot().NSPID, pid)
+	}
 	if p.CgroupID == 0 || p.NS.Mnt == 0 || p.NS.PID == 0 {
 		t.Errorf("cgroup id %d, ns %+v", p.CgroupID, p.NS)
 	}
