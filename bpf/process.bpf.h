@@ -211,8 +211,14 @@ static long env_ptr_step(__u64 i, void *arg)
 	if (off + len < c->win) { /* the entry and its NUL are in win[] */
 		name = &v->win[off & (ENV_WIN - 1)];
 	} else {
-		if (bpf_probe_read_user(s->junk, ENV_PAT_LEN, (void *)p) < 0)
-			__builtin_memset(s->junk, 0, ENV_PAT_LEN);
+		/* Its name, up to its NUL: the last entry may end a few bytes
+		 * short of the top of the stack. */
+		__u32 n = len + 1 < ENV_PAT_LEN ? len + 1 : ENV_PAT_LEN;
+		barrier_var(n);
+		if (bpf_probe_read_user(s->junk, n & 31 /* ENV_PAT_LEN <= 31 */, (void *)p) < 0) {
+			c->flags |= EXEC_F_ENV_TRUNC;
+			return 0;
+		}
 		name = s->junk;
 	}
 	__u32 class = env_match(name);

@@ -2,7 +2,9 @@ package runtime
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -72,5 +74,37 @@ func TestExecEnvFilteredInTheKernel(t *testing.T) {
 				t.Errorf("environment marked truncated: %v; want %v", got, tt.trunc)
 			}
 		})
+	}
+}
+
+// The last entry of a long environment sits a few bytes below the top of
+// the stack (only the file name and a NULL pointer follow it): a name read
+// past its end would fault and lose it.
+func TestExecEnvLastEntryAtTheTopOfTheStack(t *testing.T) {
+	_, c := startSensor(t, testConfig())
+	dir := t.TempDir()
+	data, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "t"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("./t") // the file name the kernel copies: "./t"
+	cmd.Dir = dir
+	cmd.Env = append(slices.Repeat([]string{"PAD=" + strings.Repeat("p", 1000)}, 1), "LD_AUDIT=/")
+	for i := range 20 { // past the 16 KiB the kernel reads in one go
+		cmd.Env = append([]string{fmt.Sprintf("PAD%d=%s", i, strings.Repeat("p", 1000))}, cmd.Env...)
+	}
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	pid := uint32(cmd.Process.Pid)
+	e := c.wait(t, "exec", func(e *event.Event) bool { return e.Kind == event.KindExec && e.Process.PID == pid })
+	if want := []event.EnvVar{{Name: "LD_AUDIT", Value: "/"}}; !slices.Equal(e.Process.Env, want) {
+		t.Errorf("env = %v; want %v", e.Process.Env, want)
+	}
+	if e.Process.Truncated&event.TruncEnv != 0 {
+		t.Error("environment marked truncated")
 	}
 }
