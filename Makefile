@@ -87,7 +87,7 @@ fuzz: ## Fuzz every parser (decoder, cgroup paths, /proc, config, filters, repla
 	  ./internal/runtime/proc:FuzzParseStatus ./internal/runtime/proc:FuzzParseCgroup \
 	  ./internal/runtime/proc:FuzzParseMountinfo ./internal/config:FuzzParse \
 	  ./internal/export:FuzzCompileFilter ./internal/export:FuzzEventFromProto ./internal/export:FuzzAppendJSONString \
-	  ./internal/export:FuzzEventToProto ./internal/event:FuzzJSONExactBytes \
+	  ./internal/export:FuzzEventToProto ./internal/event:FuzzJSONExactBytes ./internal/event:FuzzTerminalSafeJSON \
 	  ./internal/gpu:FuzzParseReplay ./internal/detect:FuzzProcess ./internal/detect/model:FuzzIsModel; do \
 	  echo "== $${t#*:} in $${t%%:*}"; \
 	  $(GO) test $${t%%:*} -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $${FUZZTIME:-30s}; \

@@ -19,6 +19,8 @@ enum record_type {
 	/* 10..19: network (net.bpf.h) */
 	REC_CONNECT = 10,
 	REC_SOCK_STATS = 11,
+	REC_ACCEPT = 12,
+	REC_SOCK_CLOSED = 13,
 	/* 20..29: escape-primitive syscalls */
 	REC_SYSCALL = 20,
 };
@@ -42,6 +44,7 @@ enum drop_source {
 	DROP_RINGBUF_RESERVE = 0, /* ring buffer full */
 	DROP_PATH_TOO_LONG = 1,   /* path truncated (still sent, counted) */
 	DROP_INFLIGHT = 2,        /* no task storage for a watched call in flight */
+	DROP_OPEN_REPEAT = 3,     /* an open repeating a reported one: counted, not sent */
 	DROP_MAX = 8,
 };
 

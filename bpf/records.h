@@ -5,8 +5,8 @@
  *
  * Variable-length records are sent only up to the end of what they hold:
  * the exec record packs its strings one after the other, and the open
- * record ends with its path slot, so that a record costs the ring buffer
- * the bytes of its strings and not their maximum. */
+ * record packs its two paths back to back, so that a record costs the ring
+ * buffer the bytes of its strings and not their maximum. */
 #pragma once
 
 #include "common.h"
@@ -102,26 +102,47 @@ struct cgroup_rec {
 #define OPEN_F_PATH_TRUNC (1 << 1)
 #define OPEN_F_PATH_KERNEL (1 << 2)   /* path resolved from the opened file */
 #define OPEN_F_PATH_BASE (1 << 3)     /* path is the base dir (cwd/dirfd); join raw */
-#define OPEN_F_EXIT_ONLY (1 << 4)     /* refused before sys_enter: seen at sys_exit only */
+#define OPEN_F_EXIT_ONLY (1 << 4)     /* no longer set: every open is seen at sys_exit */
 #define OPEN_F_COMPAT (1 << 5)        /* a 32-bit compat syscall (int 0x80, 32-bit binary) */
+#define OPEN_F_IO_URING (1 << 6)      /* an io_uring request, not a syscall */
+#define OPEN_F_PATH_ROOT (1 << 7)     /* path is the caller's root (chroot); join raw */
+#define OPEN_F_FIXED_SLOT (1 << 8)    /* io_uring open into a fixed-file slot: no fd */
+
+/* How an open was matched (open_rec.match): by the name the caller passed
+ * (the filter of open.bpf.h, the only way for a failed open), or by what
+ * the kernel opened, whatever name reached it. */
+#define MATCH_NAME (1 << 0)   /* the path as passed matched the name filter */
+#define MATCH_MODEL (1 << 1)  /* the inode is a known model file (dev, ino) */
+#define MATCH_KNOB (1 << 2)   /* a kernel knob by filesystem and dentry name: knob id */
+#define MATCH_DEVICE (1 << 3) /* a block device, or kernel memory, by i_rdev */
+#define MATCH_NSFS (1 << 4)   /* a namespace file of a namespace the caller is not in */
+#define MATCH_LAYOUT (1 << 5) /* a model store blob by dentry names (blobs/sha256-...) */
+#define MATCH_CALL (1 << 6)   /* the call itself is reported (open_by_handle_at) */
 
 /* Syscall ids of an open record. */
-enum open_call { CALL_OPEN = 0, CALL_OPENAT = 1, CALL_OPENAT2 = 2, CALL_CREAT = 3 };
+enum open_call { CALL_OPEN = 0, CALL_OPENAT = 1, CALL_OPENAT2 = 2, CALL_CREAT = 3, CALL_OPEN_BY_HANDLE = 4 };
 
+/* The record carries the raw path and the resolved path back to back in
+ * data: raw_len bytes and a NUL, then path_len bytes and a NUL; it is sent
+ * up to the end of the path, so a short path costs the ring few bytes. */
 struct open_rec {
 	struct rec_hdr h;
 	__s32 result;   /* fd or -errno */
 	__u32 flags;    /* open flags */
-	__u32 mode;
-	__s32 dirfd;
+	__u32 mode;     /* mode argument */
+	__s32 dirfd;    /* dirfd, or the mount fd of open_by_handle_at */
 	__u64 ino;
 	__u64 size;     /* i_size, valid with OPEN_F_PATH_KERNEL */
-	__u32 dev;
+	__u32 dev;      /* i_sb->s_dev */
+	__u32 rdev;     /* i_rdev of a device node */
 	__u16 call;     /* enum open_call */
 	__u16 rflags;   /* OPEN_F_* */
 	__u16 raw_len;
-	__u16 path_len; /* path slot is last: the record is sent up to its end */
-	__u32 _pad;
-	char raw[RAW_SLOT];
-	char path[PATH_SLOT];
+	__u16 path_len;
+	__u16 imode;    /* i_mode of the opened inode (file type and permissions) */
+	__u8 match;     /* MATCH_* */
+	__u8 knob;      /* knob id with MATCH_KNOB (internal/runtime/identity.go) */
+	__u32 repeats;  /* like opens not reported since the previous report */
+	__u32 target;   /* a /proc/<pid> knob: the host pid the entry belongs to */
+	char data[RAW_SLOT * 2 + PATH_SLOT];
 };

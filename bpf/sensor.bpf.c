@@ -10,6 +10,7 @@
 #include "process.bpf.h"
 #include "open.bpf.h"
 #include "syscalls.bpf.h"
+#include "io_uring.bpf.h"
 #include "self.bpf.h"
 #ifndef KESTREL_NO_NET /* lets a capture-only object be built for debugging */
 #include "net.bpf.h"

@@ -3,24 +3,28 @@
  * ptrace, process_vm_readv/writev, init/finit/delete_module, bpf
  * (BPF_PROG_LOAD), memfd_create, pivot_root, chroot, mknod(at), the rename,
  * unlink, link and symlink families (watched paths only, by the open
- * filter), dup2/dup3 of a socket onto fds 0-2, and kill/tgkill of the
- * sensor. Handlers are tail-called by the syscall dispatcher
+ * filter), dup2/dup3 of a socket onto fds 0-2, kill/tgkill of the sensor,
+ * and name_to_handle_at (the first step of opening a file by handle, with
+ * no path). Handlers are tail-called by the syscall dispatcher
  * (dispatch.bpf.h), native and 32-bit compat calls alike.
  *
  * sys_enter decides and fills the record (arguments, strings) in the task's
  * sys_inflight storage; sys_exit adds the return value and sends it, so
  * that failed attempts are reported with their -errno. Syscalls that are
- * common on any host (unlink, rename, dup2, kill) are filtered on enter.
+ * common on any host are filtered: dup2 and kill on enter, unlink and
+ * rename at exit (below).
  *
  * A call refused before sys_enter ran (seccomp filters run first, and a
  * tracer may skip the call) reaches sys_exit with nothing staged: the exit
  * handler decides on the argument registers, which still hold the
  * arguments, and reports it flagged SYS_F_EXIT_ONLY. This is done for the
- * escape primitives and dup/kill, whatever the result. The path families
- * (rename, unlink, link, symlink) are reported from sys_enter only: a
- * second path filter in each exit program would cost every failed unlink
- * a second path read and the loader another verifier pass of the filter
- * per program. */
+ * escape primitives and dup/kill, whatever the result.
+ *
+ * The path families (rename, unlink, link, symlink) and name_to_handle_at
+ * have no sys_enter handler: SYS_EXIT_HANDLER decides at sys_exit from the
+ * registers and the path filter of open.bpf.h, so a call refused before
+ * sys_enter is reported like one that ran, and the common unlink of an
+ * unwatched path costs one program and one path read. */
 #pragma once
 
 #include "open.bpf.h"
@@ -50,6 +54,7 @@ enum sys_call {
 	SYS_PIVOT_ROOT = 18,
 	SYS_CHROOT = 19,
 	SYS_KILL = 20,
+	SYS_NAME_TO_HANDLE = 21,
 	SYS_CALL_MAX,
 };
 
@@ -59,6 +64,7 @@ enum sys_call {
 #define SYS_F_PATH_TRUNC (1 << 2)
 #define SYS_F_EXIT_ONLY (1 << 3)  /* refused before sys_enter: seen at sys_exit only */
 #define SYS_F_COMPAT (1 << 4)     /* a 32-bit compat syscall (int 0x80, 32-bit binary) */
+#define SYS_F_IO_URING (1 << 5)   /* an io_uring request, not a syscall (io_uring.bpf.h) */
 
 struct sys_rec {
 	struct rec_hdr h;
@@ -128,8 +134,13 @@ static __always_inline __u16 user_str(char *dst, __u32 size, const void *src)
 	return n - 1;
 }
 
-#define SYS_PATH(r, p) ((r)->path_len = user_str((r)->path, RAW_SLOT, (const void *)(p)))
-#define SYS_PATH2(r, p) ((r)->path2_len = user_str((r)->path2, RAW_SLOT, (const void *)(p)))
+/* A path that fills its RAW_SLOT read is flagged: user space marks it. */
+#define SYS_PATH(r, p)                                                        \
+	((r)->path_len = user_str((r)->path, RAW_SLOT, (const void *)(p)),    \
+	 (r)->sflags |= (r)->path_len >= RAW_SLOT - 1 ? SYS_F_PATH_TRUNC : 0)
+#define SYS_PATH2(r, p)                                                       \
+	((r)->path2_len = user_str((r)->path2, RAW_SLOT, (const void *)(p)),  \
+	 (r)->sflags |= (r)->path2_len >= RAW_SLOT - 1 ? SYS_F_PATH_TRUNC : 0)
 #define SYS_ARG(r, p) ((r)->arg_len = user_str((r)->arg, SYS_ARG_SLOT, (const void *)(p)))
 
 static __always_inline void sys_emit(struct sys_rec *r, long ret)
@@ -138,10 +149,6 @@ static __always_inline void sys_emit(struct sys_rec *r, long ret)
 	if (bpf_ringbuf_output(&events, r, sizeof(*r), submit_flags()) < 0)
 		count_drop(DROP_RINGBUF_RESERVE);
 }
-
-#define NSFS_MAGIC_K 0x6e736673
-#define S_IFMT_K 00170000
-#define S_IFSOCK_K 0140000
 
 /* SYS_HANDLERS defines the handler pair of the table rows named name:
  * enter_NAME fills a record with BODY (r and a in scope) when the
@@ -198,9 +205,42 @@ static __always_inline void sys_emit(struct sys_rec *r, long ret)
 		return 0;                                                          \
 	}
 
+/* The per-CPU record of the exit-only handlers. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sys_rec);
+} sys_scratch SEC(".maps");
+
+/* SYS_EXIT_HANDLER defines the handler of a table row that has no
+ * sys_enter handler: exit_NAME fills and sends a record with BODY (r and a
+ * in scope) when WANT holds, read from the argument registers. */
+#define SYS_EXIT_HANDLER(name, call, want, body)                                   \
+	static __always_inline void sys_body_##name(struct sys_rec *r, struct sys_args *a) \
+	{                                                                          \
+		body;                                                              \
+	}                                                                          \
+	SYS_EXIT(name)                                                             \
+	{                                                                          \
+		struct sys_args args, *a = &args;                                  \
+		__u32 zero = 0;                                                    \
+		if (is_self())                                                     \
+			return 0;                                                  \
+		sys_args_get(regs, a);                                             \
+		if (!(want))                                                       \
+			return 0;                                                  \
+		struct sys_rec *r = bpf_map_lookup_elem(&sys_scratch, &zero);      \
+		if (!r)                                                            \
+			return 0;                                                  \
+		sys_begin(r, call, a, 0);                                          \
+		sys_body_##name(r, a);                                             \
+		sys_emit(r, ret);                                                  \
+		return 0;                                                          \
+	}
+
 /* The result conditions for an exit-only report. */
 #define ANY_RESULT true
-#define NO_EXIT_ONLY false
 
 #define ARG(i) (a->a[i])
 /* WATCHED(i) for a path argument relative to the cwd, WATCHED_AT(d, i) for
@@ -321,27 +361,27 @@ SYS_HANDLERS(mknodat, SYS_MKNOD, true, ANY_RESULT, {
 })
 
 /* Path families: reported only when a path is watched by the open filter. */
-SYS_HANDLERS(unlink, SYS_UNLINK, WATCHED(0), NO_EXIT_ONLY, { SYS_PATH(r, ARG(0)); })
+SYS_EXIT_HANDLER(unlink, SYS_UNLINK, WATCHED(0), { SYS_PATH(r, ARG(0)); })
 
-SYS_HANDLERS(unlinkat, SYS_UNLINK, WATCHED_AT(0, 1), NO_EXIT_ONLY, {
+SYS_EXIT_HANDLER(unlinkat, SYS_UNLINK, WATCHED_AT(0, 1), {
 	r->fd = ARG(0);
 	SYS_PATH(r, ARG(1));
 	r->flags = ARG(2);
 })
 
-SYS_HANDLERS(rename, SYS_RENAME, WATCHED(0) || WATCHED(1), NO_EXIT_ONLY, {
+SYS_EXIT_HANDLER(rename, SYS_RENAME, WATCHED(0) || WATCHED(1), {
 	SYS_PATH(r, ARG(0));
 	SYS_PATH2(r, ARG(1));
 })
 
-SYS_HANDLERS(renameat, SYS_RENAME, WATCHED_AT(0, 1) || WATCHED_AT(2, 3), NO_EXIT_ONLY, {
+SYS_EXIT_HANDLER(renameat, SYS_RENAME, WATCHED_AT(0, 1) || WATCHED_AT(2, 3), {
 	r->fd = ARG(0);
 	SYS_PATH(r, ARG(1));
 	r->fd2 = ARG(2);
 	SYS_PATH2(r, ARG(3));
 })
 
-SYS_HANDLERS(renameat2, SYS_RENAME, WATCHED_AT(0, 1) || WATCHED_AT(2, 3), NO_EXIT_ONLY, {
+SYS_EXIT_HANDLER(renameat2, SYS_RENAME, WATCHED_AT(0, 1) || WATCHED_AT(2, 3), {
 	r->fd = ARG(0);
 	SYS_PATH(r, ARG(1));
 	r->fd2 = ARG(2);
@@ -349,12 +389,12 @@ SYS_HANDLERS(renameat2, SYS_RENAME, WATCHED_AT(0, 1) || WATCHED_AT(2, 3), NO_EXI
 	r->arg2 = ARG(4);
 })
 
-SYS_HANDLERS(link, SYS_LINK, WATCHED(0) || WATCHED(1), NO_EXIT_ONLY, {
+SYS_EXIT_HANDLER(link, SYS_LINK, WATCHED(0) || WATCHED(1), {
 	SYS_PATH(r, ARG(0));
 	SYS_PATH2(r, ARG(1));
 })
 
-SYS_HANDLERS(linkat, SYS_LINK, WATCHED_AT(0, 1) || WATCHED_AT(2, 3), NO_EXIT_ONLY, {
+SYS_EXIT_HANDLER(linkat, SYS_LINK, WATCHED_AT(0, 1) || WATCHED_AT(2, 3), {
 	r->fd = ARG(0);
 	SYS_PATH(r, ARG(1));
 	r->fd2 = ARG(2);
@@ -364,15 +404,23 @@ SYS_HANDLERS(linkat, SYS_LINK, WATCHED_AT(0, 1) || WATCHED_AT(2, 3), NO_EXIT_ONL
 
 /* symlink(target, linkpath): the target is any string; a link pointing at or
  * placed on a watched path is reported. */
-SYS_HANDLERS(symlink, SYS_SYMLINK, WATCHED(0) || WATCHED(1), NO_EXIT_ONLY, {
+SYS_EXIT_HANDLER(symlink, SYS_SYMLINK, WATCHED(0) || WATCHED(1), {
 	SYS_PATH(r, ARG(0));
 	SYS_PATH2(r, ARG(1));
 })
 
-SYS_HANDLERS(symlinkat, SYS_SYMLINK, WATCHED(0) || WATCHED_AT(1, 2), NO_EXIT_ONLY, {
+SYS_EXIT_HANDLER(symlinkat, SYS_SYMLINK, WATCHED(0) || WATCHED_AT(1, 2), {
 	SYS_PATH(r, ARG(0));
 	r->fd2 = ARG(1);
 	SYS_PATH2(r, ARG(2));
+})
+
+/* name_to_handle_at(dirfd, path, handle, mount_id, flags): every call; the
+ * handle it returns opens the file later with no path at all. */
+SYS_EXIT_HANDLER(name_to_handle_at, SYS_NAME_TO_HANDLE, true, {
+	r->fd = ARG(0);
+	SYS_PATH(r, ARG(1));
+	r->flags = ARG(4);
 })
 
 static __always_inline bool fd_is_socket(int fd)

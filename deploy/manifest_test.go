@@ -144,12 +144,65 @@ func parse(t *testing.T, name string, raw []byte) *manifest {
 		t.Fatalf("%s: DaemonSet has %d containers; want 1", name, n)
 	}
 	m.container = m.ds.Spec.Template.Spec.Containers[0]
+	m.cfg = m.effectiveConfig(t, testPodIPs[0])
+	return m
+}
+
+// testPodIPs are pod IPs of both families: the arguments must make a valid
+// listen address of either.
+var testPodIPs = []string{"10.1.2.3", "fd00:10:244::7"}
+
+// effectiveConfig is the configuration the sensor runs with on a pod with
+// IP podIP: the ConfigMap, then the listen flags of the arguments after
+// Kubernetes expanded $(VAR) in them, through the sensor's own code.
+func (m *manifest) effectiveConfig(t *testing.T, podIP string) *config.Config {
+	t.Helper()
 	cfg, err := config.Parse(strings.NewReader(m.cm.Data["sensor.yaml"]))
 	if err != nil {
-		t.Fatalf("%s: ConfigMap sensor.yaml is not a valid sensor config: %v\n%s", name, err, m.cm.Data["sensor.yaml"])
+		t.Fatalf("%s: ConfigMap sensor.yaml is not a valid sensor config: %v\n%s", m.name, err, m.cm.Data["sensor.yaml"])
 	}
-	m.cfg = cfg
-	return m
+	var flags config.ListenFlags
+	seen := map[string]bool{}
+	for _, a := range m.container.Args {
+		name, val, _ := strings.Cut(expandEnv(m.container, a, podIP), "=")
+		dst := map[string]**string{"--health-listen": &flags.Health, "--tcp-listen": &flags.TCP, "--metrics-listen": &flags.Metrics}[name]
+		if dst == nil {
+			continue
+		}
+		if seen[name] || !strings.Contains(a, "=") {
+			t.Fatalf("%s: args %q: want one %s=ADDRESS", m.name, m.container.Args, name)
+		}
+		seen[name] = true
+		*dst = &val
+	}
+	if err := cfg.ApplyListenFlags(flags); err != nil {
+		t.Fatalf("%s: args %q with pod IP %s: %v", m.name, m.container.Args, podIP, err)
+	}
+	return cfg
+}
+
+// expandEnv expands $(NAME) in an argument as the kubelet does: only for
+// variables the container's env defines (the rest stay as written), $$ for a
+// literal $. status.podIP is podIP; other field references are not needed.
+func expandEnv(c corev1.Container, arg, podIP string) string {
+	vars := map[string]string{}
+	for _, e := range c.Env {
+		switch {
+		case e.ValueFrom == nil:
+			vars[e.Name] = e.Value
+		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "status.podIP":
+			vars[e.Name] = podIP
+		}
+	}
+	return regexp.MustCompile(`\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)`).ReplaceAllStringFunc(arg, func(ref string) string {
+		if ref == "$$" {
+			return "$"
+		}
+		if v, ok := vars[ref[2:len(ref)-1]]; ok {
+			return v
+		}
+		return ref
+	})
 }
 
 func stripComments(doc string) string {
@@ -550,7 +603,7 @@ func TestProbesAndPortsMatchTheConfig(t *testing.T) {
 		}
 		wantReady := export.ServiceName
 		if m.value(t, "placement.gpuNodesOnly") == true {
-			wantReady = export.ServiceName + ".gpu"
+			wantReady = export.GPUServiceName
 		}
 		if svc := c.ReadinessProbe.GRPC.Service; svc == nil || *svc != wantReady {
 			t.Errorf("readiness probe service %v; want %s", svc, wantReady)
@@ -574,27 +627,9 @@ func TestProbesAndPortsMatchTheConfig(t *testing.T) {
 			}
 		}
 
-		// Metrics: on the pod IP (the node's address under hostNetwork),
-		// not on every interface of the node.
-		var listen []string
-		for _, a := range c.Args {
-			if v, ok := strings.CutPrefix(a, "--metrics-listen="); ok {
-				listen = append(listen, v)
-			}
-		}
-		if len(listen) != 1 {
-			t.Fatalf("args %v: want one --metrics-listen", c.Args)
-		}
-		if m.value(t, "metrics.enabled") == false {
-			if listen[0] != "" || m.containerPort("metrics") != nil || m.servicePort("metrics") != nil {
-				t.Errorf("metrics disabled, but --metrics-listen=%q or a metrics port remains", listen[0])
-			}
-			return
-		}
-		host, p, err := net.SplitHostPort(listen[0])
-		if err != nil || host != "$(POD_IP)" {
-			t.Errorf("--metrics-listen=%s; want $(POD_IP):<port>", listen[0])
-		}
+		// Every listener binds the pod IP (the node's address under
+		// hostNetwork, where the kubelet's probes dial), not every interface
+		// of the node, whatever the pod's address family.
 		var podIP *corev1.EnvVar
 		for i := range c.Env {
 			if c.Env[i].Name == "POD_IP" {
@@ -604,9 +639,26 @@ func TestProbesAndPortsMatchTheConfig(t *testing.T) {
 		if podIP == nil || podIP.ValueFrom == nil || podIP.ValueFrom.FieldRef == nil || podIP.ValueFrom.FieldRef.FieldPath != "status.podIP" {
 			t.Errorf("POD_IP is not the downward API's status.podIP: %+v", podIP)
 		}
+		for _, ip := range testPodIPs {
+			cfg := m.effectiveConfig(t, ip)
+			for flag, addr := range map[string]string{"--health-listen": cfg.Export.HealthListen,
+				"--tcp-listen": cfg.Export.TCPListen, "--metrics-listen": cfg.Metrics.Listen} {
+				if host, _, err := net.SplitHostPort(addr); addr != "" && (err != nil || host != ip) {
+					t.Errorf("pod IP %s: the sensor listens on %q; want the pod IP (%s=[$(POD_IP)]:<port>)", ip, addr, flag)
+				}
+			}
+		}
+
+		if m.value(t, "metrics.enabled") == false {
+			if m.cfg.Metrics.Listen != "" || m.containerPort("metrics") != nil || m.servicePort("metrics") != nil {
+				t.Errorf("metrics disabled, but metrics.listen %q or a metrics port remains", m.cfg.Metrics.Listen)
+			}
+			return
+		}
+		_, p, _ := net.SplitHostPort(m.cfg.Metrics.Listen)
 		cp, sp := m.containerPort("metrics"), m.servicePort("metrics")
 		if cp == nil || strconv.Itoa(int(cp.ContainerPort)) != p || sp == nil || sp.TargetPort.String() != "metrics" {
-			t.Errorf("metrics on %s: container port %v, Service port %v", listen[0], cp, sp)
+			t.Errorf("metrics on %s: container port %v, Service port %v", m.cfg.Metrics.Listen, cp, sp)
 		}
 		if m.sm != nil {
 			if len(m.sm.Spec.Endpoints) != 1 || m.sm.Spec.Endpoints[0].Port != "metrics" {

@@ -81,8 +81,9 @@ fi
 [[ $(id -u) == 0 ]] || problems+=("root: the eBPF and scenario tests load programs and build namespaces (run: sudo make test)")
 kernel=$(uname -r)
 kv=${kernel%%[^0-9.]*}
-if [[ $(printf '%s\n%s\n' 5.11 "$kv" | sort -V | head -1) != 5.11 ]]; then
-  problems+=("Linux >= 5.11 (BPF task storage from tracing programs, BPF memory charged to cgroups); this is $kernel")
+# The sensor's minimum (docs/kernel.md): tp_btf/sock_send_length is 6.3, the bpf_rdonly_cast kfunc 6.2.
+if [[ $(printf '%s\n%s\n' 6.3 "$kv" | sort -V | head -1) != 6.3 ]]; then
+  problems+=("Linux >= 6.3 (the sock_send_length tracepoint, the bpf_rdonly_cast kfunc; docs/kernel.md); this is $kernel")
 fi
 [[ -r /sys/kernel/btf/vmlinux ]] || problems+=("kernel BTF at /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF=y)")
 [[ -e /proc/sys/kernel/unprivileged_bpf_disabled ]] || problems+=("the bpf() system call (CONFIG_BPF_SYSCALL=y)")

@@ -30,24 +30,40 @@ func runBOM(ctx context.Context, cfg *config.Config, o *options, stdout io.Write
 		return fmt.Errorf("get inventory: %w", err)
 	}
 	if o.output == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(bomJSON(inv))
+		return writeJSONDoc(stdout, bomJSON(inv), "  ")
 	}
 	writeBOM(stdout, inv)
 	return nil
 }
 
+// writeJSONDoc writes v as one JSON document and a newline, indented by
+// indent (none when ""), terminal-safe: names from the observed system can
+// hold C1 controls and bidi overrides, which encoding/json leaves raw.
+func writeJSONDoc(w io.Writer, v any, indent string) error {
+	var b []byte
+	var err error
+	if indent == "" {
+		b, err = json.Marshal(v)
+	} else {
+		b, err = json.MarshalIndent(v, "", indent)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(event.TerminalSafeJSON(b), '\n'))
+	return err
+}
+
 func writeBOM(w io.Writer, inv *event.Inventory) {
-	fmt.Fprintf(w, "node %s  (%s)\n", escapeText(inv.Node), inv.Time.Local().Format(time.RFC3339))
+	fmt.Fprintf(w, "node %s  (%s)\n", event.EscapeText(inv.Node), inv.Time.Local().Format(time.RFC3339))
 	if len(inv.GPUs) == 0 {
 		fmt.Fprintln(w, "└─ no GPU known (NVML disabled or no device)")
 	}
 	for gi, g := range inv.GPUs {
 		last := gi == len(inv.GPUs)-1 && len(inv.Unowned) == 0
-		name := fmt.Sprintf("GPU %d %s %s", g.Index, escapeText(g.UUID), escapeText(g.Name))
+		name := fmt.Sprintf("GPU %d %s %s", g.Index, event.EscapeText(g.UUID), event.EscapeText(g.Name))
 		if g.MIG != "" {
-			name += " MIG " + escapeText(g.MIG)
+			name += " MIG " + event.EscapeText(g.MIG)
 		}
 		fmt.Fprintf(w, "%s %s\n", branch(last), name)
 		writeOwners(w, indent(last), g.Owners)
@@ -76,11 +92,11 @@ func writeOwners(w io.Writer, pre string, owners []event.InventoryOwner) {
 			} else {
 				sum = "sha256:" + sum
 			}
-			fmt.Fprintf(w, "%s%s model %s  %s  %s\n", p2, branch(k == n), escapeText(m.Path), humanBytes(uint64(max(m.Size, 0))), escapeText(sum))
+			fmt.Fprintf(w, "%s%s model %s  %s  %s\n", p2, branch(k == n), event.EscapeText(m.Path), humanBytes(uint64(max(m.Size, 0))), event.EscapeText(sum))
 		}
 		for _, pe := range ow.Peers {
 			k++
-			fmt.Fprintf(w, "%s%s egress %s %s %s  %s\n", p2, branch(k == n), escapeText(pe.Protocol), hostPort(pe.Addr.String(), pe.Port), escapeText(pe.Class), humanBytes(pe.BytesSent))
+			fmt.Fprintf(w, "%s%s egress %s %s %s  %s\n", p2, branch(k == n), event.EscapeText(pe.Protocol), hostPort(pe.Addr.String(), pe.Port), event.EscapeText(pe.Class), humanBytes(pe.BytesSent))
 		}
 	}
 }
@@ -89,7 +105,7 @@ func ownerName(p *event.Process) string {
 	if p == nil {
 		return "?"
 	}
-	s := fmt.Sprintf("pid %d %s", p.PID, orDash(escapeText(p.Exe)))
+	s := fmt.Sprintf("pid %d %s", p.PID, orDash(event.EscapeText(p.Exe)))
 	if len(p.Args) > 1 {
 		s += " " + quoteArgs(p.Args[1:])
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,7 +19,7 @@ import (
 func runGPUs(ctx context.Context, cfg *config.Config, o *options, stdout io.Writer, log *slog.Logger) error {
 	s, err := gpu.NewSampler(cfg.GPU, &gpu.Options{Logger: log})
 	if err != nil {
-		fmt.Fprintln(stdout, s.State())
+		fmt.Fprintln(stdout, event.EscapeText(s.State()))
 		return nil
 	}
 	defer s.Close()
@@ -35,7 +34,7 @@ func runGPUs(ctx context.Context, cfg *config.Config, o *options, stdout io.Writ
 	if o.output == "json" {
 		host, _ := os.Hostname()
 		inv := &event.Inventory{Node: host, Time: time.Now(), GPUs: gpu.Inventory(snap, en.Lookup)}
-		return json.NewEncoder(stdout).Encode(bomJSON(inv))
+		return writeJSONDoc(stdout, bomJSON(inv), "")
 	}
 	return gpu.WriteTable(stdout, snap, en.Lookup)
 }

@@ -244,3 +244,27 @@ func TestReloadConfig(t *testing.T) {
 		t.Errorf("a bad config changed the level to %v or was not reported: %q", level.Level(), logs.String())
 	}
 }
+
+// The listen flags win over the file, at start and again on SIGHUP: a reload
+// of an unchanged file must not see the flag's address as an export change.
+func TestListenFlagsOverrideTheConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte("export: {health_listen: ':9876'}\nmetrics: {listen: ':2112'}\n"), 0o600)
+	o, err := parseArgs([]string{"--config", path, "--health-listen=[10.1.2.3]:9876", "--metrics-listen="})
+	if err != nil {
+		t.Fatal(err)
+	}
+	running, err := loadConfig(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if running.Export.HealthListen != "[10.1.2.3]:9876" || running.Metrics.Listen != "" {
+		t.Errorf("health_listen %q, metrics.listen %q; want the flags' [10.1.2.3]:9876 and off",
+			running.Export.HealthListen, running.Metrics.Listen)
+	}
+	var logs bytes.Buffer
+	reloadConfig(o, running, new(slog.LevelVar), slog.New(slog.NewTextHandler(&logs, nil)))
+	if !strings.Contains(logs.String(), "configuration reloaded") {
+		t.Errorf("reload of the same file and flags: %q; want no section to restart", logs.String())
+	}
+}

@@ -43,8 +43,13 @@ Flags:
   --no-color           plain text even on a terminal
   --log-format F       text (default) or json: the sensor's own logs on stderr (config: log_format)
   --metrics-listen A   host:port of the Prometheus /metrics endpoint, "" to turn it off
-                       (config: metrics.listen; default 127.0.0.1:2112). In a DaemonSet pass
-                       --metrics-listen=$(POD_IP):2112 to let Prometheus scrape the node address
+                       (config: metrics.listen; default 127.0.0.1:2112)
+  --health-listen A    host:port of the plain-text gRPC health service for kubelet probes,
+                       "" to turn it off (config: export.health_listen)
+  --tcp-listen A       host:port of the mutual-TLS gRPC feed, "" to turn it off
+                       (config: export.tcp_listen; needs export.tls)
+                       In a DaemonSet pass the pod IP, e.g. --health-listen=[$(POD_IP)]:9876:
+                       under hostNetwork ":9876" would listen on every interface of the node
   --version            print the version, commit, Go and cilium/ebpf versions, and exit
   -h, --help           this help
 
@@ -78,9 +83,9 @@ type options struct {
 	noColor   bool
 	showVer   bool
 	filter    filterFlags
-	// logFormat and metricsListen override the config when set.
-	logFormat     string
-	metricsListen *string
+	// logFormat and listen override the config when set.
+	logFormat string
+	listen    config.ListenFlags
 }
 
 type filterFlags struct {
@@ -162,7 +167,9 @@ func parseArgs(args []string) (*options, error) {
 	fs.BoolVar(&o.noColor, "no-color", false, "")
 	fs.BoolVar(&o.showVer, "version", false, "")
 	fs.StringVar(&o.logFormat, "log-format", "", "")
-	fs.Func("metrics-listen", "", func(v string) error { o.metricsListen = &v; return nil })
+	fs.Func("metrics-listen", "", func(v string) error { o.listen.Metrics = &v; return nil })
+	fs.Func("health-listen", "", func(v string) error { o.listen.Health = &v; return nil })
+	fs.Func("tcp-listen", "", func(v string) error { o.listen.TCP = &v; return nil })
 	fs.Var(&o.filter.kinds, "kind", "")
 	fs.StringVar(&o.filter.severity, "severity", "", "")
 	fs.Var(&o.filter.rules, "rule", "")
@@ -296,11 +303,8 @@ func loadConfig(o *options) (*config.Config, error) {
 	if o.logFormat != "" {
 		cfg.LogFormat = o.logFormat
 	}
-	if o.metricsListen != nil {
-		cfg.Metrics.Listen = *o.metricsListen
-		if err := cfg.Metrics.ValidateListen(); err != nil {
-			return nil, usageError{fmt.Errorf("--metrics-%w", err)}
-		}
+	if err := cfg.ApplyListenFlags(o.listen); err != nil {
+		return nil, usageError{err}
 	}
 	return cfg, nil
 }

@@ -41,6 +41,8 @@ func TestBadInputExitsTwoWithOneLine(t *testing.T) {
 		{"empty exclude pod", []string{"--tail", "--in-process", "--exclude-pod", ""}, "--exclude-pod: empty regex"},
 		{"bad log format", []string{"--log-format", "xml"}, `--log-format: "xml" is not one of text, json`},
 		{"bad metrics address", []string{"--metrics-listen", "2112"}, `--metrics-listen: "2112" is not host:port`},
+		{"bad health address", []string{"--health-listen", "9876"}, `--health-listen: "9876" is not host:port`},
+		{"tcp listen without tls", []string{"--tcp-listen=[::1]:8443"}, "export.tcp_listen: TCP is served only with mutual TLS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,6 +90,17 @@ func TestHumanRendererLines(t *testing.T) {
 		{&event.Event{Kind: event.KindEgress, Time: ts, Process: proc,
 			Net: &event.Net{Protocol: "tcp", DAddr: netip.MustParseAddr("10.0.0.9"), DPort: 443, Class: "external", BytesSent: 3 << 20, Closed: true}},
 			`03:04:05.006 egress   cat(4711)<bash(100) 3.0 MiB sent, tcp 10.0.0.9:443 external (closed) [host]`},
+		{&event.Event{Kind: event.KindAccept, Time: ts, Process: proc,
+			Net: &event.Net{Protocol: "tcp", SPort: 8080, DAddr: netip.MustParseAddr("203.0.113.9"), DPort: 51000, Class: "external",
+				Origin: event.OriginAccept, Via: event.ViaIOUring}},
+			`03:04:05.006 accept   cat(4711)<bash(100) tcp from 203.0.113.9:51000 on :8080 external via io_uring [host]`},
+		{&event.Event{Kind: event.KindEgress, Time: ts, Process: proc,
+			Net: &event.Net{Protocol: "tcp", SPort: 8080, DAddr: netip.MustParseAddr("203.0.113.9"), DPort: 51000, Class: "external",
+				BytesSent: 8 << 30, Origin: event.OriginAccept}},
+			`03:04:05.006 egress   cat(4711)<bash(100) 8.0 GiB sent, tcp 203.0.113.9:51000 external (accepted) [host]`},
+		{&event.Event{Kind: event.KindEgress, Time: ts, Process: proc,
+			Net: &event.Net{Protocol: "raw", IPProto: 255, Class: "unknown", BytesSent: 1400, Origin: event.OriginDatagram}},
+			`03:04:05.006 egress   cat(4711)<bash(100) 1.4 KiB sent, raw/255 destination unknown unknown [host]`},
 		{&event.Event{Kind: event.KindFinding, Time: ts, Process: proc, Container: ctr,
 			Finding: &event.Finding{Rule: "ESC-002", Title: "Usermode-helper knob written", Severity: event.SevCritical,
 				Explanation: "wrote /proc/sys/kernel/core_pattern", MITRE: []string{"T1611"}, Count: 3}},

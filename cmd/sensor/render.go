@@ -5,7 +5,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/kestrel-sec/kestrel/internal/event"
 )
@@ -25,7 +24,7 @@ var colours = palette{
 //
 // Every string that comes from the observed system (paths, exe, comm, argv,
 // container and pod names, explanations, NVML names) passes through
-// escapeText: a file name can hold a newline and an ANSI sequence, and must
+// event.EscapeText: a file name can hold a newline and an ANSI sequence, and must
 // not forge a line or drive the operator's terminal.
 type humanRenderer struct {
 	w io.Writer
@@ -86,13 +85,13 @@ func (r *humanRenderer) label(ev *event.Event) (string, string) {
 		return ev.Kind.String(), c.dim
 	case event.KindOpen:
 		return "open", c.blue
-	case event.KindConnect, event.KindEgress:
+	case event.KindConnect, event.KindEgress, event.KindAccept:
 		return ev.Kind.String(), c.magenta
 	case event.KindGPU:
 		return "gpu", c.cyan
 	case event.KindSyscall:
 		if ev.Sys != nil {
-			return escapeText(ev.Sys.Name), c.yellow
+			return event.EscapeText(ev.Sys.Name), c.yellow
 		}
 	case event.KindLost:
 		return "LOST", c.bold + c.yellow
@@ -110,10 +109,10 @@ func actor(p *event.Process) string {
 	if p.Exe != "" {
 		name = baseName(p.Exe)
 	}
-	s := escapeText(name) + "(" + strconv.FormatUint(uint64(p.PID), 10) + ")"
+	s := event.EscapeText(name) + "(" + strconv.FormatUint(uint64(p.PID), 10) + ")"
 	if len(p.Ancestors) > 0 {
 		a := p.Ancestors[0]
-		s += "<" + escapeText(baseName(a.Exe)) + "(" + strconv.FormatUint(uint64(a.PID), 10) + ")"
+		s += "<" + event.EscapeText(baseName(a.Exe)) + "(" + strconv.FormatUint(uint64(a.PID), 10) + ")"
 	}
 	return s
 }
@@ -124,7 +123,7 @@ func (r *humanRenderer) detail(ev *event.Event) string {
 		if ev.Process == nil {
 			return ""
 		}
-		s := escapeText(ev.Process.Exe)
+		s := event.EscapeText(ev.Process.Exe)
 		if len(ev.Process.Args) > 1 {
 			s += " " + quoteArgs(ev.Process.Args[1:])
 		}
@@ -142,9 +141,9 @@ func (r *humanRenderer) detail(ev *event.Event) string {
 		}
 	case event.KindOpen:
 		if f := ev.File; f != nil {
-			s := escapeText(f.Path)
+			s := event.EscapeText(f.Path)
 			if f.RawPath != "" && f.RawPath != f.Path {
-				s += " (as " + escapeText(f.RawPath) + ")"
+				s += " (as " + event.EscapeText(f.RawPath) + ")"
 			}
 			s += " " + event.OpenFlagString(f.Flags)
 			if f.Result < 0 {
@@ -154,21 +153,38 @@ func (r *humanRenderer) detail(ev *event.Event) string {
 			}
 			return s
 		}
-	case event.KindConnect, event.KindEgress:
+	case event.KindConnect, event.KindEgress, event.KindAccept:
 		if n := ev.Net; n != nil {
-			dst := escapeText(n.UnixPath)
-			if dst == "" {
+			dst := event.EscapeText(n.UnixPath)
+			switch {
+			case dst != "":
+			case n.DAddr.IsValid():
 				dst = hostPort(n.DAddr.String(), n.DPort)
+			default:
+				dst = "destination unknown"
 			}
-			s := escapeText(n.Protocol) + " " + dst
+			proto := event.EscapeText(n.Protocol)
+			if n.IPProto != 0 {
+				proto += "/" + strconv.Itoa(int(n.IPProto))
+			}
+			s := proto + " " + dst
+			if ev.Kind == event.KindAccept {
+				s = proto + " from " + dst + " on :" + strconv.Itoa(int(n.SPort))
+			}
 			if n.Class != "" {
-				s += " " + escapeText(n.Class)
+				s += " " + event.EscapeText(n.Class)
 			}
 			if ev.Kind == event.KindEgress {
 				s = humanBytes(n.BytesSent) + " sent, " + s
+				if n.Origin == event.OriginAccept {
+					s += " (accepted)"
+				}
 				if n.Closed {
 					s += " (closed)"
 				}
+			}
+			if n.Via != "" {
+				s += " via " + event.EscapeText(n.Via)
 			}
 			if n.Result < 0 {
 				s += " = -" + errnoName(-n.Result)
@@ -180,7 +196,7 @@ func (r *humanRenderer) detail(ev *event.Event) string {
 			parts := []string{}
 			for _, v := range []string{s.Path, s.Path2, s.Arg} {
 				if v != "" {
-					parts = append(parts, escapeText(v))
+					parts = append(parts, event.EscapeText(v))
 				}
 			}
 			if s.Target != 0 {
@@ -194,30 +210,30 @@ func (r *humanRenderer) detail(ev *event.Event) string {
 		}
 	case event.KindGPU:
 		if g := ev.GPU; g != nil {
-			return fmt.Sprintf("%s %s #%d pid %d %s", escapeText(g.Change), escapeText(g.UUID), g.Index, g.PID, humanBytes(g.UsedBytes))
+			return fmt.Sprintf("%s %s #%d pid %d %s", event.EscapeText(g.Change), event.EscapeText(g.UUID), g.Index, g.PID, humanBytes(g.UsedBytes))
 		}
 	case event.KindFinding:
 		f := ev.Finding
 		// The explanation quotes command lines and paths as the rule saw
 		// them: a multi-line command line stays on this line, escaped.
-		s := r.c.bold + escapeText(f.Rule) + r.c.reset + " " + escapeText(f.Title) + ": " + escapeText(f.Explanation)
+		s := r.c.bold + event.EscapeText(f.Rule) + r.c.reset + " " + event.EscapeText(f.Title) + ": " + event.EscapeText(f.Explanation)
 		if f.Count > 1 {
 			s += " (x" + strconv.Itoa(f.Count) + ")"
 		}
 		if len(f.MITRE) > 0 {
-			s += " [" + escapeText(strings.Join(f.MITRE, ",")) + "]"
+			s += " [" + event.EscapeText(strings.Join(f.MITRE, ",")) + "]"
 		}
 		return s
 	case event.KindLost:
 		if l := ev.Lost; l != nil {
-			return strconv.FormatUint(l.Count, 10) + " events lost at " + escapeText(l.Source)
+			return strconv.FormatUint(l.Count, 10) + " events lost at " + event.EscapeText(l.Source)
 		}
 	case event.KindStatus:
 		if s := ev.Status; s != nil {
 			if s.Ready {
-				return fmt.Sprintf("ready: %d programs attached. %s", len(s.Programs), escapeText(s.Message))
+				return fmt.Sprintf("ready: %d programs attached. %s", len(s.Programs), event.EscapeText(s.Message))
 			}
-			return escapeText(s.Message)
+			return event.EscapeText(s.Message)
 		}
 	}
 	return ""
@@ -231,9 +247,9 @@ func where(c *event.Container) string {
 	if len(id) > 12 && isHex(id) {
 		id = id[:12]
 	}
-	s := "[" + escapeText(id)
+	s := "[" + event.EscapeText(id)
 	if c.Pod != "" && c.Pod != event.Unknown {
-		s += " " + escapeText(c.Namespace) + "/" + escapeText(c.Pod)
+		s += " " + event.EscapeText(c.Namespace) + "/" + event.EscapeText(c.Pod)
 	}
 	return s + "]"
 }
@@ -263,13 +279,13 @@ func hostPort(h string, port uint16) string {
 }
 
 // quoteArgs renders argv shell-like: an argument that is empty, holds a
-// blank, a quote or a shell metacharacter, or anything escapeText would
+// blank, a quote or a shell metacharacter, or anything event.EscapeText would
 // escape, is Go-quoted (strconv.Quote escapes the same characters in the
 // same notation); the others are shown as they are.
 func quoteArgs(args []string) string {
 	out := make([]string, len(args))
 	for i, a := range args {
-		if a == "" || strings.ContainsAny(a, " \"'$`") || escapeText(a) != a {
+		if a == "" || strings.ContainsAny(a, " \"'$`") || event.EscapeText(a) != a {
 			out[i] = strconv.Quote(a)
 		} else {
 			out[i] = a
@@ -277,44 +293,6 @@ func quoteArgs(args []string) string {
 	}
 	return strings.Join(out, " ")
 }
-
-// escapeText makes s safe to print on one terminal line. Every character
-// that is not printable (strconv.IsPrint: C0, DEL, C1, bidi overrides and
-// isolates, line and paragraph separators, zero-width and other format
-// characters, non-ASCII spaces) is written as a Go escape (\n, \x1b, \u202e),
-// a byte that is not valid UTF-8 as \xNN (not U+FFFD: the evidence keeps the
-// real byte), and a backslash as \\, so the text reads back unambiguously.
-// It returns s itself, without allocating, when nothing needs escaping.
-func escapeText(s string) string {
-	i := 0
-	for i < len(s) && s[i] >= 0x20 && s[i] < 0x7f && s[i] != '\\' {
-		i++
-	}
-	if i == len(s) {
-		return s
-	}
-	b := make([]byte, 0, len(s)+16)
-	b = append(b, s[:i]...)
-	for i < len(s) {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n == 1:
-			b = append(b, `\x`...)
-			b = append(b, hexDigits[s[i]>>4], hexDigits[s[i]&0xf])
-		case r == '\\':
-			b = append(b, `\\`...)
-		case strconv.IsPrint(r):
-			b = append(b, s[i:i+n]...)
-		default:
-			q := strconv.AppendQuoteRune(nil, r) // '\n', '\x1b', '\u202e'
-			b = append(b, q[1:len(q)-1]...)
-		}
-		i += n
-	}
-	return string(b)
-}
-
-const hexDigits = "0123456789abcdef"
 
 func humanBytes(n uint64) string {
 	const unit = 1024

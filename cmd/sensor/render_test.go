@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"io"
 	"net/netip"
 	"reflect"
 	"strconv"
@@ -12,32 +14,6 @@ import (
 
 	"github.com/kestrel-sec/kestrel/internal/event"
 )
-
-func TestEscapeText(t *testing.T) {
-	for _, tt := range []struct{ in, want string }{
-		{"/models/llama/model.safetensors", "/models/llama/model.safetensors"},
-		{"", ""},
-		{"a\nb", `a\nb`},
-		{"\r\t\x00\x7f", `\r\t\x00\x7f`},
-		{"\x1b[2J", `\x1b[2J`},
-		{"\u009b2J", `\u009b2J`},                       // C1 CSI
-		{"evil\u202egpj.sh", `evil\u202egpj.sh`},       // right-to-left override
-		{"\u2066x\u2069", `\u2066x\u2069`},             // isolates
-		{"line\u2028sep\u2029", `line\u2028sep\u2029`}, // line and paragraph separators
-		{"caf\xc3\xa9 \u6a21\u578b", "caf\u00e9 \u6a21\u578b"},
-		{"bad\xff\xfeutf8", `bad\xff\xfeutf8`},
-		{"trunc\xe6\xa8", `trunc\xe6\xa8`},
-		{`back\slash`, `back\\slash`},
-		{"\ufffd", "\ufffd"}, // a real U+FFFD is text
-	} {
-		if got := escapeText(tt.in); got != tt.want {
-			t.Errorf("escapeText(%q) = %q; want %q", tt.in, got, tt.want)
-		}
-	}
-	if n := testing.AllocsPerRun(100, func() { escapeText("/usr/lib/python3/site-packages/torch/__init__.py") }); n != 0 {
-		t.Errorf("escapeText of a plain path allocates %v times; want 0", n)
-	}
-}
 
 // terminalSafe reports what in a rendered line could reach the terminal
 // raw: any control character (C0, DEL, C1), a non-printable rune, invalid
@@ -52,7 +28,7 @@ func terminalSafe(line string) string {
 	}
 	for _, r := range body {
 		if r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f) || !strconv.IsPrint(r) {
-			return "raw " + escapeText(string(r))
+			return "raw " + event.EscapeText(string(r))
 		}
 	}
 	return ""
@@ -211,5 +187,52 @@ func TestBOMTextEscapes(t *testing.T) {
 	}
 	if got := strings.Count(b.String(), "\n"); got != 4 {
 		t.Errorf("bom printed %d lines; want 4 (node, GPU, owner, model):\n%s", got, b.String())
+	}
+}
+
+// The JSON outputs an operator reads on a terminal (--tail -o json and
+// -o ocsf, `sensor gpus -o json`, `sensor bom -o json`) carry hostile names
+// as \u escapes: C1 controls and bidi overrides, which JSON allows raw, must
+// not reach the terminal. The JSON value is the same.
+func TestJSONOutputsAreTerminalSafe(t *testing.T) {
+	exe := "/tmp/evil\u202egpj.sh\u009b2J\u0085\x7f"
+	proc := &event.Process{PID: 7, Comm: "sh\u2066", Exe: exe, Args: []string{"sh", "-c", "x\u200by"}}
+	ev := &event.Event{Kind: event.KindExec, Time: time.Unix(1, 0), Process: proc}
+	inv := &event.Inventory{Node: "n\u0085", GPUs: []event.InventoryGPU{{UUID: "GPU-1", Owners: []event.InventoryOwner{{Process: proc}}}}}
+	outputs := map[string]func(w *bytes.Buffer) error{
+		"tail -o json": func(w *bytes.Buffer) error {
+			p := newPrinter(w, io.Discard, "json", true, nil)
+			p.print(ev)
+			return p.err
+		},
+		"tail -o ocsf": func(w *bytes.Buffer) error {
+			p := newPrinter(w, io.Discard, "ocsf", true, nil)
+			p.print(ev)
+			return p.err
+		},
+		"gpus -o json": func(w *bytes.Buffer) error { return writeJSONDoc(w, bomJSON(inv), "") },
+		"bom -o json":  func(w *bytes.Buffer) error { return writeJSONDoc(w, bomJSON(inv), "  ") },
+	}
+	for name, write := range outputs {
+		var b bytes.Buffer
+		if err := write(&b); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		out := b.String()
+		if !json.Valid(b.Bytes()) || !strings.HasSuffix(out, "}\n") {
+			t.Errorf("%s: not one JSON document and a newline: %q", name, out)
+		}
+		for _, r := range strings.TrimSuffix(out, "\n") {
+			if r == '\n' && name == "bom -o json" {
+				continue
+			}
+			if r < 0x20 || r == 0x7f || !strconv.IsPrint(r) {
+				t.Errorf("%s: %U reaches the terminal raw: %q", name, r, out)
+				break
+			}
+		}
+		if !strings.Contains(out, `/tmp/evil\u202egpj.sh\u009b2J\u0085\u007f`) {
+			t.Errorf("%s: the exe is not written with \\u escapes: %s", name, out)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kestrel-sec/kestrel/internal/config"
 	"github.com/kestrel-sec/kestrel/internal/detect"
+	"github.com/kestrel-sec/kestrel/internal/detect/model"
 	"github.com/kestrel-sec/kestrel/internal/event"
 	"github.com/kestrel-sec/kestrel/internal/gpu"
 	"github.com/kestrel-sec/kestrel/internal/pipeline"
@@ -35,6 +36,7 @@ type stack struct {
 	enricher *enrich.Enricher
 	engine   *detect.Engine
 	det      *snapshotDetector
+	models   *modelIdentity
 	pipe     *pipeline.Pipeline
 	started  time.Time
 	bg       sync.WaitGroup
@@ -96,8 +98,10 @@ func newStack(ctx context.Context, cfg *config.Config, log *slog.Logger, sinks [
 		return nil, fmt.Errorf("start enricher: %w", err)
 	}
 
+	s.models = &modelIdentity{log: log}
 	s.engine, err = detect.New(cfg.Detect, &detect.Options{Logger: log, HostNS: hostNS, Proc: procView{fs},
-		AI:   &detect.AIOptions{StaticAlloc: s.assigner.StaticAlloc, Node: os.Getenv("NODE_NAME")},
+		AI: &detect.AIOptions{StaticAlloc: s.assigner.StaticAlloc, Node: os.Getenv("NODE_NAME"),
+			ModelIdentity: s.models.update},
 		Self: detect.SelfIdentity{PID: uint32(os.Getpid()), IsThread: isOwnThread}})
 	if err != nil {
 		return nil, configError{fmt.Errorf("create rule engine: %w", err)}
@@ -121,6 +125,7 @@ func newStack(ctx context.Context, cfg *config.Config, log *slog.Logger, sinks [
 	if err != nil {
 		return nil, fmt.Errorf("load eBPF programs: %w", err)
 	}
+	s.models.attach(s.kernel)
 	s.attached.Store(true)
 
 	match := s.engine.ModelMatcher()
@@ -154,6 +159,9 @@ func (s *stack) Run(ctx context.Context) error {
 // Close detaches every program and stops every stage. Safe on a partly built
 // stack and more than once.
 func (s *stack) Close() {
+	if s.models != nil {
+		s.models.attach(nil)
+	}
 	s.attached.Store(false)
 	if s.kernel != nil {
 		if err := s.kernel.Close(); err != nil {
@@ -246,4 +254,67 @@ type snapshotDetector struct {
 func (d *snapshotDetector) Flush(now time.Time, emit func(*event.Event)) {
 	d.Engine.Flush(now, emit)
 	d.counters.Store(maps.Clone(d.Engine.Counters()))
+}
+
+// modelIdentity hands the model files the rule engine decides on (the
+// registry's, and those its root walks find) to the kernel, which reports
+// an open of one by its inode whatever name reaches it. The engine starts
+// before the programs load: what it says until then is held.
+type modelIdentity struct {
+	log    *slog.Logger
+	mu     sync.Mutex
+	kernel *runtime.Sensor
+	add    map[runtime.FileID]struct{} // held until the kernel is attached
+}
+
+func fileIDs(keys []model.Key) []runtime.FileID {
+	ids := make([]runtime.FileID, 0, len(keys))
+	for _, k := range keys {
+		if k.Inode != 0 {
+			ids = append(ids, runtime.FileID{Dev: k.Dev, Inode: k.Inode})
+		}
+	}
+	return ids
+}
+
+// update is detect.AIOptions.ModelIdentity.
+func (m *modelIdentity) update(add, remove []model.Key) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.kernel == nil {
+		if m.add == nil {
+			m.add = map[runtime.FileID]struct{}{}
+		}
+		for _, id := range fileIDs(add) {
+			if len(m.add) < runtime.MaxModelFiles {
+				m.add[id] = struct{}{}
+			}
+		}
+		for _, id := range fileIDs(remove) {
+			delete(m.add, id)
+		}
+		return
+	}
+	if err := m.kernel.SetModelFiles(fileIDs(add), fileIDs(remove)); err != nil {
+		m.log.Warn("update the kernel's model files", "err", err)
+	}
+}
+
+// attach sends what was held to k and forwards updates to it from now
+// on; nil detaches (updates are then held again, and dropped at exit).
+func (m *modelIdentity) attach(k *runtime.Sensor) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.kernel = k
+	if k == nil || len(m.add) == 0 {
+		return
+	}
+	ids := make([]runtime.FileID, 0, len(m.add))
+	for id := range m.add {
+		ids = append(ids, id)
+	}
+	m.add = nil
+	if err := k.SetModelFiles(ids, nil); err != nil {
+		m.log.Warn("give the kernel the model files found so far", "err", err)
+	}
 }

@@ -14,8 +14,12 @@
 //	unwatched   a syscall the sensor does not watch (getppid)
 //	exec        fork+exec of /bin/true
 //	connect     TCP connect + send + close on loopback
-//	watched     the same watched model file, opened again and again
-//	distinct    watched opens of distinct model files (every open a new file)
+//	udp         sendto on an unconnected UDP socket (not in the default set)
+//	watched     the same watched model file, opened again and again (the
+//	            kernel counts repeats within -repeat-window instead of
+//	            reporting them)
+//	distinct    watched opens of distinct model files, cycling through -files
+//	            of them (every open a new file with -repeat-window 0)
 //	relative    opens of a relative path (not in the default set)
 //
 // Storms run in a child process (this binary re-executed with -worker),
@@ -57,19 +61,22 @@ func main() {
 	opens := flag.Int("opens", 1_000_000, "open+close calls per open storm")
 	execs := flag.Int("execs", 2000, "fork+exec of /bin/true per exec storm")
 	conns := flag.Int("conns", 20000, "connect+send+close per connect storm (loopback)")
+	datagrams := flag.Int("datagrams", 500_000, "sendto calls per udp storm")
 	watched := flag.Int("watched", 200_000, "opens of a watched model file per watched-open storm (0 skips it)")
 	realistic := flag.Int("realistic", 500_000, "opens per realistic-paths storm")
 	unwatched := flag.Int("unwatched", 2_000_000, "getppid calls per unwatched-syscall storm")
 	distinct := flag.Int("distinct", 200_000, "opens per distinct-model-files storm")
 	files := flag.Int("files", 2000, "distinct model files the distinct storm cycles through")
 	storms := flag.String("storms", "open,realistic,unwatched,exec,connect,watched,distinct",
-		"comma-separated storms to run (also: relative, opens of a relative path)")
+		"comma-separated storms to run (also: relative, opens of a relative path; udp, sendto on an unconnected socket)")
+	repeatWindow := flag.Duration("repeat-window", config.Default().Capture.OpenRepeatWindow.D(),
+		"capture.open_repeat_window of the sensor runs (0 reports every open: the watched and distinct storms' worst case)")
 	flag.BoolVar(&progStats, "progstats", false, "in sensor runs, print each program's average run time (kernel BPF stats; adds some cost; "+
 		"the syscall handlers' time counts in kestrel_sys_enter/kestrel_sys_exit, which tail-call them)")
 	flag.Parse()
 	n := counts{opens: *opens, execs: *execs, conns: *conns, watched: *watched, realistic: *realistic,
-		unwatched: *unwatched, distinct: *distinct, files: *files}
-	if err := run(*rounds, n, strings.Split(*storms, ",")); err != nil {
+		unwatched: *unwatched, distinct: *distinct, files: *files, datagrams: *datagrams}
+	if err := run(*rounds, n, strings.Split(*storms, ","), *repeatWindow); err != nil {
 		fmt.Fprintln(os.Stderr, "sensorbench:", err)
 		os.Exit(1)
 	}
@@ -104,10 +111,10 @@ type sample struct {
 
 // counts are the operations per storm.
 type counts struct {
-	opens, execs, conns, watched, realistic, unwatched, distinct, files int
+	opens, execs, conns, watched, realistic, unwatched, distinct, files, datagrams int
 }
 
-func run(rounds int, n counts, names []string) error {
+func run(rounds int, n counts, names []string, repeatWindow time.Duration) error {
 	if err := runtime.CheckPrivileges(); err != nil {
 		return err
 	}
@@ -140,18 +147,20 @@ func run(rounds int, n counts, names []string) error {
 		"watched":   {"watched", []string{"open", model, strconv.Itoa(n.watched)}, n.watched},
 		"distinct":  {"distinct", []string{"openlist", distinctList, strconv.Itoa(n.distinct)}, n.distinct},
 		"relative":  {"relative", []string{"openrel", plain, strconv.Itoa(n.opens)}, n.opens},
+		"udp":       {"udp", []string{"udp", "", strconv.Itoa(n.datagrams)}, n.datagrams},
 	}
 	var list []storm
 	for _, name := range names {
 		s, ok := all[strings.TrimSpace(name)]
 		if !ok {
-			return fmt.Errorf("unknown storm %q (want open, realistic, unwatched, exec, connect, watched, distinct, relative)", name)
+			return fmt.Errorf("unknown storm %q (want open, realistic, unwatched, exec, connect, watched, distinct, relative, udp)", name)
 		}
 		if s.ops > 0 {
 			list = append(list, s)
 		}
 	}
 	cfg := config.Default().Capture
+	cfg.OpenRepeatWindow = config.Duration(repeatWindow)
 	results := map[string]map[mode][]sample{}
 	for _, s := range list {
 		results[s.name] = map[mode][]sample{}

@@ -25,6 +25,8 @@ import (
 //	getppid - <n>         n x getppid, a syscall the sensor does not watch
 //	exec <binary> <n>     n x fork+exec+wait of binary
 //	connect - <n>         n x TCP connect to a loopback listener, send 1 KiB, close
+//	udp - <n>             n x sendto of 1 KiB on one unconnected UDP socket, to
+//	                      four loopback ports in turn (nothing listens)
 func worker(kind string, args []string) int {
 	if len(args) != 2 {
 		fmt.Fprintln(os.Stderr, "worker: want <arg> <n>")
@@ -52,6 +54,8 @@ func worker(kind string, args []string) int {
 		elapsed, err = execStorm(args[0], n)
 	case "connect":
 		elapsed, err = connectStorm(n)
+	case "udp":
+		elapsed, err = udpStorm(n)
 	default:
 		err = fmt.Errorf("unknown storm %q", kind)
 	}
@@ -161,6 +165,30 @@ func connectStorm(n int) (time.Duration, error) {
 			return 0, fmt.Errorf("send: %w", err)
 		}
 		c.Close()
+	}
+	return time.Since(start), nil
+}
+
+// udpStorm sends n datagrams with sendto on one unconnected socket: every
+// send carries its destination, the path of DNS, QUIC and UDP exfiltration.
+func udpStorm(n int) (time.Duration, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	var dst [4]unix.SockaddrInet4
+	for i := range dst {
+		dst[i] = unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}, Port: 9 + i} // discard and friends: nothing listens
+	}
+	buf := make([]byte, 1024)
+	start := time.Now()
+	for i := range n {
+		// Unreachable ports answer with ICMP errors, which an unconnected
+		// socket does not report: every send succeeds.
+		if err := unix.Sendto(fd, buf, 0, &dst[i%len(dst)]); err != nil {
+			return 0, fmt.Errorf("sendto: %w", err)
+		}
 	}
 	return time.Since(start), nil
 }

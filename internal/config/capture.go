@@ -9,7 +9,11 @@ import (
 // CaptureConfig drives the kernel side: ring buffer sizing and the in-kernel
 // path filters that decide which opens cross into user space.
 //
-// The open filter reports an open when any of these match (see bpf/open.bpf.h):
+// A successful open of a model file the sensor knows, a kernel knob, a block
+// device or kernel memory, or another namespace's file is reported whatever
+// path reached it (the kernel decides on the file it opened; see
+// bpf/open.bpf.h). Other opens, and every failed one, are decided on the
+// path as passed: the filter reports one when any of these match:
 //   - the path as passed starts with one of WatchPrefixes (absolute paths only;
 //     end a directory with "/" so that "/models/" does not match "/models2");
 //   - the path ends with one of WatchSuffixes, compared case-insensitively;
@@ -34,6 +38,12 @@ type CaptureConfig struct {
 	WakeupBytes int `yaml:"wakeup_bytes"`
 	// EgressReportInterval is how often per-socket byte counters are reported.
 	EgressReportInterval Duration `yaml:"egress_report_interval"`
+	// OpenRepeatWindow: a process image opening the same file with the same
+	// access mode again within this window after a reported open is counted
+	// in the kernel, not reported; the next report of that file carries the
+	// count (repeats). A first open and a failed one are always reported.
+	// 0 reports every open.
+	OpenRepeatWindow Duration `yaml:"open_repeat_window"`
 	// WatchPrefixes are absolute path prefixes whose opens are reported.
 	WatchPrefixes []string `yaml:"watch_prefixes"`
 	// WatchSuffixes are path suffixes (case-insensitive) whose opens are reported.
@@ -132,6 +142,7 @@ func defaultCapture() CaptureConfig {
 		PollInterval:         Duration(50e6),
 		WakeupBytes:          1 << 20,
 		EgressReportInterval: Duration(2e9),
+		OpenRepeatWindow:     Duration(1e9),
 		WatchPrefixes:        append([]string(nil), DefaultWatchPrefixes...),
 		WatchSuffixes:        append([]string(nil), DefaultWatchSuffixes...),
 		WatchNames:           append([]string(nil), DefaultWatchNames...),
@@ -152,6 +163,9 @@ func (c *CaptureConfig) validate() error {
 	}
 	if err := checkDuration("egress_report_interval", c.EgressReportInterval, 100*time.Millisecond, 10*time.Minute); err != nil {
 		return err
+	}
+	if c.OpenRepeatWindow < 0 || c.OpenRepeatWindow.D() > time.Hour {
+		return fmt.Errorf("open_repeat_window: %s is not between 0 (report every open) and 1h", c.OpenRepeatWindow.D())
 	}
 	for _, t := range []struct {
 		key  string

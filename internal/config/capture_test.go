@@ -74,6 +74,12 @@ capture:
 		{name: "empty name", yaml: `capture: {watch_names: [""]}`, wantErr: "capture.watch_names[0]: empty"},
 		{name: "long proc entry", yaml: "capture: {watch_proc_pid_entries: [" + strings.Repeat("a", 17) + "]}", wantErr: "capture.watch_proc_pid_entries[0]"},
 		{name: "unknown key", yaml: "capture: {watch_everything: true}", wantErr: "watch_everything"},
+		{name: "negative repeat window", yaml: "capture: {open_repeat_window: -1s}", wantErr: "capture.open_repeat_window: -1s is not between 0"},
+		{name: "repeat window off", yaml: "capture: {open_repeat_window: 0s}", check: func(t *testing.T, c CaptureConfig) {
+			if c.OpenRepeatWindow != 0 {
+				t.Errorf("open_repeat_window = %s", c.OpenRepeatWindow.D())
+			}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"net"
 	"path/filepath"
 	"strings"
 	"time"
@@ -137,24 +136,8 @@ func (c *ExportConfig) validate() error {
 	if len(c.UnixSocket) > 107 {
 		return fmt.Errorf("unix_socket: %q is longer than the 107 bytes a socket path may have", c.UnixSocket)
 	}
-	if c.UnixSocket == "" && c.TCPListen == "" {
-		return fmt.Errorf("unix_socket: empty and no tcp_listen: the sensor would have no gRPC listener")
-	}
-	if c.TCPListen != "" {
-		if _, _, err := net.SplitHostPort(c.TCPListen); err != nil {
-			return fmt.Errorf("tcp_listen: %q is not host:port: %v", c.TCPListen, err)
-		}
-		if c.TLS.Cert == "" || c.TLS.Key == "" || c.TLS.ClientCA == "" {
-			return fmt.Errorf("tcp_listen: TCP is served only with mutual TLS: set export.tls.cert, export.tls.key and export.tls.client_ca")
-		}
-	}
-	if c.HealthListen != "" {
-		if _, _, err := net.SplitHostPort(c.HealthListen); err != nil {
-			return fmt.Errorf("health_listen: %q is not host:port: %v", c.HealthListen, err)
-		}
-		if c.HealthListen == c.TCPListen {
-			return fmt.Errorf("health_listen: %q is also tcp_listen; use another port", c.HealthListen)
-		}
+	if err := c.validateListeners(); err != nil {
+		return err
 	}
 	// In key order, so that the first problem reported does not vary.
 	for _, f := range [...]struct{ name, path string }{{"cert", c.TLS.Cert}, {"key", c.TLS.Key}, {"client_ca", c.TLS.ClientCA}} {
@@ -230,6 +213,32 @@ func (f *FileExport) validate() error {
 	}
 	if f.Keep < 1 || f.Keep > maxKeep {
 		return fmt.Errorf("file.keep: %d is outside [1, %d]", f.Keep, maxKeep)
+	}
+	return nil
+}
+
+// validateListeners checks the gRPC and health listeners together: Validate
+// calls it for the file, ApplyListenFlags again once the command line has set
+// addresses over the file's.
+func (c *ExportConfig) validateListeners() error {
+	if c.UnixSocket == "" && c.TCPListen == "" {
+		return fmt.Errorf("unix_socket: empty and no tcp_listen: the sensor would have no gRPC listener")
+	}
+	if c.TCPListen != "" {
+		if err := checkListen(c.TCPListen); err != nil {
+			return fmt.Errorf("tcp_listen: %w", err)
+		}
+		if c.TLS.Cert == "" || c.TLS.Key == "" || c.TLS.ClientCA == "" {
+			return fmt.Errorf("tcp_listen: TCP is served only with mutual TLS: set export.tls.cert, export.tls.key and export.tls.client_ca")
+		}
+	}
+	if c.HealthListen != "" {
+		if err := checkListen(c.HealthListen); err != nil {
+			return fmt.Errorf("health_listen: %w", err)
+		}
+		if c.TCPListen != "" && sameListener(c.HealthListen, c.TCPListen) {
+			return fmt.Errorf("health_listen: %q is also tcp_listen (%q); use another port", c.HealthListen, c.TCPListen)
+		}
 	}
 	return nil
 }

@@ -1,10 +1,6 @@
 package config
 
-import (
-	"fmt"
-	"net"
-	"strconv"
-)
+import "fmt"
 
 // MetricsConfig drives the Prometheus endpoint (internal/metrics).
 type MetricsConfig struct {
@@ -13,7 +9,7 @@ type MetricsConfig struct {
 	// network namespace, where ":2112" would publish the endpoint on every
 	// interface of the node. Bind the pod IP (the node's address under
 	// hostNetwork) when Prometheus scrapes it, e.g. with the flag
-	// --metrics-listen=$(POD_IP):2112.
+	// --metrics-listen=[$(POD_IP)]:2112.
 	Listen string `yaml:"listen"`
 	// BPFStats turns on the kernel's run-time statistics of BPF programs
 	// (BPF_ENABLE_STATS) for as long as the sensor runs, so that per-program
@@ -31,21 +27,9 @@ func defaultMetrics() MetricsConfig {
 	return MetricsConfig{Listen: DefaultMetricsListen}
 }
 
-// ValidateListen checks a metrics listen address on its own (the
-// --metrics-listen flag overrides the key after the file is validated).
-func (c *MetricsConfig) ValidateListen() error {
-	if c.Listen == "" {
-		return nil
-	}
-	_, port, err := net.SplitHostPort(c.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %q is not host:port: %v", c.Listen, err)
-	}
-	// Port 0 (an ephemeral port, logged at start) is for tests.
-	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return fmt.Errorf("listen: port %q of %q is not a number in [0, 65535]", port, c.Listen)
+func (c *MetricsConfig) validate() error {
+	if err := checkListen(c.Listen); err != nil {
+		return fmt.Errorf("listen: %w", err)
 	}
 	return nil
 }
-
-func (c *MetricsConfig) validate() error { return c.ValidateListen() }

@@ -11,14 +11,31 @@ import (
 // destinations outside the allowlist (EXF-001's trigger) and per
 // (container, destination prefix) bucket (EXF-003).
 
-// aiSock is one connected socket of interest: to a destination that is not
-// allowlisted for its container.
+// sockKey names a socket and its destination: the kernel counts bytes per
+// socket and destination (one unconnected socket sends to many; a
+// re-connected one starts over), and so does the state here.
+type sockKey struct {
+	cookie uint64
+	addr   netip.Addr
+	port   uint16
+}
+
+func sockKeyOf(n *event.Net) sockKey { return sockKey{n.Cookie, n.DAddr, n.DPort} }
+
+// aiSock is one socket of interest, per destination: to a destination that
+// is not allowlisted for its container.
 type aiSock struct {
-	pid      uint32
-	cid      string
-	addr     netip.Addr
-	port     uint16
-	class    string
+	pid   uint32
+	cid   string
+	addr  netip.Addr
+	port  uint16
+	class string
+	// serving is set for a socket the model server accepted (its owner, its
+	// lineage or a parent of an owner): answering clients is its job, and
+	// those bytes do not count for EXF-003.
+	serving bool
+	// reports counts the egress reports seen for it.
+	reports  uint32
 	bytes    uint64
 	exfLevel event.Severity // highest EXF-001 severity reported for it
 	exfBytes uint64         // bytes named in the last EXF-001 report
@@ -71,30 +88,38 @@ func (a *aiState) onNet(st *State, p *event.Process, c *event.Container, ev *eve
 		}
 		return
 	}
-	if !n.DAddr.IsValid() {
+	// An egress whose destination the kernel did not see (a raw send whose
+	// packet was dropped before the wire) still carried the bytes: judged
+	// as a destination outside the allowlist.
+	if !n.DAddr.IsValid() && ev.Kind != event.KindEgress {
 		return
 	}
-	if ev.Kind == event.KindEgress {
+	if ev.Kind == event.KindEgress && n.DAddr.IsValid() {
 		a.inv.peer(p, c, st.IsGPUOwner(p.PID) || p.GPUOwner, n)
 	}
-	if n.Class == event.ClassLoopback || n.DAddr.IsLoopback() || a.s.EgressAllowed(c, n.DAddr, n.DPort) {
+	if n.Class == event.ClassLoopback || n.DAddr.IsLoopback() || n.DAddr.IsValid() && a.s.EgressAllowed(c, n.DAddr, n.DPort) {
 		return
 	}
-	sk := a.socks.Ptr(n.Cookie)
+	k := sockKeyOf(n)
+	sk := a.socks.Ptr(k)
 	if sk == nil || n.Cookie == 0 {
 		v := aiSock{pid: p.PID, cid: cid, addr: n.DAddr, port: n.DPort, class: n.Class}
+		v.serving = n.Origin == event.OriginAccept && a.modelServer(st, p, c)
 		if n.Cookie != 0 {
-			sk = a.socks.Put(n.Cookie, v)
+			sk = a.socks.Put(k, v)
 		} else {
 			sk = &v
 		}
+	}
+	if ev.Kind == event.KindEgress {
+		sk.reports++
 	}
 	if n.BytesSent > sk.bytes {
 		sk.bytes = n.BytesSent
 	}
 	var b *bucket
 	delta := sk.bytes - sk.counted
-	if c != nil {
+	if c != nil && !sk.serving && n.DAddr.IsValid() {
 		b = a.count(c, sk, now)
 	}
 	// EXF-001: a tainted sender, any sender in a tainted container or pod,
@@ -153,11 +178,36 @@ func (a *aiState) onNet(st *State, p *event.Process, c *event.Container, ev *eve
 	default:
 		return
 	}
+	dest := "unknown destination"
+	if n.DAddr.IsValid() {
+		dest = netip.AddrPortFrom(n.DAddr, n.DPort).String()
+	}
 	t := exfTrigger{ev: ev, src: src, sender: p, via: via, cond: "egress",
-		dest: netip.AddrPortFrom(n.DAddr, n.DPort).String(), class: n.Class, bytes: sk.bytes, destBytes: sent,
-		sev: sev, stage: stage, cookie: n.Cookie}
+		dest: dest, class: n.Class, bytes: sk.bytes, destBytes: sent,
+		sev: sev, stage: stage, origin: n.Origin, sock: k}
 	sk.exfLevel, sk.exfBytes = sev, sk.bytes
 	a.trigger(t)
+}
+
+// modelServer reports whether p belongs to the model server's process tree
+// in its container: a GPU owner, a descendant of one, or the parent of one
+// (an API front end that spawns the GPU workers). Kernel facts: NVML's
+// owners and the fork tree.
+func (a *aiState) modelServer(st *State, p *event.Process, c *event.Container) bool {
+	if _, ok := gpuLineage(st, p, c); ok {
+		return true
+	}
+	cid := cidOf(c)
+	ks, ok := a.kids.Peek(p.PID)
+	if !ok {
+		return false
+	}
+	for i := 0; i < int(ks.n); i++ {
+		if o, ok := st.GPUOwner(ks.pids[i]); ok && o.Container == cid {
+			return true
+		}
+	}
+	return false
 }
 
 // heldQueryBytes is the volume on one socket at which a sender with no

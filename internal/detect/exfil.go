@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/kestrel-sec/kestrel/internal/detect/model"
@@ -33,15 +35,28 @@ type AIOptions struct {
 	StaticAlloc func(cgroupPath string) ([]int, bool)
 	// Node names the node in the inventory; "" uses the host name.
 	Node string
+	// ModelIdentity, when set, is told of the model files the kernel
+	// should recognise by device and inode whatever name reaches them
+	// (runtime.Sensor.SetModelFiles): the files the registry adds and
+	// evicts (when Registry is nil; a caller's registry has its own
+	// OnIdentity), and those Engine.Run finds under the model roots, the
+	// configured ones at start and those a container's environment names.
+	// It is called from the goroutines of Process and Run.
+	ModelIdentity func(add, remove []model.Key)
+	// ProcRoot is where procfs is mounted (default /proc): a container's
+	// model roots are walked through <ProcRoot>/<pid>/root.
+	ProcRoot string
 }
 
 // Bounds of the correlation state besides state_size.
 const (
-	maxTaintFiles     = 4   // model files named per taint source
-	maxDeferred       = 256 // EXF-001 triggers waiting for promote_grace
-	maxKids           = 16  // live children kept per process for pipeline-peer taint
-	maxPeersPerActor  = 64  // egress peers kept per inventory actor
-	maxEnvRoots       = 256 // model roots learned from container environments
+	maxTaintFiles     = 4     // model files named per taint source
+	maxDeferred       = 256   // EXF-001 triggers waiting for promote_grace
+	maxKids           = 16    // live children kept per process for pipeline-peer taint
+	maxPeersPerActor  = 64    // egress peers kept per inventory actor
+	maxEnvRoots       = 256   // model roots learned from container environments
+	maxWalkQueue      = 16    // container root walks waiting for Engine.Run
+	maxWalkFiles      = 16384 // model files one walk reports
 	exf003Window      = 10 * time.Minute
 	exf003Critical    = 1 << 30
 	exf001CriticalCap = 64 << 20
@@ -116,7 +131,7 @@ type aiState struct {
 	ctrs    *LRU[string, aiCtr]
 	paths   *LRU[pathKey, pathTaint]
 	pods    *LRU[podKey, podTaint]
-	socks   *LRU[uint64, aiSock]
+	socks   *LRU[sockKey, aiSock]
 	buckets *LRU[bucketKey, bucket]
 
 	// out are the EXF-001 triggers of the current event; deferred wait for
@@ -138,6 +153,13 @@ type aiState struct {
 
 	inv *inventory
 
+	// identity and walks feed the kernel's model files by identity;
+	// walks are run by Engine.Run.
+	identity func(add, remove []model.Key)
+	walks    chan rootWalk
+	procRoot string
+	walked   walkCounters
+
 	envRoots                                                     int
 	deferDrops, envRootDrops, sources, promoted, trigs, kidDrops uint64
 	heldQueries, heldHits, renewed, renewDrops                   uint64
@@ -154,7 +176,7 @@ func newAIState(s *Settings, opts *AIOptions, log *slog.Logger, size int) (*aiSt
 	}
 	reg := opts.Registry
 	if reg == nil {
-		if reg, err = model.NewRegistry(&model.RegistryOptions{Logger: log}); err != nil {
+		if reg, err = model.NewRegistry(&model.RegistryOptions{Logger: log, OnIdentity: opts.ModelIdentity}); err != nil {
 			return nil, fmt.Errorf("build model registry: %w", err)
 		}
 	}
@@ -166,9 +188,18 @@ func newAIState(s *Settings, opts *AIOptions, log *slog.Logger, size int) (*aiSt
 		ctrs:    NewLRU[string, aiCtr](size, nil),
 		paths:   NewLRU[pathKey, pathTaint](size, nil),
 		pods:    NewLRU[podKey, podTaint](size, nil),
-		socks:   NewLRU[uint64, aiSock](size, nil),
+		socks:   NewLRU[sockKey, aiSock](size, nil),
 		buckets: NewLRU[bucketKey, bucket](size, nil),
 		inv:     newInventory(opts.Node, size),
+
+		identity: opts.ModelIdentity,
+		procRoot: opts.ProcRoot,
+	}
+	if a.procRoot == "" {
+		a.procRoot = "/proc"
+	}
+	if a.identity != nil {
+		a.walks = make(chan rootWalk, maxWalkQueue)
 	}
 	if a.window <= 0 {
 		a.window = 600 * time.Second
@@ -188,14 +219,94 @@ func newAIState(s *Settings, opts *AIOptions, log *slog.Logger, size int) (*aiSt
 	return a, nil
 }
 
-// Run runs the background work of the engine, the model registry's rate
-// limited hasher, until ctx is done. Call it once, from its own goroutine,
-// beside the goroutine that calls Process. It returns nil when ctx is done.
+// Run runs the background work of the engine until ctx is done: the model
+// registry's rate limited hasher, and the walks of the model roots that
+// tell AIOptions.ModelIdentity of the model files there. Call it once, from
+// its own goroutine, beside the goroutine that calls Process. It returns
+// nil when ctx is done.
 func (e *Engine) Run(ctx context.Context) error {
-	if err := e.ai.reg.Run(ctx); err != nil {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.ai.runWalks(ctx)
+	}()
+	err := e.ai.reg.Run(ctx)
+	<-done
+	if err != nil {
 		return fmt.Errorf("run model hasher: %w", err)
 	}
 	return nil
+}
+
+// rootWalk is a walk of model roots as one process sees them.
+type rootWalk struct {
+	prefix string // "" for the sensor's view, <ProcRoot>/<pid>/root for a container's
+	roots  []string
+}
+
+// walkCounters count the root walks (written by Run's walker goroutine).
+type walkCounters struct {
+	walks, files, errors, limited, dropped atomic.Uint64
+}
+
+// runWalks walks the configured model roots, then each container's roots
+// queued by onExec, and tells the identity sink of the model files found.
+func (a *aiState) runWalks(ctx context.Context) {
+	if a.identity == nil {
+		return
+	}
+	a.walk(ctx, rootWalk{roots: a.match.Roots()})
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case w := <-a.walks:
+			a.walk(ctx, w)
+		}
+	}
+}
+
+func (a *aiState) walk(ctx context.Context, w rootWalk) {
+	keys, st, err := model.Walk(ctx, a.match, w.roots, w.prefix, maxWalkFiles)
+	a.walked.walks.Add(1)
+	a.walked.files.Add(uint64(len(keys)))
+	a.walked.errors.Add(uint64(st.Errors))
+	if st.Limited {
+		a.walked.limited.Add(1)
+	}
+	if err != nil && ctx.Err() == nil {
+		a.walked.errors.Add(1)
+	}
+	if len(keys) > 0 {
+		a.identity(keys, nil)
+	}
+}
+
+// queueWalk asks Run to walk roots as process pid sees them; a full queue
+// is counted.
+func (a *aiState) queueWalk(pid uint32, roots []string) {
+	if a.walks == nil {
+		return
+	}
+	select {
+	case a.walks <- rootWalk{prefix: a.procRoot + "/" + strconv.FormatUint(uint64(pid), 10) + "/root", roots: roots}:
+	default:
+		a.walked.dropped.Add(1)
+	}
+}
+
+// isModelFile reports whether an open of f (size as the open saw it) is of
+// a model file: the kernel recognised its inode as one the registry or a
+// root walk knows, or the matcher says so by its names and size.
+func (a *aiState) isModelFile(f *event.File, size int64) bool {
+	if f.Match.Has(event.MatchModel) {
+		return true
+	}
+	if !mayBeModel(f.Path) && !mayBeModel(f.RawPath) {
+		return false
+	}
+	ok, _ := a.match.IsModel(f.RawPath, f.Path, size)
+	return ok
 }
 
 // ModelRegistry returns the model registry the engine feeds.
@@ -213,6 +324,11 @@ func (a *aiState) counters() map[string]uint64 {
 	m["detect_exf_deferred_dropped"] = a.deferDrops
 	m["detect_model_env_roots_dropped"] = a.envRootDrops
 	m["detect_taint_children_dropped"] = a.kidDrops
+	m["detect_model_walks"] = a.walked.walks.Load()
+	m["detect_model_walk_files"] = a.walked.files.Load()
+	m["detect_model_walk_errors"] = a.walked.errors.Load()
+	m["detect_model_walks_limited"] = a.walked.limited.Load()
+	m["detect_model_walks_dropped"] = a.walked.dropped.Load()
 	m["detect_taint_held_queries"] = a.heldQueries
 	m["detect_taint_held_hits"] = a.heldHits
 	m["detect_taint_held_renewed"] = a.renewed
@@ -278,7 +394,7 @@ func (a *aiState) observe(st *State, ev *event.Event) {
 		if p != nil && ev.File != nil {
 			a.onOpen(st, p, c, ev, now)
 		}
-	case event.KindConnect, event.KindEgress:
+	case event.KindConnect, event.KindEgress, event.KindAccept:
 		if p != nil && ev.Net != nil {
 			a.onNet(st, p, c, ev, now)
 			if ev.Kind == event.KindConnect {
@@ -349,6 +465,9 @@ func (a *aiState) onExec(st *State, p *event.Process, c *event.Container, ev *ev
 				a.envRootDrops++
 			} else if n, err := a.match.AddRoots(roots...); err == nil {
 				a.envRoots += n
+				if n > 0 {
+					a.queueWalk(p.PID, roots)
+				}
 			}
 		}
 	}

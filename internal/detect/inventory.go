@@ -32,8 +32,8 @@ type inventory struct {
 	gpus    map[gpuID]*invGPU
 	loaders *LRU[uint32, invLoader]
 	peers   *LRU[actor, *peerSet]
-	cookies *LRU[uint64, uint64] // last cumulative bytes per socket
-	dropped uint64               // GPUs, owners and peers not kept
+	cookies *LRU[sockKey, uint64] // last cumulative bytes per socket and destination
+	dropped uint64                // GPUs, owners and peers not kept
 }
 
 type invGPU struct {
@@ -65,7 +65,7 @@ func newInventory(node string, size int) *inventory {
 		gpus:    make(map[gpuID]*invGPU),
 		loaders: NewLRU[uint32, invLoader](min(size, maxInvLoaders), nil),
 		peers:   NewLRU[actor, *peerSet](min(size, maxInvPeerSets), nil),
-		cookies: NewLRU[uint64, uint64](min(size, maxInvCookieMem), nil),
+		cookies: NewLRU[sockKey, uint64](min(size, maxInvCookieMem), nil),
 	}
 }
 
@@ -178,14 +178,15 @@ func (inv *inventory) peer(p *event.Process, c *event.Container, owner bool, n *
 	defer inv.mu.Unlock()
 	var delta uint64
 	if n.Cookie != 0 {
-		last, _ := inv.cookies.Peek(n.Cookie)
+		k := sockKeyOf(n)
+		last, _ := inv.cookies.Peek(k)
 		if n.BytesSent > last {
 			delta = n.BytesSent - last
 		}
 		if n.Closed {
-			inv.cookies.Delete(n.Cookie)
+			inv.cookies.Delete(k)
 		} else {
-			inv.cookies.Put(n.Cookie, max(last, n.BytesSent))
+			inv.cookies.Put(k, max(last, n.BytesSent))
 		}
 	} else {
 		delta = n.BytesSent

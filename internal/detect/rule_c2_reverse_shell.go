@@ -16,17 +16,18 @@ var revShellMarkers = []string{"/dev/tcp/", "/dev/udp/", "pty.spawn", "IO::Socke
 // descriptor a dup onto stdio counts as a confirmed inet socket.
 const dupAfterConnect = 30 * time.Second
 
-// stdioSocketConnect returns the outbound inet connect made on descriptor fd
-// by p or, before it forked p, by its fork parent (nc -e, socat and the
-// NVIDIAScape payload connect, fork, then dup in the child). The dup event
-// only says "a socket": without this, a unix socketpair (scp and ssh, most
-// process supervisors) looks the same as a TCP reverse shell.
+// stdioSocketConnect returns the non-loopback inet socket (TCP or UDP,
+// connected out or accepted from a remote peer: a reverse or a bind shell)
+// on descriptor fd of p or, before it forked p, of its fork parent (nc -e,
+// socat and the NVIDIAScape payload connect, fork, then dup in the child).
+// The dup event only says "a socket": without this, a unix socketpair (scp
+// and ssh, most process supervisors) looks the same as a reverse shell.
 func stdioSocketConnect(ctx *Context, p *event.Process, fd int32) (Connect, bool) {
 	for _, pid := range [2]uint32{p.PID, p.ForkParent} {
 		if pid == 0 {
 			continue
 		}
-		if c, ok := ctx.State.LastConnect(pid); ok && c.Fd == fd && fd >= 0 && within(ctx.Now, c.Time, dupAfterConnect) {
+		if c, ok := ctx.State.SocketOnFd(pid, fd); ok && within(ctx.Now, c.Time, dupAfterConnect) {
 			return c, true
 		}
 	}
@@ -72,7 +73,8 @@ func newC2001(*Settings) Rule {
 		MITRE:    []string{"T1059.004", "AML.T0072"},
 		Severity: event.SevHigh,
 		Description: "A socket is duplicated onto fd 0, 1 or 2 (dup2/dup3 syscall events with the old fd a " +
-			"socket; low unless the same fd, in the process or its fork parent, connected out over TCP within 30 s or " +
+			"socket; low unless the same fd, in the process or its fork parent, connected out over TCP or UDP or " +
+			"was accepted from a remote peer (a bind shell) within 30 s, or " +
 			"the process runs under an NVIDIA hook, since the dup event cannot tell a unix socketpair such as " +
 			"scp's from a TCP socket), a connect is made on fd 0-2, or (core fallback) a shell or interpreter runs a reverse-shell " +
 			"one-liner: /dev/tcp/, /dev/udp/, '-i >&', nc/ncat -e, socat exec:, mkfifo in /tmp, pty.spawn, " +
@@ -148,13 +150,20 @@ func revShellArg(p *event.Process) string {
 	return ""
 }
 
+// cutShellLine reports whether p is a shell or an interpreter whose command
+// line the capture cut: its end, where a one-liner would hide a reverse shell
+// behind a pad, was not seen.
+func cutShellLine(p *event.Process) bool {
+	return p.Truncated&event.TruncArgs != 0 && (isShell(exeBase(p)) || isInterpreter(exeBase(p)) || isShell(argv0Base(p)))
+}
+
 func (r *c2001) Eval(ctx *Context, ev *event.Event) {
 	p := ev.Process
 	if p == nil {
 		return
 	}
 	var what, key string
-	unconfirmed, cut := false, false
+	unconfirmed, cut, corroborated := false, false, false
 	switch ev.Kind {
 	case event.KindExec:
 		if m := revShellArg(p); m != "" {
@@ -164,7 +173,7 @@ func (r *c2001) Eval(ctx *Context, ev *event.Event) {
 		// A command line longer than the capture keeps its end out of
 		// sight: a pad before /dev/tcp/ is how to hide a one-liner. A cut
 		// shell or interpreter command line is suspicious, not clean.
-		if p.Truncated&event.TruncArgs != 0 && (isShell(exeBase(p)) || isInterpreter(exeBase(p)) || isShell(argv0Base(p))) {
+		if cutShellLine(p) {
 			what, key = "ran a command line longer than the sensor captures, whose end (where a reverse shell would be) is not visible ("+
 				cmdline(p)+" ...)", "cut:"+itoa(uint64(p.PID))
 			cut = true
@@ -195,12 +204,16 @@ func (r *c2001) Eval(ctx *Context, ev *event.Event) {
 		}
 		what, key = "duplicated socket fd "+itoaSigned(int64(s.Fd))+" onto fd "+itoaSigned(int64(s.Fd2)), "dup:"+itoa(uint64(p.PID))
 		if c, ok := stdioSocketConnect(ctx, p, s.Fd); ok {
-			what = "duplicated socket fd " + itoaSigned(int64(s.Fd)) + " (connected to " + c.Dst.String() + ") onto fd " + itoaSigned(int64(s.Fd2))
+			how := c.Protocol + ", connected to "
+			if c.Accepted {
+				how = c.Protocol + ", accepted from " // a bind shell
+			}
+			what = "duplicated socket fd " + itoaSigned(int64(s.Fd)) + " (" + how + c.Dst.String() + ") onto fd " + itoaSigned(int64(s.Fd2))
 		} else {
-			// No outbound TCP connect on that descriptor: a unix socketpair
-			// (scp->ssh), an accepted or a loopback socket. Kept, at low,
-			// unless under an NVIDIA hook, which never dups sockets onto stdio.
-			what += " (no outbound TCP connect seen on it: a unix socketpair, an accepted or a loopback socket)"
+			// No remote inet socket on that descriptor: a unix socketpair
+			// (scp->ssh) or a loopback socket. Kept, at low, unless under an
+			// NVIDIA hook, which never dups sockets onto stdio.
+			what += " (no remote connect or accept seen on it: a unix socketpair or a loopback socket)"
 			unconfirmed = true
 		}
 	case event.KindConnect:
@@ -210,6 +223,15 @@ func (r *c2001) Eval(ctx *Context, ev *event.Event) {
 		}
 		if n.Fd >= 0 && n.Fd <= 2 {
 			what, key = "connected fd "+itoaSigned(int64(n.Fd))+" (stdio) to "+n.DAddr.String()+":"+itoa(uint64(n.DPort)), "conn:"+itoa(uint64(p.PID))
+			break
+		}
+		// A shell or interpreter whose command line the capture cut dials
+		// out: the hidden end of the line is doing something on the network.
+		if cutShellLine(p) && !n.DAddr.IsLoopback() && n.Class != event.ClassLoopback &&
+			(n.Result == 0 || n.Result == -115) && !ctx.Settings.EgressAllowed(ev.Container, n.DAddr, n.DPort) {
+			what, key = "connected to "+n.DAddr.String()+":"+itoa(uint64(n.DPort))+" from a command line longer than the sensor captures ("+
+				cmdline(p)+" ...)", "cutconn:"+itoa(uint64(p.PID))
+			cut, corroborated = true, true
 			break
 		}
 		// Events from different CPUs may arrive out of order: the shell a
@@ -234,7 +256,12 @@ func (r *c2001) Eval(ctx *Context, ev *event.Event) {
 		sev = event.SevCritical
 	}
 	if cut {
-		sev = event.SevMedium
+		// A long entrypoint script or python -c is common and benign: the
+		// cut line alone is low; medium once the process also dials out.
+		sev = event.SevLow
+		if corroborated {
+			sev = event.SevMedium
+		}
 	}
 	if unconfirmed {
 		sev = event.SevLow

@@ -52,7 +52,8 @@ func newCRED003(*Settings) Rule {
 			".git-credentials, a kubeconfig or Kubernetes/kubelet PKI (raw or resolved path, so /proc/1/root/... " +
 			"and /host/... count); or any process reads /proc/<pid>/environ of a GPU owner, or a container process " +
 			"reads it for a process outside its container (tokens such as HF_TOKEN live in the server env). The " +
-			"pid is the reader's: one in a container's PID namespace is mapped to the host pid.",
+			"pid is the reader's: one in a container's PID namespace is mapped to the host pid; a successful read is " +
+			"recognised by the process the kernel opened the entry of, whatever path reached it.",
 		Knobs: []string{"rules.CRED-003.allow_exe"},
 		Kinds: kinds(event.KindOpen),
 	}}}
@@ -64,9 +65,20 @@ func (r *cred003) Eval(ctx *Context, ev *event.Event) {
 	if p == nil || f == nil || !f.IsRead() {
 		return
 	}
-	if pid, rest, ok := procPath(f.RawPath); ok && rest == "environ" && pid != "self" && pid != "thread-self" {
-		t, ok := ctx.State.HostPID(p, atoiPID(pid), ctx.Now)
-		if !ok || t == p.PID {
+	var t uint32
+	switch pid, rest, ok := procPath(f.RawPath); {
+	case f.Knob == event.KnobProcEnviron && f.TargetPID != 0:
+		// The kernel named the process by its host pid, whatever path (a
+		// symlink, another procfs mount) or pid namespace reached it.
+		t = f.TargetPID
+	case ok && rest == "environ" && pid != "self" && pid != "thread-self":
+		var known bool
+		if t, known = ctx.State.HostPID(p, atoiPID(pid), ctx.Now); !known {
+			return
+		}
+	}
+	if t != 0 {
+		if t == p.PID {
 			return
 		}
 		why := ""
@@ -81,7 +93,7 @@ func (r *cred003) Eval(ctx *Context, ev *event.Event) {
 			return
 		}
 		ctx.Emit(ev, Report{
-			Key:         "environ:" + pid,
+			Key:         "environ:" + itoa(uint64(t)),
 			Explanation: who(ev) + " read the environment of " + why + " pid " + itoa(uint64(t)) + " (" + f.RawPath + ")" + resultNote(int64(f.Result)) + " from " + where(ev) + ".",
 			Attrs:       map[string]string{"condition": "proc_environ", "target_pid": itoa(uint64(t))},
 		})

@@ -61,7 +61,8 @@ func newESC007(*Settings) Rule {
 		Description: "A container process (1) runs mount with a block-device source (/dev/sd*, nvme*, vd*, xvd*, " +
 			"dm-*, md*, loop*, mapper/*) or a kernel filesystem type (cgroup, cgroup2, proc, sysfs, debugfs, " +
 			"tracefs, bpf, securityfs, configfs), or runs debugfs/fdisk/sfdisk/losetup; (2) opens a block device " +
-			"or /dev/mem, /dev/kmem, /dev/port, /proc/kcore; (3) calls mount(2) with such a source or type, with a " +
+			"or /dev/mem, /dev/kmem, /dev/port, /proc/kcore (by device number where it opened: a node made with " +
+			"mknod under another name counts; a failed attempt by path); (3) calls mount(2) with such a source or type, with a " +
 			"disk filesystem type (ext4, xfs, btrfs, vfat ...) whatever the source is named, or with a block " +
 			"device node it made itself, except the runtime's own container setup (runc, crun ..., or " +
 			"unshare/nsenter mounting proc on /proc, sysfs on /sys, cgroup on /sys/fs/cgroup); (4) makes a block " +
@@ -154,13 +155,29 @@ func (r *esc007) Eval(ctx *Context, ev *event.Event) {
 		})
 	case event.KindOpen:
 		f := ev.File
-		if f == nil || !isRawDevice(f.Path) {
+		if f == nil {
+			return
+		}
+		var key string
+		var attrs map[string]string
+		switch {
+		case f.Match.Has(event.MatchDevice):
+			// The kernel opened a block device or kernel memory: its
+			// number says which, whatever the node is called (mknod).
+			major, minor := devNumbers(f.Rdev)
+			dev := itoa(major) + ":" + itoa(minor)
+			key = "dev:" + dev
+			attrs = map[string]string{"condition": "device_open", "path": f.Path, "device": dev, "type": f.Type}
+		case f.Match.Has(event.MatchKnob) && f.Knob == event.KnobKcore, isRawDevice(f.Path):
+			key = "dev:" + f.Path
+			attrs = map[string]string{"condition": "device_open", "path": f.Path}
+		default:
 			return
 		}
 		ctx.Emit(ev, Report{
-			Key:         "dev:" + f.Path,
+			Key:         key,
 			Explanation: who(ev) + " opened raw device " + f.Path + resultNote(int64(f.Result)) + " in " + where(ev) + ".",
-			Attrs:       map[string]string{"condition": "device_open", "path": f.Path},
+			Attrs:       attrs,
 		})
 	case event.KindSyscall:
 		s := ev.Sys

@@ -238,7 +238,18 @@ type nsTarget struct {
 // resolved, an open of pid 1 or 2 counts as host when the actor sees host
 // pids, and a denied (EACCES/EPERM) open of pid 1 counts too, since a
 // container's own init is readable by its root.
+//
+// A successful open the kernel matched as a namespace file (a namespace the
+// caller is not in, reached by any name: a symlink, a bind mount, a
+// hostPID view) is judged by the inode it opened alone.
 func nsOpenTarget(host event.Namespaces, p *event.Process, f *event.File) (nsTarget, bool) {
+	if f.Match.Has(event.MatchNamespace) {
+		typ, ino, ok := parseNSLink(f.Path)
+		if !ok {
+			return nsTarget{}, false
+		}
+		return nsTarget{path: f.Path, typ: typ, how: "resolved", host: ino != 0 && ino == nsInode(host, typ)}, true
+	}
 	path := f.RawPath
 	pid, rest, ok := procPath(path)
 	if !ok {

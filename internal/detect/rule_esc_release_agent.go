@@ -22,7 +22,8 @@ func newESC001(*Settings) Rule {
 		MITRE:    []string{"T1611", "AML.T0105"},
 		Severity: event.SevCritical,
 		Description: "A container process opened a cgroup v1 release_agent or notify_on_release file for writing " +
-			"(attempts that fail count), or renamed a file onto release_agent. The kernel runs release_agent as " +
+			"(recognised by the file the kernel opened, whatever path reached it; attempts that fail count by " +
+			"name), or renamed a file onto release_agent. The kernel runs release_agent as " +
 			"root in the host's namespaces when the cgroup empties: this is the classic privileged-container " +
 			"escape (CVE-2022-0492). Context notes CAP_SYS_ADMIN and a cgroup mount by the container in the last " +
 			"minutes. Core: open events; rename events where the capture reports them.",
@@ -46,6 +47,13 @@ func (r *esc001) Eval(ctx *Context, ev *event.Event) {
 			return
 		}
 		switch {
+		case f.Match.Has(event.MatchKnob):
+			// The kernel named the cgroup v1 file it opened, whatever path
+			// (a symlink, another cgroup mount) reached it.
+			if f.Knob != event.KnobReleaseAgent && f.Knob != event.KnobNotifyOnRelease {
+				return
+			}
+			path = f.Path
 		case isReleaseAgent(baseName(f.Path)):
 			path = f.Path
 		case isReleaseAgent(baseName(f.RawPath)):

@@ -12,6 +12,8 @@ import (
 var umhKnobs = []string{
 	"/proc/sys/kernel/core_pattern",
 	"/proc/sys/kernel/modprobe",
+	"/proc/sys/kernel/hotplug",
+	"/proc/sys/kernel/poweroff_cmd",
 	"/sys/kernel/uevent_helper",
 	"binfmt_misc/register",
 	"/proc/sys/kernel/sysrq",
@@ -28,9 +30,11 @@ func newESC002(*Settings) Rule {
 		MITRE:    []string{"T1611"},
 		Severity: event.SevCritical,
 		Description: "A container process opened a kernel usermode-helper knob for writing: core_pattern, " +
-			"kernel/modprobe, uevent_helper, binfmt_misc/register, sysrq, sysrq-trigger or core_pipe_limit " +
-			"(raw or resolved path, any mount point; failed attempts count). The kernel runs the program named " +
-			"there as root in the host's namespaces. Core: open events; ESC-003 catches the helper running.",
+			"kernel/modprobe, hotplug, poweroff_cmd, uevent_helper, binfmt_misc/register, sysrq, sysrq-trigger or " +
+			"core_pipe_limit. A successful open is recognised by the file the kernel opened (its filesystem and " +
+			"name), whatever path reached it: a symlink, a bind mount, another proc or sys mount; a failed " +
+			"attempt by its raw or resolved path. The kernel runs the program named there as root in the host's " +
+			"namespaces. Core: open events; ESC-003 catches the helper running.",
 		Knobs: []string{"container_image_allowlist"},
 		Kinds: kinds(event.KindOpen),
 	}}}
@@ -50,17 +54,38 @@ func (r *esc002) Eval(ctx *Context, ev *event.Event) {
 	if !inContainer(ev) || f == nil || !f.IsWrite() {
 		return
 	}
-	path := f.Path
-	k := umhKnob(path)
-	if k == "" {
-		path = f.RawPath
-		if k = umhKnob(path); k == "" {
+	path, k := f.Path, ""
+	if f.Match.Has(event.MatchKnob) {
+		// The kernel named the knob it opened: no path needed.
+		if !event.IsUMHKnob(f.Knob) {
 			return
 		}
+		k = f.Knob
+	} else {
+		// A failed attempt (or a capture without identity): the names.
+		if k = umhKnob(path); k == "" {
+			path = f.RawPath
+			if k = umhKnob(path); k == "" {
+				return
+			}
+		}
+		k = knobOfPath(k)
+	}
+	attrs := map[string]string{"path": path, "knob": k}
+	if f.RawPath != "" && f.RawPath != path {
+		attrs["raw_path"] = f.RawPath
 	}
 	ctx.Emit(ev, Report{
 		Key:         k,
 		Explanation: who(ev) + " wrote " + path + resultNote(int64(f.Result)) + " from " + where(ev) + ".",
-		Attrs:       map[string]string{"path": path, "knob": strings.TrimPrefix(k, "/")},
+		Attrs:       attrs,
 	})
+}
+
+// knobOfPath names the knob (event.Knob*) of a umhKnobs entry.
+func knobOfPath(k string) string {
+	if k == "binfmt_misc/register" {
+		return event.KnobBinfmtRegister
+	}
+	return baseName(k)
 }

@@ -100,13 +100,21 @@ func (a *aiState) emitTrigger(ctx *Context, t *exfTrigger) {
 		attrs["destination"] = t.dest
 		attrs["class"] = t.class
 		attrs["bytes_sent"] = itoa(t.bytes)
+		if t.origin != "" {
+			attrs["origin"] = t.origin
+		}
 		what = "sent " + itoa(t.bytes) + " bytes to " + t.dest + " (" + t.class + ")"
 		if t.destBytes > t.bytes {
 			attrs["bytes_to_destination"] = itoa(t.destBytes)
 			what += ", " + itoa(t.destBytes) + " over its connections to that network"
 		}
-		if t.bytes == 0 {
+		switch {
+		case t.bytes == 0:
 			what = "connected to " + t.dest + " (" + t.class + "; bytes follow)"
+		case t.origin == event.OriginAccept:
+			what = "served " + itoa(t.bytes) + " bytes to " + t.dest + " (" + t.class + "), which connected in"
+		case t.origin == event.OriginDatagram:
+			what += " in datagrams, without a connection"
 		}
 	case "runtime_socket":
 		attrs["destination"] = t.dest
@@ -341,11 +349,13 @@ func newEXF003(*Settings) Rule {
 		Title:    "Large outbound volume from an inference workload to a non-allowlisted destination",
 		MITRE:    []string{"T1030", "T1041", "AML.T0025"},
 		Severity: event.SevHigh,
-		Description: "The bytes sent over connect()ed sockets from one container to one destination (/24 for " +
-			"IPv4, /64 for IPv6) outside egress_allowlist within 10 minutes reach exfil_bytes_threshold, from an " +
-			"inference container or one that opened model files. Critical at 1 GiB or at the size of the largest " +
-			"model file the container opened; a follow-up names the final volume when a socket closes. Accepted " +
-			"sockets (serving responses) never count.",
+		Description: "The bytes sent from one container to one destination (/24 for IPv4, /64 for IPv6) outside " +
+			"egress_allowlist within 10 minutes reach exfil_bytes_threshold, from an inference container or one " +
+			"that opened model files. Every inet socket counts: connected, unconnected (UDP sendto, raw, ICMP) and " +
+			"accepted (a remote peer that connected in and pulls), except sockets the model server accepted (a GPU " +
+			"owner, its lineage or the parent of one: serving responses is its job). Critical at 1 GiB or at the " +
+			"size of the largest model file the container opened; a follow-up names the final volume when a " +
+			"socket closes.",
 		Knobs: []string{"exfil_bytes_threshold", "egress_allowlist", "inference_selector"},
 		Kinds: kinds(event.KindEgress),
 	}}}
@@ -357,8 +367,8 @@ func (r *exf003) Eval(ctx *Context, ev *event.Event) {
 		return
 	}
 	a := ctx.eng.ai
-	sk, ok := a.socks.Peek(n.Cookie)
-	if !ok || n.Cookie == 0 {
+	sk, ok := a.socks.Peek(sockKeyOf(n))
+	if !ok || n.Cookie == 0 || sk.serving {
 		return
 	}
 	bits := 24
@@ -558,7 +568,7 @@ func (r *exf004) Eval(ctx *Context, ev *event.Event) {
 		if !ok || rec.p == nil || f.Flags&event.ODirectry != 0 || !isArchiver(rec.p) {
 			return
 		}
-		if m, _ := a.match.IsModel(f.RawPath, f.Path, f.Size); !m {
+		if !a.isModelFile(f, f.Size) {
 			return
 		}
 		ctx.Emit(ev, Report{
@@ -632,7 +642,7 @@ func (r *exf005) Eval(ctx *Context, ev *event.Event) {
 		if !ok || rec.p == nil || !isKubectlCp(ctx.Settings, rec.p, ev.Container) {
 			return
 		}
-		if m, _ := a.match.IsModel(f.RawPath, f.Path, f.Size); !m {
+		if !a.isModelFile(f, f.Size) {
 			return
 		}
 		ctx.Emit(ev, Report{

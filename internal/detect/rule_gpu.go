@@ -496,17 +496,28 @@ func (r *gpu004) Eval(ctx *Context, ev *event.Event) {
 			return
 		}
 		raw := f.RawPath
-		if _, _, ok := procPath(raw); !ok {
-			raw = f.Path
-		}
-		pid, rest, ok := procPath(raw)
-		if !ok || !(rest == "mem" || rest == "environ" || rest == "maps" || rest == "smaps" ||
-			strings.HasPrefix(rest, "map_files/")) {
-			return
-		}
-		t, ok := owner(atoiPID(pid))
-		if !ok {
-			return
+		var t uint32
+		var rest string
+		if f.TargetPID != 0 && (f.Knob == event.KnobProcMem || f.Knob == event.KnobProcMaps || f.Knob == event.KnobProcEnviron) {
+			// The kernel named the process the entry belongs to by its
+			// host pid, whatever path or pid namespace reached it.
+			t, rest = f.TargetPID, strings.TrimPrefix(f.Knob, "proc_pid_")
+			if !isOwner(t) {
+				return
+			}
+		} else {
+			if _, _, ok := procPath(raw); !ok {
+				raw = f.Path
+			}
+			pid, r, ok := procPath(raw)
+			if !ok || !(r == "mem" || r == "environ" || r == "maps" || r == "smaps" ||
+				strings.HasPrefix(r, "map_files/")) {
+				return
+			}
+			if t, ok = owner(atoiPID(pid)); !ok {
+				return
+			}
+			rest = r
 		}
 		a := ctx.eng.ai
 		switch {
@@ -684,6 +695,9 @@ func (r *gpu005) Eval(ctx *Context, ev *event.Event) {
 			return
 		}
 		ok, o := a.tamperTarget(f.RawPath, f.Path, f.Dev, f.Inode, ctx.Now)
+		// The kernel knowing the inode as a model file makes any write
+		// tampering, whatever the file is called now.
+		ok = ok || f.Match.Has(event.MatchModel)
 		if !ok || !o && f.Flags&event.OCreat != 0 && a.newBlob(f.Path, f.Dev, f.Inode, ctx.Now) {
 			return
 		}
@@ -759,11 +773,13 @@ func newGPU006(*Settings) Rule {
 		MITRE:    []string{"T1041", "AML.T0025", "AML.T0072"},
 		Severity: event.SevHigh,
 		Description: "A GPU owner, or a process with a GPU owner of the same container in its fork-time lineage " +
-			"(re-parenting does not hide it), connects to an inet destination outside egress_allowlist. High where " +
-			"egress_allowlist lists destinations beyond loopback for the workload; where it lists none, low " +
-			"until the socket carries model-scale bytes (10 % of the largest model file its container opened, " +
-			"64 KiB to 1 MiB), then high. Critical on a miner pool port or once the socket sent " +
-			"exfil_bytes_threshold. Connects of the last 10 s are judged again when NVML first lists an ancestor.",
+			"(re-parenting does not hide it), connects to an inet destination outside egress_allowlist, or sends " +
+			"datagrams to one without connecting (UDP sendto, raw and ICMP sockets). High where egress_allowlist " +
+			"lists destinations beyond loopback for the workload; where it lists none, low until the socket carries " +
+			"model-scale bytes (10 % of the largest model file its container opened, 64 KiB to 1 MiB), then high. " +
+			"Critical on a miner pool port or once the socket sent exfil_bytes_threshold to it. Sockets it accepted " +
+			"(clients that connected in) do not count. Connects of the last 10 s are judged again when NVML first " +
+			"lists an ancestor.",
 		Knobs: []string{"egress_allowlist", "exfil_bytes_threshold"},
 		Kinds: kinds(event.KindConnect, event.KindEgress, event.KindGPU),
 	}}}
@@ -785,7 +801,7 @@ func (r *gpu006) check(ctx *Context, ev *event.Event, lateOwner uint32) {
 	n := ev.Net
 	p := ev.Process
 	if n == nil || p == nil || !n.DAddr.IsValid() || n.Class == event.ClassLoopback || n.DAddr.IsLoopback() ||
-		n.Class == event.ClassUnix {
+		n.Class == event.ClassUnix || n.Origin == event.OriginAccept { // answering a client that connected in
 		return
 	}
 	if ctx.Settings.EgressAllowed(ev.Container, n.DAddr, n.DPort) {
@@ -814,12 +830,18 @@ func (r *gpu006) check(ctx *Context, ev *event.Event, lateOwner uint32) {
 		sev = event.SevCritical
 		attrs["miner_port"] = "true"
 	}
+	verb := "connected to "
 	if ev.Kind == event.KindEgress {
+		// A destination that came with the send has no connect event: its
+		// first report stands for one.
+		sk, _ := ctx.eng.ai.socks.Peek(sockKeyOf(n))
 		switch {
 		case n.BytesSent >= uint64(ctx.Settings.Config.ExfilBytesThreshold):
 			sev, stage = event.SevCritical, "volume"
 		case !configured && n.BytesSent >= ctx.eng.ai.modelScaleBytes(cidOf(ev.Container)):
 			sev, stage = event.SevHigh, "model_scale"
+		case n.Origin == event.OriginDatagram && sk.reports == 1:
+			stage, verb = "datagram", "sent "+n.Protocol+" datagrams to "
 		default:
 			return
 		}
@@ -836,7 +858,7 @@ func (r *gpu006) check(ctx *Context, ev *event.Event, lateOwner uint32) {
 	ctx.Emit(ev, Report{
 		Key:         "dst:" + dst + ":" + stage,
 		Severity:    sev,
-		Explanation: who(ev) + " in " + where(ev) + " connected to " + dst + " (" + n.Class + "), " + allowNote(configured) + "; " + rel + ".",
+		Explanation: who(ev) + " in " + where(ev) + " " + verb + dst + " (" + n.Class + "), " + allowNote(configured) + "; " + rel + ".",
 		Attrs:       attrs,
 	})
 }

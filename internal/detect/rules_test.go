@@ -718,7 +718,17 @@ func TestRules(t *testing.T) {
 			x := execEv(proc(164, "/usr/bin/bash", "bash", "-c", "# "+strings.Repeat("A", 1000)), infer("x"))
 			x.Process.Truncated = event.TruncArgs
 			return evs(x)
+		}, true, event.SevLow},
+		{"issue 14: the padded shell then dials out: its cut line is corroborated", "C2-001", func() []*event.Event {
+			p := proc(166, "/usr/bin/bash", "bash", "-c", "# "+strings.Repeat("A", 1000))
+			p.p.Truncated = event.TruncArgs
+			return evs(execEv(p, infer("x")), connEv(p, infer("x"), "10.200.2.2", 4444, event.ClassExternal))
 		}, true, event.SevMedium},
+		{"benign: a long python -c entrypoint that talks only to loopback", "C2-001", func() []*event.Event {
+			p := proc(167, "/usr/bin/python3", "python3", "-c", "import os; "+strings.Repeat("x=1; ", 300))
+			p.p.Truncated = event.TruncArgs
+			return evs(connEv(p, infer("x"), "127.0.0.1", 8000, event.ClassLoopback))
+		}, false, 0},
 		{"a long command line of something that is no shell", "C2-001", func() []*event.Event {
 			x := execEv(proc(165, "/usr/bin/java", "java", "-cp", strings.Repeat("/opt/lib/x.jar:", 80)), infer("x"))
 			x.Process.Truncated = event.TruncArgs
@@ -813,6 +823,18 @@ func TestRules(t *testing.T) {
 	}
 	cases = append(cases, aiRuleCases()...)   // GPU-* and EXF-* (rule_ai_cases_test.go)
 	cases = append(cases, selfRuleCases()...) // SELF-* (rule_self_test.go)
+	covered := runRuleCases(t, cases)
+	for _, m := range newTestEngine(t, nil).Catalog() {
+		if !covered[m.ID] {
+			t.Errorf("no firing case for %s", m.ID)
+		}
+	}
+}
+
+// runRuleCases runs each case on a fresh engine and returns the rules that
+// fired as expected.
+func runRuleCases(t *testing.T, cases []ruleCase) map[string]bool {
+	t.Helper()
 	covered := map[string]bool{}
 	for _, tc := range cases {
 		t.Run(tc.rule+"/"+tc.name, func(t *testing.T) {
@@ -839,9 +861,5 @@ func TestRules(t *testing.T) {
 			}
 		})
 	}
-	for _, m := range newTestEngine(t, nil).Catalog() {
-		if !covered[m.ID] {
-			t.Errorf("no firing case for %s", m.ID)
-		}
-	}
+	return covered
 }

@@ -29,6 +29,7 @@ type State struct {
 	gpuOwners  *LRU[uint32, OwnerState]
 	written    *LRU[writtenKey, time.Time]
 	connects   *LRU[uint32, Connect]
+	sockets    *LRU[uint32, recentSockets]
 	shells     *LRU[uint32, ShellExec]
 	// facts asks the kernel (Options.Proc) what events did not say.
 	facts *procFacts
@@ -42,12 +43,25 @@ type ShellExec struct {
 	Container string
 }
 
-// Connect is the last outbound (non-loopback TCP) connect of a process.
+// Connect is an outbound inet connect of a process, or an inbound
+// connection it accepted from a remote peer.
 type Connect struct {
 	Time time.Time
-	Dst  netip.AddrPort
-	// Fd is the connecting socket's descriptor in the caller, or -1.
+	// Dst is the remote end: the destination, or the peer that connected in.
+	Dst netip.AddrPort
+	// Fd is the socket's descriptor in the process, or -1.
 	Fd int32
+	// Accepted is set for a connection the peer opened.
+	Accepted bool
+	Protocol string
+}
+
+// recentSockets are the last inet sockets of a process (connected or
+// accepted, non-loopback), newest at c[n%2]; two, so that a DNS lookup
+// between a connect and the dup of its socket does not hide it.
+type recentSockets struct {
+	c [2]Connect
+	n uint8
 }
 
 // ContainerState is what the engine knows about one container.
@@ -103,6 +117,7 @@ func newState(size int, hostNS event.Namespaces, view ProcView) *State {
 		gpuOwners:  NewLRU[uint32, OwnerState](size, nil),
 		written:    NewLRU[writtenKey, time.Time](size, nil),
 		connects:   NewLRU[uint32, Connect](size, nil),
+		sockets:    NewLRU[uint32, recentSockets](size, nil),
 		shells:     NewLRU[uint32, ShellExec](size, nil),
 	}
 }
@@ -244,6 +259,7 @@ func (s *State) observe(ev *event.Event) {
 			s.procs.Delete(p.PID)
 			s.gpuOwners.Delete(p.PID)
 			s.connects.Delete(p.PID)
+			s.sockets.Delete(p.PID)
 			s.shells.Delete(p.PID)
 		}
 	case event.KindGPU:
@@ -260,11 +276,23 @@ func (s *State) observe(ev *event.Event) {
 			}
 			s.addOwner(g.PID, ev.Time, c)
 		}
-	case event.KindConnect:
+	case event.KindConnect, event.KindAccept:
 		n := ev.Net
-		if p != nil && n != nil && n.UnixPath == "" && n.Protocol == "tcp" && n.DAddr.IsValid() && !n.DAddr.IsLoopback() &&
-			n.Class != event.ClassLoopback && (n.Result == 0 || n.Result == -115) {
-			ci := Connect{Time: ev.Time, Dst: netip.AddrPortFrom(n.DAddr, n.DPort), Fd: n.Fd}
+		if p == nil || n == nil || n.UnixPath != "" || !n.DAddr.IsValid() || n.DAddr.IsLoopback() ||
+			n.Class == event.ClassLoopback || n.Result != 0 && n.Result != -115 {
+			break
+		}
+		ci := Connect{Time: ev.Time, Dst: netip.AddrPortFrom(n.DAddr, n.DPort), Fd: n.Fd,
+			Accepted: ev.Kind == event.KindAccept, Protocol: n.Protocol}
+		if n.Fd >= 0 && (n.Protocol == "tcp" || n.Protocol == "udp") {
+			rs := s.sockets.Ptr(p.PID)
+			if rs == nil {
+				rs = s.sockets.Put(p.PID, recentSockets{})
+			}
+			rs.n++
+			rs.c[rs.n%2] = ci
+		}
+		if ev.Kind == event.KindConnect && n.Protocol == "tcp" {
 			if cp := s.connects.Ptr(p.PID); cp != nil {
 				*cp = ci
 			} else {
@@ -345,13 +373,28 @@ func (s *State) addOwner(pid uint32, t time.Time, c *event.Container) {
 	}
 }
 
-// LastConnect returns the last outbound connect of pid.
+// LastConnect returns the last outbound (non-loopback TCP) connect of pid.
 func (s *State) LastConnect(pid uint32) (Connect, bool) { return s.connects.Peek(pid) }
+
+// SocketOnFd returns the recent non-loopback TCP or UDP socket of pid,
+// connected or accepted, whose descriptor is fd.
+func (s *State) SocketOnFd(pid uint32, fd int32) (Connect, bool) {
+	rs, ok := s.sockets.Peek(pid)
+	if !ok || fd < 0 {
+		return Connect{}, false
+	}
+	for i := range 2 {
+		if c := rs.c[(int(rs.n)-i)%2]; c.Fd == fd && !c.Time.IsZero() {
+			return c, true
+		}
+	}
+	return Connect{}, false
+}
 
 // LastShell returns the last shell started by a child of pid.
 func (s *State) LastShell(pid uint32) (ShellExec, bool) { return s.shells.Peek(pid) }
 
 // evictions sums the evictions of every table.
 func (s *State) evictions() uint64 {
-	return s.facts.byEvent.Evictions() + s.containers.Evictions() + s.procs.Evictions() + s.gpuOwners.Evictions() + s.written.Evictions() + s.connects.Evictions() + s.shells.Evictions()
+	return s.facts.byEvent.Evictions() + s.containers.Evictions() + s.procs.Evictions() + s.gpuOwners.Evictions() + s.written.Evictions() + s.connects.Evictions() + s.sockets.Evictions() + s.shells.Evictions()
 }

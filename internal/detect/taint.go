@@ -122,7 +122,8 @@ type exfTrigger struct {
 	destBytes uint64
 	sev       event.Severity
 	stage     string
-	cookie    uint64
+	origin    string  // the socket's event.Origin*
+	sock      sockKey // the socket and destination of an egress trigger
 	deadline  time.Time
 }
 
@@ -296,10 +297,7 @@ func (a *aiState) onOpen(st *State, p *event.Process, c *event.Container, ev *ev
 	// Ownership is sticky: a server that freed its GPU memory and reloads
 	// its weights is still their owner.
 	owner := p.GPUOwner || st.IsGPUOwner(p.PID) || r != nil && !r.ownerSince.IsZero()
-	isModel := false
-	if mayBeModel(f.Path) || mayBeModel(f.RawPath) {
-		isModel, _ = a.match.IsModel(f.RawPath, f.Path, size)
-	}
+	isModel := a.isModelFile(f, size)
 	if !isModel && owner && f.IsRead() && !write {
 		if r == nil {
 			r = a.proc(p, c)
@@ -620,8 +618,8 @@ func (a *aiState) trigger(t exfTrigger) {
 	t.ev = snapshot(t.ev)
 	t.deadline = s.at.Add(a.grace)
 	for i := range a.deferred {
-		if d := &a.deferred[i]; d.src == s && d.cookie == t.cookie && d.stage == t.stage ||
-			t.cookie != 0 && d.cookie == t.cookie {
+		if d := &a.deferred[i]; d.src == s && d.sock == t.sock && d.stage == t.stage ||
+			t.sock.cookie != 0 && d.sock == t.sock {
 			if t.sev >= d.sev {
 				*d = t
 			}
@@ -647,8 +645,8 @@ func (a *aiState) release(now time.Time) {
 		switch {
 		case t.src.dropped:
 		case t.src.confirmed || !now.Before(t.deadline):
-			if t.cookie != 0 {
-				if sk, ok := a.socks.Peek(t.cookie); ok && sk.bytes > t.bytes {
+			if t.sock.cookie != 0 {
+				if sk, ok := a.socks.Peek(t.sock); ok && sk.bytes > t.bytes {
 					t.bytes = sk.bytes
 					switch {
 					case t.bytes >= t.src.criticalBytes():

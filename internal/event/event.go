@@ -35,6 +35,9 @@ const (
 	KindFinding
 	KindLost
 	KindStatus
+	// KindAccept is an inbound connection a process accepted from a remote
+	// peer (Net.DAddr/DPort are the peer, SAddr/SPort the local end).
+	KindAccept
 	kindMax
 )
 
@@ -51,6 +54,7 @@ var kindNames = [...]string{
 	KindFinding: "finding",
 	KindLost:    "lost",
 	KindStatus:  "status",
+	KindAccept:  "accept",
 }
 
 // String returns the contract name of k.
@@ -205,7 +209,9 @@ func (s PathSource) String() string {
 
 // File is the payload of an open (or of a file-related syscall).
 type File struct {
-	Path       string // absolute
+	// Path is absolute, unless Truncated has TruncPath (then it is the
+	// deepest part, after "..."), or PathSource is PathUnresolved.
+	Path       string
 	RawPath    string // as passed to the syscall
 	PathSource PathSource
 	Flags      uint32
@@ -215,19 +221,184 @@ type File struct {
 	Size   int64 // -1 when unknown
 	Inode  uint64
 	Dev    uint64
-	// Syscall names the call: open, openat, openat2, creat; "held" for a
-	// model file a process held (descriptor or mapping) when the sensor
-	// started, read from /proc.
+	// Syscall names the call: open, openat, openat2, creat,
+	// open_by_handle_at; "held" for a model file a process held
+	// (descriptor or mapping) when the sensor started, read from /proc.
 	Syscall string
+	// Via is ViaIOUring for an io_uring request, "" for a syscall.
+	Via string
+	// Match says how the kernel matched the open: by the path as passed
+	// (MatchName, the only way for a failed open) or by what it opened,
+	// whatever name reached it.
+	Match FileMatch
+	// Knob names the kernel knob of MatchKnob (a KnobNames value).
+	Knob string
+	// Type is the opened inode's type (FileType*), "" when unknown.
+	Type string
+	// Rdev is the device number of a device node (stat(2) encoding).
+	Rdev uint64
+	// TargetPID is, for a /proc/<pid> knob (KnobProcMem ...), the host pid
+	// of the process the entry belongs to, whatever pid namespace or name
+	// the caller reached it through.
+	TargetPID uint32
+	// Repeats counts the opens of the same file by the same process image
+	// with the same access mode that the kernel counted instead of
+	// reporting since the previous report of it (capture.open_repeat_window).
+	Repeats uint32
 	// ExitOnly is set when the open was refused before it ran (a seccomp
 	// filter or a tracer; sys_enter never fired) and was seen at sys_exit
-	// only, with the errno in Result.
+	// only, with the errno in Result. Opens are all seen at sys_exit now,
+	// so the kernel no longer tells the two apart; it stays false.
 	ExitOnly bool
 	// Compat is set for a 32-bit syscall on a 64-bit kernel (a 32-bit
 	// binary, or int 0x80 from a 64-bit one).
 	Compat bool
 	// Truncated marks a path cut short (TruncPath, TruncRawPath).
 	Truncated Truncation
+}
+
+// FileMatch says how the kernel matched an open (File.Match): bits.
+type FileMatch uint8
+
+// File match bits.
+const (
+	// MatchName: the path as passed matched the capture filter.
+	MatchName FileMatch = 1 << iota
+	// MatchModel: the opened inode (device and inode number) is a model
+	// file the model registry knows.
+	MatchModel
+	// MatchKnob: a kernel knob, by filesystem (proc, sysfs, cgroup,
+	// binfmt_misc) and dentry name; File.Knob says which.
+	MatchKnob
+	// MatchDevice: a block device or kernel memory (/dev/mem, /dev/kmem,
+	// /dev/port), by device number.
+	MatchDevice
+	// MatchNamespace: a namespace file of a namespace the caller is not in.
+	MatchNamespace
+	// MatchLayout: a model store blob by its dentry names
+	// (blobs/sha256-<hex>, blobs/<64 hex>).
+	MatchLayout
+	// MatchCall: the call itself is reported (open_by_handle_at).
+	MatchCall
+	matchMax
+)
+
+// MatchNames are the names of the FileMatch bits, bit 0 first.
+var MatchNames = [...]string{"name", "model", "knob", "device", "namespace", "layout", "call"}
+
+// Has reports whether m has every bit of b.
+func (m FileMatch) Has(b FileMatch) bool { return m&b == b && b != 0 }
+
+// ByIdentity reports whether the kernel matched the file itself rather
+// than the name passed.
+func (m FileMatch) ByIdentity() bool {
+	return m&(MatchModel|MatchKnob|MatchDevice|MatchNamespace|MatchLayout) != 0
+}
+
+// Names returns the names of m's bits, in bit order.
+func (m FileMatch) Names() []string {
+	var out []string
+	for i, n := range MatchNames {
+		if m&(1<<i) != 0 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// String joins Names with ",".
+func (m FileMatch) String() string {
+	s := ""
+	for _, n := range m.Names() {
+		if s != "" {
+			s += ","
+		}
+		s += n
+	}
+	return s
+}
+
+// ParseFileMatch parses the names String returns.
+func ParseFileMatch(names []string) (FileMatch, bool) {
+	var m FileMatch
+	for _, n := range names {
+		found := false
+		for i, v := range MatchNames {
+			if v == n {
+				m |= 1 << i
+				found = true
+			}
+		}
+		if !found {
+			return 0, false
+		}
+	}
+	return m, true
+}
+
+// File types (File.Type), from the inode's S_IFMT bits.
+const (
+	FileTypeRegular = "regular"
+	FileTypeDir     = "directory"
+	FileTypeChar    = "char"
+	FileTypeBlock   = "block"
+	FileTypeFIFO    = "fifo"
+	FileTypeSocket  = "socket"
+	FileTypeSymlink = "symlink"
+)
+
+// FileTypeOf returns the File.Type of an i_mode, "" for none.
+func FileTypeOf(mode uint32) string {
+	switch mode & 0o170000 {
+	case 0o100000:
+		return FileTypeRegular
+	case 0o040000:
+		return FileTypeDir
+	case 0o020000:
+		return FileTypeChar
+	case 0o060000:
+		return FileTypeBlock
+	case 0o010000:
+		return FileTypeFIFO
+	case 0o140000:
+		return FileTypeSocket
+	case 0o120000:
+		return FileTypeSymlink
+	}
+	return ""
+}
+
+// Kernel knobs the capture recognises by identity (File.Knob). The kernel
+// runs or acts on what is written to the first ones as root on the host.
+const (
+	KnobCorePattern     = "core_pattern"
+	KnobCorePipeLimit   = "core_pipe_limit"
+	KnobModprobe        = "modprobe"
+	KnobSysrq           = "sysrq"
+	KnobSysrqTrigger    = "sysrq-trigger"
+	KnobHotplug         = "hotplug"
+	KnobPoweroffCmd     = "poweroff_cmd"
+	KnobUeventHelper    = "uevent_helper"
+	KnobReleaseAgent    = "release_agent"
+	KnobNotifyOnRelease = "notify_on_release"
+	KnobBinfmtRegister  = "binfmt_misc/register"
+	// KnobKcore is /proc/kcore, kernel memory.
+	KnobKcore = "kcore"
+	// Another process's /proc/<pid>/ entries (never the caller's own).
+	KnobProcMem     = "proc_pid_mem"
+	KnobProcEnviron = "proc_pid_environ"
+	KnobProcMaps    = "proc_pid_maps"
+)
+
+// IsUMHKnob reports whether k is a knob whose value the kernel executes or
+// acts on as root in the host's namespaces (usermode helpers, sysrq).
+func IsUMHKnob(k string) bool {
+	switch k {
+	case KnobCorePattern, KnobCorePipeLimit, KnobModprobe, KnobSysrq, KnobSysrqTrigger, KnobHotplug,
+		KnobPoweroffCmd, KnobUeventHelper, KnobBinfmtRegister:
+		return true
+	}
+	return false
 }
 
 // Open flag bits (asm-generic, as on x86-64 and arm64).
@@ -263,13 +434,38 @@ const (
 	ClassUnix     = "unix"
 )
 
-// Net is the payload of connect and egress events.
+// Net origins: how a socket came to send to its destination.
+const (
+	OriginConnect  = "connect"  // the socket connected to it
+	OriginAccept   = "accept"   // the peer connected in and the socket was accepted
+	OriginDatagram = "datagram" // the destination came with each send (sendto, raw, ICMP)
+)
+
+// Vias: how an operation reached the kernel other than by its own system
+// call (File.Via, Syscall.Via, Net.Via).
+const (
+	ViaIOUring    = "io_uring"
+	ViaSocketcall = "socketcall" // i386 socketcall(2)
+	ViaFastOpen   = "fastopen"   // TCP fast open: sendto/sendmsg with MSG_FASTOPEN
+	ViaKernel     = "kernel"     // a kernel thread
+	ViaOther      = "other"
+)
+
+// Net is the payload of connect, accept and egress events. For an egress
+// event DAddr/DPort are where the bytes went; for an accept, the remote peer.
 type Net struct {
-	Protocol string // tcp, udp, unix
-	SAddr    netip.Addr
-	SPort    uint16
-	DAddr    netip.Addr
-	DPort    uint16
+	// Protocol is tcp, udp, udplite, icmp, icmpv6 (ping sockets), raw (a
+	// raw socket; IPProto says which protocol), other (IPProto says), unix,
+	// or packet (an AF_PACKET socket: link-layer frames, no IP endpoints).
+	Protocol string
+	// IPProto is the IP protocol number of raw and other sockets, else 0.
+	IPProto uint8
+	SAddr   netip.Addr
+	SPort   uint16
+	// DAddr is invalid when the destination of a send is unknown (the
+	// packet was dropped before it could be seen).
+	DAddr netip.Addr
+	DPort uint16
 	// UnixPath is the sun_path of an AF_UNIX connect ("@name" for abstract).
 	UnixPath string
 	Class    string
@@ -282,6 +478,11 @@ type Net struct {
 	Result int32
 	// Fd is the socket's descriptor in the caller, or -1.
 	Fd int32
+	// Origin is one of the Origin* values, or "" when the socket was first
+	// seen sending (it is older than the sensor, or a loopback accept).
+	Origin string
+	// Via is one of the Via* values, or "" for the call's own syscall.
+	Via string
 }
 
 // SyscallNames are the values Syscall.Name takes: one name per family of
@@ -291,7 +492,7 @@ type Net struct {
 var SyscallNames = []string{
 	"mount", "umount", "unshare", "setns", "ptrace", "process_vm_readv", "process_vm_writev",
 	"init_module", "finit_module", "delete_module", "bpf", "memfd_create", "rename", "unlink",
-	"link", "symlink", "dup", "mknod", "pivot_root", "chroot", "kill",
+	"link", "symlink", "dup", "mknod", "pivot_root", "chroot", "kill", "name_to_handle_at",
 }
 
 // Syscall is the payload of the escape-primitive syscalls.
@@ -313,9 +514,12 @@ type Syscall struct {
 	NSInode uint32
 	// FdIsSocket is set for dup onto stdio when the old fd is a socket.
 	FdIsSocket bool
+	// Via is ViaIOUring for an io_uring request, "" for a syscall.
+	Via string
 	// ExitOnly is set when the call was refused before it ran (a seccomp
 	// filter or a tracer; sys_enter never fired) and was seen at sys_exit
-	// only, with the errno in Ret: a blocked attempt.
+	// only, with the errno in Ret: a blocked attempt. Calls decided at
+	// sys_exit (the path families, name_to_handle_at) never set it.
 	ExitOnly bool
 	// Compat is set for a 32-bit syscall on a 64-bit kernel (a 32-bit
 	// binary, or int 0x80 from a 64-bit one).

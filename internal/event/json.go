@@ -80,8 +80,18 @@ type jsonFile struct {
 	Result     int32  `json:"result"`
 	Syscall    string `json:"syscall,omitempty"`
 	Size       *int64 `json:"size,omitempty"`
-	ExitOnly   bool   `json:"exit_only,omitempty"`
-	Compat     bool   `json:"compat,omitempty"`
+	// Identity of the opened file and how the kernel matched it.
+	Inode     uint64   `json:"inode,omitempty"`
+	Dev       uint64   `json:"dev,omitempty"`
+	Type      string   `json:"type,omitempty"`
+	Rdev      uint64   `json:"rdev,omitempty"`
+	Match     []string `json:"match,omitempty"`
+	Knob      string   `json:"knob,omitempty"`
+	TargetPID uint32   `json:"target_pid,omitempty"`
+	Via       string   `json:"via,omitempty"`
+	Repeats   uint32   `json:"repeats,omitempty"`
+	ExitOnly  bool     `json:"exit_only,omitempty"`
+	Compat    bool     `json:"compat,omitempty"`
 	// Truncated names the paths the capture cut short.
 	Truncated  []string `json:"truncated,omitempty"`
 	PathB64    string   `json:"path_b64,omitempty"`
@@ -90,6 +100,7 @@ type jsonFile struct {
 
 type jsonNet struct {
 	Protocol  string `json:"protocol"`
+	IPProto   uint8  `json:"ip_proto,omitempty"`
 	SAddr     string `json:"saddr,omitempty"`
 	SPort     uint16 `json:"sport"`
 	DAddr     string `json:"daddr,omitempty"`
@@ -102,6 +113,9 @@ type jsonNet struct {
 	Result    int32  `json:"result,omitempty"`
 	// UnixPathB64 is the exact sun_path when it is not valid UTF-8.
 	UnixPathB64 string `json:"unix_path_b64,omitempty"`
+	Fd          *int32 `json:"fd,omitempty"`
+	Origin      string `json:"origin,omitempty"`
+	Via         string `json:"via,omitempty"`
 }
 
 type jsonSys struct {
@@ -117,6 +131,7 @@ type jsonSys struct {
 	Fd2        int32    `json:"fd2,omitempty"`
 	NSInode    uint32   `json:"ns_inode,omitempty"`
 	FdIsSocket bool     `json:"fd_is_socket,omitempty"`
+	Via        string   `json:"via,omitempty"`
 	ExitOnly   bool     `json:"exit_only,omitempty"`
 	Compat     bool     `json:"compat,omitempty"`
 	Truncated  []string `json:"truncated,omitempty"`
@@ -173,9 +188,11 @@ type jsonEvent struct {
 // TimeFormat is RFC 3339 with nanoseconds, as the contract requires.
 const TimeFormat = "2006-01-02T15:04:05.000000000Z07:00"
 
-// MarshalJSON renders e in the --tail -o json contract (docs/output.md).
+// MarshalJSON renders e in the --tail -o json contract (docs/output.md),
+// terminal-safe (TerminalSafeJSON): the line may be read on a terminal.
 func (e *Event) MarshalJSON() ([]byte, error) {
-	return json.Marshal(toJSON(e, 0))
+	b, err := json.Marshal(toJSON(e, 0))
+	return TerminalSafeJSON(b), err
 }
 
 func toJSON(e *Event, depth int) *jsonEvent {
@@ -189,7 +206,8 @@ func toJSON(e *Event, depth int) *jsonEvent {
 	if f := e.File; f != nil {
 		jf := &jsonFile{Path: f.Path, RawPath: f.RawPath, PathSource: f.PathSource.String(), Flags: f.Flags,
 			FlagNames: OpenFlagString(f.Flags), Mode: f.Mode, Result: f.Result, Syscall: f.Syscall,
-			ExitOnly: f.ExitOnly, Compat: f.Compat,
+			Inode: f.Inode, Dev: f.Dev, Type: f.Type, Rdev: f.Rdev, Match: f.Match.Names(), Knob: f.Knob,
+			TargetPID: f.TargetPID, Via: f.Via, Repeats: f.Repeats, ExitOnly: f.ExitOnly, Compat: f.Compat,
 			Truncated: f.Truncated.Names(), PathB64: b64(f.Path), RawPathB64: b64(f.RawPath)}
 		if f.Size >= 0 {
 			sz := f.Size
@@ -198,9 +216,13 @@ func toJSON(e *Event, depth int) *jsonEvent {
 		j.File = jf
 	}
 	if n := e.Net; n != nil {
-		jn := &jsonNet{Protocol: n.Protocol, SPort: n.SPort, DPort: n.DPort, UnixPath: n.UnixPath,
+		jn := &jsonNet{Protocol: n.Protocol, IPProto: n.IPProto, SPort: n.SPort, DPort: n.DPort, UnixPath: n.UnixPath,
 			Class: n.Class, Cookie: n.Cookie, BytesSent: n.BytesSent, Closed: n.Closed, Result: n.Result,
-			UnixPathB64: b64(n.UnixPath)}
+			Origin: n.Origin, Via: n.Via, UnixPathB64: b64(n.UnixPath)}
+		if n.Fd >= 0 && e.Kind != KindEgress {
+			fd := n.Fd
+			jn.Fd = &fd
+		}
 		if n.SAddr.IsValid() {
 			jn.SAddr = n.SAddr.String()
 		}
@@ -212,7 +234,7 @@ func toJSON(e *Event, depth int) *jsonEvent {
 	if s := e.Sys; s != nil {
 		j.Sys = &jsonSys{Name: s.Name, Ret: s.Ret, Flags: s.Flags, Target: s.Target, Path: s.Path, Path2: s.Path2,
 			Arg: s.Arg, Arg2: s.Arg2, Fd: s.Fd, Fd2: s.Fd2, NSInode: s.NSInode, FdIsSocket: s.FdIsSocket,
-			ExitOnly: s.ExitOnly, Compat: s.Compat,
+			Via: s.Via, ExitOnly: s.ExitOnly, Compat: s.Compat,
 			Truncated: s.Truncated.Names(), PathB64: b64(s.Path), Path2B64: b64(s.Path2), ArgB64: b64(s.Arg)}
 	}
 	if g := e.GPU; g != nil {

@@ -56,8 +56,11 @@ func ValidTexts(ss []string) (texts []string, ok bool) {
 
 // Truncation says which fields of a record were cut short on the way: by
 // the kernel's capture bounds (argument bytes, path depth) or by the
-// decoder's (argument count). A truncated field is a prefix of the real
-// value, never the whole of it, and rules must not read it as complete.
+// decoder's (argument count). A truncated field is part of the real value,
+// never the whole of it, and rules must not read it as complete: a prefix
+// for arguments and paths as passed (which end in "..."), the deepest part
+// for paths the kernel walked (exe, cwd, a resolved path: "..." in front),
+// so that no truncated path passes for an absolute one.
 type Truncation uint8
 
 // Truncation bits.

@@ -27,6 +27,7 @@ var kindPairs = [...]struct {
 	{event.KindFinding, sensorv1.EventKind_EVENT_KIND_FINDING},
 	{event.KindLost, sensorv1.EventKind_EVENT_KIND_LOST},
 	{event.KindStatus, sensorv1.EventKind_EVENT_KIND_STATUS},
+	{event.KindAccept, sensorv1.EventKind_EVENT_KIND_ACCEPT},
 }
 
 func kindToProto(k event.Kind) sensorv1.EventKind {
@@ -102,6 +103,8 @@ func eventBodyToProto(ev *event.Event, depth int) *sensorv1.Event {
 			PathSource: sensorv1.PathSource(f.PathSource + 1), Flags: f.Flags,
 			Mode: f.Mode, Result: f.Result, Size: f.Size, Inode: f.Inode, Dev: f.Dev, Syscall: vt(f.Syscall),
 			Truncated: f.Truncated.Names(), ExitOnly: f.ExitOnly, Compat: f.Compat,
+			Via: vt(f.Via), Match: f.Match.Names(), Knob: vt(f.Knob), Type: vt(f.Type), Rdev: f.Rdev, TargetPid: f.TargetPID,
+			Repeats: f.Repeats,
 		}
 		var path, raw []byte
 		pf.Path, path = text(f.Path)
@@ -115,7 +118,7 @@ func eventBodyToProto(ev *event.Event, depth int) *sensorv1.Event {
 		pn := &sensorv1.Net{
 			Protocol: vt(n.Protocol), Saddr: addrString(n.SAddr), Sport: uint32(n.SPort), Daddr: addrString(n.DAddr),
 			Dport: uint32(n.DPort), Class: vt(n.Class), Cookie: n.Cookie, BytesSent: n.BytesSent,
-			Closed: n.Closed, Result: n.Result, Fd: n.Fd,
+			Closed: n.Closed, Result: n.Result, Fd: n.Fd, IpProto: uint32(n.IPProto), Origin: vt(n.Origin), Via: vt(n.Via),
 		}
 		var raw []byte
 		if pn.UnixPath, raw = text(n.UnixPath); raw != nil {
@@ -127,7 +130,7 @@ func eventBodyToProto(ev *event.Event, depth int) *sensorv1.Event {
 		ps := &sensorv1.Syscall{
 			Name: vt(s.Name), Ret: s.Ret, Flags: s.Flags, Target: s.Target, Arg2: s.Arg2,
 			Fd: s.Fd, Fd2: s.Fd2, NsInode: s.NSInode, FdIsSocket: s.FdIsSocket, Truncated: s.Truncated.Names(),
-			ExitOnly: s.ExitOnly, Compat: s.Compat,
+			ExitOnly: s.ExitOnly, Compat: s.Compat, Via: vt(s.Via),
 		}
 		var path, path2, arg []byte
 		ps.Path, path = text(s.Path)
@@ -275,18 +278,27 @@ func eventFromProto(p *sensorv1.Event, depth int) (*event.Event, error) {
 		if ps := f.GetPathSource(); ps >= sensorv1.PathSource_PATH_SOURCE_AS_PASSED && ps <= sensorv1.PathSource_PATH_SOURCE_UNRESOLVED {
 			src = event.PathSource(ps - 1)
 		}
+		match, ok := event.ParseFileMatch(f.GetMatch())
+		if !ok {
+			return nil, fmt.Errorf("file.match: unknown match in %q", f.GetMatch())
+		}
 		ev.File = &event.File{Path: fromText(f.GetPath(), f.GetExact().GetPath()), RawPath: fromText(f.GetRawPath(), f.GetExact().GetRawPath()),
 			PathSource: src, Flags: f.GetFlags(), Mode: f.GetMode(), Result: f.GetResult(), Size: f.GetSize(), Inode: f.GetInode(),
 			Dev: f.GetDev(), Syscall: f.GetSyscall(), Truncated: event.ParseTruncation(f.GetTruncated()),
-			ExitOnly: f.GetExitOnly(), Compat: f.GetCompat()}
+			ExitOnly: f.GetExitOnly(), Compat: f.GetCompat(), Via: f.GetVia(), Match: match, Knob: f.GetKnob(),
+			Type: f.GetType(), Rdev: f.GetRdev(), TargetPID: f.GetTargetPid(), Repeats: f.GetRepeats()}
 	case *sensorv1.Event_Net:
 		n := pl.Net
 		if n.GetSport() > 65535 || n.GetDport() > 65535 {
 			return nil, fmt.Errorf("net: port out of range (%d, %d)", n.GetSport(), n.GetDport())
 		}
-		en := &event.Net{Protocol: n.GetProtocol(), SPort: uint16(n.GetSport()), DPort: uint16(n.GetDport()),
-			UnixPath: fromText(n.GetUnixPath(), n.GetExact().GetUnixPath()), Class: n.GetClass(), Cookie: n.GetCookie(), BytesSent: n.GetBytesSent(),
-			Closed: n.GetClosed(), Result: n.GetResult(), Fd: n.GetFd()}
+		if n.GetIpProto() > 255 {
+			return nil, fmt.Errorf("net: ip_proto %d out of range", n.GetIpProto())
+		}
+		en := &event.Net{Protocol: n.GetProtocol(), IPProto: uint8(n.GetIpProto()), SPort: uint16(n.GetSport()),
+			DPort: uint16(n.GetDport()), UnixPath: fromText(n.GetUnixPath(), n.GetExact().GetUnixPath()),
+			Class: n.GetClass(), Cookie: n.GetCookie(), BytesSent: n.GetBytesSent(), Closed: n.GetClosed(),
+			Result: n.GetResult(), Fd: n.GetFd(), Origin: n.GetOrigin(), Via: n.GetVia()}
 		var err error
 		if en.SAddr, err = parseAddr(n.GetSaddr()); err != nil {
 			return nil, fmt.Errorf("net.saddr: %w", err)
@@ -301,7 +313,7 @@ func eventFromProto(p *sensorv1.Event, depth int) (*event.Event, error) {
 			Path: fromText(s.GetPath(), s.GetExact().GetPath()), Path2: fromText(s.GetPath2(), s.GetExact().GetPath2()),
 			Arg: fromText(s.GetArg(), s.GetExact().GetArg()), Arg2: s.GetArg2(), Fd: s.GetFd(), Fd2: s.GetFd2(),
 			NSInode: s.GetNsInode(), FdIsSocket: s.GetFdIsSocket(), Truncated: event.ParseTruncation(s.GetTruncated()),
-			ExitOnly: s.GetExitOnly(), Compat: s.GetCompat()}
+			ExitOnly: s.GetExitOnly(), Compat: s.GetCompat(), Via: s.GetVia()}
 	case *sensorv1.Event_Gpu:
 		g := pl.Gpu
 		ev.GPU = &event.GPU{Change: g.GetChange(), UUID: g.GetUuid(), Index: int(g.GetIndex()), MIG: g.GetMig(),

@@ -30,6 +30,15 @@ func TestEventProtoRoundTrip(t *testing.T) {
 		Env: []event.EnvVar{{Name: "LD_PRELOAD", Value: "/x.so"}}, StartTime: fixedTime, ExecTime: fixedTime.Add(time.Second),
 		CgroupID: 7, NS: event.Namespaces{Mnt: 1, PID: 2, Net: 3, User: 4, UTS: 5, IPC: 6, Cgroup: 7}, CapEff: 0x1ff, CapPrm: 0x3ff,
 		TTY: true, GPUOwner: true, ExeMemfd: true, Ancestors: []event.Ancestor{{PID: 3, Exe: "/p", Comm: "p"}, {PID: 2, Comm: "kthreadd"}}}}
+	fixtures["open_identity"] = &event.Event{Kind: event.KindOpen, Time: fixedTime, Seq: 5, Process: &event.Process{PID: 6},
+		File: &event.File{Path: ".../d/mem", RawPath: "/tmp/m", PathSource: event.PathKernel, Flags: 2, Result: 4, Size: 0,
+			Inode: 9, Dev: 0x16, Syscall: "openat", Via: event.ViaIOUring, Match: event.MatchKnob | event.MatchName,
+			Knob: event.KnobProcMem, Type: event.FileTypeRegular, TargetPID: 700, Truncated: event.TruncPath | event.TruncRawPath, Repeats: 3}}
+	fixtures["open_device"] = &event.Event{Kind: event.KindOpen, Time: fixedTime, Process: &event.Process{PID: 6},
+		File: &event.File{Path: "/tmp/d", RawPath: "/tmp/d", PathSource: event.PathKernel, Result: 4, Size: 0,
+			Syscall: "open_by_handle_at", Match: event.MatchDevice | event.MatchCall, Type: event.FileTypeBlock, Rdev: 0x800}}
+	fixtures["syscall_io_uring"] = &event.Event{Kind: event.KindSyscall, Time: fixedTime, Process: &event.Process{PID: 6},
+		Sys: &event.Syscall{Name: "rename", Path: "/models/a", Path2: "/tmp/b", Via: event.ViaIOUring, Truncated: event.TruncPath}}
 	for name, ev := range fixtures {
 		t.Run(name, func(t *testing.T) {
 			wire, err := proto.Marshal(EventToProto(ev))

@@ -246,7 +246,7 @@ func planOf(ev *event.Event) (ocsfPlan, error) {
 		}
 		p.class, p.activity = OCSFFileActivity, 14
 		p.setStatus(int64(ev.File.Result))
-	case event.KindConnect, event.KindEgress:
+	case event.KindConnect, event.KindEgress, event.KindAccept:
 		if ev.Net == nil {
 			return p, fmt.Errorf("encode OCSF: %s event without net", ev.Kind)
 		}
@@ -767,8 +767,8 @@ func processActivity(w *jsonWriter, ev *event.Event, p *ocsfPlan) {
 func fileActivity(w *jsonWriter, ev *event.Event) {
 	writeActor(w, ev.Process, ev.Container)
 	if f := ev.File; f != nil {
-		typeID := fileUnknown
-		if f.Flags&event.ODirectry != 0 && f.Result >= 0 {
+		typeID := fileTypeID(f.Type)
+		if typeID == fileUnknown && f.Flags&event.ODirectry != 0 && f.Result >= 0 {
 			typeID = fileFolder // opening with O_DIRECTORY succeeds on directories only
 		}
 		w.object("file")
@@ -804,6 +804,27 @@ func fileActivity(w *jsonWriter, ev *event.Event) {
 	default: // unlink, umount
 		writeOCSFFile(w, "file", s.Path, fileUnknown)
 	}
+}
+
+// fileTypeID maps event.File.Type to file type_id.
+func fileTypeID(t string) int {
+	switch t {
+	case event.FileTypeRegular:
+		return fileRegular
+	case event.FileTypeDir:
+		return fileFolder
+	case event.FileTypeChar:
+		return 3
+	case event.FileTypeBlock:
+		return 4
+	case event.FileTypeSocket:
+		return 5
+	case event.FileTypeFIFO:
+		return 6
+	case event.FileTypeSymlink:
+		return 7
+	}
+	return fileUnknown
 }
 
 // mknodType maps the S_IFMT bits of mknod's mode to file type_id.
@@ -844,28 +865,44 @@ func kernelExtension(w *jsonWriter, ev *event.Event) {
 	w.end()
 }
 
+// ipProtoNums are the IANA numbers of the protocols Net.Protocol names.
+var ipProtoNums = map[string]int64{"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58, "udplite": 136}
+
 func networkActivity(w *jsonWriter, ev *event.Event) {
 	n := ev.Net
 	writeActor(w, ev.Process, ev.Container)
-	src := n.SAddr.IsValid()
+	// An accepted connection was initiated by the remote peer: OCSF puts
+	// the initiator at src_endpoint, and the bytes the local end sends back
+	// are bytes_in (destination to source).
+	inbound := n.Origin == event.OriginAccept
+	local, lport, remote, rport := n.SAddr, n.SPort, n.DAddr, n.DPort
+	srcA, srcP, dstA, dstP := local, lport, remote, rport
+	if inbound {
+		srcA, srcP, dstA, dstP = remote, rport, local, lport
+	}
+	src := srcA.IsValid()
 	if src {
-		writeEndpoint(w, "src_endpoint", n.SAddr, n.SPort)
+		writeEndpoint(w, "src_endpoint", srcA, srcP)
 	}
 	switch {
 	case n.UnixPath != "":
 		w.object("dst_endpoint")
 		w.str("name", n.UnixPath)
 		w.end()
-	case n.DAddr.IsValid():
-		writeEndpoint(w, "dst_endpoint", n.DAddr, n.DPort)
+	case dstA.IsValid():
+		writeEndpoint(w, "dst_endpoint", dstA, dstP)
 	case !src:
-		// An endpoint is required; an unnamed unix socket has none.
+		// An endpoint is required; an unnamed unix socket and a send whose
+		// destination was not seen have none.
 		w.object("dst_endpoint")
 		w.lit("name", event.Unknown)
 		w.end()
 	}
 	w.object("connection_info")
 	dir, dirName := 2, "Outbound"
+	if inbound {
+		dir, dirName = 1, "Inbound"
+	}
 	boundary, boundaryName := 0, ""
 	switch n.Class {
 	case event.ClassLoopback, event.ClassUnix:
@@ -885,13 +922,12 @@ func networkActivity(w *jsonWriter, ev *event.Event) {
 		w.lit("boundary", boundaryName)
 	}
 	w.strNE("protocol_name", n.Protocol)
-	switch n.Protocol {
-	case "tcp":
-		w.int("protocol_num", 6)
-	case "udp":
-		w.int("protocol_num", 17)
+	if num, ok := ipProtoNums[n.Protocol]; ok {
+		w.int("protocol_num", num)
+	} else if n.IPProto != 0 {
+		w.int("protocol_num", int64(n.IPProto))
 	}
-	if a := n.DAddr; a.IsValid() {
+	if a := remote; a.IsValid() {
 		if a.Unmap().Is4() {
 			w.int("protocol_ver_id", 4)
 			w.lit("protocol_ver", "Internet Protocol version 4 (IPv4)")
@@ -903,7 +939,11 @@ func networkActivity(w *jsonWriter, ev *event.Event) {
 	w.end()
 	if ev.Kind == event.KindEgress {
 		w.object("traffic")
-		w.long("bytes_out", n.BytesSent)
+		if inbound {
+			w.long("bytes_in", n.BytesSent)
+		} else {
+			w.long("bytes_out", n.BytesSent)
+		}
 		w.end()
 	}
 }
@@ -1178,6 +1218,29 @@ func writeUnmapped(w *jsonWriter, ev *event.Event) {
 		if f.Dev != 0 {
 			w.uint("dev", f.Dev)
 		}
+		if f.Match != 0 {
+			w.array("match")
+			for i, m := range event.MatchNames {
+				if f.Match&(1<<i) != 0 {
+					w.litElem(m)
+				}
+			}
+			w.endArray()
+		}
+		w.strNE("knob", f.Knob)
+		if f.Rdev != 0 {
+			w.uint("rdev", f.Rdev)
+		}
+		if f.TargetPID != 0 {
+			w.uint("target_pid", uint64(f.TargetPID))
+		}
+		w.strNE("via", f.Via)
+		if f.Truncated&event.TruncPath != 0 {
+			w.bool("path_truncated", true)
+		}
+		if f.Repeats != 0 {
+			w.uint("repeats", uint64(f.Repeats))
+		}
 		w.end()
 	}
 	if n := ev.Net; n != nil {
@@ -1189,6 +1252,8 @@ func writeUnmapped(w *jsonWriter, ev *event.Event) {
 		if n.Result != 0 {
 			w.int("result", int64(n.Result))
 		}
+		w.strNE("origin", n.Origin)
+		w.strNE("via", n.Via)
 		w.end()
 	}
 	if s := ev.Sys; s != nil {
@@ -1213,6 +1278,7 @@ func writeUnmapped(w *jsonWriter, ev *event.Event) {
 		if s.FdIsSocket {
 			w.bool("fd_is_socket", true)
 		}
+		w.strNE("via", s.Via)
 		w.end()
 	}
 	if raw {

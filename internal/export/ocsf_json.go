@@ -3,6 +3,8 @@ package export
 import (
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/kestrel-sec/kestrel/internal/event"
 )
 
 // jsonWriter appends one JSON document to a byte slice. It is the OCSF
@@ -113,8 +115,10 @@ func (w *jsonWriter) uintString(k string, v uint64) {
 // appendJSONString appends s as a JSON string, escaped as encoding/json
 // does without HTML escaping (command lines and paths hold '<', '>' and '&',
 // and SIEMs want them verbatim): quote, backslash and control characters
-// are escaped, invalid UTF-8 becomes U+FFFD, and U+2028/U+2029 are escaped
-// for JavaScript consumers.
+// are escaped and invalid UTF-8 becomes U+FFFD; and, as
+// event.TerminalSafeJSON makes of encoding/json's output, DEL and every
+// non-printable rune (C1 controls, bidi overrides, U+2028/U+2029 ...) are
+// \u escapes, so that a line read on a terminal cannot drive it.
 func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = appendJSONEscaped(b, s)
@@ -148,13 +152,14 @@ const (
 )
 
 // plain8 reports whether none of the eight bytes of x needs escaping or
-// UTF-8 decoding: each is ASCII, not a control character, quote or
+// UTF-8 decoding: each is ASCII, not a control character, DEL, quote or
 // backslash.
 func plain8(x uint64) bool {
 	ctl := (x - lanes01*0x20) &^ x // high bit set where a byte < 0x20
 	q := x ^ (lanes01 * '"')       // zero byte where a quote is
 	bs := x ^ (lanes01 * '\\')     // zero byte where a backslash is
-	zero := ((q - lanes01) &^ q) | ((bs - lanes01) &^ bs)
+	del := x ^ (lanes01 * 0x7f)    // zero byte where a DEL is
+	zero := ((q - lanes01) &^ q) | ((bs - lanes01) &^ bs) | ((del - lanes01) &^ del)
 	return (ctl|zero|x)&lanes80 == 0
 }
 
@@ -173,7 +178,7 @@ func appendJSONEscaped(b []byte, s string) []byte {
 		}
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
+			if c >= 0x20 && c != '"' && c != '\\' && c != 0x7f {
 				i++
 				continue
 			}
@@ -206,9 +211,9 @@ func appendJSONEscaped(b []byte, s string) []byte {
 			start = i
 			continue
 		}
-		if r == '\u2028' || r == '\u2029' {
+		if event.JSONEscapes(r) {
 			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			b = event.AppendJSONRune(b, r)
 			i += size
 			start = i
 			continue

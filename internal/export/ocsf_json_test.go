@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"testing"
+
+	"github.com/kestrel-sec/kestrel/internal/event"
 )
 
 // stdJSONString is what encoding/json writes for s without HTML escaping.
@@ -20,12 +22,15 @@ func stdJSONString(t testing.TB, s string) []byte {
 var jsonStringCases = []string{
 	"", "plain", "/models/llama/model.safetensors", `quote " and \ backslash`, "sh -c 'a > b && c < d'",
 	"tab\there\nnew\rline\b\f", "\x00\x01\x1f\x7f", "caf\u00e9 \u4e2d\u6587 \U0001F600", "line\u2028para\u2029",
-	"bad \xff\xfe utf8 \xc3", "\xed\xa0\x80 surrogate", "trailing \\",
+	"bad \xff\xfe utf8 \xc3", "\xed\xa0\x80 surrogate", "trailing \\", "del\x7f in a long plain run",
+	"c1 \u0085\u009b2J", "evil\u202egpj.sh \u2066x\u2069", "zero\u200bwidth nb\u00a0sp tag\U000E0041",
 }
 
+// The OCSF encoder's strings are what encoding/json writes, made
+// terminal-safe as event.TerminalSafeJSON makes every other JSON output.
 func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
 	for _, s := range jsonStringCases {
-		if got, want := appendJSONString(nil, s), stdJSONString(t, s); !bytes.Equal(got, want) {
+		if got, want := appendJSONString(nil, s), event.TerminalSafeJSON(stdJSONString(t, s)); !bytes.Equal(got, want) {
 			t.Errorf("%q: got %s; want %s", s, got, want)
 		}
 	}
@@ -37,7 +42,7 @@ func FuzzAppendJSONString(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		got := appendJSONString(nil, s)
-		if want := stdJSONString(t, s); !bytes.Equal(got, want) {
+		if want := event.TerminalSafeJSON(stdJSONString(t, s)); !bytes.Equal(got, want) {
 			t.Fatalf("%q: got %s; want %s", s, got, want)
 		}
 		var back string

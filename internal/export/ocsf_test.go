@@ -59,6 +59,10 @@ func ocsfFixtures() map[string]*event.Event {
 		"process_exec": {Kind: event.KindExec, Time: fixedTime, Seq: 7, Process: p, Container: c},
 		"process_exit": {Kind: event.KindExit, Time: fixedTime, Seq: 8, Process: p, Exit: &event.Exit{Code: 0, Signal: 9}},
 		"file_open":    open,
+		"file_open_identity": {Kind: event.KindOpen, Time: fixedTime, Seq: 44, Process: p, Container: c,
+			File: &event.File{Path: "/dev/vda", RawPath: "/tmp/cache.db", PathSource: event.PathKernel, Flags: event.ORdonly,
+				Result: 4, Size: 0, Inode: 12, Dev: 5, Syscall: "openat", Via: event.ViaIOUring, Match: event.MatchDevice,
+				Type: event.FileTypeBlock, Rdev: 0xfe00, Repeats: 2}},
 		"file_rename": {Kind: event.KindSyscall, Time: fixedTime, Seq: 9, Process: p,
 			Sys: &event.Syscall{Name: "rename", Path: "/models/llama/model.safetensors", Path2: "/tmp/.x", Ret: 0}},
 		"process_ptrace": {Kind: event.KindSyscall, Time: fixedTime, Seq: 10, Process: p, Container: c,
@@ -71,6 +75,15 @@ func ocsfFixtures() map[string]*event.Event {
 				DPort: 443, Class: event.ClassExternal, BytesSent: 123456789, Closed: true}},
 		"network_unix": {Kind: event.KindConnect, Time: fixedTime, Seq: 13, Process: p, Container: c,
 			Net: &event.Net{Protocol: "unix", UnixPath: "/run/containerd/containerd.sock", Class: event.ClassUnix}},
+		"network_accept": {Kind: event.KindAccept, Time: fixedTime, Seq: 14, Process: p, Container: c,
+			Net: &event.Net{Protocol: "tcp", SAddr: netip.MustParseAddr("10.244.1.7"), SPort: 8080, DAddr: netip.MustParseAddr("203.0.113.9"),
+				DPort: 51000, Class: event.ClassExternal, Cookie: 78, Fd: 9, Origin: event.OriginAccept}},
+		"network_egress_accepted": {Kind: event.KindEgress, Time: fixedTime, Seq: 15, Process: p, Container: c,
+			Net: &event.Net{Protocol: "tcp", SAddr: netip.MustParseAddr("10.244.1.7"), SPort: 8080, DAddr: netip.MustParseAddr("203.0.113.9"),
+				DPort: 51000, Class: event.ClassExternal, Cookie: 78, BytesSent: 8 << 30, Origin: event.OriginAccept}},
+		"network_egress_icmp": {Kind: event.KindEgress, Time: fixedTime, Seq: 16, Process: p, Container: c,
+			Net: &event.Net{Protocol: "icmp", SAddr: netip.MustParseAddr("10.244.1.7"), DAddr: netip.MustParseAddr("203.0.113.9"),
+				Class: event.ClassExternal, Cookie: 79, BytesSent: 64 << 10, Origin: event.OriginDatagram}},
 	}
 }
 

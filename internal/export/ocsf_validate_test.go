@@ -108,6 +108,16 @@ func ocsfMatrix() map[string]*event.Event {
 		SAddr: v4("10.0.0.5"), SPort: 40000, DAddr: v4("10.9.9.9"), DPort: 80, Class: event.ClassExternal, BytesSent: 1 << 40, Cookie: 5}})
 	add("egress/closed_v6", &event.Event{Kind: event.KindEgress, Process: p, Net: &event.Net{Protocol: "udp",
 		SAddr: v4("2001:db8::5"), SPort: 40000, DAddr: v4("2001:db8::9"), DPort: 443, Class: event.ClassExternal, BytesSent: 7, Closed: true}})
+	add("accept/io_uring", &event.Event{Kind: event.KindAccept, Process: p, Container: c, Net: &event.Net{Protocol: "tcp",
+		SAddr: v4("10.0.0.5"), SPort: 8080, DAddr: v4("203.0.113.9"), DPort: 51000, Class: event.ClassExternal, Cookie: 9, Fd: 7,
+		Origin: event.OriginAccept, Via: event.ViaIOUring}})
+	add("egress/accepted", &event.Event{Kind: event.KindEgress, Process: p, Container: c, Net: &event.Net{Protocol: "tcp",
+		SAddr: v4("10.0.0.5"), SPort: 8080, DAddr: v4("203.0.113.9"), DPort: 51000, Class: event.ClassExternal, BytesSent: 8 << 30,
+		Origin: event.OriginAccept}})
+	add("egress/raw_datagram", &event.Event{Kind: event.KindEgress, Process: p, Net: &event.Net{Protocol: "raw", IPProto: 255,
+		SAddr: v4("10.0.0.5"), DAddr: v4("198.51.100.1"), Class: event.ClassExternal, BytesSent: 1400, Origin: event.OriginDatagram}})
+	add("egress/icmp_no_destination", &event.Event{Kind: event.KindEgress, Process: p, Net: &event.Net{Protocol: "icmp",
+		SAddr: v4("0.0.0.0"), Class: event.Unknown, BytesSent: 64, Origin: event.OriginDatagram}})
 	// Every syscall name of the contract, with success and failure, and
 	// the arguments each mapping looks at.
 	for _, name := range event.SyscallNames {

@@ -17,9 +17,14 @@ type Resolver func(pid uint32) (*event.Process, *event.Container)
 // WriteTable prints the ownership table of snap for `sensor gpus`: one row per
 // GPU (or MIG instance) and owning process, GPU -> pid -> exe -> container ->
 // memory. A device without owners gets one row with "-". resolve may be nil.
+//
+// Every string from the observed system (exe, container and pod names, and
+// the driver's) goes through event.EscapeText: an exe path can hold a
+// newline, a tab, an ANSI sequence or a 0xff byte (tabwriter's escape), and
+// must neither forge a row nor drive the terminal.
 func WriteTable(w io.Writer, snap Snapshot, resolve Resolver) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "# %s\n", snap.State)
+	fmt.Fprintf(tw, "# %s\n", event.EscapeText(snap.State))
 	fmt.Fprintln(tw, "GPU\tUUID\tPID\tEXE\tCONTAINER\tPOD\tUSED\tSM")
 	for _, d := range snap.Devices {
 		if d.MIGEnabled && d.MIG == "" && len(d.Owners) == 0 {
@@ -27,10 +32,10 @@ func WriteTable(w io.Writer, snap Snapshot, resolve Resolver) error {
 			continue
 		}
 		gpu := fmt.Sprint(d.Index)
-		uuid := d.UUID
+		uuid := event.EscapeText(d.UUID)
 		if d.MIG != "" {
 			gpu += "/mig"
-			uuid = d.MIG
+			uuid = event.EscapeText(d.MIG)
 		}
 		if len(d.Owners) == 0 {
 			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\n", gpu, uuid)
@@ -41,15 +46,15 @@ func WriteTable(w io.Writer, snap Snapshot, resolve Resolver) error {
 			if resolve != nil {
 				p, c := resolve(o.PID)
 				if p != nil && p.Exe != "" {
-					exe = p.Exe
+					exe = event.EscapeText(p.Exe)
 				}
 				if c != nil {
-					ctr = shortID(c.ID)
+					ctr = event.EscapeText(shortID(c.ID))
 					if c.Name != "" {
-						ctr = c.Name + " (" + ctr + ")"
+						ctr = event.EscapeText(c.Name) + " (" + ctr + ")"
 					}
 					if c.Pod != "" {
-						pod = c.Namespace + "/" + c.Pod
+						pod = event.EscapeText(c.Namespace + "/" + c.Pod)
 					}
 				}
 			}

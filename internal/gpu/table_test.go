@@ -3,6 +3,8 @@ package gpu
 import (
 	"bytes"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/kestrel-sec/kestrel/internal/event"
@@ -83,5 +85,34 @@ func TestInventory(t *testing.T) {
 	}
 	if inv[3].MIG != "MIG-aaaaaaaa-0000-0000-0000-000000000000" || inv[3].Index != 2 {
 		t.Errorf("MIG instance: got %+v", inv[3])
+	}
+}
+
+// A process may name its executable anything: a newline and a forged row, a
+// tab (a tabwriter cell), an ANSI sequence, a bidi override, a 0xff byte
+// (tabwriter's escape character). Each owner stays one row, escaped.
+func TestWriteTableHostileNames(t *testing.T) {
+	snap := Snapshot{State: "nvml ok\x1b]0;pwned\x07", Devices: []Device{{Index: 0, UUID: "GPU-0", Owners: []Owner{{PID: 66, UsedBytes: gib}}}}}
+	exe := "/tmp/x\n0  GPU-0  1  /usr/bin/python3  -  -  1.0 GiB  -\t\x1b[2J\u202egpj.sh\xff"
+	resolve := func(uint32) (*event.Process, *event.Container) {
+		return &event.Process{PID: 66, Exe: exe}, &event.Container{ID: "evil\u0085id", Name: "c\tn", Pod: "p\u2066", Namespace: "ns\r"}
+	}
+	var buf bytes.Buffer
+	if err := WriteTable(&buf, snap, resolve); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	if n := strings.Count(out, "\n"); n != 3 {
+		t.Errorf("%d lines; want 3 (state, header, one row):\n%s", n, out)
+	}
+	for _, r := range strings.TrimSuffix(out, "\n") {
+		if r != '\n' && (r < 0x20 || r == 0x7f || !strconv.IsPrint(r)) {
+			t.Errorf("%U reaches the terminal raw:\n%q", r, out)
+		}
+	}
+	for _, want := range []string{`/tmp/x\n0  GPU-0`, `\t\x1b[2J\u202egpj.sh\xff`, `c\tn (evil\u0085id)`, `ns\r/p\u2066`, `# nvml ok\x1b]0;pwned\a`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %s:\n%s", want, out)
+		}
 	}
 }

@@ -16,12 +16,13 @@ import (
 
 // attachAll attaches every loaded program from its ELF section name, in
 // name order, so that programs added to bpf/ (net.bpf.h, ...) need no loader
-// change. The syscall handlers are not attached: the dispatcher tail-calls
-// them. A non-optional program that does not attach fails the load.
+// change. The syscall handlers and tail_ programs are not attached: they
+// are tail-called. A non-optional program that does not attach fails the
+// load.
 func (s *Sensor) attachAll(spec *ebpf.CollectionSpec) error {
 	names := make([]string, 0, len(s.coll.Programs))
 	for name := range s.coll.Programs {
-		if !isSyscallHandler(name) {
+		if !isSyscallHandler(name) && !isTailTarget(name) {
 			names = append(names, name)
 		}
 	}

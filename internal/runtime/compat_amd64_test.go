@@ -198,7 +198,7 @@ func TestCompatSyscallNumbers(t *testing.T) {
 		i386[l[1]] = n
 	}
 	// Handler names that are not their syscall's name on i386.
-	rename := map[string]string{"umount": "SYS_UMOUNT2", "oldumount": "SYS_UMOUNT"}
+	rename := map[string]string{"umount": "SYS_UMOUNT2", "oldumount": "SYS_UMOUNT", "accept": "SYS_ACCEPT4"}
 	checked := 0
 	for _, h := range sysHandlers {
 		if h.compat == noSyscall {

@@ -74,12 +74,17 @@ const (
 	openIno      = 72
 	openSize     = 80
 	openDev      = 88
-	openCall     = 92
-	openRFlags   = 94
-	openRawLen   = 96
-	openPathLen  = 98
-	openRaw      = 104
-	openPath     = 616
+	openRdev     = 92
+	openCall     = 96
+	openRFlags   = 98
+	openRawLen   = 100
+	openPathLen  = 102
+	openIMode    = 104
+	openMatch    = 106
+	openKnob     = 107
+	openRepeats  = 108
+	openTarget   = 112
+	openData     = 116
 	rawSlot      = 512
 	openFRawTr   = 1 << 0
 	openFPathTr  = 1 << 1
@@ -87,12 +92,21 @@ const (
 	openFBase    = 1 << 3
 	openFExit    = 1 << 4
 	openFCompat  = 1 << 5
-	openCallMax  = 3
+	openFIOUring = 1 << 6
+	openFRoot    = 1 << 7
+	openFFixed   = 1 << 8
+	openCallMax  = 4
+	openMatchAll = 1<<7 - 1
 	maxArgsKept  = 64
 	maxEnvValLen = 256
 )
 
-var openCallNames = [...]string{"open", "openat", "openat2", "creat"}
+var openCallNames = [...]string{"open", "openat", "openat2", "creat", "open_by_handle_at"}
+
+// truncatedMark starts a path the kernel could not walk to its root (what
+// follows is its deepest part) and ends a path as passed that was longer
+// than the kernel copies, so that no truncated path passes for a whole one.
+const truncatedMark = "..."
 
 // errMalformed is wrapped by every decode error, so callers can count them
 // apart from I/O errors.
@@ -314,6 +328,14 @@ func (d *decoder) decodeExec(h *recHeader, b []byte) (*event.Event, error) {
 		return nil, err
 	}
 	flags := le.Uint32(b[execFlags:])
+	// A path deeper than the kernel's walk is its deepest part: marked, so
+	// that it does not pass for an absolute path.
+	if flags&execFExeTr != 0 {
+		exe = truncatedMark + exe
+	}
+	if flags&execFCwdTr != 0 {
+		cwd = truncatedMark + cwd
+	}
 	pe := &procEvent{p: h.Process}
 	p := &pe.p
 	p.PPID = le.Uint32(b[execPPID:])
@@ -425,18 +447,19 @@ func (d *decoder) decodeExit(h *recHeader, b []byte) (*event.Event, error) {
 }
 
 func (d *decoder) decodeOpen(h *recHeader, b []byte) (*event.Event, error) {
-	if len(b) < openPath+1 {
-		return nil, malformed("open record of %d bytes, want at least %d", len(b), openPath+1)
+	if len(b) < openData+2 {
+		return nil, malformed("open record of %d bytes, want at least %d", len(b), openData+2)
 	}
+	rawLen := int(le.Uint16(b[openRawLen:]))
 	pathLen := int(le.Uint16(b[openPathLen:]))
-	if openPath+pathLen+1 != len(b) {
-		return nil, malformed("open path length %d does not match record size %d", pathLen, len(b))
+	if openData+rawLen+1+pathLen+1 != len(b) {
+		return nil, malformed("open raw length %d and path length %d do not match record size %d", rawLen, pathLen, len(b))
 	}
-	raw, err := slotString(b, openRaw, int(le.Uint16(b[openRawLen:])), rawSlot, "raw path")
+	raw, err := slotString(b, openData, rawLen, rawSlot, "raw path")
 	if err != nil {
 		return nil, err
 	}
-	kpath, err := slotString(b, openPath, pathLen, pathSlot, "path")
+	kpath, err := slotString(b, openData+rawLen+1, pathLen, pathSlot, "path")
 	if err != nil {
 		return nil, err
 	}
@@ -444,24 +467,42 @@ func (d *decoder) decodeOpen(h *recHeader, b []byte) (*event.Event, error) {
 	if call > openCallMax {
 		return nil, malformed("open call id %d unknown", call)
 	}
+	match := b[openMatch]
+	if match&^openMatchAll != 0 {
+		return nil, malformed("open match bits %#x unknown", match)
+	}
+	knob := ""
+	if match&uint8(event.MatchKnob) != 0 {
+		if knob = knobName(b[openKnob]); knob == "" {
+			return nil, malformed("open knob id %d unknown", b[openKnob])
+		}
+	}
 	rflags := le.Uint16(b[openRFlags:])
 	fe := d.files.new()
 	fe.p = h.Process
 	f := &fe.f
 	*f = event.File{
-		RawPath:  raw,
-		Flags:    le.Uint32(b[openFlags:]),
-		Mode:     le.Uint32(b[openMode:]),
-		Result:   int32(le.Uint32(b[openResult:])),
-		Size:     -1,
-		Syscall:  openCallNames[call],
-		ExitOnly: rflags&openFExit != 0,
-		Compat:   rflags&openFCompat != 0,
+		RawPath:   raw,
+		Flags:     le.Uint32(b[openFlags:]),
+		Mode:      le.Uint32(b[openMode:]),
+		Result:    int32(le.Uint32(b[openResult:])),
+		Size:      -1,
+		Syscall:   openCallNames[call],
+		Match:     event.FileMatch(match),
+		Knob:      knob,
+		Repeats:   le.Uint32(b[openRepeats:]),
+		TargetPID: le.Uint32(b[openTarget:]),
+		ExitOnly:  rflags&openFExit != 0,
+		Compat:    rflags&openFCompat != 0,
+	}
+	if rflags&openFIOUring != 0 {
+		f.Via = event.ViaIOUring
 	}
 	if rflags&openFRawTr != 0 {
 		f.Truncated |= event.TruncRawPath
 	}
-	if rflags&openFPathTr != 0 {
+	trunc := rflags&openFPathTr != 0
+	if trunc {
 		f.Truncated |= event.TruncPath
 	}
 	switch {
@@ -470,10 +511,32 @@ func (d *decoder) decodeOpen(h *recHeader, b []byte) (*event.Event, error) {
 		f.Size = int64(le.Uint64(b[openSize:]))
 		f.Inode = le.Uint64(b[openIno:])
 		f.Dev = kernelDevToUser(le.Uint32(b[openDev:]))
+		imode := uint32(le.Uint16(b[openIMode:]))
+		f.Type = event.FileTypeOf(imode)
+		if f.Type == event.FileTypeChar || f.Type == event.FileTypeBlock {
+			f.Rdev = kernelDevToUser(le.Uint32(b[openRdev:]))
+		}
+		if trunc {
+			f.Path = truncatedMark + kpath
+		}
+	case raw != "" && raw[0] == '/' && rflags&openFRoot != 0 && kpath != "" && kpath[0] == '/':
+		// A chrooted caller: its "/" is kpath.
+		f.Path, f.PathSource = path.Join(kpath, raw), event.PathKernel
+		if trunc {
+			f.Path = truncatedMark + f.Path
+		}
 	case raw != "" && raw[0] == '/':
 		f.Path, f.PathSource = raw, event.PathAsPassed
+		if f.Truncated&event.TruncRawPath != 0 {
+			// The path as passed is the path: it is cut short too.
+			f.Path = raw + truncatedMark
+			f.Truncated |= event.TruncPath
+		}
 	case rflags&openFBase != 0 && kpath != "" && kpath[0] == '/':
 		f.Path, f.PathSource = path.Join(kpath, raw), event.PathKernel
+		if trunc {
+			f.Path = truncatedMark + f.Path
+		}
 	default:
 		f.Path, f.PathSource = raw, event.PathUnresolved
 	}

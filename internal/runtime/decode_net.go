@@ -17,8 +17,10 @@ import (
 
 // Record types of bpf/common.h owned by the network programs.
 const (
-	recConnect   = 10
-	recSockStats = 11
+	recConnect    = 10
+	recSockStats  = 11
+	recAccept     = 12
+	recSockClosed = 13 // handled by the egress reporter, never an event
 )
 
 // netEventAlloc holds an event and its payloads in one allocation.
@@ -39,31 +41,38 @@ func netEvent(h *recHeader, k event.Kind) *event.Event {
 // Sizes and offsets of struct conn_rec and struct egress_val (bpf/net.bpf.h),
 // counted from the start of the record, header included.
 const (
-	connRecSize   = 224
-	connCookie    = 56
-	connFamily    = 64
-	connProto     = 65
-	connFlags     = 66
-	connPathLen   = 67
-	connResult    = 68
-	connFd        = 72
-	connSport     = 76
-	connDport     = 78
-	connSaddr     = 80
-	connDaddr     = 96
-	connPath      = 112
-	unixPathMax   = 108
-	egressValSize = 120
-	egCookie      = 56
-	egBytes       = 64
-	egSends       = 72
-	egFamily      = 80
-	egProto       = 81
-	egFlags       = 82
-	egSport       = 84
-	egDport       = 86
-	egSaddr       = 88
-	egDaddr       = 104
+	connRecSize      = 224
+	connCookie       = 56
+	connFamily       = 64
+	connProto        = 65
+	connFlags        = 66
+	connPathLen      = 67
+	connResult       = 68
+	connFd           = 72
+	connSport        = 76
+	connDport        = 78
+	connSaddr        = 80
+	connDaddr        = 96
+	connPath         = 112
+	connVia          = 220
+	connSotype       = 221
+	unixPathMax      = 108
+	egressValSize    = 128
+	egCookie         = 56
+	egBytes          = 64
+	egSends          = 72
+	egFamily         = 80
+	egProto          = 81
+	egFlags          = 82
+	egSotype         = 83
+	egSport          = 84
+	egDport          = 86
+	egSaddr          = 88
+	egDaddr          = 104
+	egOrigin         = 120
+	sockClosedSize   = 64
+	sockClosedCookie = 56
+	dgramKeySize     = 32
 )
 
 // conn_rec.flags and egress_val.flags bits (CONN_F_* in bpf/net.bpf.h).
@@ -74,39 +83,68 @@ const (
 	connFDst    = 0x08
 	connFUPath  = 0x10
 	connFClosed = 0x20
+	egFDgram    = 0x40
+	egFNoDst    = 0x80
+)
+
+// vias are conn_rec.via (enum net_via), origins egress_val.origin (enum
+// eg_origin), by value.
+var (
+	vias    = [...]string{"", event.ViaIOUring, event.ViaSocketcall, event.ViaFastOpen, event.ViaKernel, event.ViaOther}
+	origins = [...]string{"", event.OriginConnect, event.OriginAccept, event.OriginDatagram}
 )
 
 // Address families and protocols as the kernel numbers them.
 const (
-	afUnix  = 1
-	afInet  = 2
-	afInet6 = 10
+	afUnix   = 1
+	afInet   = 2
+	afInet6  = 10
+	afPacket = 17
 
-	ipprotoTCP = 6
-	ipprotoUDP = 17
+	ipprotoICMP    = 1
+	ipprotoTCP     = 6
+	ipprotoUDP     = 17
+	ipprotoICMPv6  = 58
+	ipprotoUDPLite = 136
+
+	sockStream = 1
+	sockDgram  = 2
+	sockRaw    = 3
 )
 
-// decodeNet decodes a REC_CONNECT or REC_SOCK_STATS record. h is the already
-// validated common header of b (b is the whole record, header included).
+// decodeNet decodes a REC_CONNECT, REC_ACCEPT or REC_SOCK_STATS record. h
+// is the already validated common header of b (b is the whole record,
+// header included).
 func decodeNet(h *recHeader, b []byte) (*event.Event, error) {
 	switch h.Type {
 	case recConnect:
-		return decodeConnect(h, b)
+		return decodeConnect(h, b, event.KindConnect)
+	case recAccept:
+		return decodeConnect(h, b, event.KindAccept)
 	case recSockStats:
 		return decodeSockStats(h, b)
 	}
 	return nil, malformed("unknown network record type %d", h.Type)
 }
 
-func decodeConnect(h *recHeader, b []byte) (*event.Event, error) {
+// decodeConnect decodes struct conn_rec, the layout of connect and accept
+// records.
+func decodeConnect(h *recHeader, b []byte, kind event.Kind) (*event.Event, error) {
 	if len(b) != connRecSize {
-		return nil, malformed("connect record is %d bytes, want %d", len(b), connRecSize)
+		return nil, malformed("%s record is %d bytes, want %d", kind, len(b), connRecSize)
 	}
 	family := b[connFamily]
 	flags := b[connFlags]
-	e := netEvent(h, event.KindConnect)
+	if int(b[connVia]) >= len(vias) {
+		return nil, malformed("%s via %d", kind, b[connVia])
+	}
+	e := netEvent(h, kind)
 	n := e.Net
 	n.Cookie = le.Uint64(b[connCookie:])
+	n.Via = vias[b[connVia]]
+	if kind == event.KindAccept {
+		n.Origin = event.OriginAccept
+	}
 	if flags&connFResult != 0 {
 		n.Result = int32(le.Uint32(b[connResult:]))
 	}
@@ -115,11 +153,9 @@ func decodeConnect(h *recHeader, b []byte) (*event.Event, error) {
 	}
 	switch family {
 	case afInet, afInet6:
-		proto, err := inetProto(b[connProto])
-		if err != nil {
+		if err := inetProto(n, b[connSotype], b[connProto]); err != nil {
 			return nil, err
 		}
-		n.Protocol = proto
 		if flags&connFDst != 0 {
 			n.DAddr = inetAddr(family, b[connDaddr:connDaddr+16])
 			n.DPort = le.Uint16(b[connDport:])
@@ -129,6 +165,9 @@ func decodeConnect(h *recHeader, b []byte) (*event.Event, error) {
 			n.SPort = le.Uint16(b[connSport:])
 		}
 	case afUnix:
+		if kind != event.KindConnect {
+			return nil, malformed("%s of a unix socket", kind)
+		}
 		pl := int(b[connPathLen])
 		if pl > unixPathMax {
 			return nil, malformed("unix path length %d exceeds %d", pl, unixPathMax)
@@ -136,34 +175,43 @@ func decodeConnect(h *recHeader, b []byte) (*event.Event, error) {
 		n.Protocol = "unix"
 		n.UnixPath = unixPath(b[connPath : connPath+pl])
 	default:
-		return nil, malformed("connect address family %d", family)
+		return nil, malformed("%s address family %d", kind, family)
 	}
 	return e, nil
 }
 
 // decodeSockStats decodes struct egress_val, which is both the REC_SOCK_STATS
-// record and the value of the egress_socks map.
+// record and the value of the egress_socks and egress_dgram maps.
 func decodeSockStats(h *recHeader, b []byte) (*event.Event, error) {
 	if len(b) != egressValSize {
 		return nil, malformed("socket stats record is %d bytes, want %d", len(b), egressValSize)
 	}
 	family := b[egFamily]
-	if family != afInet && family != afInet6 {
+	if family != afInet && family != afInet6 && family != afPacket {
 		return nil, malformed("socket stats address family %d", family)
 	}
-	proto, err := inetProto(b[egProto])
-	if err != nil {
-		return nil, err
+	if int(b[egOrigin]) >= len(origins) {
+		return nil, malformed("socket stats origin %d", b[egOrigin])
 	}
 	flags := b[egFlags]
 	e := netEvent(h, event.KindEgress)
 	n := e.Net
-	n.Protocol = proto
 	n.Cookie = le.Uint64(b[egCookie:])
 	n.BytesSent = le.Uint64(b[egBytes:])
-	n.DAddr = inetAddr(family, b[egDaddr:egDaddr+16])
-	n.DPort = le.Uint16(b[egDport:])
+	n.Origin = origins[b[egOrigin]]
 	n.Closed = flags&connFClosed != 0
+	if family == afPacket {
+		// Link-layer frames: no IP endpoints.
+		n.Protocol = "packet"
+		return e, nil
+	}
+	if err := inetProto(n, b[egSotype], b[egProto]); err != nil {
+		return nil, err
+	}
+	if flags&egFNoDst == 0 {
+		n.DAddr = inetAddr(family, b[egDaddr:egDaddr+16])
+		n.DPort = le.Uint16(b[egDport:])
+	}
 	if flags&connFSrc != 0 {
 		n.SAddr = inetAddr(family, b[egSaddr:egSaddr+16])
 		n.SPort = le.Uint16(b[egSport:])
@@ -171,14 +219,34 @@ func decodeSockStats(h *recHeader, b []byte) (*event.Event, error) {
 	return e, nil
 }
 
-func inetProto(p uint8) (string, error) {
-	switch p {
-	case ipprotoTCP:
-		return "tcp", nil
-	case ipprotoUDP:
-		return "udp", nil
+// inetProto names the protocol of an inet socket of type sotype and IP
+// protocol proto in n. Stream and datagram sockets of a protocol the sensor
+// does not name (sctp) are "other", with the number in IPProto.
+func inetProto(n *event.Net, sotype, proto uint8) error {
+	if sotype == sockRaw {
+		n.Protocol, n.IPProto = "raw", proto
+		return nil
 	}
-	return "", malformed("inet protocol %d", p)
+	if sotype == 0 || sotype > 6 { // SOCK_STREAM .. SOCK_DCCP; SOCK_PACKET is not inet
+		return malformed("inet socket type %d", sotype)
+	}
+	switch proto {
+	case ipprotoTCP:
+		n.Protocol = "tcp"
+	case ipprotoUDP:
+		n.Protocol = "udp"
+	case ipprotoUDPLite:
+		n.Protocol = "udplite"
+	case ipprotoICMP:
+		n.Protocol = "icmp"
+	case ipprotoICMPv6:
+		n.Protocol = "icmpv6"
+	case 0:
+		return malformed("inet protocol 0 on a socket of type %d", sotype)
+	default:
+		n.Protocol, n.IPProto = "other", proto
+	}
+	return nil
 }
 
 // inetAddr reads an address stored in network byte order, IPv4 in the first

@@ -23,16 +23,17 @@ const (
 	sysSize     = 2224
 
 	sysFSocket   = 1 << 0
+	sysFPathTr   = 1 << 2
 	sysFExitOnly = 1 << 3
 	sysFCompat   = 1 << 4
-	sysFPathTr   = 1 << 2
+	sysFIOUring  = 1 << 5
 )
 
 // sysCallNames are the event.Syscall names of enum sys_call.
 var sysCallNames = [...]string{
 	"mount", "umount", "unshare", "setns", "ptrace", "process_vm_readv", "process_vm_writev",
 	"init_module", "finit_module", "delete_module", "bpf", "memfd_create", "rename", "unlink",
-	"link", "symlink", "dup", "mknod", "pivot_root", "chroot", "kill",
+	"link", "symlink", "dup", "mknod", "pivot_root", "chroot", "kill", "name_to_handle_at",
 }
 
 type sysEvent struct {
@@ -79,8 +80,24 @@ func (d *decoder) decodeSyscall(h *recHeader, b []byte) (*event.Event, error) {
 		ExitOnly:   sflags&sysFExitOnly != 0,
 		Compat:     sflags&sysFCompat != 0,
 	}
-	if le.Uint16(b[sysSFlags:])&sysFPathTr != 0 {
+	if sflags&sysFPathTr != 0 {
 		se.s.Truncated = event.TruncPath
+		// A path as passed that filled its slot ends with the mark; one
+		// finit_module resolved from its fd starts with it.
+		switch {
+		case se.s.Name == "finit_module" && path != "":
+			se.s.Path = truncatedMark + path
+		default:
+			if len(path) >= rawSlot-1 {
+				se.s.Path = path + truncatedMark
+			}
+			if len(path2) >= rawSlot-1 {
+				se.s.Path2 = path2 + truncatedMark
+			}
+		}
+	}
+	if sflags&sysFIOUring != 0 {
+		se.s.Via = event.ViaIOUring
 	}
 	se.e = event.Event{Kind: event.KindSyscall, Time: h.Time, Process: &se.p, Sys: &se.s}
 	return &se.e, nil

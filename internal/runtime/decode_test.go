@@ -61,6 +61,17 @@ func execEnvAt(b []byte) int {
 	return execData + int(le.Uint16(b[execExeLen:])) + 1 + int(le.Uint16(b[execCwdLen:])) + 1 + int(le.Uint16(b[execArgsLen:]))
 }
 
+func TestDecodeExecTruncatedPaths(t *testing.T) {
+	b := buildExec(execFields{hdrFields: testHdr, exe: "/d/d/x", cwd: "/d/d", flags: execFExeTr | execFCwdTr})
+	e, err := testDecoder().decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Process.Exe != ".../d/d/x" || e.Process.Cwd != ".../d/d" {
+		t.Errorf("exe %q cwd %q; want both marked truncated", e.Process.Exe, e.Process.Cwd)
+	}
+}
+
 func TestDecodeExecMemfdAndCutEnv(t *testing.T) {
 	b := buildExec(execFields{
 		hdrFields: testHdr, exe: "memfd:payload (deleted)", flags: execFEnvTr,
@@ -139,6 +150,16 @@ func TestDecodeOpen(t *testing.T) {
 			"mnt:[4026531841]", event.PathKernel, 0},
 		{"refused before sys_enter, compat", openFields{result: -1, call: 0, rflags: openFExit | openFCompat, raw: "/etc/shadow"},
 			"/etc/shadow", event.PathAsPassed, -1},
+		{"deeper than the walk", openFields{result: 3, call: 1, rflags: openFKernel | openFPathTr, size: 1, raw: "w.bin", path: "/d/e/w.bin"},
+			".../d/e/w.bin", event.PathKernel, 1},
+		{"raw longer than copied", openFields{result: -2, call: 1, rflags: openFRawTr, raw: "/models/aaaa"},
+			"/models/aaaa...", event.PathAsPassed, -1},
+		{"failed absolute in a chroot", openFields{result: -13, call: 1, rflags: openFRoot, raw: "/etc/shadow", path: "/proc/2/root"},
+			"/proc/2/root/etc/shadow", event.PathKernel, -1},
+		{"failed relative, base deeper than the walk", openFields{result: -2, call: 1, rflags: openFBase | openFPathTr, raw: "x.pt", path: "/a/b"},
+			".../a/b/x.pt", event.PathKernel, -1},
+		{"open_by_handle_at", openFields{result: 5, call: 4, rflags: openFKernel, match: 1 << 6, path: "/etc/shadow", size: 3},
+			"/etc/shadow", event.PathKernel, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -150,7 +171,9 @@ func TestDecodeOpen(t *testing.T) {
 			f := e.File
 			if f.Path != tt.path || f.PathSource != tt.source || f.Size != tt.size || f.Result != tt.f.result ||
 				f.RawPath != tt.f.raw || f.Syscall != openCallNames[tt.f.call] ||
-				f.ExitOnly != (tt.f.rflags&openFExit != 0) || f.Compat != (tt.f.rflags&openFCompat != 0) {
+				f.ExitOnly != (tt.f.rflags&openFExit != 0) || f.Compat != (tt.f.rflags&openFCompat != 0) ||
+				(f.Truncated&event.TruncPath != 0) != (tt.f.rflags&(openFPathTr|openFRawTr) != 0) ||
+				(f.Truncated&event.TruncRawPath != 0) != (tt.f.rflags&openFRawTr != 0) {
 				t.Errorf("got %+v; want path %q source %v size %d", f, tt.path, tt.source, tt.size)
 			}
 		})
@@ -163,8 +186,43 @@ func TestDecodeOpenDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	// kernel dev 8:1 is what stat(2) reports as 0x801
-	if e.File.Dev != 0x801 || e.File.Inode != 12 || e.File.Size != 1<<30 {
-		t.Errorf("dev %#x inode %d size %d", e.File.Dev, e.File.Inode, e.File.Size)
+	if e.File.Dev != 0x801 || e.File.Inode != 12 || e.File.Size != 1<<30 || e.File.Type != event.FileTypeRegular ||
+		e.File.Match != event.MatchName {
+		t.Errorf("dev %#x inode %d size %d type %q match %v", e.File.Dev, e.File.Inode, e.File.Size, e.File.Type, e.File.Match)
+	}
+}
+
+// TestDecodeOpenIdentity: how the kernel matched an open (the knob, the
+// device number of a node, io_uring, repeats) reaches the event.
+func TestDecodeOpenIdentity(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		f    openFields
+		want event.File
+	}{
+		{"knob", openFields{result: 3, call: 1, rflags: openFKernel, imode: 0o100644, match: uint8(event.MatchKnob), knob: 1,
+			raw: "/tmp/cp", path: "/proc/sys/kernel/core_pattern"},
+			event.File{Match: event.MatchKnob, Knob: event.KnobCorePattern, Type: event.FileTypeRegular}},
+		{"block device made by mknod", openFields{result: 3, call: 1, rflags: openFKernel, imode: 0o060600, rdev: 8 << 20,
+			match: uint8(event.MatchDevice), raw: "/tmp/d", path: "/tmp/d"},
+			event.File{Match: event.MatchDevice, Type: event.FileTypeBlock, Rdev: 0x800}},
+		{"model by inode, io_uring, repeats", openFields{result: 4, call: 1, rflags: openFKernel | openFIOUring, imode: 0o100600,
+			match: uint8(event.MatchModel), repeats: 41, raw: "/tmp/notes.txt", path: "/tmp/notes.txt"},
+			event.File{Match: event.MatchModel, Type: event.FileTypeRegular, Via: event.ViaIOUring, Repeats: 41}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.f.hdrFields = testHdr
+			e, err := testDecoder().decode(buildOpen(tt.f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := e.File
+			if f.Match != tt.want.Match || f.Knob != tt.want.Knob || f.Type != tt.want.Type || f.Rdev != tt.want.Rdev ||
+				f.Via != tt.want.Via || f.Repeats != tt.want.Repeats {
+				t.Errorf("got match %v knob %q type %q rdev %#x via %q repeats %d; want %+v",
+					f.Match, f.Knob, f.Type, f.Rdev, f.Via, f.Repeats, tt.want)
+			}
+		})
 	}
 }
 
@@ -262,10 +320,12 @@ func TestDecodeMalformed(t *testing.T) {
 			return b
 		}), "env entry header"},
 		{"exec too short", mut(exec[:execData-1], func(b []byte) []byte { le.PutUint16(b[hdrSizeOff:], uint16(len(b))); return b }), "exec record"},
-		{"open raw unterminated", mut(open, func(b []byte) []byte { le.PutUint16(b[openRawLen:], 3); return b }), "raw path is not NUL-terminated"},
-		{"open path length", mut(open, func(b []byte) []byte { le.PutUint16(b[openPathLen:], 7); return b }), "open path length"},
+		{"open raw unterminated", mut(open, func(b []byte) []byte { b[openData+int(le.Uint16(b[openRawLen:]))] = 'x'; return b }), "raw path is not NUL-terminated"},
+		{"open path length", mut(open, func(b []byte) []byte { le.PutUint16(b[openPathLen:], 7); return b }), "open raw length"},
+		{"open match bits", mut(open, func(b []byte) []byte { b[openMatch] = 0x80; return b }), "match bits"},
+		{"open knob id", mut(open, func(b []byte) []byte { b[openMatch] = uint8(event.MatchKnob); b[openKnob] = 200; return b }), "knob id 200"},
 		{"open call", mut(open, func(b []byte) []byte { le.PutUint16(b[openCall:], 9); return b }), "call id"},
-		{"open embedded NUL", mut(open, func(b []byte) []byte { b[openRaw+2] = 0; return b }), "embedded NUL"},
+		{"open embedded NUL", mut(open, func(b []byte) []byte { b[openData+2] = 0; return b }), "embedded NUL"},
 		{"fork size", mut(buildFork(testHdr, 1, 2, 3, 0), func(b []byte) []byte {
 			b = append(b, 0)
 			le.PutUint16(b[hdrSizeOff:], uint16(len(b)))
@@ -346,12 +406,13 @@ func TestRecordLayout(t *testing.T) {
 		t.Errorf("exec_rec is %d bytes; decoder allows %d bytes of strings from %d", size, 2*pathSlot+argsSlot+envKeptMax, execData)
 	}
 	for f, off := range map[string]int{"result": openResult, "flags": openFlags, "mode": openMode,
-		"dirfd": openDirfd, "ino": openIno, "size": openSize, "dev": openDev, "call": openCall,
-		"rflags": openRFlags, "raw_len": openRawLen, "path_len": openPathLen, "raw": openRaw, "path": openPath} {
+		"dirfd": openDirfd, "ino": openIno, "size": openSize, "dev": openDev, "rdev": openRdev, "call": openCall,
+		"rflags": openRFlags, "raw_len": openRawLen, "path_len": openPathLen, "imode": openIMode, "match": openMatch,
+		"knob": openKnob, "repeats": openRepeats, "target": openTarget, "data": openData} {
 		check("open_rec", f, off)
 	}
-	if _, size := offsets("open_rec"); size != openPath+pathSlot {
-		t.Errorf("open_rec is %d bytes; want %d", size, openPath+pathSlot)
+	if _, size := offsets("open_rec"); size < openData+rawSlot+pathSlot {
+		t.Errorf("open_rec is %d bytes; want room for a %d-byte raw path and a %d-byte path", size, rawSlot, pathSlot)
 	}
 	for f, off := range map[string]int{"child_tgid": forkChild, "parent_tgid": forkParent, "child_start_ns": forkStart,
 		"child_cgroup_id": forkCgroup} {
@@ -388,6 +449,8 @@ func fuzzSeeds() map[string][]byte {
 		"exec":      sampleExec(),
 		"open":      sampleOpen(),
 		"open_base": buildOpen(openFields{hdrFields: testHdr, result: -2, rflags: openFBase, raw: "a.pt", path: "/x"}),
+		"open_knob": buildOpen(openFields{hdrFields: testHdr, result: 3, rflags: openFKernel | openFPathTr | openFIOUring, imode: 0o100644,
+			match: uint8(event.MatchKnob), knob: 9, raw: "/tmp/ra", path: "/sys/fs/cgroup/rdma/release_agent"}),
 		"fork":      buildFork(testHdr, 1, 2, 3, 0),
 		"exit":      buildExit(testHdr, 9, 3),
 		"truncated": sampleExec()[:100],

@@ -96,40 +96,124 @@ func filterTables(cfg config.CaptureConfig) (prefix, suffix, proc []filterEntry,
 	return prefix, suffix, proc, nil
 }
 
-// gateBytes is the size of each two-byte gate bitmap (bpf/open.bpf.h).
-const gateBytes = 8192
+// Gate sizes (bpf/open.bpf.h).
+const (
+	gatePairs = 65536
+	gateBytes = 65536
+	gateShift = 13 // 2^19 bits
+	// gateMax is the most bytes of an entry a gate hashes.
+	gateMax = 12
+	// pairBytes is the size of the proc pair bitmap.
+	pairBytes = 8192
+)
 
-// gates returns the prefix and suffix gate bitmaps for the filter tables:
-// bit a<<8|b is set for every prefix "/ab..." and every reversed suffix
-// "ba..." (that is, a suffix ending in "ab").
-func gates(prefix, suffix []filterEntry) (pg, sg [gateBytes]byte) {
-	set := func(g *[gateBytes]byte, a, b byte) {
-		bit := uint(a)<<8 | uint(b)
-		g[bit>>3] |= 1 << (bit & 7)
+// fnv1a32 is the gates' hash of b (FNV-1a, 32 bits).
+func fnv1a32(b []byte) uint32 {
+	h := uint32(2166136261)
+	for _, c := range b {
+		h = (h ^ uint32(c)) * 16777619
 	}
-	for _, e := range prefix {
-		if len(e.data) < 3 {
-			for i := range pg {
-				pg[i] = 0xff // too short to gate on: every path goes to the trie
+	return h
+}
+
+// gateBit is the bit of hash h in a gate (gate_hit in bpf/open.bpf.h).
+func gateBit(h uint32) uint32 {
+	h ^= h >> 16
+	h *= 0x85ebca6b
+	h ^= h >> 13
+	return h >> gateShift
+}
+
+// gate is one table's gate: per pair of bytes, the length k to hash (0:
+// no entry has the pair), and the bits of the entries' k-byte hashes.
+type gate struct {
+	klen [gatePairs]byte
+	bits [gateBytes]byte
+}
+
+// gates returns the prefix and suffix gates of the filter tables (see
+// bpf/open.bpf.h): per pair, k is the shortest length of the entries with
+// that pair, capped at gateMax, and each entry sets the bit of the hash of
+// its first k bytes. Suffix entries are stored reversed already, so their
+// pair is their bytes 1 and 0. A prefix shorter than three bytes has no
+// pair: it gives every pair its length.
+func gates(prefix, suffix []filterEntry) (pg, sg gate) {
+	build := func(g *gate, entries []filterEntry, pair func([]byte) (uint16, bool)) {
+		k := map[uint16]int{}
+		var all []int // lengths of entries that fit every pair
+		for _, e := range entries {
+			n := min(len(e.data), gateMax)
+			if p, ok := pair(e.data); ok {
+				if v, seen := k[p]; !seen || n < v {
+					k[p] = n
+				}
+			} else {
+				all = append(all, n)
 			}
-			break
 		}
-		set(&pg, e.data[1], e.data[2])
+		for p := range g.klen {
+			v, ok := k[uint16(p)]
+			for _, n := range all {
+				if !ok || n < v {
+					v, ok = n, true
+				}
+			}
+			if ok {
+				g.klen[p] = byte(v)
+			}
+		}
+		for _, e := range entries {
+			var ks []int
+			if p, ok := pair(e.data); ok {
+				ks = []int{int(g.klen[p])}
+			} else {
+				ks = all // a short prefix is hashed at every length a pair may use
+			}
+			for _, n := range ks {
+				if n <= len(e.data) {
+					bit := gateBit(fnv1a32(e.data[:n]))
+					g.bits[bit>>3] |= 1 << (bit & 7)
+				}
+			}
+		}
 	}
-	for _, e := range suffix {
-		set(&sg, e.data[1], e.data[0])
-	}
+	build(&pg, prefix, func(d []byte) (uint16, bool) {
+		if len(d) < 3 {
+			return 0, false
+		}
+		return uint16(d[1])<<8 | uint16(d[2]), true
+	})
+	build(&sg, suffix, func(d []byte) (uint16, bool) { return uint16(d[1])<<8 | uint16(d[0]), true })
 	return pg, sg
 }
 
-// setGates writes the gate bitmaps for cfg into spec's constants.
+// procPairs returns the pair bitmap of the proc entries: their first two
+// bytes (every pair for a one-byte entry).
+func procPairs(proc []filterEntry) (g [pairBytes]byte) {
+	for _, e := range proc {
+		if len(e.data) < 2 {
+			for i := range g {
+				g[i] = 0xff
+			}
+			break
+		}
+		bit := uint(e.data[0])<<8 | uint(e.data[1])
+		g[bit>>3] |= 1 << (bit & 7)
+	}
+	return g
+}
+
+// setGates writes the gates for cfg into spec's constants.
 func setGates(spec *ebpf.CollectionSpec, cfg config.CaptureConfig) error {
-	prefix, suffix, _, err := filterTables(cfg)
+	prefix, suffix, proc, err := filterTables(cfg)
 	if err != nil {
 		return err
 	}
 	pg, sg := gates(prefix, suffix)
-	for name, v := range map[string][gateBytes]byte{"prefix_gate": pg, "suffix_gate": sg} {
+	for name, v := range map[string]any{
+		"prefix_gate": pg.bits, "suffix_gate": sg.bits, "prefix_klen": pg.klen, "suffix_klen": sg.klen,
+		"proc_pairs": procPairs(proc),
+	} {
 		vs, ok := spec.Variables[name]
 		if !ok {
 			return fmt.Errorf("BPF spec has no variable %s", name)

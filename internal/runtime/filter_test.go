@@ -30,24 +30,26 @@ func TestFilterTables(t *testing.T) {
 		t.Errorf("suffixes = %q; want reversed, lower-cased %q", sufs, want)
 	}
 	pg, sg := gates(prefix, suffix)
-	isSet := func(g [gateBytes]byte, a, b byte) bool {
-		bit := uint(a)<<8 | uint(b)
-		return g[bit>>3]&(1<<(bit&7)) != 0
-	}
-	if !isSet(pg, 'm', 'o') || isSet(pg, 't', 'm') {
-		t.Errorf("prefix gate: /mo set %v, /tm set %v", isSet(pg, 'm', 'o'), isSet(pg, 't', 'm'))
-	}
-	for _, end := range []string{"rs", "pt", "nt"} { // .safetensors, .pt, release_agent
-		if !isSet(sg, end[0], end[1]) {
-			t.Errorf("suffix gate lacks %q", end)
+	for _, tt := range []struct {
+		path         string
+		prefix, suff bool
+	}{
+		{"/models/llama/x.bin", true, false},
+		{"/models/", true, false},
+		{"/tmp/x.safetensors", false, true},
+		{"/tmp/X.SAFETENSORS", false, true},
+		{"w.pt", false, true},
+		{"release_agent", false, true},    // a bare name: the kernel puts a '/' in front
+		{"/x/release_agent", false, true}, // the name after a '/'
+		{"/x/agent", false, false},
+		{"/tmp/notes.txt", false, false},
+	} {
+		if got := gatedPrefix(&pg, tt.path); got != tt.prefix {
+			t.Errorf("prefix gate on %q = %v, want %v", tt.path, got, tt.prefix)
 		}
-	}
-	if isSet(sg, 'x', 't') {
-		t.Error("suffix gate passes .txt")
-	}
-	short, _ := gates([]filterEntry{{data: []byte("/a")}}, nil)
-	if !isSet(short, 't', 'm') {
-		t.Error("a two-byte prefix must open the prefix gate for every path")
+		if got := gatedSuffix(&sg, tt.path); got != tt.suff {
+			t.Errorf("suffix gate on %q = %v, want %v", tt.path, got, tt.suff)
+		}
 	}
 	flags := map[string]uint32{}
 	for _, e := range proc {
@@ -59,6 +61,81 @@ func TestFilterTables(t *testing.T) {
 	key := prefix[0].lpmKey(prefixKeyData)
 	if len(key) != 4+prefixKeyData || le.Uint32(key) != 8*8 || string(key[4:12]) != "/models/" {
 		t.Errorf("lpm key = %x", key)
+	}
+}
+
+// gatedPrefix and gatedSuffix are prefix_gated and suffix_gated of
+// bpf/open.bpf.h.
+func gatedPrefix(g *gate, p string) bool {
+	if len(p) < 3 {
+		return true
+	}
+	k := int(g.klen[uint16(p[1])<<8|uint16(p[2])])
+	if k == 0 || k > len(p) {
+		return false
+	}
+	bit := gateBit(fnv1a32([]byte(p[:k])))
+	return g.bits[bit>>3]&(1<<(bit&7)) != 0
+}
+
+func gatedSuffix(g *gate, p string) bool {
+	if len(p) < 2 {
+		return false
+	}
+	k := int(g.klen[uint16(lowerByte(p[len(p)-2]))<<8|uint16(lowerByte(p[len(p)-1]))])
+	if k == 0 || k > len(p)+1 {
+		return false
+	}
+	var rev []byte
+	for i := 0; i < k; i++ {
+		if i < len(p) {
+			rev = append(rev, lowerByte(p[len(p)-1-i]))
+		} else {
+			rev = append(rev, '/')
+		}
+	}
+	bit := gateBit(fnv1a32(rev))
+	return g.bits[bit>>3]&(1<<(bit&7)) != 0
+}
+
+func lowerByte(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// TestGatesRejectRealisticPaths: the default tables' gates send none of
+// the paths a Python server opens all day to a trie, and every watched
+// path they should match to it.
+func TestGatesRejectRealisticPaths(t *testing.T) {
+	prefix, suffix, _, err := filterTables(config.Default().Capture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg, sg := gates(prefix, suffix)
+	for _, p := range []string{
+		"/usr/lib/python3/dist-packages/yaml/__init__.py", "/usr/lib/python3.12/json/decoder.py",
+		"/usr/local/lib/python3.12/site-packages/numpy/core/_methods.py",
+		"/usr/lib/python3/dist-packages/__pycache__/six.cpython-312.pyc",
+		"/usr/lib/x86_64-linux-gnu/libc.so.6", "/etc/passwd", "/etc/hosts", "/etc/ssl/certs/ca-certificates.crt",
+		"/proc/self/stat", "/proc/meminfo", "/sys/devices/system/cpu/online", "/dev/null", "/dev/urandom",
+		"/tmp/sensorbench-1/plain.txt",
+	} {
+		if gatedPrefix(&pg, p) || gatedSuffix(&sg, p) {
+			t.Errorf("%s passes a gate (prefix %v, suffix %v)", p, gatedPrefix(&pg, p), gatedSuffix(&sg, p))
+		}
+	}
+	for _, p := range []string{"/models/x", "/dev/nvidia0", "/dev/sda", "/proc/sys/kernel/core_pattern", "/etc/shadow",
+		"/var/run/secrets/kubernetes.io/serviceaccount/token", "/host/etc", "/proc/kcore"} {
+		if !gatedPrefix(&pg, p) {
+			t.Errorf("%s does not pass the prefix gate", p)
+		}
+	}
+	for _, p := range []string{"w.safetensors", "/x/model.GGUF", "/a/b.npy", "release_agent", "/x/.aws/credentials", "/r/docker.sock"} {
+		if !gatedSuffix(&sg, p) {
+			t.Errorf("%s does not pass the suffix gate", p)
+		}
 	}
 }
 

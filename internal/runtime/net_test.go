@@ -38,8 +38,9 @@ type connRec struct {
 	sport, dport        uint16
 	saddr, daddr        [16]byte
 	path                []byte
-	pathLen             int // -1: len(path)
-	size                int // 0: connRecSize
+	pathLen             int   // -1: len(path)
+	sotype, via         uint8 // sotype 0: from proto
+	size                int   // 0: connRecSize
 	tgid, tid, uid, eid uint32
 }
 
@@ -53,6 +54,10 @@ func (c connRec) bytes() []byte {
 	le := binary.LittleEndian
 	le.PutUint64(b[connCookie:], c.cookie)
 	b[connFamily], b[connProto], b[connFlags] = c.family, c.proto, c.flags
+	b[connSotype], b[connVia] = c.sotype, c.via
+	if c.sotype == 0 && c.family != afUnix {
+		b[connSotype] = sotypeOf(c.proto)
+	}
 	pl := c.pathLen
 	if pl < 0 {
 		pl = len(c.path)
@@ -93,11 +98,20 @@ func statsRec(cookie, bytes uint64, family, proto, flags uint8, sport, dport uin
 	le.PutUint64(b[egBytes:], bytes)
 	le.PutUint64(b[egSends:], 3)
 	b[egFamily], b[egProto], b[egFlags] = family, proto, flags
+	b[egSotype] = sotypeOf(proto)
 	le.PutUint16(b[egSport:], sport)
 	le.PutUint16(b[egDport:], dport)
 	copy(b[egSaddr:], saddr[:])
 	copy(b[egDaddr:], daddr[:])
 	return b[:size]
+}
+
+// sotypeOf is the socket type a test record of protocol proto has.
+func sotypeOf(proto uint8) uint8 {
+	if proto == ipprotoTCP {
+		return sockStream
+	}
+	return sockDgram
 }
 
 func a16(s string) [16]byte {
@@ -146,9 +160,31 @@ func TestDecodeNet(t *testing.T) {
 		{
 			name: "io_uring connect: no fd, no result, no source",
 			rec: connRec{cookie: 12, family: afInet, proto: ipprotoTCP, flags: connFDst, result: 99, fd: 99,
-				sport: 9, dport: 22, saddr: a16("1.1.1.1"), daddr: a16("192.0.2.1"), pathLen: -1}.bytes(),
-			want: event.Net{Protocol: "tcp", DAddr: netip.MustParseAddr("192.0.2.1"), DPort: 22, Cookie: 12, Fd: -1},
+				sport: 9, dport: 22, saddr: a16("1.1.1.1"), daddr: a16("192.0.2.1"), pathLen: -1, via: 1}.bytes(),
+			want: event.Net{Protocol: "tcp", DAddr: netip.MustParseAddr("192.0.2.1"), DPort: 22, Cookie: 12, Fd: -1,
+				Via: event.ViaIOUring},
 			kind: event.KindConnect,
+		},
+		{
+			name: "ping socket connect",
+			rec: connRec{cookie: 21, family: afInet, proto: ipprotoICMP, sotype: sockDgram, flags: uint8(all), fd: 3,
+				daddr: a16("192.0.2.7"), pathLen: -1}.bytes(),
+			want: event.Net{Protocol: "icmp", SAddr: netip.MustParseAddr("0.0.0.0"), DAddr: netip.MustParseAddr("192.0.2.7"),
+				Cookie: 21, Fd: 3},
+			kind: event.KindConnect,
+		},
+		{
+			name: "accept: local end and remote peer",
+			rec: func() []byte {
+				b := connRec{cookie: 17, family: afInet, proto: ipprotoTCP, flags: uint8(all), fd: 9, sport: 8080, dport: 51000,
+					saddr: a16("10.0.0.5"), daddr: a16("203.0.113.9"), pathLen: -1, via: 1}.bytes()
+				binary.LittleEndian.PutUint16(b[hdrType:], recAccept)
+				return b
+			}(),
+			want: event.Net{Protocol: "tcp", SAddr: netip.MustParseAddr("10.0.0.5"), SPort: 8080,
+				DAddr: netip.MustParseAddr("203.0.113.9"), DPort: 51000, Cookie: 17, Fd: 9, Origin: event.OriginAccept,
+				Via: event.ViaIOUring},
+			kind: event.KindAccept,
 		},
 		{
 			name: "unix pathname",
@@ -184,6 +220,50 @@ func TestDecodeNet(t *testing.T) {
 			want: event.Net{Protocol: "udp", DAddr: netip.MustParseAddr("::2"), DPort: 53, Cookie: 16, BytesSent: 10, Fd: -1},
 			kind: event.KindEgress,
 		},
+		{
+			name: "socket stats of an accepted socket",
+			rec: func() []byte {
+				b := statsRec(18, 8<<20, afInet, ipprotoTCP, connFSrc|connFDst, 8080, 51000, a16("10.0.0.5"), a16("203.0.113.9"), 0)
+				b[egOrigin] = 2
+				return b
+			}(),
+			want: event.Net{Protocol: "tcp", SAddr: netip.MustParseAddr("10.0.0.5"), SPort: 8080,
+				DAddr: netip.MustParseAddr("203.0.113.9"), DPort: 51000, Cookie: 18, BytesSent: 8 << 20, Fd: -1,
+				Origin: event.OriginAccept},
+			kind: event.KindEgress,
+		},
+		{
+			name: "raw socket datagram, destination unknown",
+			rec: func() []byte {
+				b := statsRec(19, 1400, afInet, 255, connFSrc|egFDgram|egFNoDst, 0, 7, a16("10.0.0.5"), a16("198.51.100.1"), 0)
+				b[egSotype], b[egOrigin] = sockRaw, 3
+				return b
+			}(),
+			want: event.Net{Protocol: "raw", IPProto: 255, SAddr: netip.MustParseAddr("10.0.0.5"), Cookie: 19,
+				BytesSent: 1400, Fd: -1, Origin: event.OriginDatagram},
+			kind: event.KindEgress,
+		},
+		{
+			name: "packet socket frames",
+			rec: func() []byte {
+				b := statsRec(22, 6000, afPacket, 0, egFDgram|egFNoDst, 0, 0, a16("::"), a16("::"), 0)
+				b[egSotype], b[egOrigin] = sockRaw, 3
+				return b
+			}(),
+			want: event.Net{Protocol: "packet", Cookie: 22, BytesSent: 6000, Fd: -1, Origin: event.OriginDatagram},
+			kind: event.KindEgress,
+		},
+		{
+			name: "icmpv6 ping datagram",
+			rec: func() []byte {
+				b := statsRec(20, 64, afInet6, ipprotoICMPv6, egFDgram|connFDst, 0, 0, a16("::"), a16("2001:db8::9"), 0)
+				b[egOrigin] = 3
+				return b
+			}(),
+			want: event.Net{Protocol: "icmpv6", DAddr: netip.MustParseAddr("2001:db8::9"), Cookie: 20, BytesSent: 64, Fd: -1,
+				Origin: event.OriginDatagram},
+			kind: event.KindEgress,
+		},
 	}
 	d := decoder{bootEpoch: time.Unix(1000, 0)}
 	for _, tt := range tests {
@@ -217,11 +297,26 @@ func TestDecodeNetMalformed(t *testing.T) {
 		{"connect short", connRec{family: afInet, proto: ipprotoTCP, size: connRecSize - 4, pathLen: -1}.bytes(), "connect record is 220 bytes"},
 		{"connect long", connRec{family: afInet, proto: ipprotoTCP, size: connRecSize + 8, pathLen: -1}.bytes(), "connect record is 232 bytes"},
 		{"connect family", connRec{family: 17, proto: ipprotoTCP, pathLen: -1}.bytes(), "connect address family 17"},
-		{"connect proto", connRec{family: afInet, proto: 132, pathLen: -1}.bytes(), "inet protocol 132"},
+		{"connect socket type", connRec{family: afInet, proto: ipprotoTCP, sotype: 10, pathLen: -1}.bytes(), "inet socket type 10"},
+		{"connect via", connRec{family: afInet, proto: ipprotoTCP, via: 6, pathLen: -1}.bytes(), "connect via 6"},
 		{"unix path length", connRec{family: afUnix, pathLen: 200}.bytes(), "unix path length 200 exceeds 108"},
-		{"stats short", statsRec(1, 1, afInet, ipprotoTCP, 0, 1, 1, a16("::"), a16("::"), egressValSize-1), "socket stats record is 119 bytes"},
+		{"unix accept", func() []byte {
+			b := connRec{family: afUnix, pathLen: -1}.bytes()
+			binary.LittleEndian.PutUint16(b[hdrType:], recAccept)
+			return b
+		}(), "accept of a unix socket"},
+		{"stats short", statsRec(1, 1, afInet, ipprotoTCP, 0, 1, 1, a16("::"), a16("::"), egressValSize-1), "socket stats record is 127 bytes"},
 		{"stats family", statsRec(1, 1, afUnix, ipprotoTCP, 0, 1, 1, a16("::"), a16("::"), 0), "socket stats address family 1"},
-		{"stats proto", statsRec(1, 1, afInet, 0, 0, 1, 1, a16("::"), a16("::"), 0), "inet protocol 0"},
+		{"stats socket type", func() []byte {
+			b := statsRec(1, 1, afInet, ipprotoTCP, 0, 1, 1, a16("::"), a16("::"), 0)
+			b[egSotype] = 0
+			return b
+		}(), "inet socket type 0"},
+		{"stats origin", func() []byte {
+			b := statsRec(1, 1, afInet, ipprotoTCP, 0, 1, 1, a16("::"), a16("::"), 0)
+			b[egOrigin] = 4
+			return b
+		}(), "socket stats origin 4"},
 		{"unknown net type", func() []byte {
 			b := connRec{family: afInet, proto: ipprotoTCP, pathLen: -1}.bytes()
 			binary.LittleEndian.PutUint16(b[hdrType:], 19)
@@ -258,12 +353,15 @@ func TestNetRecordLayout(t *testing.T) {
 		{"conn_rec", connRecSize, map[string]int{
 			"hdr": 0, "cookie": connCookie, "family": connFamily, "proto": connProto, "flags": connFlags,
 			"path_len": connPathLen, "result": connResult, "fd": connFd, "sport": connSport, "dport": connDport,
-			"saddr": connSaddr, "daddr": connDaddr, "path": connPath,
+			"saddr": connSaddr, "daddr": connDaddr, "path": connPath, "via": connVia, "sotype": connSotype,
 		}},
 		{"egress_val", egressValSize, map[string]int{
 			"hdr": 0, "cookie": egCookie, "bytes_sent": egBytes, "sends": egSends, "family": egFamily,
-			"proto": egProto, "flags": egFlags, "sport": egSport, "dport": egDport, "saddr": egSaddr, "daddr": egDaddr,
+			"proto": egProto, "flags": egFlags, "sotype": egSotype, "sport": egSport, "dport": egDport,
+			"saddr": egSaddr, "daddr": egDaddr, "origin": egOrigin,
 		}},
+		{"sock_closed_rec", sockClosedSize, map[string]int{"hdr": 0, "cookie": sockClosedCookie}},
+		{"dgram_key", dgramKeySize, map[string]int{"cookie": 0}},
 	}
 	for _, tt := range tests {
 		var s *btf.Struct
@@ -394,10 +492,14 @@ func netHelper(action, args string) error {
 			return err
 		}
 		return c.Close()
-	case "accept": // accept <server bytes> <client bytes>: both ends in this process
+	case "accept": // accept <server bytes> <client bytes> [listen addr]: both ends in this process
 		sb, _ := strconv.Atoi(f[0])
 		cb, _ := strconv.Atoi(f[1])
-		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		laddr := "127.0.0.1:0"
+		if len(f) > 2 {
+			laddr = f[2]
+		}
+		ln, err := net.Listen("tcp4", laddr)
 		if err != nil {
 			return err
 		}
@@ -428,8 +530,9 @@ func netHelper(action, args string) error {
 		s.Close()
 		c.Close()
 		return ln.Close()
+	default:
+		return netHelperMore(action, f)
 	}
-	return fmt.Errorf("unknown action %q", action)
 }
 
 // runNetHelper runs action in a child and returns its pid and the addresses
@@ -638,42 +741,10 @@ func TestConnectInContainer(t *testing.T) {
 		t.Errorf("connect %+v", e.Net)
 	}
 	fin := c.wait(t, "final egress", func(x *event.Event) bool {
-		return x.Kind == event.KindEgress && x.Process.PID == pid && x.Net.Closed
+		return x.Kind == event.KindEgress && x.Process.PID == pid && x.Net.Closed && x.Net.Origin == event.OriginConnect
 	})
 	if fin.Net.BytesSent != 7000 || fin.Process.CgroupID != st.Ino {
 		t.Errorf("final egress %d bytes, cgroup %d; want 7000, %d", fin.Net.BytesSent, fin.Process.CgroupID, st.Ino)
-	}
-}
-
-// TestEgressSendfile: bytes sent with sendfile(2) (the way servers and
-// copy tools ship files) are counted like write(2).
-func TestEgressSendfile(t *testing.T) {
-	_, c := startSensor(t, netConfig())
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			s, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(io.Discard, s); s.Close() }()
-		}
-	}()
-	const size = 2 << 20
-	file := filepath.Join(t.TempDir(), "weights.safetensors")
-	if err := os.WriteFile(file, make([]byte, size), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pid, _ := runNetHelper(t, "sendfile", ln.Addr().String(), file)
-	fin := c.wait(t, "final egress", func(x *event.Event) bool {
-		return x.Kind == event.KindEgress && x.Process.PID == pid && x.Net.Closed
-	})
-	if got := fin.Net.BytesSent; got < size*9/10 || got > size*11/10 {
-		t.Errorf("bytes sent = %d; want %d ±10%%", got, size)
 	}
 }
 
@@ -840,50 +911,9 @@ func TestUnixConnect(t *testing.T) {
 	}
 }
 
-// TestNoEgressForAcceptedSockets: bytes sent on an accepted socket are never
-// accounted; those sent on the connected end of the same connection are.
-func TestNoEgressForAcceptedSockets(t *testing.T) {
-	s, c := startSensor(t, netConfig())
-	const serverBytes, clientBytes = 1 << 20, 5000
-	pid, kv := runNetHelper(t, "accept", strconv.Itoa(serverBytes), strconv.Itoa(clientBytes))
-	lport := addrPort(t, kv["listen"]).Port()
-	cport := addrPort(t, kv["local"]).Port()
-	fin := c.wait(t, "client egress", func(x *event.Event) bool {
-		return x.Kind == event.KindEgress && x.Process.PID == pid && x.Net.Closed
-	})
-	if fin.Net.SPort != cport || fin.Net.DPort != lport || fin.Net.BytesSent != clientBytes {
-		t.Errorf("client egress %d -> %d: %d bytes; want %d -> %d: %d", fin.Net.SPort, fin.Net.DPort,
-			fin.Net.BytesSent, cport, lport, clientBytes)
-	}
-	time.Sleep(200 * time.Millisecond)
-	if e := c.find(func(x *event.Event) bool {
-		return x.Kind == event.KindEgress && x.Process.PID == pid && (x.Net.SPort == lport || x.Net.BytesSent >= serverBytes)
-	}); e != nil {
-		t.Errorf("egress reported for the accepted socket: %+v", e.Net)
-	}
-	conns := 0
-	c.mu.Lock()
-	for _, x := range c.evs {
-		if x.Kind == event.KindConnect && x.Process.PID == pid {
-			conns++
-		}
-	}
-	c.mu.Unlock()
-	if conns != 1 {
-		t.Errorf("%d connect events; want 1", conns)
-	}
-	// The kernel's socket accounting shows in Counters (as of the last
-	// report, 200ms ago at most).
-	cs := s.Counters()
-	if cs["egress_sockets_tracked"] == 0 || cs["egress_sockets_released"] == 0 || cs["egress_sockets_evicted"] != 0 {
-		t.Errorf("counters: tracked %d released %d evicted %d", cs["egress_sockets_tracked"],
-			cs["egress_sockets_released"], cs["egress_sockets_evicted"])
-	}
-}
-
 // TestUnixConnectFallback: on kernels without cgroup/connect_unix (< 6.7) the
 // loader leaves that optional program out, and the sun_path read by
-// enter_connect from user memory is reported instead.
+// exit_connect from user memory is reported instead.
 func TestUnixConnectFallback(t *testing.T) {
 	requireKernel(t)
 	spec, err := loadSensor()
@@ -897,7 +927,7 @@ func TestUnixConnectFallback(t *testing.T) {
 		t.Fatal("no net_connect_unix_optional program in the object")
 	}
 	// The dispatcher and connect's handlers only.
-	keep := []string{"kestrel_sys_enter", "kestrel_sys_exit", "enter_connect", "exit_connect"}
+	keep := []string{"kestrel_sys_enter", "kestrel_sys_exit", "exit_connect"}
 	for name := range spec.Programs {
 		if !slices.Contains(keep, name) {
 			delete(spec.Programs, name)
@@ -975,7 +1005,12 @@ func TestEgressReporter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer socks.Close()
-	stats, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 8})
+	dgram, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Hash, KeySize: dgramKeySize, ValueSize: egressValSize, MaxEntries: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dgram.Close()
+	stats, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 16})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1002,7 +1037,7 @@ func TestEgressReporter(t *testing.T) {
 		t.Helper()
 		got = got[:0]
 		now := time.Unix(2000, 0)
-		if err := r.report(&d, socks, stats, now, emit); err != nil {
+		if err := r.report(&d, socks, dgram, stats, now, emit); err != nil {
 			t.Fatalf("report: %v", err)
 		}
 		gotB, gotL := map[uint64]uint64{}, map[string]uint64{}
@@ -1095,6 +1130,17 @@ func netSeeds() [][]byte {
 		connRec{cookie: 4, family: afUnix, proto: 2, flags: connFUPath, path: []byte("/var/run/docker.sock\x00"), pathLen: -1}.bytes(),
 		statsRec(5, 1<<30, afInet, ipprotoTCP, connFSrc|connFClosed, 1, 2, a16("10.0.0.1"), a16("8.8.8.8"), 0),
 		statsRec(6, 0, afInet6, ipprotoUDP, 0, 0, 53, a16("::"), a16("2001:db8::53"), 0),
+		func() []byte {
+			b := connRec{cookie: 7, family: afInet, proto: ipprotoTCP, flags: all, fd: 5, sport: 80, dport: 40000,
+				saddr: a16("10.0.0.1"), daddr: a16("192.0.2.1"), pathLen: -1, via: 1}.bytes()
+			binary.LittleEndian.PutUint16(b[hdrType:], recAccept)
+			return b
+		}(),
+		func() []byte {
+			b := statsRec(8, 700, afInet, 253, connFSrc|egFDgram|connFDst, 0, 0, a16("10.0.0.1"), a16("192.0.2.1"), 0)
+			b[egSotype], b[egOrigin] = sockRaw, 3
+			return b
+		}(),
 	}
 }
 
@@ -1141,21 +1187,31 @@ func FuzzDecodeNet(f *testing.F) {
 			}
 			return
 		}
-		if e.Kind != event.KindConnect && e.Kind != event.KindEgress {
+		if e.Kind != event.KindConnect && e.Kind != event.KindEgress && e.Kind != event.KindAccept {
 			return // another decoder's record type
 		}
 		n := e.Net
 		if n == nil || e.Process == nil {
 			t.Fatalf("%v event without net or process", e.Kind)
 		}
+		if e.Kind == event.KindAccept && n.Origin != event.OriginAccept {
+			t.Fatalf("accept with origin %q", n.Origin)
+		}
 		switch n.Protocol {
-		case "tcp", "udp":
+		case "tcp", "udp", "udplite", "icmp", "icmpv6", "raw", "other":
 			if n.UnixPath != "" {
 				t.Fatalf("inet event with unix path %q", n.UnixPath)
+			}
+			if (n.Protocol == "raw" || n.Protocol == "other") != (n.IPProto != 0 || n.Protocol == "raw") {
+				t.Fatalf("protocol %s with ip_proto %d", n.Protocol, n.IPProto)
 			}
 		case "unix":
 			if e.Kind != event.KindConnect || len(n.UnixPath) > unixPathMax || n.DAddr.IsValid() {
 				t.Fatalf("bad unix event %+v", n)
+			}
+		case "packet":
+			if e.Kind != event.KindEgress || n.DAddr.IsValid() || n.SAddr.IsValid() {
+				t.Fatalf("bad packet event %+v", n)
 			}
 		default:
 			t.Fatalf("protocol %q", n.Protocol)

@@ -21,14 +21,12 @@ import (
 )
 
 // deployedCaps is the capability set deploy/daemonset.yaml grants the
-// sensor (SYS_RESOURCE is dropped by the kernel where the host's bounding
-// set lacks it, as on the test VM).
-const deployedCaps = "bpf,perfmon,net_admin,sys_resource,sys_ptrace,dac_read_search"
+// sensor (test/e2e's burst test reads it from the manifest itself).
+const deployedCaps = "bpf,perfmon,net_admin,sys_ptrace,dac_read_search"
 
 var capBits = map[string]int{
 	"bpf": unix.CAP_BPF, "perfmon": unix.CAP_PERFMON, "net_admin": unix.CAP_NET_ADMIN,
-	"sys_resource": unix.CAP_SYS_RESOURCE, "sys_ptrace": unix.CAP_SYS_PTRACE,
-	"dac_read_search": unix.CAP_DAC_READ_SEARCH,
+	"sys_ptrace": unix.CAP_SYS_PTRACE, "dac_read_search": unix.CAP_DAC_READ_SEARCH,
 }
 
 // modelEnv passes the stage-2 child a watched file to open.

@@ -83,14 +83,18 @@ type openFields struct {
 	flags, mode  uint32
 	dirfd        int32
 	ino, size    uint64
-	dev          uint32
+	dev, rdev    uint32
 	call, rflags uint16
+	imode        uint16
+	match, knob  uint8
+	repeats      uint32
+	target       uint32
 	raw, path    string
 }
 
 func buildOpen(o openFields) []byte {
 	o.typ = recOpen
-	b := make([]byte, openPath+len(o.path)+1)
+	b := make([]byte, openData+len(o.raw)+1+len(o.path)+1)
 	putRecHdr(b, o.hdrFields)
 	le.PutUint32(b[openResult:], uint32(o.result))
 	le.PutUint32(b[openFlags:], o.flags)
@@ -99,12 +103,18 @@ func buildOpen(o openFields) []byte {
 	le.PutUint64(b[openIno:], o.ino)
 	le.PutUint64(b[openSize:], o.size)
 	le.PutUint32(b[openDev:], o.dev)
+	le.PutUint32(b[openRdev:], o.rdev)
 	le.PutUint16(b[openCall:], o.call)
 	le.PutUint16(b[openRFlags:], o.rflags)
 	le.PutUint16(b[openRawLen:], uint16(len(o.raw)))
 	le.PutUint16(b[openPathLen:], uint16(len(o.path)))
-	copy(b[openRaw:], o.raw)
-	copy(b[openPath:], o.path)
+	le.PutUint16(b[openIMode:], o.imode)
+	b[openMatch] = o.match
+	b[openKnob] = o.knob
+	le.PutUint32(b[openRepeats:], o.repeats)
+	le.PutUint32(b[openTarget:], o.target)
+	copy(b[openData:], o.raw)
+	copy(b[openData+len(o.raw)+1:], o.path)
 	return b
 }
 
@@ -155,7 +165,7 @@ func sampleExec() []byte {
 func sampleOpen() []byte {
 	return buildOpen(openFields{
 		hdrFields: testHdr, result: 3, flags: 0x80000, dirfd: -100, ino: 12, size: 1 << 30, dev: 8<<20 | 1,
-		call: 1, rflags: openFKernel, raw: "model.safetensors", path: "/models/llama/model.safetensors",
+		call: 1, rflags: openFKernel, imode: 0o100644, match: 1, raw: "model.safetensors", path: "/models/llama/model.safetensors",
 	})
 }
 

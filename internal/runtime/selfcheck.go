@@ -61,6 +61,16 @@ var (
 // writing it at run time (the write would fail with EPERM otherwise).
 var writableMaps = map[string]bool{
 	"cgroup_known": true, // resetKnown empties it when the cgroup index does
+	// SetModelFiles keeps the model files by identity current. Not yet
+	// verified against the user-space mirror (modelSet): a root process
+	// that deletes entries hides those files' opens until they are added
+	// again.
+	"model_inodes": true,
+	"model_bits":   true,
+	// The egress reporter takes idle datagram destinations out
+	// (LookupAndDelete) and carries their count in user space, so that a
+	// DNS or QUIC server does not fill the table.
+	"egress_dgram": true,
 }
 
 // filterMaps are the maps whose contents come from the config and never

@@ -60,7 +60,8 @@ type Sensor struct {
 	links []link.Link
 	progs []string
 	// handlers are the syscall handlers in the dispatcher's program
-	// arrays: active, though not attached themselves.
+	// arrays and the tail_ programs they hand on to: active, though not
+	// attached themselves.
 	handlers []string
 	// ids are the kernel ids of our programs and maps, for leak checks.
 	progIDs []ebpf.ProgramID
@@ -83,20 +84,24 @@ type Sensor struct {
 	egress      egressReporter
 	cg          cgroupState
 	self        selfCheck
+	// models mirrors the kernel's set of model files by identity.
+	models modelSet
 }
 
 // Kernel drop sources (enum drop_source in bpf/common.h).
 const (
-	dropRingbuf  = 0
-	dropPathLong = 1
-	dropInflight = 2
-	dropSources  = 3
+	dropRingbuf    = 0
+	dropPathLong   = 1
+	dropInflight   = 2
+	dropOpenRepeat = 3
+	dropSources    = 4
 )
 
-var dropNames = [dropSources]string{"kernel_ringbuf", "path_truncated", "inflight_alloc_failed"}
+var dropNames = [dropSources]string{"kernel_ringbuf", "path_truncated", "inflight_alloc_failed", "open_repeats"}
 
 // dropIsLoss says which drop sources lose an event (reported in-band as
-// Lost); a truncated path is still sent.
+// Lost); a truncated path is still sent, and a repeated open is counted
+// in the next report of the same file (event.File.Repeats).
 var dropIsLoss = [dropSources]bool{dropRingbuf: true, dropInflight: true}
 
 // lostDecoder is the lost source of malformed records.
@@ -172,9 +177,17 @@ func load(cfg config.CaptureConfig, opts *Options, floor bool) (_ *Sensor, err e
 		if err := fillFilters(s.coll, cfg); err != nil {
 			return nil, err
 		}
+		if err := fillKnobs(s.coll); err != nil {
+			return nil, err
+		}
 		if s.handlers, err = fillSyscallCalls(s.coll, sysHandlers); err != nil {
 			return nil, err
 		}
+		tails, err := fillTailCalls(s.coll)
+		if err != nil {
+			return nil, err
+		}
+		s.handlers = append(s.handlers, tails...)
 	}
 	if err := s.attachAll(spec); err != nil {
 		return nil, err
@@ -202,9 +215,15 @@ func configureSpec(spec *ebpf.CollectionSpec, cfg config.CaptureConfig) error {
 		return errors.New("BPF spec has no events ring buffer")
 	}
 	rb.MaxEntries = uint32(cfg.RingBufferBytes)
+	cpus, err := ebpf.PossibleCPU()
+	if err != nil {
+		return fmt.Errorf("count possible CPUs: %w", err)
+	}
 	for name, v := range map[string]any{
-		"self_tgid":    uint32(os.Getpid()),
-		"wakeup_bytes": uint64(cfg.WakeupBytes),
+		"self_tgid":        uint32(os.Getpid()),
+		"wakeup_bytes":     uint64(cfg.WakeupBytes),
+		"repeat_window_ns": uint64(cfg.OpenRepeatWindow.D()),
+		"nr_cpus":          uint32(cpus),
 	} {
 		vs, ok := spec.Variables[name]
 		if !ok {
@@ -220,7 +239,13 @@ func configureSpec(spec *ebpf.CollectionSpec, cfg config.CaptureConfig) error {
 	if err := setEnvFilter(spec); err != nil {
 		return err
 	}
+	if err := setKnobLens(spec); err != nil {
+		return err
+	}
 	if err := setSyscallTable(spec, sysHandlers); err != nil {
+		return err
+	}
+	if err := setNetConstants(spec, sysHandlers); err != nil {
 		return err
 	}
 	return bakeVariables(spec)
@@ -329,6 +354,7 @@ func (s *Sensor) Counters() map[string]uint64 {
 	s.egress.counters(m)
 	s.cgroupCounters(m)
 	s.self.counters(m)
+	s.modelCounters(m)
 	return m
 }
 
@@ -429,6 +455,13 @@ func (s *Sensor) Run(ctx context.Context, emit func(*event.Event)) error {
 func (s *Sensor) handle(b []byte, emit func(*event.Event)) {
 	if len(b) >= hdrSize && le.Uint16(b[hdrType:]) == recCgroup {
 		s.handleCgroup(b) // context for later events, not an event
+		return
+	}
+	if len(b) >= hdrSize && le.Uint16(b[hdrType:]) == recSockClosed {
+		// Not an event: the egress reporter closes the socket's entries.
+		if err := s.egress.sockClosed(b); err != nil && s.decodeErrors.Add(1) <= 10 {
+			s.log.Warn("dropped a malformed record", "error", err)
+		}
 		return
 	}
 	ev, err := s.dec.decode(b)

@@ -41,6 +41,12 @@ type sensorCgroupScratch struct {
 	Names [16]uint64
 }
 
+type sensorConnPending struct {
+	_   structs.HostLayout
+	C   sensorConnRec
+	Skp uint64
+}
+
 type sensorConnRec struct {
 	_   structs.HostLayout
 	Hdr struct {
@@ -68,7 +74,18 @@ type sensorConnRec struct {
 	Saddr   [16]uint8
 	Daddr   [16]uint8
 	Path    [108]int8
-	Pad2    uint32
+	Via     uint8
+	Sotype  uint8
+	Pad2    uint16
+}
+
+type sensorDgramKey struct {
+	_      structs.HostLayout
+	Cookie uint64
+	Daddr  [16]uint8
+	Dport  uint16
+	Family uint8
+	Pad    [5]uint8
 }
 
 type sensorDirKey struct {
@@ -104,11 +121,13 @@ type sensorEgressVal struct {
 	Family    uint8
 	Proto     uint8
 	Flags     uint8
-	Pad       uint8
+	Sotype    uint8
 	Sport     uint16
 	Dport     uint16
 	Saddr     [16]uint8
 	Daddr     [16]uint8
+	Origin    uint8
+	Pad       [7]uint8
 }
 
 type sensorEnvPat struct {
@@ -157,15 +176,115 @@ type sensorExecScratch struct {
 	Junk  [2048]int8
 }
 
+type sensorIouStage struct {
+	_   structs.HostLayout
+	Hdr struct {
+		_        structs.HostLayout
+		Type     uint16
+		Size     uint16
+		Tgid     uint32
+		Tid      uint32
+		Uid      uint32
+		Euid     uint32
+		Pad      uint32
+		TsNs     uint64
+		CgroupId uint64
+		Comm     [16]int8
+	}
+	Dfd      int32
+	Dfd2     int32
+	Flags    uint32
+	Mode     uint32
+	FileSlot uint32
+	RawN     uint16
+	Raw2N    uint16
+	Op       uint8
+	Named    uint8
+	Pad      uint16
+	Raw      [512]int8
+	Raw2     [512]int8
+	_        [4]byte
+}
+
+type sensorKnobKey struct {
+	_    structs.HostLayout
+	Fs   uint32
+	Name [20]int8
+}
+
+type sensorKnobVal struct {
+	_     structs.HostLayout
+	Id    uint8
+	Flags uint8
+	Pad   uint16
+}
+
+type sensorModelBitmap struct {
+	_ structs.HostLayout
+	W [1024]uint64
+}
+
+type sensorModelKey struct {
+	_   structs.HostLayout
+	Ino uint64
+	Dev uint32
+	Pad uint32
+}
+
 type sensorNetScratch struct {
 	_    structs.HostLayout
 	Conn sensorConnRec
 	Eg   sensorEgressVal
 }
 
-type sensorOpenInflight struct {
-	_ structs.HostLayout
-	R struct {
+type sensorOpenScratch struct {
+	_    structs.HostLayout
+	Plen uint32
+	Raw  [512]int8
+	Suf  sensorSuffixKey
+	Proc sensorProcKey
+	Rel  sensorPrefixKey
+	Dir  [1024]int8
+	Pd   struct {
+		_   structs.HostLayout
+		Hdr struct {
+			_        structs.HostLayout
+			Type     uint16
+			Size     uint16
+			Tgid     uint32
+			Tid      uint32
+			Uid      uint32
+			Euid     uint32
+			Pad      uint32
+			TsNs     uint64
+			CgroupId uint64
+			Comm     [16]int8
+		}
+		Id struct {
+			_      structs.HostLayout
+			F      uint64
+			Target uint32
+			Match  uint8
+			Knob   uint8
+			_      [2]byte
+		}
+		Oc struct {
+			_     structs.HostLayout
+			Path  uint64
+			Dirfd int32
+			Flags uint32
+			Mode  uint32
+			_     [4]byte
+		}
+		Ret     int64
+		RawN    int64
+		Repeats uint32
+		Call    uint16
+		Rflags  uint16
+		HaveHdr uint32
+		_       [4]byte
+	}
+	Rec struct {
 		_ structs.HostLayout
 		H struct {
 			_        structs.HostLayout
@@ -187,27 +306,19 @@ type sensorOpenInflight struct {
 		Ino     uint64
 		Size    uint64
 		Dev     uint32
+		Rdev    uint32
 		Call    uint16
 		Rflags  uint16
 		RawLen  uint16
 		PathLen uint16
-		Pad     uint32
-		Raw     [512]int8
-		Path    [1024]int8
+		Imode   uint16
+		Match   uint8
+		Knob    uint8
+		Repeats uint32
+		Target  uint32
+		Data    [2048]int8
+		_       [4]byte
 	}
-	Pending uint32
-	_       [4]byte
-}
-
-type sensorOpenScratch struct {
-	_    structs.HostLayout
-	Plen uint32
-	Raw  [512]int8
-	Suf  sensorSuffixKey
-	Proc sensorProcKey
-	Rel  sensorPrefixKey
-	Dir  [1024]int8
-	RawN uint32
 }
 
 type sensorPathbuf struct {
@@ -227,6 +338,41 @@ type sensorProcKey struct {
 	Data [16]int8
 }
 
+type sensorRepeatCache struct {
+	_       structs.HostLayout
+	K       sensorRepeatKey
+	LastNs  uint64
+	Pending uint32
+	Valid   uint32
+}
+
+type sensorRepeatKey struct {
+	_      structs.HostLayout
+	Ino    uint64
+	ExecId uint64
+	Dev    uint32
+	Tgid   uint32
+	Fmode  uint32
+	Pad    uint32
+}
+
+type sensorRepeatVal struct {
+	_          structs.HostLayout
+	LastNs     uint64
+	Suppressed uint32
+	Pad        uint32
+}
+
+type sensorSendDst struct {
+	_      structs.HostLayout
+	Cookie uint64
+	Daddr  [16]uint8
+	Dport  uint16
+	Family uint8
+	Armed  uint8
+	Pad    uint32
+}
+
 type sensorSuffixKey struct {
 	_    structs.HostLayout
 	Plen uint32
@@ -234,167 +380,182 @@ type sensorSuffixKey struct {
 }
 
 type sensorSysInflight struct {
-	_ structs.HostLayout
-	R struct {
-		_ structs.HostLayout
-		H struct {
-			_        structs.HostLayout
-			Type     uint16
-			Size     uint16
-			Tgid     uint32
-			Tid      uint32
-			Uid      uint32
-			Euid     uint32
-			Pad      uint32
-			TsNs     uint64
-			CgroupId uint64
-			Comm     [16]int8
-		}
-		Ret      int64
-		Flags    uint64
-		Arg2     uint64
-		Target   uint32
-		Fd       int32
-		Fd2      int32
-		NsInode  uint32
-		Call     uint16
-		Sflags   uint16
-		PathLen  uint16
-		Path2Len uint16
-		ArgLen   uint16
-		Pad      uint16
-		Pad2     uint32
-		Path     [1024]int8
-		Path2    [1024]int8
-		Arg      [64]int8
-	}
+	_       structs.HostLayout
+	R       sensorSysRec
 	Pending uint32
 	_       [4]byte
+}
+
+type sensorSysRec struct {
+	_ structs.HostLayout
+	H struct {
+		_        structs.HostLayout
+		Type     uint16
+		Size     uint16
+		Tgid     uint32
+		Tid      uint32
+		Uid      uint32
+		Euid     uint32
+		Pad      uint32
+		TsNs     uint64
+		CgroupId uint64
+		Comm     [16]int8
+	}
+	Ret      int64
+	Flags    uint64
+	Arg2     uint64
+	Target   uint32
+	Fd       int32
+	Fd2      int32
+	NsInode  uint32
+	Call     uint16
+	Sflags   uint16
+	PathLen  uint16
+	Path2Len uint16
+	ArgLen   uint16
+	Pad      uint16
+	Pad2     uint32
+	Path     [1024]int8
+	Path2    [1024]int8
+	Arg      [64]int8
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	sensorMapCgroupKnown             = "cgroup_known"
-	sensorMapCgroupScratch           = "cgroup_scratch"
-	sensorMapDirCache                = "dir_cache"
-	sensorMapDrops                   = "drops"
-	sensorMapEgressSocks             = "egress_socks"
-	sensorMapEnvScratch              = "env_scratch"
-	sensorMapEvents                  = "events"
-	sensorMapExecScratch             = "exec_scratch"
-	sensorMapInflightConnect         = "inflight_connect"
-	sensorMapNetScratch              = "net_scratch"
-	sensorMapNetStats                = "net_stats"
-	sensorMapOpenInflight            = "open_inflight"
-	sensorMapOpenScratchMap          = "open_scratch_map"
-	sensorMapPathScratch             = "path_scratch"
-	sensorMapPendingConnect          = "pending_connect"
-	sensorMapPrefixTrie              = "prefix_trie"
-	sensorMapProcTrie                = "proc_trie"
-	sensorMapSuffixTrie              = "suffix_trie"
-	sensorMapSysEnterCalls           = "sys_enter_calls"
-	sensorMapSysExitCalls            = "sys_exit_calls"
-	sensorMapSysInflight             = "sys_inflight"
-	sensorProgEnterBpf               = "enter_bpf"
-	sensorProgEnterChroot            = "enter_chroot"
-	sensorProgEnterConnect           = "enter_connect"
-	sensorProgEnterCreat             = "enter_creat"
-	sensorProgEnterDeleteModule      = "enter_delete_module"
-	sensorProgEnterDup2              = "enter_dup2"
-	sensorProgEnterDup3              = "enter_dup3"
-	sensorProgEnterFinitModule       = "enter_finit_module"
-	sensorProgEnterInitModule        = "enter_init_module"
-	sensorProgEnterKill              = "enter_kill"
-	sensorProgEnterLink              = "enter_link"
-	sensorProgEnterLinkat            = "enter_linkat"
-	sensorProgEnterMemfdCreate       = "enter_memfd_create"
-	sensorProgEnterMknod             = "enter_mknod"
-	sensorProgEnterMknodat           = "enter_mknodat"
-	sensorProgEnterMount             = "enter_mount"
-	sensorProgEnterOldumount         = "enter_oldumount"
-	sensorProgEnterOpen              = "enter_open"
-	sensorProgEnterOpenat            = "enter_openat"
-	sensorProgEnterOpenat2           = "enter_openat2"
-	sensorProgEnterPivotRoot         = "enter_pivot_root"
-	sensorProgEnterProcessVmReadv    = "enter_process_vm_readv"
-	sensorProgEnterProcessVmWritev   = "enter_process_vm_writev"
-	sensorProgEnterPtrace            = "enter_ptrace"
-	sensorProgEnterRename            = "enter_rename"
-	sensorProgEnterRenameat          = "enter_renameat"
-	sensorProgEnterRenameat2         = "enter_renameat2"
-	sensorProgEnterSetns             = "enter_setns"
-	sensorProgEnterSymlink           = "enter_symlink"
-	sensorProgEnterSymlinkat         = "enter_symlinkat"
-	sensorProgEnterTgkill            = "enter_tgkill"
-	sensorProgEnterUmount            = "enter_umount"
-	sensorProgEnterUnlink            = "enter_unlink"
-	sensorProgEnterUnlinkat          = "enter_unlinkat"
-	sensorProgEnterUnshare           = "enter_unshare"
-	sensorProgExitBpf                = "exit_bpf"
-	sensorProgExitChroot             = "exit_chroot"
-	sensorProgExitConnect            = "exit_connect"
-	sensorProgExitCreat              = "exit_creat"
-	sensorProgExitDeleteModule       = "exit_delete_module"
-	sensorProgExitDup2               = "exit_dup2"
-	sensorProgExitDup3               = "exit_dup3"
-	sensorProgExitFinitModule        = "exit_finit_module"
-	sensorProgExitInitModule         = "exit_init_module"
-	sensorProgExitKill               = "exit_kill"
-	sensorProgExitLink               = "exit_link"
-	sensorProgExitLinkat             = "exit_linkat"
-	sensorProgExitMemfdCreate        = "exit_memfd_create"
-	sensorProgExitMknod              = "exit_mknod"
-	sensorProgExitMknodat            = "exit_mknodat"
-	sensorProgExitMount              = "exit_mount"
-	sensorProgExitOldumount          = "exit_oldumount"
-	sensorProgExitOpen               = "exit_open"
-	sensorProgExitOpenat             = "exit_openat"
-	sensorProgExitOpenat2            = "exit_openat2"
-	sensorProgExitPivotRoot          = "exit_pivot_root"
-	sensorProgExitProcessVmReadv     = "exit_process_vm_readv"
-	sensorProgExitProcessVmWritev    = "exit_process_vm_writev"
-	sensorProgExitPtrace             = "exit_ptrace"
-	sensorProgExitRename             = "exit_rename"
-	sensorProgExitRenameat           = "exit_renameat"
-	sensorProgExitRenameat2          = "exit_renameat2"
-	sensorProgExitSetns              = "exit_setns"
-	sensorProgExitSymlink            = "exit_symlink"
-	sensorProgExitSymlinkat          = "exit_symlinkat"
-	sensorProgExitTgkill             = "exit_tgkill"
-	sensorProgExitUmount             = "exit_umount"
-	sensorProgExitUnlink             = "exit_unlink"
-	sensorProgExitUnlinkat           = "exit_unlinkat"
-	sensorProgExitUnshare            = "exit_unshare"
-	sensorProgKestrelCgroupAttach    = "kestrel_cgroup_attach"
-	sensorProgKestrelCgroupMkdir     = "kestrel_cgroup_mkdir"
-	sensorProgKestrelCgroupRmdir     = "kestrel_cgroup_rmdir"
-	sensorProgKestrelExec            = "kestrel_exec"
-	sensorProgKestrelExit            = "kestrel_exit"
-	sensorProgKestrelFork            = "kestrel_fork"
-	sensorProgKestrelSignal          = "kestrel_signal"
-	sensorProgKestrelSysEnter        = "kestrel_sys_enter"
-	sensorProgKestrelSysExit         = "kestrel_sys_exit"
-	sensorProgNetConnect4            = "net_connect4"
-	sensorProgNetConnect6            = "net_connect6"
-	sensorProgNetConnectUnixOptional = "net_connect_unix_optional"
-	sensorProgNetSendLength          = "net_send_length"
-	sensorProgNetSockRelease         = "net_sock_release"
-	sensorProgNetSockSetState        = "net_sock_set_state"
-	sensorVarBtfExitRec              = "_btf_exit_rec"
-	sensorVarBtfForkRec              = "_btf_fork_rec"
-	sensorVarBtfSigRec               = "_btf_sig_rec"
-	sensorVarEnvClass                = "env_class"
-	sensorVarEnvFirst2               = "env_first2"
-	sensorVarEnvNpats                = "env_npats"
-	sensorVarEnvPats                 = "env_pats"
-	sensorVarPrefixGate              = "prefix_gate"
-	sensorVarSelfTgid                = "self_tgid"
-	sensorVarSuffixGate              = "suffix_gate"
-	sensorVarSysAny                  = "sys_any"
-	sensorVarSysWatched              = "sys_watched"
-	sensorVarWakeupBytes             = "wakeup_bytes"
+	sensorMapCgroupKnown                 = "cgroup_known"
+	sensorMapCgroupScratch               = "cgroup_scratch"
+	sensorMapDirCache                    = "dir_cache"
+	sensorMapDrops                       = "drops"
+	sensorMapEgressDgram                 = "egress_dgram"
+	sensorMapEgressSocks                 = "egress_socks"
+	sensorMapEnvScratch                  = "env_scratch"
+	sensorMapEvents                      = "events"
+	sensorMapExecScratch                 = "exec_scratch"
+	sensorMapInflightConnect             = "inflight_connect"
+	sensorMapIouScratch                  = "iou_scratch"
+	sensorMapIouStaged                   = "iou_staged"
+	sensorMapKnobNames                   = "knob_names"
+	sensorMapModelBits                   = "model_bits"
+	sensorMapModelInodes                 = "model_inodes"
+	sensorMapNetScratch                  = "net_scratch"
+	sensorMapNetStats                    = "net_stats"
+	sensorMapOpenRepeats                 = "open_repeats"
+	sensorMapOpenScratchMap              = "open_scratch_map"
+	sensorMapPathScratch                 = "path_scratch"
+	sensorMapPendingConnect              = "pending_connect"
+	sensorMapPrefixTrie                  = "prefix_trie"
+	sensorMapProcTrie                    = "proc_trie"
+	sensorMapRepeatCacheMap              = "repeat_cache_map"
+	sensorMapSendDst                     = "send_dst"
+	sensorMapSkDgram                     = "sk_dgram"
+	sensorMapSuffixTrie                  = "suffix_trie"
+	sensorMapSysEnterCalls               = "sys_enter_calls"
+	sensorMapSysExitCalls                = "sys_exit_calls"
+	sensorMapSysExitTails                = "sys_exit_tails"
+	sensorMapSysInflight                 = "sys_inflight"
+	sensorMapSysScratch                  = "sys_scratch"
+	sensorProgEnterBpf                   = "enter_bpf"
+	sensorProgEnterChroot                = "enter_chroot"
+	sensorProgEnterDeleteModule          = "enter_delete_module"
+	sensorProgEnterDup2                  = "enter_dup2"
+	sensorProgEnterDup3                  = "enter_dup3"
+	sensorProgEnterFinitModule           = "enter_finit_module"
+	sensorProgEnterInitModule            = "enter_init_module"
+	sensorProgEnterKill                  = "enter_kill"
+	sensorProgEnterMemfdCreate           = "enter_memfd_create"
+	sensorProgEnterMknod                 = "enter_mknod"
+	sensorProgEnterMknodat               = "enter_mknodat"
+	sensorProgEnterMount                 = "enter_mount"
+	sensorProgEnterOldumount             = "enter_oldumount"
+	sensorProgEnterPivotRoot             = "enter_pivot_root"
+	sensorProgEnterProcessVmReadv        = "enter_process_vm_readv"
+	sensorProgEnterProcessVmWritev       = "enter_process_vm_writev"
+	sensorProgEnterPtrace                = "enter_ptrace"
+	sensorProgEnterSetns                 = "enter_setns"
+	sensorProgEnterTgkill                = "enter_tgkill"
+	sensorProgEnterUmount                = "enter_umount"
+	sensorProgEnterUnshare               = "enter_unshare"
+	sensorProgExitAccept                 = "exit_accept"
+	sensorProgExitBpf                    = "exit_bpf"
+	sensorProgExitChroot                 = "exit_chroot"
+	sensorProgExitConnect                = "exit_connect"
+	sensorProgExitDeleteModule           = "exit_delete_module"
+	sensorProgExitDup2                   = "exit_dup2"
+	sensorProgExitDup3                   = "exit_dup3"
+	sensorProgExitFinitModule            = "exit_finit_module"
+	sensorProgExitInitModule             = "exit_init_module"
+	sensorProgExitKill                   = "exit_kill"
+	sensorProgExitLink                   = "exit_link"
+	sensorProgExitLinkat                 = "exit_linkat"
+	sensorProgExitMemfdCreate            = "exit_memfd_create"
+	sensorProgExitMknod                  = "exit_mknod"
+	sensorProgExitMknodat                = "exit_mknodat"
+	sensorProgExitMount                  = "exit_mount"
+	sensorProgExitNameToHandleAt         = "exit_name_to_handle_at"
+	sensorProgExitOldumount              = "exit_oldumount"
+	sensorProgExitPivotRoot              = "exit_pivot_root"
+	sensorProgExitProcessVmReadv         = "exit_process_vm_readv"
+	sensorProgExitProcessVmWritev        = "exit_process_vm_writev"
+	sensorProgExitPtrace                 = "exit_ptrace"
+	sensorProgExitRename                 = "exit_rename"
+	sensorProgExitRenameat               = "exit_renameat"
+	sensorProgExitRenameat2              = "exit_renameat2"
+	sensorProgExitSetns                  = "exit_setns"
+	sensorProgExitSymlink                = "exit_symlink"
+	sensorProgExitSymlinkat              = "exit_symlinkat"
+	sensorProgExitTgkill                 = "exit_tgkill"
+	sensorProgExitUmount                 = "exit_umount"
+	sensorProgExitUnlink                 = "exit_unlink"
+	sensorProgExitUnlinkat               = "exit_unlinkat"
+	sensorProgExitUnshare                = "exit_unshare"
+	sensorProgKestrelCgroupAttach        = "kestrel_cgroup_attach"
+	sensorProgKestrelCgroupMkdir         = "kestrel_cgroup_mkdir"
+	sensorProgKestrelCgroupRmdir         = "kestrel_cgroup_rmdir"
+	sensorProgKestrelExec                = "kestrel_exec"
+	sensorProgKestrelExit                = "kestrel_exit"
+	sensorProgKestrelFork                = "kestrel_fork"
+	sensorProgKestrelIouCompleteOptional = "kestrel_iou_complete_optional"
+	sensorProgKestrelIouSubmitOptional   = "kestrel_iou_submit_optional"
+	sensorProgKestrelSignal              = "kestrel_signal"
+	sensorProgKestrelSysEnter            = "kestrel_sys_enter"
+	sensorProgKestrelSysExit             = "kestrel_sys_exit"
+	sensorProgNetConnect4                = "net_connect4"
+	sensorProgNetConnect6                = "net_connect6"
+	sensorProgNetConnectUnixOptional     = "net_connect_unix_optional"
+	sensorProgNetSendLength              = "net_send_length"
+	sensorProgNetSendmsg4                = "net_sendmsg4"
+	sensorProgNetSendmsg6                = "net_sendmsg6"
+	sensorProgNetSkbEgress               = "net_skb_egress"
+	sensorProgNetSockRelease             = "net_sock_release"
+	sensorProgNetSockSetState            = "net_sock_set_state"
+	sensorProgNetUringComplete           = "net_uring_complete"
+	sensorProgTailOpenEmit               = "tail_open_emit"
+	sensorVarBtfExitRec                  = "_btf_exit_rec"
+	sensorVarBtfForkRec                  = "_btf_fork_rec"
+	sensorVarBtfSigRec                   = "_btf_sig_rec"
+	sensorVarBtfSockClosedRec            = "_btf_sock_closed_rec"
+	sensorVarEnvClass                    = "env_class"
+	sensorVarEnvFirst2                   = "env_first2"
+	sensorVarEnvNpats                    = "env_npats"
+	sensorVarEnvPats                     = "env_pats"
+	sensorVarKnobLens                    = "knob_lens"
+	sensorVarNetConnectSlot              = "net_connect_slot"
+	sensorVarNrCpus                      = "nr_cpus"
+	sensorVarPrefixGate                  = "prefix_gate"
+	sensorVarPrefixKlen                  = "prefix_klen"
+	sensorVarProcPairs                   = "proc_pairs"
+	sensorVarRepeatWindowNs              = "repeat_window_ns"
+	sensorVarSelfTgid                    = "self_tgid"
+	sensorVarSuffixGate                  = "suffix_gate"
+	sensorVarSuffixKlen                  = "suffix_klen"
+	sensorVarSysAnyEnter                 = "sys_any_enter"
+	sensorVarSysAnyExit                  = "sys_any_exit"
+	sensorVarSysOpenCall                 = "sys_open_call"
+	sensorVarSysWatchedEnter             = "sys_watched_enter"
+	sensorVarSysWatchedExit              = "sys_watched_exit"
+	sensorVarWakeupBytes                 = "wakeup_bytes"
 )
 
 // loadSensor returns the embedded CollectionSpec for sensor.
@@ -439,91 +600,82 @@ type sensorSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sensorProgramSpecs struct {
-	EnterBpf               *ebpf.ProgramSpec `ebpf:"enter_bpf"`
-	EnterChroot            *ebpf.ProgramSpec `ebpf:"enter_chroot"`
-	EnterConnect           *ebpf.ProgramSpec `ebpf:"enter_connect"`
-	EnterCreat             *ebpf.ProgramSpec `ebpf:"enter_creat"`
-	EnterDeleteModule      *ebpf.ProgramSpec `ebpf:"enter_delete_module"`
-	EnterDup2              *ebpf.ProgramSpec `ebpf:"enter_dup2"`
-	EnterDup3              *ebpf.ProgramSpec `ebpf:"enter_dup3"`
-	EnterFinitModule       *ebpf.ProgramSpec `ebpf:"enter_finit_module"`
-	EnterInitModule        *ebpf.ProgramSpec `ebpf:"enter_init_module"`
-	EnterKill              *ebpf.ProgramSpec `ebpf:"enter_kill"`
-	EnterLink              *ebpf.ProgramSpec `ebpf:"enter_link"`
-	EnterLinkat            *ebpf.ProgramSpec `ebpf:"enter_linkat"`
-	EnterMemfdCreate       *ebpf.ProgramSpec `ebpf:"enter_memfd_create"`
-	EnterMknod             *ebpf.ProgramSpec `ebpf:"enter_mknod"`
-	EnterMknodat           *ebpf.ProgramSpec `ebpf:"enter_mknodat"`
-	EnterMount             *ebpf.ProgramSpec `ebpf:"enter_mount"`
-	EnterOldumount         *ebpf.ProgramSpec `ebpf:"enter_oldumount"`
-	EnterOpen              *ebpf.ProgramSpec `ebpf:"enter_open"`
-	EnterOpenat            *ebpf.ProgramSpec `ebpf:"enter_openat"`
-	EnterOpenat2           *ebpf.ProgramSpec `ebpf:"enter_openat2"`
-	EnterPivotRoot         *ebpf.ProgramSpec `ebpf:"enter_pivot_root"`
-	EnterProcessVmReadv    *ebpf.ProgramSpec `ebpf:"enter_process_vm_readv"`
-	EnterProcessVmWritev   *ebpf.ProgramSpec `ebpf:"enter_process_vm_writev"`
-	EnterPtrace            *ebpf.ProgramSpec `ebpf:"enter_ptrace"`
-	EnterRename            *ebpf.ProgramSpec `ebpf:"enter_rename"`
-	EnterRenameat          *ebpf.ProgramSpec `ebpf:"enter_renameat"`
-	EnterRenameat2         *ebpf.ProgramSpec `ebpf:"enter_renameat2"`
-	EnterSetns             *ebpf.ProgramSpec `ebpf:"enter_setns"`
-	EnterSymlink           *ebpf.ProgramSpec `ebpf:"enter_symlink"`
-	EnterSymlinkat         *ebpf.ProgramSpec `ebpf:"enter_symlinkat"`
-	EnterTgkill            *ebpf.ProgramSpec `ebpf:"enter_tgkill"`
-	EnterUmount            *ebpf.ProgramSpec `ebpf:"enter_umount"`
-	EnterUnlink            *ebpf.ProgramSpec `ebpf:"enter_unlink"`
-	EnterUnlinkat          *ebpf.ProgramSpec `ebpf:"enter_unlinkat"`
-	EnterUnshare           *ebpf.ProgramSpec `ebpf:"enter_unshare"`
-	ExitBpf                *ebpf.ProgramSpec `ebpf:"exit_bpf"`
-	ExitChroot             *ebpf.ProgramSpec `ebpf:"exit_chroot"`
-	ExitConnect            *ebpf.ProgramSpec `ebpf:"exit_connect"`
-	ExitCreat              *ebpf.ProgramSpec `ebpf:"exit_creat"`
-	ExitDeleteModule       *ebpf.ProgramSpec `ebpf:"exit_delete_module"`
-	ExitDup2               *ebpf.ProgramSpec `ebpf:"exit_dup2"`
-	ExitDup3               *ebpf.ProgramSpec `ebpf:"exit_dup3"`
-	ExitFinitModule        *ebpf.ProgramSpec `ebpf:"exit_finit_module"`
-	ExitInitModule         *ebpf.ProgramSpec `ebpf:"exit_init_module"`
-	ExitKill               *ebpf.ProgramSpec `ebpf:"exit_kill"`
-	ExitLink               *ebpf.ProgramSpec `ebpf:"exit_link"`
-	ExitLinkat             *ebpf.ProgramSpec `ebpf:"exit_linkat"`
-	ExitMemfdCreate        *ebpf.ProgramSpec `ebpf:"exit_memfd_create"`
-	ExitMknod              *ebpf.ProgramSpec `ebpf:"exit_mknod"`
-	ExitMknodat            *ebpf.ProgramSpec `ebpf:"exit_mknodat"`
-	ExitMount              *ebpf.ProgramSpec `ebpf:"exit_mount"`
-	ExitOldumount          *ebpf.ProgramSpec `ebpf:"exit_oldumount"`
-	ExitOpen               *ebpf.ProgramSpec `ebpf:"exit_open"`
-	ExitOpenat             *ebpf.ProgramSpec `ebpf:"exit_openat"`
-	ExitOpenat2            *ebpf.ProgramSpec `ebpf:"exit_openat2"`
-	ExitPivotRoot          *ebpf.ProgramSpec `ebpf:"exit_pivot_root"`
-	ExitProcessVmReadv     *ebpf.ProgramSpec `ebpf:"exit_process_vm_readv"`
-	ExitProcessVmWritev    *ebpf.ProgramSpec `ebpf:"exit_process_vm_writev"`
-	ExitPtrace             *ebpf.ProgramSpec `ebpf:"exit_ptrace"`
-	ExitRename             *ebpf.ProgramSpec `ebpf:"exit_rename"`
-	ExitRenameat           *ebpf.ProgramSpec `ebpf:"exit_renameat"`
-	ExitRenameat2          *ebpf.ProgramSpec `ebpf:"exit_renameat2"`
-	ExitSetns              *ebpf.ProgramSpec `ebpf:"exit_setns"`
-	ExitSymlink            *ebpf.ProgramSpec `ebpf:"exit_symlink"`
-	ExitSymlinkat          *ebpf.ProgramSpec `ebpf:"exit_symlinkat"`
-	ExitTgkill             *ebpf.ProgramSpec `ebpf:"exit_tgkill"`
-	ExitUmount             *ebpf.ProgramSpec `ebpf:"exit_umount"`
-	ExitUnlink             *ebpf.ProgramSpec `ebpf:"exit_unlink"`
-	ExitUnlinkat           *ebpf.ProgramSpec `ebpf:"exit_unlinkat"`
-	ExitUnshare            *ebpf.ProgramSpec `ebpf:"exit_unshare"`
-	KestrelCgroupAttach    *ebpf.ProgramSpec `ebpf:"kestrel_cgroup_attach"`
-	KestrelCgroupMkdir     *ebpf.ProgramSpec `ebpf:"kestrel_cgroup_mkdir"`
-	KestrelCgroupRmdir     *ebpf.ProgramSpec `ebpf:"kestrel_cgroup_rmdir"`
-	KestrelExec            *ebpf.ProgramSpec `ebpf:"kestrel_exec"`
-	KestrelExit            *ebpf.ProgramSpec `ebpf:"kestrel_exit"`
-	KestrelFork            *ebpf.ProgramSpec `ebpf:"kestrel_fork"`
-	KestrelSignal          *ebpf.ProgramSpec `ebpf:"kestrel_signal"`
-	KestrelSysEnter        *ebpf.ProgramSpec `ebpf:"kestrel_sys_enter"`
-	KestrelSysExit         *ebpf.ProgramSpec `ebpf:"kestrel_sys_exit"`
-	NetConnect4            *ebpf.ProgramSpec `ebpf:"net_connect4"`
-	NetConnect6            *ebpf.ProgramSpec `ebpf:"net_connect6"`
-	NetConnectUnixOptional *ebpf.ProgramSpec `ebpf:"net_connect_unix_optional"`
-	NetSendLength          *ebpf.ProgramSpec `ebpf:"net_send_length"`
-	NetSockRelease         *ebpf.ProgramSpec `ebpf:"net_sock_release"`
-	NetSockSetState        *ebpf.ProgramSpec `ebpf:"net_sock_set_state"`
+	EnterBpf                   *ebpf.ProgramSpec `ebpf:"enter_bpf"`
+	EnterChroot                *ebpf.ProgramSpec `ebpf:"enter_chroot"`
+	EnterDeleteModule          *ebpf.ProgramSpec `ebpf:"enter_delete_module"`
+	EnterDup2                  *ebpf.ProgramSpec `ebpf:"enter_dup2"`
+	EnterDup3                  *ebpf.ProgramSpec `ebpf:"enter_dup3"`
+	EnterFinitModule           *ebpf.ProgramSpec `ebpf:"enter_finit_module"`
+	EnterInitModule            *ebpf.ProgramSpec `ebpf:"enter_init_module"`
+	EnterKill                  *ebpf.ProgramSpec `ebpf:"enter_kill"`
+	EnterMemfdCreate           *ebpf.ProgramSpec `ebpf:"enter_memfd_create"`
+	EnterMknod                 *ebpf.ProgramSpec `ebpf:"enter_mknod"`
+	EnterMknodat               *ebpf.ProgramSpec `ebpf:"enter_mknodat"`
+	EnterMount                 *ebpf.ProgramSpec `ebpf:"enter_mount"`
+	EnterOldumount             *ebpf.ProgramSpec `ebpf:"enter_oldumount"`
+	EnterPivotRoot             *ebpf.ProgramSpec `ebpf:"enter_pivot_root"`
+	EnterProcessVmReadv        *ebpf.ProgramSpec `ebpf:"enter_process_vm_readv"`
+	EnterProcessVmWritev       *ebpf.ProgramSpec `ebpf:"enter_process_vm_writev"`
+	EnterPtrace                *ebpf.ProgramSpec `ebpf:"enter_ptrace"`
+	EnterSetns                 *ebpf.ProgramSpec `ebpf:"enter_setns"`
+	EnterTgkill                *ebpf.ProgramSpec `ebpf:"enter_tgkill"`
+	EnterUmount                *ebpf.ProgramSpec `ebpf:"enter_umount"`
+	EnterUnshare               *ebpf.ProgramSpec `ebpf:"enter_unshare"`
+	ExitAccept                 *ebpf.ProgramSpec `ebpf:"exit_accept"`
+	ExitBpf                    *ebpf.ProgramSpec `ebpf:"exit_bpf"`
+	ExitChroot                 *ebpf.ProgramSpec `ebpf:"exit_chroot"`
+	ExitConnect                *ebpf.ProgramSpec `ebpf:"exit_connect"`
+	ExitDeleteModule           *ebpf.ProgramSpec `ebpf:"exit_delete_module"`
+	ExitDup2                   *ebpf.ProgramSpec `ebpf:"exit_dup2"`
+	ExitDup3                   *ebpf.ProgramSpec `ebpf:"exit_dup3"`
+	ExitFinitModule            *ebpf.ProgramSpec `ebpf:"exit_finit_module"`
+	ExitInitModule             *ebpf.ProgramSpec `ebpf:"exit_init_module"`
+	ExitKill                   *ebpf.ProgramSpec `ebpf:"exit_kill"`
+	ExitLink                   *ebpf.ProgramSpec `ebpf:"exit_link"`
+	ExitLinkat                 *ebpf.ProgramSpec `ebpf:"exit_linkat"`
+	ExitMemfdCreate            *ebpf.ProgramSpec `ebpf:"exit_memfd_create"`
+	ExitMknod                  *ebpf.ProgramSpec `ebpf:"exit_mknod"`
+	ExitMknodat                *ebpf.ProgramSpec `ebpf:"exit_mknodat"`
+	ExitMount                  *ebpf.ProgramSpec `ebpf:"exit_mount"`
+	ExitNameToHandleAt         *ebpf.ProgramSpec `ebpf:"exit_name_to_handle_at"`
+	ExitOldumount              *ebpf.ProgramSpec `ebpf:"exit_oldumount"`
+	ExitPivotRoot              *ebpf.ProgramSpec `ebpf:"exit_pivot_root"`
+	ExitProcessVmReadv         *ebpf.ProgramSpec `ebpf:"exit_process_vm_readv"`
+	ExitProcessVmWritev        *ebpf.ProgramSpec `ebpf:"exit_process_vm_writev"`
+	ExitPtrace                 *ebpf.ProgramSpec `ebpf:"exit_ptrace"`
+	ExitRename                 *ebpf.ProgramSpec `ebpf:"exit_rename"`
+	ExitRenameat               *ebpf.ProgramSpec `ebpf:"exit_renameat"`
+	ExitRenameat2              *ebpf.ProgramSpec `ebpf:"exit_renameat2"`
+	ExitSetns                  *ebpf.ProgramSpec `ebpf:"exit_setns"`
+	ExitSymlink                *ebpf.ProgramSpec `ebpf:"exit_symlink"`
+	ExitSymlinkat              *ebpf.ProgramSpec `ebpf:"exit_symlinkat"`
+	ExitTgkill                 *ebpf.ProgramSpec `ebpf:"exit_tgkill"`
+	ExitUmount                 *ebpf.ProgramSpec `ebpf:"exit_umount"`
+	ExitUnlink                 *ebpf.ProgramSpec `ebpf:"exit_unlink"`
+	ExitUnlinkat               *ebpf.ProgramSpec `ebpf:"exit_unlinkat"`
+	ExitUnshare                *ebpf.ProgramSpec `ebpf:"exit_unshare"`
+	KestrelCgroupAttach        *ebpf.ProgramSpec `ebpf:"kestrel_cgroup_attach"`
+	KestrelCgroupMkdir         *ebpf.ProgramSpec `ebpf:"kestrel_cgroup_mkdir"`
+	KestrelCgroupRmdir         *ebpf.ProgramSpec `ebpf:"kestrel_cgroup_rmdir"`
+	KestrelExec                *ebpf.ProgramSpec `ebpf:"kestrel_exec"`
+	KestrelExit                *ebpf.ProgramSpec `ebpf:"kestrel_exit"`
+	KestrelFork                *ebpf.ProgramSpec `ebpf:"kestrel_fork"`
+	KestrelIouCompleteOptional *ebpf.ProgramSpec `ebpf:"kestrel_iou_complete_optional"`
+	KestrelIouSubmitOptional   *ebpf.ProgramSpec `ebpf:"kestrel_iou_submit_optional"`
+	KestrelSignal              *ebpf.ProgramSpec `ebpf:"kestrel_signal"`
+	KestrelSysEnter            *ebpf.ProgramSpec `ebpf:"kestrel_sys_enter"`
+	KestrelSysExit             *ebpf.ProgramSpec `ebpf:"kestrel_sys_exit"`
+	NetConnect4                *ebpf.ProgramSpec `ebpf:"net_connect4"`
+	NetConnect6                *ebpf.ProgramSpec `ebpf:"net_connect6"`
+	NetConnectUnixOptional     *ebpf.ProgramSpec `ebpf:"net_connect_unix_optional"`
+	NetSendLength              *ebpf.ProgramSpec `ebpf:"net_send_length"`
+	NetSendmsg4                *ebpf.ProgramSpec `ebpf:"net_sendmsg4"`
+	NetSendmsg6                *ebpf.ProgramSpec `ebpf:"net_sendmsg6"`
+	NetSkbEgress               *ebpf.ProgramSpec `ebpf:"net_skb_egress"`
+	NetSockRelease             *ebpf.ProgramSpec `ebpf:"net_sock_release"`
+	NetSockSetState            *ebpf.ProgramSpec `ebpf:"net_sock_set_state"`
+	NetUringComplete           *ebpf.ProgramSpec `ebpf:"net_uring_complete"`
+	TailOpenEmit               *ebpf.ProgramSpec `ebpf:"tail_open_emit"`
 }
 
 // sensorMapSpecs contains maps before they are loaded into the kernel.
@@ -534,42 +686,64 @@ type sensorMapSpecs struct {
 	CgroupScratch   *ebpf.MapSpec `ebpf:"cgroup_scratch"`
 	DirCache        *ebpf.MapSpec `ebpf:"dir_cache"`
 	Drops           *ebpf.MapSpec `ebpf:"drops"`
+	EgressDgram     *ebpf.MapSpec `ebpf:"egress_dgram"`
 	EgressSocks     *ebpf.MapSpec `ebpf:"egress_socks"`
 	EnvScratch      *ebpf.MapSpec `ebpf:"env_scratch"`
 	Events          *ebpf.MapSpec `ebpf:"events"`
 	ExecScratch     *ebpf.MapSpec `ebpf:"exec_scratch"`
 	InflightConnect *ebpf.MapSpec `ebpf:"inflight_connect"`
+	IouScratch      *ebpf.MapSpec `ebpf:"iou_scratch"`
+	IouStaged       *ebpf.MapSpec `ebpf:"iou_staged"`
+	KnobNames       *ebpf.MapSpec `ebpf:"knob_names"`
+	ModelBits       *ebpf.MapSpec `ebpf:"model_bits"`
+	ModelInodes     *ebpf.MapSpec `ebpf:"model_inodes"`
 	NetScratch      *ebpf.MapSpec `ebpf:"net_scratch"`
 	NetStats        *ebpf.MapSpec `ebpf:"net_stats"`
-	OpenInflight    *ebpf.MapSpec `ebpf:"open_inflight"`
+	OpenRepeats     *ebpf.MapSpec `ebpf:"open_repeats"`
 	OpenScratchMap  *ebpf.MapSpec `ebpf:"open_scratch_map"`
 	PathScratch     *ebpf.MapSpec `ebpf:"path_scratch"`
 	PendingConnect  *ebpf.MapSpec `ebpf:"pending_connect"`
 	PrefixTrie      *ebpf.MapSpec `ebpf:"prefix_trie"`
 	ProcTrie        *ebpf.MapSpec `ebpf:"proc_trie"`
+	RepeatCacheMap  *ebpf.MapSpec `ebpf:"repeat_cache_map"`
+	SendDst         *ebpf.MapSpec `ebpf:"send_dst"`
+	SkDgram         *ebpf.MapSpec `ebpf:"sk_dgram"`
 	SuffixTrie      *ebpf.MapSpec `ebpf:"suffix_trie"`
 	SysEnterCalls   *ebpf.MapSpec `ebpf:"sys_enter_calls"`
 	SysExitCalls    *ebpf.MapSpec `ebpf:"sys_exit_calls"`
+	SysExitTails    *ebpf.MapSpec `ebpf:"sys_exit_tails"`
 	SysInflight     *ebpf.MapSpec `ebpf:"sys_inflight"`
+	SysScratch      *ebpf.MapSpec `ebpf:"sys_scratch"`
 }
 
 // sensorVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sensorVariableSpecs struct {
-	BtfExitRec  *ebpf.VariableSpec `ebpf:"_btf_exit_rec"`
-	BtfForkRec  *ebpf.VariableSpec `ebpf:"_btf_fork_rec"`
-	BtfSigRec   *ebpf.VariableSpec `ebpf:"_btf_sig_rec"`
-	EnvClass    *ebpf.VariableSpec `ebpf:"env_class"`
-	EnvFirst2   *ebpf.VariableSpec `ebpf:"env_first2"`
-	EnvNpats    *ebpf.VariableSpec `ebpf:"env_npats"`
-	EnvPats     *ebpf.VariableSpec `ebpf:"env_pats"`
-	PrefixGate  *ebpf.VariableSpec `ebpf:"prefix_gate"`
-	SelfTgid    *ebpf.VariableSpec `ebpf:"self_tgid"`
-	SuffixGate  *ebpf.VariableSpec `ebpf:"suffix_gate"`
-	SysAny      *ebpf.VariableSpec `ebpf:"sys_any"`
-	SysWatched  *ebpf.VariableSpec `ebpf:"sys_watched"`
-	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	BtfExitRec       *ebpf.VariableSpec `ebpf:"_btf_exit_rec"`
+	BtfForkRec       *ebpf.VariableSpec `ebpf:"_btf_fork_rec"`
+	BtfSigRec        *ebpf.VariableSpec `ebpf:"_btf_sig_rec"`
+	BtfSockClosedRec *ebpf.VariableSpec `ebpf:"_btf_sock_closed_rec"`
+	EnvClass         *ebpf.VariableSpec `ebpf:"env_class"`
+	EnvFirst2        *ebpf.VariableSpec `ebpf:"env_first2"`
+	EnvNpats         *ebpf.VariableSpec `ebpf:"env_npats"`
+	EnvPats          *ebpf.VariableSpec `ebpf:"env_pats"`
+	KnobLens         *ebpf.VariableSpec `ebpf:"knob_lens"`
+	NetConnectSlot   *ebpf.VariableSpec `ebpf:"net_connect_slot"`
+	NrCpus           *ebpf.VariableSpec `ebpf:"nr_cpus"`
+	PrefixGate       *ebpf.VariableSpec `ebpf:"prefix_gate"`
+	PrefixKlen       *ebpf.VariableSpec `ebpf:"prefix_klen"`
+	ProcPairs        *ebpf.VariableSpec `ebpf:"proc_pairs"`
+	RepeatWindowNs   *ebpf.VariableSpec `ebpf:"repeat_window_ns"`
+	SelfTgid         *ebpf.VariableSpec `ebpf:"self_tgid"`
+	SuffixGate       *ebpf.VariableSpec `ebpf:"suffix_gate"`
+	SuffixKlen       *ebpf.VariableSpec `ebpf:"suffix_klen"`
+	SysAnyEnter      *ebpf.VariableSpec `ebpf:"sys_any_enter"`
+	SysAnyExit       *ebpf.VariableSpec `ebpf:"sys_any_exit"`
+	SysOpenCall      *ebpf.VariableSpec `ebpf:"sys_open_call"`
+	SysWatchedEnter  *ebpf.VariableSpec `ebpf:"sys_watched_enter"`
+	SysWatchedExit   *ebpf.VariableSpec `ebpf:"sys_watched_exit"`
+	WakeupBytes      *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // sensorObjects contains all objects after they have been loaded into the kernel.
@@ -596,23 +770,34 @@ type sensorMaps struct {
 	CgroupScratch   *ebpf.Map `ebpf:"cgroup_scratch"`
 	DirCache        *ebpf.Map `ebpf:"dir_cache"`
 	Drops           *ebpf.Map `ebpf:"drops"`
+	EgressDgram     *ebpf.Map `ebpf:"egress_dgram"`
 	EgressSocks     *ebpf.Map `ebpf:"egress_socks"`
 	EnvScratch      *ebpf.Map `ebpf:"env_scratch"`
 	Events          *ebpf.Map `ebpf:"events"`
 	ExecScratch     *ebpf.Map `ebpf:"exec_scratch"`
 	InflightConnect *ebpf.Map `ebpf:"inflight_connect"`
+	IouScratch      *ebpf.Map `ebpf:"iou_scratch"`
+	IouStaged       *ebpf.Map `ebpf:"iou_staged"`
+	KnobNames       *ebpf.Map `ebpf:"knob_names"`
+	ModelBits       *ebpf.Map `ebpf:"model_bits"`
+	ModelInodes     *ebpf.Map `ebpf:"model_inodes"`
 	NetScratch      *ebpf.Map `ebpf:"net_scratch"`
 	NetStats        *ebpf.Map `ebpf:"net_stats"`
-	OpenInflight    *ebpf.Map `ebpf:"open_inflight"`
+	OpenRepeats     *ebpf.Map `ebpf:"open_repeats"`
 	OpenScratchMap  *ebpf.Map `ebpf:"open_scratch_map"`
 	PathScratch     *ebpf.Map `ebpf:"path_scratch"`
 	PendingConnect  *ebpf.Map `ebpf:"pending_connect"`
 	PrefixTrie      *ebpf.Map `ebpf:"prefix_trie"`
 	ProcTrie        *ebpf.Map `ebpf:"proc_trie"`
+	RepeatCacheMap  *ebpf.Map `ebpf:"repeat_cache_map"`
+	SendDst         *ebpf.Map `ebpf:"send_dst"`
+	SkDgram         *ebpf.Map `ebpf:"sk_dgram"`
 	SuffixTrie      *ebpf.Map `ebpf:"suffix_trie"`
 	SysEnterCalls   *ebpf.Map `ebpf:"sys_enter_calls"`
 	SysExitCalls    *ebpf.Map `ebpf:"sys_exit_calls"`
+	SysExitTails    *ebpf.Map `ebpf:"sys_exit_tails"`
 	SysInflight     *ebpf.Map `ebpf:"sys_inflight"`
+	SysScratch      *ebpf.Map `ebpf:"sys_scratch"`
 }
 
 func (m *sensorMaps) Close() error {
@@ -621,23 +806,34 @@ func (m *sensorMaps) Close() error {
 		m.CgroupScratch,
 		m.DirCache,
 		m.Drops,
+		m.EgressDgram,
 		m.EgressSocks,
 		m.EnvScratch,
 		m.Events,
 		m.ExecScratch,
 		m.InflightConnect,
+		m.IouScratch,
+		m.IouStaged,
+		m.KnobNames,
+		m.ModelBits,
+		m.ModelInodes,
 		m.NetScratch,
 		m.NetStats,
-		m.OpenInflight,
+		m.OpenRepeats,
 		m.OpenScratchMap,
 		m.PathScratch,
 		m.PendingConnect,
 		m.PrefixTrie,
 		m.ProcTrie,
+		m.RepeatCacheMap,
+		m.SendDst,
+		m.SkDgram,
 		m.SuffixTrie,
 		m.SysEnterCalls,
 		m.SysExitCalls,
+		m.SysExitTails,
 		m.SysInflight,
+		m.SysScratch,
 	)
 }
 
@@ -645,153 +841,141 @@ func (m *sensorMaps) Close() error {
 //
 // It can be passed to loadSensorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sensorVariables struct {
-	BtfExitRec  *ebpf.Variable `ebpf:"_btf_exit_rec"`
-	BtfForkRec  *ebpf.Variable `ebpf:"_btf_fork_rec"`
-	BtfSigRec   *ebpf.Variable `ebpf:"_btf_sig_rec"`
-	EnvClass    *ebpf.Variable `ebpf:"env_class"`
-	EnvFirst2   *ebpf.Variable `ebpf:"env_first2"`
-	EnvNpats    *ebpf.Variable `ebpf:"env_npats"`
-	EnvPats     *ebpf.Variable `ebpf:"env_pats"`
-	PrefixGate  *ebpf.Variable `ebpf:"prefix_gate"`
-	SelfTgid    *ebpf.Variable `ebpf:"self_tgid"`
-	SuffixGate  *ebpf.Variable `ebpf:"suffix_gate"`
-	SysAny      *ebpf.Variable `ebpf:"sys_any"`
-	SysWatched  *ebpf.Variable `ebpf:"sys_watched"`
-	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
+	BtfExitRec       *ebpf.Variable `ebpf:"_btf_exit_rec"`
+	BtfForkRec       *ebpf.Variable `ebpf:"_btf_fork_rec"`
+	BtfSigRec        *ebpf.Variable `ebpf:"_btf_sig_rec"`
+	BtfSockClosedRec *ebpf.Variable `ebpf:"_btf_sock_closed_rec"`
+	EnvClass         *ebpf.Variable `ebpf:"env_class"`
+	EnvFirst2        *ebpf.Variable `ebpf:"env_first2"`
+	EnvNpats         *ebpf.Variable `ebpf:"env_npats"`
+	EnvPats          *ebpf.Variable `ebpf:"env_pats"`
+	KnobLens         *ebpf.Variable `ebpf:"knob_lens"`
+	NetConnectSlot   *ebpf.Variable `ebpf:"net_connect_slot"`
+	NrCpus           *ebpf.Variable `ebpf:"nr_cpus"`
+	PrefixGate       *ebpf.Variable `ebpf:"prefix_gate"`
+	PrefixKlen       *ebpf.Variable `ebpf:"prefix_klen"`
+	ProcPairs        *ebpf.Variable `ebpf:"proc_pairs"`
+	RepeatWindowNs   *ebpf.Variable `ebpf:"repeat_window_ns"`
+	SelfTgid         *ebpf.Variable `ebpf:"self_tgid"`
+	SuffixGate       *ebpf.Variable `ebpf:"suffix_gate"`
+	SuffixKlen       *ebpf.Variable `ebpf:"suffix_klen"`
+	SysAnyEnter      *ebpf.Variable `ebpf:"sys_any_enter"`
+	SysAnyExit       *ebpf.Variable `ebpf:"sys_any_exit"`
+	SysOpenCall      *ebpf.Variable `ebpf:"sys_open_call"`
+	SysWatchedEnter  *ebpf.Variable `ebpf:"sys_watched_enter"`
+	SysWatchedExit   *ebpf.Variable `ebpf:"sys_watched_exit"`
+	WakeupBytes      *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // sensorPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to loadSensorObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sensorPrograms struct {
-	EnterBpf               *ebpf.Program `ebpf:"enter_bpf"`
-	EnterChroot            *ebpf.Program `ebpf:"enter_chroot"`
-	EnterConnect           *ebpf.Program `ebpf:"enter_connect"`
-	EnterCreat             *ebpf.Program `ebpf:"enter_creat"`
-	EnterDeleteModule      *ebpf.Program `ebpf:"enter_delete_module"`
-	EnterDup2              *ebpf.Program `ebpf:"enter_dup2"`
-	EnterDup3              *ebpf.Program `ebpf:"enter_dup3"`
-	EnterFinitModule       *ebpf.Program `ebpf:"enter_finit_module"`
-	EnterInitModule        *ebpf.Program `ebpf:"enter_init_module"`
-	EnterKill              *ebpf.Program `ebpf:"enter_kill"`
-	EnterLink              *ebpf.Program `ebpf:"enter_link"`
-	EnterLinkat            *ebpf.Program `ebpf:"enter_linkat"`
-	EnterMemfdCreate       *ebpf.Program `ebpf:"enter_memfd_create"`
-	EnterMknod             *ebpf.Program `ebpf:"enter_mknod"`
-	EnterMknodat           *ebpf.Program `ebpf:"enter_mknodat"`
-	EnterMount             *ebpf.Program `ebpf:"enter_mount"`
-	EnterOldumount         *ebpf.Program `ebpf:"enter_oldumount"`
-	EnterOpen              *ebpf.Program `ebpf:"enter_open"`
-	EnterOpenat            *ebpf.Program `ebpf:"enter_openat"`
-	EnterOpenat2           *ebpf.Program `ebpf:"enter_openat2"`
-	EnterPivotRoot         *ebpf.Program `ebpf:"enter_pivot_root"`
-	EnterProcessVmReadv    *ebpf.Program `ebpf:"enter_process_vm_readv"`
-	EnterProcessVmWritev   *ebpf.Program `ebpf:"enter_process_vm_writev"`
-	EnterPtrace            *ebpf.Program `ebpf:"enter_ptrace"`
-	EnterRename            *ebpf.Program `ebpf:"enter_rename"`
-	EnterRenameat          *ebpf.Program `ebpf:"enter_renameat"`
-	EnterRenameat2         *ebpf.Program `ebpf:"enter_renameat2"`
-	EnterSetns             *ebpf.Program `ebpf:"enter_setns"`
-	EnterSymlink           *ebpf.Program `ebpf:"enter_symlink"`
-	EnterSymlinkat         *ebpf.Program `ebpf:"enter_symlinkat"`
-	EnterTgkill            *ebpf.Program `ebpf:"enter_tgkill"`
-	EnterUmount            *ebpf.Program `ebpf:"enter_umount"`
-	EnterUnlink            *ebpf.Program `ebpf:"enter_unlink"`
-	EnterUnlinkat          *ebpf.Program `ebpf:"enter_unlinkat"`
-	EnterUnshare           *ebpf.Program `ebpf:"enter_unshare"`
-	ExitBpf                *ebpf.Program `ebpf:"exit_bpf"`
-	ExitChroot             *ebpf.Program `ebpf:"exit_chroot"`
-	ExitConnect            *ebpf.Program `ebpf:"exit_connect"`
-	ExitCreat              *ebpf.Program `ebpf:"exit_creat"`
-	ExitDeleteModule       *ebpf.Program `ebpf:"exit_delete_module"`
-	ExitDup2               *ebpf.Program `ebpf:"exit_dup2"`
-	ExitDup3               *ebpf.Program `ebpf:"exit_dup3"`
-	ExitFinitModule        *ebpf.Program `ebpf:"exit_finit_module"`
-	ExitInitModule         *ebpf.Program `ebpf:"exit_init_module"`
-	ExitKill               *ebpf.Program `ebpf:"exit_kill"`
-	ExitLink               *ebpf.Program `ebpf:"exit_link"`
-	ExitLinkat             *ebpf.Program `ebpf:"exit_linkat"`
-	ExitMemfdCreate        *ebpf.Program `ebpf:"exit_memfd_create"`
-	ExitMknod              *ebpf.Program `ebpf:"exit_mknod"`
-	ExitMknodat            *ebpf.Program `ebpf:"exit_mknodat"`
-	ExitMount              *ebpf.Program `ebpf:"exit_mount"`
-	ExitOldumount          *ebpf.Program `ebpf:"exit_oldumount"`
-	ExitOpen               *ebpf.Program `ebpf:"exit_open"`
-	ExitOpenat             *ebpf.Program `ebpf:"exit_openat"`
-	ExitOpenat2            *ebpf.Program `ebpf:"exit_openat2"`
-	ExitPivotRoot          *ebpf.Program `ebpf:"exit_pivot_root"`
-	ExitProcessVmReadv     *ebpf.Program `ebpf:"exit_process_vm_readv"`
-	ExitProcessVmWritev    *ebpf.Program `ebpf:"exit_process_vm_writev"`
-	ExitPtrace             *ebpf.Program `ebpf:"exit_ptrace"`
-	ExitRename             *ebpf.Program `ebpf:"exit_rename"`
-	ExitRenameat           *ebpf.Program `ebpf:"exit_renameat"`
-	ExitRenameat2          *ebpf.Program `ebpf:"exit_renameat2"`
-	ExitSetns              *ebpf.Program `ebpf:"exit_setns"`
-	ExitSymlink            *ebpf.Program `ebpf:"exit_symlink"`
-	ExitSymlinkat          *ebpf.Program `ebpf:"exit_symlinkat"`
-	ExitTgkill             *ebpf.Program `ebpf:"exit_tgkill"`
-	ExitUmount             *ebpf.Program `ebpf:"exit_umount"`
-	ExitUnlink             *ebpf.Program `ebpf:"exit_unlink"`
-	ExitUnlinkat           *ebpf.Program `ebpf:"exit_unlinkat"`
-	ExitUnshare            *ebpf.Program `ebpf:"exit_unshare"`
-	KestrelCgroupAttach    *ebpf.Program `ebpf:"kestrel_cgroup_attach"`
-	KestrelCgroupMkdir     *ebpf.Program `ebpf:"kestrel_cgroup_mkdir"`
-	KestrelCgroupRmdir     *ebpf.Program `ebpf:"kestrel_cgroup_rmdir"`
-	KestrelExec            *ebpf.Program `ebpf:"kestrel_exec"`
-	KestrelExit            *ebpf.Program `ebpf:"kestrel_exit"`
-	KestrelFork            *ebpf.Program `ebpf:"kestrel_fork"`
-	KestrelSignal          *ebpf.Program `ebpf:"kestrel_signal"`
-	KestrelSysEnter        *ebpf.Program `ebpf:"kestrel_sys_enter"`
-	KestrelSysExit         *ebpf.Program `ebpf:"kestrel_sys_exit"`
-	NetConnect4            *ebpf.Program `ebpf:"net_connect4"`
-	NetConnect6            *ebpf.Program `ebpf:"net_connect6"`
-	NetConnectUnixOptional *ebpf.Program `ebpf:"net_connect_unix_optional"`
-	NetSendLength          *ebpf.Program `ebpf:"net_send_length"`
-	NetSockRelease         *ebpf.Program `ebpf:"net_sock_release"`
-	NetSockSetState        *ebpf.Program `ebpf:"net_sock_set_state"`
+	EnterBpf                   *ebpf.Program `ebpf:"enter_bpf"`
+	EnterChroot                *ebpf.Program `ebpf:"enter_chroot"`
+	EnterDeleteModule          *ebpf.Program `ebpf:"enter_delete_module"`
+	EnterDup2                  *ebpf.Program `ebpf:"enter_dup2"`
+	EnterDup3                  *ebpf.Program `ebpf:"enter_dup3"`
+	EnterFinitModule           *ebpf.Program `ebpf:"enter_finit_module"`
+	EnterInitModule            *ebpf.Program `ebpf:"enter_init_module"`
+	EnterKill                  *ebpf.Program `ebpf:"enter_kill"`
+	EnterMemfdCreate           *ebpf.Program `ebpf:"enter_memfd_create"`
+	EnterMknod                 *ebpf.Program `ebpf:"enter_mknod"`
+	EnterMknodat               *ebpf.Program `ebpf:"enter_mknodat"`
+	EnterMount                 *ebpf.Program `ebpf:"enter_mount"`
+	EnterOldumount             *ebpf.Program `ebpf:"enter_oldumount"`
+	EnterPivotRoot             *ebpf.Program `ebpf:"enter_pivot_root"`
+	EnterProcessVmReadv        *ebpf.Program `ebpf:"enter_process_vm_readv"`
+	EnterProcessVmWritev       *ebpf.Program `ebpf:"enter_process_vm_writev"`
+	EnterPtrace                *ebpf.Program `ebpf:"enter_ptrace"`
+	EnterSetns                 *ebpf.Program `ebpf:"enter_setns"`
+	EnterTgkill                *ebpf.Program `ebpf:"enter_tgkill"`
+	EnterUmount                *ebpf.Program `ebpf:"enter_umount"`
+	EnterUnshare               *ebpf.Program `ebpf:"enter_unshare"`
+	ExitAccept                 *ebpf.Program `ebpf:"exit_accept"`
+	ExitBpf                    *ebpf.Program `ebpf:"exit_bpf"`
+	ExitChroot                 *ebpf.Program `ebpf:"exit_chroot"`
+	ExitConnect                *ebpf.Program `ebpf:"exit_connect"`
+	ExitDeleteModule           *ebpf.Program `ebpf:"exit_delete_module"`
+	ExitDup2                   *ebpf.Program `ebpf:"exit_dup2"`
+	ExitDup3                   *ebpf.Program `ebpf:"exit_dup3"`
+	ExitFinitModule            *ebpf.Program `ebpf:"exit_finit_module"`
+	ExitInitModule             *ebpf.Program `ebpf:"exit_init_module"`
+	ExitKill                   *ebpf.Program `ebpf:"exit_kill"`
+	ExitLink                   *ebpf.Program `ebpf:"exit_link"`
+	ExitLinkat                 *ebpf.Program `ebpf:"exit_linkat"`
+	ExitMemfdCreate            *ebpf.Program `ebpf:"exit_memfd_create"`
+	ExitMknod                  *ebpf.Program `ebpf:"exit_mknod"`
+	ExitMknodat                *ebpf.Program `ebpf:"exit_mknodat"`
+	ExitMount                  *ebpf.Program `ebpf:"exit_mount"`
+	ExitNameToHandleAt         *ebpf.Program `ebpf:"exit_name_to_handle_at"`
+	ExitOldumount              *ebpf.Program `ebpf:"exit_oldumount"`
+	ExitPivotRoot              *ebpf.Program `ebpf:"exit_pivot_root"`
+	ExitProcessVmReadv         *ebpf.Program `ebpf:"exit_process_vm_readv"`
+	ExitProcessVmWritev        *ebpf.Program `ebpf:"exit_process_vm_writev"`
+	ExitPtrace                 *ebpf.Program `ebpf:"exit_ptrace"`
+	ExitRename                 *ebpf.Program `ebpf:"exit_rename"`
+	ExitRenameat               *ebpf.Program `ebpf:"exit_renameat"`
+	ExitRenameat2              *ebpf.Program `ebpf:"exit_renameat2"`
+	ExitSetns                  *ebpf.Program `ebpf:"exit_setns"`
+	ExitSymlink                *ebpf.Program `ebpf:"exit_symlink"`
+	ExitSymlinkat              *ebpf.Program `ebpf:"exit_symlinkat"`
+	ExitTgkill                 *ebpf.Program `ebpf:"exit_tgkill"`
+	ExitUmount                 *ebpf.Program `ebpf:"exit_umount"`
+	ExitUnlink                 *ebpf.Program `ebpf:"exit_unlink"`
+	ExitUnlinkat               *ebpf.Program `ebpf:"exit_unlinkat"`
+	ExitUnshare                *ebpf.Program `ebpf:"exit_unshare"`
+	KestrelCgroupAttach        *ebpf.Program `ebpf:"kestrel_cgroup_attach"`
+	KestrelCgroupMkdir         *ebpf.Program `ebpf:"kestrel_cgroup_mkdir"`
+	KestrelCgroupRmdir         *ebpf.Program `ebpf:"kestrel_cgroup_rmdir"`
+	KestrelExec                *ebpf.Program `ebpf:"kestrel_exec"`
+	KestrelExit                *ebpf.Program `ebpf:"kestrel_exit"`
+	KestrelFork                *ebpf.Program `ebpf:"kestrel_fork"`
+	KestrelIouCompleteOptional *ebpf.Program `ebpf:"kestrel_iou_complete_optional"`
+	KestrelIouSubmitOptional   *ebpf.Program `ebpf:"kestrel_iou_submit_optional"`
+	KestrelSignal              *ebpf.Program `ebpf:"kestrel_signal"`
+	KestrelSysEnter            *ebpf.Program `ebpf:"kestrel_sys_enter"`
+	KestrelSysExit             *ebpf.Program `ebpf:"kestrel_sys_exit"`
+	NetConnect4                *ebpf.Program `ebpf:"net_connect4"`
+	NetConnect6                *ebpf.Program `ebpf:"net_connect6"`
+	NetConnectUnixOptional     *ebpf.Program `ebpf:"net_connect_unix_optional"`
+	NetSendLength              *ebpf.Program `ebpf:"net_send_length"`
+	NetSendmsg4                *ebpf.Program `ebpf:"net_sendmsg4"`
+	NetSendmsg6                *ebpf.Program `ebpf:"net_sendmsg6"`
+	NetSkbEgress               *ebpf.Program `ebpf:"net_skb_egress"`
+	NetSockRelease             *ebpf.Program `ebpf:"net_sock_release"`
+	NetSockSetState            *ebpf.Program `ebpf:"net_sock_set_state"`
+	NetUringComplete           *ebpf.Program `ebpf:"net_uring_complete"`
+	TailOpenEmit               *ebpf.Program `ebpf:"tail_open_emit"`
 }
 
 func (p *sensorPrograms) Close() error {
 	return _SensorClose(
 		p.EnterBpf,
 		p.EnterChroot,
-		p.EnterConnect,
-		p.EnterCreat,
 		p.EnterDeleteModule,
 		p.EnterDup2,
 		p.EnterDup3,
 		p.EnterFinitModule,
 		p.EnterInitModule,
 		p.EnterKill,
-		p.EnterLink,
-		p.EnterLinkat,
 		p.EnterMemfdCreate,
 		p.EnterMknod,
 		p.EnterMknodat,
 		p.EnterMount,
 		p.EnterOldumount,
-		p.EnterOpen,
-		p.EnterOpenat,
-		p.EnterOpenat2,
 		p.EnterPivotRoot,
 		p.EnterProcessVmReadv,
 		p.EnterProcessVmWritev,
 		p.EnterPtrace,
-		p.EnterRename,
-		p.EnterRenameat,
-		p.EnterRenameat2,
 		p.EnterSetns,
-		p.EnterSymlink,
-		p.EnterSymlinkat,
 		p.EnterTgkill,
 		p.EnterUmount,
-		p.EnterUnlink,
-		p.EnterUnlinkat,
 		p.EnterUnshare,
+		p.ExitAccept,
 		p.ExitBpf,
 		p.ExitChroot,
 		p.ExitConnect,
-		p.ExitCreat,
 		p.ExitDeleteModule,
 		p.ExitDup2,
 		p.ExitDup3,
@@ -804,10 +988,8 @@ func (p *sensorPrograms) Close() error {
 		p.ExitMknod,
 		p.ExitMknodat,
 		p.ExitMount,
+		p.ExitNameToHandleAt,
 		p.ExitOldumount,
-		p.ExitOpen,
-		p.ExitOpenat,
-		p.ExitOpenat2,
 		p.ExitPivotRoot,
 		p.ExitProcessVmReadv,
 		p.ExitProcessVmWritev,
@@ -829,6 +1011,8 @@ func (p *sensorPrograms) Close() error {
 		p.KestrelExec,
 		p.KestrelExit,
 		p.KestrelFork,
+		p.KestrelIouCompleteOptional,
+		p.KestrelIouSubmitOptional,
 		p.KestrelSignal,
 		p.KestrelSysEnter,
 		p.KestrelSysExit,
@@ -836,8 +1020,13 @@ func (p *sensorPrograms) Close() error {
 		p.NetConnect6,
 		p.NetConnectUnixOptional,
 		p.NetSendLength,
+		p.NetSendmsg4,
+		p.NetSendmsg6,
+		p.NetSkbEgress,
 		p.NetSockRelease,
 		p.NetSockSetState,
+		p.NetUringComplete,
+		p.TailOpenEmit,
 	)
 }
 

@@ -54,6 +54,10 @@ func runHelper(action string, args []string) int {
 		fmt.Println(fd, err)
 	case "sys":
 		return runSysHelper(args)
+	case "ident":
+		return runIdentHelper(args)
+	case "iou":
+		return runIOUringHelper(args)
 	case "signal":
 		return runSignalHelper(args)
 	case "deployed": // stage 1 of TestLoadWithDeployedCapabilities
@@ -172,9 +176,12 @@ func startSensor(t *testing.T, cfg config.CaptureConfig) (*Sensor, *collector) {
 	return s, c
 }
 
+// testConfig is the default capture config, polled often, reporting every
+// open (TestOpenRepeatsCounted tests the repeat window).
 func testConfig() config.CaptureConfig {
 	cfg := config.Default().Capture
 	cfg.PollInterval = config.Duration(10 * time.Millisecond)
+	cfg.OpenRepeatWindow = 0
 	return cfg
 }
 

@@ -81,7 +81,7 @@ func (s *Sensor) Losses() map[string]uint64 {
 	}
 	s.egress.mu.Lock()
 	m[lostEgressEvicted] = s.egress.evicted
-	m[lostEgressUntraced] = s.egress.stats[netSockInsertFail]
+	m[lostEgressUntraced] = s.egress.stats[netSockInsertFail] + s.egress.stats[netDgramInsertFail]
 	s.egress.mu.Unlock()
 	return m
 }

@@ -17,7 +17,11 @@ var sysHandlers = []sysHandler{
 	{"openat", unix.SYS_OPENAT, 295},
 	{"openat2", unix.SYS_OPENAT2, 437},
 	{"creat", unix.SYS_CREAT, 8},
+	{"open_by_handle_at", unix.SYS_OPEN_BY_HANDLE_AT, 342},
+	{"name_to_handle_at", unix.SYS_NAME_TO_HANDLE_AT, 341},
 	{"connect", unix.SYS_CONNECT, 362},
+	{"accept", unix.SYS_ACCEPT, noSyscall}, // i386 accepts through socketcall only
+	{"accept", unix.SYS_ACCEPT4, 364},
 	{"mount", unix.SYS_MOUNT, 21},
 	{"umount", unix.SYS_UMOUNT2, 52},
 	{"oldumount", noSyscall, 22},

@@ -9,7 +9,11 @@ import "golang.org/x/sys/unix"
 var sysHandlers = []sysHandler{
 	{"openat", unix.SYS_OPENAT, noSyscall},
 	{"openat2", unix.SYS_OPENAT2, noSyscall},
+	{"open_by_handle_at", unix.SYS_OPEN_BY_HANDLE_AT, noSyscall},
+	{"name_to_handle_at", unix.SYS_NAME_TO_HANDLE_AT, noSyscall},
 	{"connect", unix.SYS_CONNECT, noSyscall},
+	{"accept", unix.SYS_ACCEPT, noSyscall},
+	{"accept", unix.SYS_ACCEPT4, noSyscall},
 	{"mount", unix.SYS_MOUNT, noSyscall},
 	{"umount", unix.SYS_UMOUNT2, noSyscall},
 	{"unshare", unix.SYS_UNSHARE, noSyscall},

@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -10,8 +11,8 @@ import (
 )
 
 func TestSyscallBitmaps(t *testing.T) {
-	table := []sysHandler{{"openat", 257, 295}, {"open", 2, 5}, {"oldumount", noSyscall, 22}}
-	watched, union, err := syscallBitmaps(table)
+	table := []sysHandler{{"openat", 257, 295}, {"open", 2, 5}, {"oldumount", noSyscall, 22}, {"kill", 62, 37}}
+	watched, union, err := syscallBitmaps(table, func(name string) bool { return name != "kill" })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,9 +22,9 @@ func TestSyscallBitmaps(t *testing.T) {
 			t.Errorf("slot %d not set", n)
 		}
 	}
-	for _, n := range []int{0, 1, 3, 22, 295, sysCompatBase + 2, sysCompatBase + 257} {
+	for _, n := range []int{0, 1, 3, 22, 295, sysCompatBase + 2, sysCompatBase + 257, 62, sysCompatBase + 37} {
 		if bit(watched[:], n) {
-			t.Errorf("slot %d set; no row routes it", n)
+			t.Errorf("slot %d set; no row routes it on this side", n)
 		}
 	}
 	for _, n := range []int{2, 5, 22, 257, 295} {
@@ -31,18 +32,23 @@ func TestSyscallBitmaps(t *testing.T) {
 			t.Errorf("union bit %d not set", n)
 		}
 	}
-	if bit(union[:], 3) {
-		t.Error("union bit 3 set")
+	for _, n := range []int{3, 37, 62} {
+		if bit(union[:], n) {
+			t.Errorf("union bit %d set", n)
+		}
 	}
-	if _, _, err := syscallBitmaps([]sysHandler{{"x", sysCompatBase, noSyscall}}); err == nil ||
+	all := func(string) bool { return true }
+	if _, _, err := syscallBitmaps([]sysHandler{{"x", sysCompatBase, noSyscall}}, all); err == nil ||
 		!strings.Contains(err.Error(), "outside the dispatch table") {
 		t.Errorf("number %d accepted: %v", sysCompatBase, err)
 	}
 }
 
-// TestSyscallTableCoversHandlers: every handler pair in the BPF object is
-// routed on amd64 (a handler without a row would never run), and every row
-// has its pair (setSyscallTable checks that at load on every arch).
+// TestSyscallTableCoversHandlers: every handler in the BPF object is routed
+// on amd64 (a handler without a row would never run), every row has its
+// exit handler (setSyscallTable checks that at load on every arch), and
+// exactly the calls decided at sys_exit have no enter handler, and the
+// open family none at all (the dispatcher decides it inline).
 func TestSyscallTableCoversHandlers(t *testing.T) {
 	spec, err := loadSensor()
 	if err != nil {
@@ -69,8 +75,17 @@ func TestSyscallTableCoversHandlers(t *testing.T) {
 			t.Errorf("handler %s has no row in sysHandlers", name)
 		}
 	}
-	if n != 2*len(rows) {
-		t.Errorf("%d handler programs for %d rows; want a pair per row", n, len(rows))
+	exitOnly := []string{"name_to_handle_at", "unlink", "unlinkat", "rename", "renameat", "renameat2", "link", "linkat",
+		"symlink", "symlinkat", "connect", "accept"}
+	for name := range rows {
+		_, enter := spec.Programs[sysEnterPrefix+name]
+		_, inline := inlineExit[name]
+		if want := !slices.Contains(exitOnly, name) && !inline; enter != want {
+			t.Errorf("%s: enter handler %v, want %v", name, enter, want)
+		}
+	}
+	if n != 2*len(rows)-len(exitOnly)-2*len(inlineExit) {
+		t.Errorf("%d handler programs for %d rows, %d of them exit-only and %d inline", n, len(rows), len(exitOnly), len(inlineExit))
 	}
 }
 

@@ -171,6 +171,9 @@ export:
 	}
 
 	// Rude clients while opens flow: 30 hang up at random points, 3 never read.
+	// Every open is of a new file (a new inode): the kernel counts repeated
+	// opens of one file by one process within capture.open_repeat_window
+	// instead of reporting each, and the rude clients need a flow.
 	stopOpens := make(chan struct{})
 	var opens sync.WaitGroup
 	opens.Add(1)
@@ -182,10 +185,12 @@ export:
 				return
 			default:
 			}
-			if f, err := os.Open(filepath.Join(models, "x.safetensors")); err == nil {
-				f.Close()
-			} else {
-				os.WriteFile(filepath.Join(models, "x.safetensors"), nil, 0o644)
+			name := filepath.Join(models, fmt.Sprintf("x-%d.safetensors", i))
+			if os.WriteFile(name, nil, 0o644) == nil {
+				if f, err := os.Open(name); err == nil {
+					f.Close()
+				}
+				os.Remove(name)
 			}
 		}
 	}()
@@ -200,7 +205,9 @@ export:
 				return
 			}
 			defer rc.Close()
-			sctx, scancel := context.WithCancel(ctx)
+			// Bounded, so a flow that stalls fails the count below
+			// rather than eating the test's whole deadline.
+			sctx, scancel := context.WithTimeout(ctx, 20*time.Second)
 			defer scancel()
 			s, err := sensorv1.NewSensorServiceClient(rc).Subscribe(sctx, &sensorv1.SubscribeRequest{})
 			if err != nil {

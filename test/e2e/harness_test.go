@@ -49,12 +49,29 @@ type finding struct {
 
 var sevRank = map[string]int{"info": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
 
+// netLine is the part of an egress or accept line the harness checks.
+type netLine struct {
+	Kind      string `json:"kind"`
+	Container *struct {
+		ID string `json:"id"`
+	} `json:"container"`
+	Net struct {
+		Protocol  string `json:"protocol"`
+		DPort     int    `json:"dport"`
+		BytesSent uint64 `json:"bytes_sent"`
+		Closed    bool   `json:"closed"`
+		Origin    string `json:"origin"`
+	} `json:"net"`
+}
+
 // sensorProc runs the sensor binary and collects its JSON lines.
 type sensorProc struct {
 	cmd   *exec.Cmd
 	mu    sync.Mutex
 	lines []finding
 	raw   []string
+	// net holds the egress and accept lines of simulated containers.
+	net   []netLine
 	ready chan struct{}
 	done  chan struct{}
 	errb  bytes.Buffer
@@ -75,7 +92,7 @@ func (s *sensorProc) since(i int) []finding {
 func startSensor(t *testing.T, bin, cfg string) *sensorProc {
 	t.Helper()
 	s := &sensorProc{ready: make(chan struct{}), done: make(chan struct{})}
-	s.cmd = exec.Command(bin, "--tail", "--in-process", "-o", "json", "--kind", "finding,status", "--config", cfg)
+	s.cmd = exec.Command(bin, "--tail", "--in-process", "-o", "json", "--kind", "finding,status,egress,accept", "--config", cfg)
 	s.cmd.Stderr = &s.errb
 	out, err := s.cmd.StdoutPipe()
 	if err != nil {
@@ -96,6 +113,15 @@ func startSensor(t *testing.T, bin, cfg string) *sensorProc {
 			}
 			if f.Kind == "status" && f.Ready != nil && *f.Ready {
 				readyOnce.Do(func() { close(s.ready) })
+				continue
+			}
+			if f.Kind == "egress" || f.Kind == "accept" {
+				var n netLine
+				if json.Unmarshal(sc.Bytes(), &n) == nil && n.Container != nil && strings.HasPrefix(n.Container.ID, "simctr-") {
+					s.mu.Lock()
+					s.net = append(s.net, n)
+					s.mu.Unlock()
+				}
 				continue
 			}
 			if f.Kind != "finding" {
@@ -290,6 +316,7 @@ func (rh *replayHarness) replay(id, script string, exp expectation, benign bool)
 		}
 	}
 	r := replayResult{id: id, must: exp.Must, scenarioErr: err}
+	r.missing = append(r.missing, rh.checkEgress(id, out)...)
 	for rule := range fired {
 		r.fired = append(r.fired, rule+"("+fired[rule].Severity+")")
 	}
@@ -335,6 +362,56 @@ func (rh *replayHarness) replay(id, script string, exp expectation, benign bool)
 		t.Logf("%s: script: %v\n%s", id, err, out)
 	}
 	return r
+}
+
+// checkEgress checks the "egress-expect proto=P origin=O dport=N bytes=N"
+// lines a script printed (what it sent, as the attacker counted it): the
+// sensor must report, for a container of scenario id, a closed egress of
+// exactly those bytes. It returns what is missing.
+func (rh *replayHarness) checkEgress(id, out string) []string {
+	var missing []string
+	for _, line := range strings.Split(out, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "egress-expect ")
+		if !ok {
+			continue
+		}
+		want := map[string]string{}
+		for _, kv := range strings.Fields(rest) {
+			k, v, _ := strings.Cut(kv, "=")
+			want[k] = v
+		}
+		match := func(n netLine) bool {
+			return n.Kind == "egress" && n.Net.Closed && scenarioOfContainer(finding{Container: &struct {
+				ID      string `json:"id"`
+				Runtime string `json:"runtime"`
+				Pod     string `json:"pod"`
+			}{ID: n.Container.ID}}) == id &&
+				n.Net.Protocol == want["proto"] && n.Net.Origin == want["origin"] &&
+				fmt.Sprint(n.Net.DPort) == want["dport"]
+		}
+		var seen []string
+		found := false
+		// Datagram entries are reported closed at the walk after their
+		// socket closes: wait for a condition, not a time.
+		for deadline := time.Now().Add(15 * time.Second); !found && time.Now().Before(deadline); {
+			seen = seen[:0]
+			rh.sensor.mu.Lock()
+			for _, n := range rh.sensor.net {
+				if match(n) {
+					seen = append(seen, fmt.Sprint(n.Net.BytesSent))
+					found = found || fmt.Sprint(n.Net.BytesSent) == want["bytes"]
+				}
+			}
+			rh.sensor.mu.Unlock()
+			if !found {
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
+		if !found {
+			missing = append(missing, "egress("+rest+"; reported bytes "+strings.Join(seen, ",")+")")
+		}
+	}
+	return missing
 }
 
 // report logs the result table, fails the test for every result that is not

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -89,12 +90,10 @@ func TestSelfDefenseThroughTheDaemon(t *testing.T) {
 	watched := filepath.Join(dir, "watched")
 	os.Mkdir(watched, 0o755)
 	// The container's file, made before the sensor starts: only the
-	// container's open of it is then reported. Valid UTF-8 here: a byte that
-	// is not (\xff) makes the gRPC feed of main fail to encode the event,
-	// which the feed's exact-bytes proto fields fix; the renderer's own
-	// tests cover \xNN.
+	// container's open of it is then reported. Its name is not valid UTF-8
+	// (\xfe\xff): the feed must carry it whole, with its exact bytes.
 	forged := "03:04:05.006 status   all clear [host]"
-	hostile := filepath.Join(watched, "kestrel-e2e-hostile\n"+forged+"\x1b[2J\x1b]0;owned\x07\r\u202e.txt")
+	hostile := filepath.Join(watched, "kestrel-e2e-hostile\xfe\xff\n"+forged+"\x1b[2J\x1b]0;owned\x07\r\u202e.txt")
 	if err := os.WriteFile(hostile, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -222,6 +221,19 @@ export:
 	defer func() { tail.Process.Signal(os.Interrupt); tail.Wait() }()
 	text := collectText(tout)
 	text.waitLine(t, "attached to the daemon", 20*time.Second)
+	// The JSON contract through the same feed: the exact bytes of a name
+	// that is not UTF-8 in its *_b64 field.
+	jtail := exec.CommandContext(ctx, bin, "--tail", "-o", "json", "--kind", "open", "--socket", sock)
+	jtail.Cancel = func() error { return jtail.Process.Signal(os.Interrupt) }
+	jtail.WaitDelay = 5 * time.Second
+	jtail.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	jout, _ := jtail.StdoutPipe()
+	if err := jtail.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { jtail.Process.Signal(os.Interrupt); jtail.Wait() }()
+	jsonLines := collectText(jout)
+	jsonLines.waitLine(t, `"kind":"status"`, 20*time.Second)
 
 	// A privileged hostPID container: its own cgroup, mount, UTS, IPC and
 	// network namespaces, the host's PID namespace (it sees the daemon).
@@ -248,7 +260,7 @@ export:
 	t.Run("hostile file name in --tail text", func(t *testing.T) {
 		inContainer(`cat "$1" >/dev/null`, hostile)
 		line := text.waitLine(t, "kestrel-e2e-hostile", 20*time.Second)
-		for _, want := range []string{`kestrel-e2e-hostile\n03:04:05.006 status   all clear [host]\x1b[2J\x1b]0;owned\a\r\u202e.txt`, "[" + name + "]"} {
+		for _, want := range []string{`kestrel-e2e-hostile\xfe\xff\n03:04:05.006 status   all clear [host]\x1b[2J\x1b]0;owned\a\r\u202e.txt`, "[" + name + "]"} {
 			if !bytes.Contains(line, []byte(want)) {
 				t.Errorf("open line %q; want it to show %s", line, want)
 			}
@@ -276,6 +288,39 @@ export:
 			}
 		}
 		t.Logf("%s", bytes.TrimSpace(line))
+
+		// The same open through the daemon's feed as JSON: the exact
+		// bytes in file.path_b64, the readable path with U+FFFD for each
+		// invalid byte, and nothing a terminal acts on in the line.
+		jl := jsonLines.waitLine(t, "kestrel-e2e-hostile", 20*time.Second)
+		var got struct {
+			File struct {
+				Path    string `json:"path"`
+				PathB64 []byte `json:"path_b64"`
+			} `json:"file"`
+			Container struct {
+				ID string `json:"id"`
+			} `json:"container"`
+		}
+		if err := json.Unmarshal(jl, &got); err != nil {
+			t.Fatalf("JSON line %q: %v", jl, err)
+		}
+		if !bytes.Equal(got.File.PathB64, []byte(hostile)) {
+			t.Errorf("file.path_b64 is %q; want the exact bytes %q", got.File.PathB64, hostile)
+		}
+		if want, _ := event.ValidText(hostile); got.File.Path != want || got.Container.ID != name {
+			t.Errorf("file.path %q in container %q; want %q in %s", got.File.Path, got.Container.ID, want, name)
+		}
+		if !utf8.Valid(jl) {
+			t.Errorf("the JSON line is not valid UTF-8: %q", jl)
+		}
+		for _, r := range string(bytes.TrimSuffix(jl, []byte("\n"))) {
+			if r < 0x20 || r == 0x7f || r >= 0x80 && r <= 0x9f || r == '\u202e' {
+				t.Errorf("%U in the JSON line raw: %q", r, jl)
+				break
+			}
+		}
+		t.Logf("%s", bytes.TrimSpace(jl))
 	})
 
 	t.Run("pidfd_send_signal", func(t *testing.T) {

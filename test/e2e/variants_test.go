@@ -146,7 +146,16 @@ func TestVariants(t *testing.T) {
 	requireTools(t, "perl", "scp", "wget", "split", "base64", "xargs", "gzip", "dd", "tee")
 	byID := map[string]variant{}
 	var results []replayResult
+	only := map[string]bool{} // KESTREL_E2E_VARIANTS=V33,VN1 replays those only (development)
+	for _, id := range strings.Split(os.Getenv("KESTREL_E2E_VARIANTS"), ",") {
+		if id != "" {
+			only[id] = true
+		}
+	}
 	for _, v := range vs {
+		if len(only) > 0 && !only[v.ID] {
+			continue
+		}
 		byID[v.ID] = v
 		exp := v.expectation
 		for rule := range v.Gaps {

@@ -130,9 +130,9 @@ and flags. Setting a wired key in .Values.config is an error, so the two cannot 
 {{- fail (printf "nvml.mode %q is not one of toolkit, hostPath, off" .Values.nvml.mode) -}}
 {{- end -}}
 {{- $_ := set $gpu "podresources_socket" (ternary "/var/lib/kubelet/pod-resources/kubelet.sock" "" .Values.podResources.enabled) -}}
-{{- $export := dict "unix_socket" "/run/kestrel/sensor.sock" "health_listen" (printf ":%d" (int .Values.health.port)) -}}
+{{- /* health_listen and tcp_listen are the --health-listen and --tcp-listen arguments (the pod IP). */ -}}
+{{- $export := dict "unix_socket" "/run/kestrel/sensor.sock" -}}
 {{- if .Values.feed.tcp.enabled -}}
-{{- $_ := set $export "tcp_listen" (printf ":%d" (int .Values.feed.tcp.port)) -}}
 {{- $tls := dict "cert" "/etc/kestrel/tls/tls.crt" "key" "/etc/kestrel/tls/tls.key" "client_ca" "/etc/kestrel/tls/ca.crt" -}}
 {{- with .Values.feed.tcp.clientNames -}}
 {{- $_ := set $tls "client_names" . -}}

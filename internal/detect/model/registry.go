@@ -161,6 +161,12 @@ type RegistryOptions struct {
 	ProcRoot string
 	// Logger receives hash failures at debug level; nil means slog.Default().
 	Logger *slog.Logger
+	// OnIdentity, when set, is told of every file with a device and inode
+	// that the registry adds (add) or evicts (remove), outside its lock
+	// and on the goroutine that observed it: the sensor keeps the kernel's
+	// set of model files by identity from it, so that a hard link, a
+	// rename or a bind mount of a registered file is still reported.
+	OnIdentity func(add, remove []Key)
 }
 
 // Counters are the Registry's running totals.
@@ -289,13 +295,30 @@ func (r *Registry) Observe(o Observation) {
 		}
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	e := r.files[k]
 	if e == nil {
+		evicted := r.makeRoom()
 		e = r.insert(k, o)
-	} else {
-		r.moveToFront(e)
+		r.observe(e, o)
+		r.mu.Unlock()
+		if f := r.opts.OnIdentity; f != nil {
+			var added []Key
+			if k.Inode != 0 {
+				added = []Key{k}
+			}
+			if len(added) > 0 || len(evicted) > 0 {
+				f(added, evicted)
+			}
+		}
+		return
 	}
+	r.moveToFront(e)
+	r.observe(e, o)
+	r.mu.Unlock()
+}
+
+// observe records o on e, under r.mu.
+func (r *Registry) observe(e *entry, o Observation) {
 	e.Opens++
 	if o.Time.After(e.LastSeen) {
 		e.LastSeen = o.Time
@@ -328,13 +351,23 @@ func (r *Registry) Observe(o Observation) {
 	}
 }
 
-func (r *Registry) insert(k Key, o Observation) *entry {
+// makeRoom evicts the least recently opened files until one more fits,
+// and returns the keys of those with an inode.
+func (r *Registry) makeRoom() []Key {
+	var gone []Key
 	for len(r.files) >= r.opts.MaxFiles && r.tail != nil {
 		old := r.tail
 		r.unlink(old)
 		delete(r.files, old.Key)
 		r.c.evicted.Add(1)
+		if old.Key.Inode != 0 {
+			gone = append(gone, old.Key)
+		}
 	}
+	return gone
+}
+
+func (r *Registry) insert(k Key, o Observation) *entry {
 	e := &entry{}
 	e.Key, e.Size, e.Dev, e.Inode = k, o.Size, o.Dev, o.Inode
 	e.FirstSeen, e.LastSeen = o.Time, o.Time

@@ -18,6 +18,7 @@ import (
 	"github.com/kestrel-sec/kestrel/internal/config"
 	"github.com/kestrel-sec/kestrel/internal/event"
 	"github.com/kestrel-sec/kestrel/internal/export"
+	"github.com/kestrel-sec/kestrel/internal/export/ocsfschema"
 )
 
 // freeAddr returns a loopback address nothing listens on right now.
@@ -79,6 +80,9 @@ func testConfig(endpoint, protocol, body string) config.OTLPExport {
 	return c
 }
 
+// badPath is a file name that is not valid UTF-8.
+const badPath = "/models/w\xff\xfe.safetensors"
+
 // sample is one event of each shape the exporter treats differently.
 func sample(now time.Time) []*event.Event {
 	proc := &event.Process{PID: 4242, PPID: 1, Comm: "python3", Exe: "/usr/bin/python3.11", Args: []string{"python3", "serve.py"}}
@@ -86,6 +90,9 @@ func sample(now time.Time) []*event.Event {
 	return []*event.Event{
 		{Kind: event.KindExec, Time: now, Process: proc, Container: ctr},
 		{Kind: event.KindOpen, Time: now, Process: proc, Container: ctr, File: &event.File{Path: "/models/llama.safetensors", RawPath: "llama.safetensors"}},
+		// A name that is not UTF-8: the record's body must still be valid
+		// UTF-8 (a proto string), with the exact bytes beside it.
+		{Kind: event.KindOpen, Time: now, Process: proc, Container: ctr, File: &event.File{Path: badPath, RawPath: badPath}},
 		{Kind: event.KindFinding, Time: now, Process: proc, Container: ctr, Finding: &event.Finding{
 			Rule: "EXF-001", Title: "Model weights sent out", Severity: event.SevCritical, MITRE: []string{"T1048"}}},
 		{Kind: event.KindFinding, Time: now, Process: proc, Finding: &event.Finding{Rule: "EXE-001", Title: "Shell", Severity: event.SevLow}},
@@ -136,10 +143,14 @@ func TestExportToCollectorReceiver(t *testing.T) {
 		// and lost events, the native JSON body carries everything.
 		want, skipped int
 	}{
-		{config.OTLPProtocolGRPC, config.OTLPBodyOCSF, 4, 2},
-		{config.OTLPProtocolHTTP, config.OTLPBodyJSON, 6, 0},
+		{config.OTLPProtocolGRPC, config.OTLPBodyOCSF, 5, 2},
+		{config.OTLPProtocolHTTP, config.OTLPBodyJSON, 7, 0},
 	} {
 		t.Run(tc.protocol+"/"+tc.body, func(t *testing.T) {
+			schema, err := ocsfschema.OCSF180()
+			if err != nil {
+				t.Fatal(err)
+			}
 			endpoint, sink := startReceiver(t, tc.protocol)
 			ring := export.NewRing(64)
 			x, cancel, done := run(t, testConfig(endpoint, tc.protocol, tc.body), ring)
@@ -167,17 +178,41 @@ func TestExportToCollectorReceiver(t *testing.T) {
 				t.Errorf("resource host.name missing: %v", got.res)
 			}
 			var critical *plog.LogRecord
+			exact := 0
+			classes := map[int]int{}
 			for i := range got.recs {
 				r := got.recs[i]
-				var body map[string]any
+				var body struct {
+					Kind string `json:"kind"`
+					File struct {
+						PathB64 []byte `json:"path_b64"`
+					} `json:"file"`
+					Unmapped struct {
+						Raw map[string][]byte `json:"raw_b64"`
+					} `json:"unmapped"`
+				}
 				if err := json.Unmarshal([]byte(r.Body().Str()), &body); err != nil {
 					t.Fatalf("record %d body is not JSON: %v: %q", i, err, r.Body().Str())
 				}
-				if tc.body == config.OTLPBodyOCSF && body["class_uid"] == nil {
-					t.Errorf("record %d: OCSF body without class_uid: %v", i, body)
+				if tc.body == config.OTLPBodyOCSF {
+					// What the collector received is what a SIEM parses:
+					// it must be valid OCSF 1.8.0, not only carry a class.
+					res := schema.Validate([]byte(r.Body().Str()))
+					classes[res.ClassUID]++
+					if res.ClassUID == 0 || !res.OK() {
+						t.Errorf("record %d: OCSF body of class %d does not validate: %v\n%s", i, res.ClassUID, res.All(), r.Body().Str())
+					}
+					if string(body.Unmapped.Raw["file.path"]) == badPath {
+						exact++
+					}
 				}
-				if tc.body == config.OTLPBodyJSON && body["kind"] == nil {
-					t.Errorf("record %d: native body without kind: %v", i, body)
+				if tc.body == config.OTLPBodyJSON {
+					if body.Kind == "" {
+						t.Errorf("record %d: native body without kind: %s", i, r.Body().Str())
+					}
+					if string(body.File.PathB64) == badPath {
+						exact++
+					}
 				}
 				if !r.Timestamp().AsTime().Equal(now) {
 					t.Errorf("record %d: timestamp %v; want the event's %v", i, r.Timestamp().AsTime(), now)
@@ -185,6 +220,12 @@ func TestExportToCollectorReceiver(t *testing.T) {
 				if rule, ok := r.Attributes().Get("kestrel.rule"); ok && rule.Str() == "EXF-001" {
 					critical = &got.recs[i]
 				}
+			}
+			if tc.body == config.OTLPBodyOCSF {
+				t.Logf("validated the %d OCSF bodies the collector received against OCSF 1.8.0 (records per class: %v)", len(got.recs), classes)
+			}
+			if exact != 1 {
+				t.Errorf("%d records carry the exact bytes of %q; want 1", exact, badPath)
 			}
 			if critical == nil {
 				t.Fatal("no record for the EXF-001 finding")

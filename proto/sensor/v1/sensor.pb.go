@@ -38,6 +38,8 @@ const (
 	EventKind_EVENT_KIND_FINDING     EventKind = 9
 	EventKind_EVENT_KIND_LOST        EventKind = 10
 	EventKind_EVENT_KIND_STATUS      EventKind = 11
+	// An inbound connection accepted from a remote peer (net.daddr/dport).
+	EventKind_EVENT_KIND_ACCEPT EventKind = 12
 )
 
 // Enum value maps for EventKind.
@@ -55,6 +57,7 @@ var (
 		9:  "EVENT_KIND_FINDING",
 		10: "EVENT_KIND_LOST",
 		11: "EVENT_KIND_STATUS",
+		12: "EVENT_KIND_ACCEPT",
 	}
 	EventKind_value = map[string]int32{
 		"EVENT_KIND_UNSPECIFIED": 0,
@@ -69,6 +72,7 @@ var (
 		"EVENT_KIND_FINDING":     9,
 		"EVENT_KIND_LOST":        10,
 		"EVENT_KIND_STATUS":      11,
+		"EVENT_KIND_ACCEPT":      12,
 	}
 )
 
@@ -1794,7 +1798,24 @@ type File struct {
 	ExitOnly bool `protobuf:"varint,12,opt,name=exit_only,json=exitOnly,proto3" json:"exit_only,omitempty"`
 	Compat   bool `protobuf:"varint,13,opt,name=compat,proto3" json:"compat,omitempty"`
 	// Set when a path is not valid UTF-8.
-	Exact         *FileExact `protobuf:"bytes,20,opt,name=exact,proto3" json:"exact,omitempty"`
+	Exact *FileExact `protobuf:"bytes,20,opt,name=exact,proto3" json:"exact,omitempty"`
+	// "io_uring" for an io_uring request, "" for a syscall.
+	Via string `protobuf:"bytes,14,opt,name=via,proto3" json:"via,omitempty"`
+	// How the kernel matched the open: "name" (the path as passed) or what
+	// it opened: "model", "knob", "device", "namespace", "layout", "call".
+	Match []string `protobuf:"bytes,15,rep,name=match,proto3" json:"match,omitempty"`
+	// The kernel knob of a "knob" match (core_pattern, release_agent ...).
+	Knob string `protobuf:"bytes,16,opt,name=knob,proto3" json:"knob,omitempty"`
+	// The opened inode's type: regular, directory, char, block, fifo,
+	// socket, symlink; "" when unknown.
+	Type string `protobuf:"bytes,17,opt,name=type,proto3" json:"type,omitempty"`
+	// The device number of a device node (stat(2) encoding).
+	Rdev uint64 `protobuf:"varint,18,opt,name=rdev,proto3" json:"rdev,omitempty"`
+	// For another process's /proc/<pid> entry: that process's host pid.
+	TargetPid uint32 `protobuf:"varint,19,opt,name=target_pid,json=targetPid,proto3" json:"target_pid,omitempty"`
+	// Like opens (same process image, file and access mode) counted instead
+	// of reported since the previous report of this one.
+	Repeats       uint32 `protobuf:"varint,21,opt,name=repeats,proto3" json:"repeats,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1927,6 +1948,55 @@ func (x *File) GetExact() *FileExact {
 	return nil
 }
 
+func (x *File) GetVia() string {
+	if x != nil {
+		return x.Via
+	}
+	return ""
+}
+
+func (x *File) GetMatch() []string {
+	if x != nil {
+		return x.Match
+	}
+	return nil
+}
+
+func (x *File) GetKnob() string {
+	if x != nil {
+		return x.Knob
+	}
+	return ""
+}
+
+func (x *File) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *File) GetRdev() uint64 {
+	if x != nil {
+		return x.Rdev
+	}
+	return 0
+}
+
+func (x *File) GetTargetPid() uint32 {
+	if x != nil {
+		return x.TargetPid
+	}
+	return 0
+}
+
+func (x *File) GetRepeats() uint32 {
+	if x != nil {
+		return x.Repeats
+	}
+	return 0
+}
+
 // FileExact holds the exact bytes of a File's paths that are not valid UTF-8.
 type FileExact struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1996,6 +2066,14 @@ type Net struct {
 	Closed    bool                   `protobuf:"varint,10,opt,name=closed,proto3" json:"closed,omitempty"`
 	Result    int32                  `protobuf:"varint,11,opt,name=result,proto3" json:"result,omitempty"`
 	Fd        int32                  `protobuf:"varint,12,opt,name=fd,proto3" json:"fd,omitempty"`
+	// ip_proto is the IP protocol number of raw and other sockets.
+	IpProto uint32 `protobuf:"varint,13,opt,name=ip_proto,json=ipProto,proto3" json:"ip_proto,omitempty"`
+	// origin: connect, accept, datagram, or empty when the socket was first
+	// seen sending.
+	Origin string `protobuf:"bytes,14,opt,name=origin,proto3" json:"origin,omitempty"`
+	// via: io_uring, socketcall, fastopen, kernel, other; empty for the
+	// call's own syscall.
+	Via string `protobuf:"bytes,15,opt,name=via,proto3" json:"via,omitempty"`
 	// Set when unix_path is not valid UTF-8.
 	Exact         *NetExact `protobuf:"bytes,20,opt,name=exact,proto3" json:"exact,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -2116,6 +2194,27 @@ func (x *Net) GetFd() int32 {
 	return 0
 }
 
+func (x *Net) GetIpProto() uint32 {
+	if x != nil {
+		return x.IpProto
+	}
+	return 0
+}
+
+func (x *Net) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *Net) GetVia() string {
+	if x != nil {
+		return x.Via
+	}
+	return ""
+}
+
 func (x *Net) GetExact() *NetExact {
 	if x != nil {
 		return x.Exact
@@ -2192,7 +2291,9 @@ type Syscall struct {
 	ExitOnly bool `protobuf:"varint,14,opt,name=exit_only,json=exitOnly,proto3" json:"exit_only,omitempty"`
 	Compat   bool `protobuf:"varint,15,opt,name=compat,proto3" json:"compat,omitempty"`
 	// Set when a path or the argument is not valid UTF-8.
-	Exact         *SyscallExact `protobuf:"bytes,20,opt,name=exact,proto3" json:"exact,omitempty"`
+	Exact *SyscallExact `protobuf:"bytes,20,opt,name=exact,proto3" json:"exact,omitempty"`
+	// "io_uring" for an io_uring request, "" for a syscall.
+	Via           string `protobuf:"bytes,16,opt,name=via,proto3" json:"via,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2337,6 +2438,13 @@ func (x *Syscall) GetExact() *SyscallExact {
 		return x.Exact
 	}
 	return nil
+}
+
+func (x *Syscall) GetVia() string {
+	if x != nil {
+		return x.Via
+	}
+	return ""
 }
 
 // SyscallExact holds the exact bytes of a Syscall's strings that are not
@@ -3835,7 +3943,7 @@ const file_sensor_proto_rawDesc = "" +
 	"\x03pod\x18\x03 \x01(\fR\x03pod\x12\x1c\n" +
 	"\tnamespace\x18\x04 \x01(\fR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x05 \x01(\fR\x04name\x12\x14\n" +
-	"\x05image\x18\x06 \x01(\fR\x05image\"\x84\x03\n" +
+	"\x05image\x18\x06 \x01(\fR\x05image\"\xa1\x04\n" +
 	"\x04File\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x19\n" +
 	"\braw_path\x18\x02 \x01(\tR\arawPath\x126\n" +
@@ -3852,10 +3960,18 @@ const file_sensor_proto_rawDesc = "" +
 	"\ttruncated\x18\v \x03(\tR\ttruncated\x12\x1b\n" +
 	"\texit_only\x18\f \x01(\bR\bexitOnly\x12\x16\n" +
 	"\x06compat\x18\r \x01(\bR\x06compat\x12*\n" +
-	"\x05exact\x18\x14 \x01(\v2\x14.sensor.v1.FileExactR\x05exact\":\n" +
+	"\x05exact\x18\x14 \x01(\v2\x14.sensor.v1.FileExactR\x05exact\x12\x10\n" +
+	"\x03via\x18\x0e \x01(\tR\x03via\x12\x14\n" +
+	"\x05match\x18\x0f \x03(\tR\x05match\x12\x12\n" +
+	"\x04knob\x18\x10 \x01(\tR\x04knob\x12\x12\n" +
+	"\x04type\x18\x11 \x01(\tR\x04type\x12\x12\n" +
+	"\x04rdev\x18\x12 \x01(\x04R\x04rdev\x12\x1d\n" +
+	"\n" +
+	"target_pid\x18\x13 \x01(\rR\ttargetPid\x12\x18\n" +
+	"\arepeats\x18\x15 \x01(\rR\arepeats\":\n" +
 	"\tFileExact\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\fR\x04path\x12\x19\n" +
-	"\braw_path\x18\x02 \x01(\fR\arawPath\"\xce\x02\n" +
+	"\braw_path\x18\x02 \x01(\fR\arawPath\"\x93\x03\n" +
 	"\x03Net\x12\x1a\n" +
 	"\bprotocol\x18\x01 \x01(\tR\bprotocol\x12\x14\n" +
 	"\x05saddr\x18\x02 \x01(\tR\x05saddr\x12\x14\n" +
@@ -3870,10 +3986,13 @@ const file_sensor_proto_rawDesc = "" +
 	"\x06closed\x18\n" +
 	" \x01(\bR\x06closed\x12\x16\n" +
 	"\x06result\x18\v \x01(\x05R\x06result\x12\x0e\n" +
-	"\x02fd\x18\f \x01(\x05R\x02fd\x12)\n" +
+	"\x02fd\x18\f \x01(\x05R\x02fd\x12\x19\n" +
+	"\bip_proto\x18\r \x01(\rR\aipProto\x12\x16\n" +
+	"\x06origin\x18\x0e \x01(\tR\x06origin\x12\x10\n" +
+	"\x03via\x18\x0f \x01(\tR\x03via\x12)\n" +
 	"\x05exact\x18\x14 \x01(\v2\x13.sensor.v1.NetExactR\x05exact\"'\n" +
 	"\bNetExact\x12\x1b\n" +
-	"\tunix_path\x18\x01 \x01(\fR\bunixPath\"\x8e\x03\n" +
+	"\tunix_path\x18\x01 \x01(\fR\bunixPath\"\xa0\x03\n" +
 	"\aSyscall\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03ret\x18\x02 \x01(\x03R\x03ret\x12\x14\n" +
@@ -3892,7 +4011,8 @@ const file_sensor_proto_rawDesc = "" +
 	"\x04arg2\x18\r \x01(\x04R\x04arg2\x12\x1b\n" +
 	"\texit_only\x18\x0e \x01(\bR\bexitOnly\x12\x16\n" +
 	"\x06compat\x18\x0f \x01(\bR\x06compat\x12-\n" +
-	"\x05exact\x18\x14 \x01(\v2\x17.sensor.v1.SyscallExactR\x05exact\"J\n" +
+	"\x05exact\x18\x14 \x01(\v2\x17.sensor.v1.SyscallExactR\x05exact\x12\x10\n" +
+	"\x03via\x18\x10 \x01(\tR\x03via\"J\n" +
 	"\fSyscallExact\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\fR\x04path\x12\x14\n" +
 	"\x05path2\x18\x02 \x01(\fR\x05path2\x12\x10\n" +
@@ -4026,7 +4146,7 @@ const file_sensor_proto_rawDesc = "" +
 	"\bprotocol\x18\x03 \x01(\tR\bprotocol\x12\x14\n" +
 	"\x05class\x18\x04 \x01(\tR\x05class\x12\x1d\n" +
 	"\n" +
-	"bytes_sent\x18\x05 \x01(\x04R\tbytesSent*\x9a\x02\n" +
+	"bytes_sent\x18\x05 \x01(\x04R\tbytesSent*\xb1\x02\n" +
 	"\tEventKind\x12\x1a\n" +
 	"\x16EVENT_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fEVENT_KIND_EXEC\x10\x01\x12\x13\n" +
@@ -4040,7 +4160,8 @@ const file_sensor_proto_rawDesc = "" +
 	"\x12EVENT_KIND_FINDING\x10\t\x12\x13\n" +
 	"\x0fEVENT_KIND_LOST\x10\n" +
 	"\x12\x15\n" +
-	"\x11EVENT_KIND_STATUS\x10\v*\x88\x01\n" +
+	"\x11EVENT_KIND_STATUS\x10\v\x12\x15\n" +
+	"\x11EVENT_KIND_ACCEPT\x10\f*\x88\x01\n" +
 	"\bSeverity\x12\x18\n" +
 	"\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSEVERITY_INFO\x10\x01\x12\x10\n" +

@@ -1,6 +1,7 @@
 # common setup after prelude+lib: helper files are expected in $SRC (copied from the catalog appendix)
 SRC=${SRC:-.}
-cp "$SRC"/{sink.py,fake_infer.py,mkmodel.py,mkwheel.py,decoy_sock.py,evil.c,xmrig_sim.c} "$H"/
+cp "$SRC"/{sink.py,fake_infer.py,mkmodel.py,mkwheel.py,decoy_sock.py,evil.c,xmrig_sim.c,iofile.c} "$H"/
+gcc -O2 -o "$H/iofile" "$H/iofile.c"        # file access without open(2): io_uring, file handles (VK variants)
 ip netns exec exfil python3 "$H/sink.py" > "$H/sink.log" 2>&1 & echo $! > "$H/sink.pid"
 wait_tcp 10.200.2.2 9000
 python3 "$H/mkmodel.py" "$H/models/llama-3-8b-instruct/model-00001-of-00001.safetensors" 8

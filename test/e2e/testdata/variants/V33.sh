@@ -8,4 +8,6 @@ with open(sys.argv[1], "rb") as f:
             n += s.sendto(chunk, ("10.200.2.2", 5353))
         except OSError:
             pass
-print("udp sent", n)' "$H/models/llama-3-8b-instruct/model-00001-of-00001.safetensors"
+s.close()
+print("udp sent", n)
+print(f"egress-expect proto=udp origin=datagram dport=5353 bytes={n}")' "$H/models/llama-3-8b-instruct/model-00001-of-00001.safetensors"

@@ -5,5 +5,6 @@ s = socket.create_connection(("10.200.2.2", 443)); f = os.open(sys.argv[1], os.O
 n, off, size = 0, 0, os.fstat(f).st_size
 while off < size:
     k = os.sendfile(s.fileno(), f, off, size - off); off += k
-s.close(); print("sendfile sent", off)' "$H/models/llama-3-8b-instruct/model-00001-of-00001.safetensors"
+s.close(); print("sendfile sent", off)
+print(f"egress-expect proto=tcp origin=connect dport=443 bytes={off}")' "$H/models/llama-3-8b-instruct/model-00001-of-00001.safetensors"
 grep ':443' "$H/sink.log" | tail -1
