@@ -50,10 +50,10 @@ test: ## Run every test; eBPF and scenario tests run for real as root (installs 
 	$(GOTEST) -count=1 -timeout 20m -v ./test/e2e
 
 .PHONY: bench
-bench: ## Run the overhead storms (none / empty programs / sensor, alternating) and the user-space benchmarks (root).
+bench: ## Run the overhead storms (none / empty programs / sensor, alternating) and the user-space benchmarks, the whole pipeline's among them (root).
 	$(GO) build -o bin/sensorbench ./cmd/sensorbench
 	./bin/sensorbench $(BENCHFLAGS)
-	$(GOTEST) -run '^$$' -bench . -benchmem -benchtime 200000x -count 1 ./internal/detect/... ./internal/export ./internal/runtime/enrich
+	$(GOTEST) -run '^$$' -bench . -benchmem -benchtime 200000x -count 1 ./internal/detect/... ./internal/export ./internal/runtime/enrich ./internal/runtime
 
 .PHONY: otlp-e2e
 otlp-e2e: ## Build a real OpenTelemetry Collector (test/otelcol), export to it from the daemon, count its records against the sensor's (root; minutes).

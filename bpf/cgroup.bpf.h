@@ -214,8 +214,8 @@ int BPF_PROG(kestrel_cgroup_attach, struct cgroup *dst, const char *path, struct
 /* learn_task_cgroup sends the path of t's v2 cgroup unless it is known. */
 static __always_inline void learn_task_cgroup(struct task_struct *t)
 {
-	struct kernfs_node *kn = BPF_CORE_READ(t, cgroups, dfl_cgrp, kn);
-	__u64 id = BPF_CORE_READ(kn, id);
+	struct kernfs_node *kn = t->cgroups->dfl_cgrp->kn; /* t is a tracepoint's typed task: direct loads */
+	__u64 id = kn->id;
 	if (!id || bpf_map_lookup_elem(&cgroup_known, &id))
 		return;
 	struct cgroup_scratch *s = cgroup_buf();

@@ -3,9 +3,10 @@
  * struct rec_hdr (common.h); the layout here is a contract with
  * internal/runtime/decode.go, which checks every length before it trusts it.
  *
- * Variable-length records send only up to the end of their last string:
- * exec puts its strings in fixed-size slots; open packs its two paths back
- * to back. */
+ * Variable-length records are sent only up to the end of what they hold:
+ * the exec record packs its strings one after the other, and the open
+ * record packs its two paths back to back, so that a record costs the ring
+ * buffer the bytes of its strings and not their maximum. */
 #pragma once
 
 #include "common.h"
@@ -13,17 +14,31 @@
 #define PATH_SLOT 1024 /* resolved paths (exe, cwd, open path) */
 #define RAW_SLOT 512   /* path as passed to the syscall */
 #define ARGS_SLOT 1024 /* argv block, NUL-separated */
-#define ENV_SLOT 4096  /* environment block, NUL-separated */
 
 /* Flags of an exec record. */
 #define EXEC_F_TTY (1 << 0)
 #define EXEC_F_ARGS_TRUNC (1 << 1)
-#define EXEC_F_ENV_TRUNC (1 << 2)
+#define EXEC_F_ENV_TRUNC (1 << 2) /* the environment was not all looked at, or a kept entry was cut or left out */
 #define EXEC_F_EXE_TRUNC (1 << 3)
 #define EXEC_F_CWD_TRUNC (1 << 4)
 
 /* Namespace slots, in event.Namespaces order. */
 enum ns_slot { NS_MNT, NS_PID, NS_NET, NS_USER, NS_UTS, NS_IPC, NS_CGROUP, NS_MAX };
+
+/* The environment is filtered in the kernel: only the entries whose name
+ * the loader put in the capture table (internal/runtime/env.go) are sent,
+ * each as a 16-bit header (its length, with ENV_CUT when the entry was cut:
+ * at ENV_ENTRY_MAX - 1 bytes, or shorter where the table says that user
+ * space keeps less; see process.bpf.h) followed by the bytes of
+ * "NAME=VALUE", without a NUL. At most ENV_KEPT_MAX bytes of entries. */
+#define ENV_KEPT_MAX 4096
+#define ENV_ENTRY_MAX 2048
+#define ENV_CUT 0x8000
+
+/* The strings of an exec record, packed in data[]: the exe path and its NUL,
+ * the cwd and its NUL, args_len bytes of the argv block, env_len bytes of
+ * kept environment entries. The record is sent up to the end of the last. */
+#define EXEC_DATA (PATH_SLOT + PATH_SLOT + ARGS_SLOT + ENV_KEPT_MAX)
 
 struct exec_rec {
 	struct rec_hdr h;
@@ -33,14 +48,11 @@ struct exec_rec {
 	__u64 cap_prm;
 	__u64 start_ns;    /* group leader start, boot ns */
 	__u32 ns[NS_MAX];
-	__u16 exe_len;     /* bytes in exe, without the NUL */
-	__u16 cwd_len;
+	__u16 exe_len;     /* bytes of the exe path, without its NUL */
+	__u16 cwd_len;     /* bytes of the cwd, without its NUL */
 	__u16 args_len;    /* bytes of the argv block */
-	__u16 env_len;     /* bytes of the env block (last slot) */
-	char exe[PATH_SLOT];
-	char cwd[PATH_SLOT];
-	char args[ARGS_SLOT];
-	char env[ENV_SLOT];
+	__u16 env_len;     /* bytes of the kept environment entries */
+	char data[EXEC_DATA];
 };
 
 struct fork_rec {

@@ -7,6 +7,9 @@
 //
 // Ownership: a *Process and a *Container hung off an Event are immutable
 // snapshots shared between events; stages must not modify them. Copy first.
+// The one exception is the Process a source hangs off an exec or fork event
+// it made: it belongs to that event until the enricher makes it the
+// process's new snapshot, in place.
 package event
 
 import (

@@ -78,15 +78,23 @@ func EventToProto(ev *event.Event) *sensorv1.Event {
 }
 
 func eventToProto(ev *event.Event, depth int) *sensorv1.Event {
+	p := eventBodyToProto(ev, depth)
+	if p != nil {
+		p.Process, p.Container = processToProto(ev.Process), containerToProto(ev.Container)
+	}
+	return p
+}
+
+// eventBodyToProto converts ev without its process and container: the wire
+// encoder (wire.go) encodes those once per snapshot.
+func eventBodyToProto(ev *event.Event, depth int) *sensorv1.Event {
 	if ev == nil {
 		return nil
 	}
 	p := &sensorv1.Event{
-		Kind:      kindToProto(ev.Kind),
-		Time:      ts(ev.Time),
-		Seq:       ev.Seq,
-		Process:   processToProto(ev.Process),
-		Container: containerToProto(ev.Container),
+		Kind: kindToProto(ev.Kind),
+		Time: ts(ev.Time),
+		Seq:  ev.Seq,
 	}
 	switch {
 	case ev.File != nil:

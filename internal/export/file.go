@@ -51,7 +51,15 @@ type FileExporter struct {
 	f     *os.File
 	stats FileStats
 	buf   []byte // the OCSF line being written
+	// pend holds lines that Run wrote and the file has not been given
+	// yet (pendLines of them): one write per batch, not one per event.
+	pend      []byte
+	pendLines uint64
 }
+
+// fileFlushBytes is how much Run gathers before it writes to the file; it
+// writes what it has whenever it finds the ring drained.
+const fileFlushBytes = 64 << 10
 
 // NewFileExporter opens (or creates) cfg.Path for appending.
 func NewFileExporter(cfg config.FileExport, opts *FileOptions) (*FileExporter, error) {
@@ -127,8 +135,15 @@ func (x *FileExporter) encodeLocked(ev *event.Event) ([]byte, error) {
 
 // Write filters, encodes and appends ev, rotating first when the line would
 // take the file past max_bytes. Events without an OCSF class are counted as
-// skipped in the ocsf format and are not an error.
+// skipped in the ocsf format and are not an error. The line is in the file
+// when Write returns.
 func (x *FileExporter) Write(ev *event.Event) error {
+	return x.write(ev, true)
+}
+
+// write is Write; without flush the line may wait in pend for the next
+// write that flushes (Run's batches).
+func (x *FileExporter) write(ev *event.Event, flush bool) error {
 	if ev == nil {
 		return nil
 	}
@@ -153,20 +168,50 @@ func (x *FileExporter) Write(ev *event.Event) error {
 		x.stats.Errors++
 		return errors.New("write export file: exporter is closed")
 	}
-	if x.stats.Bytes > 0 && x.stats.Bytes+int64(len(line)) > x.cfg.MaxBytes {
+	if size := x.stats.Bytes + int64(len(x.pend)); size > 0 && size+int64(len(line)) > x.cfg.MaxBytes {
+		if err := x.flushLocked(); err != nil {
+			return err
+		}
 		if err := x.rotateLocked(); err != nil {
 			x.stats.Errors++
 			return err
 		}
 	}
-	n, err := x.f.Write(line)
+	x.pend = append(x.pend, line...)
+	x.pendLines++
+	if flush || len(x.pend) >= fileFlushBytes {
+		return x.flushLocked()
+	}
+	return nil
+}
+
+// flushLocked writes the pending lines to the file.
+func (x *FileExporter) flushLocked() error {
+	if len(x.pend) == 0 {
+		return nil
+	}
+	lines := x.pendLines
+	x.pendLines = 0
+	defer func() { x.pend = x.pend[:0] }()
+	if x.f == nil {
+		x.stats.Errors += lines
+		return errors.New("write export file: exporter is closed")
+	}
+	n, err := x.f.Write(x.pend)
 	x.stats.Bytes += int64(n)
 	if err != nil {
-		x.stats.Errors++
+		x.stats.Errors += lines
 		return fmt.Errorf("write export file: %w", err)
 	}
-	x.stats.Written++
+	x.stats.Written += lines
 	return nil
+}
+
+// flush writes the pending lines to the file.
+func (x *FileExporter) flush() error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.flushLocked()
 }
 
 // rotateLocked shifts path.i to path.i+1 (dropping the oldest), moves the
@@ -204,12 +249,13 @@ func (x *FileExporter) Close() error {
 	if x.f == nil {
 		return nil
 	}
+	ferr := x.flushLocked()
 	err := x.f.Close()
 	x.f = nil
 	if err != nil {
 		return fmt.Errorf("close export file: %w", err)
 	}
-	return nil
+	return ferr
 }
 
 // Run follows ring from its next event until ctx is done, writing every
@@ -238,13 +284,18 @@ func (x *FileExporter) Run(ctx context.Context, ring *Ring) error {
 			ev := buf[i]
 			buf[i] = nil
 			next = ev.Seq + 1
-			if err := x.Write(ev); err != nil && time.Since(lastLog) > time.Second {
+			if err := x.write(ev, false); err != nil && time.Since(lastLog) > time.Second {
 				lastLog = time.Now()
 				x.log.Warn("file exporter could not write an event", "path", x.cfg.Path, "err", err)
 			}
 		}
 		if n > 0 || gap.Skipped > 0 {
 			continue
+		}
+		// The ring is drained: what is pending goes to the file now.
+		if err := x.flush(); err != nil && time.Since(lastLog) > time.Second {
+			lastLog = time.Now()
+			x.log.Warn("file exporter could not write", "path", x.cfg.Path, "err", err)
 		}
 		select {
 		case <-ctx.Done():

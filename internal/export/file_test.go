@@ -212,3 +212,57 @@ func TestFileExporterHeartbeat(t *testing.T) {
 		}
 	}
 }
+
+// Run writes a batch at a time: a burst that rotates the file mid-batch
+// still lands whole, in order, and no file grows past max_bytes.
+func TestFileExporterRunBatchesAndRotates(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "burst.jsonl")
+	x, err := NewFileExporter(config.FileExport{Path: path, Format: config.FormatJSON, MaxBytes: 16 << 10, Keep: 50}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	ring := NewRing(1024)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- x.Run(ctx, ring) }()
+	waitFor(t, "exporter waiting", func() bool { return len(*ring.wakers.Load()) == 1 })
+	const total = 600
+	for i := range total {
+		ring.Publish(padded(i))
+	}
+	waitFor(t, "every line written", func() bool { return x.Stats().Written == total })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v", err)
+	}
+	st := x.Stats()
+	if st.Rotations == 0 || st.Errors != 0 || st.Lost != 0 {
+		t.Fatalf("stats %+v; want rotations and no errors", st)
+	}
+	var seqs []float64
+	for i := int(st.Rotations); i >= 0; i-- {
+		p := path
+		if i > 0 {
+			p = fmt.Sprintf("%s.%d", path, i)
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() > 16<<10 {
+			t.Errorf("%s is %d bytes; want at most %d", p, fi.Size(), 16<<10)
+		}
+		for _, m := range readLines(t, p) {
+			seqs = append(seqs, m["seq"].(float64))
+		}
+	}
+	if len(seqs) != total {
+		t.Fatalf("%d lines in the files; want %d", len(seqs), total)
+	}
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i] != seqs[i-1]+1 {
+			t.Fatalf("lines out of order at %d: %v then %v", i, seqs[i-1], seqs[i])
+		}
+	}
+}

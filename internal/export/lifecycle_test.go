@@ -422,11 +422,11 @@ func TestSilentTCPConnectionsCannotStarveTheDaemon(t *testing.T) {
 func TestEncodeFailureStaysInBand(t *testing.T) {
 	ts := startServer(t, 16, nil, Sources{})
 	var poisoned atomic.Bool
-	ts.srv.toProto = func(ev *event.Event) *sensorv1.Event {
-		p := EventToProto(ev)
-		if ev.Process != nil && ev.Process.PID == 1002 {
+	ts.srv.wire.processProto = func(pr *event.Process) *sensorv1.Process {
+		p := processToProto(pr)
+		if pr.PID == 1002 {
 			poisoned.Store(true)
-			p.Process.Exe = "/bin/\xff" // what main sent before conversion made names valid
+			p.Exe = "/bin/\xff" // what main sent before conversion made names valid
 		}
 		return p
 	}

@@ -12,7 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -71,6 +73,8 @@ type OCSFOptions struct {
 // It is safe for concurrent use.
 type OCSFEncoder struct {
 	host, version, instance string
+	// procs holds the encoded fields of the process objects last written.
+	procs procFrags
 }
 
 // NewOCSFEncoder returns an encoder.
@@ -181,7 +185,7 @@ func (e *OCSFEncoder) AppendEncode(dst []byte, ev *event.Event) ([]byte, error) 
 	if err != nil {
 		return dst, err
 	}
-	w := jsonWriter{b: dst}
+	w := jsonWriter{b: dst, procs: &e.procs}
 	e.header(&w, ev, &p)
 	switch p.class {
 	case OCSFDetectionFinding:
@@ -473,7 +477,26 @@ func writeProcess(w *jsonWriter, key string, p *event.Process, c *event.Containe
 	w.end()
 }
 
+// writeProcessFields writes the fields of a process object just opened.
+// Snapshots are immutable and shared by the events of a process, so the
+// fields are encoded once per process and container snapshot (procFrags).
 func writeProcessFields(w *jsonWriter, p *event.Process, c *event.Container) {
+	slot := w.procs.slot(p, c)
+	if slot == nil {
+		encodeProcessFields(w, p, c)
+		return
+	}
+	if f := slot.Load(); f != nil && f.p == p && f.c == c {
+		w.b = append(w.b, f.b...)
+		w.comma = true
+		return
+	}
+	start := len(w.b)
+	encodeProcessFields(w, p, c)
+	slot.Store(&procFrag{p: p, c: c, b: slices.Clone(w.b[start:])})
+}
+
+func encodeProcessFields(w *jsonWriter, p *event.Process, c *event.Container) {
 	w.uint("pid", uint64(p.PID))
 	if p.TID != 0 && p.TID != p.PID {
 		w.uint("ptid", uint64(p.TID))
@@ -531,6 +554,33 @@ func writeProcessFields(w *jsonWriter, p *event.Process, c *event.Container) {
 	if c != nil {
 		writeContainer(w, c)
 	}
+}
+
+// procFragSlots is the size of an encoder's table of process objects: the
+// processes that act at once on a node, and then some.
+const procFragSlots = 1024
+
+// procFrags is a direct-mapped table of the encoded fields of process
+// objects, by process and container snapshot. An entry keeps its two
+// snapshots alive until another pair takes its slot. The zero value is
+// ready to use; it is safe for concurrent use.
+type procFrags struct {
+	slots [procFragSlots]atomic.Pointer[procFrag]
+}
+
+type procFrag struct {
+	p *event.Process
+	c *event.Container
+	b []byte // the object's fields, without braces
+}
+
+// slot returns the slot of (p, c); nil for a nil table.
+func (t *procFrags) slot(p *event.Process, c *event.Container) *atomic.Pointer[procFrag] {
+	if t == nil {
+		return nil
+	}
+	h := uint64(uintptr(unsafe.Pointer(p)))*0x9e3779b97f4a7c15 ^ uint64(uintptr(unsafe.Pointer(c)))
+	return &t.slots[(h>>32)%procFragSlots]
 }
 
 // writeOCSFFile writes a file object for path p. A path that is not absolute

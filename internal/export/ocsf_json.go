@@ -15,6 +15,8 @@ type jsonWriter struct {
 	b []byte
 	// comma is set after a value: the next key or element needs a ','.
 	comma bool
+	// procs, when set, memoizes process objects (writeProcessFields).
+	procs *procFrags
 }
 
 func (w *jsonWriter) sep() {

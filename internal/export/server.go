@@ -109,9 +109,8 @@ type Server struct {
 	closeOnce sync.Once
 	serving   atomic.Bool
 
-	// toProto converts events for the wire (EventToProto; a test swaps it
-	// to prove an encoding failure stays in-band).
-	toProto func(*event.Event) *sensorv1.Event
+	// wire encodes events for the feed, once for every subscriber.
+	wire *wire
 
 	lostSubscriber atomic.Uint64
 	lostRestart    atomic.Uint64
@@ -169,7 +168,7 @@ func NewServer(cfg config.ExportConfig, ring *Ring, src Sources, opts *Options) 
 	s := &Server{
 		cfg: cfg, ring: ring, src: src, log: opts.Logger, node: opts.NodeName,
 		deadline: cfg.SubscriberDeadline.D(), heartbeat: cfg.HeartbeatInterval.D(),
-		subs: make(map[uint64]*subscriber), closing: make(chan struct{}), toProto: EventToProto,
+		subs: make(map[uint64]*subscriber), closing: make(chan struct{}), wire: newWire(),
 	}
 	if s.log == nil {
 		s.log = slog.Default()

@@ -132,7 +132,7 @@ func (s *Server) Subscribe(req *sensorv1.SubscribeRequest, stream grpc.ServerStr
 
 	buf := make([]*event.Event, batchSize)
 	for _, r := range pending {
-		f.add(r, nil)
+		f.add(r)
 	}
 	for {
 		// A subscriber whose filter passes nothing of a flood never waits
@@ -154,7 +154,7 @@ func (s *Server) Subscribe(req *sensorv1.SubscribeRequest, stream grpc.ServerStr
 			f.add(&sensorv1.SubscribeResponse{
 				Payload: &sensorv1.SubscribeResponse_Lost{Lost: lostProto(gapEvent(gap).Lost)},
 				Cursor:  &sensorv1.Cursor{InstanceId: inst, Seq: next - 1}, NodeName: s.node,
-			}, nil)
+			})
 		}
 		for i := 0; i < n; i++ {
 			ev := buf[i]
@@ -168,10 +168,7 @@ func (s *Server) Subscribe(req *sensorv1.SubscribeRequest, stream grpc.ServerStr
 			if !m.Match(ev) {
 				continue
 			}
-			f.add(&sensorv1.SubscribeResponse{
-				Payload: &sensorv1.SubscribeResponse_Event{Event: s.toProto(ev)},
-				Cursor:  &sensorv1.Cursor{InstanceId: inst, Seq: ev.Seq}, NodeName: s.node,
-			}, ev)
+			f.addEvent(ev, inst)
 		}
 		sub.cursor.Store(next - 1)
 		if len(f.batch) > 0 {
@@ -197,7 +194,7 @@ func (s *Server) Subscribe(req *sensorv1.SubscribeRequest, stream grpc.ServerStr
 					Payload: &sensorv1.SubscribeResponse_Heartbeat{Heartbeat: &sensorv1.Heartbeat{
 						Time: timestamppb.Now(), HeadSeq: s.ring.Head()}},
 					Cursor: &sensorv1.Cursor{InstanceId: inst, Seq: next - 1}, NodeName: s.node,
-				}, nil)
+				})
 				if err := f.flush(false); err != nil {
 					return err
 				}
@@ -276,32 +273,45 @@ type feed struct {
 	delivers bool // the batch holds an event or a loss record
 }
 
-// add encodes r into the batch. An event that cannot be encoded never ends
-// the stream: it becomes an in-band Lost record (source encode_error) with
-// the event's cursor, and is counted.
-func (f *feed) add(r *sensorv1.SubscribeResponse, ev *event.Event) {
-	m, err := encode(r)
-	if err != nil && ev != nil {
+// addEvent adds the response carrying ev (encoded once for every
+// subscriber: wire.go) to the batch. An event that cannot be encoded never
+// ends the stream: it becomes an in-band Lost record (source encode_error)
+// with the event's cursor, and is counted.
+func (f *feed) addEvent(ev *event.Event, inst string) {
+	m, err := f.s.wire.event(ev, inst, f.s.node)
+	if err != nil {
 		f.s.encodeErrors.Add(1)
 		f.sub.lost.Add(1)
 		f.s.log.Warn("an event could not be encoded for a subscriber; sent a Lost record in its place",
 			"subscriber", f.sub.id, "seq", ev.Seq, "kind", ev.Kind.String(), "err", err)
-		r = &sensorv1.SubscribeResponse{
+		f.add(&sensorv1.SubscribeResponse{
 			Payload: &sensorv1.SubscribeResponse_Lost{Lost: &sensorv1.Lost{Source: LostEncode, Count: 1,
 				Detail: vt(fmt.Sprintf("event %d (%s): %v", ev.Seq, ev.Kind, err))}},
-			Cursor: r.GetCursor(), NodeName: r.GetNodeName(),
-		}
-		m, err = encode(r)
+			Cursor: &sensorv1.Cursor{InstanceId: inst, Seq: ev.Seq}, NodeName: f.s.node,
+		})
+		return
 	}
+	f.put(m, true)
+}
+
+// add encodes r, a record other than an event, into the batch.
+func (f *feed) add(r *sensorv1.SubscribeResponse) {
+	m, err := encode(r)
 	if err != nil {
 		// Not even a Lost record encodes: the codec itself is broken.
 		f.s.encodeErrors.Add(1)
 		f.s.log.Error("a feed record could not be encoded", "subscriber", f.sub.id, "err", err)
 		return
 	}
+	f.put(m, r.GetHeartbeat() == nil)
+}
+
+// put appends an encoded record; delivers says it is an event or a loss
+// record (a heartbeat is not).
+func (f *feed) put(m *encoded, delivers bool) {
 	f.batch = append(f.batch, m)
 	f.bytes += len(m.b)
-	if r.GetHeartbeat() == nil {
+	if delivers {
 		f.delivers = true
 	}
 }

@@ -91,6 +91,9 @@ type Pipeline struct {
 	// seq numbers emitted events, so that Run handles both queues in
 	// emission order.
 	seq atomic.Uint64
+	// emitFinding is p.finding, made once: a method value made at each
+	// call would allocate per event.
+	emitFinding func(*event.Event)
 
 	queued     atomic.Uint64
 	queuedPrio atomic.Uint64
@@ -170,11 +173,13 @@ func New(sources []Source, enricher Enricher, detector Detector, sinks []Sink, o
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Pipeline{
+	p := &Pipeline{
 		sources: sources, enricher: enricher, detector: detector, sinks: sinks,
 		opts: o, queue: make(chan queued, o.QueueSize), prio: make(chan queued, o.PriorityQueueSize),
 		byRule: map[FindingKey]uint64{}, losses: map[lossKey]*loss{},
 	}
+	p.emitFinding = p.finding
+	return p
 }
 
 // urgent says which events take the priority queue.
@@ -416,7 +421,7 @@ func (p *Pipeline) handle(ev *event.Event) {
 	}
 	p.sink(ev)
 	if p.detector != nil {
-		p.detector.Process(ev, p.finding)
+		p.detector.Process(ev, p.emitFinding)
 	}
 }
 
@@ -439,7 +444,7 @@ func (p *Pipeline) sink(ev *event.Event) {
 func (p *Pipeline) flush() {
 	now := p.opts.Now()
 	if p.detector != nil {
-		p.detector.Flush(now, p.finding)
+		p.detector.Flush(now, p.emitFinding)
 	}
 	p.lossMu.Lock()
 	if len(p.losses) == 0 {

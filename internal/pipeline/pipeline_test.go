@@ -358,3 +358,22 @@ func TestPipelineHandlesBothQueuesInEmissionOrder(t *testing.T) {
 		}
 	}
 }
+
+type quietDetector struct{ n int }
+
+func (d *quietDetector) Process(ev *event.Event, emit func(*event.Event)) { d.n++ }
+func (d *quietDetector) Flush(time.Time, func(*event.Event))              {}
+
+// The pipeline's own work on an event that makes no finding allocates
+// nothing.
+func TestHandleAllocatesNothing(t *testing.T) {
+	d := &quietDetector{}
+	p := New(nil, nil, d, []Sink{func(*event.Event) {}}, nil)
+	ev := &event.Event{Kind: event.KindOpen, Process: &event.Process{PID: 1}}
+	if n := testing.AllocsPerRun(100, func() { p.handle(ev) }); n != 0 {
+		t.Errorf("handle allocates %.0f times per event", n)
+	}
+	if d.n == 0 {
+		t.Fatal("the detector saw nothing")
+	}
+}

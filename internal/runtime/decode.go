@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/kestrel-sec/kestrel/internal/event"
 )
@@ -49,13 +51,9 @@ const (
 	execCwdLen   = 118
 	execArgsLen  = 120
 	execEnvLen   = 122
-	execExe      = 124
-	execCwd      = 1148
-	execArgs     = 2172
-	execEnv      = 3196
+	execData     = 124
 	pathSlot     = 1024
 	argsSlot     = 1024
-	envSlot      = 4096
 	execFTTY     = 1 << 0
 	execFArgsTr  = 1 << 1
 	execFEnvTr   = 1 << 2
@@ -136,6 +134,15 @@ type decoder struct {
 	// comms interns command names, which repeat endlessly; bounded by
 	// maxComms (cleared when full).
 	comms map[[commLen]byte]string
+	// paths, args and env intern what exec and syscall records repeat
+	// (intern.go).
+	paths stringTable
+	args  interned[[]string]
+	env   interned[[]event.EnvVar]
+	// files and exits carve the events of the commonest records from
+	// chunks (slab.go).
+	files slab[fileEvent]
+	exits slab[exitEvent]
 }
 
 const maxComms = 4096
@@ -183,6 +190,12 @@ func (d *decoder) wall(bootNS uint64) time.Time {
 
 var le = binary.LittleEndian
 
+// unsafeString returns b as a string without copying, for lookups and
+// comparisons that do not keep it: b must not change while it is used.
+func unsafeString(b []byte) string {
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
 // cstring returns the NUL-terminated string at the start of b.
 func cstring(b []byte, what string) (string, error) {
 	i := bytes.IndexByte(b, 0)
@@ -195,20 +208,37 @@ func cstring(b []byte, what string) (string, error) {
 // slotString returns the string of length n stored in slot, which must be
 // followed by its NUL.
 func slotString(b []byte, off, n, slot int, what string) (string, error) {
+	s, err := slotBytes(b, off, n, slot, what)
+	return string(s), err
+}
+
+// slotBytes returns the n bytes stored in slot at off, which must be
+// followed by their NUL.
+func slotBytes(b []byte, off, n, slot int, what string) ([]byte, error) {
 	if n >= slot {
-		return "", malformed("%s length %d exceeds its slot of %d", what, n, slot)
+		return nil, malformed("%s length %d exceeds its slot of %d", what, n, slot)
 	}
 	if off+n >= len(b) {
-		return "", malformed("%s of %d bytes runs past the record", what, n)
+		return nil, malformed("%s of %d bytes runs past the record", what, n)
 	}
 	if b[off+n] != 0 {
-		return "", malformed("%s is not NUL-terminated", what)
+		return nil, malformed("%s is not NUL-terminated", what)
 	}
 	s := b[off : off+n]
 	if bytes.IndexByte(s, 0) >= 0 {
-		return "", malformed("%s has an embedded NUL", what)
+		return nil, malformed("%s has an embedded NUL", what)
 	}
-	return string(s), nil
+	return s, nil
+}
+
+// path returns the interned string of length n stored in slot at off
+// (see slotBytes).
+func (d *decoder) path(b []byte, off, n, slot int, what string) (string, error) {
+	s, err := slotBytes(b, off, n, slot, what)
+	if err != nil {
+		return "", err
+	}
+	return d.paths.get(s), nil
 }
 
 // header decodes and checks the common header.
@@ -265,24 +295,37 @@ func (d *decoder) decode(b []byte) (*event.Event, error) {
 }
 
 func (d *decoder) decodeExec(h *recHeader, b []byte) (*event.Event, error) {
-	if len(b) < execEnv {
-		return nil, malformed("exec record of %d bytes, want at least %d", len(b), execEnv)
+	if len(b) < execData {
+		return nil, malformed("exec record of %d bytes, want at least %d", len(b), execData)
 	}
-	envLen := int(le.Uint16(b[execEnvLen:]))
-	if envLen > envSlot || execEnv+envLen != len(b) {
-		return nil, malformed("exec env length %d does not match record size %d", envLen, len(b))
-	}
-	exe, err := slotString(b, execExe, int(le.Uint16(b[execExeLen:])), pathSlot, "exe")
-	if err != nil {
-		return nil, err
-	}
-	cwd, err := slotString(b, execCwd, int(le.Uint16(b[execCwdLen:])), pathSlot, "cwd")
-	if err != nil {
-		return nil, err
-	}
-	argsLen := int(le.Uint16(b[execArgsLen:]))
+	exeLen, cwdLen := int(le.Uint16(b[execExeLen:])), int(le.Uint16(b[execCwdLen:]))
+	argsLen, envLen := int(le.Uint16(b[execArgsLen:])), int(le.Uint16(b[execEnvLen:]))
 	if argsLen > argsSlot {
 		return nil, malformed("exec args length %d exceeds %d", argsLen, argsSlot)
+	}
+	if envLen > envKeptMax {
+		return nil, malformed("exec env length %d exceeds %d", envLen, envKeptMax)
+	}
+	// The strings are packed: exe and its NUL, cwd and its NUL, args, env.
+	if execData+exeLen+1+cwdLen+1+argsLen+envLen != len(b) {
+		return nil, malformed("exec string lengths %d+%d+%d+%d do not match record size %d", exeLen, cwdLen, argsLen, envLen, len(b))
+	}
+	off := execData
+	exe, err := d.path(b, off, exeLen, pathSlot, "exe")
+	if err != nil {
+		return nil, err
+	}
+	off += exeLen + 1
+	cwd, err := d.path(b, off, cwdLen, pathSlot, "cwd")
+	if err != nil {
+		return nil, err
+	}
+	off += cwdLen + 1
+	argv := b[off : off+argsLen]
+	args, _ := d.args.get(argv, splitArgs)
+	env, err := d.env.get(b[off+argsLen:], decodeEnv)
+	if err != nil {
+		return nil, err
 	}
 	flags := le.Uint32(b[execFlags:])
 	// A path deeper than the kernel's walk is its deepest part: marked, so
@@ -299,10 +342,9 @@ func (d *decoder) decodeExec(h *recHeader, b []byte) (*event.Event, error) {
 	p.ForkParent = p.PPID
 	p.Exe = exe
 	p.Cwd = cwd
-	args := b[execArgs : execArgs+argsLen]
-	p.Args = splitNUL(args, maxArgsKept)
-	p.Truncated = execTruncation(flags, args)
-	p.Env = filterEnv(b[execEnv:execEnv+envLen], flags&execFEnvTr != 0)
+	p.Args = args
+	p.Truncated = execTruncation(flags, argv)
+	p.Env = env
 	p.CapEff = le.Uint64(b[execCapEff:])
 	p.CapPrm = le.Uint64(b[execCapPrm:])
 	p.StartTime = d.wall(le.Uint64(b[execStart:]))
@@ -342,8 +384,12 @@ func isMemfdPath(p string) bool {
 	return len(p) >= 6 && p[:6] == "memfd:"
 }
 
+// splitArgs splits an argv block: see splitNUL.
+func splitArgs(b []byte) ([]string, error) { return splitNUL(b, maxArgsKept), nil }
+
 // splitNUL splits a NUL-separated block. A truncated block keeps its last,
-// partial element. At most limit elements are kept.
+// partial element. At most limit elements are kept. The elements share one
+// string.
 func splitNUL(b []byte, limit int) []string {
 	if len(b) == 0 {
 		return nil
@@ -356,14 +402,15 @@ func splitNUL(b []byte, limit int) []string {
 		n = limit
 	}
 	out := make([]string, 0, n)
-	for len(b) > 0 && len(out) < limit {
-		i := bytes.IndexByte(b, 0)
+	all := string(b)
+	for len(all) > 0 && len(out) < limit {
+		i := strings.IndexByte(all, 0)
 		if i < 0 {
-			out = append(out, string(b))
+			out = append(out, all)
 			break
 		}
-		out = append(out, string(b[:i]))
-		b = b[i+1:]
+		out = append(out, all[:i])
+		all = all[i+1:]
 	}
 	return out
 }
@@ -390,7 +437,8 @@ func (d *decoder) decodeExit(h *recHeader, b []byte) (*event.Event, error) {
 	if len(b) != exitSize {
 		return nil, malformed("exit record of %d bytes, want %d", len(b), exitSize)
 	}
-	xe := &exitEvent{p: h.Process}
+	xe := d.exits.new()
+	xe.p = h.Process
 	xe.p.StartTime = d.wall(le.Uint64(b[exitStart:]))
 	code := le.Uint32(b[exitCode:])
 	xe.x = event.Exit{Code: int32(code>>8) & 0xff, Signal: int32(code & 0x7f)}
@@ -430,7 +478,8 @@ func (d *decoder) decodeOpen(h *recHeader, b []byte) (*event.Event, error) {
 		}
 	}
 	rflags := le.Uint16(b[openRFlags:])
-	fe := &fileEvent{p: h.Process}
+	fe := d.files.new()
+	fe.p = h.Process
 	f := &fe.f
 	*f = event.File{
 		RawPath:   raw,

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/cilium/ebpf/btf"
 
@@ -55,6 +56,11 @@ func TestDecodeExec(t *testing.T) {
 	}
 }
 
+// execEnvAt returns the offset of the kept environment in an exec record.
+func execEnvAt(b []byte) int {
+	return execData + int(le.Uint16(b[execExeLen:])) + 1 + int(le.Uint16(b[execCwdLen:])) + 1 + int(le.Uint16(b[execArgsLen:]))
+}
+
 func TestDecodeExecTruncatedPaths(t *testing.T) {
 	b := buildExec(execFields{hdrFields: testHdr, exe: "/d/d/x", cwd: "/d/d", flags: execFExeTr | execFCwdTr})
 	e, err := testDecoder().decode(b)
@@ -66,11 +72,11 @@ func TestDecodeExecTruncatedPaths(t *testing.T) {
 	}
 }
 
-func TestDecodeExecMemfdAndTruncatedEnv(t *testing.T) {
+func TestDecodeExecMemfdAndCutEnv(t *testing.T) {
 	b := buildExec(execFields{
 		hdrFields: testHdr, exe: "memfd:payload (deleted)", flags: execFEnvTr,
 		args: []byte("x"), // truncated argv keeps its partial last element
-		env:  []byte("LD_AUDIT=/a.so\x00LD_PRELOAD=/cut-he"),
+		env:  envEntries("LD_AUDIT=/a.so", "LD_PRELOAD=/cut-he"+envCutMark, "AWS_SESSION_TOKEN=abc"+envCutMark),
 	})
 	e, err := testDecoder().decode(b)
 	if err != nil {
@@ -82,8 +88,11 @@ func TestDecodeExecMemfdAndTruncatedEnv(t *testing.T) {
 	if !slices.Equal(e.Process.Args, []string{"x"}) {
 		t.Errorf("args = %q", e.Process.Args)
 	}
-	if want := []event.EnvVar{{Name: "LD_AUDIT", Value: "/a.so"}}; !slices.Equal(e.Process.Env, want) {
-		t.Errorf("env = %v; want the cut LD_PRELOAD dropped", e.Process.Env)
+	// A cut value is kept as far as it goes, except a secret's: its hash
+	// would be that of another value.
+	want := []event.EnvVar{{Name: "LD_AUDIT", Value: "/a.so"}, {Name: "LD_PRELOAD", Value: "/cut-he"}, {Name: "AWS_SESSION_TOKEN"}}
+	if !slices.Equal(e.Process.Env, want) {
+		t.Errorf("env = %v; want %v", e.Process.Env, want)
 	}
 }
 
@@ -298,11 +307,19 @@ func TestDecodeMalformed(t *testing.T) {
 		{"size mismatch", mut(open, func(b []byte) []byte { return b[:len(b)-1] }), "header says"},
 		{"unknown type", mut(open, func(b []byte) []byte { le.PutUint16(b, 99); return b }), "unknown record type 99"},
 		{"comm unterminated", mut(open, func(b []byte) []byte { copy(b[hdrComm:], "0123456789abcdef"); return b }), "comm"},
-		{"exe unterminated", mut(exec, func(b []byte) []byte { b[execExe+19] = 'x'; return b }), "exe is not NUL-terminated"},
-		{"exe length past slot", mut(exec, func(b []byte) []byte { le.PutUint16(b[execExeLen:], 5000); return b }), "exceeds its slot"},
-		{"env length mismatch", mut(exec, func(b []byte) []byte { le.PutUint16(b[execEnvLen:], 3); return b }), "env length"},
+		{"exe unterminated", mut(exec, func(b []byte) []byte { b[execData+19] = 'x'; return b }), "exe is not NUL-terminated"},
+		{"exe length past slot", buildExec(execFields{hdrFields: testHdr, exe: strings.Repeat("x", pathSlot)}), "exceeds its slot"},
+		{"string lengths mismatch", mut(exec, func(b []byte) []byte { le.PutUint16(b[execEnvLen:], 3); return b }), "do not match record size"},
 		{"args too long", mut(exec, func(b []byte) []byte { le.PutUint16(b[execArgsLen:], 2000); return b }), "args length"},
-		{"exec too short", mut(exec[:execEnv-1], func(b []byte) []byte { le.PutUint16(b[hdrSizeOff:], uint16(len(b))); return b }), "exec record"},
+		{"env too long", mut(exec, func(b []byte) []byte { le.PutUint16(b[execEnvLen:], 5000); return b }), "env length"},
+		{"env entry past the record", mut(exec, func(b []byte) []byte { le.PutUint16(b[execEnvAt(b):], 0x7ff); return b }), "env entry of 2047 bytes"},
+		{"env header cut", mut(exec, func(b []byte) []byte {
+			b = append(b, 7)
+			le.PutUint16(b[hdrSizeOff:], uint16(len(b)))
+			le.PutUint16(b[execEnvLen:], le.Uint16(b[execEnvLen:])+1)
+			return b
+		}), "env entry header"},
+		{"exec too short", mut(exec[:execData-1], func(b []byte) []byte { le.PutUint16(b[hdrSizeOff:], uint16(len(b))); return b }), "exec record"},
 		{"open raw unterminated", mut(open, func(b []byte) []byte { b[openData+int(le.Uint16(b[openRawLen:]))] = 'x'; return b }), "raw path is not NUL-terminated"},
 		{"open path length", mut(open, func(b []byte) []byte { le.PutUint16(b[openPathLen:], 7); return b }), "open raw length"},
 		{"open match bits", mut(open, func(b []byte) []byte { b[openMatch] = 0x80; return b }), "match bits"},
@@ -380,11 +397,13 @@ func TestRecordLayout(t *testing.T) {
 	}
 	for f, off := range map[string]int{"ppid": execPPID, "flags": execFlags, "cap_eff": execCapEff,
 		"cap_prm": execCapPrm, "start_ns": execStart, "ns": execNS, "exe_len": execExeLen, "cwd_len": execCwdLen,
-		"args_len": execArgsLen, "env_len": execEnvLen, "exe": execExe, "cwd": execCwd, "args": execArgs, "env": execEnv} {
+		"args_len": execArgsLen, "env_len": execEnvLen, "data": execData} {
 		check("exec_rec", f, off)
 	}
-	if _, size := offsets("exec_rec"); size < execEnv+envSlot {
-		t.Errorf("exec_rec is %d bytes; want room for a %d-byte env", size, envSlot)
+	// data[] holds the longest strings the decoder accepts (plus the
+	// struct's alignment padding).
+	if _, size := offsets("exec_rec"); size != (execData+2*pathSlot+argsSlot+envKeptMax+7)&^7 {
+		t.Errorf("exec_rec is %d bytes; decoder allows %d bytes of strings from %d", size, 2*pathSlot+argsSlot+envKeptMax, execData)
 	}
 	for f, off := range map[string]int{"result": openResult, "flags": openFlags, "mode": openMode,
 		"dirfd": openDirfd, "ino": openIno, "size": openSize, "dev": openDev, "rdev": openRdev, "call": openCall,
@@ -526,4 +545,36 @@ func BenchmarkDecodeMalformed(b *testing.B) {
 func sha256hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
+}
+
+// TestDecodeInternsRepeats: a repeated exec record decodes to the same
+// strings and slices, allocating only its event; distinct records keep the
+// intern tables bounded.
+func TestDecodeInternsRepeats(t *testing.T) {
+	d := testDecoder()
+	rec := sampleExec()
+	a, err := d.decode(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := d.decode(bytes.Clone(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Process == b.Process || unsafe.StringData(a.Process.Exe) != unsafe.StringData(b.Process.Exe) ||
+		&a.Process.Args[0] != &b.Process.Args[0] || &a.Process.Env[0] != &b.Process.Env[0] {
+		t.Errorf("repeat not interned: %p %p, args %p %p", a.Process, b.Process, &a.Process.Args[0], &b.Process.Args[0])
+	}
+	if n := testing.AllocsPerRun(100, func() { d.decode(rec) }); n != 1 {
+		t.Errorf("a repeated exec record costs %.1f allocations; want 1 (its event)", n)
+	}
+	for i := range 3 * maxInterned {
+		r := buildExec(execFields{hdrFields: testHdr, exe: fmt.Sprintf("/bin/x%d", i), cwd: "/", args: []byte(fmt.Sprint(i))})
+		if _, err := d.decode(r); err != nil {
+			t.Fatal(err)
+		}
+		if len(d.paths.m) > maxInterned || len(d.args.m) > maxInterned {
+			t.Fatalf("intern tables hold %d paths and %d argv blocks; bound %d", len(d.paths.m), len(d.args.m), maxInterned)
+		}
+	}
 }

@@ -1,6 +1,9 @@
 package runtime
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"strings"
+)
 
 // Record builders for decoder tests, fuzz seeds and benchmarks. They write
 // the layouts of bpf/records.h exactly as the kernel does.
@@ -37,7 +40,10 @@ type execFields struct {
 
 func buildExec(e execFields) []byte {
 	e.typ = recExec
-	b := make([]byte, execEnv+len(e.env))
+	b := make([]byte, execData, execData+len(e.exe)+1+len(e.cwd)+1+len(e.args)+len(e.env))
+	b = append(append(b, e.exe...), 0)
+	b = append(append(b, e.cwd...), 0)
+	b = append(append(b, e.args...), e.env...)
 	putRecHdr(b, e.hdrFields)
 	le.PutUint32(b[execPPID:], e.ppid)
 	le.PutUint32(b[execFlags:], e.flags)
@@ -51,12 +57,25 @@ func buildExec(e execFields) []byte {
 	le.PutUint16(b[execCwdLen:], uint16(len(e.cwd)))
 	le.PutUint16(b[execArgsLen:], uint16(len(e.args)))
 	le.PutUint16(b[execEnvLen:], uint16(len(e.env)))
-	copy(b[execExe:], e.exe)
-	copy(b[execCwd:], e.cwd)
-	copy(b[execArgs:], e.args)
-	copy(b[execEnv:], e.env)
 	return b
 }
+
+// envEntries frames kept environment entries as the kernel sends them; an
+// entry ending in envCutMark is sent cut (without the mark).
+func envEntries(kvs ...string) []byte {
+	var b []byte
+	for _, kv := range kvs {
+		h := uint16(0)
+		if s, ok := strings.CutSuffix(kv, envCutMark); ok {
+			kv, h = s, envCut
+		}
+		b = le.AppendUint16(b, uint16(len(kv))|h)
+		b = append(b, kv...)
+	}
+	return b
+}
+
+const envCutMark = "<cut>"
 
 type openFields struct {
 	hdrFields
@@ -139,7 +158,7 @@ func sampleExec() []byte {
 		ns:  [7]uint32{4026531841, 4026531836, 4026531840, 4026531837, 4026531838, 4026531839, 4026531835},
 		exe: "/usr/bin/python3.12", cwd: "/srv",
 		args: []byte("python3\x00-m\x00vllm.entrypoints\x00"),
-		env:  []byte("HOME=/root\x00LD_PRELOAD=/tmp/evil.so\x00HF_TOKEN=hf_abc\x00PATH=/bin\x00CUDA_VISIBLE_DEVICES=0,1\x00"),
+		env:  envEntries("LD_PRELOAD=/tmp/evil.so", "HF_TOKEN=hf_abc", "CUDA_VISIBLE_DEVICES=0,1"),
 	})
 }
 

@@ -253,6 +253,9 @@ func configureSpec(spec *ebpf.CollectionSpec, cfg config.CaptureConfig) error {
 	if err := setGates(spec, cfg); err != nil {
 		return err
 	}
+	if err := setEnvFilter(spec); err != nil {
+		return err
+	}
 	if err := setKnobLens(spec); err != nil {
 		return err
 	}

@@ -136,36 +136,50 @@ type sensorEgressVal struct {
 	Pad       [7]uint8
 }
 
-type sensorExecRec struct {
+type sensorEnvPat struct {
 	_ structs.HostLayout
-	H struct {
-		_        structs.HostLayout
-		Type     uint16
-		Size     uint16
-		Tgid     uint32
-		Tid      uint32
-		Uid      uint32
-		Euid     uint32
-		Flags    uint32
-		TsNs     uint64
-		CgroupId uint64
-		Comm     [16]int8
+	W [3]uint64
+	M [3]uint64
+}
+
+type sensorEnvScratch struct {
+	_    structs.HostLayout
+	Envp [1024]uint64
+	Win  [16408]int8
+}
+
+type sensorExecScratch struct {
+	_ structs.HostLayout
+	R struct {
+		_ structs.HostLayout
+		H struct {
+			_        structs.HostLayout
+			Type     uint16
+			Size     uint16
+			Tgid     uint32
+			Tid      uint32
+			Uid      uint32
+			Euid     uint32
+			Flags    uint32
+			TsNs     uint64
+			CgroupId uint64
+			Comm     [16]int8
+		}
+		Ppid    uint32
+		Flags   uint32
+		CapEff  uint64
+		CapPrm  uint64
+		StartNs uint64
+		Ns      [7]uint32
+		ExeLen  uint16
+		CwdLen  uint16
+		ArgsLen uint16
+		EnvLen  uint16
+		Data    [7168]int8
+		_       [4]byte
 	}
-	Ppid    uint32
-	Flags   uint32
-	CapEff  uint64
-	CapPrm  uint64
-	StartNs uint64
-	Ns      [7]uint32
-	ExeLen  uint16
-	CwdLen  uint16
-	ArgsLen uint16
-	EnvLen  uint16
-	Exe     [1024]int8
-	Cwd     [1024]int8
-	Args    [1024]int8
-	Env     [4096]int8
-	_       [4]byte
+	Spill [3096]int8
+	Junk  [2048]int8
 }
 
 type sensorFloodStat struct {
@@ -445,6 +459,7 @@ const (
 	sensorMapDrops                       = "drops"
 	sensorMapEgressDgram                 = "egress_dgram"
 	sensorMapEgressSocks                 = "egress_socks"
+	sensorMapEnvScratch                  = "env_scratch"
 	sensorMapEvents                      = "events"
 	sensorMapExecScratch                 = "exec_scratch"
 	sensorMapFloodCg                     = "flood_cg"
@@ -553,6 +568,10 @@ const (
 	sensorVarBulkBurstNs                 = "bulk_burst_ns"
 	sensorVarBulkCostNs                  = "bulk_cost_ns"
 	sensorVarBulkRoom                    = "bulk_room"
+	sensorVarEnvClass                    = "env_class"
+	sensorVarEnvFirst2                   = "env_first2"
+	sensorVarEnvNpats                    = "env_npats"
+	sensorVarEnvPats                     = "env_pats"
 	sensorVarKnobLens                    = "knob_lens"
 	sensorVarNetConnectSlot              = "net_connect_slot"
 	sensorVarNrCpus                      = "nr_cpus"
@@ -702,6 +721,7 @@ type sensorMapSpecs struct {
 	Drops           *ebpf.MapSpec `ebpf:"drops"`
 	EgressDgram     *ebpf.MapSpec `ebpf:"egress_dgram"`
 	EgressSocks     *ebpf.MapSpec `ebpf:"egress_socks"`
+	EnvScratch      *ebpf.MapSpec `ebpf:"env_scratch"`
 	Events          *ebpf.MapSpec `ebpf:"events"`
 	ExecScratch     *ebpf.MapSpec `ebpf:"exec_scratch"`
 	FloodCg         *ebpf.MapSpec `ebpf:"flood_cg"`
@@ -742,6 +762,10 @@ type sensorVariableSpecs struct {
 	BulkBurstNs      *ebpf.VariableSpec `ebpf:"bulk_burst_ns"`
 	BulkCostNs       *ebpf.VariableSpec `ebpf:"bulk_cost_ns"`
 	BulkRoom         *ebpf.VariableSpec `ebpf:"bulk_room"`
+	EnvClass         *ebpf.VariableSpec `ebpf:"env_class"`
+	EnvFirst2        *ebpf.VariableSpec `ebpf:"env_first2"`
+	EnvNpats         *ebpf.VariableSpec `ebpf:"env_npats"`
+	EnvPats          *ebpf.VariableSpec `ebpf:"env_pats"`
 	KnobLens         *ebpf.VariableSpec `ebpf:"knob_lens"`
 	NetConnectSlot   *ebpf.VariableSpec `ebpf:"net_connect_slot"`
 	NrCpus           *ebpf.VariableSpec `ebpf:"nr_cpus"`
@@ -789,6 +813,7 @@ type sensorMaps struct {
 	Drops           *ebpf.Map `ebpf:"drops"`
 	EgressDgram     *ebpf.Map `ebpf:"egress_dgram"`
 	EgressSocks     *ebpf.Map `ebpf:"egress_socks"`
+	EnvScratch      *ebpf.Map `ebpf:"env_scratch"`
 	Events          *ebpf.Map `ebpf:"events"`
 	ExecScratch     *ebpf.Map `ebpf:"exec_scratch"`
 	FloodCg         *ebpf.Map `ebpf:"flood_cg"`
@@ -827,6 +852,7 @@ func (m *sensorMaps) Close() error {
 		m.Drops,
 		m.EgressDgram,
 		m.EgressSocks,
+		m.EnvScratch,
 		m.Events,
 		m.ExecScratch,
 		m.FloodCg,
@@ -868,6 +894,10 @@ type sensorVariables struct {
 	BulkBurstNs      *ebpf.Variable `ebpf:"bulk_burst_ns"`
 	BulkCostNs       *ebpf.Variable `ebpf:"bulk_cost_ns"`
 	BulkRoom         *ebpf.Variable `ebpf:"bulk_room"`
+	EnvClass         *ebpf.Variable `ebpf:"env_class"`
+	EnvFirst2        *ebpf.Variable `ebpf:"env_first2"`
+	EnvNpats         *ebpf.Variable `ebpf:"env_npats"`
+	EnvPats          *ebpf.Variable `ebpf:"env_pats"`
 	KnobLens         *ebpf.Variable `ebpf:"knob_lens"`
 	NetConnectSlot   *ebpf.Variable `ebpf:"net_connect_slot"`
 	NrCpus           *ebpf.Variable `ebpf:"nr_cpus"`

@@ -438,7 +438,7 @@ func TestOpenUninterestingNotReported(t *testing.T) {
 		return e.Kind == event.KindOpen && (e.File.RawPath == plain || e.File.Path == plain || e.File.RawPath == self ||
 			e.Process.PID == uint32(os.Getpid()))
 	}); e != nil {
-		t.Errorf("uninteresting open reported: %+v", e.File)
+		t.Errorf("uninteresting open reported: %+v by %+v", e.File, e.Process)
 	}
 }
 

@@ -47,3 +47,13 @@ func TestRootsFromEnv(t *testing.T) {
 		t.Errorf("RootsFromEnv = %q; want %q", got, want)
 	}
 }
+
+// The kernel sends only the environment variables on the capture
+// allowlist: a root name off it would never reach RootsFromEnv.
+func TestRootEnvNamesAreCaptured(t *testing.T) {
+	for _, n := range RootEnvNames {
+		if !event.EnvCaptured(n) {
+			t.Errorf("%s names model roots but is not in event's environment capture allowlist", n)
+		}
+	}
+}

@@ -203,6 +203,20 @@ func (rs *rootSet) add(r string) error {
 	return nil
 }
 
+// hasAll reports whether every root of roots is in rs already.
+func (rs *rootSet) hasAll(roots []string) bool {
+	for _, r := range roots {
+		c, _, err := cleanRoot(r)
+		if err != nil {
+			return false
+		}
+		if _, ok := rs.all[c]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
 func (rs *rootSet) clone() *rootSet {
 	n := &rootSet{
 		literal: append([]string(nil), rs.literal...),
@@ -223,6 +237,10 @@ func (m *Matcher) AddRoots(roots ...string) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	old := m.roots.Load()
+	if old.hasAll(roots) {
+		// Every exec in a container names the same roots again: no copy.
+		return 0, nil
+	}
 	n := old.clone()
 	var first error
 	for _, r := range roots {

@@ -293,3 +293,26 @@ func FuzzIsModel(f *testing.F) {
 		m.UnderRoot(p)
 	})
 }
+
+// Every exec in a container names its roots again: adding known roots
+// neither copies the set nor counts them.
+func TestAddKnownRootsIsFree(t *testing.T) {
+	m, err := NewMatcher([]string{"/models"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := m.AddRoots("/srv/hf", "/srv/ollama/"); n != 2 || err != nil {
+		t.Fatalf("AddRoots = %d, %v; want 2 new", n, err)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		if n, err := m.AddRoots("/srv/hf", "/srv/ollama/"); n != 0 || err != nil {
+			t.Fatalf("AddRoots of known roots = %d, %v", n, err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("adding known roots allocates %.0f times", allocs)
+	}
+	if n, _ := m.AddRoots("/srv/hf", "/srv/new"); n != 1 || !m.UnderRoot("/srv/new/x.gguf") {
+		t.Errorf("a new root among known ones: added %d", n)
+	}
+}

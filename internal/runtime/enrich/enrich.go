@@ -301,6 +301,11 @@ func (e *Enricher) seed() error {
 
 // Enrich fills ev.Process (the snapshot with lineage), ev.Container and
 // ev.Net.Class. Call it from one goroutine.
+//
+// The Process of an exec or fork event is taken over: it becomes the
+// process's snapshot, changed in place, so that the event costs no copy.
+// Its source must not share it or use it again (the decoder makes one per
+// record); Process values of other events are only read.
 func (e *Enricher) Enrich(ev *event.Event) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -443,14 +448,15 @@ func (e *Enricher) ensure(pid uint32, budget int) {
 }
 
 // onExec replaces the image of the process: exe, args and the rest come
-// from the event; fork parent, start time and lineage stay.
+// from the event; fork parent, start time and lineage stay. The event's
+// Process becomes the snapshot (see Enrich).
 func (e *Enricher) onExec(ev *event.Event) *proc.Entry {
 	p := ev.Process
 	if p == nil {
 		return nil
 	}
 	old := e.table.Get(p.PID)
-	s := *p
+	s := p
 	s.TID = p.PID
 	s.ExecTime = ev.Time
 	if old != nil && !old.Exited() && sameStart(old.Snap.StartTime, p.StartTime) {
@@ -473,14 +479,14 @@ func (e *Enricher) onExec(ev *event.Event) *proc.Entry {
 		if old.Partial {
 			s.Ancestors = e.lineage(s.PPID)
 		}
-		old.Snap, old.Thread, old.Partial = &s, nil, false
+		old.Snap, old.Thread, old.Partial = s, nil, false
 		return old
 	}
 	if s.ForkParent == 0 {
 		s.ForkParent = s.PPID
 	}
 	s.Ancestors = e.lineage(s.ForkParent)
-	return e.table.Put(&s)
+	return e.table.Put(s)
 }
 
 // startSlack absorbs the difference between start times taken from the
@@ -515,34 +521,35 @@ func (e *Enricher) onFork(ev *event.Event) *proc.Entry {
 		sameStart(cur.Snap.StartTime, c.StartTime) {
 		return cur // already known (seeded after the fork)
 	}
-	var s event.Process
 	var parent *proc.Entry
 	if parentPID != 0 {
 		parent = e.entryFor(parentPID, nil)
 	}
+	// The child is the parent's copy with what the event says of it; the
+	// event's Process becomes its snapshot (see Enrich).
+	cp := *c
+	s := c
 	if parent != nil {
-		s = *parent.Snap
+		*s = *parent.Snap
 		s.GPUOwner = false
-	} else {
-		s = *c
 	}
-	s.PID, s.TID, s.PPID, s.ForkParent = c.PID, c.PID, parentPID, parentPID
-	if !c.StartTime.IsZero() {
-		s.StartTime = c.StartTime
+	s.PID, s.TID, s.PPID, s.ForkParent = cp.PID, cp.PID, parentPID, parentPID
+	if !cp.StartTime.IsZero() {
+		s.StartTime = cp.StartTime
 	} else {
 		s.StartTime = ev.Time
 	}
-	if c.UID != 0 || c.EUID != 0 || parent == nil {
-		s.UID, s.EUID = c.UID, c.EUID
+	if cp.UID != 0 || cp.EUID != 0 || parent == nil {
+		s.UID, s.EUID = cp.UID, cp.EUID
 	}
-	if c.Comm != "" {
-		s.Comm = c.Comm
+	if cp.Comm != "" {
+		s.Comm = cp.Comm
 	}
-	if c.CgroupID != 0 {
-		s.CgroupID = c.CgroupID
+	if cp.CgroupID != 0 {
+		s.CgroupID = cp.CgroupID
 	}
 	s.Ancestors = e.lineage(parentPID)
-	en := e.table.Put(&s)
+	en := e.table.Put(s)
 	if parent != nil {
 		if pd, ok := parent.Data.(*entryData); ok && pd.resolvedCgroup == s.CgroupID {
 			en.Data = &entryData{ref: pd.ref, resolvedCgroup: pd.resolvedCgroup, pending: pd.pending}

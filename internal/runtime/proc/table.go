@@ -34,6 +34,11 @@ type Entry struct {
 	// reference here).
 	Data any
 
+	// kids is the lineage of a child of Snap (kidsOf), built once and
+	// shared by every child forked or exec'd under this snapshot.
+	kids   []event.Ancestor
+	kidsOf *event.Process
+
 	exited     bool
 	exitAt     time.Time
 	prev, next *Entry
@@ -157,9 +162,10 @@ func (t *Table) Expire(now time.Time) {
 }
 
 // Lineage returns the ancestors of a process whose parent is ppid: the
-// parent first, then the parent's own lineage, at most MaxLineage long. It
-// allocates one slice. An unknown parent ends the lineage with its pid and
-// an empty exe and comm.
+// parent first, then the parent's own lineage, at most MaxLineage long. An
+// unknown parent ends the lineage with its pid and an empty exe and comm.
+// The slice is shared by the children of one parent snapshot: it must not
+// be modified.
 func (t *Table) Lineage(ppid uint32) []event.Ancestor {
 	if ppid == 0 {
 		return nil
@@ -168,7 +174,10 @@ func (t *Table) Lineage(ppid uint32) []event.Ancestor {
 	if p == nil {
 		return []event.Ancestor{{PID: ppid}}
 	}
-	return childLineage(p.Snap)
+	if p.kidsOf != p.Snap {
+		p.kids, p.kidsOf = childLineage(p.Snap), p.Snap
+	}
+	return p.kids
 }
 
 // childLineage returns the lineage of a child of parent: parent, then its
