@@ -70,9 +70,9 @@ func newESC006(*Settings) Rule {
 			"@/containerd-shim/; nvidia-persistenced at info); a socket named so that is not the runtime's is " +
 			"low; (2) opens one for writing, " +
 			"(3) runs a runtime client (docker, ctr, crictl, nerdctl, podman, kubectl, runc) or passes " +
-			"--unix-socket/unix:// with a runtime socket, or (4) connects to a node address on 10250/10255 " +
+			"--unix-socket/unix:// with a runtime socket name (low: the connect is judged on the socket), or (4) connects to a node address on 10250/10255 " +
 			"(kubelet) or 2375/2376 (Docker TCP). Whoever drives the runtime API owns the node.",
-		Knobs: []string{"container_image_allowlist", "rules.ESC-006.allow_cgroup"},
+		Knobs: []string{"container_image_allowlist", "rules.ESC-006.allow_cgroup", "runtime_sockets_extra"},
 		Kinds: kinds(event.KindConnect, event.KindOpen, event.KindExec),
 	}}}
 }
@@ -158,8 +158,11 @@ func (r *esc006) Eval(ctx *Context, ev *event.Event) {
 				continue
 			}
 			if name, _ := runtimeSocket(sock); name != "" {
+				// A name on the command line proves nothing about the
+				// socket; the connect that follows is judged on its file.
 				ctx.Emit(ev, Report{
 					Key:         "exec-sock:" + sock,
+					Severity:    event.SevLow,
 					Explanation: who(ev) + " was started with runtime socket " + sock + " (" + cmdline(p) + ") from " + where(ev) + ".",
 					Attrs:       map[string]string{"condition": "socket_arg", "socket": sock},
 				})
@@ -180,24 +183,36 @@ func (r *esc006) unixConnect(ctx *Context, ev *event.Event, n *event.Net) {
 	if n.PeerIno != 0 && ctx.Settings.Sockets != nil {
 		host, known = ctx.Settings.Sockets.RuntimeSocket(n.PeerDev, n.PeerIno)
 	}
+	// Without the runtime's file, names: the server's bound name is its own
+	// choice, the caller's is evidence.
+	sock, name, sev := host, "", event.Severity(0)
+	if host != "" {
+		if name, sev = runtimeSocket(host); name == "" {
+			name = host
+		}
+	} else {
+		sock = n.PeerPath
+		if name, sev = runtimeSocket(sock); name == "" {
+			sock = n.UnixPath
+			name, sev = runtimeSocket(sock)
+		}
+		if name == "" {
+			return
+		}
+	}
+	attrs := map[string]string{"condition": "unix_connect", "socket": n.UnixPath, "api": name}
+	if n.PeerPath != "" {
+		attrs["peer_bound"] = n.PeerPath
+	}
 	peerID := ""
 	if n.PeerIno != 0 {
 		d := n.PeerDev // major:minor as ls and stat print them
 		peerID = "device " + itoa(d>>8&0xfff|d>>32&^0xfff) + ":" + itoa(d&0xff|d>>12&0xfff00) + " inode " + itoa(n.PeerIno)
-	}
-	attrs := map[string]string{"condition": "unix_connect", "socket": n.UnixPath}
-	if n.PeerPath != "" {
-		attrs["peer_bound"] = n.PeerPath
-	}
-	if peerID != "" {
 		attrs["peer_file"] = peerID
 	}
-	if host != "" {
-		name, sev := runtimeSocket(host)
-		if name == "" {
-			name = host
-		}
-		attrs["api"], attrs["runtime_socket"] = name, host
+	switch {
+	case host != "":
+		attrs["runtime_socket"] = host
 		via := ""
 		if n.UnixPath != host {
 			via = " through " + n.UnixPath
@@ -208,20 +223,7 @@ func (r *esc006) unixConnect(ctx *Context, ev *event.Event, n *event.Net) {
 			Explanation: who(ev) + " connected to runtime socket " + host + via + " (the same socket file, " + peerID + ") from " + where(ev) + ".",
 			Attrs:       attrs,
 		})
-		return
-	}
-	// The server's bound name is its own choice; the caller's is evidence.
-	sock := n.PeerPath
-	name, sev := runtimeSocket(sock)
-	if name == "" {
-		sock = n.UnixPath
-		name, sev = runtimeSocket(sock)
-	}
-	if name == "" {
-		return
-	}
-	attrs["api"] = name
-	if n.PeerIno != 0 && known {
+	case n.PeerIno != 0 && known:
 		// The socket file is known and it is none of the runtime's: a name
 		// proves nothing.
 		if sev == 0 || sev > event.SevLow {
@@ -234,12 +236,12 @@ func (r *esc006) unixConnect(ctx *Context, ev *event.Event, n *event.Net) {
 				", but its socket file (" + peerID + ") is none of the node's runtime sockets, from " + where(ev) + ".",
 			Attrs: attrs,
 		})
-		return
+	default:
+		ctx.Emit(ev, Report{
+			Key:         "sock:" + sock,
+			Severity:    sev,
+			Explanation: who(ev) + " connected to runtime socket " + sock + resultNote(int64(n.Result)) + " from " + where(ev) + ".",
+			Attrs:       attrs,
+		})
 	}
-	ctx.Emit(ev, Report{
-		Key:         "sock:" + sock,
-		Severity:    sev,
-		Explanation: who(ev) + " connected to runtime socket " + sock + resultNote(int64(n.Result)) + " from " + where(ev) + ".",
-		Attrs:       attrs,
-	})
 }
