@@ -3,8 +3,8 @@ package config
 import (
 	"fmt"
 	"maps"
-	"path/filepath"
 	"net/netip"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
