@@ -30,7 +30,10 @@
  *       exit_connect reads the path from the caller's memory.
  *   connect's sys_exit handler (exit_connect)  the result (0 or -errno), the fd
  *       (from the syscall's registers) and, for inet, the source address and
- *       port read from the socket the hook saw (bound by then).
+ *       port read from the socket the hook saw (bound by then). For a unix
+ *       connect that succeeded, the peer as the server made it: the inode
+ *       and device of the socket file it bound and the sun_path it bound
+ *       (unix_sk(peer)->path and ->addr), whatever name the caller used.
  *   tp_btf/inet_sock_set_state             a non-blocking TCP connect that
  *       returns -EINPROGRESS with the handshake still running is parked in
  *       inflight_connect and emitted when the socket leaves SYN_SENT: result 0
@@ -164,6 +167,14 @@ struct conn_rec {
 	__u8 via;      /* enum net_via */
 	__u8 sotype;   /* SOCK_STREAM, SOCK_DGRAM, SOCK_RAW */
 	__u16 _pad2;
+	/* AF_UNIX, once connected: the server's end, as the server made it (a
+	 * symlink, bind mount or hard link changes the caller's path only). */
+	__u64 peer_ino;     /* inode of the socket file the server bound; 0 if none */
+	__u32 peer_dev;     /* its i_sb->s_dev */
+	__u8 peer_path_len; /* valid bytes of peer_path */
+	__u8 _pad3[3];
+	char peer_path[KS_UNIX_PATH_MAX]; /* the sun_path the server bound */
+	__u32 _pad4;
 };
 
 /* REC_SOCK_STATS, and also the value of egress_socks and egress_dgram: the
@@ -637,6 +648,35 @@ static __always_inline void conn_finish_or_park(struct conn_rec *c, struct sock 
 	}
 }
 
+/* unix_peer_fill adds to c the server's end of the connected AF_UNIX
+ * socket sk: the socket file the server bound (for a stream socket, the
+ * accepted child shares the listener's path and address) and the address it
+ * bound. Both are the server's choice; the caller's sun_path is not. */
+static __always_inline void unix_peer_fill(struct conn_rec *c, struct sock *sk)
+{
+	struct unix_sock *u = NET_KCAST(struct unix_sock, sk);
+	struct sock *peer = u->peer;
+	if (!peer)
+		return;
+	struct unix_sock *pu = NET_KCAST(struct unix_sock, peer);
+	struct inode *ino = pu->path.dentry ? pu->path.dentry->d_inode : NULL;
+	if (ino) {
+		c->peer_ino = ino->i_ino;
+		c->peer_dev = ino->i_sb->s_dev;
+	}
+	struct unix_address *ua = pu->addr;
+	if (!ua)
+		return;
+	__u64 n = (__u32)ua->len;
+	n = n > sizeof(__u16) ? n - sizeof(__u16) : 0;
+	if (n > KS_UNIX_PATH_MAX)
+		n = KS_UNIX_PATH_MAX;
+	asm volatile("" : "+r"(n));
+	if (n > 0 && n <= KS_UNIX_PATH_MAX &&
+	    !bpf_probe_read_kernel(c->peer_path, n, (void *)ua + offsetof(struct unix_address, name) + sizeof(__u16)))
+		c->peer_path_len = n;
+}
+
 /* unix_connect_from_user reports an AF_UNIX connect that no cgroup hook saw
  * (kernels without cgroup/connect_unix), from the sockaddr in the caller's
  * memory. */
@@ -665,6 +705,9 @@ static __always_inline void unix_connect_from_user(struct sys_args *a, long ret)
 		c->path_len = n;
 		c->flags |= CONN_F_UPATH;
 	}
+	struct sock *sk = ret == 0 ? sock_from_fd(c->fd) : NULL;
+	if (sk)
+		unix_peer_fill(c, sk);
 	conn_emit(c);
 }
 
@@ -703,6 +746,10 @@ SYS_EXIT(connect)
 		} else {
 			sk = NULL;
 		}
+	} else if (c->family == KS_AF_UNIX && p->skp && ret == 0) {
+		struct sock *usk = NET_KCAST(struct sock, p->skp);
+		if (usk->__sk_common.skc_cookie.counter == c->cookie)
+			unix_peer_fill(c, usk);
 	}
 	if (c->result == -KS_EINPROGRESS && c->proto == IPPROTO_TCP)
 		conn_finish_or_park(c, sk);

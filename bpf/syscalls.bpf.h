@@ -2,7 +2,7 @@
 /* Escape-primitive syscalls (REC_SYSCALL): mount, umount2, unshare, setns,
  * ptrace, process_vm_readv/writev, init/finit/delete_module, memfd_create,
  * pivot_root, chroot, mknod(at), the rename, unlink, link and symlink
- * families (watched paths only, by the open filter), dup2/dup3 of a socket
+ * families and truncate (watched paths only, by the open filter), dup2/dup3 of a socket
  * onto fds 0-2, and name_to_handle_at (the first step of opening a file by
  * handle, with no path). bpf and pidfd_getfd are in self.bpf.h; signals to
  * the sensor, whatever call sent them, are its signal_generate program.
@@ -21,7 +21,7 @@
  * arguments, and reports it flagged SYS_F_EXIT_ONLY. This is done for the
  * escape primitives and dup, whatever the result.
  *
- * The path families (rename, unlink, link, symlink) and name_to_handle_at
+ * The path families (rename, unlink, link, symlink, truncate) and name_to_handle_at
  * have no sys_enter handler: SYS_EXIT_HANDLER decides at sys_exit from the
  * registers and the path filter of open.bpf.h, so a call refused before
  * sys_enter is reported like one that ran, and the common unlink of an
@@ -57,6 +57,7 @@ enum sys_call {
 	SYS_KILL = 20,        /* no longer sent: signals are self.bpf.h's REC_SIGNAL */
 	SYS_NAME_TO_HANDLE = 21,
 	SYS_PIDFD_GETFD = 22, /* self.bpf.h */
+	SYS_TRUNCATE = 23,
 	SYS_CALL_MAX,
 };
 
@@ -74,7 +75,7 @@ struct sys_rec {
 	struct rec_hdr h;
 	__s64 ret;
 	__u64 flags;      /* clone/mount/umount flags, nstype, ptrace request, bpf cmd, signal, mknod mode */
-	__u64 arg2;       /* bpf: prog type; mknod: dev; rename/link: flags */
+	__u64 arg2;       /* bpf: prog type; mknod: dev; rename/link: flags; truncate: length */
 	__u32 target;     /* pid of ptrace, process_vm_*; the object id or pid of self.bpf.h's calls */
 	__s32 fd;         /* setns fd, finit_module fd, dup oldfd, *at dirfd */
 	__s32 fd2;        /* dup newfd, second dirfd */
@@ -408,6 +409,20 @@ SYS_EXIT_HANDLER(symlinkat, SYS_SYMLINK, WATCHED(0) || WATCHED_AT(1, 2), {
 	SYS_PATH(r, ARG(0));
 	r->fd2 = ARG(1);
 	SYS_PATH2(r, ARG(2));
+})
+
+/* truncate(path, length) changes a file with no open at all, so the open
+ * programs never see it. ftruncate needs a descriptor opened for writing,
+ * and that open was reported (as is io_uring's FTRUNCATE, fd-based too). */
+SYS_EXIT_HANDLER(truncate, SYS_TRUNCATE, WATCHED(0), {
+	SYS_PATH(r, ARG(0));
+	r->arg2 = ARG(1); /* length */
+})
+
+/* i386's truncate64(path, lo, hi), what 32-bit libcs call for truncate. */
+SYS_EXIT_HANDLER(truncate64, SYS_TRUNCATE, WATCHED(0), {
+	SYS_PATH(r, ARG(0));
+	r->arg2 = (ARG(2) << 32) | (__u32)ARG(1);
 })
 
 /* name_to_handle_at(dirfd, path, handle, mount_id, flags): every call; the

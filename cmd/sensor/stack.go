@@ -103,7 +103,8 @@ func newStack(ctx context.Context, cfg *config.Config, log *slog.Logger, sinks [
 	s.engine, err = detect.New(cfg.Detect, &detect.Options{Logger: log, HostNS: hostNS, Proc: procView{fs},
 		AI: &detect.AIOptions{StaticAlloc: s.assigner.StaticAlloc, Node: os.Getenv("NODE_NAME"),
 			ModelIdentity: s.models.update},
-		Self: detect.SelfIdentity{PID: uint32(os.Getpid()), IsThread: isOwnThread}})
+		Self:    detect.SelfIdentity{PID: uint32(os.Getpid()), IsThread: isOwnThread},
+		Sockets: newRuntimeSockets(cfg, log)})
 	if err != nil {
 		return nil, configError{fmt.Errorf("create rule engine: %w", err)}
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -96,6 +97,7 @@ var DefaultPreloadAllowlist = []string{
 //	  gpu_child_allowlist: ['^uname( |$)']
 //	  nv_hook_child_allowlist: ['^ldconfig( |$)']
 //	  runtime_binaries_extra: ['/opt/bin/runc']
+//	  runtime_sockets_extra: ['/run/k0s/containerd.sock']
 //	  umh_allowlist: [/sbin/modprobe]
 //	  model_roots: [/models]
 //	  model_min_bytes: 1048576
@@ -146,6 +148,11 @@ type DetectConfig struct {
 	// paths, or basenames when they hold no "/") besides runc, crun,
 	// containerd-shim*, conmon, crio, dockerd and kubelet.
 	RuntimeBinariesExtra []string `yaml:"runtime_binaries_extra"`
+	// RuntimeSocketsExtra are more container-runtime API sockets on the
+	// host (absolute paths, shell globs allowed) besides the CRI socket and
+	// the well-known docker, containerd, CRI-O and podman ones. ESC-006
+	// decides on the socket file a container reached, not on its name.
+	RuntimeSocketsExtra []string `yaml:"runtime_sockets_extra"`
 	// UMHAllowlist are the programs the kernel may run as usermode helpers
 	// (exact paths, or basenames when they hold no "/") (ESC-003).
 	UMHAllowlist []string `yaml:"umh_allowlist"`
@@ -342,6 +349,14 @@ func (c *DetectConfig) validate() error {
 	}
 	if err := detectCheckNames("runtime_binaries_extra", c.RuntimeBinariesExtra); err != nil {
 		return err
+	}
+	for i, p := range c.RuntimeSocketsExtra {
+		if !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("runtime_sockets_extra[%d]: %q is not an absolute path", i, p)
+		}
+		if _, err := filepath.Match(p, ""); err != nil {
+			return fmt.Errorf("runtime_sockets_extra[%d]: %q: %w", i, p, err)
+		}
 	}
 	if err := detectCheckNames("umh_allowlist", c.UMHAllowlist); err != nil {
 		return err

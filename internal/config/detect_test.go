@@ -94,6 +94,8 @@ func TestDetectRejects(t *testing.T) {
 		{"bad workload key", "detect:\n  loader_allowlist: {'image=(': ['x']}\n", "loader_allowlist"},
 		{"bad image allowlist key", "detect:\n  container_image_allowlist: {nope: ['x']}\n", "container_image_allowlist"},
 		{"relative model root", "detect:\n  model_roots: [models]\n", "model_roots[0]"},
+		{"relative runtime socket", "detect:\n  runtime_sockets_extra: [run/docker.sock]\n", "runtime_sockets_extra[0]"},
+		{"bad runtime socket glob", "detect:\n  runtime_sockets_extra: ['/run/[x.sock']\n", "runtime_sockets_extra[0]"},
 		{"negative min bytes", "detect:\n  model_min_bytes: -1\n", "model_min_bytes"},
 		{"zero threshold", "detect:\n  exfil_bytes_threshold: 0\n", "exfil_bytes_threshold"},
 		{"state size", "detect:\n  state_size: 1\n", "state_size"},

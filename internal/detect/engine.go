@@ -37,6 +37,9 @@ type Options struct {
 	// Self names the sensor's own process for the SELF rules; zero turns
 	// off what needs it (SELF-003).
 	Self SelfIdentity
+	// Sockets knows the container runtime's API sockets by identity
+	// (ESC-006); nil leaves ESC-006 with socket names only.
+	Sockets RuntimeSockets
 }
 
 // Engine runs the enabled rules over enriched events and aggregates their
@@ -115,6 +118,7 @@ func New(cfg config.DetectConfig, opts *Options) (*Engine, error) {
 		return nil, fmt.Errorf("compile detect config: %w", err)
 	}
 	s.Self = opts.Self
+	s.Sockets = opts.Sockets
 	e := &Engine{
 		settings: s,
 		state:    newState(cfg.StateSize, opts.HostNS, opts.Proc),

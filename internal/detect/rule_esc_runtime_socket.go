@@ -42,6 +42,17 @@ func runtimeSocket(p string) (string, event.Severity) {
 	return "", 0
 }
 
+// RuntimeSockets knows the container runtime's API sockets on the node by
+// the identity of their socket files, which every other name of the socket
+// (symlink, hard link, bind mount under another path) shares.
+type RuntimeSockets interface {
+	// RuntimeSocket returns the host path of the runtime API socket whose
+	// file is (dev, ino), or "" when it is none of them. known is false
+	// when no runtime socket was found on the node at all, so that a miss
+	// says nothing.
+	RuntimeSocket(dev, ino uint64) (path string, known bool)
+}
+
 type esc006 struct{ baseRule }
 
 func newESC006(*Settings) Rule {
@@ -50,13 +61,18 @@ func newESC006(*Settings) Rule {
 		Title:    "Container-runtime / kubelet API socket used from a container",
 		MITRE:    []string{"T1609", "T1610", "T1552.007", "T1611"},
 		Severity: event.SevCritical,
-		Description: "A container process (1) connects to a runtime or kubelet unix socket (docker.sock, " +
-			"containerd.sock[.ttrpc], crio.sock, podman.sock, cri-dockerd.sock, dockershim.sock, kubelet " +
-			"pod-resources, abstract @/containerd-shim/; nvidia-persistenced at info), (2) opens one for writing, " +
+		Description: "A container process (1) connects to a runtime or kubelet unix socket: the socket file it " +
+			"reached is one of the node's runtime sockets (the CRI socket, the well-known docker, containerd, " +
+			"CRI-O and podman sockets, runtime_sockets_extra), whatever name, link or bind mount led there; " +
+			"where the socket's file is unknown (a refused connect, an abstract socket, no runtime socket found on " +
+			"the node), the name the server bound or the caller used decides (docker.sock, containerd.sock[.ttrpc], " +
+			"crio.sock, podman.sock, cri-dockerd.sock, dockershim.sock, kubelet pod-resources, abstract " +
+			"@/containerd-shim/; nvidia-persistenced at info); a socket named so that is not the runtime's is " +
+			"low; (2) opens one for writing, " +
 			"(3) runs a runtime client (docker, ctr, crictl, nerdctl, podman, kubectl, runc) or passes " +
-			"--unix-socket/unix:// with a runtime socket, or (4) connects to a node address on 10250/10255 " +
+			"--unix-socket/unix:// with a runtime socket name (low: the connect is judged on the socket), or (4) connects to a node address on 10250/10255 " +
 			"(kubelet) or 2375/2376 (Docker TCP). Whoever drives the runtime API owns the node.",
-		Knobs: []string{"container_image_allowlist", "rules.ESC-006.allow_cgroup"},
+		Knobs: []string{"container_image_allowlist", "rules.ESC-006.allow_cgroup", "runtime_sockets_extra"},
 		Kinds: kinds(event.KindConnect, event.KindOpen, event.KindExec),
 	}}}
 }
@@ -71,17 +87,8 @@ func (r *esc006) Eval(ctx *Context, ev *event.Event) {
 		if n == nil {
 			return
 		}
-		if n.UnixPath != "" {
-			name, sev := runtimeSocket(n.UnixPath)
-			if name == "" {
-				return
-			}
-			ctx.Emit(ev, Report{
-				Key:         "sock:" + n.UnixPath,
-				Severity:    sev,
-				Explanation: who(ev) + " connected to runtime socket " + n.UnixPath + resultNote(int64(n.Result)) + " from " + where(ev) + ".",
-				Attrs:       map[string]string{"condition": "unix_connect", "socket": n.UnixPath, "api": name},
-			})
+		if n.Protocol == "unix" {
+			r.unixConnect(ctx, ev, n)
 			return
 		}
 		if !n.DAddr.IsValid() {
@@ -151,13 +158,90 @@ func (r *esc006) Eval(ctx *Context, ev *event.Event) {
 				continue
 			}
 			if name, _ := runtimeSocket(sock); name != "" {
+				// A name on the command line proves nothing about the
+				// socket; the connect that follows is judged on its file.
 				ctx.Emit(ev, Report{
 					Key:         "exec-sock:" + sock,
+					Severity:    event.SevLow,
 					Explanation: who(ev) + " was started with runtime socket " + sock + " (" + cmdline(p) + ") from " + where(ev) + ".",
 					Attrs:       map[string]string{"condition": "socket_arg", "socket": sock},
 				})
 				return
 			}
 		}
+	}
+}
+
+// unixConnect judges an AF_UNIX connect on the socket file the caller
+// reached (the kernel's peer), not on the name it passed: a symlink, a hard
+// link or a bind mount of the runtime's socket under another name is the
+// runtime all the same, and a container's own socket named docker.sock is
+// not. Names decide only where the file is unknown.
+func (r *esc006) unixConnect(ctx *Context, ev *event.Event, n *event.Net) {
+	var host string
+	known := false
+	if n.PeerIno != 0 && ctx.Settings.Sockets != nil {
+		host, known = ctx.Settings.Sockets.RuntimeSocket(n.PeerDev, n.PeerIno)
+	}
+	// Without the runtime's file, names: the server's bound name is its own
+	// choice, the caller's is evidence.
+	sock, name, sev := host, "", event.Severity(0)
+	if host != "" {
+		if name, sev = runtimeSocket(host); name == "" {
+			name = host
+		}
+	} else {
+		sock = n.PeerPath
+		if name, sev = runtimeSocket(sock); name == "" {
+			sock = n.UnixPath
+			name, sev = runtimeSocket(sock)
+		}
+		if name == "" {
+			return
+		}
+	}
+	attrs := map[string]string{"condition": "unix_connect", "socket": n.UnixPath, "api": name}
+	if n.PeerPath != "" {
+		attrs["peer_bound"] = n.PeerPath
+	}
+	peerID := ""
+	if n.PeerIno != 0 {
+		d := n.PeerDev // major:minor as ls and stat print them
+		peerID = "device " + itoa(d>>8&0xfff|d>>32&^0xfff) + ":" + itoa(d&0xff|d>>12&0xfff00) + " inode " + itoa(n.PeerIno)
+		attrs["peer_file"] = peerID
+	}
+	switch {
+	case host != "":
+		attrs["runtime_socket"] = host
+		via := ""
+		if n.UnixPath != host {
+			via = " through " + n.UnixPath
+		}
+		ctx.Emit(ev, Report{
+			Key:         "sock:" + host,
+			Severity:    sev,
+			Explanation: who(ev) + " connected to runtime socket " + host + via + " (the same socket file, " + peerID + ") from " + where(ev) + ".",
+			Attrs:       attrs,
+		})
+	case n.PeerIno != 0 && known:
+		// The socket file is known and it is none of the runtime's: a name
+		// proves nothing.
+		if sev == 0 || sev > event.SevLow {
+			sev = event.SevLow
+		}
+		ctx.Emit(ev, Report{
+			Key:      "sock:" + sock,
+			Severity: sev,
+			Explanation: who(ev) + " connected to " + n.UnixPath + ", named like runtime socket " + name +
+				", but its socket file (" + peerID + ") is none of the node's runtime sockets, from " + where(ev) + ".",
+			Attrs: attrs,
+		})
+	default:
+		ctx.Emit(ev, Report{
+			Key:         "sock:" + sock,
+			Severity:    sev,
+			Explanation: who(ev) + " connected to runtime socket " + sock + resultNote(int64(n.Result)) + " from " + where(ev) + ".",
+			Attrs:       attrs,
+		})
 	}
 }

@@ -20,6 +20,8 @@ type Settings struct {
 	HostNS event.Namespaces
 	// Self is the sensor's own identity (Options.Self), for the SELF rules.
 	Self SelfIdentity
+	// Sockets is Options.Sockets, for ESC-006; nil when not given.
+	Sockets RuntimeSockets
 
 	umh             nameSet
 	runtimeExtra    nameSet

@@ -472,10 +472,19 @@ type Net struct {
 	// packet was dropped before it could be seen).
 	DAddr netip.Addr
 	DPort uint16
-	// UnixPath is the sun_path of an AF_UNIX connect ("@name" for abstract).
+	// UnixPath is the sun_path of an AF_UNIX connect ("@name" for abstract),
+	// as the caller passed it.
 	UnixPath string
-	Class    string
-	Cookie   uint64
+	// PeerPath is the sun_path the server of a connected AF_UNIX socket
+	// bound, the server's own name for it whatever path the caller used
+	// ("" when not connected or the server's end is unnamed).
+	PeerPath string
+	// PeerDev and PeerIno identify the socket file the server bound (PeerIno
+	// 0: unknown, or an abstract socket). Links, symlinks and bind mounts
+	// of the socket keep this identity.
+	PeerDev, PeerIno uint64
+	Class            string
+	Cookie           uint64
 	// BytesSent is cumulative for the socket (egress events).
 	BytesSent uint64
 	// Closed is set on the final egress report of a socket.
@@ -501,7 +510,7 @@ var SyscallNames = []string{
 	"mount", "umount", "unshare", "setns", "ptrace", "process_vm_readv", "process_vm_writev",
 	"init_module", "finit_module", "delete_module", "bpf", "memfd_create", "rename", "unlink",
 	"link", "symlink", "dup", "mknod", "pivot_root", "chroot", "kill", "name_to_handle_at",
-	"pidfd_getfd",
+	"pidfd_getfd", "truncate",
 }
 
 // Syscall is the payload of the escape-primitive syscalls.
@@ -515,7 +524,7 @@ type Syscall struct {
 	// Arg is a short string argument: fs type, memfd name, module params.
 	Arg string
 	// Arg2 is a second numeric argument: bpf program type, mknod device,
-	// rename/link flags, init_module image length.
+	// rename/link flags, init_module image length, truncate length.
 	Arg2 uint64
 	// Fd and Fd2 are descriptor arguments (setns fd, dup old/new).
 	Fd, Fd2 int32

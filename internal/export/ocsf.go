@@ -319,6 +319,8 @@ func (p *ocsfPlan) syscall(ev *event.Event) {
 		p.class, p.activity = OCSFFileActivity, 5
 	case "unlink":
 		p.class, p.activity = OCSFFileActivity, 4
+	case "truncate":
+		p.class, p.activity = OCSFFileActivity, 3 // Update
 	case "link", "symlink", "mknod":
 		p.class, p.activity = OCSFFileActivity, 1
 	case "mount":

@@ -41,7 +41,7 @@ func netEvent(h *recHeader, k event.Kind) *event.Event {
 // Sizes and offsets of struct conn_rec and struct egress_val (bpf/net.bpf.h),
 // counted from the start of the record, header included.
 const (
-	connRecSize      = 224
+	connRecSize      = 352
 	connCookie       = 56
 	connFamily       = 64
 	connProto        = 65
@@ -56,6 +56,10 @@ const (
 	connPath         = 112
 	connVia          = 220
 	connSotype       = 221
+	connPeerIno      = 224
+	connPeerDev      = 232
+	connPeerPathLen  = 236
+	connPeerPath     = 240
 	unixPathMax      = 108
 	egressValSize    = 128
 	egCookie         = 56
@@ -174,6 +178,15 @@ func decodeConnect(h *recHeader, b []byte, kind event.Kind) (*event.Event, error
 		}
 		n.Protocol = "unix"
 		n.UnixPath = unixPath(b[connPath : connPath+pl])
+		ppl := int(b[connPeerPathLen])
+		if ppl > unixPathMax {
+			return nil, malformed("unix peer path length %d exceeds %d", ppl, unixPathMax)
+		}
+		n.PeerPath = unixPath(b[connPeerPath : connPeerPath+ppl])
+		if ino := le.Uint64(b[connPeerIno:]); ino != 0 {
+			n.PeerIno = ino
+			n.PeerDev = kernelDevToUser(le.Uint32(b[connPeerDev:]))
+		}
 	default:
 		return nil, malformed("%s address family %d", kind, family)
 	}

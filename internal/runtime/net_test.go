@@ -38,9 +38,12 @@ type connRec struct {
 	sport, dport        uint16
 	saddr, daddr        [16]byte
 	path                []byte
-	pathLen             int   // -1: len(path)
-	sotype, via         uint8 // sotype 0: from proto
-	size                int   // 0: connRecSize
+	pathLen             int // -1: len(path)
+	peerPath            []byte
+	peerIno             uint64
+	peerDev             uint32 // kernel encoding
+	sotype, via         uint8  // sotype 0: from proto
+	size                int    // 0: connRecSize
 	tgid, tid, uid, eid uint32
 }
 
@@ -63,6 +66,10 @@ func (c connRec) bytes() []byte {
 		pl = len(c.path)
 	}
 	b[connPathLen] = uint8(pl)
+	b[connPeerPathLen] = uint8(len(c.peerPath))
+	copy(b[connPeerPath:], c.peerPath)
+	le.PutUint64(b[connPeerIno:], c.peerIno)
+	le.PutUint32(b[connPeerDev:], c.peerDev)
 	le.PutUint32(b[connResult:], uint32(c.result))
 	le.PutUint32(b[connFd:], uint32(c.fd))
 	le.PutUint16(b[connSport:], c.sport)
@@ -194,6 +201,15 @@ func TestDecodeNet(t *testing.T) {
 			kind: event.KindConnect,
 		},
 		{
+			name: "unix through a link: the server's name and file",
+			rec: connRec{cookie: 16, family: afUnix, proto: 1, flags: connFResult | connFFd | connFDst, fd: 5,
+				path: []byte("/tmp/api\x00"), pathLen: -1, peerPath: []byte("/run/docker.sock\x00"),
+				peerIno: 4242, peerDev: 8<<20 | 1}.bytes(),
+			want: event.Net{Protocol: "unix", UnixPath: "/tmp/api", PeerPath: "/run/docker.sock", PeerDev: 0x801,
+				PeerIno: 4242, Cookie: 16, Fd: 5},
+			kind: event.KindConnect,
+		},
+		{
 			name: "unix abstract",
 			rec: connRec{cookie: 14, family: afUnix, proto: 1, flags: connFResult | connFFd | connFUPath, fd: 4,
 				path: []byte("\x00docker\x00x"), pathLen: -1}.bytes(),
@@ -294,12 +310,13 @@ func TestDecodeNetMalformed(t *testing.T) {
 		rec  []byte
 		want string
 	}{
-		{"connect short", connRec{family: afInet, proto: ipprotoTCP, size: connRecSize - 4, pathLen: -1}.bytes(), "connect record is 220 bytes"},
-		{"connect long", connRec{family: afInet, proto: ipprotoTCP, size: connRecSize + 8, pathLen: -1}.bytes(), "connect record is 232 bytes"},
+		{"connect short", connRec{family: afInet, proto: ipprotoTCP, size: connRecSize - 4, pathLen: -1}.bytes(), "connect record is 348 bytes"},
+		{"connect long", connRec{family: afInet, proto: ipprotoTCP, size: connRecSize + 8, pathLen: -1}.bytes(), "connect record is 360 bytes"},
 		{"connect family", connRec{family: 17, proto: ipprotoTCP, pathLen: -1}.bytes(), "connect address family 17"},
 		{"connect socket type", connRec{family: afInet, proto: ipprotoTCP, sotype: 10, pathLen: -1}.bytes(), "inet socket type 10"},
 		{"connect via", connRec{family: afInet, proto: ipprotoTCP, via: 6, pathLen: -1}.bytes(), "connect via 6"},
 		{"unix path length", connRec{family: afUnix, pathLen: 200}.bytes(), "unix path length 200 exceeds 108"},
+		{"unix peer path length", connRec{family: afUnix, pathLen: -1, peerPath: make([]byte, 120)}.bytes(), "unix peer path length 120 exceeds 108"},
 		{"unix accept", func() []byte {
 			b := connRec{family: afUnix, pathLen: -1}.bytes()
 			binary.LittleEndian.PutUint16(b[hdrType:], recAccept)
@@ -354,6 +371,7 @@ func TestNetRecordLayout(t *testing.T) {
 			"hdr": 0, "cookie": connCookie, "family": connFamily, "proto": connProto, "flags": connFlags,
 			"path_len": connPathLen, "result": connResult, "fd": connFd, "sport": connSport, "dport": connDport,
 			"saddr": connSaddr, "daddr": connDaddr, "path": connPath, "via": connVia, "sotype": connSotype,
+			"peer_ino": connPeerIno, "peer_dev": connPeerDev, "peer_path_len": connPeerPathLen, "peer_path": connPeerPath,
 		}},
 		{"egress_val", egressValSize, map[string]int{
 			"hdr": 0, "cookie": egCookie, "bytes_sent": egBytes, "sends": egSends, "family": egFamily,
@@ -881,13 +899,30 @@ func TestUnixConnect(t *testing.T) {
 		}
 		defer ln.Close()
 	}
+	// Other names for the same socket: the peer fields still name the
+	// server's file and bound address.
+	symlink, hardlink := filepath.Join(dir, "api"), filepath.Join(dir, "hl")
+	if err := os.Symlink(path, symlink); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(path, hardlink); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name, addr string
 		fails      bool
+		peer       string // bound address of the server's end
+		peerFile   bool   // the peer is the socket file at path
 	}{
-		{"pathname", path, false},
-		{"abstract", abstract, false},
-		{"missing", filepath.Join(dir, "containerd.sock"), true},
+		{"pathname", path, false, path, true},
+		{"symlink", symlink, false, path, true},
+		{"hard link", hardlink, false, path, true},
+		{"abstract", abstract, false, abstract, false},
+		{"missing", filepath.Join(dir, "containerd.sock"), true, "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -906,6 +941,12 @@ func TestUnixConnect(t *testing.T) {
 			}
 			if tt.fails && n.Result != -2 || !tt.fails && n.Result != 0 {
 				t.Errorf("result = %d (child error %v)", n.Result, err)
+			}
+			if n.PeerPath != tt.peer {
+				t.Errorf("peer path %q; want %q", n.PeerPath, tt.peer)
+			}
+			if tt.peerFile && (n.PeerDev != st.Dev || n.PeerIno != st.Ino) || !tt.peerFile && n.PeerIno != 0 {
+				t.Errorf("peer file %#x:%d; want %#x:%d (%v)", n.PeerDev, n.PeerIno, st.Dev, st.Ino, tt.peerFile)
 			}
 		})
 	}
@@ -987,6 +1028,13 @@ func TestUnixConnectFallback(t *testing.T) {
 		}
 		if e.Net.Protocol != "unix" || e.Net.UnixPath != path || e.Net.Result != 0 || e.Net.Fd < 3 {
 			t.Errorf("connect %s %q result %d fd %d; want unix %q 0", e.Net.Protocol, e.Net.UnixPath, e.Net.Result, e.Net.Fd, path)
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(path, &st); err != nil {
+			t.Fatal(err)
+		}
+		if e.Net.PeerPath != path || e.Net.PeerDev != st.Dev || e.Net.PeerIno != st.Ino {
+			t.Errorf("peer %q %#x:%d; want %q %#x:%d", e.Net.PeerPath, e.Net.PeerDev, e.Net.PeerIno, path, st.Dev, st.Ino)
 		}
 		if b := rec.RawSample; b[connFlags]&connFUPath == 0 || b[connFlags]&connFDst != 0 {
 			t.Errorf("flags %#x; want the user-memory path (CONN_F_UPATH) and no cgroup hook", b[connFlags])

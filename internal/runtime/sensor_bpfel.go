@@ -68,21 +68,27 @@ type sensorConnRec struct {
 		CgroupId uint64
 		Comm     [16]int8
 	}
-	Cookie  uint64
-	Family  uint8
-	Proto   uint8
-	Flags   uint8
-	PathLen uint8
-	Result  int32
-	Fd      int32
-	Sport   uint16
-	Dport   uint16
-	Saddr   [16]uint8
-	Daddr   [16]uint8
-	Path    [108]int8
-	Via     uint8
-	Sotype  uint8
-	Pad2    uint16
+	Cookie      uint64
+	Family      uint8
+	Proto       uint8
+	Flags       uint8
+	PathLen     uint8
+	Result      int32
+	Fd          int32
+	Sport       uint16
+	Dport       uint16
+	Saddr       [16]uint8
+	Daddr       [16]uint8
+	Path        [108]int8
+	Via         uint8
+	Sotype      uint8
+	Pad2        uint16
+	PeerIno     uint64
+	PeerDev     uint32
+	PeerPathLen uint8
+	Pad3        [3]uint8
+	PeerPath    [108]int8
+	Pad4        uint32
 }
 
 type sensorDgramKey struct {
@@ -535,6 +541,8 @@ const (
 	sensorProgExitSetns                  = "exit_setns"
 	sensorProgExitSymlink                = "exit_symlink"
 	sensorProgExitSymlinkat              = "exit_symlinkat"
+	sensorProgExitTruncate               = "exit_truncate"
+	sensorProgExitTruncate64             = "exit_truncate64"
 	sensorProgExitUmount                 = "exit_umount"
 	sensorProgExitUnlink                 = "exit_unlink"
 	sensorProgExitUnlinkat               = "exit_unlinkat"
@@ -682,6 +690,8 @@ type sensorProgramSpecs struct {
 	ExitSetns                  *ebpf.ProgramSpec `ebpf:"exit_setns"`
 	ExitSymlink                *ebpf.ProgramSpec `ebpf:"exit_symlink"`
 	ExitSymlinkat              *ebpf.ProgramSpec `ebpf:"exit_symlinkat"`
+	ExitTruncate               *ebpf.ProgramSpec `ebpf:"exit_truncate"`
+	ExitTruncate64             *ebpf.ProgramSpec `ebpf:"exit_truncate64"`
 	ExitUmount                 *ebpf.ProgramSpec `ebpf:"exit_umount"`
 	ExitUnlink                 *ebpf.ProgramSpec `ebpf:"exit_unlink"`
 	ExitUnlinkat               *ebpf.ProgramSpec `ebpf:"exit_unlinkat"`
@@ -970,6 +980,8 @@ type sensorPrograms struct {
 	ExitSetns                  *ebpf.Program `ebpf:"exit_setns"`
 	ExitSymlink                *ebpf.Program `ebpf:"exit_symlink"`
 	ExitSymlinkat              *ebpf.Program `ebpf:"exit_symlinkat"`
+	ExitTruncate               *ebpf.Program `ebpf:"exit_truncate"`
+	ExitTruncate64             *ebpf.Program `ebpf:"exit_truncate64"`
 	ExitUmount                 *ebpf.Program `ebpf:"exit_umount"`
 	ExitUnlink                 *ebpf.Program `ebpf:"exit_unlink"`
 	ExitUnlinkat               *ebpf.Program `ebpf:"exit_unlinkat"`
@@ -1048,6 +1060,8 @@ func (p *sensorPrograms) Close() error {
 		p.ExitSetns,
 		p.ExitSymlink,
 		p.ExitSymlinkat,
+		p.ExitTruncate,
+		p.ExitTruncate64,
 		p.ExitUmount,
 		p.ExitUnlink,
 		p.ExitUnlinkat,

@@ -65,6 +65,11 @@ func runSysHelper(args []string) int {
 		if err = os.WriteFile(from, nil, 0o600); err == nil {
 			err = unix.Rename(from, to)
 		}
+	case "truncate":
+		f := filepath.Join(arg, "w.safetensors")
+		if err = os.WriteFile(f, make([]byte, 8192), 0o600); err == nil {
+			err = unix.Truncate(f, 4096) // by path: no open for writing
+		}
 	case "symlink":
 		err = unix.Symlink("/etc/shadow", filepath.Join(arg, "innocent"))
 	case "mknod":
@@ -242,6 +247,11 @@ func TestEscapeSyscalls(t *testing.T) {
 		{"rename", dir, func(t *testing.T, s *event.Syscall, out string) {
 			if s.Name != "rename" || s.Path != filepath.Join(dir, "a.safetensors") || s.Path2 != filepath.Join(dir, "b.safetensors") || s.Ret != 0 {
 				t.Errorf("got %+v", s)
+			}
+		}},
+		{"truncate", dir, func(t *testing.T, s *event.Syscall, out string) {
+			if s.Name != "truncate" || s.Path != filepath.Join(dir, "w.safetensors") || s.Arg2 != 4096 || s.Ret != 0 {
+				t.Errorf("got %+v (child: %s)", s, out)
 			}
 		}},
 		{"symlink", dir, func(t *testing.T, s *event.Syscall, out string) {

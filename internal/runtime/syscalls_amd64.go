@@ -49,6 +49,8 @@ var sysHandlers = []sysHandler{
 	{"linkat", unix.SYS_LINKAT, 303},
 	{"symlink", unix.SYS_SYMLINK, 83},
 	{"symlinkat", unix.SYS_SYMLINKAT, 304},
+	{"truncate", unix.SYS_TRUNCATE, 92},
+	{"truncate64", noSyscall, 193},
 	{"dup2", unix.SYS_DUP2, 63},
 	{"dup3", unix.SYS_DUP3, 330},
 	// x32-only numbers.

@@ -35,5 +35,6 @@ var sysHandlers = []sysHandler{
 	{"renameat2", unix.SYS_RENAMEAT2, noSyscall},
 	{"linkat", unix.SYS_LINKAT, noSyscall},
 	{"symlinkat", unix.SYS_SYMLINKAT, noSyscall},
+	{"truncate", unix.SYS_TRUNCATE, noSyscall},
 	{"dup3", unix.SYS_DUP3, noSyscall},
 }
