@@ -109,6 +109,7 @@ func run(o options) error {
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`log_level: info
 capture:
   watch_prefixes: [%q]
+  open_repeat_window: 0s # every open an event: the load is the feed's, not the kernel's repeat counting
 context:
   cri_socket: "off"
 gpu:
