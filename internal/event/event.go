@@ -85,8 +85,9 @@ type Event struct {
 	// Priority is set on events the kernel sent as priority records
 	// (escape-primitive syscalls, writes to watched files, opens of kernel
 	// knobs, signals and bpf(2) calls aimed at the sensor): the pipeline
-	// queues them ahead of ordinary events, so that a flood of those cannot
-	// push them out. Not part of the output contract.
+	// queues them apart from ordinary events (handled in emission order),
+	// so that a flood of those cannot push them out. Not part of the
+	// output contract.
 	Priority bool
 
 	// Process is the acting process, enriched with lineage; never nil after
