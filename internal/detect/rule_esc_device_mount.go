@@ -32,7 +32,7 @@ const (
 
 // devNumbers splits a mknod dev argument (the kernel's new_decode_dev).
 func devNumbers(dev uint64) (major, minor uint64) {
-	return (dev >> 8) & 0xfff, dev&0xff | (dev>>12)&0xfff00
+	return (dev>>8)&0xfff | (dev>>32)&^0xfff, dev&0xff | (dev>>12)&0xffffff00
 }
 
 // absPath is raw made absolute against cwd (when known) and cleaned, for

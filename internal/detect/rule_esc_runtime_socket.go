@@ -206,8 +206,8 @@ func (r *esc006) unixConnect(ctx *Context, ev *event.Event, n *event.Net) {
 	}
 	peerID := ""
 	if n.PeerIno != 0 {
-		d := n.PeerDev // major:minor as ls and stat print them
-		peerID = "device " + itoa(d>>8&0xfff|d>>32&^0xfff) + ":" + itoa(d&0xff|d>>12&0xfff00) + " inode " + itoa(n.PeerIno)
+		major, minor := devNumbers(n.PeerDev) // as ls and stat print them
+		peerID = "device " + itoa(major) + ":" + itoa(minor) + " inode " + itoa(n.PeerIno)
 		attrs["peer_file"] = peerID
 	}
 	switch {
