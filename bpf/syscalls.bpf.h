@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Escape-primitive syscalls (REC_SYSCALL): mount, umount2, unshare, setns,
+/* Escape-primitive syscalls (REC_SYSCALL): mount and the new mount API
+ * (fsopen, fsconfig, fsmount, move_mount, open_tree), umount2, unshare, setns,
  * ptrace, process_vm_readv/writev, init/finit/delete_module, memfd_create,
  * pivot_root, chroot, mknod(at), the rename, unlink, link and symlink
  * families and truncate (watched paths only, by the open filter), dup2/dup3 of a socket
@@ -58,6 +59,11 @@ enum sys_call {
 	SYS_NAME_TO_HANDLE = 21,
 	SYS_PIDFD_GETFD = 22, /* self.bpf.h */
 	SYS_TRUNCATE = 23,
+	SYS_FSOPEN = 24,
+	SYS_FSCONFIG = 25,
+	SYS_FSMOUNT = 26,
+	SYS_MOVE_MOUNT = 27,
+	SYS_OPEN_TREE = 28,
 	SYS_CALL_MAX,
 };
 
@@ -75,7 +81,7 @@ struct sys_rec {
 	struct rec_hdr h;
 	__s64 ret;
 	__u64 flags;      /* clone/mount/umount flags, nstype, ptrace request, bpf cmd, signal, mknod mode */
-	__u64 arg2;       /* bpf: prog type; mknod: dev; rename/link: flags; truncate: length */
+	__u64 arg2;       /* bpf: prog type; mknod: dev; rename/link: flags; truncate: length; fsconfig: aux; fsmount: attr_flags */
 	__u32 target;     /* pid of ptrace, process_vm_*; the object id or pid of self.bpf.h's calls */
 	__s32 fd;         /* setns fd, finit_module fd, dup oldfd, *at dirfd */
 	__s32 fd2;        /* dup newfd, second dirfd */
@@ -258,6 +264,54 @@ SYS_HANDLERS(mount, SYS_MOUNT, true, ANY_RESULT, {
 	SYS_PATH2(r, ARG(1));
 	SYS_ARG(r, ARG(2));
 	r->flags = ARG(3);
+})
+
+/* The new mount API mounts with no mount(2): fsopen names the filesystem
+ * type, fsconfig gives it a source and options, fsmount makes a detached
+ * mount of it and move_mount attaches it; open_tree(OPEN_TREE_CLONE) copies
+ * an existing tree (a bind mount) for move_mount. Every call is reported,
+ * whatever the result, as mount(2) is. */
+SYS_HANDLERS(fsopen, SYS_FSOPEN, true, ANY_RESULT, {
+	SYS_ARG(r, ARG(0)); /* fs type */
+	r->flags = ARG(1);
+})
+
+/* fsconfig(fd, cmd, key, value, aux): value is a string only for
+ * SET_STRING, SET_PATH and SET_PATH_EMPTY; for the other commands it is a
+ * binary blob or unused, and is not read. */
+#define FSCONFIG_SET_STRING_K 1
+#define FSCONFIG_SET_PATH_K 3
+#define FSCONFIG_SET_PATH_EMPTY_K 4
+SYS_HANDLERS(fsconfig, SYS_FSCONFIG, true, ANY_RESULT, {
+	__u32 cmd = ARG(1);
+	r->fd = ARG(0);
+	r->flags = cmd;
+	SYS_ARG(r, ARG(2)); /* key */
+	if (cmd == FSCONFIG_SET_STRING_K || cmd == FSCONFIG_SET_PATH_K || cmd == FSCONFIG_SET_PATH_EMPTY_K)
+		SYS_PATH(r, ARG(3));
+	r->arg2 = ARG(4); /* aux: a dirfd for the path commands */
+})
+
+SYS_HANDLERS(fsmount, SYS_FSMOUNT, true, ANY_RESULT, {
+	r->fd = ARG(0);
+	r->flags = ARG(1);
+	r->arg2 = ARG(2); /* attr_flags */
+})
+
+/* move_mount(from_dfd, from_path, to_dfd, to_path, flags) */
+SYS_HANDLERS(move_mount, SYS_MOVE_MOUNT, true, ANY_RESULT, {
+	r->fd = ARG(0);
+	SYS_PATH(r, ARG(1));
+	r->fd2 = ARG(2);
+	SYS_PATH2(r, ARG(3));
+	r->flags = ARG(4);
+})
+
+/* open_tree(dfd, filename, flags) */
+SYS_HANDLERS(open_tree, SYS_OPEN_TREE, true, ANY_RESULT, {
+	r->fd = ARG(0);
+	SYS_PATH(r, ARG(1));
+	r->flags = ARG(2);
 })
 
 SYS_HANDLERS(umount, SYS_UMOUNT, true, ANY_RESULT, {

@@ -511,7 +511,7 @@ var SyscallNames = []string{
 	"mount", "umount", "unshare", "setns", "ptrace", "process_vm_readv", "process_vm_writev",
 	"init_module", "finit_module", "delete_module", "bpf", "memfd_create", "rename", "unlink",
 	"link", "symlink", "dup", "mknod", "pivot_root", "chroot", "kill", "name_to_handle_at",
-	"pidfd_getfd", "truncate",
+	"pidfd_getfd", "truncate", "fsopen", "fsconfig", "fsmount", "move_mount", "open_tree",
 }
 
 // Syscall is the payload of the escape-primitive syscalls.

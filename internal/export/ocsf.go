@@ -323,7 +323,10 @@ func (p *ocsfPlan) syscall(ev *event.Event) {
 		p.class, p.activity = OCSFFileActivity, 3 // Update
 	case "link", "symlink", "mknod":
 		p.class, p.activity = OCSFFileActivity, 1
-	case "mount":
+	case "mount", "move_mount":
+		// move_mount attaches the mount the new API built (fsmount,
+		// open_tree); fsopen, fsconfig, fsmount and open_tree are
+		// Kernel Activity, the steps before it.
 		p.class, p.activity = OCSFFileActivity, 12
 	case "umount":
 		p.class, p.activity = OCSFFileActivity, 13
@@ -801,7 +804,7 @@ func fileActivity(w *jsonWriter, ev *event.Event) {
 		writeOCSFFile(w, "file", firstNonEmpty(s.Path2, s.Path), fileUnknown)
 	case "mknod":
 		writeOCSFFile(w, "file", s.Path, mknodType(s.Flags))
-	case "mount":
+	case "mount", "move_mount":
 		writeOCSFFile(w, "file", firstNonEmpty(s.Path2, s.Path), fileUnknown)
 	default: // unlink, umount
 		writeOCSFFile(w, "file", s.Path, fileUnknown)

@@ -499,12 +499,17 @@ const (
 	sensorProgEnterDup2                  = "enter_dup2"
 	sensorProgEnterDup3                  = "enter_dup3"
 	sensorProgEnterFinitModule           = "enter_finit_module"
+	sensorProgEnterFsconfig              = "enter_fsconfig"
+	sensorProgEnterFsmount               = "enter_fsmount"
+	sensorProgEnterFsopen                = "enter_fsopen"
 	sensorProgEnterInitModule            = "enter_init_module"
 	sensorProgEnterMemfdCreate           = "enter_memfd_create"
 	sensorProgEnterMknod                 = "enter_mknod"
 	sensorProgEnterMknodat               = "enter_mknodat"
 	sensorProgEnterMount                 = "enter_mount"
+	sensorProgEnterMoveMount             = "enter_move_mount"
 	sensorProgEnterOldumount             = "enter_oldumount"
+	sensorProgEnterOpenTree              = "enter_open_tree"
 	sensorProgEnterPidfdGetfd            = "enter_pidfd_getfd"
 	sensorProgEnterPivotRoot             = "enter_pivot_root"
 	sensorProgEnterProcessVmReadv        = "enter_process_vm_readv"
@@ -521,6 +526,9 @@ const (
 	sensorProgExitDup2                   = "exit_dup2"
 	sensorProgExitDup3                   = "exit_dup3"
 	sensorProgExitFinitModule            = "exit_finit_module"
+	sensorProgExitFsconfig               = "exit_fsconfig"
+	sensorProgExitFsmount                = "exit_fsmount"
+	sensorProgExitFsopen                 = "exit_fsopen"
 	sensorProgExitInitModule             = "exit_init_module"
 	sensorProgExitLink                   = "exit_link"
 	sensorProgExitLinkat                 = "exit_linkat"
@@ -528,8 +536,10 @@ const (
 	sensorProgExitMknod                  = "exit_mknod"
 	sensorProgExitMknodat                = "exit_mknodat"
 	sensorProgExitMount                  = "exit_mount"
+	sensorProgExitMoveMount              = "exit_move_mount"
 	sensorProgExitNameToHandleAt         = "exit_name_to_handle_at"
 	sensorProgExitOldumount              = "exit_oldumount"
+	sensorProgExitOpenTree               = "exit_open_tree"
 	sensorProgExitPidfdGetfd             = "exit_pidfd_getfd"
 	sensorProgExitPivotRoot              = "exit_pivot_root"
 	sensorProgExitProcessVmReadv         = "exit_process_vm_readv"
@@ -648,12 +658,17 @@ type sensorProgramSpecs struct {
 	EnterDup2                  *ebpf.ProgramSpec `ebpf:"enter_dup2"`
 	EnterDup3                  *ebpf.ProgramSpec `ebpf:"enter_dup3"`
 	EnterFinitModule           *ebpf.ProgramSpec `ebpf:"enter_finit_module"`
+	EnterFsconfig              *ebpf.ProgramSpec `ebpf:"enter_fsconfig"`
+	EnterFsmount               *ebpf.ProgramSpec `ebpf:"enter_fsmount"`
+	EnterFsopen                *ebpf.ProgramSpec `ebpf:"enter_fsopen"`
 	EnterInitModule            *ebpf.ProgramSpec `ebpf:"enter_init_module"`
 	EnterMemfdCreate           *ebpf.ProgramSpec `ebpf:"enter_memfd_create"`
 	EnterMknod                 *ebpf.ProgramSpec `ebpf:"enter_mknod"`
 	EnterMknodat               *ebpf.ProgramSpec `ebpf:"enter_mknodat"`
 	EnterMount                 *ebpf.ProgramSpec `ebpf:"enter_mount"`
+	EnterMoveMount             *ebpf.ProgramSpec `ebpf:"enter_move_mount"`
 	EnterOldumount             *ebpf.ProgramSpec `ebpf:"enter_oldumount"`
+	EnterOpenTree              *ebpf.ProgramSpec `ebpf:"enter_open_tree"`
 	EnterPidfdGetfd            *ebpf.ProgramSpec `ebpf:"enter_pidfd_getfd"`
 	EnterPivotRoot             *ebpf.ProgramSpec `ebpf:"enter_pivot_root"`
 	EnterProcessVmReadv        *ebpf.ProgramSpec `ebpf:"enter_process_vm_readv"`
@@ -670,6 +685,9 @@ type sensorProgramSpecs struct {
 	ExitDup2                   *ebpf.ProgramSpec `ebpf:"exit_dup2"`
 	ExitDup3                   *ebpf.ProgramSpec `ebpf:"exit_dup3"`
 	ExitFinitModule            *ebpf.ProgramSpec `ebpf:"exit_finit_module"`
+	ExitFsconfig               *ebpf.ProgramSpec `ebpf:"exit_fsconfig"`
+	ExitFsmount                *ebpf.ProgramSpec `ebpf:"exit_fsmount"`
+	ExitFsopen                 *ebpf.ProgramSpec `ebpf:"exit_fsopen"`
 	ExitInitModule             *ebpf.ProgramSpec `ebpf:"exit_init_module"`
 	ExitLink                   *ebpf.ProgramSpec `ebpf:"exit_link"`
 	ExitLinkat                 *ebpf.ProgramSpec `ebpf:"exit_linkat"`
@@ -677,8 +695,10 @@ type sensorProgramSpecs struct {
 	ExitMknod                  *ebpf.ProgramSpec `ebpf:"exit_mknod"`
 	ExitMknodat                *ebpf.ProgramSpec `ebpf:"exit_mknodat"`
 	ExitMount                  *ebpf.ProgramSpec `ebpf:"exit_mount"`
+	ExitMoveMount              *ebpf.ProgramSpec `ebpf:"exit_move_mount"`
 	ExitNameToHandleAt         *ebpf.ProgramSpec `ebpf:"exit_name_to_handle_at"`
 	ExitOldumount              *ebpf.ProgramSpec `ebpf:"exit_oldumount"`
+	ExitOpenTree               *ebpf.ProgramSpec `ebpf:"exit_open_tree"`
 	ExitPidfdGetfd             *ebpf.ProgramSpec `ebpf:"exit_pidfd_getfd"`
 	ExitPivotRoot              *ebpf.ProgramSpec `ebpf:"exit_pivot_root"`
 	ExitProcessVmReadv         *ebpf.ProgramSpec `ebpf:"exit_process_vm_readv"`
@@ -938,12 +958,17 @@ type sensorPrograms struct {
 	EnterDup2                  *ebpf.Program `ebpf:"enter_dup2"`
 	EnterDup3                  *ebpf.Program `ebpf:"enter_dup3"`
 	EnterFinitModule           *ebpf.Program `ebpf:"enter_finit_module"`
+	EnterFsconfig              *ebpf.Program `ebpf:"enter_fsconfig"`
+	EnterFsmount               *ebpf.Program `ebpf:"enter_fsmount"`
+	EnterFsopen                *ebpf.Program `ebpf:"enter_fsopen"`
 	EnterInitModule            *ebpf.Program `ebpf:"enter_init_module"`
 	EnterMemfdCreate           *ebpf.Program `ebpf:"enter_memfd_create"`
 	EnterMknod                 *ebpf.Program `ebpf:"enter_mknod"`
 	EnterMknodat               *ebpf.Program `ebpf:"enter_mknodat"`
 	EnterMount                 *ebpf.Program `ebpf:"enter_mount"`
+	EnterMoveMount             *ebpf.Program `ebpf:"enter_move_mount"`
 	EnterOldumount             *ebpf.Program `ebpf:"enter_oldumount"`
+	EnterOpenTree              *ebpf.Program `ebpf:"enter_open_tree"`
 	EnterPidfdGetfd            *ebpf.Program `ebpf:"enter_pidfd_getfd"`
 	EnterPivotRoot             *ebpf.Program `ebpf:"enter_pivot_root"`
 	EnterProcessVmReadv        *ebpf.Program `ebpf:"enter_process_vm_readv"`
@@ -960,6 +985,9 @@ type sensorPrograms struct {
 	ExitDup2                   *ebpf.Program `ebpf:"exit_dup2"`
 	ExitDup3                   *ebpf.Program `ebpf:"exit_dup3"`
 	ExitFinitModule            *ebpf.Program `ebpf:"exit_finit_module"`
+	ExitFsconfig               *ebpf.Program `ebpf:"exit_fsconfig"`
+	ExitFsmount                *ebpf.Program `ebpf:"exit_fsmount"`
+	ExitFsopen                 *ebpf.Program `ebpf:"exit_fsopen"`
 	ExitInitModule             *ebpf.Program `ebpf:"exit_init_module"`
 	ExitLink                   *ebpf.Program `ebpf:"exit_link"`
 	ExitLinkat                 *ebpf.Program `ebpf:"exit_linkat"`
@@ -967,8 +995,10 @@ type sensorPrograms struct {
 	ExitMknod                  *ebpf.Program `ebpf:"exit_mknod"`
 	ExitMknodat                *ebpf.Program `ebpf:"exit_mknodat"`
 	ExitMount                  *ebpf.Program `ebpf:"exit_mount"`
+	ExitMoveMount              *ebpf.Program `ebpf:"exit_move_mount"`
 	ExitNameToHandleAt         *ebpf.Program `ebpf:"exit_name_to_handle_at"`
 	ExitOldumount              *ebpf.Program `ebpf:"exit_oldumount"`
+	ExitOpenTree               *ebpf.Program `ebpf:"exit_open_tree"`
 	ExitPidfdGetfd             *ebpf.Program `ebpf:"exit_pidfd_getfd"`
 	ExitPivotRoot              *ebpf.Program `ebpf:"exit_pivot_root"`
 	ExitProcessVmReadv         *ebpf.Program `ebpf:"exit_process_vm_readv"`
@@ -1018,12 +1048,17 @@ func (p *sensorPrograms) Close() error {
 		p.EnterDup2,
 		p.EnterDup3,
 		p.EnterFinitModule,
+		p.EnterFsconfig,
+		p.EnterFsmount,
+		p.EnterFsopen,
 		p.EnterInitModule,
 		p.EnterMemfdCreate,
 		p.EnterMknod,
 		p.EnterMknodat,
 		p.EnterMount,
+		p.EnterMoveMount,
 		p.EnterOldumount,
+		p.EnterOpenTree,
 		p.EnterPidfdGetfd,
 		p.EnterPivotRoot,
 		p.EnterProcessVmReadv,
@@ -1040,6 +1075,9 @@ func (p *sensorPrograms) Close() error {
 		p.ExitDup2,
 		p.ExitDup3,
 		p.ExitFinitModule,
+		p.ExitFsconfig,
+		p.ExitFsmount,
+		p.ExitFsopen,
 		p.ExitInitModule,
 		p.ExitLink,
 		p.ExitLinkat,
@@ -1047,8 +1085,10 @@ func (p *sensorPrograms) Close() error {
 		p.ExitMknod,
 		p.ExitMknodat,
 		p.ExitMount,
+		p.ExitMoveMount,
 		p.ExitNameToHandleAt,
 		p.ExitOldumount,
+		p.ExitOpenTree,
 		p.ExitPidfdGetfd,
 		p.ExitPivotRoot,
 		p.ExitProcessVmReadv,

@@ -40,6 +40,8 @@ func runSysHelper(args []string) int {
 			break
 		}
 		err = unix.Unmount(arg, unix.MNT_DETACH)
+	case "mountapi":
+		return mountAPIHelper(arg)
 	case "memfd":
 		_, err = unix.MemfdCreate("kestrel-memfd", unix.MFD_CLOEXEC)
 	case "ptrace":
@@ -190,6 +192,86 @@ func TestSeccompRefusedAttempts(t *testing.T) {
 	}
 	if n != 3 {
 		t.Errorf("%d syscall and open events from the helper; want 3", n)
+	}
+}
+
+// mountAPIHelper mounts a tmpfs on dir with the new mount API, in a
+// private mount namespace of its own (nothing reaches the host's), then
+// clones the tree with open_tree. It prints the result of each step.
+func mountAPIHelper(dir string) int {
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		fmt.Println("unshare:", err)
+		return 1
+	}
+	if err := unix.Mount("none", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		fmt.Println("private:", err)
+		return 1
+	}
+	fsfd, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		fmt.Println("fsopen:", err)
+		return 1
+	}
+	e1 := unix.FsconfigSetString(fsfd, "source", "/dev/kestrel-test")
+	// CMD_CREATE takes no value: the kernel refuses one (EINVAL), and the
+	// handler must not read it either (value is not a string for it).
+	notRead := []byte("kestrel-not-read\x00")
+	_, _, e2 := unix.Syscall6(unix.SYS_FSCONFIG, uintptr(fsfd), unix.FSCONFIG_CMD_CREATE, 0,
+		uintptr(unsafe.Pointer(&notRead[0])), 0, 0)
+	e3 := unix.FsconfigCreate(fsfd)
+	mfd, e4 := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NOSUID)
+	e5 := unix.MoveMount(mfd, "", unix.AT_FDCWD, dir, unix.MOVE_MOUNT_F_EMPTY_PATH)
+	_, e6 := unix.OpenTree(unix.AT_FDCWD, dir, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	e7 := unix.Unmount(dir, unix.MNT_DETACH)
+	fmt.Println(fsfd, mfd, e1, e2, e3, e4, e5, e6, e7)
+	return 0
+}
+
+// TestNewMountAPI: the new mount API (fsopen, fsconfig, fsmount,
+// move_mount, open_tree) mounts with no mount(2); each step is a syscall
+// event with its arguments, as mount(2) is.
+func TestNewMountAPI(t *testing.T) {
+	_, c := startSensor(t, testConfig())
+	dir := t.TempDir()
+	pid, out := helper(t, "/", "sys", "mountapi", dir)
+	var fsfd, mfd int32
+	if _, err := fmt.Sscan(out, &fsfd, &mfd); err != nil {
+		t.Fatalf("helper: %q", out)
+	}
+	if want := fmt.Sprint(fsfd, " ", mfd, " <nil> invalid argument <nil> <nil> <nil> <nil> <nil>"); out != want {
+		t.Fatalf("helper: %q; want %q", out, want)
+	}
+	by := func(name string, more func(*event.Syscall) bool) func(*event.Event) bool {
+		return func(e *event.Event) bool {
+			return e.Kind == event.KindSyscall && e.Process.PID == uint32(pid) && e.Sys.Name == name && more(e.Sys)
+		}
+	}
+	anyCall := func(*event.Syscall) bool { return true }
+	if s := c.wait(t, "fsopen", by("fsopen", anyCall)).Sys; s.Arg != "tmpfs" || s.Flags != unix.FSOPEN_CLOEXEC || s.Ret != int64(fsfd) {
+		t.Errorf("fsopen = %+v; want tmpfs, FSOPEN_CLOEXEC, fd %d", s, fsfd)
+	}
+	set := c.wait(t, "fsconfig set_string", by("fsconfig", func(s *event.Syscall) bool { return s.Flags == unix.FSCONFIG_SET_STRING })).Sys
+	if set.Fd != fsfd || set.Arg != "source" || set.Path != "/dev/kestrel-test" || set.Ret != 0 {
+		t.Errorf("fsconfig SET_STRING = %+v; want fd %d, source=/dev/kestrel-test", set, fsfd)
+	}
+	bad := c.wait(t, "fsconfig create refused", by("fsconfig", func(s *event.Syscall) bool {
+		return s.Flags == unix.FSCONFIG_CMD_CREATE && s.Ret == -int64(unix.EINVAL)
+	})).Sys
+	if bad.Fd != fsfd || bad.Path != "" || bad.Arg != "" {
+		t.Errorf("fsconfig CMD_CREATE with a value = %+v; want fd %d, the value not read", bad, fsfd)
+	}
+	c.wait(t, "fsconfig create", by("fsconfig", func(s *event.Syscall) bool { return s.Flags == unix.FSCONFIG_CMD_CREATE && s.Ret == 0 }))
+	if s := c.wait(t, "fsmount", by("fsmount", anyCall)).Sys; s.Fd != fsfd || s.Flags != unix.FSMOUNT_CLOEXEC ||
+		s.Arg2 != unix.MOUNT_ATTR_NOSUID || s.Ret != int64(mfd) {
+		t.Errorf("fsmount = %+v; want fd %d, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID, fd %d", s, fsfd, mfd)
+	}
+	if s := c.wait(t, "move_mount", by("move_mount", anyCall)).Sys; s.Fd != mfd || s.Path != "" || s.Fd2 != unix.AT_FDCWD ||
+		s.Path2 != dir || s.Flags != unix.MOVE_MOUNT_F_EMPTY_PATH || s.Ret != 0 {
+		t.Errorf("move_mount = %+v; want fd %d onto %s", s, mfd, dir)
+	}
+	if s := c.wait(t, "open_tree", by("open_tree", anyCall)).Sys; s.Fd != unix.AT_FDCWD || s.Path != dir ||
+		s.Flags != unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC || s.Ret < 0 {
+		t.Errorf("open_tree = %+v; want %s, OPEN_TREE_CLONE|OPEN_TREE_CLOEXEC", s, dir)
 	}
 }
 

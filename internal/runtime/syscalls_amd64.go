@@ -23,6 +23,11 @@ var sysHandlers = []sysHandler{
 	{"accept", unix.SYS_ACCEPT, noSyscall}, // i386 accepts through socketcall only
 	{"accept", unix.SYS_ACCEPT4, 364},
 	{"mount", unix.SYS_MOUNT, 21},
+	{"fsopen", unix.SYS_FSOPEN, 430},
+	{"fsconfig", unix.SYS_FSCONFIG, 431},
+	{"fsmount", unix.SYS_FSMOUNT, 432},
+	{"move_mount", unix.SYS_MOVE_MOUNT, 429},
+	{"open_tree", unix.SYS_OPEN_TREE, 428},
 	{"umount", unix.SYS_UMOUNT2, 52},
 	{"oldumount", noSyscall, 22},
 	{"unshare", unix.SYS_UNSHARE, 310},
