@@ -65,7 +65,9 @@ func newESC007(*Settings) Rule {
 			"mknod under another name counts; a failed attempt by path); (3) calls mount(2) with such a source or type, with a " +
 			"disk filesystem type (ext4, xfs, btrfs, vfat ...) whatever the source is named, or with a block " +
 			"device node it made itself, except the runtime's own container setup (runc, crun ..., or " +
-			"unshare/nsenter mounting proc on /proc, sysfs on /sys, cgroup on /sys/fs/cgroup); (4) makes a block " +
+			"unshare/nsenter mounting proc on /proc, sysfs on /sys, cgroup on /sys/fs/cgroup); (3b) does the same " +
+			"with the new mount API: fsopen(2) of such a type (the runtime's own fsopen of proc, sysfs or cgroup " +
+			"exempt), or fsconfig(2) setting \"source\" to a device node or to a block node it made; (4) makes a block " +
 			"device node, or a kernel-memory one (char 1:1, 1:2, 1:4), with mknod(2), whatever it names it, " +
 			"refused attempts included (raw block volumes of a pod are made the same way by the runtime: allow " +
 			"them with allow_cgroup). A cgroup mount is remembered for ESC-001's context.",
@@ -105,8 +107,50 @@ func containerSetupMount(s *Settings, p *event.Process, fstype, target string) b
 	if !ok || !underDir(target, want) {
 		return false
 	}
+	return containerSetupActor(s, p)
+}
+
+// containerSetupFS is containerSetupMount for fsopen(2), which names the
+// type before any target (move_mount gives that, after fsmount): the
+// runtime opening one of the filesystems it sets up containers with.
+func containerSetupFS(s *Settings, p *event.Process, fstype string) bool {
+	_, ok := canonicalMounts[fstype]
+	return ok && containerSetupActor(s, p)
+}
+
+func containerSetupActor(s *Settings, p *event.Process) bool {
 	b := exeBase(p)
 	return s.IsRuntime(p.Exe) || b == "unshare" || b == "nsenter"
+}
+
+// deviceSource reports whether a mount source names a device node.
+func deviceSource(src string) bool {
+	return strings.HasPrefix(src, "/dev/") && !in(src, "/dev/null", "/dev/zero")
+}
+
+// madeBlockNode reports whether src (as the actor spelled it) is a block
+// device node the container made with mknod.
+func madeBlockNode(ctx *Context, ev *event.Event, src string) bool {
+	cs := ctx.State.Container(ev.Container.ID)
+	if cs == nil || src == "" || cs.BlockNodes[0] == "" {
+		return false
+	}
+	abs := absPath(src, ev.Process.Cwd)
+	for _, b := range cs.BlockNodes {
+		if b != "" && b == abs {
+			return true
+		}
+	}
+	return false
+}
+
+// markCgroupMount remembers a cgroup mount for ESC-001's context.
+func markCgroupMount(ctx *Context, ev *event.Event, fstype string) {
+	if strings.HasPrefix(fstype, "cgroup") {
+		if cs := ctx.State.Container(ev.Container.ID); cs != nil {
+			cs.CgroupMount = ctx.Now
+		}
+	}
 }
 
 func (r *esc007) Eval(ctx *Context, ev *event.Event) {
@@ -188,23 +232,23 @@ func (r *esc007) Eval(ctx *Context, ev *event.Event) {
 		case "mknod":
 			r.mknod(ctx, ev)
 			return
+		case "fsopen":
+			r.fsopen(ctx, ev)
+			return
+		case "fsconfig":
+			r.fsconfig(ctx, ev)
+			return
 		case "mount":
 		default:
 			return
 		}
 		fstype := s.Arg
 		src, srcNote := "", ""
-		if strings.HasPrefix(s.Path, "/dev/") && !in(s.Path, "/dev/null", "/dev/zero") {
+		if deviceSource(s.Path) {
 			src = s.Path
 		}
-		if cs := ctx.State.Container(ev.Container.ID); cs != nil && s.Path != "" && cs.BlockNodes[0] != "" {
-			abs := absPath(s.Path, p.Cwd)
-			for _, b := range cs.BlockNodes {
-				if b != "" && b == abs {
-					src, srcNote = s.Path, " (a block device node the container made)"
-					break
-				}
-			}
+		if madeBlockNode(ctx, ev, s.Path) {
+			src, srcNote = s.Path, " (a block device node the container made)"
 		}
 		if src == "" && in(fstype, diskFSTypes...) {
 			src, srcNote = s.Path, " (a disk filesystem)"
@@ -215,11 +259,7 @@ func (r *esc007) Eval(ctx *Context, ev *event.Event) {
 		if src == "" && containerSetupMount(ctx.Settings, p, fstype, s.Path2) {
 			return
 		}
-		if strings.HasPrefix(fstype, "cgroup") {
-			if cs := ctx.State.Container(ev.Container.ID); cs != nil {
-				cs.CgroupMount = ctx.Now
-			}
-		}
+		markCgroupMount(ctx, ev, fstype)
 		ctx.Emit(ev, Report{
 			Key: "mount:" + fstype + src,
 			Explanation: who(ev) + " called mount(" + s.Path + ", " + s.Path2 + ", " + fstype + ")" + srcNote +
@@ -227,6 +267,63 @@ func (r *esc007) Eval(ctx *Context, ev *event.Event) {
 			Attrs: map[string]string{"condition": "mount_syscall", "fstype": fstype, "source": s.Path, "target": s.Path2},
 		})
 	}
+}
+
+// fsopen judges the first step of the new mount API (fsopen, fsconfig,
+// fsmount, move_mount), which mounts with no mount(2): opening a disk
+// filesystem type, or a kernel one, is mounting it, as mount(2) with that
+// type is.
+func (r *esc007) fsopen(ctx *Context, ev *event.Event) {
+	s := ev.Sys
+	fstype, note := s.Arg, ""
+	switch {
+	case in(fstype, diskFSTypes...):
+		note = " (a disk filesystem)"
+	case in(fstype, escapeFSTypes...):
+		if containerSetupFS(ctx.Settings, ev.Process, fstype) {
+			return
+		}
+	default:
+		return
+	}
+	markCgroupMount(ctx, ev, fstype)
+	ctx.Emit(ev, Report{
+		Key: "mount:" + fstype,
+		Explanation: who(ev) + " called fsopen(" + fstype + ")" + note + ", the first step of a mount with the new mount API" +
+			resultNote(s.Ret) + " in " + where(ev) + ".",
+		Attrs: map[string]string{"condition": "fsopen", "fstype": fstype},
+	})
+}
+
+// fsconfig commands whose value is a string (linux/mount.h).
+const (
+	fsconfigSetString    = 1
+	fsconfigSetPath      = 3
+	fsconfigSetPathEmpty = 4
+)
+
+// fsconfig judges the source the new mount API is given: a device node,
+// or a block device node the container made, is a device mount whatever
+// filesystem type fsopen named.
+func (r *esc007) fsconfig(ctx *Context, ev *event.Event) {
+	s := ev.Sys
+	if s.Arg != "source" || s.Flags != fsconfigSetString && s.Flags != fsconfigSetPath && s.Flags != fsconfigSetPathEmpty {
+		return
+	}
+	src, note := s.Path, ""
+	switch {
+	case madeBlockNode(ctx, ev, src):
+		note = " (a block device node the container made)"
+	case deviceSource(src):
+	default:
+		return
+	}
+	ctx.Emit(ev, Report{
+		Key: "mount:" + src,
+		Explanation: who(ev) + " set mount source " + src + note + " with fsconfig (the new mount API)" + resultNote(s.Ret) +
+			" in " + where(ev) + ".",
+		Attrs: map[string]string{"condition": "fsconfig_source", "source": src},
+	})
 }
 
 // mknod judges a mknod(at) call: a block device node, or a character node

@@ -25,16 +25,23 @@ func newESC005(*Settings) Rule {
 		MITRE:    []string{"T1611", "T1005"},
 		Severity: event.SevHigh,
 		Description: "A container process opened a file through /proc/<pid>/root/ or /proc/<pid>/cwd/ (or that directory " +
-			"itself, the base of relative opens such as tar -C /proc/<pid>/root), or chroot()ed into one, of a " +
+			"itself, the base of relative opens such as tar -C /proc/<pid>/root), chroot()ed into one, or " +
+			"cloned its mount tree with open_tree(OPEN_TREE_CLONE) (a bind mount with the new mount API), of a " +
 			"process outside its container (the pid is the actor's, mapped to the host pid; outside is decided " +
 			"by the engine's process table, else by the target's cgroup and mount namespace: pid 1 seen from a " +
 			"hostPID pod), or opened a file under a common host-root mount point (/host, /rootfs, /hostfs, " +
 			"/node). Critical when the file is a credential, runtime socket or kubelet state, and for a chroot " +
-			"into the host's root. Needs raw_path: the resolved path of /proc/1/root/etc/shadow is /etc/shadow.",
+			"into, or a tree clone of, the host's root. Needs raw_path: the resolved path of /proc/1/root/etc/shadow is /etc/shadow.",
 		Knobs: []string{"container_image_allowlist", "rules.ESC-005.allow_cgroup"},
 		Kinds: kinds(event.KindOpen, event.KindSyscall),
 	}}}
 }
+
+// open_tree(2) flag and the dirfd meaning the cwd (linux/mount.h, fcntl.h).
+const (
+	openTreeClone = 1
+	atFDCWD       = -100
+)
 
 // procRootTarget splits a path through /proc/<pid>/root or cwd into the pid,
 // the entry ("root" or "cwd") and the path below it; ok is false for other
@@ -65,7 +72,7 @@ func (r *esc005) Eval(ctx *Context, ev *event.Event) {
 	}
 	var raw string
 	var res int64
-	chroot := false
+	chroot, clone := false, false
 	switch ev.Kind {
 	case event.KindOpen:
 		if ev.File == nil {
@@ -73,11 +80,27 @@ func (r *esc005) Eval(ctx *Context, ev *event.Event) {
 		}
 		raw, res = ev.File.RawPath, int64(ev.File.Result)
 	case event.KindSyscall:
-		if ev.Sys == nil || ev.Sys.Name != "chroot" {
+		s := ev.Sys
+		switch {
+		case s == nil:
+			return
+		case s.Name == "chroot":
+			chroot = true
+		case s.Name == "open_tree" && s.Flags&openTreeClone != 0:
+			// A copy of the tree, to attach with move_mount: a bind
+			// mount of the other process's root with no mount(2). A
+			// path relative to a directory fd other than the cwd is
+			// not resolved here (the open of that directory was an
+			// event of its own).
+			if !strings.HasPrefix(s.Path, "/") && s.Fd != atFDCWD {
+				return
+			}
+			clone = true
+		default:
 			return
 		}
-		raw, res, chroot = ev.Sys.Path, ev.Sys.Ret, true
-		// chroot takes any spelling: proc/1/root from /, //proc/./1/root/.
+		raw, res = s.Path, s.Ret
+		// Any spelling: proc/1/root from /, //proc/./1/root/.
 		if !strings.HasPrefix(raw, "/") && p.Cwd != "" {
 			raw = p.Cwd + "/" + raw
 		}
@@ -125,18 +148,24 @@ func (r *esc005) Eval(ctx *Context, ev *event.Event) {
 	if hostPath == "" {
 		what = "opened the host directory / (a base for relative opens)"
 	}
-	if chroot {
+	switch {
+	case chroot:
 		what = "chroot()ed into /" + hostPath
-		if other == "the host" {
-			sev = event.SevCritical
-		}
+	case clone:
+		what = "cloned the mount tree at /" + hostPath + " with open_tree(OPEN_TREE_CLONE)"
+	}
+	if (chroot || clone) && other == "the host" {
+		sev = event.SevCritical
 	}
 	if other != "" {
 		what += " of " + other
 	}
 	attrs := map[string]string{"host_path": "/" + hostPath, "via": via, "raw_path": raw}
-	if chroot {
+	switch {
+	case chroot:
 		attrs["condition"] = "chroot"
+	case clone:
+		attrs["condition"] = "open_tree"
 	}
 	ctx.Emit(ev, Report{
 		Key:         via,

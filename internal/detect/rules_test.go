@@ -216,6 +216,25 @@ func TestRules(t *testing.T) {
 			return evs(execEv(proc(77, "/bin/sleep").ns(hostPIDNS), c),
 				sysEv(proc(33, "/usr/sbin/chroot").ns(hostPIDNS), c, event.Syscall{Name: "chroot", Path: "/proc/77/root"}))
 		}, false, 0},
+		{"open_tree clone of a host process's root from a hostPID container", "ESC-005", func() []*event.Event {
+			return evs(execEv(proc(4000, "/usr/sbin/sshd").ns(hostNS), nil),
+				sysEv(proc(33, "/usr/bin/python3").ns(hostPIDNS), side("x"),
+					event.Syscall{Name: "open_tree", Fd: atFDCWD, Path: "/proc/4000/root/", Flags: openTreeClone | 0x8000, Ret: -22}))
+		}, true, event.SevCritical},
+		{"open_tree clone by a path relative to the cwd", "ESC-005", func() []*event.Event {
+			return evs(sysEv(proc(33, "/usr/bin/python3").ns(hostPIDNS).cwd("/proc"), side("x"),
+				event.Syscall{Name: "open_tree", Fd: atFDCWD, Path: "1/root", Flags: openTreeClone}))
+		}, true, 0},
+		{"open_tree of /proc/1/root without OPEN_TREE_CLONE (a path fd, no copy)", "ESC-005", func() []*event.Event {
+			return evs(sysEv(proc(33, "/usr/bin/python3").ns(hostPIDNS), side("x"),
+				event.Syscall{Name: "open_tree", Fd: atFDCWD, Path: "/proc/1/root", Flags: 0x80000}))
+		}, false, 0},
+		{"open_tree clone of the container's own process root and of a data dir", "ESC-005", func() []*event.Event {
+			c := side("x")
+			return evs(execEv(proc(77, "/bin/sleep").ns(hostPIDNS), c),
+				sysEv(proc(33, "/usr/bin/python3").ns(hostPIDNS), c, event.Syscall{Name: "open_tree", Fd: atFDCWD, Path: "/proc/77/root", Flags: openTreeClone}),
+				sysEv(proc(33, "/usr/bin/python3").ns(hostPIDNS), c, event.Syscall{Name: "open_tree", Fd: atFDCWD, Path: "/data", Flags: openTreeClone}))
+		}, false, 0},
 		{"chroot into a build root", "ESC-005", func() []*event.Event {
 			return evs(sysEv(proc(33, "/usr/sbin/chroot").ns(hostPIDNS), side("x"), event.Syscall{Name: "chroot", Path: "/srv/buildroot"}))
 		}, false, 0},
@@ -324,6 +343,31 @@ func TestRules(t *testing.T) {
 		{"A12 tmpfs mount", "ESC-007", func() []*event.Event {
 			return evs(execEv(proc(12, "/usr/bin/mount", "mount", "-t", "tmpfs", "tmpfs", "/run"), side("a12")))
 		}, false, 0},
+		{"new mount API: fsopen of a disk filesystem, refused", "ESC-007", func() []*event.Event {
+			return evs(sysEv(proc(14, "/usr/bin/python3"), infer("x"), event.Syscall{Name: "fsopen", Arg: "ext4", Ret: -1}))
+		}, true, event.SevCritical},
+		{"new mount API: fsopen of sysfs", "ESC-007", func() []*event.Event {
+			return evs(sysEv(proc(14, "/usr/bin/python3"), infer("x"), event.Syscall{Name: "fsopen", Arg: "sysfs", Flags: 1, Ret: 3}))
+		}, true, event.SevCritical},
+		{"new mount API: fsconfig source a raw device", "ESC-007", func() []*event.Event {
+			return evs(sysEv(proc(14, "/usr/bin/python3"), infer("x"), event.Syscall{Name: "fsconfig", Fd: 3, Flags: fsconfigSetString,
+				Arg: "source", Path: "/dev/nvme0n1p1", Ret: -19}))
+		}, true, event.SevCritical},
+		{"new mount API: fsopen of tmpfs with a named source", "ESC-007", func() []*event.Event {
+			sh := proc(14, "/usr/bin/python3")
+			return evs(sysEv(sh, infer("x"), event.Syscall{Name: "fsopen", Arg: "tmpfs", Flags: 1, Ret: 3}),
+				sysEv(sh, infer("x"), event.Syscall{Name: "fsconfig", Fd: 3, Flags: fsconfigSetString, Arg: "source", Path: "scratch"}),
+				sysEv(sh, infer("x"), event.Syscall{Name: "fsconfig", Fd: 3, Flags: fsconfigSetString, Arg: "size", Path: "/dev/sda"}),
+				sysEv(sh, infer("x"), event.Syscall{Name: "fsconfig", Fd: 3, Flags: 5, Arg: "source"}))
+		}, false, 0},
+		{"new mount API: the runtime's own fsopen of proc and cgroup2 in the container's cgroup", "ESC-007", func() []*event.Event {
+			return evs(sysEv(proc(13, "/usr/sbin/runc"), infer("x"), event.Syscall{Name: "fsopen", Arg: "proc", Flags: 1, Ret: 3}),
+				sysEv(proc(13, "/usr/sbin/runc"), infer("x"), event.Syscall{Name: "fsopen", Arg: "cgroup2", Flags: 1, Ret: 4}),
+				sysEv(proc(12, "/usr/bin/unshare"), infer("x"), event.Syscall{Name: "fsopen", Arg: "sysfs", Ret: 3}))
+		}, false, 0},
+		{"new mount API: the runtime's fsopen of a disk filesystem is not setup", "ESC-007", func() []*event.Event {
+			return evs(sysEv(proc(13, "/usr/sbin/runc"), infer("x"), event.Syscall{Name: "fsopen", Arg: "xfs", Ret: 3}))
+		}, true, 0},
 		{"GPU device is not a raw disk", "ESC-007", func() []*event.Event {
 			return evs(openEv(proc(12, "/x"), infer("x"), "/dev/nvidia0", "", rdw, 3), openEv(proc(12, "/x"), infer("x"), "/dev/null", "", rdw, 3))
 		}, false, 0},
