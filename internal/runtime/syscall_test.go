@@ -110,9 +110,9 @@ func runSysHelper(args []string) int {
 }
 
 // seccompHelper installs a seccomp filter on its thread that refuses
-// unshare and mount with EPERM and openat with EACCES, as a container
-// runtime's profile would, then tries each: the calls never reach
-// sys_enter. It prints the three errors.
+// unshare, mount and fsopen with EPERM and openat with EACCES, as a
+// container runtime's profile would, then tries each: the calls never
+// reach sys_enter. It prints the four errors.
 func seccompHelper(dir, watched string) int {
 	runtime.LockOSThread() // the filter and the calls on one thread
 	arch := map[string]uint32{"amd64": unix.AUDIT_ARCH_X86_64, "arm64": unix.AUDIT_ARCH_AARCH64}[runtime.GOARCH]
@@ -123,10 +123,11 @@ func seccompHelper(dir, watched string) int {
 	)
 	filter := []unix.SockFilter{
 		{Code: ldAbs, K: 4}, // seccomp_data.arch
-		{Code: jeq, K: arch, Jt: 0, Jf: 6},
+		{Code: jeq, K: arch, Jt: 0, Jf: 7},
 		{Code: ldAbs, K: 0}, // seccomp_data.nr
-		{Code: jeq, K: unix.SYS_UNSHARE, Jt: 3},
-		{Code: jeq, K: unix.SYS_MOUNT, Jt: 2},
+		{Code: jeq, K: unix.SYS_UNSHARE, Jt: 4},
+		{Code: jeq, K: unix.SYS_MOUNT, Jt: 3},
+		{Code: jeq, K: unix.SYS_FSOPEN, Jt: 2},
 		{Code: jeq, K: unix.SYS_OPENAT, Jt: 3},
 		{Code: ret, K: unix.SECCOMP_RET_ALLOW},
 		{Code: ret, K: unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)},
@@ -145,7 +146,8 @@ func seccompHelper(dir, watched string) int {
 	e1 := unix.Unshare(unix.CLONE_NEWUTS)
 	e2 := unix.Mount("kestrel-tmpfs", dir, "tmpfs", unix.MS_NOSUID, "")
 	_, e3 := unix.Open(watched, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	fmt.Println(e1, "|", e2, "|", e3)
+	_, e4 := unix.Fsopen("ext4", unix.FSOPEN_CLOEXEC)
+	fmt.Println(e1, "|", e2, "|", e3, "|", e4)
 	return 0
 }
 
@@ -160,7 +162,7 @@ func TestSeccompRefusedAttempts(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid, out := helper(t, "/", "sys", "seccomp", dir)
-	if want := "operation not permitted | operation not permitted | permission denied"; out != want {
+	if want := "operation not permitted | operation not permitted | permission denied | operation not permitted"; out != want {
 		t.Fatalf("helper: %q; want %q (the filter did not refuse the calls)", out, want)
 	}
 	by := func(name string) func(*event.Event) bool {
@@ -177,6 +179,10 @@ func TestSeccompRefusedAttempts(t *testing.T) {
 		m.Flags != unix.MS_NOSUID {
 		t.Errorf("mount = %+v; want exit-only, -EPERM, kestrel-tmpfs on %s", m, dir)
 	}
+	f := c.wait(t, "fsopen", by("fsopen")).Sys
+	if !f.ExitOnly || f.Ret != -int64(unix.EPERM) || f.Arg != "ext4" || f.Flags != unix.FSOPEN_CLOEXEC {
+		t.Errorf("fsopen = %+v; want exit-only, -EPERM, ext4", f)
+	}
 	o := c.wait(t, "open", openBy(pid, model)).File
 	if o.Result != -int32(unix.EACCES) || o.Path != model || o.Syscall != "openat" || o.Match != event.MatchName {
 		t.Errorf("open = %+v; want -EACCES, %s, matched by name", o, model)
@@ -190,8 +196,8 @@ func TestSeccompRefusedAttempts(t *testing.T) {
 			n++
 		}
 	}
-	if n != 3 {
-		t.Errorf("%d syscall and open events from the helper; want 3", n)
+	if n != 4 {
+		t.Errorf("%d syscall and open events from the helper; want 4", n)
 	}
 }
 
