@@ -493,21 +493,7 @@ func TestEgressSendfileAndSplice(t *testing.T) {
 // REC_SOCK_CLOSED makes the next walk report the socket's entries closed.
 func TestEgressReporterDatagrams(t *testing.T) {
 	requireKernel(t)
-	socks, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Hash, KeySize: 8, ValueSize: egressValSize, MaxEntries: 16})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer socks.Close()
-	dgram, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Hash, KeySize: dgramKeySize, ValueSize: egressValSize, MaxEntries: 16})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dgram.Close()
-	stats, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 16})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stats.Close()
+	socks, dgram, stats := egressTestMaps(t, 16, 16)
 	tracked := uint64(0)
 	key := func(cookie uint64, port uint16) dgramKey {
 		var k dgramKey

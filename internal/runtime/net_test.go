@@ -1048,21 +1048,7 @@ func TestUnixConnectFallback(t *testing.T) {
 // a socket leaves the map, and sockets the LRU map lost are reported as Lost.
 func TestEgressReporter(t *testing.T) {
 	requireKernel(t)
-	socks, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Hash, KeySize: 8, ValueSize: egressValSize, MaxEntries: 1024})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer socks.Close()
-	dgram, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Hash, KeySize: dgramKeySize, ValueSize: egressValSize, MaxEntries: 64})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dgram.Close()
-	stats, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 16})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stats.Close()
+	socks, dgram, stats := egressTestMaps(t, 1024, 64)
 	setStat := func(i int, v uint64) {
 		per := make([]uint64, ebpf.MustPossibleCPU())
 		per[0] = v
@@ -1265,4 +1251,21 @@ func FuzzDecodeNet(f *testing.F) {
 			t.Fatalf("protocol %q", n.Protocol)
 		}
 	})
+}
+
+// egressTestMaps makes maps shaped like the kernel's egress_socks,
+// egress_dgram and net_stats, closed when the test ends.
+func egressTestMaps(t *testing.T, socks, dgram uint32) (*ebpf.Map, *ebpf.Map, *ebpf.Map) {
+	t.Helper()
+	mk := func(spec *ebpf.MapSpec) *ebpf.Map {
+		m, err := ebpf.NewMap(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		return m
+	}
+	return mk(&ebpf.MapSpec{Type: ebpf.Hash, KeySize: 8, ValueSize: egressValSize, MaxEntries: socks}),
+		mk(&ebpf.MapSpec{Type: ebpf.Hash, KeySize: dgramKeySize, ValueSize: egressValSize, MaxEntries: dgram}),
+		mk(&ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 16})
 }
